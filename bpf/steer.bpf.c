@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * steer: decides, for every new connection to a service's reuseport group,
+ * which version and instance gets it, and where requests queued on a closing
+ * listener go.  Attached per group with SO_ATTACH_REUSEPORT_EBPF and attach
+ * type BPF_SK_REUSEPORT_SELECT_OR_MIGRATE.
+ *
+ * It always selects explicitly: SK_PASS without a selection would let the
+ * kernel hash over every socket in the group, including ones baton has not
+ * placed (a new version still starting, or a stray process's socket).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "steer.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* sockets: every listener baton placed, at steer_slot(group, vslot, instance); agent writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY);
+	__uint(max_entries, SOCKARRAY_SIZE);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sockets SEC(".maps");
+
+/* groups: listen address -> service and group index; agent writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_GROUPS);
+	__type(key, struct steer_group_key);
+	__type(value, struct steer_group);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} groups SEC(".maps");
+
+/* services: steering policy per service, replaced whole; agent writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SERVICES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct steer_service);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} services SEC(".maps");
+
+/* probes: agent probe source port -> the one socket it checks; agent writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_PROBES);
+	__type(key, struct steer_probe_key);
+	__type(value, struct steer_probe);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} probes SEC(".maps");
+
+/* steer_stats: per-CPU decision counters per group; this program writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_GROUPS);
+	__type(key, __u32);
+	__type(value, struct steer_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} steer_stats SEC(".maps");
+
+static __always_inline int select_slot(struct sk_reuseport_md *md, __u32 group, __u32 vslot,
+				       __u32 instance)
+{
+	__u32 key = steer_slot(group, vslot, instance);
+
+	return bpf_sk_select_reuseport(md, &sockets, &key, 0);
+}
+
+/* Try the instances of one version, starting at the one the hash names. */
+static __always_inline int select_version(struct sk_reuseport_md *md, __u32 group,
+					  const struct steer_service *svc, __u32 vslot,
+					  __u32 hash)
+{
+	__u32 n, first, i;
+
+	if (vslot >= MAX_VERSIONS)
+		return -1;
+	n = svc->v[vslot].instances;
+	if (!n || n > MAX_INSTANCES)
+		return -1;
+	first = hash % n;
+	for (i = 0; i < MAX_INSTANCES; i++) {
+		__u32 inst;
+
+		if (i >= n)
+			break;
+		inst = first + i;
+		if (inst >= n)
+			inst -= n;
+		if (!select_slot(md, group, vslot, inst))
+			return i ? 1 : 0;
+	}
+	return -1;
+}
+
+/* Source port of a new connection's SYN; data starts at the TCP header. */
+static __always_inline int syn_sport(struct sk_reuseport_md *md, __u16 *sport)
+{
+	struct tcphdr *th = md->data;
+
+	if ((void *)(th + 1) > md->data_end)
+		return -1;
+	*sport = bpf_ntohs(th->source);
+	return 0;
+}
+
+SEC("sk_reuseport/migrate")
+int steer(struct sk_reuseport_md *md)
+{
+	struct steer_group_key gk = {};
+	struct steer_group *gi;
+	struct steer_service *svc;
+	struct steer_stats *st;
+	struct bpf_sock *sk = md->sk;
+	__u32 group, hash, vslot, i;
+	int migrating = md->migrating_sk != NULL;
+	int r;
+
+	if (!sk)
+		/* No listener to identify the group by; cannot happen for TCP.  Refuse. */
+		return SK_DROP;
+	gk.family = sk->family;
+	gk.port = sk->src_port;
+	if (gk.family == AF_INET) {
+		gk.addr[0] = sk->src_ip4;
+	} else {
+		gk.addr[0] = sk->src_ip6[0];
+		gk.addr[1] = sk->src_ip6[1];
+		gk.addr[2] = sk->src_ip6[2];
+		gk.addr[3] = sk->src_ip6[3];
+	}
+	gi = bpf_map_lookup_elem(&groups, &gk);
+	if (!gi)
+		/*
+		 * A group baton does not know (the agent registers a group before
+		 * attaching, so this is a broken setup).  Refuse rather than let
+		 * the kernel hash onto sockets nobody placed: the client gets a
+		 * RST, a migrating request is reset.
+		 */
+		return SK_DROP;
+	group = gi->group;
+	if (group >= MAX_GROUPS)
+		return SK_DROP; /* corrupt entry; same reasoning as above */
+	st = bpf_map_lookup_elem(&steer_stats, &group);
+
+	svc = bpf_map_lookup_elem(&services, &gi->service);
+	if (!svc)
+		goto drop;
+
+	if (!migrating && md->ip_protocol == IPPROTO_TCP) {
+		struct steer_probe_key pk = { .group = group };
+		struct steer_probe *pt;
+
+		if (!syn_sport(md, &pk.sport)) {
+			pt = bpf_map_lookup_elem(&probes, &pk);
+			if (pt) {
+				if (pt->vslot < MAX_VERSIONS && pt->instance < MAX_INSTANCES &&
+				    !select_slot(md, group, pt->vslot, pt->instance)) {
+					if (st)
+						st->probes++;
+					/* The agent's probe reaches exactly the socket it checks. */
+					return SK_PASS;
+				}
+				/* The probed socket is gone: the probe is refused rather
+				 * than landing on another version and reporting it healthy. */
+				goto drop;
+			}
+		}
+	}
+
+	hash = steer_mix(md->hash);
+	vslot = steer_pick_version(svc, hash % WEIGHT_MAX);
+	r = select_version(md, group, svc, vslot, hash / WEIGHT_MAX);
+	if (r >= 0) {
+		if (st) {
+			if (migrating)
+				st->migrated++;
+			else
+				st->selected++;
+			if (r > 0)
+				st->fallback++;
+		}
+		/* Selected a live socket of the version the weights chose. */
+		return SK_PASS;
+	}
+
+	/* That version has no live socket: any other version with weight. */
+	for (i = 0; i < MAX_VERSIONS; i++) {
+		if (i == vslot || svc->v[i].state != VSTATE_ACTIVE || !svc->v[i].weight)
+			continue;
+		if (select_version(md, group, svc, i, hash / WEIGHT_MAX) >= 0) {
+			if (st) {
+				if (migrating)
+					st->migrated++;
+				else
+					st->selected++;
+				st->fallback++;
+			}
+			/* Selected a live socket of another active version. */
+			return SK_PASS;
+		}
+	}
+drop:
+	if (st)
+		st->dropped++;
+	/*
+	 * No live socket of an active version: nothing can serve this client.
+	 * The kernel answers a SYN with RST (connection refused) and resets a
+	 * migrating request.  The agent never leaves a service in this state
+	 * while it runs a version; see tests/bpf/test_steer.c.
+	 */
+	return SK_DROP;
+}

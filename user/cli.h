@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BATON_CLI_H
+#define BATON_CLI_H
+
+int cmd_agent(int argc, char **argv);
+int cmd_deploy(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_rollback(int argc, char **argv);
+int cmd_shutdown(int argc, char **argv);
+int cmd_help(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+
+#endif /* BATON_CLI_H */

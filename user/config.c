@@ -1,0 +1,1181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * baton's configuration file: an INI file read with inih, one [agent]
+ * section and one [service NAME] section per service.  See docs/config.md.
+ *
+ * inih hands the handler only (section, name, value), so the file is fed to
+ * ini_parse_stream() through our own reader, one physical line per call.
+ * The reader therefore always knows the line inih is working on, sees
+ * section headers (inih reports no event for an empty section), and can stop
+ * the parse at the first error by returning NULL.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* steer.h, which config.h includes, expects __u32 and friends. */
+#include <linux/types.h>
+
+#include "config.h"
+
+#define DEFAULT_CONTROL "/run/baton/control.sock"
+#define DEFAULT_BPF_DIR "/sys/fs/bpf/baton"
+#define DEFAULT_RUN_DIR "/run/baton"
+
+#define DURATION_MAX_MS (24u * 60 * 60 * 1000)
+
+/* How much of a user's value is echoed in a message: enough to recognise it,
+ * short enough that the hint after it still fits in CONF_ERR_LEN. */
+#define ECHO_MAX 48
+
+#ifndef __printf
+#define __printf(a, b) __attribute__((format(printf, a, b)))
+#endif
+
+static void __printf(3, 4) seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static bool all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+/*
+ * Decimal digits only: no sign, no spaces, no 0x.  Saturates at max + 1 so
+ * that any overflow is reported as out of range rather than wrapping.
+ */
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	unsigned long v = 0;
+
+	if (!all_digits(s))
+		return -1;
+	for (; *s; s++) {
+		if (v <= max)
+			v = v * 10 + (unsigned long)(*s - '0');
+	}
+	*out = v > max ? max + 1 : v;
+	return 0;
+}
+
+int parse_duration_ms(const char *s, unsigned *ms, char *err, size_t errlen)
+{
+	unsigned long long v = 0, unit;
+	const char *p = s;
+
+	if (!*s) {
+		seterr(err, errlen, "empty duration (use a number with ms, s, m or h, e.g. 10s)");
+		return -1;
+	}
+	if (*s == '-') {
+		seterr(err, errlen, "duration \"%.*s\" is negative", ECHO_MAX, s);
+		return -1;
+	}
+	if (*p < '0' || *p > '9')
+		goto bad;
+	/* Stop growing once past the limit: every unit is at least 1 ms, so
+	 * the value is already too long and cannot overflow any more. */
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v <= DURATION_MAX_MS)
+			v = v * 10 + (unsigned)(*p - '0');
+	}
+	if (!strcmp(p, "ms"))
+		unit = 1;
+	else if (!strcmp(p, "s") || !*p)
+		unit = 1000;
+	else if (!strcmp(p, "m"))
+		unit = 60 * 1000;
+	else if (!strcmp(p, "h"))
+		unit = 60 * 60 * 1000;
+	else
+		goto bad;
+	if (v > DURATION_MAX_MS || v * unit > DURATION_MAX_MS) {
+		seterr(err, errlen, "duration \"%.*s\" is longer than 24h", ECHO_MAX, s);
+		return -1;
+	}
+	*ms = (unsigned)(v * unit);
+	return 0;
+bad:
+	seterr(err, errlen,
+	       "invalid duration \"%.*s\" (use a whole number with ms, s, m or h, e.g. 10s)",
+	       ECHO_MAX, s);
+	return -1;
+}
+
+int parse_listen(const char *s, struct listen_addr *la, char *err, size_t errlen)
+{
+	struct listen_addr out;
+	char host[INET6_ADDRSTRLEN + 1];
+	char ntop[INET6_ADDRSTRLEN];
+	const char *colon, *port_s;
+	unsigned long port;
+	size_t hlen;
+	int family;
+
+	memset(&out, 0, sizeof(out));
+	if (!*s) {
+		seterr(err, errlen,
+		       "empty address (use ADDR:PORT, e.g. 0.0.0.0:8080 or [::]:8080)");
+		return -1;
+	}
+	if (*s == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close) {
+			seterr(err, errlen, "\"%.*s\": missing \"]\" after the IPv6 address",
+			       ECHO_MAX, s);
+			return -1;
+		}
+		if (close[1] != ':') {
+			seterr(err, errlen, "\"%.*s\": missing port (use [ADDR]:PORT)", ECHO_MAX,
+			       s);
+			return -1;
+		}
+		family = AF_INET6;
+		hlen = (size_t)(close - s - 1);
+		if (hlen >= sizeof(host))
+			goto bad_addr;
+		memcpy(host, s + 1, hlen);
+		host[hlen] = '\0';
+		port_s = close + 2;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon) {
+			seterr(err, errlen, "\"%.*s\": missing port (use ADDR:PORT)", ECHO_MAX, s);
+			return -1;
+		}
+		if (memchr(s, ':', (size_t)(colon - s))) {
+			seterr(err, errlen,
+			       "\"%.*s\": an IPv6 address needs brackets (e.g. [::1]:8080)",
+			       ECHO_MAX, s);
+			return -1;
+		}
+		family = AF_INET;
+		hlen = (size_t)(colon - s);
+		if (hlen >= sizeof(host))
+			goto bad_addr;
+		memcpy(host, s, hlen);
+		host[hlen] = '\0';
+		port_s = colon + 1;
+	}
+
+	if (!*port_s) {
+		seterr(err, errlen, "\"%.*s\": missing port", ECHO_MAX, s);
+		return -1;
+	}
+	if (parse_uint(port_s, 65535, &port) < 0 || port < 1 || port > 65535) {
+		seterr(err, errlen, "\"%.*s\": port must be 1..65535, not \"%.*s\"", ECHO_MAX, s,
+		       ECHO_MAX, port_s);
+		return -1;
+	}
+
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&out.ss;
+
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			goto bad_addr;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		out.len = sizeof(*sin);
+		inet_ntop(AF_INET, &sin->sin_addr, ntop, sizeof(ntop));
+		snprintf(out.text, sizeof(out.text), "%s:%lu", ntop, port);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out.ss;
+
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			goto bad_addr;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		out.len = sizeof(*sin6);
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ntop, sizeof(ntop));
+		snprintf(out.text, sizeof(out.text), "[%s]:%lu", ntop, port);
+	}
+	*la = out;
+	return 0;
+
+bad_addr:
+	seterr(err, errlen, "\"%.*s\": not an IP%s address (host names are not accepted)", ECHO_MAX,
+	       s, family == AF_INET6 ? "v6" : "v4");
+	return -1;
+}
+
+/* Names the config accepts for exit-signal: the ones servers act on. */
+static const struct {
+	const char *name;
+	int sig;
+} exit_signals[] = {
+	{ "TERM", SIGTERM }, { "INT", SIGINT },	  { "QUIT", SIGQUIT },	 { "HUP", SIGHUP },
+	{ "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "WINCH", SIGWINCH }, { "KILL", SIGKILL },
+};
+
+int parse_signal(const char *s, int *sig, char *err, size_t errlen)
+{
+	const char *name = s;
+	unsigned long n;
+	size_t i;
+
+	if (!*s) {
+		seterr(err, errlen, "empty signal (use a name such as TERM or a number 1..31)");
+		return -1;
+	}
+	if (all_digits(s)) {
+		parse_uint(s, 31, &n);
+		if (n < 1 || n > 31) {
+			seterr(err, errlen, "signal number must be 1..31, not %.*s", ECHO_MAX, s);
+			return -1;
+		}
+		*sig = (int)n;
+		return 0;
+	}
+	if (!strncasecmp(name, "SIG", 3))
+		name += 3;
+	for (i = 0; i < sizeof(exit_signals) / sizeof(exit_signals[0]); i++) {
+		if (!strcasecmp(name, exit_signals[i].name)) {
+			*sig = exit_signals[i].sig;
+			return 0;
+		}
+	}
+	seterr(err, errlen,
+	       "unknown signal \"%.*s\" (use TERM, INT, QUIT, HUP, USR1, USR2, WINCH, KILL or a number 1..31)",
+	       ECHO_MAX, s);
+	return -1;
+}
+
+int parse_service_name(const char *s, char *err, size_t errlen)
+{
+	size_t len = strlen(s);
+	const char *p;
+
+	if (!len) {
+		seterr(err, errlen, "empty service name");
+		return -1;
+	}
+	if (len >= NAME_MAX_LEN) {
+		seterr(err, errlen, "service name \"%.*s\" is longer than %d characters", ECHO_MAX,
+		       s, NAME_MAX_LEN - 1);
+		return -1;
+	}
+	if (*s < 'a' || *s > 'z') {
+		seterr(err, errlen, "service name \"%s\" must start with a lowercase letter", s);
+		return -1;
+	}
+	for (p = s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-')
+			continue;
+		seterr(err, errlen, "service name \"%s\" may only contain a-z, 0-9, _ and -", s);
+		return -1;
+	}
+	return 0;
+}
+
+void free_argv(char **argv)
+{
+	if (!argv)
+		return;
+	for (; *argv; argv++) {
+		free(*argv);
+		*argv = NULL;
+	}
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+int split_command(const char *s, char **argv, int max, char *err, size_t errlen)
+{
+	char *word, *w;
+	int argc = 0;
+	bool inword;
+
+	argv[0] = NULL;
+	/* No word is longer than the whole line, so one buffer serves all. */
+	word = malloc(strlen(s) + 1);
+	if (!word) {
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
+
+	while (*s) {
+		while (is_blank(*s))
+			s++;
+		if (!*s)
+			break;
+
+		w = word;
+		inword = true;
+		while (inword && *s) {
+			if (is_blank(*s)) {
+				inword = false;
+			} else if (*s == '\'') {
+				const char *q = strchr(s + 1, '\'');
+
+				if (!q) {
+					seterr(err, errlen, "unterminated ' quote");
+					goto fail;
+				}
+				memcpy(w, s + 1, (size_t)(q - s - 1));
+				w += q - s - 1;
+				s = q + 1;
+			} else if (*s == '"') {
+				for (s++; *s && *s != '"'; s++) {
+					/* Like sh: inside "...", \ escapes only " and \. */
+					if (*s == '\\' && (s[1] == '"' || s[1] == '\\'))
+						s++;
+					*w++ = *s;
+				}
+				if (!*s) {
+					seterr(err, errlen, "unterminated \" quote");
+					goto fail;
+				}
+				s++;
+			} else if (*s == '\\') {
+				if (!s[1]) {
+					seterr(err, errlen, "backslash at the end of the command");
+					goto fail;
+				}
+				*w++ = s[1];
+				s += 2;
+			} else {
+				*w++ = *s++;
+			}
+		}
+		*w = '\0';
+
+		if (argc >= max) {
+			seterr(err, errlen, "more than %d arguments", max);
+			goto fail;
+		}
+		argv[argc] = strdup(word);
+		if (!argv[argc]) {
+			seterr(err, errlen, "out of memory");
+			goto fail;
+		}
+		argv[++argc] = NULL;
+	}
+	free(word);
+	if (!argc) {
+		seterr(err, errlen, "empty command");
+		return -1;
+	}
+	return argc;
+
+fail:
+	free(word);
+	free_argv(argv);
+	return -1;
+}
+
+const char *ready_kind_name(enum ready_kind k)
+{
+	switch (k) {
+	case READY_NONE:
+		return "none";
+	case READY_NOTIFY:
+		return "notify";
+	case READY_TCP:
+		return "tcp";
+	}
+	return "unknown";
+}
+
+/* Built from the macros, not from numbers: signal numbers differ by arch. */
+static const struct {
+	int sig;
+	const char *name;
+} signal_names[] = {
+	{ SIGHUP, "SIGHUP" },	    { SIGINT, "SIGINT" },   { SIGQUIT, "SIGQUIT" },
+	{ SIGILL, "SIGILL" },	    { SIGTRAP, "SIGTRAP" }, { SIGABRT, "SIGABRT" },
+	{ SIGBUS, "SIGBUS" },	    { SIGFPE, "SIGFPE" },   { SIGKILL, "SIGKILL" },
+	{ SIGUSR1, "SIGUSR1" },	    { SIGSEGV, "SIGSEGV" }, { SIGUSR2, "SIGUSR2" },
+	{ SIGPIPE, "SIGPIPE" },	    { SIGALRM, "SIGALRM" }, { SIGTERM, "SIGTERM" },
+#ifdef SIGSTKFLT
+	{ SIGSTKFLT, "SIGSTKFLT" },
+#endif
+	{ SIGCHLD, "SIGCHLD" },	    { SIGCONT, "SIGCONT" }, { SIGSTOP, "SIGSTOP" },
+	{ SIGTSTP, "SIGTSTP" },	    { SIGTTIN, "SIGTTIN" }, { SIGTTOU, "SIGTTOU" },
+	{ SIGURG, "SIGURG" },	    { SIGXCPU, "SIGXCPU" }, { SIGXFSZ, "SIGXFSZ" },
+	{ SIGVTALRM, "SIGVTALRM" }, { SIGPROF, "SIGPROF" }, { SIGWINCH, "SIGWINCH" },
+	{ SIGIO, "SIGIO" },	    { SIGPWR, "SIGPWR" },   { SIGSYS, "SIGSYS" },
+};
+
+const char *signal_name(int sig)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(signal_names) / sizeof(signal_names[0]); i++)
+		if (signal_names[i].sig == sig)
+			return signal_names[i].name;
+	return "unknown";
+}
+
+/* ---- the file parser -------------------------------------------------- */
+
+enum section_kind {
+	SECT_NONE,
+	SECT_AGENT,
+	SECT_SERVICE,
+};
+
+struct parser;
+typedef int (*key_setter)(struct parser *p, const char *key, const char *val);
+
+struct key_def {
+	const char *name;
+	enum section_kind sect;
+	bool repeats;
+	key_setter set;
+};
+
+struct parser {
+	struct config *cfg;
+	const char *path;
+	FILE *f;
+	char *line;	 /* getline() buffer */
+	const char *cur; /* the current line, without leading blanks, for messages */
+	size_t linecap;
+	int lineno;
+	bool failed;
+	int errline;
+	char *err;
+	size_t errlen;
+
+	enum section_kind kind;
+	char section[256];	  /* as in the header, for messages */
+	struct service_conf *svc; /* current service */
+	int agent_line;
+	int seen[24]; /* per key: line it was set on in this section */
+	int env_line[MAX_ENV];
+	int listen_line[MAX_SERVICES][MAX_LISTEN];
+};
+
+static int __printf(2, 3) perr(struct parser *p, const char *fmt, ...)
+{
+	char msg[CONF_ERR_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->lineno)
+		seterr(p->err, p->errlen, "%s:%d: %s", p->path, p->lineno, msg);
+	else
+		seterr(p->err, p->errlen, "%s: %s", p->path, msg);
+	p->failed = true;
+	p->errline = p->lineno;
+	return -1;
+}
+
+static int set_path(struct parser *p, const char *key, const char *val, char *dst, size_t size,
+		    const char *why)
+{
+	size_t len = strlen(val);
+
+	if (val[0] != '/')
+		return perr(p, "%s must be an absolute path, not \"%.*s\"", key, ECHO_MAX, val);
+	if (len >= size)
+		return perr(p, "%s is longer than %zu characters%s", key, size - 1, why);
+	memcpy(dst, val, len + 1);
+	return 0;
+}
+
+static int set_control(struct parser *p, const char *key, const char *val)
+{
+	return set_path(p, key, val, p->cfg->agent.control, sizeof(p->cfg->agent.control),
+			" (a unix socket path must fit in sun_path)");
+}
+
+static int set_bpf_dir(struct parser *p, const char *key, const char *val)
+{
+	return set_path(p, key, val, p->cfg->agent.bpf_dir, sizeof(p->cfg->agent.bpf_dir), "");
+}
+
+static int set_run_dir(struct parser *p, const char *key, const char *val)
+{
+	return set_path(p, key, val, p->cfg->agent.run_dir, sizeof(p->cfg->agent.run_dir), "");
+}
+
+static int set_workdir(struct parser *p, const char *key, const char *val)
+{
+	return set_path(p, key, val, p->svc->workdir, sizeof(p->svc->workdir), "");
+}
+
+static int set_listen(struct parser *p, const char *key, const char *val)
+{
+	struct service_conf *svc = p->svc;
+	int self = (int)(svc - p->cfg->services);
+	char msg[CONF_ERR_LEN];
+	struct listen_addr la;
+	int i, j;
+
+	if (parse_listen(val, &la, msg, sizeof(msg)) < 0)
+		return perr(p, "%s: %s", key, msg);
+	if (svc->nlisten >= MAX_LISTEN)
+		return perr(p, "more than %d listen addresses in [%s]", MAX_LISTEN, p->section);
+	/* The text is normalised by inet_ntop, so equal text is equal address. */
+	for (i = 0; i < p->cfg->nservices; i++) {
+		const struct service_conf *o = &p->cfg->services[i];
+
+		for (j = 0; j < o->nlisten; j++) {
+			if (strcmp(o->listen[j].text, la.text))
+				continue;
+			if (i == self)
+				return perr(p,
+					    "listen %s is given twice in [%s] (first at line %d)",
+					    la.text, p->section, p->listen_line[i][j]);
+			return perr(p, "listen %s is already used by service \"%s\" (line %d)",
+				    la.text, o->name, p->listen_line[i][j]);
+		}
+	}
+	p->listen_line[self][svc->nlisten] = p->lineno;
+	svc->listen[svc->nlisten++] = la;
+	return 0;
+}
+
+static int set_exec(struct parser *p, const char *key, const char *val)
+{
+	struct service_conf *svc = p->svc;
+	char msg[CONF_ERR_LEN];
+	const char *prog;
+	struct stat st;
+	int argc;
+
+	argc = split_command(val, svc->argv, MAX_ARGS, msg, sizeof(msg));
+	/* inih cut the line at " ;" even inside quotes: the likely cause. */
+	if (argc < 0 && strstr(msg, "unterminated") &&
+	    (strstr(p->cur, " ;") || strstr(p->cur, "\t;")))
+		return perr(p, "%s: %s (\";\" after a space starts a comment, even in quotes)", key,
+			    msg);
+	if (argc < 0)
+		return perr(p, "%s: %s", key, msg);
+	svc->argc = argc;
+	prog = svc->argv[0];
+
+	/* Checked now so that a typo fails `baton -n`, not the first deploy. */
+	if (prog[0] != '/') {
+		perr(p, "%s: the program must be an absolute path, not \"%.*s\"", key, ECHO_MAX,
+		     prog);
+		goto fail;
+	}
+	if (stat(prog, &st) < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			perr(p, "%s: %.*s not found", key, ECHO_MAX * 2, prog);
+		else
+			perr(p, "%s: %.*s: %s", key, ECHO_MAX * 2, prog, strerror(errno));
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		perr(p, "%s: %.*s is a directory", key, ECHO_MAX * 2, prog);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) || access(prog, X_OK) < 0) {
+		perr(p, "%s: %.*s not executable", key, ECHO_MAX * 2, prog);
+		goto fail;
+	}
+	return 0;
+fail:
+	free_argv(svc->argv);
+	svc->argc = 0;
+	return -1;
+}
+
+static int set_instances(struct parser *p, const char *key, const char *val)
+{
+	unsigned long n;
+
+	if (parse_uint(val, MAX_INSTANCES, &n) < 0 || n < 1 || n > MAX_INSTANCES)
+		return perr(p, "%s must be 1..%d, not %.*s", key, MAX_INSTANCES, ECHO_MAX, val);
+	p->svc->instances = (int)n;
+	return 0;
+}
+
+static int set_backlog(struct parser *p, const char *key, const char *val)
+{
+	unsigned long n;
+
+	if (parse_uint(val, 65535, &n) < 0 || n < 1 || n > 65535)
+		return perr(p, "%s must be 1..65535, not %.*s", key, ECHO_MAX, val);
+	p->svc->backlog = (int)n;
+	return 0;
+}
+
+static int set_user(struct parser *p, const char *key, const char *val)
+{
+	struct passwd pw, *res = NULL;
+	size_t size = 4096;
+	char *buf = NULL, *nbuf;
+	int rc;
+
+	if (strlen(val) >= sizeof(p->svc->user))
+		return perr(p, "%s: name is longer than %zu characters", key,
+			    sizeof(p->svc->user) - 1);
+	for (;;) {
+		nbuf = realloc(buf, size);
+		if (!nbuf) {
+			free(buf);
+			return perr(p, "%s: out of memory", key);
+		}
+		buf = nbuf;
+		rc = getpwnam_r(val, &pw, buf, size, &res);
+		if (rc != ERANGE || size >= 1 << 20)
+			break;
+		size *= 2;
+	}
+	free(buf);
+	/* Not finding the name is not an error for getpwnam_r(3), but some
+	 * NSS modules still say so with one of these. */
+	if (rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM)
+		rc = 0;
+	if (rc)
+		return perr(p, "%s: cannot look up \"%.*s\": %s", key, ECHO_MAX, val, strerror(rc));
+	if (!res)
+		return perr(
+			p,
+			"%s: no such user \"%.*s\" (create it, or leave user out to run as the agent's user)",
+			key, ECHO_MAX, val);
+	strcpy(p->svc->user, val);
+	return 0;
+}
+
+static bool env_reserved(const char *name, size_t len)
+{
+	return (len >= 7 && !strncmp(name, "LISTEN_", 7)) ||
+	       (len >= 6 && !strncmp(name, "BATON_", 6)) ||
+	       (len == 13 && !strncmp(name, "NOTIFY_SOCKET", 13));
+}
+
+static int set_environment(struct parser *p, const char *key, const char *val)
+{
+	struct service_conf *svc = p->svc;
+	const char *eq = strchr(val, '=');
+	size_t len, i;
+	int k;
+
+	if (!eq)
+		return perr(p, "%s: expected KEY=VALUE, not \"%.*s\"", key, ECHO_MAX, val);
+	len = (size_t)(eq - val);
+	if (!len)
+		return perr(p, "%s: missing variable name before \"=\"", key);
+	for (i = 0; i < len; i++) {
+		char c = val[i];
+
+		if (c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (i && c >= '0' && c <= '9'))
+			continue;
+		return perr(
+			p,
+			"%s: invalid variable name \"%.*s\" (letters, digits and _, not starting with a digit)",
+			key, (int)(len < ECHO_MAX ? len : ECHO_MAX), val);
+	}
+	if (env_reserved(val, len))
+		return perr(
+			p,
+			"%s: %.*s is set by baton (LISTEN_*, NOTIFY_SOCKET and BATON_* are reserved)",
+			key, (int)(len < ECHO_MAX ? len : ECHO_MAX), val);
+	for (k = 0; k < svc->nenv; k++) {
+		if (!strncmp(svc->env[k], val, len + 1))
+			return perr(p, "%s: %.*s is set twice in [%s] (first at line %d)", key,
+				    (int)(len < ECHO_MAX ? len : ECHO_MAX), val, p->section,
+				    p->env_line[k]);
+	}
+	if (svc->nenv >= MAX_ENV)
+		return perr(p, "more than %d environment entries in [%s]", MAX_ENV, p->section);
+	svc->env[svc->nenv] = strdup(val);
+	if (!svc->env[svc->nenv])
+		return perr(p, "%s: out of memory", key);
+	p->env_line[svc->nenv] = p->lineno;
+	svc->env[++svc->nenv] = NULL;
+	return 0;
+}
+
+static int set_ready(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "notify"))
+		p->svc->ready = READY_NOTIFY;
+	else if (!strcmp(val, "tcp"))
+		p->svc->ready = READY_TCP;
+	else if (!strcmp(val, "none"))
+		p->svc->ready = READY_NONE;
+	else
+		return perr(p, "%s must be notify, tcp or none, not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
+static int set_drain_policy(struct parser *p, const char *key, const char *val)
+{
+	if (strcmp(val, "signal-then-wait"))
+		return perr(p, "%s must be signal-then-wait (the only policy so far), not \"%.*s\"",
+			    key, ECHO_MAX, val);
+	p->svc->drain = DRAIN_SIGNAL_THEN_WAIT;
+	return 0;
+}
+
+static int set_exit_signal(struct parser *p, const char *key, const char *val)
+{
+	char msg[CONF_ERR_LEN];
+
+	if (parse_signal(val, &p->svc->exit_signal, msg, sizeof(msg)) < 0)
+		return perr(p, "%s: %s", key, msg);
+	return 0;
+}
+
+static int set_duration(struct parser *p, const char *key, const char *val, unsigned *dst,
+			bool zero_ok)
+{
+	char msg[CONF_ERR_LEN];
+	unsigned ms;
+
+	if (parse_duration_ms(val, &ms, msg, sizeof(msg)) < 0)
+		return perr(p, "%s: %s", key, msg);
+	/* A zero bound would make the wait it bounds fail at once. */
+	if (!ms && !zero_ok)
+		return perr(p, "%s must be more than 0", key);
+	*dst = ms;
+	return 0;
+}
+
+static int set_ready_timeout(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->ready_timeout_ms, false);
+}
+
+static int set_drain_delay(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->drain_delay_ms, true);
+}
+
+static int set_drain_timeout(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->drain_timeout_ms, false);
+}
+
+static int set_kill_after(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->kill_after_ms, false);
+}
+
+static const struct key_def keys[] = {
+	{ "control", SECT_AGENT, false, set_control },
+	{ "bpf-dir", SECT_AGENT, false, set_bpf_dir },
+	{ "run-dir", SECT_AGENT, false, set_run_dir },
+	{ "listen", SECT_SERVICE, true, set_listen },
+	{ "exec", SECT_SERVICE, false, set_exec },
+	{ "instances", SECT_SERVICE, false, set_instances },
+	{ "user", SECT_SERVICE, false, set_user },
+	{ "workdir", SECT_SERVICE, false, set_workdir },
+	{ "environment", SECT_SERVICE, true, set_environment },
+	{ "ready", SECT_SERVICE, false, set_ready },
+	{ "ready-timeout", SECT_SERVICE, false, set_ready_timeout },
+	{ "drain-policy", SECT_SERVICE, false, set_drain_policy },
+	{ "exit-signal", SECT_SERVICE, false, set_exit_signal },
+	{ "drain-delay", SECT_SERVICE, false, set_drain_delay },
+	{ "drain-timeout", SECT_SERVICE, false, set_drain_timeout },
+	{ "kill-after", SECT_SERVICE, false, set_kill_after },
+	{ "backlog", SECT_SERVICE, false, set_backlog },
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+_Static_assert(NKEYS <= sizeof(((struct parser *)0)->seen) / sizeof(int),
+	       "parser.seen too small for the key table");
+
+/* Levenshtein distance ignoring case, for did-you-mean hints; long words
+ * never match. */
+static int edit_distance(const char *a, const char *b)
+{
+	int row[64], prev, tmp, i, j;
+	int la = (int)strlen(a), lb = (int)strlen(b);
+
+	if (la >= 63 || lb >= 63)
+		return 99;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		prev = row[0];
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			int best = prev + (tolower((unsigned char)a[i - 1]) !=
+					   tolower((unsigned char)b[j - 1]));
+
+			if (row[j] + 1 < best)
+				best = row[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			tmp = row[j];
+			row[j] = best;
+			prev = tmp;
+		}
+	}
+	return row[lb];
+}
+
+static int unknown_key(struct parser *p, const char *name)
+{
+	const char *best = NULL;
+	int bestd = 3, d;
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (keys[i].sect != p->kind)
+			continue;
+		d = edit_distance(name, keys[i].name);
+		if (d < bestd) {
+			bestd = d;
+			best = keys[i].name;
+		}
+	}
+	if (best)
+		return perr(p, "unknown key \"%.*s\" in [%s] (did you mean \"%s\"?)", ECHO_MAX,
+			    name, p->section, best);
+	for (i = 0; i < NKEYS; i++) {
+		if (strcmp(name, keys[i].name))
+			continue;
+		return perr(p, "unknown key \"%s\" in [%s] (%s belongs in %s)", name, p->section,
+			    name,
+			    keys[i].sect == SECT_AGENT ? "[agent]" : "a [service NAME] section");
+	}
+	return perr(p, "unknown key \"%.*s\" in [%s]", ECHO_MAX, name, p->section);
+}
+
+static int syntax_error(struct parser *p)
+{
+	return perr(p, "expected KEY = VALUE, [section] or a comment, not \"%.*s\"", ECHO_MAX,
+		    p->cur);
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct parser *p = user;
+	size_t i;
+
+	(void)section; /* the reader tracked it, with its line */
+	if (p->failed)
+		return 0;
+	if (!*name) {
+		perr(p, "missing key name before \"=\"");
+		return 0;
+	}
+	/* "listen 0.0.0.0:80" reaches here as key "listen 0.0.0.0" (inih also
+	 * takes ":" as the separator): a forgotten "=", not an unknown key. */
+	if (strpbrk(name, " \t")) {
+		syntax_error(p);
+		return 0;
+	}
+	if (p->kind == SECT_NONE) {
+		perr(p,
+		     "key \"%.*s\" is outside any section (put it under [agent] or [service NAME])",
+		     ECHO_MAX, name);
+		return 0;
+	}
+	for (i = 0; i < NKEYS; i++)
+		if (keys[i].sect == p->kind && !strcmp(name, keys[i].name))
+			break;
+	if (i == NKEYS) {
+		unknown_key(p, name);
+		return 0;
+	}
+	if (!value || !*value) {
+		perr(p, "%s needs a value", name);
+		return 0;
+	}
+	if (!keys[i].repeats && p->seen[i]) {
+		perr(p, "%s given twice in [%s] (first at line %d)", name, p->section, p->seen[i]);
+		return 0;
+	}
+	p->seen[i] = p->lineno;
+	return keys[i].set(p, keys[i].name, value) < 0 ? 0 : 1;
+}
+
+static void service_defaults(struct service_conf *svc)
+{
+	memset(svc, 0, sizeof(*svc));
+	svc->instances = 1;
+	svc->ready = READY_NOTIFY;
+	svc->ready_timeout_ms = 10000;
+	svc->drain = DRAIN_SIGNAL_THEN_WAIT;
+	svc->exit_signal = SIGTERM;
+	svc->drain_delay_ms = 0;
+	svc->drain_timeout_ms = 30000;
+	svc->kill_after_ms = 5000;
+	svc->backlog = 1024;
+}
+
+static int unknown_section(struct parser *p, const char *name)
+{
+	const char *sp = strchr(name, ' ');
+	size_t wlen = sp ? (size_t)(sp - name) : strlen(name);
+	char word[16];
+
+	if (wlen < sizeof(word)) {
+		memcpy(word, name, wlen);
+		word[wlen] = '\0';
+		if (sp && edit_distance(word, "service") <= 2)
+			return perr(p, "unknown section [%.*s] (did you mean [service%.*s]?)",
+				    ECHO_MAX, name, ECHO_MAX, sp);
+		if (!sp && edit_distance(word, "agent") <= 2)
+			return perr(p, "unknown section [%.*s] (did you mean [agent]?)", ECHO_MAX,
+				    name);
+	}
+	return perr(p, "unknown section [%.*s] (expected [agent] or [service NAME])", ECHO_MAX,
+		    name);
+}
+
+/* A "[...]" line: open the section it names. */
+static int section_begin(struct parser *p, char *line)
+{
+	struct config *cfg = p->cfg;
+	char msg[CONF_ERR_LEN];
+	const char *name, *svcname;
+	char *end, *rest;
+	int i;
+
+	end = strchr(line + 1, ']');
+	if (!end)
+		return perr(p, "section header has no closing \"]\"");
+	for (rest = end + 1; isspace((unsigned char)*rest); rest++)
+		;
+	/* "[::1]:80" alone on a line is an address meant as one more value of
+	 * the key above: say so rather than complain about a section. */
+	if (*rest == ':')
+		return perr(
+			p,
+			"\"%.*s\" is not a section header (a value cannot continue on the next line: repeat the key, e.g. listen = %.*s)",
+			ECHO_MAX, line, ECHO_MAX, line);
+	if (*rest && *rest != ';' && *rest != '#')
+		return perr(p, "unexpected text after the section header: \"%.*s\"", ECHO_MAX,
+			    rest);
+	*end = '\0';
+	name = line + 1;
+	i = snprintf(p->section, sizeof(p->section), "%s", name);
+	*end = ']';
+	if (i < 0 || (size_t)i >= sizeof(p->section))
+		return unknown_section(p, p->section);
+
+	memset(p->seen, 0, sizeof(p->seen));
+	memset(p->env_line, 0, sizeof(p->env_line));
+	p->svc = NULL;
+
+	if (!strcmp(p->section, "agent")) {
+		if (p->agent_line)
+			return perr(p, "[agent] given twice (first at line %d)", p->agent_line);
+		p->agent_line = p->lineno;
+		p->kind = SECT_AGENT;
+		return 0;
+	}
+	if (strncmp(p->section, "service", 7) ||
+	    (p->section[7] && !isspace((unsigned char)p->section[7])))
+		return unknown_section(p, p->section);
+	if (!p->section[7])
+		return perr(p, "[service] needs a name: [service NAME]");
+	svcname = p->section + 8;
+	if (p->section[7] != ' ' || isspace((unsigned char)*svcname))
+		return perr(p, "write the header as [service NAME], with one space");
+	if (parse_service_name(svcname, msg, sizeof(msg)) < 0)
+		return perr(p, "%s", msg);
+	for (i = 0; i < cfg->nservices; i++)
+		if (!strcmp(cfg->services[i].name, svcname))
+			return perr(p, "service \"%s\" defined twice (first at line %d)", svcname,
+				    cfg->services[i].line);
+	if (cfg->nservices >= MAX_SERVICES)
+		return perr(p, "more than %d services", MAX_SERVICES);
+
+	p->svc = &cfg->services[cfg->nservices++];
+	service_defaults(p->svc);
+	strcpy(p->svc->name, svcname);
+	p->svc->line = p->lineno;
+	p->kind = SECT_SERVICE;
+	return 0;
+}
+
+/*
+ * inih's rule for a key line, checked here so that the message can say what
+ * is wrong and the parse stops at once: a "=" or ":" must come before any
+ * inline comment (";" after whitespace).
+ */
+static bool is_key_line(const char *s)
+{
+	bool was_space = false;
+
+	for (; *s; s++) {
+		if (*s == '=' || *s == ':')
+			return true;
+		if (was_space && *s == ';')
+			return false;
+		was_space = isspace((unsigned char)*s);
+	}
+	return false;
+}
+
+/*
+ * fgets() for inih, one physical line per call, so p->lineno is the line
+ * inih hands to on_key().  Leading whitespace is dropped: inih would take an
+ * indented line as the continuation of the previous value (multi-line values
+ * are compiled in), so an indented "exec = ..." would silently become part
+ * of the line above.  Without it, indentation means nothing.
+ */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct parser *p = stream;
+	char *s;
+	ssize_t n;
+	size_t len;
+
+	if (p->failed)
+		return NULL;
+	errno = 0;
+	n = getline(&p->line, &p->linecap, p->f);
+	if (n < 0) {
+		if (ferror(p->f)) {
+			int e = errno;
+
+			p->lineno = 0;
+			perr(p, "read error: %s", strerror(e ? e : EIO));
+		}
+		return NULL;
+	}
+	p->lineno++;
+	if (memchr(p->line, '\0', (size_t)n)) {
+		perr(p, "line contains a NUL byte");
+		return NULL;
+	}
+	while (n > 0 && (p->line[n - 1] == '\n' || p->line[n - 1] == '\r'))
+		p->line[--n] = '\0';
+	s = p->line;
+	if (p->lineno == 1 && !strncmp(s, "\xef\xbb\xbf", 3))
+		s += 3;
+	while (isspace((unsigned char)*s))
+		s++;
+	len = strlen(s);
+	/* inih's line buffer is fixed: a longer line would be cut in two. */
+	if (num < 1 || len >= (size_t)num) {
+		perr(p, "line is longer than %d characters", num > 0 ? num - 1 : 0);
+		return NULL;
+	}
+	p->cur = s;
+	if (*s == '[') {
+		if (section_begin(p, s) < 0)
+			return NULL;
+	} else if (*s && *s != ';' && *s != '#' && !is_key_line(s)) {
+		syntax_error(p);
+		return NULL;
+	}
+	memcpy(str, s, len + 1);
+	return str;
+}
+
+static void agent_defaults(struct agent_conf *a)
+{
+	strcpy(a->control, DEFAULT_CONTROL);
+	strcpy(a->bpf_dir, DEFAULT_BPF_DIR);
+	strcpy(a->run_dir, DEFAULT_RUN_DIR);
+}
+
+/* Whole-file checks, after every line was read: no line to point at. */
+static int check_services(struct parser *p)
+{
+	int i;
+
+	p->lineno = 0;
+	for (i = 0; i < p->cfg->nservices; i++) {
+		const struct service_conf *svc = &p->cfg->services[i];
+
+		if (!svc->nlisten)
+			return perr(p,
+				    "service \"%s\" has no listen address (add listen = ADDR:PORT)",
+				    svc->name);
+		if (!svc->argc)
+			return perr(
+				p,
+				"service \"%s\" has no exec command (add exec = /path/to/program ARGS)",
+				svc->name);
+	}
+	return 0;
+}
+
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+{
+	struct parser *p;
+	int rc, ret = -1;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (err && errlen)
+		err[0] = '\0';
+	/* About 2 KiB of line bookkeeping: keep it off a possibly small stack. */
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		seterr(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	p->cfg = cfg;
+	p->path = path;
+	p->err = err;
+	p->errlen = errlen;
+	agent_defaults(&cfg->agent);
+
+	p->f = fopen(path, "re");
+	if (!p->f) {
+		seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		goto out;
+	}
+	rc = ini_parse_stream(read_line, p, on_key, p);
+	if (rc == -2 && !p->failed) {
+		seterr(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	/* Every line inih rejects is rejected first by read_line(); this is
+	 * a backstop in case a future inih is stricter than it. */
+	if (rc > 0 && (!p->failed || rc < p->errline)) {
+		p->lineno = rc;
+		perr(p, "syntax error");
+	}
+	if (p->failed || check_services(p) < 0)
+		goto out;
+	ret = 0;
+out:
+	if (p->f)
+		fclose(p->f);
+	free(p->line);
+	free(p);
+	if (ret < 0) {
+		config_free(cfg);
+		memset(cfg, 0, sizeof(*cfg));
+	}
+	return ret;
+}
+
+void config_free(struct config *cfg)
+{
+	int i;
+
+	for (i = 0; i < cfg->nservices && i < MAX_SERVICES; i++) {
+		free_argv(cfg->services[i].argv);
+		cfg->services[i].argc = 0;
+		free_argv(cfg->services[i].env);
+		cfg->services[i].nenv = 0;
+	}
+}

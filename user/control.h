@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BATON_CONTROL_H
+#define BATON_CONTROL_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+/* Control protocol: one JSON object per line each way, over a unix socket. */
+#define CTL_MAX_LINE (64 * 1024)
+
+int ctl_listen(const char *path, char *err, size_t errlen);
+int ctl_connect(const char *path, char *err, size_t errlen);
+/* Write one JSON object and a newline (blocking, bounded by SO_SNDTIMEO). */
+int ctl_send(int fd, json_t *msg);
+/* Read one line into a JSON object, waiting at most timeout_ms (-1: no bound). */
+json_t *ctl_recv(int fd, char *buf, size_t buflen, size_t *have, int timeout_ms, char *err,
+		 size_t errlen);
+
+#endif /* BATON_CONTROL_H */

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BATON_LOG_H
+#define BATON_LOG_H
+
+#include <stdarg.h>
+
+/* 0: warnings and info; 1 (-v): debug; 2 (-vv): libbpf debug too. */
+extern int log_verbose;
+
+void log_init(const char *progname, int verbose);
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+enum libbpf_print_level;
+int log_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap);
+
+#endif /* BATON_LOG_H */

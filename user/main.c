@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* baton: one binary, subcommands dispatched from a table (bpftool's struct cmd). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+struct cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+};
+
+static const struct cmd cmds[] = {
+	{ "agent", cmd_agent },       { "deploy", cmd_deploy },     { "status", cmd_status },
+	{ "rollback", cmd_rollback }, { "shutdown", cmd_shutdown }, { "help", cmd_help },
+	{ "version", cmd_version },
+};
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc < 2)
+		return cmd_help(0, NULL) ? 2 : 2;
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
+		return cmd_help(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version"))
+		return cmd_version(0, NULL);
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "baton: unknown command \"%s\" (see: baton help)\n", argv[1]);
+	return 2;
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef BATON_PROC_H
+#define BATON_PROC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct spawn_req {
+	char *const *argv;      /* argv[0] is an absolute path */
+	char *const *env;       /* extra "KEY=VALUE" from the config, NULL-terminated */
+	const int *fds;         /* listening sockets, passed as fds 3.. */
+	int nfds;
+	const char *fdnames;    /* LISTEN_FDNAMES, ':'-separated */
+	const char *notify;     /* NOTIFY_SOCKET path */
+	const char *service;
+	int version;
+	int instance;
+	const char *user;       /* "" or NULL: keep the agent's */
+	const char *workdir;    /* "" or NULL: / */
+};
+
+/*
+ * Start one instance.  Returns 0 with *pid and a pidfd, or -errno with a
+ * one-line reason in err (exec failures are reported here, not later).
+ */
+int proc_spawn(const struct spawn_req *r, pid_t *pid, int *pidfd, char *err, size_t errlen);
+int proc_signal(int pidfd, int sig);
+/* Reap an exited child by pidfd; returns 1 with a description, 0 if it still runs. */
+int proc_reap(int pidfd, int *status, char *desc, size_t desclen);
+
+#endif /* BATON_PROC_H */
