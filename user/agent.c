@@ -427,8 +427,11 @@ static void version_stopped(struct version *v)
 	char how[96];
 
 	unplace_version(v);
-	snprintf(how, sizeof(how), "stopped %.1f s after switch-out",
-		 v->t_switch ? (now_ms() - v->t_switch) / 1000.0 : 0.0);
+	if (v->t_switch)
+		snprintf(how, sizeof(how), "stopped %.3f s after switch-out",
+			 (now_ms() - v->t_switch) / 1000.0);
+	else
+		snprintf(how, sizeof(how), "stopped without taking traffic");
 	log_info("%s: all processes exited, %s", vname(v), how);
 	history_add(s, v->num, how);
 	if (s->active == v->vslot)

@@ -129,7 +129,7 @@ int cmd_agent(int argc, char **argv)
 	return agent_main(&o);
 }
 
-/* Common options of the client commands: -s SOCKET, --json, one positional. */
+/* Common options of the client commands: -s SOCKET, --json, --stop, a service. */
 struct client_opts {
 	const char *control;
 	const char *service;
@@ -137,8 +137,12 @@ struct client_opts {
 	int stop;
 };
 
+/*
+ * Parse options anywhere among argv[0..argc) (options and the service may
+ * come in any order).  want_service: 0 none, 1 optional, 2 required.
+ */
 static int parse_client(const char *name, int argc, char **argv, struct client_opts *o,
-			int want_service, int *rest)
+			int want_service)
 {
 	static const struct option lo[] = { { "json", no_argument, NULL, 'j' },
 					    { "stop", no_argument, NULL, 'S' },
@@ -150,7 +154,7 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 
 	o->control = getenv("BATON_CONTROL") ? getenv("BATON_CONTROL") : DEFAULT_CONTROL;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+s:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			o->json = 1;
@@ -168,18 +172,21 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 			return usage_of(name);
 		}
 	}
-	if (optind < argc && strcmp(argv[optind - 1], "--") && want_service) {
+	if (optind < argc && want_service) {
 		o->service = argv[optind++];
 		if (parse_service_name(o->service, err, sizeof(err))) {
 			fprintf(stderr, "baton %s: %s\n", name, err);
 			return 2;
 		}
 	}
+	if (optind < argc) {
+		fprintf(stderr, "baton %s: unexpected argument \"%s\"\n", name, argv[optind]);
+		return usage_of(name);
+	}
 	if (want_service == 2 && !o->service) {
 		fprintf(stderr, "baton %s: which service? (see: baton status)\n", name);
 		return usage_of(name);
 	}
-	*rest = optind;
 	if (geteuid() != 0) {
 		fprintf(stderr, "baton: must run as root to talk to the agent (sudo baton %s ...)\n",
 			name);
@@ -247,11 +254,13 @@ int cmd_deploy(int argc, char **argv)
 	int rest, i, rc;
 	char err[256];
 
-	rc = parse_client("deploy", argc, argv, &o, 2, &rest);
+	/* Everything after "--" is the command, options and all. */
+	for (rest = 1; rest < argc && strcmp(argv[rest], "--"); rest++)
+		;
+	rc = parse_client("deploy", rest, argv, &o, 2);
 	if (rc)
 		return rc;
-	if (rest < argc && !strcmp(argv[rest], "--"))
-		rest++;
+	rest++;
 	if (rest >= argc) {
 		fprintf(stderr, "baton deploy: no command given (baton deploy %s -- /path/to/server ARGS)\n",
 			o.service);
@@ -293,16 +302,12 @@ int cmd_deploy(int argc, char **argv)
 int cmd_rollback(int argc, char **argv)
 {
 	struct client_opts o = { 0 };
-	int rest, rc;
 	json_t *r;
+	int rc;
 
-	rc = parse_client("rollback", argc, argv, &o, 2, &rest);
+	rc = parse_client("rollback", argc, argv, &o, 2);
 	if (rc)
 		return rc;
-	if (rest != argc) {
-		fprintf(stderr, "baton rollback: unexpected argument \"%s\"\n", argv[rest]);
-		return 2;
-	}
 	r = call(o.control, json_pack("{s:s, s:s}", "cmd", "rollback", "service", o.service), 10000);
 	if (check_reply("rollback", r))
 		return 1;
@@ -314,16 +319,12 @@ int cmd_rollback(int argc, char **argv)
 int cmd_shutdown(int argc, char **argv)
 {
 	struct client_opts o = { 0 };
-	int rest, rc;
 	json_t *r;
+	int rc;
 
-	rc = parse_client("shutdown", argc, argv, &o, 0, &rest);
+	rc = parse_client("shutdown", argc, argv, &o, 0);
 	if (rc)
 		return rc;
-	if (rest != argc) {
-		fprintf(stderr, "baton shutdown: unexpected argument \"%s\"\n", argv[rest]);
-		return 2;
-	}
 	r = call(o.control, json_pack("{s:s, s:b}", "cmd", "shutdown", "stop", o.stop),
 		 24 * 3600 * 1000);
 	if (check_reply("shutdown", r))
@@ -374,8 +375,15 @@ static void print_table(json_t *services)
 			       json_integer_value(json_object_get(v, "weight")) / 100.0, inst, pids);
 			(void)ready;
 		}
-		printf("%-12s listen %s; steered %lld, migrated %lld, refused %lld\n", "",
-		       json_string_value(json_array_get(json_object_get(s, "listen"), 0)),
+		char addrs[512] = "";
+		size_t a, off = 0;
+		json_t *la;
+
+		json_array_foreach(json_object_get(s, "listen"), a, la)
+			if (off < sizeof(addrs) - 1)
+				off += snprintf(addrs + off, sizeof(addrs) - off, "%s%s", a ? " " : "",
+						json_string_value(la));
+		printf("%-12s listen %s; steered %lld, migrated %lld, refused %lld\n", "", addrs,
 		       (long long)json_integer_value(json_object_get(st, "selected")),
 		       (long long)json_integer_value(json_object_get(st, "migrated")),
 		       (long long)json_integer_value(json_object_get(st, "dropped")));
@@ -385,16 +393,12 @@ static void print_table(json_t *services)
 int cmd_status(int argc, char **argv)
 {
 	struct client_opts o = { 0 };
-	int rest, rc;
 	json_t *req, *r;
+	int rc;
 
-	rc = parse_client("status", argc, argv, &o, 1, &rest);
+	rc = parse_client("status", argc, argv, &o, 1);
 	if (rc)
 		return rc;
-	if (rest != argc) {
-		fprintf(stderr, "baton status: unexpected argument \"%s\"\n", argv[rest]);
-		return 2;
-	}
 	req = json_pack("{s:s}", "cmd", "status");
 	if (o.service)
 		json_object_set_new(req, "service", json_string(o.service));

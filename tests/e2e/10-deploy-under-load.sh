@@ -1,0 +1,52 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# 20 consecutive deploys under wrk load, once with keep-alive and once with a
+# new connection per request: zero socket errors, zero non-2xx, no refused or
+# reset connection in the namespace's counters; after each deploy every new
+# connection reaches the new version; each old version exits within its drain.
+. "$(dirname "$0")/lib.sh"
+
+DEPLOYS=${DEPLOYS:-20}
+write_conf "instances = 2" "ready = notify" "ready-timeout = 5s" "drain-timeout = 5s" \
+	"kill-after = 2s" "backlog = 4096"
+start_agent || exit 1
+
+for mode in keepalive close; do
+	hdr=()
+	[ $mode = close ] && hdr=(-H "Connection: close")
+	nstat_snap "$T/nstat.before"
+	wrk_start "$T/wrk.$mode" -t2 -c50 -d120s --timeout 5s "${hdr[@]}" http://127.0.0.1:8080/
+	sleep 1
+	bad_switch=0 bad_exit=0 bad_deploy=0
+	for i in $(seq "$DEPLOYS"); do
+		old=$(active_version)
+		oldpids=$(version_pids "$old")
+		if ! out=$("$BATON" deploy web -- "$DEMO" 2>&1); then
+			bad_deploy=$((bad_deploy + 1)); echo "deploy $i: $out"; continue
+		fi
+		new=$(active_version)
+		only_version http://127.0.0.1:8080/ "v$new" 5 || bad_switch=$((bad_switch + 1))
+		only_version "http://[::1]:8080/" "v$new" 5 || bad_switch=$((bad_switch + 1))
+		# drain-timeout 5 s + kill-after 2 s bound the old version's exit.
+		# shellcheck disable=SC2086
+		wait_gone 8 $oldpids || bad_exit=$((bad_exit + 1))
+	done
+	sleep 1
+	# Counters before wrk stops: wrk resets its in-flight connections on exit.
+	nstat_snap "$T/nstat.after"
+	wrk_stop
+	cat "$T/wrk.$mode"
+	check_eq "$mode: every deploy succeeded" 0 "$bad_deploy"
+	check_eq "$mode: new connections only reach the new version after each deploy" 0 "$bad_switch"
+	check_eq "$mode: each old version exited within its drain" 0 "$bad_exit"
+	reqs=$(wrk_field "$T/wrk.$mode" requests)
+	check "$mode: wrk made real load ($reqs requests)" test "${reqs:-0}" -gt 5000
+	for f in connect read write timeout non2xx; do
+		check_eq "$mode: wrk $f errors" 0 "$(wrk_field "$T/wrk.$mode" $f)"
+	done
+	for k in TcpAttemptFails TcpOutRsts TcpExtTCPMigrateReqFailure TcpExtListenOverflows \
+		TcpExtListenDrops; do
+		check_eq "$mode: $k" 0 "$(nstat_delta "$T/nstat.before" "$T/nstat.after" $k)"
+	done
+done
+"$BATON" status web

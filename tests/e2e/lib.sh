@@ -1,0 +1,134 @@
+# SPDX-License-Identifier: MIT
+# shellcheck shell=bash
+# Helpers for end-to-end tests.  Each test runs in its own network namespace
+# (tests/run.sh starts it under unshare -n), pins its maps in its own bpffs
+# directory, and ends every process it started by PID.
+set -u
+B=${BATON_BUILD:?run through tests/run.sh, or set BATON_BUILD}
+BATON=$B/baton
+DEMO=$B/demo-server
+T=$(mktemp -d /tmp/baton-e2e.XXXXXX)
+TEST_ID=$$-$RANDOM
+BPFDIR=/sys/fs/bpf/baton-e2e-$TEST_ID
+export BATON_CONTROL=$T/control.sock
+PASS=0 FAIL=0 AGENT=
+
+ip link set lo up
+
+ok() { PASS=$((PASS + 1)); echo "ok: $*"; }
+not_ok() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
+# check DESCRIPTION COMMAND...: pass when COMMAND succeeds.
+check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+# check_eq DESCRIPTION WANT GOT
+check_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: want '$2', got '$3'"; fi; }
+
+# PIDs of every process carrying this test's marker in its environment.
+test_pids() {
+	local f pid
+	for f in /proc/[0-9]*/environ; do
+		pid=${f#/proc/}; pid=${pid%/environ}
+		{ tr "\0" "\n" <"$f"; } 2>/dev/null | grep -qx "E2E_TEST_ID=$TEST_ID" && echo "$pid"
+	done
+}
+
+cleanup() {
+	local p
+	[ -n "$AGENT" ] && kill -9 "$AGENT" 2>/dev/null
+	for p in $(test_pids); do kill -9 "$p" 2>/dev/null; done
+	for p in ${EXTRA_PIDS:-}; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	[ -d "$BPFDIR" ] && rm -rf "$BPFDIR"
+	rm -rf "$T"
+	echo "$PASS passed, $FAIL failed"
+}
+trap cleanup EXIT
+
+# write_conf [KEY=VALUE lines for the service...]: service "web" on v4 and v6.
+write_conf() {
+	{
+		echo "[agent]"
+		echo "control = $T/control.sock"
+		echo "bpf-dir = $BPFDIR"
+		echo "run-dir = $T/run"
+		echo "[service web]"
+		echo "listen = 127.0.0.1:8080"
+		echo "listen = [::1]:8080"
+		echo "exec = $DEMO"
+		echo "environment = E2E_TEST_ID=$TEST_ID"
+		local kv
+		for kv in "$@"; do echo "$kv"; done
+	} >"$T/web.conf"
+}
+
+# start_agent: run the agent in the background, wait (bounded) until it answers.
+start_agent() {
+	"$BATON" agent -d -f "$T/web.conf" >>"$T/agent.log" 2>&1 &
+	AGENT=$!
+	local i
+	for i in $(seq 100); do
+		"$BATON" status >/dev/null 2>&1 && return 0
+		kill -0 "$AGENT" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "agent did not come up:"; cat "$T/agent.log"
+	return 1
+}
+
+# Version that serves a new connection: "v3".
+served_by() { curl -s --max-time 2 "$1" | sed -n 's/^version=\([^ ]*\) .*/\1/p'; }
+
+# only_version URL WANT N: N new connections, all served by WANT.
+only_version() {
+	local i v
+	for i in $(seq "$3"); do
+		v=$(served_by "$1")
+		[ "$v" = "$2" ] || { echo "connection $i served by '$v', want $2"; return 1; }
+	done
+}
+
+# pids of a version from baton status --json: version_pids 2
+version_pids() {
+	"$BATON" status web --json | jq -r ".[0].versions[] | select(.version == $1) |
+		.processes[] | select(.alive) | .pid"
+}
+active_version() { "$BATON" status web --json | jq -r '.[0].active'; }
+
+# wait_gone SECONDS PID...: every PID exits within SECONDS.
+wait_gone() {
+	local limit=$1 p end
+	shift
+	end=$((SECONDS + limit))
+	for p in "$@"; do
+		while kill -0 "$p" 2>/dev/null; do
+			[ $SECONDS -ge $end ] && { echo "pid $p still running after ${limit}s"; return 1; }
+			sleep 0.05
+		done
+	done
+}
+
+# nstat_get NAME: absolute counter in this namespace.
+nstat_get() { nstat -asz "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $2}' | head -1; }
+NSTAT_KEYS="TcpAttemptFails TcpOutRsts TcpExtTCPMigrateReqSuccess TcpExtTCPMigrateReqFailure TcpExtListenOverflows TcpExtListenDrops"
+nstat_snap() { local k; for k in $NSTAT_KEYS; do echo "$k $(nstat_get "$k")"; done >"$1"; }
+# nstat_delta BEFORE AFTER NAME
+nstat_delta() {
+	local a b
+	a=$(awk -v n="$3" '$1 == n {print $2}' "$1"); b=$(awk -v n="$3" '$1 == n {print $2}' "$2")
+	echo $(( ${b:-0} - ${a:-0} ))
+}
+
+# wrk_start OUT [wrk args...]: background load, bounded by -d; stop with wrk_stop.
+wrk_start() {
+	local out=$1; shift
+	wrk "$@" >"$out" 2>&1 &
+	WRK=$!
+}
+wrk_stop() { kill -INT "$WRK" 2>/dev/null; wait "$WRK" 2>/dev/null; }
+# wrk_field OUT connect|read|write|timeout|non2xx|requests
+wrk_field() {
+	case $2 in
+	requests) sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$1" ;;
+	non2xx) sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$1" | grep . || echo 0 ;;
+	*) sed -n "s/.*Socket errors:.* $2 \([0-9]*\).*/\1/p" "$1" | grep . || echo 0 ;;
+	esac
+}

@@ -1,0 +1,69 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Run every test suite against the binaries in $1 and print one closing line,
+# "N passed, N failed", counting individual tests.  Needs root (network
+# namespaces, BPF).  TESTS="unit bpf e2e" selects suites; E2E="name ..." selects
+# end-to-end scripts.
+set -u
+B=$(cd "${1:-build}" && pwd)
+cd "$(dirname "$0")/.."
+export BATON_BUILD=$B
+pass=0 fail=0 failed=()
+
+if [ "$(id -u)" != 0 ]; then
+	echo "tests: must run as root (network namespaces and BPF): sudo make test" >&2
+	exit 1
+fi
+# bpffs: the tests pin their maps under it.
+grep -q ' /sys/fs/bpf bpf ' /proc/self/mounts || mount -t bpf bpf /sys/fs/bpf ||
+	{ echo "tests: bpffs not mounted and cannot mount it (mount -t bpf bpf /sys/fs/bpf)" >&2; exit 1; }
+
+# Count a cmocka binary's or a script's own "N passed, N failed" summary.
+count() {
+	local name=$1 log=$2 rc=$3 p f
+	# cmocka prints one summary per group: add them up.
+	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log" | awk '{s+=$1} END {if (NR) print s}')
+	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:/\1/p' "$log" | awk '{s+=$1} END {if (NR) print s}')
+	if [ -z "$p" ]; then
+		p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' "$log" | tail -1)
+		f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' "$log" | tail -1)
+	fi
+	p=${p:-0} f=${f:-0}
+	# A suite that died without its summary counts as one failure.
+	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
+	pass=$((pass + p)) fail=$((fail + f))
+	[ "$f" = 0 ] || failed+=("$name")
+	printf '%-28s %4d passed, %d failed\n' "$name" "$p" "$f"
+}
+
+run() {
+	local name=$1; shift
+	local log=/tmp/baton-test-$name.$$.log
+	"$@" >"$log" 2>&1
+	local rc=$?
+	count "$name" "$log" "$rc"
+	if [ "$rc" != 0 ] || [ -n "${VERBOSE:-}" ]; then sed 's/^/    /' "$log" | tail -60; fi
+	rm -f "$log"
+}
+
+suites=${TESTS:-unit bpf e2e}
+for s in $suites; do
+	case $s in
+	unit)
+		run config "$B/test_config"
+		run demo-server tests/unit/demo_server_smoke.sh "$B/demo-server"
+		;;
+	bpf)
+		run steer unshare -n sh -c "ip link set lo up && exec $B/test_steer"
+		;;
+	e2e)
+		for t in ${E2E:-$(cd tests/e2e && ls [0-9]*.sh | sed 's/\.sh$//')}; do
+			run "e2e-$t" unshare -n bash "tests/e2e/$t.sh"
+		done
+		;;
+	esac
+done
+echo
+[ "$fail" = 0 ] || echo "failed suites: ${failed[*]}"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
