@@ -800,8 +800,9 @@ static int deploy(struct service *s, char *const *argv, struct client *c, char *
 		return 0;
 	}
 	log_info("%s: started %d instance(s) of %s", vname(v), v->ninst, v->argv[0]);
-	progress(c, "%s: started %d instance(s), waiting for %s readiness (timeout %u ms)", vname(v),
-		 v->ninst, ready_kind_name(conf->ready), conf->ready_timeout_ms);
+	if (conf->ready != READY_NONE)
+		progress(c, "%s: started %d instance(s), waiting for readiness (%s, timeout %u ms)",
+			 vname(v), v->ninst, ready_kind_name(conf->ready), conf->ready_timeout_ms);
 	if (conf->ready == READY_NONE) {
 		for (i = 0; i < v->ninst; i++)
 			instance_ready(v, i);
@@ -862,7 +863,7 @@ static int rollback(struct service *s, char *msg, size_t msglen)
 	}
 	if (prev->phase != VP_DRAIN_DELAY) {
 		snprintf(msg, msglen,
-			 "%s: was told to exit %.1f s ago and cannot take traffic back (keep it "
+			 "%s was told to exit %.1f s ago and cannot take traffic back (keep it "
 			 "with drain-delay); deploy it again: baton deploy %s -- COMMAND",
 			 vname(prev), (now_ms() - prev->t_signal) / 1000.0, s->conf.name);
 		return -ESTALE;
@@ -1451,6 +1452,12 @@ int agent_main(const struct agent_opts *o)
 	int i, n, j;
 
 	log_init("baton", o->verbose);
+	/* Privileges first; checking a configuration needs none. */
+	if (!o->check_only && geteuid() != 0) {
+		fprintf(stderr, "baton: the agent must run as root (it loads BPF programs): sudo baton "
+				"agent ...\n");
+		return 1;
+	}
 	if (config_load(o->config, &A.cfg, err, sizeof(err))) {
 		fprintf(stderr, "baton: %s\n", err);
 		return 1;
@@ -1460,14 +1467,16 @@ int agent_main(const struct agent_opts *o)
 		config_free(&A.cfg);
 		return 0;
 	}
-	if (geteuid() != 0) {
-		fprintf(stderr, "baton: the agent must run as root (it loads BPF programs): sudo baton agent ...\n");
-		config_free(&A.cfg);
-		return 1;
-	}
 	if (!A.cfg.nservices) {
 		fprintf(stderr, "baton: %s defines no [service NAME] section; nothing to run\n",
 			o->config);
+		config_free(&A.cfg);
+		return 1;
+	}
+	/* Before the ports: a running agent's children hold them. */
+	if (ctl_running(A.cfg.agent.control)) {
+		fprintf(stderr, "baton: another agent is running on %s (stop it first: baton shutdown)\n",
+			A.cfg.agent.control);
 		config_free(&A.cfg);
 		return 1;
 	}

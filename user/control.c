@@ -25,24 +25,36 @@ static int addr_of(const char *path, struct sockaddr_un *sun, char *err, size_t 
 	return 0;
 }
 
+/* A socket file that still answers belongs to a running agent. */
+int ctl_running(const char *path)
+{
+	struct sockaddr_un sun;
+	char err[256];
+	int fd, r;
+
+	if (addr_of(path, &sun, err, sizeof(err)))
+		return 0;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+	close(fd);
+	return r;
+}
+
 int ctl_listen(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
 	mode_t old;
-	int fd, r, probe;
+	int fd, r;
 
 	r = addr_of(path, &sun, err, errlen);
 	if (r)
 		return r;
-	/* A socket file that still answers belongs to a running agent. */
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-		close(probe);
+	if (ctl_running(path)) {
 		snprintf(err, errlen, "another agent is running on %s (stop it first)", path);
 		return -EADDRINUSE;
 	}
-	if (probe >= 0)
-		close(probe);
 	unlink(path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {

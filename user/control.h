@@ -8,6 +8,7 @@
 /* Control protocol: one JSON object per line each way, over a unix socket. */
 #define CTL_MAX_LINE (64 * 1024)
 
+int ctl_running(const char *path);
 int ctl_listen(const char *path, char *err, size_t errlen);
 int ctl_connect(const char *path, char *err, size_t errlen);
 /* Write one JSON object and a newline (blocking, bounded by SO_SNDTIMEO). */

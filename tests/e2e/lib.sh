@@ -43,7 +43,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# write_conf [KEY=VALUE lines for the service...]: service "web" on v4 and v6.
+# write_conf [KEY=VALUE lines for the service...]: service "web" on v4 and v6,
+# running $EXEC (default: the demo server).
 write_conf() {
 	{
 		echo "[agent]"
@@ -53,7 +54,7 @@ write_conf() {
 		echo "[service web]"
 		echo "listen = 127.0.0.1:8080"
 		echo "listen = [::1]:8080"
-		echo "exec = $DEMO"
+		echo "exec = ${EXEC:-$DEMO}"
 		echo "environment = E2E_TEST_ID=$TEST_ID"
 		local kv
 		for kv in "$@"; do echo "$kv"; done

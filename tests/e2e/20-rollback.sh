@@ -1,0 +1,54 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# baton rollback: instant while the previous version is kept (drain-delay),
+# refused once it was told to exit, refused with nothing to go back to, and
+# aborting a deploy in progress.
+. "$(dirname "$0")/lib.sh"
+
+# v1 drains idle keep-alive connections for up to 5 s after its exit signal.
+EXEC="$DEMO --drain-idle-ms 5000" write_conf "instances = 1" "ready = notify" "ready-timeout = 5s" "drain-delay = 3s" \
+	"drain-timeout = 3s" "kill-after = 1s"
+start_agent || exit 1
+URL=http://127.0.0.1:8080/
+
+check "deploy v2" "$BATON" deploy web -- "$DEMO"
+v2pids=$(version_pids 2)
+out=$("$BATON" rollback web 2>&1)
+check_eq "rollback within drain-delay succeeds" "web: v1 active again, draining v2" "$out"
+check "new connections reach v1 after rollback" only_version "$URL" v1 10
+check "new IPv6 connections reach v1 after rollback" only_version "http://[::1]:8080/" v1 5
+# drain-delay 3 s + drain-timeout 3 s + kill-after 1 s bound v2's exit.
+# shellcheck disable=SC2086
+check "v2 exits after its drain" wait_gone 8 $v2pids
+
+# An idle keep-alive connection on v1 keeps it running after its exit signal.
+exec 5<>/dev/tcp/127.0.0.1/8080
+printf 'GET / HTTP/1.1\r\nHost: t\r\n\r\n' >&5
+check "v3 deploy" "$BATON" deploy web -- "$DEMO"
+v1pids=$(version_pids 1)
+sleep 3.5 # past drain-delay: v1 has its exit signal, and still runs
+out=$("$BATON" rollback web 2>&1); rc=$?
+check "rollback after the exit signal fails" test $rc -ne 0
+check "and says why" grep -q "v1 was told to exit" <<<"$out"
+check "v3 stays active" only_version "$URL" v3 5
+exec 5>&-
+# shellcheck disable=SC2086
+check "v1 exits" wait_gone 8 $v1pids
+out=$("$BATON" rollback web 2>&1); rc=$?
+check "rollback with no previous version fails" test $rc -ne 0
+check "and says so" grep -q "no previous version is running" <<<"$out"
+
+# A slow new version; rollback aborts it and the deploy fails with that reason.
+"$BATON" deploy web -- "$DEMO" --ready-delay-ms 4000 >"$T/deploy.out" 2>&1 &
+dep=$!
+for _ in $(seq 50); do [ -n "$(version_pids 4)" ] && break; sleep 0.1; done
+v4pids=$(version_pids 4)
+out=$("$BATON" rollback web 2>&1)
+check_eq "rollback aborts a deploy in progress" "deploy of web v4 aborted; web v3 stays active" "$out"
+wait $dep; rc=$?
+check "the aborted deploy exits non-zero" test $rc -ne 0
+check "with the reason" grep -q "aborted by baton rollback" "$T/deploy.out"
+# shellcheck disable=SC2086
+check "v4's process is gone" wait_gone 3 $v4pids
+check "v3 still serves" only_version "$URL" v3 5
+"$BATON" status

@@ -1,0 +1,293 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# baton demo: two deploys of the demo server under load, with zero failures.
+#
+#   tools/demo.sh BUILD_DIR        (root; make demo runs it)
+#
+# In a private network namespace it starts the agent with one service "web"
+# (2 instances of the demo server on 127.0.0.1:8080 and [::1]:8080), runs two
+# 20 s wrk loads at once (keep-alive, and a new connection per request) plus
+# a curl sampler that records which version serves each new connection,
+# deploys v2 at ~5 s and v3 at ~12 s, and reports failures by class, the
+# kernel's TCP counters, and which version served what share over time.
+set -u
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "demo: must run as root (it needs network namespaces, bpffs and BPF)" >&2
+	exit 1
+fi
+
+BUILD=${1:-build}
+if ! BUILD=$(cd "$BUILD" 2>/dev/null && pwd); then
+	echo "demo: build directory '${1:-build}' not found (run make first)" >&2
+	exit 1
+fi
+BATON=$BUILD/baton
+DEMO=$BUILD/demo-server
+for f in "$BATON" "$DEMO"; do
+	[ -x "$f" ] || { echo "demo: $f missing (run make first)" >&2; exit 1; }
+done
+[ -n "${EPOCHREALTIME:-}" ] || { echo "demo: needs bash 5 or later" >&2; exit 1; }
+for t in unshare ip mount wrk curl nstat timeout awk; do
+	command -v "$t" >/dev/null 2>&1 || { echo "demo: $t not found (tools/deps.sh installs it)" >&2; exit 1; }
+done
+
+# 1. Private network namespace: re-exec once inside it.
+if [ "${BATON_DEMO_NETNS:-}" != "$$" ]; then
+	SELF=$(readlink -f "$0")
+	# The re-executed shell keeps this PID (exec), which marks it as inside.
+	export BATON_DEMO_NETNS=$$
+	exec unshare -n -- /bin/bash "$SELF" "$BUILD"
+fi
+unset BATON_DEMO_NETNS
+ip link set lo up || { echo "demo: cannot bring lo up in the namespace" >&2; exit 1; }
+
+if ! awk '$2 == "/sys/fs/bpf" && $3 == "bpf" { found = 1 } END { exit !found }' /proc/self/mounts; then
+	echo "demo: /sys/fs/bpf is not a bpf filesystem; mounting it (mount -t bpf bpf /sys/fs/bpf)"
+	mount -t bpf bpf /sys/fs/bpf || { echo "demo: cannot mount bpffs on /sys/fs/bpf" >&2; exit 1; }
+fi
+
+DEMO_ID=baton-demo-$$-$RANDOM
+TMP=$(mktemp -d /tmp/baton-demo.XXXXXX) || { echo "demo: mktemp failed" >&2; exit 1; }
+BPFDIR=/sys/fs/bpf/baton-demo-$$
+CONF=$TMP/web.conf
+LOG=$TMP/agent.log
+export BATON_CONTROL=$TMP/control.sock
+AGENT='' WRK_KA='' WRK_CL='' SAMPLER=''
+
+URL=http://127.0.0.1:8080/
+DURATION=20       # seconds of load
+DEPLOY_AT="5 12"  # seconds into the load
+SNAP_AT=19        # nstat "after" snapshot, before wrk ends and resets its connections
+NSTAT_KEYS="TcpAttemptFails TcpOutRsts TcpExtTCPMigrateReqSuccess TcpExtTCPMigrateReqFailure TcpExtListenOverflows TcpExtListenDrops"
+NSTAT_BAD="TcpAttemptFails TcpOutRsts TcpExtTCPMigrateReqFailure TcpExtListenOverflows TcpExtListenDrops"
+
+# PIDs of every process whose environment carries this demo's marker.
+# shellcheck disable=SC2317  # reached from the EXIT trap
+marked_pids() {
+	local f pid
+	for f in /proc/[0-9]*/environ; do
+		pid=${f#/proc/}
+		pid=${pid%/environ}
+		[ "$pid" = "$$" ] && continue
+		{ tr '\0' '\n' <"$f"; } 2>/dev/null | grep -qxF "DEMO_ID=$DEMO_ID" && echo "$pid"
+	done
+}
+
+# shellcheck disable=SC2317  # run by the EXIT trap
+cleanup() {
+	local p
+	trap - EXIT INT TERM
+	if [ -n "$AGENT" ]; then
+		timeout 15 "$BATON" shutdown --stop >/dev/null 2>&1
+		kill -9 "$AGENT" 2>/dev/null
+	fi
+	for p in $WRK_KA $WRK_CL $SAMPLER; do kill -9 "$p" 2>/dev/null; done
+	for p in $(marked_pids); do kill -9 "$p" 2>/dev/null; done
+	# Reap our own children; the others die with SIGKILL and need no wait.
+	for p in $AGENT $WRK_KA $WRK_CL $SAMPLER; do wait "$p" 2>/dev/null; done
+	rm -rf "$BPFDIR"
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Milliseconds since the load started.
+ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000 - T0MS)); }
+# sleep_ms N: sleep N milliseconds; nothing when N <= 0.
+sleep_ms() { [ "$1" -gt 0 ] && sleep "$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"; }
+# Seconds since the load started, with milliseconds: "5.012".
+now() { local t; t=$(ms); printf '%d.%03d' $((t / 1000)) $((t % 1000)); }
+# sleep_until SECONDS: sleep until that many seconds after the load started.
+sleep_until() { sleep_ms $(($1 * 1000 - $(ms))); }
+
+nstat_snap() {
+	nstat -asz 2>/dev/null | awk -v keys="$NSTAT_KEYS" '
+		BEGIN { n = split(keys, k, " "); for (i = 1; i <= n; i++) v[k[i]] = 0 }
+		($1 in v) { v[$1] = $2 }
+		END { for (i = 1; i <= n; i++) print k[i], v[k[i]] }' >"$1"
+}
+nstat_delta() {
+	awk -v n="$3" 'FNR == NR { if ($1 == n) a = $2; next } $1 == n { b = $2 }
+		END { print b - a }' "$1" "$2"
+}
+# wrk_field OUT requests|connect|read|write|timeout|non2xx
+wrk_field() {
+	local v
+	case $2 in
+	requests) v=$(sed -n 's/^ *\([0-9][0-9]*\) requests in .*/\1/p' "$1") ;;
+	non2xx) v=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9][0-9]*\).*/\1/p' "$1") ;;
+	*) v=$(sed -n "s/.*Socket errors:.*[ ,]$2 \([0-9][0-9]*\).*/\1/p" "$1") ;;
+	esac
+	echo "${v:-0}"
+}
+
+# 2. Configuration.
+cat >"$CONF" <<EOF
+# baton demo configuration (generated by tools/demo.sh)
+[agent]
+control = $TMP/control.sock
+bpf-dir = $BPFDIR
+run-dir = $TMP/run
+
+[service web]
+listen = 127.0.0.1:8080
+listen = [::1]:8080
+exec = $DEMO
+instances = 2
+ready = notify
+ready-timeout = 5s
+drain-timeout = 10s
+kill-after = 2s
+backlog = 4096
+environment = DEMO_ID=$DEMO_ID
+EOF
+
+# 3. The agent.
+"$BATON" agent -d -f "$CONF" >"$LOG" 2>&1 &
+AGENT=$!
+up=0
+for _ in $(seq 100); do
+	if "$BATON" status >/dev/null 2>&1; then up=1; break; fi
+	kill -0 "$AGENT" 2>/dev/null || break
+	sleep 0.1
+done
+if [ $up -ne 1 ]; then
+	echo "demo: the agent did not come up within 10 s; last lines of its log:"
+	tail -n 20 "$LOG"
+	exit 1
+fi
+# The first version is ready when new connections get answers.
+for _ in $(seq 50); do
+	curl -s -o /dev/null --max-time 1 "$URL" && break
+	sleep 0.1
+done
+
+echo "demo: baton agent up (pid $AGENT), service web on 127.0.0.1:8080 and [::1]:8080, 2 instances"
+echo "demo: ${DURATION}s of load: wrk keep-alive (25 conns) + wrk connection-per-request (25 conns) + curl sampler every 100 ms"
+
+# 4. Load.
+nstat_snap "$TMP/nstat.before"
+T0MS=$((${EPOCHREALTIME/[.,]/} / 1000))
+wrk -t1 -c25 -d${DURATION}s --timeout 5s "$URL" >"$TMP/wrk.keepalive" 2>&1 &
+WRK_KA=$!
+wrk -t1 -c25 -d${DURATION}s --timeout 5s -H 'Connection: close' "$URL" >"$TMP/wrk.close" 2>&1 &
+WRK_CL=$!
+(
+	trap - EXIT INT TERM
+	i=0
+	end=$((DURATION * 1000))
+	while :; do
+		sleep_ms $((i * 100 - $(ms)))
+		t=$(ms)
+		[ "$t" -ge "$end" ] && break
+		body=$(curl -s --max-time 2 -H 'Connection: close' "$URL" 2>/dev/null)
+		case $body in
+		version=*) v=${body#version=}; v=${v%% *} ;;
+		*) v=fail ;;
+		esac
+		echo "$((t / 1000)) $v"
+		# Next slot; skip the ones a slow request overran rather than burst.
+		i=$((i + 1))
+		t=$(ms)
+		[ $((i * 100)) -lt "$t" ] && i=$((t / 100 + 1))
+	done >"$TMP/samples"
+) &
+SAMPLER=$!
+
+# 5. Deploys.
+for at in $DEPLOY_AT; do
+	sleep_until "$at"
+	start=$(now)
+	out=$(timeout 20 "$BATON" deploy web -- "$DEMO" 2>&1)
+	rc=$?
+	printf '[%6ss] baton deploy web -- %s  (exit %d, done at %ss)\n' "$start" "$DEMO" "$rc" "$(now)"
+	[ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/           /'
+	[ $rc -eq 0 ] || echo "demo: deploy failed" >>"$TMP/deploy.errors"
+done
+
+# 6. Counters before wrk ends (wrk resets its in-flight connections on exit).
+sleep_until "$SNAP_AT"
+nstat_snap "$TMP/nstat.after"
+
+# wrk ends by itself at DURATION; allow its 5 s timeout, then give up.
+for p in $WRK_KA $WRK_CL $SAMPLER; do
+	for _ in $(seq 120); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$p" 2>/dev/null && { echo "demo: pid $p did not finish; killing it"; kill -9 "$p" 2>/dev/null; }
+	wait "$p" 2>/dev/null
+done
+WRK_KA='' WRK_CL='' SAMPLER=''
+
+# 7. Report.
+FAILS=0
+echo
+echo "== load (${DURATION}s each, at the same time) =="
+printf '%-26s %9s %8s %6s %6s %8s %8s\n' run requests connect read write timeout non-2xx
+for run in keepalive close; do
+	f=$TMP/wrk.$run
+	req=$(wrk_field "$f" requests)
+	row=()
+	for c in connect read write timeout non2xx; do
+		n=$(wrk_field "$f" $c)
+		row+=("$n")
+		FAILS=$((FAILS + n))
+	done
+	label="wrk keep-alive"
+	[ $run = close ] && label="wrk connection-per-request"
+	printf '%-26s %9s %8s %6s %6s %8s %8s\n' "$label" "$req" "${row[@]}"
+	if [ "${req:-0}" -le 1000 ]; then
+		echo "  (too little load: $req requests, want > 1000)"
+		FAILS=$((FAILS + 1))
+		grep -q . "$f" && sed 's/^/  | /' "$f"
+	fi
+done
+
+echo
+echo "== kernel TCP counters in the namespace (delta over the deploy window) =="
+for k in $NSTAT_KEYS; do
+	d=$(nstat_delta "$TMP/nstat.before" "$TMP/nstat.after" "$k")
+	printf '%-30s %8s\n' "$k" "$d"
+	case " $NSTAT_BAD " in *" $k "*) [ "$d" -ne 0 ] && FAILS=$((FAILS + ${d#-})) ;; esac
+done
+
+echo
+echo "== which version served what share of new connections (curl every 100 ms) =="
+awk -v dur="$DURATION" '
+	{ n[$1, $2]++; tot[$1]++; if ($2 == "fail") bad++ }
+	END {
+		printf "%6s %6s %6s %6s %6s %6s\n", "second", "conns", "v1", "v2", "v3", "fail"
+		for (s = 0; s < dur; s++) {
+			t = tot[s] + 0
+			printf "%6d %6d", s, t
+			split("v1 v2 v3 fail", vs, " ")
+			for (i = 1; i <= 4; i++) {
+				c = n[s, vs[i]] + 0
+				if (t == 0) printf " %6s", "-"
+				else printf " %5d%%", int(c * 100 / t + 0.5)
+			}
+			printf "\n"
+		}
+		for (k in n) { split(k, p, SUBSEP); if (p[2] !~ /^(v1|v2|v3|fail)$/) other += n[k] }
+		if (other) printf "(%d samples served by other versions)\n", other
+		printf "sampler: %d connections, %d failed\n", NR, bad + 0
+	}' "$TMP/samples"
+SAMPLE_FAILS=$(awk '$2 == "fail" { n++ } END { print n + 0 }' "$TMP/samples")
+FAILS=$((FAILS + SAMPLE_FAILS))
+if [ -f "$TMP/deploy.errors" ]; then
+	FAILS=$((FAILS + $(wc -l <"$TMP/deploy.errors")))
+fi
+
+echo
+echo "== baton status web =="
+timeout 10 "$BATON" status web 2>&1
+
+echo
+if [ "$FAILS" -eq 0 ]; then
+	echo "demo: zero failures"
+	exit 0
+fi
+echo "== last 20 lines of the agent log ($LOG) =="
+tail -n 20 "$LOG"
+echo "demo: $FAILS failures"
+exit 1
