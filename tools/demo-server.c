@@ -13,7 +13,9 @@
  *
  * Build: gcc -std=gnu11 -O2 -Wall -Wextra -o demo-server demo-server.c
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>

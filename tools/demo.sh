@@ -211,10 +211,14 @@ done
 sleep_until "$SNAP_AT"
 nstat_snap "$TMP/nstat.after"
 
-# wrk ends by itself at DURATION; allow its 5 s timeout, then give up.
+# wrk ends by itself at DURATION; allow for its 5 s timeout, then give up.
+deadline=$(((DURATION + 7) * 1000))
 for p in $WRK_KA $WRK_CL $SAMPLER; do
-	for _ in $(seq 120); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-	kill -0 "$p" 2>/dev/null && { echo "demo: pid $p did not finish; killing it"; kill -9 "$p" 2>/dev/null; }
+	while kill -0 "$p" 2>/dev/null && [ "$(ms)" -lt "$deadline" ]; do sleep 0.1; done
+	if kill -0 "$p" 2>/dev/null; then
+		echo "demo: pid $p still running after $((deadline / 1000)) s; killing it"
+		kill -9 "$p" 2>/dev/null
+	fi
 	wait "$p" 2>/dev/null
 done
 WRK_KA='' WRK_CL='' SAMPLER=''

@@ -20,12 +20,17 @@ int main(int argc, char **argv)
 {
 	size_t i;
 
-	if (argc < 2)
-		return cmd_help(0, NULL) ? 2 : 2;
+	if (argc < 2) {
+		cmd_help(0, NULL);
+		return 2;
+	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
 		return cmd_help(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version"))
 		return cmd_version(0, NULL);
+	/* Commands see argv from their own name on; help sees only its topic. */
+	if (!strcmp(argv[1], "help"))
+		return cmd_help(argc - 2, argv + 2);
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[1], cmds[i].name))
 			return cmds[i].fn(argc - 1, argv + 1);

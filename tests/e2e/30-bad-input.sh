@@ -71,6 +71,8 @@ expect_err "deploy: ready timeout" "not ready within ready-timeout 1000 ms" \
 expect_err "deploy: exits before ready" "exited with status 3 before it was ready" \
 	"$BATON" deploy web -- "$DEMO" --fail-ready
 expect_err "unknown command" "unknown command" "$BATON" frobnicate
+check "help for one command" grep -q "^usage: baton deploy SERVICE" <<<"$("$BATON" help deploy)"
+expect_err "help for an unknown command" 'no help for "nope"' "$BATON" help nope
 
 # The control socket itself: garbage, a wrong type, an unknown command.
 ctl() {

@@ -65,6 +65,7 @@ write_conf() {
 start_agent() {
 	"$BATON" agent -d -f "$T/web.conf" >>"$T/agent.log" 2>&1 &
 	AGENT=$!
+	disown "$AGENT" # ended by PID in cleanup; no job-control noise
 	local i
 	for i in $(seq 100); do
 		"$BATON" status >/dev/null 2>&1 && return 0

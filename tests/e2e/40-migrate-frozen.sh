@@ -1,0 +1,45 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Requests queued on an old version that is frozen (SIGSTOP) are not lost: the
+# deploy switches to v2, v1 is killed at drain-timeout + kill-after, its
+# listeners close with the requests still queued, and the steer program moves
+# every one of them to v2 (net.ipv4.tcp_migrate_req stays 0 here).
+. "$(dirname "$0")/lib.sh"
+
+write_conf "instances = 1" "ready = notify" "drain-timeout = 1s" "kill-after = 1s" \
+	"backlog = 1024"
+start_agent || exit 1
+check_eq "tcp_migrate_req is off in this namespace" 0 "$(sysctl -n net.ipv4.tcp_migrate_req)"
+v1=$(version_pids 1)
+kill -STOP "$v1"
+nstat_snap "$T/nstat.before"
+curls=()
+for i in $(seq 50); do
+	curl -s --max-time 20 -o "$T/c4.$i" http://127.0.0.1:8080/ & curls+=($!)
+done
+for i in $(seq 20); do
+	curl -s --max-time 20 -o "$T/c6.$i" "http://[::1]:8080/" & curls+=($!)
+done
+# Every request is established and queued on v1's listeners (Recv-Q).
+queued=0
+for _ in $(seq 50); do
+	queued=$(ss -Hltn 'sport = :8080' | awk '{s += $2} END {print s + 0}')
+	[ "$queued" -ge 70 ] && break
+	sleep 0.1
+done
+check_eq "70 requests queued on frozen v1" 70 "$queued"
+check "deploy v2 while v1 is frozen" "$BATON" deploy web -- "$DEMO"
+check "v1 is killed within drain-timeout + kill-after" wait_gone 4 "$v1"
+fails=0
+for p in "${curls[@]}"; do wait "$p" || fails=$((fails + 1)); done
+check_eq "every queued client got an answer" 0 "$fails"
+served=$(cat "$T"/c4.* "$T"/c6.* 2>/dev/null | grep -c '^version=v2 ')
+check_eq "all 70 were served by v2" 70 "$served"
+nstat_snap "$T/nstat.after"
+check_eq "TCPMigrateReqSuccess counts them" 70 \
+	"$(nstat_delta "$T/nstat.before" "$T/nstat.after" TcpExtTCPMigrateReqSuccess)"
+for k in TcpExtTCPMigrateReqFailure TcpAttemptFails TcpOutRsts TcpExtListenDrops; do
+	check_eq "$k" 0 "$(nstat_delta "$T/nstat.before" "$T/nstat.after" $k)"
+done
+check_eq "baton's migrated counter agrees" 70 \
+	"$("$BATON" status web --json | jq '.[0].steer.migrated')"
