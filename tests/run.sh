@@ -40,9 +40,15 @@ run() {
 	local name=$1; shift
 	local log=/tmp/baton-test-$name.$$.log
 	"$@" >"$log" 2>&1
-	local rc=$?
+	local rc=$? before=$fail
 	count "$name" "$log" "$rc"
-	if [ "$rc" != 0 ] || [ -n "${VERBOSE:-}" ]; then sed 's/^/    /' "$log" | tail -60; fi
+	if [ "$fail" != "$before" ]; then
+		grep -E '^(FAIL|\[  (ERROR|FAILED) )' "$log" | sed 's/^/    /'
+		echo "    -- last lines of the log:"
+		sed 's/^/    /' "$log" | tail -40
+	elif [ -n "${VERBOSE:-}" ]; then
+		sed 's/^/    /' "$log"
+	fi
 	rm -f "$log"
 }
 

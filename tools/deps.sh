@@ -4,7 +4,7 @@
 # missing ones.  Runs apt-get update once, and only when something is missing.
 set -eu
 pkgs="make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
-libinih-dev libjansson-dev libcmocka-dev wrk curl jq python3 iproute2 procps util-linux"
+libinih-dev libjansson-dev libcmocka-dev wrk curl jq python3 tcpdump iproute2 procps util-linux"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

@@ -36,7 +36,8 @@ struct fixture {
 	struct steer st;
 	char pin_dir[64];
 	int family;
-	struct sockaddr_storage addr;
+	struct sockaddr_storage addr;  /* what the listeners bind */
+	struct sockaddr_storage caddr; /* what clients connect to */
 	socklen_t addrlen;
 	int lfd[NV][NI];
 };
@@ -69,7 +70,7 @@ static void set_policy(struct fixture *f, int active_vslot, __u32 weight_other)
 	assert_int_equal(steer_set_service(&f->st, SERVICE, &p), 0);
 }
 
-static int setup_family(void **state, int family, const char *ip)
+static int setup_family(void **state, int family, const char *ip, const char *client_ip)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	char err[256];
@@ -92,6 +93,8 @@ static int setup_family(void **state, int family, const char *ip)
 		sin->sin_port = htons(18080);
 		inet_pton(AF_INET, ip, &sin->sin_addr);
 		f->addrlen = sizeof(*sin);
+		f->caddr = f->addr;
+		inet_pton(AF_INET, client_ip, &((struct sockaddr_in *)&f->caddr)->sin_addr);
 	} else {
 		struct sockaddr_in6 *sin6 = (void *)&f->addr;
 
@@ -99,6 +102,8 @@ static int setup_family(void **state, int family, const char *ip)
 		sin6->sin6_port = htons(18080);
 		inet_pton(AF_INET6, ip, &sin6->sin6_addr);
 		f->addrlen = sizeof(*sin6);
+		f->caddr = f->addr;
+		inet_pton(AF_INET6, client_ip, &((struct sockaddr_in6 *)&f->caddr)->sin6_addr);
 	}
 	assert_int_equal(steer_add_group(&f->st, (struct sockaddr *)&f->addr, SERVICE, GROUP), 0);
 	set_policy(f, 0, 0);
@@ -114,12 +119,23 @@ static int setup_family(void **state, int family, const char *ip)
 
 static int setup4(void **state)
 {
-	return setup_family(state, AF_INET, "127.0.0.1");
+	return setup_family(state, AF_INET, "127.0.0.1", "127.0.0.1");
 }
 
 static int setup6(void **state)
 {
-	return setup_family(state, AF_INET6, "::1");
+	return setup_family(state, AF_INET6, "::1", "::1");
+}
+
+/* Listeners on the wildcard address: the group key has a zero address. */
+static int setup4any(void **state)
+{
+	return setup_family(state, AF_INET, "0.0.0.0", "127.0.0.1");
+}
+
+static int setup6any(void **state)
+{
+	return setup_family(state, AF_INET6, "::", "::1");
 }
 
 static int teardown(void **state)
@@ -147,7 +163,7 @@ static int client(struct fixture *f, __u16 sport)
 	/* A dropped SYN fails the test in 2 s instead of the kernel's 2 min. */
 	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
 	if (sport) {
-		struct sockaddr_storage ss = f->addr;
+		struct sockaddr_storage ss = f->caddr;
 		int one = 1;
 
 		if (f->family == AF_INET)
@@ -157,7 +173,7 @@ static int client(struct fixture *f, __u16 sport)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		assert_int_equal(bind(fd, (struct sockaddr *)&ss, f->addrlen), 0);
 	}
-	if (connect(fd, (struct sockaddr *)&f->addr, f->addrlen) < 0)
+	if (connect(fd, (struct sockaddr *)&f->caddr, f->addrlen) < 0)
 		fail_msg("connect: %s", strerror(errno));
 	return fd;
 }
@@ -278,7 +294,7 @@ static void test_probe_to_gone_socket_fails(void **state)
 	struct fixture *f = *state;
 	int counts[NV][NI];
 	int fd = socket(f->family, SOCK_STREAM | SOCK_NONBLOCK, 0);
-	struct sockaddr_storage ss = f->addr;
+	struct sockaddr_storage ss = f->caddr;
 	struct pollfd pfd;
 	socklen_t elen;
 	int soerr;
@@ -291,7 +307,7 @@ static void test_probe_to_gone_socket_fails(void **state)
 	else
 		((struct sockaddr_in6 *)&ss)->sin6_port = htons(41001);
 	assert_int_equal(bind(fd, (struct sockaddr *)&ss, f->addrlen), 0);
-	assert_int_equal(connect(fd, (struct sockaddr *)&f->addr, f->addrlen), -1);
+	assert_int_equal(connect(fd, (struct sockaddr *)&f->caddr, f->addrlen), -1);
 	assert_int_equal(errno, EINPROGRESS);
 	/*
 	 * SK_DROP on a SYN makes the kernel answer RST: the probe is refused at
@@ -359,6 +375,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_probe_reaches_pinned_socket, setup6, teardown),
 		cmocka_unit_test_setup_teardown(test_probe_to_gone_socket_fails, setup6, teardown),
 		cmocka_unit_test_setup_teardown(test_queued_connections_migrate, setup6, teardown),
+		cmocka_unit_test_setup_teardown(test_all_to_active_version, setup4any, teardown),
+		cmocka_unit_test_setup_teardown(test_probe_reaches_pinned_socket, setup4any, teardown),
+		cmocka_unit_test_setup_teardown(test_queued_connections_migrate, setup4any, teardown),
+		cmocka_unit_test_setup_teardown(test_all_to_active_version, setup6any, teardown),
+		cmocka_unit_test_setup_teardown(test_probe_reaches_pinned_socket, setup6any, teardown),
+		cmocka_unit_test_setup_teardown(test_queued_connections_migrate, setup6any, teardown),
 	};
 
 	if (getenv("TEST_FILTER"))

@@ -40,6 +40,7 @@ cleanup() {
 	[ -d "$BPFDIR" ] && rm -rf "$BPFDIR"
 	rm -rf "$T"
 	echo "$PASS passed, $FAIL failed"
+	[ "$FAIL" = 0 ] || exit 1
 }
 trap cleanup EXIT
 
@@ -110,13 +111,32 @@ wait_gone() {
 
 # nstat_get NAME: absolute counter in this namespace.
 nstat_get() { nstat -asz "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $2}' | head -1; }
-NSTAT_KEYS="TcpAttemptFails TcpOutRsts TcpExtTCPMigrateReqSuccess TcpExtTCPMigrateReqFailure TcpExtListenOverflows TcpExtListenDrops"
+NSTAT_KEYS="TcpAttemptFails TcpOutRsts TcpExtTCPMigrateReqSuccess TcpExtTCPMigrateReqFailure TcpExtListenOverflows TcpExtListenDrops TcpEstabResets TcpExtTCPAbortOnData TcpExtTCPAbortOnClose TcpExtTCPAbortOnLinger TcpExtTCPAbortOnTimeout TcpExtTCPAbortFailed TcpExtTCPReqQFullDrop TcpExtPAWSEstab TcpExtTWRecycled TcpExtTW TcpExtTCPChallengeACK TcpExtTCPSYNChallenge TcpExtTWKilled TcpExtTCPTimeWaitOverflow TcpRetransSegs"
 nstat_snap() { local k; for k in $NSTAT_KEYS; do echo "$k $(nstat_get "$k")"; done >"$1"; }
 # nstat_delta BEFORE AFTER NAME
 nstat_delta() {
 	local a b
 	a=$(awk -v n="$3" '$1 == n {print $2}' "$1"); b=$(awk -v n="$3" '$1 == n {print $2}' "$2")
 	echo $(( ${b:-0} - ${a:-0} ))
+}
+
+# rst_start FILE: capture every RST on loopback (cheap: RST packets only).
+rst_start() {
+	tcpdump -i lo -nn -l -S 'tcp[tcpflags] & tcp-rst != 0' >"$1" 2>"$1.err" &
+	RSTCAP=$!
+	local i
+	for i in $(seq 50); do grep -q "listening on" "$1.err" && return 0; sleep 0.1; done
+	echo "tcpdump did not start: $(cat "$1.err")"
+	return 1
+}
+rst_stop() { sleep 0.2; kill "$RSTCAP" 2>/dev/null; wait "$RSTCAP" 2>/dev/null; }
+# rst_count FILE server|client-abort|client-bare PORT
+rst_count() {
+	case $2 in
+	server) grep -c "\.$3 > .*Flags \[R" "$1" ;;
+	client-abort) grep -v "\.$3 > " "$1" | grep -c "Flags \[R\.\]" ;;
+	client-bare) grep -v "\.$3 > " "$1" | grep -c "Flags \[R\]," ;;
+	esac
 }
 
 # wrk_start OUT [wrk args...]: background load, bounded by -d; stop with wrk_stop.
