@@ -17,7 +17,7 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(BUILD) $(SANFLAGS)
 LDFLAGS += $(SANFLAGS)
 LIBS    := -lbpf -lelf -lz -linih -ljansson
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Ivmlinux -Iinclude -Wall -Werror
+BPF_CFLAGS := -g -O2 -mcpu=v3 -target bpf -D__TARGET_ARCH_x86 -Ivmlinux -Iinclude -Ibpf -Wall -Werror
 
 ifeq ($(V),1)
 Q :=
@@ -31,9 +31,9 @@ endif
 .SECONDARY:
 .PHONY: all deps test test-unit demo clean install
 
-BPF_PROGS := steer
+BPF_PROGS := steer track
 USER_SRCS := user/agent.c user/cli.c user/config.c user/control.c user/log.c user/main.c \
-	     user/proc.c user/steer.c
+	     user/proc.c user/steer.c user/track.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_steer
@@ -43,7 +43,7 @@ all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 $(BUILD):
 	$(Q)mkdir -p $@
 
-$(BUILD)/%.bpf.o: bpf/%.bpf.c include/%.h | $(BUILD)
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.bpf.h include/*.h) | $(BUILD)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 

@@ -14,10 +14,12 @@
 #include <bpf/bpf_endian.h>
 
 #include "steer.h"
+#include "conns.bpf.h"
 
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
+#define TCP_ESTABLISHED 1
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -113,6 +115,94 @@ static __always_inline int syn_sport(struct sk_reuseport_md *md, __u16 *sport)
 	return 0;
 }
 
+/* The 4-tuple of a new connection, from its SYN (IP header, then TCP header at data). */
+static __always_inline int syn_key(struct sk_reuseport_md *md, __u32 family, struct conn_key *k)
+{
+	struct tcphdr *th = md->data;
+
+	if ((void *)(th + 1) > md->data_end)
+		return -1;
+	k->family = family;
+	k->lport = bpf_ntohs(th->dest);
+	k->rport = bpf_ntohs(th->source);
+	if (family == AF_INET) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes_relative(md, 0, &ip, sizeof(ip), BPF_HDR_START_NET))
+			return -1;
+		k->laddr[0] = ip.daddr;
+		k->raddr[0] = ip.saddr;
+		return 0;
+	}
+	{
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes_relative(md, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET))
+			return -1;
+		__builtin_memcpy(k->laddr, &ip6.daddr, 16);
+		__builtin_memcpy(k->raddr, &ip6.saddr, 16);
+		return 0;
+	}
+}
+
+/* The 4-tuple of a migrating request or connection (src is the server side). */
+static __always_inline void sock_key(struct bpf_sock *sk, struct conn_key *k)
+{
+	k->family = sk->family;
+	k->lport = (__u16)sk->src_port;
+	k->rport = bpf_ntohs((__u16)sk->dst_port);
+	if (k->family == AF_INET) {
+		k->laddr[0] = sk->src_ip4;
+		k->raddr[0] = sk->dst_ip4;
+	} else {
+		k->laddr[0] = sk->src_ip6[0];
+		k->laddr[1] = sk->src_ip6[1];
+		k->laddr[2] = sk->src_ip6[2];
+		k->laddr[3] = sk->src_ip6[3];
+		k->raddr[0] = sk->dst_ip6[0];
+		k->raddr[1] = sk->dst_ip6[1];
+		k->raddr[2] = sk->dst_ip6[2];
+		k->raddr[3] = sk->dst_ip6[3];
+	}
+}
+
+/*
+ * Remember who got the connection, for track.  A request still in its
+ * handshake gets a decision; an established connection that moves from a
+ * closing listener changes owner, and its count moves with it.
+ */
+static __always_inline void record(struct sk_reuseport_md *md, __u32 family, __u32 service,
+				   __u32 version)
+{
+	struct conn_owner own = { .service = service, .version = version }, *cur, old;
+	struct bpf_sock *msk = md->migrating_sk;
+	struct version_counts *c;
+	struct conn_key k = {};
+
+	if (!msk) {
+		if (!syn_key(md, family, &k))
+			bpf_map_update_elem(&decisions, &k, &own, BPF_ANY);
+		return;
+	}
+	sock_key(msk, &k);
+	if (msk->state != TCP_ESTABLISHED) {
+		bpf_map_update_elem(&decisions, &k, &own, BPF_ANY);
+		return;
+	}
+	cur = bpf_map_lookup_elem(&conns, &k);
+	if (!cur || (cur->service == service && cur->version == version))
+		return;
+	old = *cur;
+	c = counts_of(&own);
+	if (!c)
+		return;
+	if (bpf_map_update_elem(&conns, &k, &own, BPF_EXIST))
+		return;
+	__sync_fetch_and_add(&c->live, 1);
+	__sync_fetch_and_add(&c->migrated_in, 1);
+	conn_leave(&old, 0);
+}
+
 SEC("sk_reuseport/migrate")
 int steer(struct sk_reuseport_md *md)
 {
@@ -181,6 +271,7 @@ int steer(struct sk_reuseport_md *md)
 	vslot = steer_pick_version(svc, hash % WEIGHT_MAX);
 	r = select_version(md, group, svc, vslot, hash / WEIGHT_MAX);
 	if (r >= 0) {
+		record(md, gk.family, gi->service, svc->v[vslot & (MAX_VERSIONS - 1)].version);
 		if (st) {
 			if (migrating)
 				st->migrated++;
@@ -198,6 +289,7 @@ int steer(struct sk_reuseport_md *md)
 		if (i == vslot || svc->v[i].state != VSTATE_ACTIVE || !svc->v[i].weight)
 			continue;
 		if (select_version(md, group, svc, i, hash / WEIGHT_MAX) >= 0) {
+			record(md, gk.family, gi->service, svc->v[i].version);
 			if (st) {
 				if (migrating)
 					st->migrated++;

@@ -31,6 +31,8 @@
 #define MAX_PROBES 1024
 #endif
 
+_Static_assert((MAX_VERSIONS & (MAX_VERSIONS - 1)) == 0, "MAX_VERSIONS must be a power of 2");
+
 #define SLOTS_PER_GROUP (MAX_VERSIONS * MAX_INSTANCES)
 #define SOCKARRAY_SIZE (MAX_GROUPS * SLOTS_PER_GROUP)
 

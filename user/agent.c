@@ -38,12 +38,13 @@
 #include "log.h"
 #include "proc.h"
 #include "steer_user.h"
+#include "track_user.h"
 
 #define MAX_CLIENTS 64
 #define PROBE_TICK_MS 50
 #define HISTORY 8
 
-enum ev_type { EV_SIGNAL, EV_CONTROL, EV_CLIENT, EV_NOTIFY, EV_PIDFD, EV_TIMER };
+enum ev_type { EV_SIGNAL, EV_CONTROL, EV_CLIENT, EV_NOTIFY, EV_PIDFD, EV_TIMER, EV_RING };
 
 struct evsrc {
 	enum ev_type type;
@@ -55,6 +56,7 @@ enum vphase {
 	VP_STARTING,
 	VP_ACTIVE,
 	VP_DRAIN_DELAY, /* weight 0, unsignalled: rollback can take it back */
+	VP_DRAIN_WAIT,  /* wait-then-signal: unsignalled until its live count is 0 */
 	VP_DRAINING,    /* exit signal sent, waiting for exit until drain-timeout */
 	VP_TERMINATING, /* drain timeout passed (SIGTERM sent), SIGKILL after kill-after */
 	VP_KILLED,      /* SIGKILL sent */
@@ -63,6 +65,7 @@ enum vphase {
 
 static const char *const phase_names[] = {
 	[VP_STARTING] = "starting",     [VP_ACTIVE] = "active",    [VP_DRAIN_DELAY] = "draining",
+	[VP_DRAIN_WAIT] = "draining",
 	[VP_DRAINING] = "draining",     [VP_TERMINATING] = "draining", [VP_KILLED] = "draining",
 	[VP_ABORTING] = "stopping",
 };
@@ -96,6 +99,7 @@ struct version {
 	int tfd;             /* timerfd for this version's current deadline */
 	long long deadline;  /* ms, monotonic; 0: none */
 	long long t_start, t_switch, t_signal;
+	long long zero_to_signal_us; /* last close (kernel time) to exit signal; -1: not by zero */
 	struct client *waiter; /* the CLI waiting for this deploy */
 	struct evsrc ev;
 };
@@ -130,6 +134,7 @@ struct client {
 static struct {
 	struct config cfg;
 	struct steer st;
+	struct track tr;
 	struct service svc[MAX_SERVICES];
 	int nsvc;
 	int ngroups;
@@ -139,7 +144,7 @@ static struct {
 	int notifyfd;
 	char notify_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct client *clients[MAX_CLIENTS];
-	struct evsrc ev_sig, ev_ctl, ev_notify;
+	struct evsrc ev_sig, ev_ctl, ev_notify, ev_ring;
 	bool quit;
 	bool stop_children; /* shutdown request: stop every version first */
 	struct client *shutdown_waiter;
@@ -442,6 +447,7 @@ static void version_stopped(struct version *v)
 		s->starting = -1;
 	s->slot[v->vslot] = NULL;
 	push_policy(s);
+	track_forget(&A.tr, s->id, v->num);
 	version_free(v);
 	check_shutdown_done();
 }
@@ -459,21 +465,58 @@ static void signal_all(struct version *v, int sig)
 		}
 }
 
-/* Drain step 2: the exit signal; the version has drain-timeout to exit. */
+/*
+ * Drain, last step: the exit signal.  With signal-then-wait the version has
+ * drain-timeout to exit (then SIGTERM, then SIGKILL after kill-after); with
+ * wait-then-signal it had its drain-timeout already and gets kill-after.
+ */
 static void drain_signal(struct version *v)
 {
 	const struct service_conf *c = &v->svc->conf;
 
-	v->phase = VP_DRAINING;
+	track_watch(&A.tr, v->svc->id, v->num, 0);
 	v->t_signal = now_ms();
 	release_listeners(v, -1);
 	log_info("%s: draining, sending %s to %d process(es)", vname(v), signal_name(c->exit_signal),
 		 v->nalive);
 	signal_all(v, c->exit_signal);
-	timer_set(v, v->t_signal + c->drain_timeout_ms);
+	if (c->drain == DRAIN_SIGNAL_THEN_WAIT) {
+		v->phase = VP_DRAINING;
+		timer_set(v, v->t_signal + c->drain_timeout_ms);
+	} else {
+		v->phase = VP_TERMINATING;
+		timer_set(v, v->t_signal + c->kill_after_ms);
+	}
 }
 
-/* Drain step 1: out of the map; rollback can still take it back until drain-delay ends. */
+/* wait-then-signal: watch the live count; the kernel reports when it is 0. */
+static void drain_wait(struct version *v)
+{
+	const struct service_conf *c = &v->svc->conf;
+	struct version_counts n;
+
+	v->phase = VP_DRAIN_WAIT;
+	timer_set(v, now_ms() + c->drain_timeout_ms);
+	/* Watch first, then look: a close between the two is reported or seen. */
+	track_watch(&A.tr, v->svc->id, v->num, 1);
+	if (!track_counts(&A.tr, v->svc->id, v->num, &n) && n.live <= 0) {
+		log_info("%s: no connections left", vname(v));
+		drain_signal(v);
+		return;
+	}
+	log_info("%s: waiting for %lld connection(s) to close (drain-timeout %u ms)", vname(v),
+		 (long long)n.live, c->drain_timeout_ms);
+}
+
+static void drain_next(struct version *v)
+{
+	if (v->svc->conf.drain == DRAIN_WAIT_THEN_SIGNAL)
+		drain_wait(v);
+	else
+		drain_signal(v);
+}
+
+/* Drain step 1: out of the map; rollback can still take it back until it is signalled. */
 static void drain_begin(struct version *v)
 {
 	const struct service_conf *c = &v->svc->conf;
@@ -488,7 +531,36 @@ static void drain_begin(struct version *v)
 	if (c->drain_delay_ms)
 		timer_set(v, v->t_switch + c->drain_delay_ms);
 	else
-		drain_signal(v);
+		drain_next(v);
+}
+
+/* The kernel saw the last connection of a watched version close. */
+static void on_zero(void *ctx, const struct track_event *e)
+{
+	struct timespec ts;
+	int i;
+
+	(void)ctx;
+	for (i = 0; i < A.nsvc; i++) {
+		struct service *s = &A.svc[i];
+		int vs;
+
+		if (s->id != (int)e->service)
+			continue;
+		for (vs = 0; vs < MAX_VERSIONS; vs++) {
+			struct version *v = s->slot[vs];
+
+			if (!v || v->num != (int)e->version || v->phase != VP_DRAIN_WAIT)
+				continue;
+			drain_signal(v);
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			v->zero_to_signal_us =
+				((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec - (long long)e->ktime_ns) /
+				1000;
+			log_info("%s: last connection closed; signalled %lld us later", vname(v),
+				 v->zero_to_signal_us);
+		}
+	}
 }
 
 /* Stop a version that never became active: TERM now, KILL after kill-after. */
@@ -605,6 +677,11 @@ static struct version *version_new(struct service *s, char *const *argv, char *e
 		snprintf(err, errlen, "timerfd: %s", strerror(errno));
 		goto fail;
 	}
+	v->zero_to_signal_us = -1;
+	if (track_register(&A.tr, s->id, v->num) < 0) {
+		snprintf(err, errlen, "cannot create the connection counters: %s", strerror(errno));
+		goto fail;
+	}
 	s->next_num++;
 	s->slot[vslot] = v;
 	return v;
@@ -696,6 +773,7 @@ static void probe_start(struct version *v, int i)
 	}
 	if (bind(fd, (struct sockaddr *)&src, la->len) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&src, &slen) < 0) {
+		log_warn("%s: instance %d: probe: bind", vname(v), i);
 		close(fd);
 		return;
 	}
@@ -703,12 +781,15 @@ static void probe_start(struct version *v, int i)
 							  : ((struct sockaddr_in6 *)&src)->sin6_port);
 	/* Pin before the SYN leaves, so the steer program sends it to this instance. */
 	if (steer_probe_add(&A.st, v->svc->group[0], in->probe_sport, v->vslot, i)) {
+		log_warn("%s: instance %d: probe: cannot pin source port", vname(v), i);
 		close(fd);
 		return;
 	}
 	in->probe_fd = fd;
-	if (connect(fd, (struct sockaddr *)&dst, la->len) < 0 && errno != EINPROGRESS)
+	if (connect(fd, (struct sockaddr *)&dst, la->len) < 0 && errno != EINPROGRESS) {
+		log_debug("%s: instance %d: probe: connect: %s", vname(v), i, strerror(errno));
 		probe_stop(v, i);
+	}
 }
 
 /*
@@ -733,14 +814,20 @@ static void probe_check(struct version *v, int i)
 		return; /* handshake still in flight */
 	getsockopt(in->probe_fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
 	if (soerr) {
+		log_debug("%s: instance %d: probe: %s", vname(v), i, strerror(soerr));
 		probe_stop(v, i); /* try again next tick */
 		return;
 	}
 	len = sizeof(ti);
-	if (in->lfd[0] >= 0 && getsockopt(in->lfd[0], IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-	    ti.tcpi_unacked == 0) {
+	if (in->lfd[0] < 0 || getsockopt(in->lfd[0], IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) {
+		log_debug("%s: instance %d: probe: no listener to check", vname(v), i);
+		return;
+	}
+	if (ti.tcpi_unacked == 0) {
 		probe_stop(v, i);
 		instance_ready(v, i);
+	} else {
+		log_debug("%s: instance %d: probe connected, %u queued", vname(v), i, ti.tcpi_unacked);
 	}
 }
 
@@ -861,7 +948,7 @@ static int rollback(struct service *s, char *msg, size_t msglen)
 			 s->conf.name, s->conf.name);
 		return -ENOENT;
 	}
-	if (prev->phase != VP_DRAIN_DELAY) {
+	if (prev->phase != VP_DRAIN_DELAY && prev->phase != VP_DRAIN_WAIT) {
 		snprintf(msg, msglen,
 			 "%s was told to exit %.1f s ago and cannot take traffic back (keep it "
 			 "with drain-delay); deploy it again: baton deploy %s -- COMMAND",
@@ -870,6 +957,7 @@ static int rollback(struct service *s, char *msg, size_t msglen)
 	}
 	/* Its sockets are still the agent's copies: put them back, then switch. */
 	timer_set(prev, 0);
+	track_watch(&A.tr, s->id, prev->num, 0);
 	place_version(prev);
 	prev->phase = VP_ACTIVE;
 	s->active = prev->vslot;
@@ -976,8 +1064,17 @@ static void on_timer(struct version *v)
 	}
 	switch (v->phase) {
 	case VP_DRAIN_DELAY:
+		drain_next(v);
+		break;
+	case VP_DRAIN_WAIT: {
+		struct version_counts n = { 0 };
+
+		track_counts(&A.tr, v->svc->id, v->num, &n);
+		log_warnx("%s: %lld connection(s) still open at drain-timeout %u ms", vname(v),
+			  (long long)n.live, c->drain_timeout_ms);
 		drain_signal(v);
 		break;
+	}
 	case VP_DRAINING:
 		log_warnx("%s: %d process(es) still running at drain-timeout %u ms%s", vname(v),
 			  v->nalive, c->drain_timeout_ms,
@@ -1095,13 +1192,24 @@ static json_t *status_json(struct service *s)
 						 v->inst[k].pid, "ready", v->inst[k].ready, "alive",
 						 v->inst[k].alive,
 						 "exit", v->inst[k].alive ? "" : v->inst[k].exit_desc));
-		json_array_append_new(
-			vs, json_pack("{s:i, s:i, s:s, s:i, s:i, s:i, s:I, s:o, s:o}", "version",
-				      v->num, "slot", v->vslot, "state", phase_names[v->phase],
-				      "weight", v->phase == VP_ACTIVE ? WEIGHT_MAX : 0, "instances",
-				      v->ninst, "alive", v->nalive, "age_ms",
-				      (json_int_t)(now_ms() - v->t_start), "processes", insts,
-				      "command", argv));
+		struct version_counts n = { 0 };
+		json_t *jv;
+
+		track_counts(&A.tr, s->id, v->num, &n);
+		jv = json_pack("{s:i, s:i, s:s, s:i, s:i, s:i, s:I, s:o, s:o}", "version", v->num,
+			       "slot", v->vslot, "state", phase_names[v->phase], "weight",
+			       v->phase == VP_ACTIVE ? WEIGHT_MAX : 0, "instances", v->ninst, "alive",
+			       v->nalive, "age_ms", (json_int_t)(now_ms() - v->t_start), "processes",
+			       insts, "command", argv);
+		json_object_set_new(jv, "live", json_integer(n.live));
+		json_object_set_new(jv, "accepted", json_integer((json_int_t)n.accepted));
+		json_object_set_new(jv, "closed", json_integer((json_int_t)n.closed));
+		json_object_set_new(jv, "migrated_in", json_integer((json_int_t)n.migrated_in));
+		json_object_set_new(jv, "signalled", json_boolean(v->t_signal != 0));
+		if (v->zero_to_signal_us >= 0)
+			json_object_set_new(jv, "zero_to_signal_us",
+					    json_integer(v->zero_to_signal_us));
+		json_array_append_new(vs, jv);
 	}
 	for (i = 0; i < s->nhist; i++)
 		json_array_append_new(hist, json_pack("{s:i, s:s, s:s}", "version", s->hist[i].num,
@@ -1169,11 +1277,13 @@ static void handle_request(struct client *c, json_t *req)
 				n++;
 				if (v->phase == VP_STARTING)
 					version_abort(v, "agent shutting down");
-				else if (v->phase == VP_ACTIVE || v->phase == VP_DRAIN_DELAY) {
+				else if (v->phase == VP_ACTIVE || v->phase == VP_DRAIN_DELAY ||
+					 v->phase == VP_DRAIN_WAIT) {
 					A.svc[i].active = -1;
 					push_policy(&A.svc[i]);
 					drain_begin(v);
-					if (A.svc[i].slot[vs] && v->phase == VP_DRAIN_DELAY)
+					if (A.svc[i].slot[vs] && (v->phase == VP_DRAIN_DELAY ||
+								  v->phase == VP_DRAIN_WAIT))
 						drain_signal(v);
 				}
 			}
@@ -1493,6 +1603,10 @@ int agent_main(const struct agent_opts *o)
 		config_free(&A.cfg);
 		return 1;
 	}
+	if (track_open(&A.tr, A.cfg.agent.bpf_dir, on_zero, NULL, err, sizeof(err))) {
+		fprintf(stderr, "baton: %s\n", err);
+		goto fail;
+	}
 	if (mkdir_p(A.cfg.agent.run_dir, 0755) < 0) {
 		fprintf(stderr, "baton: cannot create %s: %s\n", A.cfg.agent.run_dir, strerror(errno));
 		goto fail;
@@ -1523,6 +1637,7 @@ int agent_main(const struct agent_opts *o)
 	ep_add(A.sigfd, &A.ev_sig, EV_SIGNAL, NULL, 0, EPOLLIN);
 	ep_add(A.ctlfd, &A.ev_ctl, EV_CONTROL, NULL, 0, EPOLLIN);
 	ep_add(A.notifyfd, &A.ev_notify, EV_NOTIFY, NULL, 0, EPOLLIN);
+	ep_add(track_ring_fd(&A.tr), &A.ev_ring, EV_RING, NULL, 0, EPOLLIN);
 	if (services_start(err, sizeof(err))) {
 		fprintf(stderr, "baton: %s\n", err);
 		goto fail;
@@ -1568,6 +1683,9 @@ int agent_main(const struct agent_opts *o)
 			case EV_TIMER:
 				on_timer(ev->p);
 				break;
+			case EV_RING:
+				track_ring_consume(&A.tr);
+				break;
 			}
 			first_versions_check();
 		}
@@ -1580,10 +1698,12 @@ int agent_main(const struct agent_opts *o)
 			if (A.svc[i].slot[j])
 				version_free(A.svc[i].slot[j]);
 	unlink(A.cfg.agent.control);
+	track_close(&A.tr);
 	steer_close(&A.st);
 	config_free(&A.cfg);
 	return 0;
 fail:
+	track_close(&A.tr);
 	steer_close(&A.st);
 	config_free(&A.cfg);
 	return 1;

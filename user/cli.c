@@ -2,6 +2,7 @@
 /* The CLI: each command is a client of the agent's control socket. */
 #include <errno.h>
 #include <getopt.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,10 @@ static const struct help helps[] = {
 	{ "status", "baton status [SERVICE] [--json] [-s SOCKET]",
 	  "Show each service's versions: state, weight, instances and pids, and the\n"
 	  "steering counters.  --json prints the agent's answer for scripts." },
+	{ "watch", "baton watch [SERVICE] [-n SECONDS] [--count N] [-s SOCKET]",
+	  "Refresh a per-version view every SECONDS (default 1): state, weight, live\n"
+	  "connections, and connections accepted per second since the last refresh.\n"
+	  "Runs until interrupted, or for N refreshes with --count N." },
 	{ "rollback", "baton rollback SERVICE [-s SOCKET]",
 	  "Give all new connections back to the previous version while it is still\n"
 	  "running and has not been told to exit (see drain-delay); abort a deploy in\n"
@@ -135,6 +140,8 @@ struct client_opts {
 	const char *service;
 	int json;
 	int stop;
+	double interval;
+	long count;
 };
 
 /*
@@ -146,6 +153,8 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 {
 	static const struct option lo[] = { { "json", no_argument, NULL, 'j' },
 					    { "stop", no_argument, NULL, 'S' },
+					    { "interval", required_argument, NULL, 'n' },
+					    { "count", required_argument, NULL, 'c' },
 					    { "control", required_argument, NULL, 's' },
 					    { "help", no_argument, NULL, 'h' },
 					    { NULL, 0, NULL, 0 } };
@@ -154,8 +163,26 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 
 	o->control = getenv("BATON_CONTROL") ? getenv("BATON_CONTROL") : DEFAULT_CONTROL;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:hn:", lo, NULL)) != -1) {
+		char *end;
+
 		switch (c) {
+		case 'n':
+			o->interval = strtod(optarg, &end);
+			if (*end || !(o->interval >= 0.1 && o->interval <= 3600)) {
+				fprintf(stderr, "baton %s: -n takes seconds from 0.1 to 3600, not \"%s\"\n",
+					name, optarg);
+				return 2;
+			}
+			break;
+		case 'c':
+			o->count = strtol(optarg, &end, 10);
+			if (*end || o->count < 1 || o->count > 1000000) {
+				fprintf(stderr, "baton %s: --count takes 1..1000000, not \"%s\"\n", name,
+					optarg);
+				return 2;
+			}
+			break;
 		case 'j':
 			o->json = 1;
 			break;
@@ -339,8 +366,8 @@ static void print_table(json_t *services)
 	size_t i, k, p;
 	json_t *s, *v, *pr;
 
-	printf("%-12s %-8s %-10s %7s %-10s %s\n", "SERVICE", "VERSION", "STATE", "WEIGHT",
-	       "INSTANCES", "PIDS");
+	printf("%-12s %-8s %-10s %7s %8s %10s %-10s %s\n", "SERVICE", "VERSION", "STATE", "WEIGHT",
+	       "LIVE", "ACCEPTED", "INSTANCES", "PIDS");
 	json_array_foreach(services, i, s)
 	{
 		const char *name = json_string_value(json_object_get(s, "name"));
@@ -370,9 +397,12 @@ static void print_table(json_t *services)
 			snprintf(inst, sizeof(inst), "%lld/%lld",
 				 (long long)json_integer_value(json_object_get(v, "alive")),
 				 (long long)json_integer_value(json_object_get(v, "instances")));
-			printf("%-12s %-8s %-10s %6.1f%% %-10s %s\n", k ? "" : name, ver,
+			printf("%-12s %-8s %-10s %6.1f%% %8lld %10lld %-10s %s\n", k ? "" : name, ver,
 			       json_string_value(json_object_get(v, "state")),
-			       json_integer_value(json_object_get(v, "weight")) / 100.0, inst, pids);
+			       json_integer_value(json_object_get(v, "weight")) / 100.0,
+			       (long long)json_integer_value(json_object_get(v, "live")),
+			       (long long)json_integer_value(json_object_get(v, "accepted")), inst,
+			       pids);
 			(void)ready;
 		}
 		char addrs[512] = "";
@@ -414,5 +444,75 @@ int cmd_status(int argc, char **argv)
 		print_table(json_object_get(r, "services"));
 	}
 	json_decref(r);
+	return 0;
+}
+
+/* Accepted totals of the previous frame, for accepted/s. */
+struct seen {
+	char key[48];
+	long long accepted;
+};
+
+int cmd_watch(int argc, char **argv)
+{
+	struct client_opts o = { .interval = 1.0 };
+	static struct seen prev[256], cur[256];
+	int nprev = 0, ncur, rc, tty = isatty(1);
+	long frame;
+
+	rc = parse_client("watch", argc, argv, &o, 1);
+	if (rc)
+		return rc;
+	for (frame = 0; !o.count || frame < o.count; frame++) {
+		json_t *req = json_pack("{s:s}", "cmd", "status"), *r, *svc, *v;
+		size_t i, k;
+		time_t now = time(NULL);
+		char when[32];
+
+		if (o.service)
+			json_object_set_new(req, "service", json_string(o.service));
+		r = call(o.control, req, 10000);
+		if (check_reply("watch", r))
+			return 1;
+		strftime(when, sizeof(when), "%H:%M:%S", localtime(&now));
+		if (tty)
+			printf("\033[H\033[2J");
+		printf("%s  every %.1fs\n%-12s %-8s %-10s %7s %8s %10s\n", when, o.interval, "SERVICE",
+		       "VERSION", "STATE", "WEIGHT", "LIVE", "ACCEPT/S");
+		ncur = 0;
+		json_array_foreach(json_object_get(r, "services"), i, svc)
+		{
+			const char *name = json_string_value(json_object_get(svc, "name"));
+
+			json_array_foreach(json_object_get(svc, "versions"), k, v)
+			{
+				long long num = json_integer_value(json_object_get(v, "version"));
+				long long acc = json_integer_value(json_object_get(v, "accepted"));
+				char rate[24] = "-";
+				int p;
+
+				if (ncur < 256) {
+					snprintf(cur[ncur].key, sizeof(cur[ncur].key), "%s/%lld", name, num);
+					cur[ncur].accepted = acc;
+					for (p = 0; p < nprev; p++)
+						if (!strcmp(prev[p].key, cur[ncur].key))
+							snprintf(rate, sizeof(rate), "%.0f",
+								 (acc - prev[p].accepted) / o.interval);
+					ncur++;
+				}
+				printf("%-12s v%-7lld %-10s %6.1f%% %8lld %10s\n", k ? "" : name, num,
+				       json_string_value(json_object_get(v, "state")),
+				       json_integer_value(json_object_get(v, "weight")) / 100.0,
+				       (long long)json_integer_value(json_object_get(v, "live")), rate);
+			}
+		}
+		fflush(stdout);
+		json_decref(r);
+		memcpy(prev, cur, sizeof(cur[0]) * ncur);
+		nprev = ncur;
+		if (o.count && frame + 1 == o.count)
+			break;
+		usleep((useconds_t)(o.interval * 1e6));
+	}
 	return 0;
 }

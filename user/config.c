@@ -729,10 +729,13 @@ static int set_ready(struct parser *p, const char *key, const char *val)
 
 static int set_drain_policy(struct parser *p, const char *key, const char *val)
 {
-	if (strcmp(val, "signal-then-wait"))
-		return perr(p, "%s must be signal-then-wait (the only policy so far), not \"%.*s\"",
-			    key, ECHO_MAX, val);
-	p->svc->drain = DRAIN_SIGNAL_THEN_WAIT;
+	if (!strcmp(val, "wait-then-signal"))
+		p->svc->drain = DRAIN_WAIT_THEN_SIGNAL;
+	else if (!strcmp(val, "signal-then-wait"))
+		p->svc->drain = DRAIN_SIGNAL_THEN_WAIT;
+	else
+		return perr(p, "%s must be wait-then-signal or signal-then-wait, not \"%.*s\"", key,
+			    ECHO_MAX, val);
 	return 0;
 }
 
@@ -917,7 +920,7 @@ static void service_defaults(struct service_conf *svc)
 	svc->instances = 1;
 	svc->ready = READY_NOTIFY;
 	svc->ready_timeout_ms = 10000;
-	svc->drain = DRAIN_SIGNAL_THEN_WAIT;
+	svc->drain = DRAIN_WAIT_THEN_SIGNAL;
 	svc->exit_signal = SIGTERM;
 	svc->drain_delay_ms = 0;
 	svc->drain_timeout_ms = 30000;

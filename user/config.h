@@ -22,7 +22,8 @@ enum ready_kind {
 };
 
 enum drain_policy {
-	DRAIN_SIGNAL_THEN_WAIT = 0, /* exit signal at drain start, then wait for exit */
+	DRAIN_WAIT_THEN_SIGNAL = 0, /* wait until the version has no connections, then signal */
+	DRAIN_SIGNAL_THEN_WAIT = 1, /* exit signal at drain start, then wait for exit */
 };
 
 struct listen_addr {

@@ -4,6 +4,7 @@
  * attach per reuseport group.  The program itself is never pinned: each
  * group holds a reference to it, so steering survives the agent.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -119,21 +120,26 @@ void steer_close(struct steer *st)
 	st->prog_fd = -1;
 }
 
+/* Remove every pin in the directory (maps, the track link), then the directory. */
 int steer_unpin(const char *pin_dir)
 {
-	static const char *const names[] = { "sockets", "groups", "services", "probes",
-					     "steer_stats" };
 	char path[PATH_MAX];
-	size_t i;
+	struct dirent *de;
+	DIR *d = opendir(pin_dir);
+	int r = 0;
 
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", pin_dir, names[i]);
-		if (unlink(path) < 0 && errno != ENOENT)
-			return -errno;
-	}
-	if (rmdir(pin_dir) < 0 && errno != ENOENT && errno != ENOTEMPTY)
-		return -errno;
-	return 0;
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", pin_dir, de->d_name);
+			if (unlink(path) < 0)
+				r = -errno;
+		}
+	closedir(d);
+	if (rmdir(pin_dir) < 0 && errno != ENOENT)
+		r = -errno;
+	return r;
 }
 
 int steer_group_key_from(const struct sockaddr *sa, struct steer_group_key *k)

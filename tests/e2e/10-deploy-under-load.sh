@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 
 DEPLOYS=${DEPLOYS:-20}
-write_conf "instances = 2" "ready = notify" "ready-timeout = 5s" "drain-timeout = 5s" \
+write_conf "instances = 2" "ready = notify" "ready-timeout = 5s" "drain-policy = signal-then-wait" "drain-timeout = 5s" \
 	"kill-after = 2s" "backlog = 4096"
 start_agent || exit 1
 

@@ -6,7 +6,8 @@
 . "$(dirname "$0")/lib.sh"
 
 # v1 drains idle keep-alive connections for up to 5 s after its exit signal.
-EXEC="$DEMO --drain-idle-ms 5000" write_conf "instances = 1" "ready = notify" "ready-timeout = 5s" "drain-delay = 3s" \
+EXEC="$DEMO --drain-idle-ms 5000" write_conf "instances = 1" "ready = notify" "ready-timeout = 5s" \
+	"drain-policy = signal-then-wait" "drain-delay = 3s" \
 	"drain-timeout = 3s" "kill-after = 1s"
 start_agent || exit 1
 URL=http://127.0.0.1:8080/

@@ -40,7 +40,8 @@ check_eq "the failed version is gone from status" 0 "$left"
 
 # Drain bound: an old version that ignores SIGTERM.
 EXEC="/bin/sh -c \"trap '' TERM; exec sleep 600\"" \
-	write_conf "instances = 1" "ready = none" "drain-timeout = 1s" "kill-after = 1s"
+	write_conf "instances = 1" "ready = none" "drain-policy = signal-then-wait" "drain-timeout = 1s" \
+	"kill-after = 1s"
 wait_gone 10 "$AGENT"
 start_agent || exit 1
 pid=$(version_pids 1)

@@ -62,14 +62,19 @@ write_conf() {
 	} >"$T/web.conf"
 }
 
-# start_agent: run the agent in the background, wait (bounded) until it answers.
+# start_agent: run the agent in the background, wait (bounded) until it answers
+# and every instance of the first version is ready.
 start_agent() {
 	"$BATON" agent -d -f "$T/web.conf" >>"$T/agent.log" 2>&1 &
 	AGENT=$!
 	disown "$AGENT" # ended by PID in cleanup; no job-control noise
 	local i
+	local out
 	for i in $(seq 100); do
-		"$BATON" status >/dev/null 2>&1 && return 0
+		# (jq -e succeeds on empty input: require an answer first)
+		out=$("$BATON" status --json 2>/dev/null) && [ -n "$out" ] &&
+			jq -e 'all(.[].versions[].processes[]; .ready) and all(.[]; .active != null)' \
+				<<<"$out" >/dev/null && return 0
 		kill -0 "$AGENT" 2>/dev/null || break
 		sleep 0.1
 	done

@@ -726,7 +726,7 @@ static void load_applies_defaults(void **state)
 	assert_string_equal(s->workdir, "");
 	assert_int_equal(s->ready, READY_NOTIFY);
 	assert_int_equal(s->ready_timeout_ms, 10000);
-	assert_int_equal(s->drain, DRAIN_SIGNAL_THEN_WAIT);
+	assert_int_equal(s->drain, DRAIN_WAIT_THEN_SIGNAL);
 	assert_int_equal(s->exit_signal, SIGTERM);
 	assert_int_equal(s->drain_delay_ms, 0);
 	assert_int_equal(s->drain_timeout_ms, 30000);
@@ -1179,7 +1179,7 @@ static void error_enums(void **state)
 	assert_load_error(SVC("web", "80") "ready = yes\n",
 			  "web.conf:4: ready must be notify, tcp or none, not \"yes\"");
 	assert_load_error(SVC("web", "80") "drain-policy = kill\n",
-			  "web.conf:4: drain-policy must be signal-then-wait");
+			  "web.conf:4: drain-policy must be wait-then-signal or signal-then-wait");
 	assert_load_error(SVC("web", "80") "exit-signal = SIGSEGV\n",
 			  "web.conf:4: exit-signal: unknown signal \"SIGSEGV\"");
 	assert_load_error(SVC("web", "80") "exit-signal = 0\n",
