@@ -29,7 +29,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all deps test test-unit demo clean install
+.PHONY: all deps test test-unit demo bench clean install
 
 BPF_PROGS := steer track
 USER_SRCS := user/agent.c user/cli.c user/config.c user/control.c user/log.c user/main.c \
@@ -82,6 +82,11 @@ test: deps
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/demo.sh $(BUILD)
+
+# Benchmarks: measured in one run; issue 7 adds the rest of the suite.
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tools/bench-drain.sh $(BUILD) 100
 
 clean:
 	$(Q)rm -rf $(BUILD)

@@ -43,3 +43,8 @@ for k in TcpExtTCPMigrateReqFailure TcpAttemptFails TcpOutRsts TcpExtListenDrops
 done
 check_eq "baton's migrated counter agrees" 70 \
 	"$("$BATON" status web --json | jq '.[0].steer.migrated')"
+# The connections are counted against the version that ends up holding them.
+v2=$("$BATON" status web --json | jq -c '.[0].versions[] | select(.version == 2) |
+	{live, migrated_in, closed}')
+check_eq "v2 counts the 70 it was handed, and their close" \
+	'{"live":0,"migrated_in":70,"closed":70}' "$v2"
