@@ -1072,6 +1072,17 @@ static void on_timer(struct version *v)
 		track_counts(&A.tr, v->svc->id, v->num, &n);
 		log_warnx("%s: %lld connection(s) still open at drain-timeout %u ms", vname(v),
 			  (long long)n.live, c->drain_timeout_ms);
+		if (c->drain_reset) {
+			int r = track_reset_version(&A.tr, v->svc->id, v->num);
+
+			if (r < 0)
+				log_warnx("%s: cannot reset its connections: %s%s", vname(v),
+					  strerror(-r),
+					  r == -EOPNOTSUPP ? " (kernel without CONFIG_INET_DIAG_DESTROY)"
+							   : "");
+			else
+				log_warnx("%s: reset %d connection(s) (drain-reset)", vname(v), r);
+		}
 		drain_signal(v);
 		break;
 	}

@@ -783,6 +783,17 @@ static int set_kill_after(struct parser *p, const char *key, const char *val)
 	return set_duration(p, key, val, &p->svc->kill_after_ms, false);
 }
 
+static int set_drain_reset(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "yes"))
+		p->svc->drain_reset = true;
+	else if (!strcmp(val, "no"))
+		p->svc->drain_reset = false;
+	else
+		return perr(p, "%s must be yes or no, not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
 static const struct key_def keys[] = {
 	{ "control", SECT_AGENT, false, set_control },
 	{ "bpf-dir", SECT_AGENT, false, set_bpf_dir },
@@ -800,6 +811,7 @@ static const struct key_def keys[] = {
 	{ "drain-delay", SECT_SERVICE, false, set_drain_delay },
 	{ "drain-timeout", SECT_SERVICE, false, set_drain_timeout },
 	{ "kill-after", SECT_SERVICE, false, set_kill_after },
+	{ "drain-reset", SECT_SERVICE, false, set_drain_reset },
 	{ "backlog", SECT_SERVICE, false, set_backlog },
 };
 

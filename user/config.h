@@ -50,6 +50,7 @@ struct service_conf {
 	unsigned drain_delay_ms;  /* default 0: time a drained version is kept, unsignalled, for rollback */
 	unsigned drain_timeout_ms; /* default 30000 */
 	unsigned kill_after_ms;   /* default 5000 */
+	bool drain_reset;         /* default false: at drain-timeout, reset what is left (SOCK_DESTROY) */
 	int backlog;              /* listen backlog, default 1024 */
 	int line;                 /* line of the [service ...] header */
 };

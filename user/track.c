@@ -7,6 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -176,4 +182,78 @@ int track_watch(struct track *t, __u32 service, __u32 version, int on)
 	if (bpf_map_delete_elem(t->watch_fd, &k) && errno != ENOENT)
 		return -errno;
 	return 0;
+}
+
+/* One SOCK_DESTROY request over sock_diag for the connection k; 0 or -errno. */
+static int destroy_one(int nl, const struct conn_key *k)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 req;
+	} msg = {
+		.nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DESTROY,
+			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK },
+		.req = { .sdiag_family = (__u8)k->family, .sdiag_protocol = IPPROTO_TCP,
+			 .idiag_states = ~0U,
+			 .id = { .idiag_sport = htons(k->lport), .idiag_dport = htons(k->rport),
+				 .idiag_cookie = { INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE } } },
+	};
+	struct {
+		struct nlmsghdr nlh;
+		struct nlmsgerr err;
+	} ack;
+	ssize_t n;
+
+	memcpy(msg.req.id.idiag_src, k->laddr, sizeof(k->laddr));
+	memcpy(msg.req.id.idiag_dst, k->raddr, sizeof(k->raddr));
+	if (send(nl, &msg, sizeof(msg), 0) < 0)
+		return -errno;
+	n = recv(nl, &ack, sizeof(ack), 0);
+	if (n < 0)
+		return -errno;
+	if (n < (ssize_t)sizeof(ack) || ack.nlh.nlmsg_type != NLMSG_ERROR)
+		return -EPROTO;
+	return ack.err.error;
+}
+
+int track_reset_version(struct track *t, __u32 service, __u32 version)
+{
+	int conns_fd = bpf_map__fd(t->skel->maps.conns);
+	struct conn_key k, next, *prev = NULL;
+	struct conn_key batch[256];
+	struct conn_owner o;
+	struct timeval tv = { .tv_sec = 1 };
+	int nl, n = 0, done = 0, r, i;
+
+	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (nl < 0)
+		return -errno;
+	setsockopt(nl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* Collect first: destroying while iterating would skip keys. */
+	for (;;) {
+		n = 0;
+		prev = NULL;
+		while (n < 256 && !bpf_map_get_next_key(conns_fd, prev, &next)) {
+			k = next;
+			prev = &k;
+			if (!bpf_map_lookup_elem(conns_fd, &k, &o) && o.service == service &&
+			    o.version == version)
+				batch[n++] = k;
+		}
+		for (i = 0; i < n; i++) {
+			r = destroy_one(nl, &batch[i]);
+			if (r == -EOPNOTSUPP) {
+				close(nl);
+				return r;
+			}
+			if (!r)
+				done++;
+			else /* gone meanwhile, or not in this namespace: stop counting it */
+				bpf_map_delete_elem(conns_fd, &batch[i]);
+		}
+		if (n < 256)
+			break;
+	}
+	close(nl);
+	return done;
 }

@@ -39,6 +39,12 @@ int track_forget(struct track *t, __u32 service, __u32 version);
 int track_counts(struct track *t, __u32 service, __u32 version, struct version_counts *c);
 int track_watch(struct track *t, __u32 service, __u32 version, int on);
 
+/*
+ * Reset (SOCK_DESTROY) every live connection of a version in the caller's
+ * network namespace.  Returns how many were reset, or -errno.
+ */
+int track_reset_version(struct track *t, __u32 service, __u32 version);
+
 /* The cgroup v2 mount point from /proc/self/mounts; -ENOENT if none. */
 int cgroup2_root(char *buf, size_t len);
 

@@ -731,6 +731,7 @@ static void load_applies_defaults(void **state)
 	assert_int_equal(s->drain_delay_ms, 0);
 	assert_int_equal(s->drain_timeout_ms, 30000);
 	assert_int_equal(s->kill_after_ms, 5000);
+	assert_false(s->drain_reset);
 	assert_int_equal(s->backlog, 1024);
 	config_free(cfg);
 }
@@ -1180,6 +1181,8 @@ static void error_enums(void **state)
 			  "web.conf:4: ready must be notify, tcp or none, not \"yes\"");
 	assert_load_error(SVC("web", "80") "drain-policy = kill\n",
 			  "web.conf:4: drain-policy must be wait-then-signal or signal-then-wait");
+	assert_load_error(SVC("web", "80") "drain-reset = maybe\n",
+			  "web.conf:4: drain-reset must be yes or no, not \"maybe\"");
 	assert_load_error(SVC("web", "80") "exit-signal = SIGSEGV\n",
 			  "web.conf:4: exit-signal: unknown signal \"SIGSEGV\"");
 	assert_load_error(SVC("web", "80") "exit-signal = 0\n",
