@@ -138,6 +138,7 @@ exec = $DEMO
 instances = 2
 ready = notify
 ready-timeout = 5s
+drain-policy = signal-then-wait
 drain-timeout = 10s
 kill-after = 2s
 backlog = 4096
