@@ -9,7 +9,8 @@
 
 #include "track.h"
 
-/* decisions: 4-tuple -> version chosen for a SYN or a migrating request; steer writes, track moves it to conns. */
+/* decisions: 4-tuple -> version chosen for a SYN or a migrating request; steer writes, track moves
+ * it to conns. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MAX_DECISIONS);
@@ -18,7 +19,8 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } decisions SEC(".maps");
 
-/* conns: every live connection baton steered -> its version; track writes, steer updates on migration. */
+/* conns: every live connection baton steered -> its version; track writes, steer updates on
+ * migration. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_CONNS);
@@ -27,7 +29,8 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } conns SEC(".maps");
 
-/* versions: live/accepted/closed per (service, version); track and steer count, the agent creates entries. */
+/* versions: live/accepted/closed per (service, version); track and steer count, the agent creates
+ * entries. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_TRACKED_VERSIONS);
@@ -54,14 +57,14 @@ struct {
 
 static __always_inline struct version_counts *counts_of(const struct conn_owner *o)
 {
-	struct version_key k = { .service = o->service, .version = o->version };
+	struct version_key k = {.service = o->service, .version = o->version};
 
 	return bpf_map_lookup_elem(&versions, &k);
 }
 
 static __always_inline int watched(const struct conn_owner *o)
 {
-	struct version_key k = { .service = o->service, .version = o->version };
+	struct version_key k = {.service = o->service, .version = o->version};
 
 	return bpf_map_lookup_elem(&drain_watch, &k) != NULL;
 }

@@ -16,9 +16,9 @@
 #include "steer.h"
 #include "conns.bpf.h"
 
-#define AF_INET 2
-#define AF_INET6 10
-#define IPPROTO_TCP 6
+#define AF_INET		2
+#define AF_INET6	10
+#define IPPROTO_TCP	6
 #define TCP_ESTABLISHED 1
 
 char LICENSE[] SEC("license") = "GPL";
@@ -79,8 +79,7 @@ static __always_inline int select_slot(struct sk_reuseport_md *md, __u32 group, 
 
 /* Try the instances of one version, starting at the one the hash names. */
 static __always_inline int select_version(struct sk_reuseport_md *md, __u32 group,
-					  const struct steer_service *svc, __u32 vslot,
-					  __u32 hash)
+					  const struct steer_service *svc, __u32 vslot, __u32 hash)
 {
 	__u32 n, first, i;
 
@@ -174,7 +173,7 @@ static __always_inline void sock_key(struct bpf_sock *sk, struct conn_key *k)
 static __always_inline void record(struct sk_reuseport_md *md, __u32 family, __u32 service,
 				   __u32 version)
 {
-	struct conn_owner own = { .service = service, .version = version }, *cur, old;
+	struct conn_owner own = {.service = service, .version = version}, *cur, old;
 	struct bpf_sock *msk = md->migrating_sk;
 	struct version_counts *c;
 	struct conn_key k = {};
@@ -247,7 +246,7 @@ int steer(struct sk_reuseport_md *md)
 		goto drop;
 
 	if (!migrating && md->ip_protocol == IPPROTO_TCP) {
-		struct steer_probe_key pk = { .group = group };
+		struct steer_probe_key pk = {.group = group};
 		struct steer_probe *pt;
 
 		if (!syn_sport(md, &pk.sport)) {
@@ -257,7 +256,8 @@ int steer(struct sk_reuseport_md *md)
 				    !select_slot(md, group, pt->vslot, pt->instance)) {
 					if (st)
 						st->probes++;
-					/* The agent's probe reaches exactly the socket it checks. */
+					/* The agent's probe reaches exactly the socket it checks.
+					 */
 					return SK_PASS;
 				}
 				/* The probed socket is gone: the probe is refused rather

@@ -16,7 +16,7 @@
 
 #include "conns.bpf.h"
 
-#define AF_INET 2
+#define AF_INET	 2
 #define AF_INET6 10
 
 char LICENSE[] SEC("license") = "GPL";

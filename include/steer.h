@@ -34,13 +34,13 @@
 _Static_assert((MAX_VERSIONS & (MAX_VERSIONS - 1)) == 0, "MAX_VERSIONS must be a power of 2");
 
 #define SLOTS_PER_GROUP (MAX_VERSIONS * MAX_INSTANCES)
-#define SOCKARRAY_SIZE (MAX_GROUPS * SLOTS_PER_GROUP)
+#define SOCKARRAY_SIZE	(MAX_GROUPS * SLOTS_PER_GROUP)
 
 /* Weights are basis points of new connections. */
 #define WEIGHT_MAX 10000
 
 enum steer_mode {
-	STEER_STICKY = 0,         /* version is a function of the client address */
+	STEER_STICKY = 0,	  /* version is a function of the client address */
 	STEER_PER_CONNECTION = 1, /* version is a function of the connection hash */
 };
 
@@ -53,8 +53,8 @@ enum version_state {
 
 /* groups: one reuseport group (a listen address), found from the listener. */
 struct steer_group_key {
-	__u16 family; /* AF_INET or AF_INET6 */
-	__u16 port;   /* host byte order */
+	__u16 family;  /* AF_INET or AF_INET6 */
+	__u16 port;    /* host byte order */
 	__u32 addr[4]; /* network byte order; IPv4 in addr[0]; zero when bound to any */
 };
 
@@ -65,10 +65,10 @@ struct steer_group {
 
 /* One version slot of a service. */
 struct steer_version {
-	__u32 version;   /* version number shown to users (v1, v2, ...); 0 = slot unused */
-	__u32 weight;    /* basis points of new connections, 0..WEIGHT_MAX */
+	__u32 version;	 /* version number shown to users (v1, v2, ...); 0 = slot unused */
+	__u32 weight;	 /* basis points of new connections, 0..WEIGHT_MAX */
 	__u32 instances; /* instances placed in sockets, 0..MAX_INSTANCES */
-	__u32 state;     /* enum version_state */
+	__u32 state;	 /* enum version_state */
 };
 
 /*
@@ -97,11 +97,11 @@ struct steer_probe {
 
 /* stats: per-CPU counters per group, for tests, status and metrics. */
 struct steer_stats {
-	__u64 selected;   /* new connections placed by weight */
-	__u64 probes;     /* agent probes placed on their pinned socket */
-	__u64 migrated;   /* requests of a closing listener placed on a live one */
-	__u64 fallback;   /* the chosen slot was empty; another live one was used */
-	__u64 dropped;    /* no live socket for the service: SK_DROP */
+	__u64 selected; /* new connections placed by weight */
+	__u64 probes;	/* agent probes placed on their pinned socket */
+	__u64 migrated; /* requests of a closing listener placed on a live one */
+	__u64 fallback; /* the chosen slot was empty; another live one was used */
+	__u64 dropped;	/* no live socket for the service: SK_DROP */
 };
 
 /* Index of one listening socket in the sockets map. */

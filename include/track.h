@@ -25,9 +25,9 @@
 
 /* A TCP connection as the server sees it. */
 struct conn_key {
-	__u32 family; /* AF_INET or AF_INET6 */
-	__u16 lport;  /* host byte order, the service's port */
-	__u16 rport;  /* host byte order, the client's port */
+	__u32 family;	/* AF_INET or AF_INET6 */
+	__u16 lport;	/* host byte order, the service's port */
+	__u16 rport;	/* host byte order, the client's port */
 	__u32 laddr[4]; /* network byte order; IPv4 in [0] */
 	__u32 raddr[4];
 };
@@ -45,9 +45,9 @@ struct version_key {
 };
 
 struct version_counts {
-	__s64 live;     /* connections established and not yet closed (accepted or queued) */
-	__u64 accepted; /* connections established in total (handshake completed) */
-	__u64 closed;   /* connections closed in total */
+	__s64 live;	   /* connections established and not yet closed (accepted or queued) */
+	__u64 accepted;	   /* connections established in total (handshake completed) */
+	__u64 closed;	   /* connections closed in total */
 	__u64 migrated_in; /* connections moved here from a closing listener */
 };
 

@@ -41,23 +41,23 @@
 
 #define MAX_LISTENERS	64
 #define MAX_CONNS	65536
-#define HEAD_MAX	8192		/* request line + headers + blank line */
-#define BODY_MAX	(1024 * 1024)	/* largest request body we read and discard */
-#define BUF_SIZE	16384		/* per-connection read and write buffers */
-#define IDENT_MAX	128		/* longest version or instance string */
-#define RESP_MAX	1024		/* longest canned response, checked at startup */
+#define HEAD_MAX	8192	      /* request line + headers + blank line */
+#define BODY_MAX	(1024 * 1024) /* largest request body we read and discard */
+#define BUF_SIZE	16384	      /* per-connection read and write buffers */
+#define IDENT_MAX	128	      /* longest version or instance string */
+#define RESP_MAX	1024	      /* longest canned response, checked at startup */
 #define LINGER_MS	1000
-#define ACCEPT_PAUSE_MS	100
-#define ACCEPT_BATCH	64		/* accepts per wakeup: open connections get a turn too */
-#define POOL_MAX	256		/* idle buffers kept for reuse */
+#define ACCEPT_PAUSE_MS 100
+#define ACCEPT_BATCH	64  /* accepts per wakeup: open connections get a turn too */
+#define POOL_MAX	256 /* idle buffers kept for reuse */
 #define EVENTS_MAX	256
-#define MS_MAX		86400000UL	/* one day: a larger timeout is surely a typo */
-#define DATE_LEN	29		/* "Sun, 06 Nov 1994 08:49:37 GMT" */
+#define MS_MAX		86400000UL /* one day: a larger timeout is surely a typo */
+#define DATE_LEN	29	   /* "Sun, 06 Nov 1994 08:49:37 GMT" */
 
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 /* A final response never grows the write buffer past this, 100 Continue included. */
-#define WBUF_RESERVE	(RESP_MAX + sizeof(continue_100))
+#define WBUF_RESERVE (RESP_MAX + sizeof(continue_100))
 
 /*
  * epoll_event.data is (tag << 32 | id).  Connection tags are never reused
@@ -73,29 +73,29 @@ static const struct {
 	int code;
 	const char *reason;
 } status_line[ST_COUNT] = {
-	[ST_200] = { 200, "OK" },
-	[ST_400] = { 400, "Bad Request" },
-	[ST_405] = { 405, "Method Not Allowed" },
-	[ST_413] = { 413, "Content Too Large" },
-	[ST_431] = { 431, "Request Header Fields Too Large" },
-	[ST_501] = { 501, "Not Implemented" },
-	[ST_505] = { 505, "HTTP Version Not Supported" },
+    [ST_200] = {200, "OK"},
+    [ST_400] = {400, "Bad Request"},
+    [ST_405] = {405, "Method Not Allowed"},
+    [ST_413] = {413, "Content Too Large"},
+    [ST_431] = {431, "Request Header Fields Too Large"},
+    [ST_501] = {501, "Not Implemented"},
+    [ST_505] = {505, "HTTP Version Not Supported"},
 };
 
 /* Responses are built once at startup; only the Date field is rewritten, once a second. */
 struct resp {
 	char buf[RESP_MAX];
-	size_t head_len;	/* status line and headers: all a HEAD answer sends */
+	size_t head_len; /* status line and headers: all a HEAD answer sends */
 	size_t len;
 	size_t date_off;
 };
 
 enum cstate {
-	C_HEAD,		/* waiting for (the rest of) a request head */
-	C_BODY,		/* discarding body_left bytes of request body */
-	C_DELAY,	/* request complete, answer held back by --delay-ms */
-	C_CLOSING,	/* last response queued: close once it is written */
-	C_LINGER,	/* write side shut: discard input until the peer closes */
+	C_HEAD,	   /* waiting for (the rest of) a request head */
+	C_BODY,	   /* discarding body_left bytes of request body */
+	C_DELAY,   /* request complete, answer held back by --delay-ms */
+	C_CLOSING, /* last response queued: close once it is written */
+	C_LINGER,  /* write side shut: discard input until the peer closes */
 };
 
 struct conn;
@@ -113,8 +113,8 @@ struct conn {
 	int fd;
 	uint32_t tag;
 	enum cstate state;
-	uint32_t events;	/* epoll interest currently registered */
-	bool eof;		/* the peer shut down its sending side */
+	uint32_t events; /* epoll interest currently registered */
+	bool eof;	 /* the peer shut down its sending side */
 
 	/* the request being answered */
 	enum status status;
@@ -122,9 +122,9 @@ struct conn {
 	bool close;
 	uint64_t body_left;
 
-	char *rbuf;		/* from the pool while holding unparsed input */
+	char *rbuf; /* from the pool while holding unparsed input */
 	size_t rlen, roff;
-	char *wbuf;		/* from the pool while holding unsent output */
+	char *wbuf; /* from the pool while holding unsent output */
 	size_t wlen, woff;
 
 	/* on srv.idle, t is the last I/O progress; on the other queues, a deadline */
@@ -149,37 +149,37 @@ static struct {
 	pid_t pid;
 	int ep;
 	int sigfd;
-	int lfd[MAX_LISTENERS];	/* -1 once closed */
+	int lfd[MAX_LISTENERS]; /* -1 once closed */
 	int nlfd;
 	bool listeners_closed;
-	bool accepting;		/* listeners registered for EPOLLIN */
+	bool accepting; /* listeners registered for EPOLLIN */
 	int64_t accept_pause_until;
 	int64_t accept_warned;
 
-	int64_t now;		/* CLOCK_MONOTONIC ms, updated once per epoll batch */
+	int64_t now; /* CLOCK_MONOTONIC ms, updated once per epoll batch */
 	int64_t ready_at;
 	bool ready;
 	bool draining;
 	int64_t drain_start;
 
-	struct conn **tab;	/* indexed by fd */
+	struct conn **tab; /* indexed by fd */
 	size_t tabsz;
 	unsigned int nconns;
 	uint32_t next_tag;
 	unsigned long long requests;
-	struct timeq idle;	/* C_HEAD, C_BODY, C_CLOSING */
-	struct timeq delay;	/* C_DELAY */
-	struct timeq linger;	/* C_LINGER */
-	struct conn *dead;	/* closed this batch, freed after it */
+	struct timeq idle;   /* C_HEAD, C_BODY, C_CLOSING */
+	struct timeq delay;  /* C_DELAY */
+	struct timeq linger; /* C_LINGER */
+	struct conn *dead;   /* closed this batch, freed after it */
 	char *pool;
 	unsigned int npool;
 
-	struct resp resp[ST_COUNT][2];	/* [status][close] */
+	struct resp resp[ST_COUNT][2]; /* [status][close] */
 	time_t date_sec;
 } srv = {
-	.drain_idle_ms = 1000,
-	.idle_ms = 60000,
-	.next_tag = TAG_CONN_MIN,
+    .drain_idle_ms = 1000,
+    .idle_ms = 60000,
+    .next_tag = TAG_CONN_MIN,
 };
 
 static char log_prefix[IDENT_MAX * 2 + 64] = "demo-server: ";
@@ -294,23 +294,21 @@ static const struct {
 	const char *arg; /* NULL for a flag */
 	const char *help;
 } opts[OPT_COUNT] = {
-	[OPT_LISTEN] = { "listen", "ADDR:PORT",
-			 "listen on 1.2.3.4:80 or [::1]:80; repeatable; ignored when\n"
-			 "socket-activated" },
-	[OPT_VERSION] = { "version", "STR",
-			  "version to report (default: $BATON_VERSION, else \"dev\")" },
-	[OPT_DELAY] = { "delay-ms", "N", "wait N ms before answering each request" },
-	[OPT_READY_DELAY] = { "ready-delay-ms", "N",
-			      "wait N ms after start before READY=1 and accepting" },
-	[OPT_DRAIN_IDLE] = { "drain-idle-ms", "N",
-			     "after SIGTERM, close connections idle for N ms (default 1000)" },
-	[OPT_IDLE] = { "idle-ms", "N",
-		       "close keep-alive connections idle for N ms (default 60000)" },
-	[OPT_FAIL_READY] = { "fail-ready", NULL,
-			     "exit 3 after --ready-delay-ms without sending READY=1" },
-	[OPT_NO_ACCEPT] = { "no-accept", NULL,
-			    "never accept a connection (a hung version); READY=1 is still sent" },
-	[OPT_HELP] = { "help", NULL, "print this help and exit" },
+    [OPT_LISTEN] = {"listen", "ADDR:PORT",
+		    "listen on 1.2.3.4:80 or [::1]:80; repeatable; ignored when\n"
+		    "socket-activated"},
+    [OPT_VERSION] = {"version", "STR", "version to report (default: $BATON_VERSION, else \"dev\")"},
+    [OPT_DELAY] = {"delay-ms", "N", "wait N ms before answering each request"},
+    [OPT_READY_DELAY] = {"ready-delay-ms", "N",
+			 "wait N ms after start before READY=1 and accepting"},
+    [OPT_DRAIN_IDLE] = {"drain-idle-ms", "N",
+			"after SIGTERM, close connections idle for N ms (default 1000)"},
+    [OPT_IDLE] = {"idle-ms", "N", "close keep-alive connections idle for N ms (default 60000)"},
+    [OPT_FAIL_READY] = {"fail-ready", NULL,
+			"exit 3 after --ready-delay-ms without sending READY=1"},
+    [OPT_NO_ACCEPT] = {"no-accept", NULL,
+		       "never accept a connection (a hung version); READY=1 is still sent"},
+    [OPT_HELP] = {"help", NULL, "print this help and exit"},
 };
 
 static void usage(void)
@@ -828,7 +826,7 @@ static void raise_nofile(void)
 static void notify_ready(void)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char msg[64];
 	size_t plen;
 	int fd, n;
@@ -1092,8 +1090,8 @@ static bool has_token(const char *v, size_t n, const char *tok)
 }
 
 struct request {
-	bool head;		/* HEAD: the answer carries no body */
-	bool close;		/* the client asked to close after the answer */
+	bool head;  /* HEAD: the answer carries no body */
+	bool close; /* the client asked to close after the answer */
 	bool expect_continue;
 	uint64_t body_len;
 };

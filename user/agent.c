@@ -40,9 +40,9 @@
 #include "steer_user.h"
 #include "track_user.h"
 
-#define MAX_CLIENTS 64
+#define MAX_CLIENTS   64
 #define PROBE_TICK_MS 50
-#define HISTORY 8
+#define HISTORY	      8
 
 enum ev_type { EV_SIGNAL, EV_CONTROL, EV_CLIENT, EV_NOTIFY, EV_PIDFD, EV_TIMER, EV_RING };
 
@@ -56,18 +56,17 @@ enum vphase {
 	VP_STARTING,
 	VP_ACTIVE,
 	VP_DRAIN_DELAY, /* weight 0, unsignalled: rollback can take it back */
-	VP_DRAIN_WAIT,  /* wait-then-signal: unsignalled until its live count is 0 */
-	VP_DRAINING,    /* exit signal sent, waiting for exit until drain-timeout */
+	VP_DRAIN_WAIT,	/* wait-then-signal: unsignalled until its live count is 0 */
+	VP_DRAINING,	/* exit signal sent, waiting for exit until drain-timeout */
 	VP_TERMINATING, /* drain timeout passed (SIGTERM sent), SIGKILL after kill-after */
-	VP_KILLED,      /* SIGKILL sent */
-	VP_ABORTING,    /* failed to start: SIGTERM sent, SIGKILL after kill-after */
+	VP_KILLED,	/* SIGKILL sent */
+	VP_ABORTING,	/* failed to start: SIGTERM sent, SIGKILL after kill-after */
 };
 
 static const char *const phase_names[] = {
-	[VP_STARTING] = "starting",     [VP_ACTIVE] = "active",    [VP_DRAIN_DELAY] = "draining",
-	[VP_DRAIN_WAIT] = "draining",
-	[VP_DRAINING] = "draining",     [VP_TERMINATING] = "draining", [VP_KILLED] = "draining",
-	[VP_ABORTING] = "stopping",
+    [VP_STARTING] = "starting",	  [VP_ACTIVE] = "active",     [VP_DRAIN_DELAY] = "draining",
+    [VP_DRAIN_WAIT] = "draining", [VP_DRAINING] = "draining", [VP_TERMINATING] = "draining",
+    [VP_KILLED] = "draining",	  [VP_ABORTING] = "stopping",
 };
 
 struct client;
@@ -80,7 +79,7 @@ struct instance {
 	bool alive;
 	char exit_desc[64];
 	int lfd[MAX_LISTEN]; /* the agent's copies of this instance's listeners */
-	int probe_fd;        /* READY_TCP: connection through this instance's own socket */
+	int probe_fd;	     /* READY_TCP: connection through this instance's own socket */
 	__u16 probe_sport;
 	struct evsrc ev;
 };
@@ -95,12 +94,12 @@ struct version {
 	int nalive;
 	int nready;
 	struct instance inst[MAX_INSTANCES];
-	bool placed;         /* sockets in the map */
-	int tfd;             /* timerfd for this version's current deadline */
-	long long deadline;  /* ms, monotonic; 0: none */
+	bool placed;	    /* sockets in the map */
+	int tfd;	    /* timerfd for this version's current deadline */
+	long long deadline; /* ms, monotonic; 0: none */
 	long long t_start, t_switch, t_signal;
 	long long zero_to_signal_us; /* last close (kernel time) to exit signal; -1: not by zero */
-	struct client *waiter; /* the CLI waiting for this deploy */
+	struct client *waiter;	     /* the CLI waiting for this deploy */
 	struct evsrc ev;
 };
 
@@ -160,7 +159,7 @@ static long long now_ms(void)
 
 static int ep_add(int fd, struct evsrc *ev, int type, void *p, int idx, unsigned events)
 {
-	struct epoll_event e = { .events = events, .data.ptr = ev };
+	struct epoll_event e = {.events = events, .data.ptr = ev};
 
 	ev->type = type;
 	ev->p = p;
@@ -175,7 +174,7 @@ static void ep_del(int fd)
 
 static void timer_set(struct version *v, long long at_ms)
 {
-	struct itimerspec its = { 0 };
+	struct itimerspec its = {0};
 	long long d;
 
 	v->deadline = at_ms;
@@ -240,7 +239,7 @@ static void progress(struct client *c, const char *fmt, ...)
 
 static int push_policy(struct service *s)
 {
-	struct steer_service p = { .mode = STEER_PER_CONNECTION };
+	struct steer_service p = {.mode = STEER_PER_CONNECTION};
 	int i, r;
 
 	for (i = 0; i < MAX_VERSIONS; i++) {
@@ -278,7 +277,8 @@ static void place_version(struct version *v)
 		for (j = 0; j < s->conf.nlisten; j++) {
 			if (v->inst[i].lfd[j] < 0)
 				continue;
-			r = steer_place(&A.st, steer_slot(s->group[j], v->vslot, i), v->inst[i].lfd[j]);
+			r = steer_place(&A.st, steer_slot(s->group[j], v->vslot, i),
+					v->inst[i].lfd[j]);
 			if (r)
 				log_warnx("%s: cannot place instance %d's socket: %s", vname(v), i,
 					  strerror(-r));
@@ -370,8 +370,9 @@ static int check_port_free(const struct listen_addr *la, char *err, size_t errle
 	if (la->ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)&la->ss, la->len) < 0) {
-		port = la->ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&la->ss)->sin_port)
-						   : ntohs(((struct sockaddr_in6 *)&la->ss)->sin6_port);
+		port = la->ss.ss_family == AF_INET
+			   ? ntohs(((struct sockaddr_in *)&la->ss)->sin_port)
+			   : ntohs(((struct sockaddr_in6 *)&la->ss)->sin6_port);
 		if (errno == EADDRINUSE)
 			snprintf(err, errlen,
 				 "listen %s: address in use by another process (see: ss -ltnp "
@@ -477,8 +478,8 @@ static void drain_signal(struct version *v)
 	track_watch(&A.tr, v->svc->id, v->num, 0);
 	v->t_signal = now_ms();
 	release_listeners(v, -1);
-	log_info("%s: draining, sending %s to %d process(es)", vname(v), signal_name(c->exit_signal),
-		 v->nalive);
+	log_info("%s: draining, sending %s to %d process(es)", vname(v),
+		 signal_name(c->exit_signal), v->nalive);
 	signal_all(v, c->exit_signal);
 	if (c->drain == DRAIN_SIGNAL_THEN_WAIT) {
 		v->phase = VP_DRAINING;
@@ -554,9 +555,9 @@ static void on_zero(void *ctx, const struct track_event *e)
 				continue;
 			drain_signal(v);
 			clock_gettime(CLOCK_MONOTONIC, &ts);
-			v->zero_to_signal_us =
-				((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec - (long long)e->ktime_ns) /
-				1000;
+			v->zero_to_signal_us = ((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec -
+						(long long)e->ktime_ns) /
+					       1000;
 			log_info("%s: last connection closed; signalled %lld us later", vname(v),
 				 v->zero_to_signal_us);
 		}
@@ -571,7 +572,8 @@ static void version_abort(struct version *v, const char *why)
 	log_warnx("%s: deploy failed: %s", vname(v), why);
 	snprintf(s->last_error, sizeof(s->last_error), "%s", why);
 	if (v->waiter) {
-		reply(v->waiter, json_pack("{s:b, s:s, s:i}", "ok", 0, "error", why, "version", v->num));
+		reply(v->waiter,
+		      json_pack("{s:b, s:s, s:i}", "ok", 0, "error", why, "version", v->num));
 		v->waiter->waiting = NULL;
 		v->waiter = NULL;
 	}
@@ -639,8 +641,8 @@ static struct version *version_new(struct service *s, char *const *argv, char *e
 		;
 	if (vslot == MAX_VERSIONS) {
 		snprintf(err, errlen,
-			 "%s has %d versions still running (draining); wait for them to exit", c->name,
-			 MAX_VERSIONS);
+			 "%s has %d versions still running (draining); wait for them to exit",
+			 c->name, MAX_VERSIONS);
 		return NULL;
 	}
 	v = calloc(1, sizeof(*v));
@@ -705,17 +707,17 @@ static int version_spawn(struct version *v, char *err, size_t errlen)
 	for (i = 0; i < v->ninst; i++) {
 		struct instance *in = &v->inst[i];
 		struct spawn_req req = {
-			.argv = v->argv,
-			.env = c->env,
-			.fds = fds,
-			.nfds = c->nlisten,
-			.fdnames = names,
-			.notify = c->ready == READY_NOTIFY ? A.notify_path : NULL,
-			.service = c->name,
-			.version = v->num,
-			.instance = i,
-			.user = c->user,
-			.workdir = c->workdir,
+		    .argv = v->argv,
+		    .env = c->env,
+		    .fds = fds,
+		    .nfds = c->nlisten,
+		    .fdnames = names,
+		    .notify = c->ready == READY_NOTIFY ? A.notify_path : NULL,
+		    .service = c->name,
+		    .version = v->num,
+		    .instance = i,
+		    .user = c->user,
+		    .workdir = c->workdir,
 		};
 
 		for (j = 0; j < c->nlisten; j++)
@@ -777,8 +779,9 @@ static void probe_start(struct version *v, int i)
 		close(fd);
 		return;
 	}
-	in->probe_sport = ntohs(src.ss_family == AF_INET ? ((struct sockaddr_in *)&src)->sin_port
-							  : ((struct sockaddr_in6 *)&src)->sin6_port);
+	in->probe_sport =
+	    ntohs(src.ss_family == AF_INET ? ((struct sockaddr_in *)&src)->sin_port
+					   : ((struct sockaddr_in6 *)&src)->sin6_port);
 	/* Pin before the SYN leaves, so the steer program sends it to this instance. */
 	if (steer_probe_add(&A.st, v->svc->group[0], in->probe_sport, v->vslot, i)) {
 		log_warn("%s: instance %d: probe: cannot pin source port", vname(v), i);
@@ -801,7 +804,7 @@ static void probe_start(struct version *v, int i)
 static void probe_check(struct version *v, int i)
 {
 	struct instance *in = &v->inst[i];
-	struct pollfd p = { .fd = in->probe_fd, .events = POLLOUT };
+	struct pollfd p = {.fd = in->probe_fd, .events = POLLOUT};
 	struct tcp_info ti;
 	socklen_t len = sizeof(int);
 	int soerr = 0;
@@ -827,7 +830,8 @@ static void probe_check(struct version *v, int i)
 		probe_stop(v, i);
 		instance_ready(v, i);
 	} else {
-		log_debug("%s: instance %d: probe connected, %u queued", vname(v), i, ti.tcpi_unacked);
+		log_debug("%s: instance %d: probe connected, %u queued", vname(v), i,
+			  ti.tcpi_unacked);
 	}
 }
 
@@ -845,7 +849,8 @@ static int deploy(struct service *s, char *const *argv, struct client *c, char *
 	int i, j, r;
 
 	if (s->starting >= 0) {
-		snprintf(err, errlen, "%s: v%d is being deployed; wait for it, or: baton rollback %s",
+		snprintf(err, errlen,
+			 "%s: v%d is being deployed; wait for it, or: baton rollback %s",
 			 conf->name, s->slot[s->starting]->num, conf->name);
 		return -EBUSY;
 	}
@@ -897,8 +902,8 @@ static int deploy(struct service *s, char *const *argv, struct client *c, char *
 	}
 	timer_set(v, v->t_start + conf->ready_timeout_ms);
 	if (conf->ready == READY_TCP) {
-		struct itimerspec its = { .it_interval.tv_nsec = PROBE_TICK_MS * 1000000,
-					  .it_value.tv_nsec = PROBE_TICK_MS * 1000000 };
+		struct itimerspec its = {.it_interval.tv_nsec = PROBE_TICK_MS * 1000000,
+					 .it_value.tv_nsec = PROBE_TICK_MS * 1000000};
 
 		/* Probes tick; the ready deadline is checked on each tick. */
 		timerfd_settime(v->tfd, 0, &its, NULL);
@@ -920,9 +925,9 @@ static void first_version_done(struct version *v)
 	log_info("%s: active, %d instance(s) ready in %lld ms", vname(v), v->ninst,
 		 now_ms() - v->t_start);
 	if (v->waiter) {
-		reply(v->waiter, json_pack("{s:b, s:i, s:I, s:n}", "ok", 1, "version", v->num,
-					   "ready_ms", (json_int_t)(now_ms() - v->t_start),
-					   "previous"));
+		reply(v->waiter,
+		      json_pack("{s:b, s:i, s:I, s:n}", "ok", 1, "version", v->num, "ready_ms",
+				(json_int_t)(now_ms() - v->t_start), "previous"));
 		v->waiter->waiting = NULL;
 		v->waiter = NULL;
 	}
@@ -997,8 +1002,8 @@ static void on_exit_of(struct version *v, int i)
 	case VP_STARTING: {
 		char why[256];
 
-		snprintf(why, sizeof(why), "instance %d (pid %d) %s before it was ready", i, in->pid,
-			 desc);
+		snprintf(why, sizeof(why), "instance %d (pid %d) %s before it was ready", i,
+			 in->pid, desc);
 		version_abort(v, why);
 		return;
 	}
@@ -1022,8 +1027,9 @@ static void on_exit_of(struct version *v, int i)
 			steer_remove(&A.st, steer_slot(s->group[j], v->vslot, i));
 		release_listeners(v, i);
 		if (!v->nalive)
-			log_warnx("%s: no instance left; %s has no live version until the next deploy",
-				  vname(v), s->conf.name);
+			log_warnx(
+			    "%s: no instance left; %s has no live version until the next deploy",
+			    vname(v), s->conf.name);
 		return;
 	default:
 		log_debug("%s: pid %d %s", vname(v), in->pid, desc);
@@ -1052,8 +1058,8 @@ static void on_timer(struct version *v)
 			char why[256];
 
 			snprintf(why, sizeof(why),
-				 "%d of %d instance(s) not ready within ready-timeout %u ms", v->ninst -
-				 v->nready, v->ninst, c->ready_timeout_ms);
+				 "%d of %d instance(s) not ready within ready-timeout %u ms",
+				 v->ninst - v->nready, v->ninst, c->ready_timeout_ms);
 			for (i = 0; i < v->ninst; i++)
 				probe_stop(v, i);
 			if (v->svc->active == v->vslot)
@@ -1067,7 +1073,7 @@ static void on_timer(struct version *v)
 		drain_next(v);
 		break;
 	case VP_DRAIN_WAIT: {
-		struct version_counts n = { 0 };
+		struct version_counts n = {0};
 
 		track_counts(&A.tr, v->svc->id, v->num, &n);
 		log_warnx("%s: %lld connection(s) still open at drain-timeout %u ms", vname(v),
@@ -1078,8 +1084,9 @@ static void on_timer(struct version *v)
 			if (r < 0)
 				log_warnx("%s: cannot reset its connections: %s%s", vname(v),
 					  strerror(-r),
-					  r == -EOPNOTSUPP ? " (kernel without CONFIG_INET_DIAG_DESTROY)"
-							   : "");
+					  r == -EOPNOTSUPP
+					      ? " (kernel without CONFIG_INET_DIAG_DESTROY)"
+					      : "");
 			else
 				log_warnx("%s: reset %d connection(s) (drain-reset)", vname(v), r);
 		}
@@ -1097,8 +1104,9 @@ static void on_timer(struct version *v)
 		break;
 	case VP_TERMINATING:
 	case VP_ABORTING:
-		log_warnx("%s: %d process(es) still running after kill-after %u ms, sending SIGKILL",
-			  vname(v), v->nalive, c->kill_after_ms);
+		log_warnx(
+		    "%s: %d process(es) still running after kill-after %u ms, sending SIGKILL",
+		    vname(v), v->nalive, c->kill_after_ms);
 		signal_all(v, SIGKILL);
 		v->phase = VP_KILLED;
 		timer_set(v, 0);
@@ -1111,9 +1119,9 @@ static void on_timer(struct version *v)
 static void on_notify(void)
 {
 	char buf[4096 + 1], cbuf[CMSG_SPACE(sizeof(struct ucred))];
-	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf) - 1};
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 	struct ucred *cred = NULL;
 	struct cmsghdr *cm;
 	ssize_t n;
@@ -1155,7 +1163,7 @@ static void on_notify(void)
 					}
 			}
 		log_warnx("notify: dropped a message from pid %d, not a baton child", cred->pid);
-next:;
+	next:;
 	}
 }
 
@@ -1174,7 +1182,7 @@ static struct service *find_service(const char *name)
 static json_t *status_json(struct service *s)
 {
 	json_t *vs = json_array(), *listen = json_array(), *hist = json_array();
-	struct steer_stats st = { 0 }, g;
+	struct steer_stats st = {0}, g;
 	int i, k, j;
 
 	for (j = 0; j < s->conf.nlisten; j++) {
@@ -1199,19 +1207,19 @@ static json_t *status_json(struct service *s)
 			json_array_append_new(argv, json_string(v->argv[k]));
 		for (k = 0; k < v->ninst; k++)
 			json_array_append_new(
-				insts, json_pack("{s:i, s:i, s:b, s:b, s:s}", "instance", k, "pid",
-						 v->inst[k].pid, "ready", v->inst[k].ready, "alive",
-						 v->inst[k].alive,
-						 "exit", v->inst[k].alive ? "" : v->inst[k].exit_desc));
-		struct version_counts n = { 0 };
+			    insts, json_pack("{s:i, s:i, s:b, s:b, s:s}", "instance", k, "pid",
+					     v->inst[k].pid, "ready", v->inst[k].ready, "alive",
+					     v->inst[k].alive, "exit",
+					     v->inst[k].alive ? "" : v->inst[k].exit_desc));
+		struct version_counts n = {0};
 		json_t *jv;
 
 		track_counts(&A.tr, s->id, v->num, &n);
 		jv = json_pack("{s:i, s:i, s:s, s:i, s:i, s:i, s:I, s:o, s:o}", "version", v->num,
 			       "slot", v->vslot, "state", phase_names[v->phase], "weight",
-			       v->phase == VP_ACTIVE ? WEIGHT_MAX : 0, "instances", v->ninst, "alive",
-			       v->nalive, "age_ms", (json_int_t)(now_ms() - v->t_start), "processes",
-			       insts, "command", argv);
+			       v->phase == VP_ACTIVE ? WEIGHT_MAX : 0, "instances", v->ninst,
+			       "alive", v->nalive, "age_ms", (json_int_t)(now_ms() - v->t_start),
+			       "processes", insts, "command", argv);
 		json_object_set_new(jv, "live", json_integer(n.live));
 		json_object_set_new(jv, "accepted", json_integer((json_int_t)n.accepted));
 		json_object_set_new(jv, "closed", json_integer((json_int_t)n.closed));
@@ -1305,7 +1313,8 @@ static void handle_request(struct client *c, json_t *req)
 		return;
 	}
 	if (strcmp(cmd, "deploy") && strcmp(cmd, "rollback")) {
-		reply_err(c, "unknown command \"%s\" (known: status, deploy, rollback, shutdown)", cmd);
+		reply_err(c, "unknown command \"%s\" (known: status, deploy, rollback, shutdown)",
+			  cmd);
 		return;
 	}
 	if (!name) {
@@ -1336,7 +1345,8 @@ static void handle_request(struct client *c, json_t *req)
 		json_array_foreach(argv, i, a)
 		{
 			if (!json_is_string(a) || json_string_length(a) > 4096) {
-				reply_err(c, "deploy: every argument must be a string of at most 4096 bytes");
+				reply_err(c, "deploy: every argument must be a string of at most "
+					     "4096 bytes");
 				return;
 			}
 			args[i] = (char *)json_string_value(a);
@@ -1385,10 +1395,12 @@ static void on_control(void)
 		if (fd < 0)
 			return;
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || cr.uid != 0) {
-			json_t *m = json_pack("{s:b, s:s}", "ok", 0, "error",
-					      "permission denied: the baton agent answers root only");
+			json_t *m =
+			    json_pack("{s:b, s:s}", "ok", 0, "error",
+				      "permission denied: the baton agent answers root only");
 
-			log_warnx("control: refused uid %d pid %d (not root)", (int)cr.uid, (int)cr.pid);
+			log_warnx("control: refused uid %d pid %d (not root)", (int)cr.uid,
+				  (int)cr.pid);
 			ctl_send(fd, m);
 			json_decref(m);
 			close(fd);
@@ -1460,8 +1472,8 @@ static void check_shutdown_done(void)
 			if (A.svc[i].slot[vs])
 				return;
 	if (A.shutdown_waiter) {
-		reply(A.shutdown_waiter,
-		      json_pack("{s:b, s:s}", "ok", 1, "message", "all versions stopped; agent exiting"));
+		reply(A.shutdown_waiter, json_pack("{s:b, s:s}", "ok", 1, "message",
+						   "all versions stopped; agent exiting"));
 		A.shutdown_waiter = NULL;
 	}
 	A.quit = true;
@@ -1471,12 +1483,13 @@ static void check_shutdown_done(void)
 
 static int notify_open(char *err, size_t errlen)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	int one = 1, fd;
 
-	if (snprintf(A.notify_path, sizeof(A.notify_path), "%s/notify.sock",
-		     A.cfg.agent.run_dir) >= (int)sizeof(A.notify_path)) {
-		snprintf(err, errlen, "run-dir too long for a socket path: %s", A.cfg.agent.run_dir);
+	if (snprintf(A.notify_path, sizeof(A.notify_path), "%s/notify.sock", A.cfg.agent.run_dir) >=
+	    (int)sizeof(A.notify_path)) {
+		snprintf(err, errlen, "run-dir too long for a socket path: %s",
+			 A.cfg.agent.run_dir);
 		return -1;
 	}
 	strcpy(sun.sun_path, A.notify_path);
@@ -1524,7 +1537,8 @@ static int services_start(char *err, size_t errlen)
 		A.nsvc++;
 		for (j = 0; j < s->conf.nlisten; j++) {
 			if (A.ngroups == MAX_GROUPS) {
-				snprintf(err, errlen, "more than %d listen addresses in all", MAX_GROUPS);
+				snprintf(err, errlen, "more than %d listen addresses in all",
+					 MAX_GROUPS);
 				return -1;
 			}
 			s->group[j] = A.ngroups++;
@@ -1575,8 +1589,9 @@ int agent_main(const struct agent_opts *o)
 	log_init("baton", o->verbose);
 	/* Privileges first; checking a configuration needs none. */
 	if (!o->check_only && geteuid() != 0) {
-		fprintf(stderr, "baton: the agent must run as root (it loads BPF programs): sudo baton "
-				"agent ...\n");
+		fprintf(stderr,
+			"baton: the agent must run as root (it loads BPF programs): sudo baton "
+			"agent ...\n");
 		return 1;
 	}
 	if (config_load(o->config, &A.cfg, err, sizeof(err))) {
@@ -1596,7 +1611,8 @@ int agent_main(const struct agent_opts *o)
 	}
 	/* Before the ports: a running agent's children hold them. */
 	if (ctl_running(A.cfg.agent.control)) {
-		fprintf(stderr, "baton: another agent is running on %s (stop it first: baton shutdown)\n",
+		fprintf(stderr,
+			"baton: another agent is running on %s (stop it first: baton shutdown)\n",
 			A.cfg.agent.control);
 		config_free(&A.cfg);
 		return 1;
@@ -1619,7 +1635,8 @@ int agent_main(const struct agent_opts *o)
 		goto fail;
 	}
 	if (mkdir_p(A.cfg.agent.run_dir, 0755) < 0) {
-		fprintf(stderr, "baton: cannot create %s: %s\n", A.cfg.agent.run_dir, strerror(errno));
+		fprintf(stderr, "baton: cannot create %s: %s\n", A.cfg.agent.run_dir,
+			strerror(errno));
 		goto fail;
 	}
 	A.ctlfd = ctl_listen(A.cfg.agent.control, err, sizeof(err));
@@ -1672,9 +1689,10 @@ int agent_main(const struct agent_opts *o)
 
 				while (read(A.sigfd, &si, sizeof(si)) == sizeof(si))
 					if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-						log_info("%s: agent exiting; services keep running and "
-							 "steering stays as programmed",
-							 signal_name(si.ssi_signo));
+						log_info(
+						    "%s: agent exiting; services keep running and "
+						    "steering stays as programmed",
+						    signal_name(si.ssi_signo));
 						A.quit = true;
 					}
 				break;

@@ -3,9 +3,9 @@
 #define BATON_AGENT_H
 
 struct agent_opts {
-	const char *config;   /* config file path */
-	int foreground;       /* -d */
-	int check_only;       /* -n */
+	const char *config; /* config file path */
+	int foreground;	    /* -d */
+	int check_only;	    /* -n */
 	int verbose;
 };
 

@@ -15,8 +15,8 @@
 #include "config.h"
 #include "control.h"
 
-#define DEFAULT_CONFIG "/etc/baton/baton.conf"
-#define DEFAULT_CONTROL "/run/baton/control.sock"
+#define DEFAULT_CONFIG	  "/etc/baton/baton.conf"
+#define DEFAULT_CONTROL	  "/run/baton/control.sock"
 #define BATON_VERSION_STR "0.1.0"
 
 struct help {
@@ -26,38 +26,38 @@ struct help {
 };
 
 static const struct help helps[] = {
-	{ "agent", "baton agent [-d] [-n] [-v|-vv] [-f FILE]",
-	  "Run the node agent: load the steering program, start every service in FILE\n"
-	  "(default " DEFAULT_CONFIG ") and serve the control socket.\n"
-	  "  -f FILE  configuration file\n"
-	  "  -d       stay in the foreground, log to stderr (the agent never forks;\n"
-	  "           -d is accepted for the usual daemon convention)\n"
-	  "  -n       check the configuration, print \"configuration OK\" and exit\n"
-	  "  -v, -vv  more logging (-vv adds libbpf's own messages)\n"
-	  "SIGTERM or SIGINT ends the agent and leaves services running, steered as last\n"
-	  "programmed; `baton shutdown --stop` stops them first." },
-	{ "deploy", "baton deploy SERVICE [-s SOCKET] -- COMMAND [ARG...]",
-	  "Start COMMAND as the next version of SERVICE with the service's instance count,\n"
-	  "wait until every instance is ready, move all new connections to it in one map\n"
-	  "update, and drain the version it replaces.  Exits 0 when the new version is\n"
-	  "active; non-zero with the reason when it failed (the old version keeps all\n"
-	  "traffic)." },
-	{ "status", "baton status [SERVICE] [--json] [-s SOCKET]",
-	  "Show each service's versions: state, weight, instances and pids, and the\n"
-	  "steering counters.  --json prints the agent's answer for scripts." },
-	{ "watch", "baton watch [SERVICE] [-n SECONDS] [--count N] [-s SOCKET]",
-	  "Refresh a per-version view every SECONDS (default 1): state, weight, live\n"
-	  "connections, and connections accepted per second since the last refresh.\n"
-	  "Runs until interrupted, or for N refreshes with --count N." },
-	{ "rollback", "baton rollback SERVICE [-s SOCKET]",
-	  "Give all new connections back to the previous version while it is still\n"
-	  "running and has not been told to exit (see drain-delay); abort a deploy in\n"
-	  "progress.  Fails, naming why, when the previous version is gone." },
-	{ "shutdown", "baton shutdown [--stop] [-s SOCKET]",
-	  "End the agent.  Without --stop, services keep running and steering stays as\n"
-	  "programmed.  With --stop every version is drained and stopped first." },
-	{ "help", "baton help [COMMAND]", "Show help for every command, or for one." },
-	{ "version", "baton version", "Print baton's version." },
+    {"agent", "baton agent [-d] [-n] [-v|-vv] [-f FILE]",
+     "Run the node agent: load the steering program, start every service in FILE\n"
+     "(default " DEFAULT_CONFIG ") and serve the control socket.\n"
+     "  -f FILE  configuration file\n"
+     "  -d       stay in the foreground, log to stderr (the agent never forks;\n"
+     "           -d is accepted for the usual daemon convention)\n"
+     "  -n       check the configuration, print \"configuration OK\" and exit\n"
+     "  -v, -vv  more logging (-vv adds libbpf's own messages)\n"
+     "SIGTERM or SIGINT ends the agent and leaves services running, steered as last\n"
+     "programmed; `baton shutdown --stop` stops them first."},
+    {"deploy", "baton deploy SERVICE [-s SOCKET] -- COMMAND [ARG...]",
+     "Start COMMAND as the next version of SERVICE with the service's instance count,\n"
+     "wait until every instance is ready, move all new connections to it in one map\n"
+     "update, and drain the version it replaces.  Exits 0 when the new version is\n"
+     "active; non-zero with the reason when it failed (the old version keeps all\n"
+     "traffic)."},
+    {"status", "baton status [SERVICE] [--json] [-s SOCKET]",
+     "Show each service's versions: state, weight, instances and pids, and the\n"
+     "steering counters.  --json prints the agent's answer for scripts."},
+    {"watch", "baton watch [SERVICE] [-n SECONDS] [--count N] [-s SOCKET]",
+     "Refresh a per-version view every SECONDS (default 1): state, weight, live\n"
+     "connections, and connections accepted per second since the last refresh.\n"
+     "Runs until interrupted, or for N refreshes with --count N."},
+    {"rollback", "baton rollback SERVICE [-s SOCKET]",
+     "Give all new connections back to the previous version while it is still\n"
+     "running and has not been told to exit (see drain-delay); abort a deploy in\n"
+     "progress.  Fails, naming why, when the previous version is gone."},
+    {"shutdown", "baton shutdown [--stop] [-s SOCKET]",
+     "End the agent.  Without --stop, services keep running and steering stays as\n"
+     "programmed.  With --stop every version is drained and stopped first."},
+    {"help", "baton help [COMMAND]", "Show help for every command, or for one."},
+    {"version", "baton version", "Print baton's version."},
 };
 
 int cmd_help(int argc, char **argv)
@@ -103,7 +103,7 @@ static int usage_of(const char *name)
 
 int cmd_agent(int argc, char **argv)
 {
-	struct agent_opts o = { .config = DEFAULT_CONFIG };
+	struct agent_opts o = {.config = DEFAULT_CONFIG};
 	int c;
 
 	optind = 1;
@@ -122,7 +122,7 @@ int cmd_agent(int argc, char **argv)
 			o.verbose++;
 			break;
 		case 'h':
-			return cmd_help(1, (char *[]){ "agent" });
+			return cmd_help(1, (char *[]){"agent"});
 		default:
 			return usage_of("agent");
 		}
@@ -151,13 +151,13 @@ struct client_opts {
 static int parse_client(const char *name, int argc, char **argv, struct client_opts *o,
 			int want_service)
 {
-	static const struct option lo[] = { { "json", no_argument, NULL, 'j' },
-					    { "stop", no_argument, NULL, 'S' },
-					    { "interval", required_argument, NULL, 'n' },
-					    { "count", required_argument, NULL, 'c' },
-					    { "control", required_argument, NULL, 's' },
-					    { "help", no_argument, NULL, 'h' },
-					    { NULL, 0, NULL, 0 } };
+	static const struct option lo[] = {{"json", no_argument, NULL, 'j'},
+					   {"stop", no_argument, NULL, 'S'},
+					   {"interval", required_argument, NULL, 'n'},
+					   {"count", required_argument, NULL, 'c'},
+					   {"control", required_argument, NULL, 's'},
+					   {"help", no_argument, NULL, 'h'},
+					   {NULL, 0, NULL, 0}};
 	char err[256];
 	int c;
 
@@ -170,7 +170,8 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 		case 'n':
 			o->interval = strtod(optarg, &end);
 			if (*end || !(o->interval >= 0.1 && o->interval <= 3600)) {
-				fprintf(stderr, "baton %s: -n takes seconds from 0.1 to 3600, not \"%s\"\n",
+				fprintf(stderr,
+					"baton %s: -n takes seconds from 0.1 to 3600, not \"%s\"\n",
 					name, optarg);
 				return 2;
 			}
@@ -178,8 +179,8 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 		case 'c':
 			o->count = strtol(optarg, &end, 10);
 			if (*end || o->count < 1 || o->count > 1000000) {
-				fprintf(stderr, "baton %s: --count takes 1..1000000, not \"%s\"\n", name,
-					optarg);
+				fprintf(stderr, "baton %s: --count takes 1..1000000, not \"%s\"\n",
+					name, optarg);
 				return 2;
 			}
 			break;
@@ -193,7 +194,7 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 			o->control = optarg;
 			break;
 		case 'h':
-			cmd_help(1, (char *[]){ (char *)name });
+			cmd_help(1, (char *[]){(char *)name});
 			exit(0);
 		default:
 			return usage_of(name);
@@ -215,8 +216,8 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 		return usage_of(name);
 	}
 	if (geteuid() != 0) {
-		fprintf(stderr, "baton: must run as root to talk to the agent (sudo baton %s ...)\n",
-			name);
+		fprintf(stderr,
+			"baton: must run as root to talk to the agent (sudo baton %s ...)\n", name);
 		return 1;
 	}
 	return 0;
@@ -276,7 +277,7 @@ static int check_reply(const char *what, json_t *r)
 
 int cmd_deploy(int argc, char **argv)
 {
-	struct client_opts o = { 0 };
+	struct client_opts o = {0};
 	json_t *args, *r, *prev;
 	int rest, i, rc;
 	char err[256];
@@ -289,8 +290,10 @@ int cmd_deploy(int argc, char **argv)
 		return rc;
 	rest++;
 	if (rest >= argc) {
-		fprintf(stderr, "baton deploy: no command given (baton deploy %s -- /path/to/server ARGS)\n",
-			o.service);
+		fprintf(
+		    stderr,
+		    "baton deploy: no command given (baton deploy %s -- /path/to/server ARGS)\n",
+		    o.service);
 		return 2;
 	}
 	if (argc - rest > MAX_ARGS) {
@@ -298,7 +301,8 @@ int cmd_deploy(int argc, char **argv)
 		return 2;
 	}
 	if (argv[rest][0] != '/') {
-		fprintf(stderr, "baton deploy: %s: give the command as an absolute path\n", argv[rest]);
+		fprintf(stderr, "baton deploy: %s: give the command as an absolute path\n",
+			argv[rest]);
 		return 2;
 	}
 	if (access(argv[rest], X_OK) < 0) {
@@ -310,8 +314,8 @@ int cmd_deploy(int argc, char **argv)
 	for (i = rest; i < argc; i++)
 		json_array_append_new(args, json_string(argv[i]));
 	/* The agent bounds the deploy by ready-timeout; this only guards a hung agent. */
-	r = call(o.control, json_pack("{s:s, s:s, s:o}", "cmd", "deploy", "service", o.service, "argv",
-				      args),
+	r = call(o.control,
+		 json_pack("{s:s, s:s, s:o}", "cmd", "deploy", "service", o.service, "argv", args),
 		 24 * 3600 * 1000);
 	if (check_reply("deploy failed", r))
 		return 1;
@@ -328,14 +332,15 @@ int cmd_deploy(int argc, char **argv)
 
 int cmd_rollback(int argc, char **argv)
 {
-	struct client_opts o = { 0 };
+	struct client_opts o = {0};
 	json_t *r;
 	int rc;
 
 	rc = parse_client("rollback", argc, argv, &o, 2);
 	if (rc)
 		return rc;
-	r = call(o.control, json_pack("{s:s, s:s}", "cmd", "rollback", "service", o.service), 10000);
+	r = call(o.control, json_pack("{s:s, s:s}", "cmd", "rollback", "service", o.service),
+		 10000);
 	if (check_reply("rollback", r))
 		return 1;
 	printf("%s\n", json_string_value(json_object_get(r, "message")));
@@ -345,7 +350,7 @@ int cmd_rollback(int argc, char **argv)
 
 int cmd_shutdown(int argc, char **argv)
 {
-	struct client_opts o = { 0 };
+	struct client_opts o = {0};
 	json_t *r;
 	int rc;
 
@@ -388,17 +393,18 @@ static void print_table(json_t *services)
 			{
 				if (json_is_true(json_object_get(pr, "ready")))
 					ready++;
-				if (json_is_true(json_object_get(pr, "alive")) && off < sizeof(pids) - 12)
+				if (json_is_true(json_object_get(pr, "alive")) &&
+				    off < sizeof(pids) - 12)
 					off += snprintf(pids + off, sizeof(pids) - off, "%s%lld",
 							off ? "," : "",
 							(long long)json_integer_value(
-								json_object_get(pr, "pid")));
+							    json_object_get(pr, "pid")));
 			}
 			snprintf(inst, sizeof(inst), "%lld/%lld",
 				 (long long)json_integer_value(json_object_get(v, "alive")),
 				 (long long)json_integer_value(json_object_get(v, "instances")));
-			printf("%-12s %-8s %-10s %6.1f%% %8lld %10lld %-10s %s\n", k ? "" : name, ver,
-			       json_string_value(json_object_get(v, "state")),
+			printf("%-12s %-8s %-10s %6.1f%% %8lld %10lld %-10s %s\n", k ? "" : name,
+			       ver, json_string_value(json_object_get(v, "state")),
 			       json_integer_value(json_object_get(v, "weight")) / 100.0,
 			       (long long)json_integer_value(json_object_get(v, "live")),
 			       (long long)json_integer_value(json_object_get(v, "accepted")), inst,
@@ -409,10 +415,9 @@ static void print_table(json_t *services)
 		size_t a, off = 0;
 		json_t *la;
 
-		json_array_foreach(json_object_get(s, "listen"), a, la)
-			if (off < sizeof(addrs) - 1)
-				off += snprintf(addrs + off, sizeof(addrs) - off, "%s%s", a ? " " : "",
-						json_string_value(la));
+		json_array_foreach(json_object_get(s, "listen"), a, la) if (off < sizeof(addrs) - 1)
+		    off += snprintf(addrs + off, sizeof(addrs) - off, "%s%s", a ? " " : "",
+				    json_string_value(la));
 		printf("%-12s listen %s; steered %lld, migrated %lld, refused %lld\n", "", addrs,
 		       (long long)json_integer_value(json_object_get(st, "selected")),
 		       (long long)json_integer_value(json_object_get(st, "migrated")),
@@ -422,7 +427,7 @@ static void print_table(json_t *services)
 
 int cmd_status(int argc, char **argv)
 {
-	struct client_opts o = { 0 };
+	struct client_opts o = {0};
 	json_t *req, *r;
 	int rc;
 
@@ -455,7 +460,7 @@ struct seen {
 
 int cmd_watch(int argc, char **argv)
 {
-	struct client_opts o = { .interval = 1.0 };
+	struct client_opts o = {.interval = 1.0};
 	static struct seen prev[256], cur[256];
 	int nprev = 0, ncur, rc, tty = isatty(1);
 	long frame;
@@ -477,8 +482,8 @@ int cmd_watch(int argc, char **argv)
 		strftime(when, sizeof(when), "%H:%M:%S", localtime(&now));
 		if (tty)
 			printf("\033[H\033[2J");
-		printf("%s  every %.1fs\n%-12s %-8s %-10s %7s %8s %10s\n", when, o.interval, "SERVICE",
-		       "VERSION", "STATE", "WEIGHT", "LIVE", "ACCEPT/S");
+		printf("%s  every %.1fs\n%-12s %-8s %-10s %7s %8s %10s\n", when, o.interval,
+		       "SERVICE", "VERSION", "STATE", "WEIGHT", "LIVE", "ACCEPT/S");
 		ncur = 0;
 		json_array_foreach(json_object_get(r, "services"), i, svc)
 		{
@@ -492,18 +497,21 @@ int cmd_watch(int argc, char **argv)
 				int p;
 
 				if (ncur < 256) {
-					snprintf(cur[ncur].key, sizeof(cur[ncur].key), "%s/%lld", name, num);
+					snprintf(cur[ncur].key, sizeof(cur[ncur].key), "%s/%lld",
+						 name, num);
 					cur[ncur].accepted = acc;
 					for (p = 0; p < nprev; p++)
 						if (!strcmp(prev[p].key, cur[ncur].key))
 							snprintf(rate, sizeof(rate), "%.0f",
-								 (acc - prev[p].accepted) / o.interval);
+								 (acc - prev[p].accepted) /
+								     o.interval);
 					ncur++;
 				}
-				printf("%-12s v%-7lld %-10s %6.1f%% %8lld %10s\n", k ? "" : name, num,
-				       json_string_value(json_object_get(v, "state")),
+				printf("%-12s v%-7lld %-10s %6.1f%% %8lld %10s\n", k ? "" : name,
+				       num, json_string_value(json_object_get(v, "state")),
 				       json_integer_value(json_object_get(v, "weight")) / 100.0,
-				       (long long)json_integer_value(json_object_get(v, "live")), rate);
+				       (long long)json_integer_value(json_object_get(v, "live")),
+				       rate);
 			}
 		}
 		fflush(stdout);

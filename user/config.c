@@ -229,8 +229,8 @@ static const struct {
 	const char *name;
 	int sig;
 } exit_signals[] = {
-	{ "TERM", SIGTERM }, { "INT", SIGINT },	  { "QUIT", SIGQUIT },	 { "HUP", SIGHUP },
-	{ "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "WINCH", SIGWINCH }, { "KILL", SIGKILL },
+    {"TERM", SIGTERM}, {"INT", SIGINT},	  {"QUIT", SIGQUIT},   {"HUP", SIGHUP},
+    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"WINCH", SIGWINCH}, {"KILL", SIGKILL},
 };
 
 int parse_signal(const char *s, int *sig, char *err, size_t errlen)
@@ -261,7 +261,8 @@ int parse_signal(const char *s, int *sig, char *err, size_t errlen)
 		}
 	}
 	seterr(err, errlen,
-	       "unknown signal \"%.*s\" (use TERM, INT, QUIT, HUP, USR1, USR2, WINCH, KILL or a number 1..31)",
+	       "unknown signal \"%.*s\" (use TERM, INT, QUIT, HUP, USR1, USR2, WINCH, KILL or a "
+	       "number 1..31)",
 	       ECHO_MAX, s);
 	return -1;
 }
@@ -410,19 +411,19 @@ static const struct {
 	int sig;
 	const char *name;
 } signal_names[] = {
-	{ SIGHUP, "SIGHUP" },	    { SIGINT, "SIGINT" },   { SIGQUIT, "SIGQUIT" },
-	{ SIGILL, "SIGILL" },	    { SIGTRAP, "SIGTRAP" }, { SIGABRT, "SIGABRT" },
-	{ SIGBUS, "SIGBUS" },	    { SIGFPE, "SIGFPE" },   { SIGKILL, "SIGKILL" },
-	{ SIGUSR1, "SIGUSR1" },	    { SIGSEGV, "SIGSEGV" }, { SIGUSR2, "SIGUSR2" },
-	{ SIGPIPE, "SIGPIPE" },	    { SIGALRM, "SIGALRM" }, { SIGTERM, "SIGTERM" },
+    {SIGHUP, "SIGHUP"},	      {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"},
+    {SIGILL, "SIGILL"},	      {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},
+    {SIGBUS, "SIGBUS"},	      {SIGFPE, "SIGFPE"},   {SIGKILL, "SIGKILL"},
+    {SIGUSR1, "SIGUSR1"},     {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+    {SIGPIPE, "SIGPIPE"},     {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"},
 #ifdef SIGSTKFLT
-	{ SIGSTKFLT, "SIGSTKFLT" },
+    {SIGSTKFLT, "SIGSTKFLT"},
 #endif
-	{ SIGCHLD, "SIGCHLD" },	    { SIGCONT, "SIGCONT" }, { SIGSTOP, "SIGSTOP" },
-	{ SIGTSTP, "SIGTSTP" },	    { SIGTTIN, "SIGTTIN" }, { SIGTTOU, "SIGTTOU" },
-	{ SIGURG, "SIGURG" },	    { SIGXCPU, "SIGXCPU" }, { SIGXFSZ, "SIGXFSZ" },
-	{ SIGVTALRM, "SIGVTALRM" }, { SIGPROF, "SIGPROF" }, { SIGWINCH, "SIGWINCH" },
-	{ SIGIO, "SIGIO" },	    { SIGPWR, "SIGPWR" },   { SIGSYS, "SIGSYS" },
+    {SIGCHLD, "SIGCHLD"},     {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"},
+    {SIGTSTP, "SIGTSTP"},     {SIGTTIN, "SIGTTIN"}, {SIGTTOU, "SIGTTOU"},
+    {SIGURG, "SIGURG"},	      {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"},
+    {SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"}, {SIGWINCH, "SIGWINCH"},
+    {SIGIO, "SIGIO"},	      {SIGPWR, "SIGPWR"},   {SIGSYS, "SIGSYS"},
 };
 
 const char *signal_name(int sig)
@@ -655,10 +656,10 @@ static int set_user(struct parser *p, const char *key, const char *val)
 	if (rc)
 		return perr(p, "%s: cannot look up \"%.*s\": %s", key, ECHO_MAX, val, strerror(rc));
 	if (!res)
-		return perr(
-			p,
-			"%s: no such user \"%.*s\" (create it, or leave user out to run as the agent's user)",
-			key, ECHO_MAX, val);
+		return perr(p,
+			    "%s: no such user \"%.*s\" (create it, or leave user out to run as the "
+			    "agent's user)",
+			    key, ECHO_MAX, val);
 	strcpy(p->svc->user, val);
 	return 0;
 }
@@ -688,16 +689,16 @@ static int set_environment(struct parser *p, const char *key, const char *val)
 		if (c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
 		    (i && c >= '0' && c <= '9'))
 			continue;
-		return perr(
-			p,
-			"%s: invalid variable name \"%.*s\" (letters, digits and _, not starting with a digit)",
-			key, (int)(len < ECHO_MAX ? len : ECHO_MAX), val);
+		return perr(p,
+			    "%s: invalid variable name \"%.*s\" (letters, digits and _, not "
+			    "starting with a digit)",
+			    key, (int)(len < ECHO_MAX ? len : ECHO_MAX), val);
 	}
 	if (env_reserved(val, len))
 		return perr(
-			p,
-			"%s: %.*s is set by baton (LISTEN_*, NOTIFY_SOCKET and BATON_* are reserved)",
-			key, (int)(len < ECHO_MAX ? len : ECHO_MAX), val);
+		    p,
+		    "%s: %.*s is set by baton (LISTEN_*, NOTIFY_SOCKET and BATON_* are reserved)",
+		    key, (int)(len < ECHO_MAX ? len : ECHO_MAX), val);
 	for (k = 0; k < svc->nenv; k++) {
 		if (!strncmp(svc->env[k], val, len + 1))
 			return perr(p, "%s: %.*s is set twice in [%s] (first at line %d)", key,
@@ -795,24 +796,24 @@ static int set_drain_reset(struct parser *p, const char *key, const char *val)
 }
 
 static const struct key_def keys[] = {
-	{ "control", SECT_AGENT, false, set_control },
-	{ "bpf-dir", SECT_AGENT, false, set_bpf_dir },
-	{ "run-dir", SECT_AGENT, false, set_run_dir },
-	{ "listen", SECT_SERVICE, true, set_listen },
-	{ "exec", SECT_SERVICE, false, set_exec },
-	{ "instances", SECT_SERVICE, false, set_instances },
-	{ "user", SECT_SERVICE, false, set_user },
-	{ "workdir", SECT_SERVICE, false, set_workdir },
-	{ "environment", SECT_SERVICE, true, set_environment },
-	{ "ready", SECT_SERVICE, false, set_ready },
-	{ "ready-timeout", SECT_SERVICE, false, set_ready_timeout },
-	{ "drain-policy", SECT_SERVICE, false, set_drain_policy },
-	{ "exit-signal", SECT_SERVICE, false, set_exit_signal },
-	{ "drain-delay", SECT_SERVICE, false, set_drain_delay },
-	{ "drain-timeout", SECT_SERVICE, false, set_drain_timeout },
-	{ "kill-after", SECT_SERVICE, false, set_kill_after },
-	{ "drain-reset", SECT_SERVICE, false, set_drain_reset },
-	{ "backlog", SECT_SERVICE, false, set_backlog },
+    {"control", SECT_AGENT, false, set_control},
+    {"bpf-dir", SECT_AGENT, false, set_bpf_dir},
+    {"run-dir", SECT_AGENT, false, set_run_dir},
+    {"listen", SECT_SERVICE, true, set_listen},
+    {"exec", SECT_SERVICE, false, set_exec},
+    {"instances", SECT_SERVICE, false, set_instances},
+    {"user", SECT_SERVICE, false, set_user},
+    {"workdir", SECT_SERVICE, false, set_workdir},
+    {"environment", SECT_SERVICE, true, set_environment},
+    {"ready", SECT_SERVICE, false, set_ready},
+    {"ready-timeout", SECT_SERVICE, false, set_ready_timeout},
+    {"drain-policy", SECT_SERVICE, false, set_drain_policy},
+    {"exit-signal", SECT_SERVICE, false, set_exit_signal},
+    {"drain-delay", SECT_SERVICE, false, set_drain_delay},
+    {"drain-timeout", SECT_SERVICE, false, set_drain_timeout},
+    {"kill-after", SECT_SERVICE, false, set_kill_after},
+    {"drain-reset", SECT_SERVICE, false, set_drain_reset},
+    {"backlog", SECT_SERVICE, false, set_backlog},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -977,10 +978,10 @@ static int section_begin(struct parser *p, char *line)
 	/* "[::1]:80" alone on a line is an address meant as one more value of
 	 * the key above: say so rather than complain about a section. */
 	if (*rest == ':')
-		return perr(
-			p,
-			"\"%.*s\" is not a section header (a value cannot continue on the next line: repeat the key, e.g. listen = %.*s)",
-			ECHO_MAX, line, ECHO_MAX, line);
+		return perr(p,
+			    "\"%.*s\" is not a section header (a value cannot continue on the next "
+			    "line: repeat the key, e.g. listen = %.*s)",
+			    ECHO_MAX, line, ECHO_MAX, line);
 	if (*rest && *rest != ';' && *rest != '#')
 		return perr(p, "unexpected text after the section header: \"%.*s\"", ECHO_MAX,
 			    rest);
@@ -1125,9 +1126,9 @@ static int check_services(struct parser *p)
 				    svc->name);
 		if (!svc->argc)
 			return perr(
-				p,
-				"service \"%s\" has no exec command (add exec = /path/to/program ARGS)",
-				svc->name);
+			    p,
+			    "service \"%s\" has no exec command (add exec = /path/to/program ARGS)",
+			    svc->name);
 	}
 	return 0;
 }

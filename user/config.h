@@ -9,16 +9,16 @@
 
 #include "steer.h"
 
-#define MAX_LISTEN 8     /* listen addresses per service */
-#define MAX_ARGS 64      /* argv entries of a command */
-#define MAX_ENV 32       /* environment entries a config may give */
-#define NAME_MAX_LEN 32  /* service names: [a-z0-9_-], first a letter */
+#define MAX_LISTEN   8	/* listen addresses per service */
+#define MAX_ARGS     64 /* argv entries of a command */
+#define MAX_ENV	     32 /* environment entries a config may give */
+#define NAME_MAX_LEN 32 /* service names: [a-z0-9_-], first a letter */
 #define CONF_ERR_LEN 256
 
 enum ready_kind {
-	READY_NONE = 0,   /* ready as soon as started */
+	READY_NONE = 0,	  /* ready as soon as started */
 	READY_NOTIFY = 1, /* sd_notify READY=1 from every instance */
-	READY_TCP = 2,    /* a TCP probe through each instance's own socket is accepted */
+	READY_TCP = 2,	  /* a TCP probe through each instance's own socket is accepted */
 };
 
 enum drain_policy {
@@ -29,7 +29,7 @@ enum drain_policy {
 struct listen_addr {
 	struct sockaddr_storage ss; /* AF_INET or AF_INET6, port set */
 	socklen_t len;
-	char text[64];              /* as written: "0.0.0.0:8080", "[::1]:8080" */
+	char text[64]; /* as written: "0.0.0.0:8080", "[::1]:8080" */
 };
 
 struct service_conf {
@@ -38,27 +38,28 @@ struct service_conf {
 	int nlisten;
 	char *argv[MAX_ARGS + 1]; /* first version's command, NULL-terminated; malloc'd */
 	int argc;
-	char *env[MAX_ENV + 1];   /* "KEY=VALUE", NULL-terminated; malloc'd */
+	char *env[MAX_ENV + 1]; /* "KEY=VALUE", NULL-terminated; malloc'd */
 	int nenv;
-	int instances;            /* 1..MAX_INSTANCES, default 1 */
-	char user[64];            /* empty: run as the agent's user */
-	char workdir[256];        /* empty: / */
-	enum ready_kind ready;    /* default READY_NOTIFY */
+	int instances;		   /* 1..MAX_INSTANCES, default 1 */
+	char user[64];		   /* empty: run as the agent's user */
+	char workdir[256];	   /* empty: / */
+	enum ready_kind ready;	   /* default READY_NOTIFY */
 	unsigned ready_timeout_ms; /* default 10000 */
 	enum drain_policy drain;
-	int exit_signal;          /* default SIGTERM */
-	unsigned drain_delay_ms;  /* default 0: time a drained version is kept, unsignalled, for rollback */
+	int exit_signal;	   /* default SIGTERM */
+	unsigned drain_delay_ms;   /* default 0: time a drained version is kept, unsignalled, for
+				      rollback */
 	unsigned drain_timeout_ms; /* default 30000 */
-	unsigned kill_after_ms;   /* default 5000 */
-	bool drain_reset;         /* default false: at drain-timeout, reset what is left (SOCK_DESTROY) */
-	int backlog;              /* listen backlog, default 1024 */
-	int line;                 /* line of the [service ...] header */
+	unsigned kill_after_ms;	   /* default 5000 */
+	bool drain_reset; /* default false: at drain-timeout, reset what is left (SOCK_DESTROY) */
+	int backlog;	  /* listen backlog, default 1024 */
+	int line;	  /* line of the [service ...] header */
 };
 
 struct agent_conf {
-	char control[108];  /* control socket path, default /run/baton/control.sock */
-	char bpf_dir[256];  /* pin directory, default /sys/fs/bpf/baton */
-	char run_dir[256];  /* state and notify sockets, default /run/baton */
+	char control[108]; /* control socket path, default /run/baton/control.sock */
+	char bpf_dir[256]; /* pin directory, default /sys/fs/bpf/baton */
+	char run_dir[256]; /* state and notify sockets, default /run/baton */
 };
 
 struct config {

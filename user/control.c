@@ -76,7 +76,7 @@ int ctl_listen(const char *path, char *err, size_t errlen)
 int ctl_connect(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
-	struct timeval tv = { .tv_sec = 5 };
+	struct timeval tv = {.tv_sec = 5};
 	int fd, r;
 
 	r = addr_of(path, &sun, err, errlen);
@@ -91,9 +91,10 @@ int ctl_connect(const char *path, char *err, size_t errlen)
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		r = -errno;
 		if (errno == ENOENT || errno == ECONNREFUSED)
-			snprintf(err, errlen,
-				 "agent not running (no one listens on %s; start it with: baton agent)",
-				 path);
+			snprintf(
+			    err, errlen,
+			    "agent not running (no one listens on %s; start it with: baton agent)",
+			    path);
 		else if (errno == EACCES)
 			snprintf(err, errlen, "permission denied on %s (run as root)", path);
 		else
@@ -162,11 +163,12 @@ json_t *ctl_recv(int fd, char *buf, size_t buflen, size_t *have, int timeout_ms,
 			return NULL;
 		}
 		if (deadline >= 0) {
-			struct pollfd p = { .fd = fd, .events = POLLIN };
+			struct pollfd p = {.fd = fd, .events = POLLIN};
 			long long left = deadline - now_ms();
 
 			if (left <= 0 || poll(&p, 1, (int)left) == 0) {
-				snprintf(err, errlen, "no reply from the agent within %d ms", timeout_ms);
+				snprintf(err, errlen, "no reply from the agent within %d ms",
+					 timeout_ms);
 				return NULL;
 			}
 		}

@@ -11,10 +11,9 @@ struct cmd {
 };
 
 static const struct cmd cmds[] = {
-	{ "agent", cmd_agent },       { "deploy", cmd_deploy },     { "status", cmd_status },
-	{ "rollback", cmd_rollback }, { "shutdown", cmd_shutdown }, { "help", cmd_help },
-	{ "watch", cmd_watch },
-	{ "version", cmd_version },
+    {"agent", cmd_agent},	{"deploy", cmd_deploy},	    {"status", cmd_status},
+    {"rollback", cmd_rollback}, {"shutdown", cmd_shutdown}, {"help", cmd_help},
+    {"watch", cmd_watch},	{"version", cmd_version},
 };
 
 int main(int argc, char **argv)

@@ -70,8 +70,8 @@ static void __attribute__((noreturn)) child_fail(int pipefd, const char *what)
 	_exit(127);
 }
 
-static void __attribute__((noreturn)) child(const struct spawn_req *r, const struct passwd *pw,
-					    int pipefd)
+static void __attribute__((noreturn))
+child(const struct spawn_req *r, const struct passwd *pw, int pipefd)
 {
 	char *envp[ENV_MAX + 1];
 	char fds_env[32], pid_env[32], ver_env[32], inst_env[32];
@@ -205,12 +205,13 @@ int proc_spawn(const struct spawn_req *r, pid_t *pid, int *pidfd, char *err, siz
 
 		kill(p, SIGKILL);
 		waitpid(p, NULL, 0);
-		snprintf(err, errlen, "pidfd_open: %s (baton needs Linux 5.3 or later)", strerror(e));
+		snprintf(err, errlen, "pidfd_open: %s (baton needs Linux 5.3 or later)",
+			 strerror(e));
 		return -e;
 	}
 	if (n > 0) {
 		msg[n] = '\0';
-		waitid(P_PIDFD, fd, &(siginfo_t){ 0 }, WEXITED);
+		waitid(P_PIDFD, fd, &(siginfo_t){0}, WEXITED);
 		close(fd);
 		snprintf(err, errlen, "cannot start %s: %s", r->argv[0], msg);
 		return -EIO;

@@ -6,17 +6,17 @@
 #include <sys/types.h>
 
 struct spawn_req {
-	char *const *argv;      /* argv[0] is an absolute path */
-	char *const *env;       /* extra "KEY=VALUE" from the config, NULL-terminated */
-	const int *fds;         /* listening sockets, passed as fds 3.. */
+	char *const *argv; /* argv[0] is an absolute path */
+	char *const *env;  /* extra "KEY=VALUE" from the config, NULL-terminated */
+	const int *fds;	   /* listening sockets, passed as fds 3.. */
 	int nfds;
-	const char *fdnames;    /* LISTEN_FDNAMES, ':'-separated */
-	const char *notify;     /* NOTIFY_SOCKET path */
+	const char *fdnames; /* LISTEN_FDNAMES, ':'-separated */
+	const char *notify;  /* NOTIFY_SOCKET path */
 	const char *service;
 	int version;
 	int instance;
-	const char *user;       /* "" or NULL: keep the agent's */
-	const char *workdir;    /* "" or NULL: / */
+	const char *user;    /* "" or NULL: keep the agent's */
+	const char *workdir; /* "" or NULL: / */
 };
 
 /*

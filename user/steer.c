@@ -52,7 +52,8 @@ static int pin_dir_prepare(const char *pin_dir, char *err, size_t errlen)
 		*slash = '\0';
 	r = bpffs_check(parent);
 	if (r == -ENODEV || r == -ENOENT) {
-		snprintf(err, errlen, "bpffs not mounted at %s (mount -t bpf bpf %s)", parent, parent);
+		snprintf(err, errlen, "bpffs not mounted at %s (mount -t bpf bpf %s)", parent,
+			 parent);
 		return -ENODEV;
 	}
 	if (r) {
@@ -87,18 +88,20 @@ int steer_open(struct steer *st, const char *pin_dir, char *err, size_t errlen)
 	r = steer_bpf__load(skel);
 	if (r) {
 		if (r == -EINVAL)
-			snprintf(err, errlen,
-				 "cannot load the steer program: the maps pinned in %s do not match "
-				 "this build (remove them with: rm -r %s, then restart)",
-				 pin_dir, pin_dir);
+			snprintf(
+			    err, errlen,
+			    "cannot load the steer program: the maps pinned in %s do not match "
+			    "this build (remove them with: rm -r %s, then restart)",
+			    pin_dir, pin_dir);
 		else if (r == -EPERM)
 			snprintf(err, errlen,
 				 "cannot load the steer program: not permitted (run as root)");
 		else
-			snprintf(err, errlen,
-				 "cannot load the steer program: %s (the kernel needs sk_reuseport "
-				 "with migration, 5.14 or later; run with -vv for the verifier log)",
-				 strerror(-r));
+			snprintf(
+			    err, errlen,
+			    "cannot load the steer program: %s (the kernel needs sk_reuseport "
+			    "with migration, 5.14 or later; run with -vv for the verifier log)",
+			    strerror(-r));
 		steer_bpf__destroy(skel);
 		return r;
 	}
@@ -179,7 +182,7 @@ static int map_delete(int fd, const void *k)
 int steer_add_group(struct steer *st, const struct sockaddr *sa, __u32 service, __u32 group)
 {
 	struct steer_group_key k;
-	struct steer_group v = { .service = service, .group = group };
+	struct steer_group v = {.service = service, .group = group};
 	int r;
 
 	if (group >= MAX_GROUPS)
@@ -235,15 +238,15 @@ int steer_del_service(struct steer *st, __u32 service)
 
 int steer_probe_add(struct steer *st, __u32 group, __u16 sport, __u32 vslot, __u32 instance)
 {
-	struct steer_probe_key k = { .group = group, .sport = sport };
-	struct steer_probe v = { .vslot = vslot, .instance = instance };
+	struct steer_probe_key k = {.group = group, .sport = sport};
+	struct steer_probe v = {.vslot = vslot, .instance = instance};
 
 	return map_update(st->probes_fd, &k, &v);
 }
 
 int steer_probe_del(struct steer *st, __u32 group, __u16 sport)
 {
-	struct steer_probe_key k = { .group = group, .sport = sport };
+	struct steer_probe_key k = {.group = group, .sport = sport};
 
 	return map_delete(st->probes_fd, &k);
 }

@@ -95,7 +95,8 @@ int track_open(struct track *t, const char *pin_dir, track_zero_fn fn, void *ctx
 		cgfd = open(cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (cgfd < 0) {
 			r = -errno;
-			snprintf(err, errlen, "cannot open cgroup root %s: %s", cg, strerror(errno));
+			snprintf(err, errlen, "cannot open cgroup root %s: %s", cg,
+				 strerror(errno));
 			goto fail;
 		}
 		t->link = bpf_program__attach_cgroup(t->skel->progs.track, cgfd);
@@ -149,15 +150,15 @@ int track_ring_consume(struct track *t)
 
 int track_register(struct track *t, __u32 service, __u32 version)
 {
-	struct version_key k = { .service = service, .version = version };
-	struct version_counts c = { 0 };
+	struct version_key k = {.service = service, .version = version};
+	struct version_counts c = {0};
 
 	return bpf_map_update_elem(t->versions_fd, &k, &c, BPF_ANY) ? -errno : 0;
 }
 
 int track_forget(struct track *t, __u32 service, __u32 version)
 {
-	struct version_key k = { .service = service, .version = version };
+	struct version_key k = {.service = service, .version = version};
 
 	bpf_map_delete_elem(t->watch_fd, &k);
 	if (bpf_map_delete_elem(t->versions_fd, &k) && errno != ENOENT)
@@ -167,14 +168,14 @@ int track_forget(struct track *t, __u32 service, __u32 version)
 
 int track_counts(struct track *t, __u32 service, __u32 version, struct version_counts *c)
 {
-	struct version_key k = { .service = service, .version = version };
+	struct version_key k = {.service = service, .version = version};
 
 	return bpf_map_lookup_elem(t->versions_fd, &k, c) ? -errno : 0;
 }
 
 int track_watch(struct track *t, __u32 service, __u32 version, int on)
 {
-	struct version_key k = { .service = service, .version = version };
+	struct version_key k = {.service = service, .version = version};
 	__u32 one = 1;
 
 	if (on)
@@ -191,12 +192,15 @@ static int destroy_one(int nl, const struct conn_key *k)
 		struct nlmsghdr nlh;
 		struct inet_diag_req_v2 req;
 	} msg = {
-		.nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DESTROY,
-			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK },
-		.req = { .sdiag_family = (__u8)k->family, .sdiag_protocol = IPPROTO_TCP,
-			 .idiag_states = ~0U,
-			 .id = { .idiag_sport = htons(k->lport), .idiag_dport = htons(k->rport),
-				 .idiag_cookie = { INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE } } },
+	    .nlh = {.nlmsg_len = sizeof(msg),
+		    .nlmsg_type = SOCK_DESTROY,
+		    .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK},
+	    .req = {.sdiag_family = (__u8)k->family,
+		    .sdiag_protocol = IPPROTO_TCP,
+		    .idiag_states = ~0U,
+		    .id = {.idiag_sport = htons(k->lport),
+			   .idiag_dport = htons(k->rport),
+			   .idiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE}}},
 	};
 	struct {
 		struct nlmsghdr nlh;
@@ -222,7 +226,7 @@ int track_reset_version(struct track *t, __u32 service, __u32 version)
 	struct conn_key k, next, *prev = NULL;
 	struct conn_key batch[256];
 	struct conn_owner o;
-	struct timeval tv = { .tv_sec = 1 };
+	struct timeval tv = {.tv_sec = 1};
 	int nl, n = 0, done = 0, r, i;
 
 	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);

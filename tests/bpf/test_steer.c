@@ -26,11 +26,11 @@
 
 #include "steer_user.h"
 
-#define NV 2 /* versions in the group */
-#define NI 2 /* instances per version */
+#define NV	2 /* versions in the group */
+#define NI	2 /* instances per version */
 #define SERVICE 7
-#define N 200 /* connections per step */
-#define GROUP 3
+#define N	200 /* connections per step */
+#define GROUP	3
 
 struct fixture {
 	struct steer st;
@@ -58,7 +58,7 @@ static int listener(struct fixture *f)
 
 static void set_policy(struct fixture *f, int active_vslot, __u32 weight_other)
 {
-	struct steer_service p = { .mode = STEER_PER_CONNECTION };
+	struct steer_service p = {.mode = STEER_PER_CONNECTION};
 	int v;
 
 	for (v = 0; v < NV; v++) {
@@ -110,7 +110,8 @@ static int setup_family(void **state, int family, const char *ip, const char *cl
 	for (v = 0; v < NV; v++)
 		for (i = 0; i < NI; i++) {
 			f->lfd[v][i] = listener(f);
-			assert_int_equal(steer_place(&f->st, steer_slot(GROUP, v, i), f->lfd[v][i]), 0);
+			assert_int_equal(steer_place(&f->st, steer_slot(GROUP, v, i), f->lfd[v][i]),
+					 0);
 		}
 	assert_int_equal(steer_attach(&f->st, f->lfd[0][0]), 0);
 	*state = f;
@@ -157,7 +158,7 @@ static int teardown(void **state)
 static int client(struct fixture *f, __u16 sport)
 {
 	int fd = socket(f->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct timeval tv = { .tv_sec = 2 };
+	struct timeval tv = {.tv_sec = 2};
 
 	assert_true(fd >= 0);
 	/* A dropped SYN fails the test in 2 s instead of the kernel's 2 min. */
@@ -363,24 +364,24 @@ static void test_queued_connections_migrate(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_all_to_active_version, setup4, teardown),
-		cmocka_unit_test_setup_teardown(test_weights_split, setup4, teardown),
-		cmocka_unit_test_setup_teardown(test_dead_instance_falls_back, setup4, teardown),
-		cmocka_unit_test_setup_teardown(test_probe_reaches_pinned_socket, setup4, teardown),
-		cmocka_unit_test_setup_teardown(test_probe_to_gone_socket_fails, setup4, teardown),
-		cmocka_unit_test_setup_teardown(test_queued_connections_migrate, setup4, teardown),
-		cmocka_unit_test_setup_teardown(test_all_to_active_version, setup6, teardown),
-		cmocka_unit_test_setup_teardown(test_weights_split, setup6, teardown),
-		cmocka_unit_test_setup_teardown(test_dead_instance_falls_back, setup6, teardown),
-		cmocka_unit_test_setup_teardown(test_probe_reaches_pinned_socket, setup6, teardown),
-		cmocka_unit_test_setup_teardown(test_probe_to_gone_socket_fails, setup6, teardown),
-		cmocka_unit_test_setup_teardown(test_queued_connections_migrate, setup6, teardown),
-		cmocka_unit_test_setup_teardown(test_all_to_active_version, setup4any, teardown),
-		cmocka_unit_test_setup_teardown(test_probe_reaches_pinned_socket, setup4any, teardown),
-		cmocka_unit_test_setup_teardown(test_queued_connections_migrate, setup4any, teardown),
-		cmocka_unit_test_setup_teardown(test_all_to_active_version, setup6any, teardown),
-		cmocka_unit_test_setup_teardown(test_probe_reaches_pinned_socket, setup6any, teardown),
-		cmocka_unit_test_setup_teardown(test_queued_connections_migrate, setup6any, teardown),
+	    cmocka_unit_test_setup_teardown(test_all_to_active_version, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_weights_split, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_dead_instance_falls_back, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_probe_reaches_pinned_socket, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_probe_to_gone_socket_fails, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_queued_connections_migrate, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_all_to_active_version, setup6, teardown),
+	    cmocka_unit_test_setup_teardown(test_weights_split, setup6, teardown),
+	    cmocka_unit_test_setup_teardown(test_dead_instance_falls_back, setup6, teardown),
+	    cmocka_unit_test_setup_teardown(test_probe_reaches_pinned_socket, setup6, teardown),
+	    cmocka_unit_test_setup_teardown(test_probe_to_gone_socket_fails, setup6, teardown),
+	    cmocka_unit_test_setup_teardown(test_queued_connections_migrate, setup6, teardown),
+	    cmocka_unit_test_setup_teardown(test_all_to_active_version, setup4any, teardown),
+	    cmocka_unit_test_setup_teardown(test_probe_reaches_pinned_socket, setup4any, teardown),
+	    cmocka_unit_test_setup_teardown(test_queued_connections_migrate, setup4any, teardown),
+	    cmocka_unit_test_setup_teardown(test_all_to_active_version, setup6any, teardown),
+	    cmocka_unit_test_setup_teardown(test_probe_reaches_pinned_socket, setup6any, teardown),
+	    cmocka_unit_test_setup_teardown(test_queued_connections_migrate, setup6any, teardown),
 	};
 
 	if (getenv("TEST_FILTER"))

@@ -150,16 +150,16 @@ static void duration_zero(void **state)
 
 static void duration_upper_bound(void **state)
 {
-	const char *max[] = { "24h", "1440m", "86400s", "86400", "86400000ms" };
-	const char *over[] = { "25h",
-			       "1441m",
-			       "86401s",
-			       "86401",
-			       "86400001ms",
-			       "99999999999999999999999999s",
-			       "18446744073709551617ms",
-			       "4294967296ms",
-			       "4295s0" };
+	const char *max[] = {"24h", "1440m", "86400s", "86400", "86400000ms"};
+	const char *over[] = {"25h",
+			      "1441m",
+			      "86401s",
+			      "86401",
+			      "86400001ms",
+			      "99999999999999999999999999s",
+			      "18446744073709551617ms",
+			      "4294967296ms",
+			      "4295s0"};
 	unsigned ms;
 	size_t i;
 
@@ -179,9 +179,9 @@ static void duration_upper_bound(void **state)
 
 static void duration_rejects_malformed(void **state)
 {
-	const char *bad[] = { "",     "-1s",  "-0",    "1.5s", "10x",  "s",    "ms",
-			      " 10s", "10s ", "10 s",  "+5s",  "10S",  "1sms", "1d",
-			      "0x10", "1e3",  "10sec", "h1",   "1m30s" };
+	const char *bad[] = {"",     "-1s",  "-0",    "1.5s", "10x",  "s",    "ms",
+			     " 10s", "10s ", "10 s",  "+5s",  "10S",  "1sms", "1d",
+			     "0x10", "1e3",  "10sec", "h1",   "1m30s"};
 	unsigned ms = 777;
 	size_t i;
 
@@ -286,31 +286,31 @@ static void listen_port_bounds(void **state)
 static void listen_rejects_malformed(void **state)
 {
 	const char *bad[] = {
-		"",
-		"localhost:80",
-		"example.com:443",
-		"1.2.3.4",
-		"::1:80",
-		"[::1]",
-		"[::1]80",
-		"[::1:80",
-		"1.2.3.4:80x",
-		"1.2.3.4:80 ",
-		" 1.2.3.4:80",
-		"1.2.3:80",
-		"256.1.1.1:80",
-		"1.2.3.4:-1",
-		"1.2.3.4:+80",
-		":80",
-		"[]:80",
-		"[fe80::1%lo]:80",
-		"[1.2.3.4]:80",
-		"1.2.3.4:",
-		"[::1]:",
-		"[::1]:80]",
-		"[::1]:80:81",
-		"0x7f.1:80",
-		"*:80",
+	    "",
+	    "localhost:80",
+	    "example.com:443",
+	    "1.2.3.4",
+	    "::1:80",
+	    "[::1]",
+	    "[::1]80",
+	    "[::1:80",
+	    "1.2.3.4:80x",
+	    "1.2.3.4:80 ",
+	    " 1.2.3.4:80",
+	    "1.2.3:80",
+	    "256.1.1.1:80",
+	    "1.2.3.4:-1",
+	    "1.2.3.4:+80",
+	    ":80",
+	    "[]:80",
+	    "[fe80::1%lo]:80",
+	    "[1.2.3.4]:80",
+	    "1.2.3.4:",
+	    "[::1]:",
+	    "[::1]:80]",
+	    "[::1]:80:81",
+	    "0x7f.1:80",
+	    "*:80",
 	};
 	struct listen_addr la;
 	size_t i;
@@ -358,12 +358,11 @@ static void signal_names_accepted(void **state)
 		const char *s;
 		int sig;
 	} ok[] = {
-		{ "TERM", SIGTERM },	{ "SIGTERM", SIGTERM },	  { "INT", SIGINT },
-		{ "SIGINT", SIGINT },	{ "QUIT", SIGQUIT },	  { "SIGQUIT", SIGQUIT },
-		{ "HUP", SIGHUP },	{ "SIGHUP", SIGHUP },	  { "USR1", SIGUSR1 },
-		{ "SIGUSR1", SIGUSR1 }, { "USR2", SIGUSR2 },	  { "SIGUSR2", SIGUSR2 },
-		{ "WINCH", SIGWINCH },	{ "SIGWINCH", SIGWINCH }, { "KILL", SIGKILL },
-		{ "SIGKILL", SIGKILL }, { "sigterm", SIGTERM },	  { "term", SIGTERM },
+	    {"TERM", SIGTERM},	  {"SIGTERM", SIGTERM},	  {"INT", SIGINT},   {"SIGINT", SIGINT},
+	    {"QUIT", SIGQUIT},	  {"SIGQUIT", SIGQUIT},	  {"HUP", SIGHUP},   {"SIGHUP", SIGHUP},
+	    {"USR1", SIGUSR1},	  {"SIGUSR1", SIGUSR1},	  {"USR2", SIGUSR2}, {"SIGUSR2", SIGUSR2},
+	    {"WINCH", SIGWINCH},  {"SIGWINCH", SIGWINCH}, {"KILL", SIGKILL}, {"SIGKILL", SIGKILL},
+	    {"sigterm", SIGTERM}, {"term", SIGTERM},
 	};
 	size_t i;
 	int sig;
@@ -397,8 +396,8 @@ static void signal_numbers(void **state)
 
 static void signal_rejects_others(void **state)
 {
-	const char *bad[] = { "",      "SIG", "FOO", "SIGSEGV", "STOP",	    " TERM",
-			      "TERM ", "-15", "+15", "15x",	"SIGTERMX", "SIG15" };
+	const char *bad[] = {"",      "SIG", "FOO", "SIGSEGV", "STOP",	   " TERM",
+			     "TERM ", "-15", "+15", "15x",     "SIGTERMX", "SIG15"};
 	size_t i;
 	int sig = 1234;
 
@@ -414,7 +413,7 @@ static void signal_rejects_others(void **state)
 
 static void signal_name_lookup(void **state)
 {
-	const char *names[] = { "TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "WINCH", "KILL" };
+	const char *names[] = {"TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "WINCH", "KILL"};
 	char want[16];
 	size_t i;
 	int sig;
@@ -449,7 +448,7 @@ static void ready_kind_names(void **state)
 
 static void service_name_accepts(void **state)
 {
-	const char *ok[] = { "web", "a", "api-v2", "a_b", "z9", "abcdefghijklmnopqrstuvwxyz01234" };
+	const char *ok[] = {"web", "a", "api-v2", "a_b", "z9", "abcdefghijklmnopqrstuvwxyz01234"};
 	size_t i;
 
 	(void)state;
@@ -510,7 +509,7 @@ static void split_single_quotes(void **state)
 	(void)state;
 	/* Inside '...' nothing is special, backslashes and " included. */
 	assert_int_equal(
-		split_command("x 'a b' 'c\\d' 'say \"hi\"'", argv, MAX_ARGS, err, sizeof(err)), 4);
+	    split_command("x 'a b' 'c\\d' 'say \"hi\"'", argv, MAX_ARGS, err, sizeof(err)), 4);
 	assert_string_equal(argv[1], "a b");
 	assert_string_equal(argv[2], "c\\d");
 	assert_string_equal(argv[3], "say \"hi\"");
@@ -570,7 +569,7 @@ static void split_joins_adjacent_parts(void **state)
 
 static void split_rejects_unbalanced(void **state)
 {
-	const char *bad[] = { "x 'abc", "x \"abc", "x \"abc\\\"", "x abc\\", "'", "\"" };
+	const char *bad[] = {"x 'abc", "x \"abc", "x \"abc\\\"", "x abc\\", "'", "\""};
 	char *argv[MAX_ARGS + 1];
 	size_t i;
 
@@ -623,7 +622,7 @@ static void split_max_args(void **state)
 
 static void free_argv_clears_entries(void **state)
 {
-	char *argv[4] = { strdup("a"), strdup("b"), NULL, NULL };
+	char *argv[4] = {strdup("a"), strdup("b"), NULL, NULL};
 
 	(void)state;
 	free_argv(argv);
@@ -889,13 +888,13 @@ static void error_unknown_section(void **state)
 {
 	(void)state;
 	assert_load_error(
-		"[agent]\n\n[services web]\n",
-		"web.conf:3: unknown section [services web] (did you mean [service web]?)");
+	    "[agent]\n\n[services web]\n",
+	    "web.conf:3: unknown section [services web] (did you mean [service web]?)");
 	assert_load_error("# x\n[agnet]\n",
 			  "web.conf:2: unknown section [agnet] (did you mean [agent]?)");
 	assert_load_error(
-		"[global]\n",
-		"web.conf:1: unknown section [global] (expected [agent] or [service NAME])");
+	    "[global]\n",
+	    "web.conf:1: unknown section [global] (expected [agent] or [service NAME])");
 	assert_load_error("[]\n", "web.conf:1: unknown section []");
 }
 
@@ -912,25 +911,25 @@ static void error_bad_section_header(void **state)
 	assert_load_error("[service web] x\n",
 			  "web.conf:1: unexpected text after the section header");
 	/* An address on a line of its own, as if values continued over lines. */
-	assert_load_error(
-		"[service web]\nlisten = 127.0.0.1:80\n    [::1]:80\n",
-		"web.conf:3: \"[::1]:80\" is not a section header (a value cannot continue on the next line: repeat the key, e.g. listen = [::1]:80)");
+	assert_load_error("[service web]\nlisten = 127.0.0.1:80\n    [::1]:80\n",
+			  "web.conf:3: \"[::1]:80\" is not a section header (a value cannot "
+			  "continue on the next line: repeat the key, e.g. listen = [::1]:80)");
 	assert_load_error("[service web.api]\n",
 			  "web.conf:1: service name \"web.api\" may only contain");
 	assert_load_error(
-		"[service abcdefghijklmnopqrstuvwxyz0123456789]\n",
-		"web.conf:1: service name \"abcdefghijklmnopqrstuvwxyz0123456789\" is longer than 31");
+	    "[service abcdefghijklmnopqrstuvwxyz0123456789]\n",
+	    "web.conf:1: service name \"abcdefghijklmnopqrstuvwxyz0123456789\" is longer than 31");
 }
 
 static void error_unknown_key_did_you_mean(void **state)
 {
 	(void)state;
 	assert_load_error(
-		"[service web]\nlisten = 127.0.0.1:80\ninstance = 2\n",
-		"web.conf:3: unknown key \"instance\" in [service web] (did you mean \"instances\"?)");
+	    "[service web]\nlisten = 127.0.0.1:80\ninstance = 2\n",
+	    "web.conf:3: unknown key \"instance\" in [service web] (did you mean \"instances\"?)");
 	assert_load_error(
-		"[agent]\ncontrl = /x\n",
-		"web.conf:2: unknown key \"contrl\" in [agent] (did you mean \"control\"?)");
+	    "[agent]\ncontrl = /x\n",
+	    "web.conf:2: unknown key \"contrl\" in [agent] (did you mean \"control\"?)");
 	assert_load_error("[service web]\nEXEC = /bin/true\n", "(did you mean \"exec\"?)");
 	assert_load_error("[service web]\nfrobnicate = 1\n",
 			  "web.conf:2: unknown key \"frobnicate\" in [service web]");
@@ -939,31 +938,31 @@ static void error_unknown_key_did_you_mean(void **state)
 static void error_key_in_wrong_section(void **state)
 {
 	(void)state;
+	assert_load_error("[agent]\nlisten = 127.0.0.1:80\n",
+			  "web.conf:2: unknown key \"listen\" in [agent] (listen belongs in a "
+			  "[service NAME] section)");
 	assert_load_error(
-		"[agent]\nlisten = 127.0.0.1:80\n",
-		"web.conf:2: unknown key \"listen\" in [agent] (listen belongs in a [service NAME] section)");
-	assert_load_error(
-		"[service web]\nrun-dir = /run\n",
-		"web.conf:2: unknown key \"run-dir\" in [service web] (run-dir belongs in [agent])");
+	    "[service web]\nrun-dir = /run\n",
+	    "web.conf:2: unknown key \"run-dir\" in [service web] (run-dir belongs in [agent])");
 }
 
 static void error_key_outside_section(void **state)
 {
 	(void)state;
-	assert_load_error(
-		"# top\nlisten = 127.0.0.1:80\n[service web]\n",
-		"web.conf:2: key \"listen\" is outside any section (put it under [agent] or [service NAME])");
+	assert_load_error("# top\nlisten = 127.0.0.1:80\n[service web]\n",
+			  "web.conf:2: key \"listen\" is outside any section (put it under [agent] "
+			  "or [service NAME])");
 }
 
 static void error_syntax(void **state)
 {
 	(void)state;
+	assert_load_error("[service web]\nlisten 127.0.0.1:80\n",
+			  "web.conf:2: expected KEY = VALUE, [section] or a comment, not \"listen "
+			  "127.0.0.1:80\"");
 	assert_load_error(
-		"[service web]\nlisten 127.0.0.1:80\n",
-		"web.conf:2: expected KEY = VALUE, [section] or a comment, not \"listen 127.0.0.1:80\"");
-	assert_load_error(
-		"[service web]\n  exec /bin/true\n",
-		"web.conf:2: expected KEY = VALUE, [section] or a comment, not \"exec /bin/true\"");
+	    "[service web]\n  exec /bin/true\n",
+	    "web.conf:2: expected KEY = VALUE, [section] or a comment, not \"exec /bin/true\"");
 	assert_load_error("[service web]\n= 127.0.0.1:80\n", "web.conf:2: missing key name");
 	/* A ";" after a space starts a comment, even before the "=". */
 	assert_load_error("[service web]\nlisten ; = 127.0.0.1:80\n",
@@ -1019,11 +1018,11 @@ static void error_duplicate_listen(void **state)
 {
 	(void)state;
 	assert_load_error(
-		SVC("web", "80") "listen = 127.0.0.1:80\n",
-		"web.conf:4: listen 127.0.0.1:80 is given twice in [service web] (first at line 2)");
+	    SVC("web", "80") "listen = 127.0.0.1:80\n",
+	    "web.conf:4: listen 127.0.0.1:80 is given twice in [service web] (first at line 2)");
 	assert_load_error(
-		SVC("web", "80") SVC("api", "81") "listen = 127.0.0.1:0080\n",
-		"web.conf:7: listen 127.0.0.1:80 is already used by service \"web\" (line 2)");
+	    SVC("web", "80") SVC("api", "81") "listen = 127.0.0.1:0080\n",
+	    "web.conf:7: listen 127.0.0.1:80 is already used by service \"web\" (line 2)");
 	/* Spelled differently, same address. */
 	assert_load_error("[service web]\nlisten = [::1]:80\n[service api]\nlisten = [0::1]:80\n",
 			  "web.conf:4: listen [::1]:80 is already used by service \"web\"");
@@ -1047,8 +1046,8 @@ static void error_missing_listen_or_exec(void **state)
 {
 	(void)state;
 	assert_load_error(
-		"[service web]\nexec = /bin/true\n",
-		"web.conf: service \"web\" has no listen address (add listen = ADDR:PORT)");
+	    "[service web]\nexec = /bin/true\n",
+	    "web.conf: service \"web\" has no listen address (add listen = ADDR:PORT)");
 	assert_load_error("[service web]\nlisten = 127.0.0.1:80\n",
 			  "web.conf: service \"web\" has no exec command");
 	assert_load_error(SVC("web", "80") "[service empty]\n",
@@ -1084,14 +1083,14 @@ static void error_exec(void **state)
 
 	(void)state;
 	assert_load_error(
-		"[service web]\nlisten = 127.0.0.1:80\nexec = /nonexistent/baton/server -x\n",
-		"web.conf:3: exec: /nonexistent/baton/server not found");
+	    "[service web]\nlisten = 127.0.0.1:80\nexec = /nonexistent/baton/server -x\n",
+	    "web.conf:3: exec: /nonexistent/baton/server not found");
 	assert_load_error("[service web]\nexec = server --port 80\n",
 			  "web.conf:2: exec: the program must be an absolute path, not \"server\"");
 	assert_load_error("[service web]\nexec = /tmp\n", "web.conf:2: exec: /tmp is a directory");
-	assert_load_error(
-		"[service web]\nexec = /bin/sh -c \"a ; b\"\n",
-		"web.conf:2: exec: unterminated \" quote (\";\" after a space starts a comment, even in quotes)");
+	assert_load_error("[service web]\nexec = /bin/sh -c \"a ; b\"\n",
+			  "web.conf:2: exec: unterminated \" quote (\";\" after a space starts a "
+			  "comment, even in quotes)");
 	assert_load_error("[service web]\nexec = /bin/true 'oops\n",
 			  "web.conf:2: exec: unterminated ' quote");
 
@@ -1121,17 +1120,17 @@ static void error_environment(void **state)
 			  "invalid variable name \"FOO \"");
 	assert_load_error(SVC("web", "80") "environment = =x\n",
 			  "environment: missing variable name");
-	assert_load_error(
-		SVC("web", "80") "environment = LISTEN_FDS=3\n",
-		"web.conf:4: environment: LISTEN_FDS is set by baton (LISTEN_*, NOTIFY_SOCKET and BATON_* are reserved)");
+	assert_load_error(SVC("web", "80") "environment = LISTEN_FDS=3\n",
+			  "web.conf:4: environment: LISTEN_FDS is set by baton (LISTEN_*, "
+			  "NOTIFY_SOCKET and BATON_* are reserved)");
 	assert_load_error(SVC("web", "80") "environment = LISTEN_=3\n", "LISTEN_ is set by baton");
 	assert_load_error(SVC("web", "80") "environment = NOTIFY_SOCKET=/x\n",
 			  "NOTIFY_SOCKET is set by baton");
 	assert_load_error(SVC("web", "80") "environment = BATON_VERSION=1\n",
 			  "BATON_VERSION is set by baton");
 	assert_load_error(
-		SVC("web", "80") "environment = A=1\nenvironment = A=2\n",
-		"web.conf:5: environment: A is set twice in [service web] (first at line 4)");
+	    SVC("web", "80") "environment = A=1\nenvironment = A=2\n",
+	    "web.conf:5: environment: A is set twice in [service web] (first at line 4)");
 	/* Near misses of reserved names are the user's own. */
 	assert_load_ok(SVC("web", "80") "environment = LISTEN=1\nenvironment = NOTIFY_SOCKETS=1\n"
 					"environment = BATON=1\nenvironment = _x9=\n"
@@ -1146,9 +1145,10 @@ static void error_user(void **state)
 	assert_load_error(SVC("web", "80") "user = no-such-user-baton-test\n",
 			  "web.conf:4: user: no such user \"no-such-user-baton-test\"");
 	assert_load_error(
-		SVC("web",
-		    "80") "user = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
-		"web.conf:4: user: name is longer than 63 characters");
+	    SVC("web",
+		"80") "user = "
+		      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+	    "web.conf:4: user: name is longer than 63 characters");
 }
 
 static void error_paths(void **state)
@@ -1169,9 +1169,8 @@ static void error_paths(void **state)
 	assert_load_ok(text);
 	assert_int_equal(strlen(cfg->agent.control), 107);
 	snprintf(text, sizeof(text), "[agent]\ncontrol = /%0107d\n", 0);
-	assert_load_error(
-		text,
-		"web.conf:2: control is longer than 107 characters (a unix socket path must fit in sun_path)");
+	assert_load_error(text, "web.conf:2: control is longer than 107 characters (a unix socket "
+				"path must fit in sun_path)");
 }
 
 static void error_enums(void **state)
@@ -1225,7 +1224,7 @@ static void error_leaves_nothing_allocated(void **state)
 	/* Two services with argv and env, then a failure: all freed, and the
 	 * config is empty (ASan's leak check verifies the freeing). */
 	assert_load_error(SVC("web", "80") "environment = A=1\n" SVC(
-				  "api", "81") "environment = B=2\ninstances = 0\n",
+			      "api", "81") "environment = B=2\ninstances = 0\n",
 			  "web.conf:9: instances must be 1..32, not 0");
 	assert_int_equal(cfg->nservices, 0);
 	assert_null(cfg->services[0].argv[0]);
@@ -1240,72 +1239,72 @@ static void error_leaves_nothing_allocated(void **state)
 int main(void)
 {
 	const struct CMUnitTest helpers[] = {
-		cmocka_unit_test(duration_accepts_units),
-		cmocka_unit_test(duration_zero),
-		cmocka_unit_test(duration_upper_bound),
-		cmocka_unit_test(duration_rejects_malformed),
-		cmocka_unit_test(duration_tolerates_small_err_buffer),
-		cmocka_unit_test(listen_ipv4),
-		cmocka_unit_test(listen_ipv6),
-		cmocka_unit_test(listen_normalizes_text),
-		cmocka_unit_test(listen_port_bounds),
-		cmocka_unit_test(listen_rejects_malformed),
-		cmocka_unit_test(listen_error_messages),
-		cmocka_unit_test(listen_failure_leaves_output_alone),
-		cmocka_unit_test(signal_names_accepted),
-		cmocka_unit_test(signal_numbers),
-		cmocka_unit_test(signal_rejects_others),
-		cmocka_unit_test(signal_name_lookup),
-		cmocka_unit_test(ready_kind_names),
-		cmocka_unit_test(service_name_accepts),
-		cmocka_unit_test(service_name_rejects),
-		cmocka_unit_test(split_plain_words),
-		cmocka_unit_test(split_single_quotes),
-		cmocka_unit_test(split_double_quotes),
-		cmocka_unit_test(split_backslash_outside_quotes),
-		cmocka_unit_test(split_joins_adjacent_parts),
-		cmocka_unit_test(split_rejects_unbalanced),
-		cmocka_unit_test(split_rejects_empty),
-		cmocka_unit_test(split_max_args),
-		cmocka_unit_test(free_argv_clears_entries),
+	    cmocka_unit_test(duration_accepts_units),
+	    cmocka_unit_test(duration_zero),
+	    cmocka_unit_test(duration_upper_bound),
+	    cmocka_unit_test(duration_rejects_malformed),
+	    cmocka_unit_test(duration_tolerates_small_err_buffer),
+	    cmocka_unit_test(listen_ipv4),
+	    cmocka_unit_test(listen_ipv6),
+	    cmocka_unit_test(listen_normalizes_text),
+	    cmocka_unit_test(listen_port_bounds),
+	    cmocka_unit_test(listen_rejects_malformed),
+	    cmocka_unit_test(listen_error_messages),
+	    cmocka_unit_test(listen_failure_leaves_output_alone),
+	    cmocka_unit_test(signal_names_accepted),
+	    cmocka_unit_test(signal_numbers),
+	    cmocka_unit_test(signal_rejects_others),
+	    cmocka_unit_test(signal_name_lookup),
+	    cmocka_unit_test(ready_kind_names),
+	    cmocka_unit_test(service_name_accepts),
+	    cmocka_unit_test(service_name_rejects),
+	    cmocka_unit_test(split_plain_words),
+	    cmocka_unit_test(split_single_quotes),
+	    cmocka_unit_test(split_double_quotes),
+	    cmocka_unit_test(split_backslash_outside_quotes),
+	    cmocka_unit_test(split_joins_adjacent_parts),
+	    cmocka_unit_test(split_rejects_unbalanced),
+	    cmocka_unit_test(split_rejects_empty),
+	    cmocka_unit_test(split_max_args),
+	    cmocka_unit_test(free_argv_clears_entries),
 	};
 	const struct CMUnitTest load_ok[] = {
-		cmocka_unit_test(load_full_config),
-		cmocka_unit_test(load_applies_defaults),
-		cmocka_unit_test(load_several_services),
-		cmocka_unit_test(load_empty_file),
-		cmocka_unit_test(load_comments_and_indentation),
-		cmocka_unit_test(load_crlf_and_bom),
-		cmocka_unit_test(load_boundaries),
-		cmocka_unit_test(load_max_services_and_listens),
-		cmocka_unit_test(load_max_environment),
+	    cmocka_unit_test(load_full_config),
+	    cmocka_unit_test(load_applies_defaults),
+	    cmocka_unit_test(load_several_services),
+	    cmocka_unit_test(load_empty_file),
+	    cmocka_unit_test(load_comments_and_indentation),
+	    cmocka_unit_test(load_crlf_and_bom),
+	    cmocka_unit_test(load_boundaries),
+	    cmocka_unit_test(load_max_services_and_listens),
+	    cmocka_unit_test(load_max_environment),
 	};
 	const struct CMUnitTest load_errors[] = {
-		cmocka_unit_test(error_cannot_open),
-		cmocka_unit_test(error_unknown_section),
-		cmocka_unit_test(error_bad_section_header),
-		cmocka_unit_test(error_unknown_key_did_you_mean),
-		cmocka_unit_test(error_key_in_wrong_section),
-		cmocka_unit_test(error_key_outside_section),
-		cmocka_unit_test(error_syntax),
-		cmocka_unit_test(error_empty_value),
-		cmocka_unit_test(error_line_too_long),
-		cmocka_unit_test(error_duplicate_service),
-		cmocka_unit_test(error_duplicate_agent),
-		cmocka_unit_test(error_duplicate_scalar),
-		cmocka_unit_test(error_duplicate_listen),
-		cmocka_unit_test(error_bad_listen),
-		cmocka_unit_test(error_missing_listen_or_exec),
-		cmocka_unit_test(error_instances_range),
-		cmocka_unit_test(error_backlog_range),
-		cmocka_unit_test(error_exec),
-		cmocka_unit_test(error_environment),
-		cmocka_unit_test(error_user),
-		cmocka_unit_test(error_paths),
-		cmocka_unit_test(error_enums),
-		cmocka_unit_test(error_durations),
-		cmocka_unit_test(error_first_one_wins),
-		cmocka_unit_test(error_leaves_nothing_allocated),
+	    cmocka_unit_test(error_cannot_open),
+	    cmocka_unit_test(error_unknown_section),
+	    cmocka_unit_test(error_bad_section_header),
+	    cmocka_unit_test(error_unknown_key_did_you_mean),
+	    cmocka_unit_test(error_key_in_wrong_section),
+	    cmocka_unit_test(error_key_outside_section),
+	    cmocka_unit_test(error_syntax),
+	    cmocka_unit_test(error_empty_value),
+	    cmocka_unit_test(error_line_too_long),
+	    cmocka_unit_test(error_duplicate_service),
+	    cmocka_unit_test(error_duplicate_agent),
+	    cmocka_unit_test(error_duplicate_scalar),
+	    cmocka_unit_test(error_duplicate_listen),
+	    cmocka_unit_test(error_bad_listen),
+	    cmocka_unit_test(error_missing_listen_or_exec),
+	    cmocka_unit_test(error_instances_range),
+	    cmocka_unit_test(error_backlog_range),
+	    cmocka_unit_test(error_exec),
+	    cmocka_unit_test(error_environment),
+	    cmocka_unit_test(error_user),
+	    cmocka_unit_test(error_paths),
+	    cmocka_unit_test(error_enums),
+	    cmocka_unit_test(error_durations),
+	    cmocka_unit_test(error_first_one_wins),
+	    cmocka_unit_test(error_leaves_nothing_allocated),
 	};
 	int failed = 0;
 
