@@ -32,11 +32,11 @@ endif
 .PHONY: all deps test test-unit demo bench clean install
 
 BPF_PROGS := steer track
-USER_SRCS := user/agent.c user/cli.c user/config.c user/control.c user/log.c user/main.c \
-	     user/proc.c user/steer.c user/track.c
+USER_SRCS := user/agent.c user/cli.c user/config.c user/control.c user/health.c user/log.c \
+	     user/main.c user/proc.c user/steer.c user/track.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
-TESTS     := $(BUILD)/test_config $(BUILD)/test_steer
+TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -66,6 +66,10 @@ $(BUILD)/demo-server: tools/demo-server.c | $(BUILD)
 $(BUILD)/test_config: tests/unit/test_config.c $(BUILD)/config.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+
+$(BUILD)/test_health: tests/unit/test_health.c $(BUILD)/health.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -pthread -lcmocka -o $@
 
 $(BUILD)/test_steer: tests/bpf/test_steer.c $(BUILD)/steer.o $(BUILD)/log.o
 	$(call msg,CC,$@)

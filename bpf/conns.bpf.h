@@ -29,8 +29,8 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } conns SEC(".maps");
 
-/* versions: live/accepted/closed per (service, version); track and steer count, the agent creates
- * entries. */
+/* versions: live/accepted/closed/resets per (service, version); track and steer count, the agent
+ * creates entries. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_TRACKED_VERSIONS);

@@ -20,6 +20,8 @@
 #define AF_INET6	10
 #define IPPROTO_TCP	6
 #define TCP_ESTABLISHED 1
+#define ETH_P_IP	0x0800
+#define ETH_P_IPV6	0x86DD
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -60,6 +62,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } probes SEC(".maps");
 
+/* pins: (service, client CIDR) -> version, longest prefix wins; agent writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, MAX_PINS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct steer_pin_key);
+	__type(value, struct steer_pin);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pins SEC(".maps");
+
 /* steer_stats: per-CPU decision counters per group; this program writes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -77,16 +89,22 @@ static __always_inline int select_slot(struct sk_reuseport_md *md, __u32 group, 
 	return bpf_sk_select_reuseport(md, &sockets, &key, 0);
 }
 
-/* Try the instances of one version, starting at the one the hash names. */
-static __always_inline int select_version(struct sk_reuseport_md *md, __u32 group,
-					  const struct steer_service *svc, __u32 vslot, __u32 hash)
+/*
+ * Try the n instances of one version, starting at the one the hash names:
+ * 0 = that one, 1 = another one (it was gone), -1 = none is live.
+ *
+ * A global function on purpose, against the always_inline habit: the
+ * verifier checks it once instead of at every call site.  Inlined, its loop
+ * at the pin, weight and fallback call sites took the program past the
+ * verifier's 1M-instruction limit (555k before pins; 34k processed now, and
+ * loading takes 50 ms instead of 0.7 s).
+ */
+__noinline int select_instances(struct sk_reuseport_md *md, __u32 group, __u32 vslot, __u32 n,
+				__u32 hash)
 {
-	__u32 n, first, i;
+	__u32 first, i;
 
-	if (vslot >= MAX_VERSIONS)
-		return -1;
-	n = svc->v[vslot].instances;
-	if (!n || n > MAX_INSTANCES)
+	if (vslot >= MAX_VERSIONS || !n || n > MAX_INSTANCES || group >= MAX_GROUPS)
 		return -1;
 	first = hash % n;
 	for (i = 0; i < MAX_INSTANCES; i++) {
@@ -103,6 +121,14 @@ static __always_inline int select_version(struct sk_reuseport_md *md, __u32 grou
 	return -1;
 }
 
+static __always_inline int select_version(struct sk_reuseport_md *md, __u32 group,
+					  const struct steer_service *svc, __u32 vslot, __u32 hash)
+{
+	if (vslot >= MAX_VERSIONS)
+		return -1;
+	return select_instances(md, group, vslot, svc->v[vslot].instances, hash);
+}
+
 /* Source port of a new connection's SYN; data starts at the TCP header. */
 static __always_inline int syn_sport(struct sk_reuseport_md *md, __u16 *sport)
 {
@@ -112,6 +138,100 @@ static __always_inline int syn_sport(struct sk_reuseport_md *md, __u16 *sport)
 		return -1;
 	*sport = bpf_ntohs(th->source);
 	return 0;
+}
+
+/* A client's address: IPv4 in addr[0]; network byte order. */
+struct client_addr {
+	__u32 family;
+	__u32 addr[4];
+};
+
+/*
+ * The client of a new connection (source of its SYN: the IP header comes
+ * before data, which starts at the TCP header) or of a migrating request or
+ * connection (its peer).  The packet's own protocol decides the header, not
+ * the listener's family: a dual-stack IPv6 listener gets IPv4 SYNs.
+ */
+static __always_inline int client_of(struct sk_reuseport_md *md, struct client_addr *c)
+{
+	struct bpf_sock *msk = md->migrating_sk;
+
+	if (msk) {
+		c->family = msk->family;
+		if (c->family == AF_INET) {
+			c->addr[0] = msk->dst_ip4;
+		} else if (c->family == AF_INET6) {
+			c->addr[0] = msk->dst_ip6[0];
+			c->addr[1] = msk->dst_ip6[1];
+			c->addr[2] = msk->dst_ip6[2];
+			c->addr[3] = msk->dst_ip6[3];
+		} else {
+			return -1;
+		}
+	} else if (md->eth_protocol == bpf_htons(ETH_P_IP)) {
+		c->family = AF_INET;
+		if (bpf_skb_load_bytes_relative(md, __builtin_offsetof(struct iphdr, saddr),
+						&c->addr[0], 4, BPF_HDR_START_NET))
+			return -1;
+	} else if (md->eth_protocol == bpf_htons(ETH_P_IPV6)) {
+		c->family = AF_INET6;
+		if (bpf_skb_load_bytes_relative(md, __builtin_offsetof(struct ipv6hdr, saddr),
+						c->addr, 16, BPF_HDR_START_NET))
+			return -1;
+	} else {
+		return -1;
+	}
+	/* An IPv4 client seen through a dual-stack socket is the same client as over IPv4. */
+	if (c->family == AF_INET6 && !c->addr[0] && !c->addr[1] &&
+	    c->addr[2] == bpf_htonl(0xffff)) {
+		c->family = AF_INET;
+		c->addr[0] = c->addr[3];
+		c->addr[2] = 0;
+		c->addr[3] = 0;
+	}
+	return 0;
+}
+
+/*
+ * The version slot a CIDR pin sends this client to, or MAX_VERSIONS: no pin,
+ * or its version is not in an ACTIVE slot (draining, starting, gone), in
+ * which case the weights decide.  A pinned version may have weight 0.
+ */
+static __always_inline __u32 pinned_vslot(const struct steer_service *svc, __u32 service,
+					  const struct client_addr *c)
+{
+	struct steer_pin_key k = {};
+	struct steer_pin *pin;
+	__u32 i;
+
+	steer_pin_key_init(&k, service, c->family, c->addr, c->family == AF_INET ? 32 : 128);
+	pin = bpf_map_lookup_elem(&pins, &k);
+	if (!pin || !pin->version)
+		return MAX_VERSIONS;
+	for (i = 0; i < MAX_VERSIONS; i++)
+		if (svc->v[i].version == pin->version && svc->v[i].state == VSTATE_ACTIVE)
+			return i;
+	return MAX_VERSIONS;
+}
+
+/*
+ * selected: placed by the weights; pinned: placed by a CIDR pin; migrated:
+ * every migrating request placed (by pin or weights); fallback: not on the
+ * first choice.
+ */
+static __always_inline void count_placed(struct steer_stats *st, int migrating, int pinned,
+					 int fallback)
+{
+	if (!st)
+		return;
+	if (migrating)
+		st->migrated++;
+	else if (!pinned)
+		st->selected++;
+	if (pinned)
+		st->pinned++;
+	if (fallback)
+		st->fallback++;
 }
 
 /* The 4-tuple of a new connection, from its SYN (IP header, then TCP header at data). */
@@ -210,9 +330,10 @@ int steer(struct sk_reuseport_md *md)
 	struct steer_service *svc;
 	struct steer_stats *st;
 	struct bpf_sock *sk = md->sk;
-	__u32 group, hash, vslot, i;
+	struct client_addr cl = {};
+	__u32 group, spread, point, vslot, i;
 	int migrating = md->migrating_sk != NULL;
-	int r;
+	int have_client, r;
 
 	if (!sk)
 		/* No listener to identify the group by; cannot happen for TCP.  Refuse. */
@@ -267,19 +388,39 @@ int steer(struct sk_reuseport_md *md)
 		}
 	}
 
-	hash = steer_mix(md->hash);
-	vslot = steer_pick_version(svc, hash % WEIGHT_MAX);
-	r = select_version(md, group, svc, vslot, hash / WEIGHT_MAX);
+	spread = steer_mix(md->hash);
+	have_client = !client_of(md, &cl);
+
+	if (have_client) {
+		vslot = pinned_vslot(svc, gi->service, &cl);
+		if (vslot < MAX_VERSIONS) {
+			r = select_version(md, group, svc, vslot, spread / WEIGHT_MAX);
+			if (r >= 0) {
+				record(md, gk.family, gi->service, svc->v[vslot].version);
+				count_placed(st, migrating, 1, r > 0);
+				/* Selected a live socket of this client's pinned version. */
+				return SK_PASS;
+			}
+			/* The pinned version has no live socket: the weights decide. */
+		}
+	}
+
+	/*
+	 * Sticky: the version is a function of the client address alone, so a
+	 * client keeps its version over reconnects.  Per connection (or when
+	 * the address cannot be read): a function of the connection hash.  The
+	 * instance always comes from the connection hash, to spread a client's
+	 * connections over the version's instances.
+	 */
+	if (svc->mode == STEER_STICKY && have_client)
+		point = steer_addr_point(cl.family, cl.addr);
+	else
+		point = spread % WEIGHT_MAX;
+	vslot = steer_pick_version(svc, point);
+	r = select_version(md, group, svc, vslot, spread / WEIGHT_MAX);
 	if (r >= 0) {
 		record(md, gk.family, gi->service, svc->v[vslot & (MAX_VERSIONS - 1)].version);
-		if (st) {
-			if (migrating)
-				st->migrated++;
-			else
-				st->selected++;
-			if (r > 0)
-				st->fallback++;
-		}
+		count_placed(st, migrating, 0, r > 0);
 		/* Selected a live socket of the version the weights chose. */
 		return SK_PASS;
 	}
@@ -288,15 +429,9 @@ int steer(struct sk_reuseport_md *md)
 	for (i = 0; i < MAX_VERSIONS; i++) {
 		if (i == vslot || svc->v[i].state != VSTATE_ACTIVE || !svc->v[i].weight)
 			continue;
-		if (select_version(md, group, svc, i, hash / WEIGHT_MAX) >= 0) {
+		if (select_version(md, group, svc, i, spread / WEIGHT_MAX) >= 0) {
 			record(md, gk.family, gi->service, svc->v[i].version);
-			if (st) {
-				if (migrating)
-					st->migrated++;
-				else
-					st->selected++;
-				st->fallback++;
-			}
+			count_placed(st, migrating, 0, 1);
 			/* Selected a live socket of another active version. */
 			return SK_PASS;
 		}

@@ -7,8 +7,9 @@
  * The steer program writes its decision per 4-tuple into `decisions`.  When
  * the handshake completes (PASSIVE_ESTABLISHED: the connection exists,
  * accepted or still queued) the decision moves to `conns` and the version's
- * live count goes up; when the socket reaches TCP_CLOSE it goes down.  A
- * connection without a decision is not baton's and is never counted.
+ * live count goes up; when the socket reaches TCP_CLOSE it goes down, and
+ * if the server side aborted it (sent a RST), the version's resets go up.
+ * A connection without a decision is not baton's and is never counted.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -70,10 +71,38 @@ static __always_inline void established(struct bpf_sock_ops *skops)
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
+/*
+ * Did this side abort the connection (send a RST) as it went to TCP_CLOSE?
+ *
+ * A connection that ends normally passes through FIN_WAIT or LAST_ACK, so
+ * only a jump straight from ESTABLISHED or CLOSE_WAIT is an abort.  The
+ * kernel records every abort it did not choose itself in sk_err before
+ * the state changes: a RST received (ECONNRESET, or EPIPE in CLOSE_WAIT),
+ * a retransmission or keepalive timeout (ETIMEDOUT), SOCK_DESTROY as in
+ * baton's drain-reset (ECONNABORTED).  When the owner closes with unread
+ * data, with SO_LINGER {1, 0}, or its listener drops it from the accept
+ * queue, the state changes first and sk_err is still 0.  Measured on 6.18.
+ */
+static __always_inline int aborted_here(const struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct tcp_sock *tp;
+
+	if (skops->args[0] != BPF_TCP_ESTABLISHED && skops->args[0] != BPF_TCP_CLOSE_WAIT)
+		return 0;
+	if (!sk)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	return tp->inet_conn.icsk_inet.sk.sk_err == 0;
+}
+
 static __always_inline void closed(struct bpf_sock_ops *skops)
 {
 	struct conn_key k = {};
 	struct conn_owner own, *o;
+	struct version_counts *c;
 
 	if (key_of(skops, &k))
 		return;
@@ -84,6 +113,12 @@ static __always_inline void closed(struct bpf_sock_ops *skops)
 	/* Only the caller whose delete succeeds counts the close. */
 	if (bpf_map_delete_elem(&conns, &k))
 		return;
+	/* Before conn_leave: whoever sees live reach 0 also sees this reset. */
+	if (aborted_here(skops)) {
+		c = counts_of(&own);
+		if (c)
+			__sync_fetch_and_add(&c->resets, 1);
+	}
 	conn_leave(&own, 1);
 }
 

@@ -30,6 +30,10 @@
 #ifndef MAX_PROBES
 #define MAX_PROBES 1024
 #endif
+/* Client CIDR pins over all services. */
+#ifndef MAX_PINS
+#define MAX_PINS 4096
+#endif
 
 _Static_assert((MAX_VERSIONS & (MAX_VERSIONS - 1)) == 0, "MAX_VERSIONS must be a power of 2");
 
@@ -38,6 +42,10 @@ _Static_assert((MAX_VERSIONS & (MAX_VERSIONS - 1)) == 0, "MAX_VERSIONS must be a
 
 /* Weights are basis points of new connections. */
 #define WEIGHT_MAX 10000
+
+/* Address families as the kernel numbers them (no libc here). */
+#define STEER_AF_INET  2
+#define STEER_AF_INET6 10
 
 enum steer_mode {
 	STEER_STICKY = 0,	  /* version is a function of the client address */
@@ -95,6 +103,28 @@ struct steer_probe {
 	__u32 instance;
 };
 
+/*
+ * pins: client CIDR -> version, per service; longest prefix wins, and a pin
+ * wins over the weights.  One LPM trie for all services and both families:
+ * the service is the first 32 bits of the prefix (always matched whole), and
+ * an IPv4 address is stored IPv4-mapped (::ffff:a.b.c.d), so an IPv4 /len
+ * is a prefix of 32 + 96 + len bits and an IPv6 /len one of 32 + len bits.
+ */
+#define STEER_PIN_SERVICE_BITS	32
+#define STEER_PIN_V4MAPPED_BITS 96
+#define STEER_PIN_MAX_PREFIX	(STEER_PIN_SERVICE_BITS + 128)
+
+struct steer_pin_key {
+	__u32 prefixlen; /* bits of service + addr that must match */
+	__u32 service;
+	__u8 addr[16]; /* IPv6, or IPv4-mapped IPv6; network byte order */
+};
+
+struct steer_pin {
+	__u32 version; /* version number as in steer_version.version, never 0 */
+	__u32 flags;   /* reserved, 0 */
+};
+
 /* stats: per-CPU counters per group, for tests, status and metrics. */
 struct steer_stats {
 	__u64 selected; /* new connections placed by weight */
@@ -102,6 +132,7 @@ struct steer_stats {
 	__u64 migrated; /* requests of a closing listener placed on a live one */
 	__u64 fallback; /* the chosen slot was empty; another live one was used */
 	__u64 dropped;	/* no live socket for the service: SK_DROP */
+	__u64 pinned;	/* placed by a CIDR pin (new or migrating; those also count in migrated) */
 };
 
 /* Index of one listening socket in the sockets map. */
@@ -124,6 +155,18 @@ static inline __u32 steer_mix(__u32 h)
 /*
  * Version slot for a point in 0..WEIGHT_MAX-1: walk the cumulative weights.
  * Returns MAX_VERSIONS when no slot has weight.
+ *
+ * The walk is in slot order and only slots with weight take a range, so
+ * each version owns one interval of points, [sum of the weights of the
+ * weighted slots before it, that + its weight).  With two versions sharing
+ * WEIGHT_MAX, the first weighted slot owns [0, w) and the second [w,
+ * WEIGHT_MAX): both ranges are anchored at an end.  Raising one version's
+ * weight therefore only adds points to its range and never moves a point it
+ * had, so in sticky mode a client that is in the canary at 5% is still in it
+ * at 10%, and going back to 5% gives exactly the 5% set again.  Slots
+ * without weight (draining, starting, empty) take no range and do not shift
+ * the others.  This does not hold when a third weighted version sits between
+ * two others; keep the walk in slot order and do not sort or rotate it.
  */
 static inline __u32 steer_pick_version(const struct steer_service *s, __u32 point)
 {
@@ -138,6 +181,68 @@ static inline __u32 steer_pick_version(const struct steer_service *s, __u32 poin
 			return i;
 	}
 	return MAX_VERSIONS;
+}
+
+static inline __u32 steer_rotl(__u32 x, __u32 r)
+{
+	return (x << r) | (x >> (32 - r));
+}
+
+/*
+ * Sticky mode's point in 0..WEIGHT_MAX-1 for a client address (never its
+ * port): murmur3's 32-bit body over the address words, then steer_mix().
+ * family is STEER_AF_INET (address in addr[0]) or STEER_AF_INET6 (all 16
+ * bytes); addresses in network byte order, as the kernel has them.  An
+ * IPv4-mapped IPv6 client (::ffff:a.b.c.d on a dual-stack listener) is
+ * passed as IPv4 so it hashes the same whichever socket it reaches.  The
+ * point does not depend on the weights, which is what lets
+ * steer_pick_version() keep canary clients in the canary as it grows.
+ * Pure: user code and tests compute the same point as the program.
+ */
+static inline __u32 steer_addr_point(__u32 family, const __u32 addr[4])
+{
+	__u32 n = family == STEER_AF_INET6 ? 4 : 1;
+	__u32 h = 0x6261746fU; /* seed: any constant, fixed forever (it decides who is canary) */
+	__u32 i, k;
+
+	for (i = 0; i < 4; i++) {
+		if (i >= n)
+			break;
+		k = addr[i] * 0xcc9e2d51U;
+		k = steer_rotl(k, 15) * 0x1b873593U;
+		h ^= k;
+		h = steer_rotl(h, 13) * 5 + 0xe6546b64U;
+	}
+	h ^= n * 4;
+	return steer_mix(h) % WEIGHT_MAX;
+}
+
+/*
+ * A pins key for an address and a prefix length in that family's bits
+ * (0..32 for IPv4, 0..128 for IPv6).  To look a client up, pass the
+ * family's full length.  Host bits are copied as given: the trie ignores
+ * them in a lookup, user code rejects them in a pin.
+ */
+static inline void steer_pin_key_init(struct steer_pin_key *k, __u32 service, __u32 family,
+				      const __u32 addr[4], __u32 len)
+{
+	const __u8 *b = (const __u8 *)addr;
+	__u32 i;
+
+	k->service = service;
+	if (family == STEER_AF_INET) {
+		for (i = 0; i < 10; i++)
+			k->addr[i] = 0;
+		k->addr[10] = 0xff;
+		k->addr[11] = 0xff;
+		for (i = 0; i < 4; i++)
+			k->addr[12 + i] = b[i];
+		k->prefixlen = STEER_PIN_SERVICE_BITS + STEER_PIN_V4MAPPED_BITS + len;
+		return;
+	}
+	for (i = 0; i < 16; i++)
+		k->addr[i] = b[i];
+	k->prefixlen = STEER_PIN_SERVICE_BITS + len;
 }
 
 #endif /* BATON_STEER_H */

@@ -49,6 +49,13 @@ struct version_counts {
 	__u64 accepted;	   /* connections established in total (handshake completed) */
 	__u64 closed;	   /* connections closed in total */
 	__u64 migrated_in; /* connections moved here from a closing listener */
+	/*
+	 * Connections this version's side aborted: it sent a RST (closed with
+	 * unread data, SO_LINGER {1, 0}, a closing listener's unaccepted
+	 * queue, ...).  Not resets received from clients, not timeouts, and
+	 * not baton's own drain-reset (SOCK_DESTROY).  Each is also in closed.
+	 */
+	__u64 resets;
 };
 
 /* Ring buffer record: live of (service, version) reached 0 while in drain_watch. */

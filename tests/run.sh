@@ -57,6 +57,7 @@ for s in $suites; do
 	case $s in
 	unit)
 		run config "$B/test_config"
+		run health unshare -n sh -c "ip link set lo up && exec $B/test_health"
 		run demo-server tests/unit/demo_server_smoke.sh "$B/demo-server"
 		;;
 	bpf)

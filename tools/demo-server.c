@@ -11,6 +11,10 @@
  * connections), answers every request with "Connection: close", and exits
  * once it holds no connection and nothing is left in its accept queues.
  *
+ * For rollout tests it can also misbehave on purpose: fail its health
+ * check (--unhealthy-after-ms), reset connections (--reset-every) or crash
+ * (--exit-after-ms).
+ *
  * Build: gcc -std=gnu11 -O2 -Wall -Wextra -o demo-server demo-server.c
  */
 #ifndef _GNU_SOURCE
@@ -67,13 +71,27 @@ static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
  */
 enum { TAG_SIGNAL = 1, TAG_LISTENER = 2, TAG_CONN_MIN = 16 };
 
-enum status { ST_200, ST_400, ST_405, ST_413, ST_431, ST_501, ST_505, ST_COUNT };
+enum status {
+	ST_200,
+	ST_HEALTHY,   /* GET /healthz */
+	ST_UNHEALTHY, /* GET /healthz after --unhealthy-after-ms */
+	ST_400,
+	ST_405,
+	ST_413,
+	ST_431,
+	ST_501,
+	ST_505,
+	ST_COUNT
+};
 
 static const struct {
 	int code;
 	const char *reason;
+	const char *body; /* NULL: "version=V instance=I pid=P" */
 } status_line[ST_COUNT] = {
     [ST_200] = {200, "OK"},
+    [ST_HEALTHY] = {200, "OK", "ok\n"},
+    [ST_UNHEALTHY] = {503, "Service Unavailable", "unhealthy\n"},
     [ST_400] = {400, "Bad Request"},
     [ST_405] = {405, "Method Not Allowed"},
     [ST_413] = {413, "Content Too Large"},
@@ -115,6 +133,7 @@ struct conn {
 	enum cstate state;
 	uint32_t events; /* epoll interest currently registered */
 	bool eof;	 /* the peer shut down its sending side */
+	bool doomed;	 /* --reset-every picked it: reset once a request head is in */
 
 	/* the request being answered */
 	enum status status;
@@ -145,6 +164,9 @@ static struct {
 	unsigned long idle_ms;
 	bool fail_ready;
 	bool no_accept;
+	long unhealthy_after_ms; /* -1: never */
+	long exit_after_ms;	 /* -1: never */
+	unsigned long reset_every;
 
 	pid_t pid;
 	int ep;
@@ -157,6 +179,9 @@ static struct {
 	int64_t accept_warned;
 
 	int64_t now; /* CLOCK_MONOTONIC ms, updated once per epoll batch */
+	int64_t start;
+	int64_t unhealthy_at; /* INT64_MAX: never */
+	int64_t exit_at;      /* INT64_MAX: never */
 	int64_t ready_at;
 	bool ready;
 	bool draining;
@@ -167,6 +192,8 @@ static struct {
 	unsigned int nconns;
 	uint32_t next_tag;
 	unsigned long long requests;
+	unsigned long long accepted;
+	unsigned long long resets;
 	struct timeq idle;   /* C_HEAD, C_BODY, C_CLOSING */
 	struct timeq delay;  /* C_DELAY */
 	struct timeq linger; /* C_LINGER */
@@ -179,6 +206,8 @@ static struct {
 } srv = {
     .drain_idle_ms = 1000,
     .idle_ms = 60000,
+    .unhealthy_after_ms = -1,
+    .exit_after_ms = -1,
     .next_tag = TAG_CONN_MIN,
 };
 
@@ -285,6 +314,9 @@ enum {
 	OPT_IDLE,
 	OPT_FAIL_READY,
 	OPT_NO_ACCEPT,
+	OPT_UNHEALTHY_AFTER,
+	OPT_RESET_EVERY,
+	OPT_EXIT_AFTER,
 	OPT_HELP,
 	OPT_COUNT,
 };
@@ -308,6 +340,12 @@ static const struct {
 			"exit 3 after --ready-delay-ms without sending READY=1"},
     [OPT_NO_ACCEPT] = {"no-accept", NULL,
 		       "never accept a connection (a hung version); READY=1 is still sent"},
+    [OPT_UNHEALTHY_AFTER] = {"unhealthy-after-ms", "MS",
+			     "from MS ms after start on, /healthz answers 503"},
+    [OPT_RESET_EVERY] = {"reset-every", "N",
+			 "abort every Nth accepted connection with a RST (SO_LINGER 0)\n"
+			 "once its first request head is read, without answering"},
+    [OPT_EXIT_AFTER] = {"exit-after-ms", "MS", "exit 3 MS ms after start, with no drain (a crash)"},
     [OPT_HELP] = {"help", NULL, "print this help and exit"},
 };
 
@@ -318,11 +356,13 @@ static void usage(void)
 	printf("usage: demo-server [--listen ADDR:PORT]... [option]...\n"
 	       "\n"
 	       "HTTP/1.1 test service for baton.  GET and HEAD of any path answer 200,\n"
-	       "other methods 405; every body is \"version=V instance=I pid=P\".\n"
+	       "other methods 405; every body is \"version=V instance=I pid=P\", except\n"
+	       "for /healthz (any query string): 200 \"ok\", or 503 \"unhealthy\" once\n"
+	       "--unhealthy-after-ms has passed.\n"
 	       "\n"
 	       "options:\n");
 	for (i = 0; i < OPT_COUNT; i++) {
-		char left[40];
+		char left[48];
 		const char *h, *nl;
 
 		snprintf(left, sizeof(left), "--%s%s%s", opts[i].name, opts[i].arg ? " " : "",
@@ -330,7 +370,7 @@ static void usage(void)
 		/* continuation lines of a help text line up under its first line */
 		for (h = opts[i].help; h; h = nl ? nl + 1 : NULL) {
 			nl = strchr(h, '\n');
-			printf("  %-22s %.*s\n", h == opts[i].help ? left : "",
+			printf("  %-24s %.*s\n", h == opts[i].help ? left : "",
 			       nl ? (int)(nl - h) : (int)strlen(h), h);
 		}
 	}
@@ -346,7 +386,7 @@ static void usage(void)
 	       "SIGQUIT: exit 0 at once.\n"
 	       "\n"
 	       "exit status: 0 stopped by a signal, 1 runtime error, 2 usage or setup\n"
-	       "error, 3 --fail-ready\n");
+	       "error, 3 --fail-ready or --exit-after-ms\n");
 }
 
 static unsigned long parse_ms(const char *opt, const char *s)
@@ -358,6 +398,18 @@ static unsigned long parse_ms(const char *opt, const char *s)
 	v = strtoul(s, &end, 10);
 	if (s[0] < '0' || s[0] > '9' || *end || errno || v > MS_MAX)
 		usage_error("--%s '%s': expected milliseconds, 0 to %lu", opt, s, MS_MAX);
+	return v;
+}
+
+static unsigned long parse_count(const char *opt, const char *s)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (s[0] < '1' || s[0] > '9' || *end || errno || v > UINT32_MAX)
+		usage_error("--%s '%s': expected a count, 1 to %u", opt, s, UINT32_MAX);
 	return v;
 }
 
@@ -418,6 +470,15 @@ static void parse_args(int argc, char **argv)
 			break;
 		case OPT_NO_ACCEPT:
 			srv.no_accept = true;
+			break;
+		case OPT_UNHEALTHY_AFTER:
+			srv.unhealthy_after_ms = (long)parse_ms(opts[o].name, val);
+			break;
+		case OPT_RESET_EVERY:
+			srv.reset_every = parse_count(opts[o].name, val);
+			break;
+		case OPT_EXIT_AFTER:
+			srv.exit_after_ms = (long)parse_ms(opts[o].name, val);
 			break;
 		case OPT_HELP:
 			usage();
@@ -486,12 +547,15 @@ static void date_refresh(void)
 
 static void build_responses(void)
 {
-	char body[IDENT_MAX * 2 + 64];
-	int blen, st, cl;
+	char ident[IDENT_MAX * 2 + 64];
+	int ilen, blen, st, cl;
+	const char *body;
 
-	blen = snprintf(body, sizeof(body), "version=%s instance=%s pid=%d\n", srv.version,
+	ilen = snprintf(ident, sizeof(ident), "version=%s instance=%s pid=%d\n", srv.version,
 			srv.instance, (int)srv.pid);
 	for (st = 0; st < ST_COUNT; st++) {
+		body = status_line[st].body ? status_line[st].body : ident;
+		blen = status_line[st].body ? (int)strlen(body) : ilen;
 		for (cl = 0; cl < 2; cl++) {
 			struct resp *r = &srv.resp[st][cl];
 			size_t room = sizeof(r->buf);
@@ -913,6 +977,8 @@ static int conn_new(int fd)
 	srv.next_tag = srv.next_tag == UINT32_MAX ? TAG_CONN_MIN : srv.next_tag + 1;
 	c->state = C_HEAD;
 	c->events = EPOLLIN;
+	srv.accepted++;
+	c->doomed = srv.reset_every && srv.accepted % srv.reset_every == 0;
 	ev.events = EPOLLIN;
 	ev.data.u64 = conn_key(c);
 	if (epoll_ctl(srv.ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -950,6 +1016,17 @@ static void conn_close(struct conn *c)
 	srv.dead = c;
 	if (srv.nconns-- == MAX_CONNS)
 		listeners_update();
+}
+
+/* --reset-every: close with SO_LINGER {1, 0}, so the kernel sends RST instead of FIN. */
+static void conn_abort(struct conn *c)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+	if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
+		log_warn("SO_LINGER on fd %d, closing it without", c->fd);
+	srv.resets++;
+	conn_close(c);
 }
 
 static void reap(void)
@@ -1089,9 +1166,19 @@ static bool has_token(const char *v, size_t n, const char *tok)
 	return false;
 }
 
+/* Is the request-target t[0..n) /healthz, with or without a query string? */
+static bool is_healthz(const char *t, size_t n)
+{
+	static const char path[] = "/healthz";
+	size_t plen = sizeof(path) - 1;
+
+	return n >= plen && !memcmp(t, path, plen) && (n == plen || t[plen] == '?');
+}
+
 struct request {
-	bool head;  /* HEAD: the answer carries no body */
-	bool close; /* the client asked to close after the answer */
+	bool head;    /* HEAD: the answer carries no body */
+	bool healthz; /* the target is /healthz */
+	bool close;   /* the client asked to close after the answer */
 	bool expect_continue;
 	uint64_t body_len;
 };
@@ -1124,6 +1211,7 @@ static enum status parse_head(const char *p, size_t len, struct request *rq)
 			return ST_400;
 	if (t == m + 1 || t == le)
 		return ST_400;
+	rq->healthz = is_healthz(m + 1, t - (m + 1));
 	v = t + 1;
 	if (le - v != 8 || memcmp(v, "HTTP/", 5) || v[5] < '0' || v[5] > '9' || v[6] != '.' ||
 	    v[7] < '0' || v[7] > '9')
@@ -1217,9 +1305,13 @@ static int parse_request(struct conn *c)
 	if (!avail)
 		return 0;
 	len = find_head_end(p, avail < HEAD_MAX ? avail : HEAD_MAX);
+	if (!len && avail < HEAD_MAX)
+		return 0;
+	if (c->doomed) {
+		conn_abort(c);
+		return 1;
+	}
 	if (!len) {
-		if (avail < HEAD_MAX)
-			return 0;
 		reject(c, ST_431);
 		return 1;
 	}
@@ -1231,6 +1323,8 @@ static int parse_request(struct conn *c)
 		reject(c, st);
 		return 1;
 	}
+	if (st == ST_200 && rq.healthz)
+		st = srv.now >= srv.unhealthy_at ? ST_UNHEALTHY : ST_HEALTHY;
 	c->status = st;
 	c->close = rq.close;
 	c->body_left = rq.body_len;
@@ -1564,6 +1658,8 @@ static int next_timeout(void)
 
 	if (!srv.ready)
 		next = srv.ready_at;
+	if (srv.exit_at < next)
+		next = srv.exit_at;
 	if (srv.accept_pause_until && srv.accept_pause_until < next)
 		next = srv.accept_pause_until;
 	if (srv.delay.head && srv.delay.head->t < next)
@@ -1591,10 +1687,14 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGQUIT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	srv.start = mono_ms();
 
 	parse_args(argc, argv);
 	setup_identity();
 	build_responses();
+	srv.unhealthy_at =
+	    srv.unhealthy_after_ms < 0 ? INT64_MAX : srv.start + srv.unhealthy_after_ms;
+	srv.exit_at = srv.exit_after_ms < 0 ? INT64_MAX : srv.start + srv.exit_after_ms;
 
 	srv.ep = epoll_create1(EPOLL_CLOEXEC);
 	if (srv.ep < 0)
@@ -1623,6 +1723,12 @@ int main(int argc, char **argv)
 			n = 0;
 		}
 		srv.now = mono_ms();
+		if (srv.now >= srv.exit_at) {
+			/* a crash: whatever is open is closed by the kernel, unanswered */
+			log_info("exiting 3 (--exit-after-ms %ld) with %u open connection%s",
+				 srv.exit_after_ms, srv.nconns, srv.nconns == 1 ? "" : "s");
+			exit(3);
+		}
 		date_refresh();
 
 		for (i = 0; i < n; i++) {
@@ -1652,6 +1758,12 @@ int main(int argc, char **argv)
 		if (srv.draining && !srv.nconns && drain_done())
 			break;
 	}
-	log_info("exiting after %llu request%s", srv.requests, srv.requests == 1 ? "" : "s");
+	if (srv.reset_every)
+		log_info("exiting after %llu request%s and %llu reset%s (--reset-every)",
+			 srv.requests, srv.requests == 1 ? "" : "s", srv.resets,
+			 srv.resets == 1 ? "" : "s");
+	else
+		log_info("exiting after %llu request%s", srv.requests,
+			 srv.requests == 1 ? "" : "s");
 	return 0;
 }

@@ -35,16 +35,30 @@
 #include "agent.h"
 #include "config.h"
 #include "control.h"
+#include "health.h"
 #include "log.h"
 #include "proc.h"
 #include "steer_user.h"
 #include "track_user.h"
 
-#define MAX_CLIENTS   64
-#define PROBE_TICK_MS 50
-#define HISTORY	      8
+#define MAX_CLIENTS	 64
+#define PROBE_TICK_MS	 50
+#define HEALTH_TICK_MS	 100 /* timer of a version under rollout: checks and error samples */
+#define READY_RETRY_MS	 100 /* a failed http/exec readiness check is repeated after this */
+#define HISTORY		 8
 
-enum ev_type { EV_SIGNAL, EV_CONTROL, EV_CLIENT, EV_NOTIFY, EV_PIDFD, EV_TIMER, EV_RING };
+enum ev_type {
+	EV_SIGNAL,
+	EV_CONTROL,
+	EV_CLIENT,
+	EV_NOTIFY,
+	EV_PIDFD,
+	EV_TIMER,
+	EV_RING,
+	EV_CHECK,    /* a health check's socket or exec pidfd */
+	EV_HOOK,     /* a hook's pidfd */
+	EV_RO_TIMER, /* a service's rollout timer: bake, hook timeout */
+};
 
 struct evsrc {
 	enum ev_type type;
@@ -72,6 +86,22 @@ static const char *const phase_names[] = {
 struct client;
 struct version;
 
+/* One instance's readiness or health check (one at a time). */
+struct check {
+	bool busy;	    /* a check is in flight */
+	bool for_ready;	    /* readiness (before traffic), not a health check */
+	long long deadline; /* ms: no answer by then is a failure */
+	long long next_at;  /* ms: when the next check may start */
+	struct hcheck hc;   /* tcp/http */
+	bool hc_pinned;
+	pid_t pid; /* exec: the check process, until reaped */
+	int pidfd;
+	int fails; /* consecutive failures */
+	unsigned long passes, failures;
+	char last[128];
+	struct evsrc ev;
+};
+
 struct instance {
 	pid_t pid;
 	int pidfd;
@@ -81,6 +111,7 @@ struct instance {
 	int lfd[MAX_LISTEN]; /* the agent's copies of this instance's listeners */
 	int probe_fd;	     /* READY_TCP: connection through this instance's own socket */
 	__u16 probe_sport;
+	struct check chk;
 	struct evsrc ev;
 };
 
@@ -95,17 +126,73 @@ struct version {
 	int nready;
 	struct instance inst[MAX_INSTANCES];
 	bool placed;	    /* sockets in the map */
+	unsigned weight;    /* basis points of new connections while active */
 	int tfd;	    /* timerfd for this version's current deadline */
 	long long deadline; /* ms, monotonic; 0: none */
 	long long t_start, t_switch, t_signal;
 	long long zero_to_signal_us; /* last close (kernel time) to exit signal; -1: not by zero */
-	struct client *waiter;	     /* the CLI waiting for this deploy */
+	/* Kernel-observed errors while under rollout, per health-interval. */
+	long long next_sample;
+	bool sampled;
+	__u64 base_accepted, base_resets, base_drops;
+	int bad_intervals;
+	char errors_last[160];
+	bool freed;		  /* freed: events still queued for it are ignored */
+	struct version *next_dead; /* freed versions, released after the epoll batch */
 	struct evsrc ev;
 };
 
 struct history {
 	int num;
 	char how[96];
+};
+
+enum ro_stage {
+	RO_NONE = 0,
+	RO_BEFORE_START, /* before-start hook running; nothing started */
+	RO_STARTING,	 /* new version started, waiting for readiness */
+	RO_STEPPING,	 /* new version takes steps[step] of new connections */
+	RO_AFTER_SWITCH, /* 100%: after-switch hook running, old version kept */
+	RO_DRAIN_OLD,	 /* old version draining; after-drain hook follows */
+	RO_AFTER_DRAIN,	 /* after-drain hook running */
+};
+
+static const char *const stage_names[] = {
+    [RO_NONE] = "none",		     [RO_BEFORE_START] = "before-start hook",
+    [RO_STARTING] = "starting",	     [RO_STEPPING] = "shifting traffic",
+    [RO_AFTER_SWITCH] = "after-switch hook", [RO_DRAIN_OLD] = "draining the old version",
+    [RO_AFTER_DRAIN] = "after-drain hook",
+};
+
+/* A deploy from start to end: readiness, weight steps, hooks, rollback. */
+struct rollout {
+	enum ro_stage stage;
+	enum strategy strategy;
+	unsigned steps[MAX_STEPS];
+	int nsteps;
+	unsigned bake_ms;
+	int step;	     /* index in steps of the current weight */
+	bool paused;	     /* bake stopped by baton pause (or a manual weight) */
+	bool manual;	     /* the weights were set by hand */
+	long long bake_end;  /* ms; 0: waiting for promote */
+	long long bake_left; /* ms of bake left when paused */
+	int newv, oldv;	     /* vslots, -1 none */
+	int new_num, old_num;
+	long long t_start;
+	long long ready_ms;
+	struct client *waiter; /* the CLI waiting for this deploy */
+	/* the hook running, if any */
+	enum hook_point hook;
+	pid_t hook_pid;
+	int hook_pidfd;
+	struct evsrc hook_ev;
+	char hook_err[200]; /* after-drain failure, reported at the end */
+};
+
+struct rollback_note {
+	int num;     /* the version rolled back; 0: none yet */
+	time_t when; /* wall clock, for status */
+	char why[256];
 };
 
 struct service {
@@ -120,13 +207,18 @@ struct service {
 	struct history hist[HISTORY];
 	int nhist;
 	char last_error[300]; /* why the last deploy failed */
+	struct rollout ro;
+	int ro_tfd; /* rollout timer: bake end, hook timeout */
+	long long ro_deadline;
+	struct evsrc ro_ev;
+	struct rollback_note last_rollback;
 };
 
 struct client {
 	int fd;
 	char buf[CTL_MAX_LINE];
 	size_t len;
-	struct version *waiting;
+	struct service *waiting; /* a deploy (rollout) this client waits for */
 	struct evsrc ev;
 };
 
@@ -147,6 +239,7 @@ static struct {
 	bool quit;
 	bool stop_children; /* shutdown request: stop every version first */
 	struct client *shutdown_waiter;
+	struct version *dead; /* freed in this epoll batch; free()d after it */
 } A;
 
 static long long now_ms(void)
@@ -239,7 +332,7 @@ static void progress(struct client *c, const char *fmt, ...)
 
 static int push_policy(struct service *s)
 {
-	struct steer_service p = {.mode = STEER_PER_CONNECTION};
+	struct steer_service p = {.mode = s->conf.steering};
 	int i, r;
 
 	for (i = 0; i < MAX_VERSIONS; i++) {
@@ -255,7 +348,7 @@ static int push_policy(struct service *s)
 			break;
 		case VP_ACTIVE:
 			p.v[i].state = VSTATE_ACTIVE;
-			p.v[i].weight = WEIGHT_MAX;
+			p.v[i].weight = v->weight;
 			break;
 		default:
 			p.v[i].state = VSTATE_DRAINING;
@@ -401,11 +494,15 @@ static void history_add(struct service *s, int num, const char *how)
 	snprintf(h->how, sizeof(h->how), "%s", how);
 }
 
+static void check_close(struct version *v, int i);
+
 static void version_free(struct version *v)
 {
 	int i;
 
 	for (i = 0; i < v->ninst; i++) {
+		struct check *k = &v->inst[i].chk;
+
 		if (v->inst[i].pidfd >= 0) {
 			ep_del(v->inst[i].pidfd);
 			close(v->inst[i].pidfd);
@@ -414,6 +511,13 @@ static void version_free(struct version *v)
 			steer_probe_del(&A.st, v->svc->group[0], v->inst[i].probe_sport);
 			close(v->inst[i].probe_fd);
 		}
+		check_close(v, i);
+		if (k->pidfd >= 0) {
+			/* An exec check still running: it was just killed; reap it here. */
+			ep_del(k->pidfd);
+			proc_kill_reap(k->pid, k->pidfd);
+			close(k->pidfd);
+		}
 	}
 	release_listeners(v, -1);
 	if (v->tfd >= 0) {
@@ -421,16 +525,32 @@ static void version_free(struct version *v)
 		close(v->tfd);
 	}
 	free_argv(v->argv);
-	free(v);
+	/* Later events of this epoll batch may still name v: free it after the batch. */
+	v->freed = true;
+	v->next_dead = A.dead;
+	A.dead = v;
+}
+
+static void bury_dead(void)
+{
+	while (A.dead) {
+		struct version *v = A.dead;
+
+		A.dead = v->next_dead;
+		free(v);
+	}
 }
 
 static void check_shutdown_done(void);
+static void hook_start(struct service *s, enum hook_point h);
 
 /* All processes of a version are gone: free its slot. */
 static void version_stopped(struct version *v)
 {
 	struct service *s = v->svc;
+	bool old_of_rollout = s->ro.stage == RO_DRAIN_OLD && s->ro.oldv == v->vslot;
 	char how[96];
+	int n;
 
 	unplace_version(v);
 	if (v->t_switch)
@@ -448,8 +568,15 @@ static void version_stopped(struct version *v)
 		s->starting = -1;
 	s->slot[v->vslot] = NULL;
 	push_policy(s);
+	n = steer_pin_del_version(&A.st, s->id, v->num);
+	if (n > 0)
+		log_info("%s: removed %d client pin(s) to it", vname(v), n);
 	track_forget(&A.tr, s->id, v->num);
 	version_free(v);
+	if (old_of_rollout) {
+		s->ro.oldv = -1;
+		hook_start(s, HOOK_AFTER_DRAIN);
+	}
 	check_shutdown_done();
 }
 
@@ -465,7 +592,6 @@ static void signal_all(struct version *v, int sig)
 					  strerror(-r));
 		}
 }
-
 /*
  * Drain, last step: the exit signal.  With signal-then-wait the version has
  * drain-timeout to exit (then SIGTERM, then SIGKILL after kill-after); with
@@ -564,21 +690,17 @@ static void on_zero(void *ctx, const struct track_event *e)
 	}
 }
 
-/* Stop a version that never became active: TERM now, KILL after kill-after. */
+/* Stop a version that never took traffic: TERM now, KILL after kill-after. */
 static void version_abort(struct version *v, const char *why)
 {
 	struct service *s = v->svc;
 
 	log_warnx("%s: deploy failed: %s", vname(v), why);
 	snprintf(s->last_error, sizeof(s->last_error), "%s", why);
-	if (v->waiter) {
-		reply(v->waiter,
-		      json_pack("{s:b, s:s, s:i}", "ok", 0, "error", why, "version", v->num));
-		v->waiter->waiting = NULL;
-		v->waiter = NULL;
-	}
 	if (s->starting == v->vslot)
 		s->starting = -1;
+	if (s->active == v->vslot)
+		s->active = -1; /* a first version that never became ready */
 	unplace_version(v);
 	push_policy(s);
 	release_listeners(v, -1);
@@ -591,128 +713,128 @@ static void version_abort(struct version *v, const char *why)
 	timer_set(v, now_ms() + s->conf.kill_after_ms);
 }
 
-/* The new version is ready: one map update moves all new connections to it. */
-static void version_switch(struct version *v)
+static struct version *ro_new(struct service *s)
 {
-	struct service *s = v->svc;
-	struct version *old = s->active >= 0 ? s->slot[s->active] : NULL;
-	long long t = now_ms();
-
-	v->phase = VP_ACTIVE;
-	timer_set(v, 0);
-	s->starting = -1;
-	s->active = v->vslot;
-	if (old) {
-		old->phase = VP_DRAIN_DELAY;
-		s->previous = old->vslot;
-	}
-	push_policy(s);
-	log_info("%s: active, %d instance(s) ready in %lld ms%s%s", vname(v), v->ninst,
-		 t - v->t_start, old ? "; draining " : "", old ? vname(old) : "");
-	if (v->waiter) {
-		reply(v->waiter, json_pack("{s:b, s:i, s:I, s:o}", "ok", 1, "version", v->num,
-					   "ready_ms", (json_int_t)(t - v->t_start), "previous",
-					   old ? json_integer(old->num) : json_null()));
-		v->waiter->waiting = NULL;
-		v->waiter = NULL;
-	}
-	if (old)
-		drain_begin(old);
+	return s->ro.newv >= 0 ? s->slot[s->ro.newv] : NULL;
 }
 
-static void instance_ready(struct version *v, int i)
+static struct version *ro_old(struct service *s)
 {
-	if (v->inst[i].ready)
-		return;
-	v->inst[i].ready = true;
-	v->nready++;
-	log_debug("%s: instance %d (pid %d) ready", vname(v), i, v->inst[i].pid);
-	if (v->phase == VP_STARTING && v->nready == v->ninst)
-		version_switch(v);
+	return s->ro.oldv >= 0 ? s->slot[s->ro.oldv] : NULL;
 }
 
-static struct version *version_new(struct service *s, char *const *argv, char *err, size_t errlen)
+static void ro_timer(struct service *s, long long at_ms)
 {
-	const struct service_conf *c = &s->conf;
-	struct version *v;
-	int vslot, i, j, n;
+	struct itimerspec its = {0};
+	long long d;
 
-	for (vslot = 0; vslot < MAX_VERSIONS && s->slot[vslot]; vslot++)
-		;
-	if (vslot == MAX_VERSIONS) {
-		snprintf(err, errlen,
-			 "%s has %d versions still running (draining); wait for them to exit",
-			 c->name, MAX_VERSIONS);
-		return NULL;
+	s->ro_deadline = at_ms;
+	if (at_ms) {
+		d = at_ms - now_ms();
+		if (d < 1)
+			d = 1;
+		its.it_value.tv_sec = d / 1000;
+		its.it_value.tv_nsec = (d % 1000) * 1000000;
 	}
-	v = calloc(1, sizeof(*v));
-	if (!v) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	v->svc = s;
-	v->vslot = vslot;
-	v->num = s->next_num;
-	v->ninst = c->instances;
-	v->tfd = -1;
-	for (n = 0; argv[n] && n < MAX_ARGS; n++) {
-		v->argv[n] = strdup(argv[n]);
-		if (!v->argv[n]) {
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-	}
-	for (i = 0; i < MAX_INSTANCES; i++) {
-		v->inst[i].pidfd = -1;
-		v->inst[i].probe_fd = -1;
-		for (j = 0; j < MAX_LISTEN; j++)
-			v->inst[i].lfd[j] = -1;
-	}
-	for (i = 0; i < v->ninst; i++)
-		for (j = 0; j < c->nlisten; j++) {
-			v->inst[i].lfd[j] = make_listener(c, j, err, errlen);
-			if (v->inst[i].lfd[j] < 0)
-				goto fail;
-		}
-	v->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (v->tfd < 0 || ep_add(v->tfd, &v->ev, EV_TIMER, v, 0, EPOLLIN)) {
-		snprintf(err, errlen, "timerfd: %s", strerror(errno));
-		goto fail;
-	}
-	v->zero_to_signal_us = -1;
-	if (track_register(&A.tr, s->id, v->num) < 0) {
-		snprintf(err, errlen, "cannot create the connection counters: %s", strerror(errno));
-		goto fail;
-	}
-	s->next_num++;
-	s->slot[vslot] = v;
-	return v;
-fail:
-	version_free(v);
-	return NULL;
+	timerfd_settime(s->ro_tfd, 0, &its, NULL);
 }
 
-static int version_spawn(struct version *v, char *err, size_t errlen)
+/* A version's timer ticking every ms (probes, checks). */
+static void timer_tick(struct version *v, int ms)
+{
+	struct itimerspec its = {.it_interval.tv_sec = ms / 1000,
+				 .it_interval.tv_nsec = (ms % 1000) * 1000000L,
+				 .it_value.tv_sec = ms / 1000,
+				 .it_value.tv_nsec = (ms % 1000) * 1000000L};
+
+	timerfd_settime(v->tfd, 0, &its, NULL);
+}
+
+/* ---- readiness and health checks through each instance's own socket ---- */
+
+static void rollout_fail(struct service *s, const char *why);
+static void instance_ready(struct version *v, int i);
+
+/* End the check in flight: close its socket and unpin it; kill an exec check. */
+static void check_close(struct version *v, int i)
+{
+	struct check *k = &v->inst[i].chk;
+
+	if (k->hc.fd >= 0) {
+		ep_del(k->hc.fd);
+		if (k->hc_pinned)
+			steer_probe_del(&A.st, v->svc->group[0], k->hc.sport);
+		hc_end(&k->hc);
+		k->hc.fd = -1;
+	}
+	k->hc_pinned = false;
+	if (k->busy && k->pidfd >= 0) {
+		kill(-k->pid, SIGKILL); /* its group: the check leads its own session */
+		proc_signal(k->pidfd, SIGKILL); /* reaped when its pidfd fires */
+	}
+	k->busy = false;
+}
+
+static void check_result(struct version *v, int i, bool pass, const char *detail)
 {
 	const struct service_conf *c = &v->svc->conf;
-	char names[MAX_LISTEN * 40] = "";
-	int fds[MAX_LISTEN];
-	int i, j, r;
+	struct check *k = &v->inst[i].chk;
+	char why[300];
 
-	for (j = 0; j < c->nlisten; j++) {
-		if (j)
-			strcat(names, ":");
-		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s-%d", c->name, j);
+	snprintf(k->last, sizeof(k->last), "%s", detail);
+	check_close(v, i);
+	if (k->for_ready) {
+		if (pass) {
+			instance_ready(v, i);
+			return;
+		}
+		log_debug("%s: instance %d not ready yet: %s", vname(v), i, k->last);
+		k->next_at = now_ms() + READY_RETRY_MS;
+		return;
 	}
-	for (i = 0; i < v->ninst; i++) {
-		struct instance *in = &v->inst[i];
+	if (pass) {
+		k->passes++;
+		k->fails = 0;
+		return;
+	}
+	k->failures++;
+	k->fails++;
+	log_warnx("%s: instance %d (pid %d) failed a health check (%d of %d in a row): %s",
+		  vname(v), i, v->inst[i].pid, k->fails, c->health_threshold, k->last);
+	if (k->fails >= c->health_threshold) {
+		snprintf(why, sizeof(why),
+			 "%s instance %d (pid %d) failed %d health checks in a row (last: %s)",
+			 vname(v), i, v->inst[i].pid, k->fails, k->last);
+		rollout_fail(v->svc, why);
+	}
+}
+
+static void check_start(struct version *v, int i, bool for_ready)
+{
+	const struct service_conf *c = &v->svc->conf;
+	const struct listen_addr *la = &c->listen[0];
+	struct check *k = &v->inst[i].chk;
+	enum health_kind kind;
+	char err[256], detail[sizeof(k->hc.detail)];
+	int r;
+
+	if (k->busy || k->pidfd >= 0)
+		return;
+	if (for_ready)
+		kind = c->ready == READY_HTTP ? HEALTH_HTTP : HEALTH_EXEC;
+	else
+		kind = c->health;
+	k->for_ready = for_ready;
+	k->busy = true;
+	k->deadline = now_ms() + c->health_timeout_ms;
+	k->next_at = now_ms() + c->health_interval_ms;
+	if (kind == HEALTH_EXEC) {
+		char pid_env[40], kind_env[40];
+		char *env2[] = {pid_env, kind_env, NULL};
 		struct spawn_req req = {
-		    .argv = v->argv,
+		    .argv = c->health_argv,
 		    .env = c->env,
-		    .fds = fds,
-		    .nfds = c->nlisten,
-		    .fdnames = names,
-		    .notify = c->ready == READY_NOTIFY ? A.notify_path : NULL,
+		    .env2 = env2,
 		    .service = c->name,
 		    .version = v->num,
 		    .instance = i,
@@ -720,21 +842,176 @@ static int version_spawn(struct version *v, char *err, size_t errlen)
 		    .workdir = c->workdir,
 		};
 
-		for (j = 0; j < c->nlisten; j++)
-			fds[j] = in->lfd[j];
-		r = proc_spawn(&req, &in->pid, &in->pidfd, err, errlen);
-		if (r)
-			return r;
-		in->alive = true;
-		v->nalive++;
-		ep_add(in->pidfd, &in->ev, EV_PIDFD, v, i, EPOLLIN);
-		log_debug("%s: instance %d started, pid %d", vname(v), i, in->pid);
+		snprintf(pid_env, sizeof(pid_env), "BATON_PID=%d", v->inst[i].pid);
+		snprintf(kind_env, sizeof(kind_env), "BATON_CHECK=%s",
+			 for_ready ? "ready" : "health");
+		if (proc_spawn(&req, &k->pid, &k->pidfd, err, sizeof(err))) {
+			k->pidfd = -1;
+			check_result(v, i, false, err);
+			return;
+		}
+		ep_add(k->pidfd, &k->ev, EV_CHECK, v, i, EPOLLIN);
+		return;
 	}
-	return 0;
+	if (hc_begin(&k->hc, kind == HEALTH_HTTP ? HC_HTTP : HC_TCP, (const struct sockaddr *)&la->ss,
+		     la->len, c->health_path, err, sizeof(err))) {
+		k->hc.fd = -1;
+		check_result(v, i, false, err);
+		return;
+	}
+	/* Pin before the SYN leaves, so the steer program sends it to this instance. */
+	if (steer_probe_add(&A.st, v->svc->group[0], k->hc.sport, v->vslot, i)) {
+		check_result(v, i, false, "cannot pin the check's source port");
+		return;
+	}
+	k->hc_pinned = true;
+	r = hc_connect(&k->hc);
+	if (r != HC_PENDING) {
+		snprintf(detail, sizeof(detail), "%s", k->hc.detail);
+		check_result(v, i, r == HC_PASS, detail);
+		return;
+	}
+	ep_add(k->hc.fd, &k->ev, EV_CHECK, v, i, hc_events(&k->hc));
 }
 
-/* ---- readiness: TCP probes through the instance's own socket --------------- */
+static void on_check(struct version *v, int i)
+{
+	struct check *k = &v->inst[i].chk;
+	char detail[sizeof(k->hc.detail)], desc[64];
+	struct epoll_event e = {.data.ptr = &k->ev};
+	int status = 0, r;
 
+	if (v->freed)
+		return;
+	if (k->pidfd >= 0) {
+		if (proc_reap(k->pidfd, &status, desc, sizeof(desc)) <= 0)
+			return;
+		ep_del(k->pidfd);
+		close(k->pidfd);
+		k->pidfd = -1;
+		if (!k->busy)
+			return; /* it had timed out and was killed */
+		k->busy = false;
+		check_result(v, i, status == 0, status == 0 ? "exit status 0" : desc);
+		return;
+	}
+	if (!k->busy || k->hc.fd < 0)
+		return;
+	r = hc_step(&k->hc);
+	if (r == HC_PENDING) {
+		e.events = hc_events(&k->hc);
+		epoll_ctl(A.epfd, EPOLL_CTL_MOD, k->hc.fd, &e);
+		return;
+	}
+	snprintf(detail, sizeof(detail), "%s", k->hc.detail);
+	check_result(v, i, r == HC_PASS, detail);
+}
+
+/* Bound the check in flight by health-timeout. */
+static bool check_timed_out(struct version *v, int i, long long now)
+{
+	struct check *k = &v->inst[i].chk;
+	char why[96];
+
+	if (!k->busy || now < k->deadline)
+		return false;
+	snprintf(why, sizeof(why), "no answer within health-timeout %u ms",
+		 v->svc->conf.health_timeout_ms);
+	check_result(v, i, false, why); /* kills an exec check */
+	return true;
+}
+
+static void checks_stop(struct version *v)
+{
+	int i;
+
+	for (i = 0; i < v->ninst; i++)
+		check_close(v, i);
+}
+
+/*
+ * Errors the kernel saw on the new version during the last health-interval:
+ * connections it reset, and connections dropped because its accept queue
+ * was full.  health-threshold bad intervals in a row roll back.
+ */
+static void sample_errors(struct version *v)
+{
+	const struct service_conf *c = &v->svc->conf;
+	struct version_counts n = {0};
+	__u64 drops = 0, d, da, dr, dd;
+	char why[300];
+	int i, j;
+
+	if (track_counts(&A.tr, v->svc->id, v->num, &n))
+		return;
+	for (i = 0; i < v->ninst; i++)
+		for (j = 0; j < c->nlisten; j++)
+			if (v->inst[i].lfd[j] >= 0 && !listener_drops(v->inst[i].lfd[j], &d))
+				drops += d;
+	if (!v->sampled) {
+		v->sampled = true;
+		v->base_accepted = n.accepted;
+		v->base_resets = n.resets;
+		v->base_drops = drops;
+		return;
+	}
+	da = n.accepted - v->base_accepted;
+	dr = n.resets - v->base_resets;
+	/* The kernel's counters are 32-bit per socket: a wrap reads as no drops. */
+	dd = drops >= v->base_drops ? drops - v->base_drops : 0;
+	v->base_accepted = n.accepted;
+	v->base_resets = n.resets;
+	v->base_drops = drops;
+	snprintf(v->errors_last, sizeof(v->errors_last),
+		 "%llu new connections, %llu reset by the server, %llu dropped (accept queue "
+		 "full) in %u ms",
+		 (unsigned long long)da, (unsigned long long)dr, (unsigned long long)dd,
+		 c->health_interval_ms);
+	if (c->max_error_bp == ERROR_RATE_OFF || !(dr + dd) ||
+	    (dr + dd) * WEIGHT_MAX <= (__u64)c->max_error_bp * (da + dd)) {
+		v->bad_intervals = 0;
+		return;
+	}
+	v->bad_intervals++;
+	log_warnx("%s: %s, above max-error-rate %.2f%% (%d of %d in a row)", vname(v),
+		  v->errors_last, c->max_error_bp / 100.0, v->bad_intervals, c->health_threshold);
+	if (v->bad_intervals >= c->health_threshold) {
+		snprintf(why, sizeof(why), "%s failing clients: %s, above max-error-rate %.2f%%",
+			 vname(v), v->errors_last, c->max_error_bp / 100.0);
+		rollout_fail(v->svc, why);
+	}
+}
+
+/* The new version under rollout, every HEALTH_TICK_MS. */
+static void health_tick(struct version *v)
+{
+	const struct service_conf *c = &v->svc->conf;
+	long long now = now_ms();
+	struct service *s = v->svc;
+	int i;
+
+	/*
+	 * A failure below may roll back.  That ends the rollout but does not
+	 * free v: it still has live instances, which now drain.
+	 */
+	for (i = 0; i < v->ninst; i++) {
+		if (!v->inst[i].alive)
+			continue;
+		check_timed_out(v, i, now);
+		if (s->ro.stage == RO_NONE || ro_new(s) != v)
+			return;
+		if (c->health != HEALTH_NONE && now >= v->inst[i].chk.next_at)
+			check_start(v, i, false);
+		if (s->ro.stage == RO_NONE || ro_new(s) != v)
+			return;
+	}
+	if (now >= v->next_sample) {
+		v->next_sample = now + c->health_interval_ms;
+		sample_errors(v);
+	}
+}
+
+/* ---- TCP readiness: a probe through the instance's own socket ------------ */
 static void probe_stop(struct version *v, int i)
 {
 	struct instance *in = &v->inst[i];
@@ -835,19 +1112,544 @@ static void probe_check(struct version *v, int i)
 	}
 }
 
+/* ---- rollouts -------------------------------------------------------------- */
+
+/* The deploy is over, one way or the other: answer the CLI waiting for it. */
+static void rollout_end(struct service *s, bool ok, const char *why, bool rolled_back)
+{
+	struct rollout *ro = &s->ro;
+	struct client *c = ro->waiter;
+
+	if (c) {
+		if (ok)
+			reply(c, json_pack("{s:b, s:i, s:I, s:o, s:s, s:I}", "ok", 1, "version",
+					   ro->new_num, "ready_ms", (json_int_t)ro->ready_ms,
+					   "previous",
+					   ro->old_num ? json_integer(ro->old_num) : json_null(),
+					   "strategy",
+					   ro->strategy == STRATEGY_CANARY ? "canary" : "bluegreen",
+					   "rollout_ms", (json_int_t)(now_ms() - ro->t_start)));
+		else
+			reply(c, json_pack("{s:b, s:s, s:i, s:b}", "ok", 0, "error", why, "version",
+					   ro->new_num, "rolled_back", rolled_back));
+		c->waiting = NULL;
+	}
+	if (ok)
+		log_info("%s: rollout of v%d complete in %.1f s", s->conf.name, ro->new_num,
+			 (now_ms() - ro->t_start) / 1000.0);
+	ro->waiter = NULL;
+	ro->stage = RO_NONE;
+	ro->newv = ro->oldv = -1;
+	ro_timer(s, 0);
+}
+
+static void hook_kill(struct service *s)
+{
+	struct rollout *ro = &s->ro;
+
+	if (ro->hook_pidfd < 0)
+		return;
+	ep_del(ro->hook_pidfd);
+	proc_kill_reap(ro->hook_pid, ro->hook_pidfd);
+	close(ro->hook_pidfd);
+	ro->hook_pidfd = -1;
+	log_warnx("%s: killed the %s hook (pid %d): the rollout ended", s->conf.name,
+		  hook_name(ro->hook), ro->hook_pid);
+}
+
+/* Stop steering to a failed new version and let it drain: nothing comes back to it. */
+static void drain_failed(struct version *v)
+{
+	checks_stop(v);
+	v->phase = VP_DRAIN_DELAY;
+	v->t_switch = now_ms();
+	unplace_version(v);
+	if (!v->nalive) {
+		version_stopped(v);
+		return;
+	}
+	drain_next(v);
+}
+
+/*
+ * Something went wrong: give the old version all new connections again (one
+ * map update), drain and stop the new one, record why, and fail the deploy.
+ */
+static void rollout_fail(struct service *s, const char *why)
+{
+	struct rollout *ro = &s->ro;
+	struct version *nv = ro_new(s), *ov = ro_old(s);
+	char msg[600];
+
+	switch (ro->stage) {
+	case RO_NONE:
+		return;
+	case RO_BEFORE_START:
+	case RO_STARTING:
+		hook_kill(s);
+		rollout_end(s, false, why, false);
+		if (nv)
+			version_abort(nv, why);
+		return;
+	case RO_STEPPING:
+	case RO_AFTER_SWITCH:
+		hook_kill(s);
+		s->last_rollback.num = ro->new_num;
+		s->last_rollback.when = time(NULL);
+		snprintf(s->last_rollback.why, sizeof(s->last_rollback.why), "%s", why);
+		if (!ov || !ov->nalive) {
+			snprintf(msg, sizeof(msg),
+				 "%s; cannot roll back: v%d has no running instance, so v%d keeps "
+				 "the traffic",
+				 why, ro->old_num, ro->new_num);
+			log_warnx("%s: %s", s->conf.name, msg);
+			if (nv) {
+				checks_stop(nv);
+				timer_set(nv, 0);
+				nv->weight = WEIGHT_MAX;
+				s->active = nv->vslot;
+			}
+			push_policy(s);
+			rollout_end(s, false, msg, false);
+			return;
+		}
+		if (ov->phase != VP_ACTIVE) {
+			/* Kept for the after-switch hook: its sockets are still the agent's. */
+			timer_set(ov, 0);
+			track_watch(&A.tr, s->id, ov->num, 0);
+			place_version(ov);
+			ov->phase = VP_ACTIVE;
+		}
+		ov->weight = WEIGHT_MAX;
+		s->active = ov->vslot;
+		s->previous = -1;
+		if (nv) {
+			nv->weight = 0;
+			nv->phase = VP_DRAIN_DELAY;
+		}
+		push_policy(s);
+		log_warnx("%s: rolled back to v%d: %s", s->conf.name, ov->num, why);
+		snprintf(msg, sizeof(msg), "rolled back to v%d: %s", ov->num, why);
+		history_add(s, ro->new_num, "rolled back");
+		rollout_end(s, false, msg, true);
+		if (nv)
+			drain_failed(nv);
+		return;
+	case RO_DRAIN_OLD:
+	case RO_AFTER_DRAIN:
+		hook_kill(s);
+		snprintf(msg, sizeof(msg), "%s (v%d was already switched out and cannot take traffic back)",
+			 why, ro->old_num);
+		log_warnx("%s: %s", s->conf.name, msg);
+		rollout_end(s, false, msg, false);
+		return;
+	}
+}
+
+/* Weights of the two versions of a rollout; one map update. */
+static void rollout_weights(struct service *s, unsigned w_new)
+{
+	struct version *nv = ro_new(s), *ov = ro_old(s);
+
+	if (nv)
+		nv->weight = w_new;
+	if (ov)
+		ov->weight = WEIGHT_MAX - w_new;
+	push_policy(s);
+}
+
+static void rollout_switched(struct service *s);
+
+/* The new version takes 100%: the old one is kept (unsignalled) until after-switch passed. */
+static void rollout_shifted(struct service *s)
+{
+	struct rollout *ro = &s->ro;
+	struct version *nv = ro_new(s), *ov = ro_old(s);
+
+	nv->weight = WEIGHT_MAX;
+	s->active = nv->vslot;
+	if (ov) {
+		ov->weight = 0;
+		ov->phase = VP_DRAIN_DELAY;
+		ov->t_switch = now_ms();
+		s->previous = ov->vslot;
+	}
+	/* Policy first, then the old sockets leave the map: nothing is steered to a gap. */
+	push_policy(s);
+	if (ov)
+		unplace_version(ov);
+	log_info("%s: active, ready in %lld ms%s%s", vname(nv), ro->ready_ms,
+		 ov ? "; switching out " : "", ov ? vname(ov) : "");
+	if (ov && s->conf.hook[HOOK_AFTER_SWITCH][0]) {
+		ro->stage = RO_AFTER_SWITCH;
+		hook_start(s, HOOK_AFTER_SWITCH);
+		return;
+	}
+	rollout_switched(s);
+}
+
+/* The switch stands: stop checking the new version, drain the old one. */
+static void rollout_switched(struct service *s)
+{
+	struct rollout *ro = &s->ro;
+	struct version *nv = ro_new(s), *ov = ro_old(s);
+
+	if (nv) {
+		checks_stop(nv);
+		timer_set(nv, 0);
+	}
+	if (ov && s->conf.hook[HOOK_AFTER_DRAIN][0]) {
+		ro->stage = RO_DRAIN_OLD;
+		progress(ro->waiter, "%s: draining v%d; the after-drain hook runs once it exited",
+			 s->conf.name, ov->num);
+		drain_begin(ov);
+		return;
+	}
+	rollout_end(s, true, NULL, false);
+	if (ov)
+		drain_begin(ov);
+}
+
+/* Apply the current step's weight; bake it, or wait for promote. */
+static void rollout_apply(struct service *s)
+{
+	struct rollout *ro = &s->ro;
+	unsigned w = ro->steps[ro->step];
+
+	if (w >= WEIGHT_MAX) {
+		rollout_shifted(s);
+		return;
+	}
+	rollout_weights(s, w);
+	if (ro->bake_ms) {
+		ro->bake_end = now_ms() + ro->bake_ms;
+		ro_timer(s, ro->bake_end);
+	} else {
+		ro->bake_end = 0;
+		ro_timer(s, 0);
+	}
+	log_info("%s: v%d takes %.2f%% of new connections (step %d of %d)%s", s->conf.name,
+		 ro->new_num, w / 100.0, ro->step + 1, ro->nsteps,
+		 ro->bake_ms ? "" : "; waiting for baton promote");
+	if (ro->bake_ms)
+		progress(ro->waiter, "%s: v%d at %.2f%% (step %d of %d), baking %.1f s",
+			 s->conf.name, ro->new_num, w / 100.0, ro->step + 1, ro->nsteps,
+			 ro->bake_ms / 1000.0);
+	else
+		progress(ro->waiter, "%s: v%d at %.2f%% (step %d of %d); waiting for: baton promote %s",
+			 s->conf.name, ro->new_num, w / 100.0, ro->step + 1, ro->nsteps,
+			 s->conf.name);
+}
+
+/* Next step (or the last, with full); continues a paused rollout. */
+static void rollout_promote(struct service *s, bool full)
+{
+	struct rollout *ro = &s->ro;
+	struct version *nv = ro_new(s);
+	int k;
+
+	for (k = 0; k < ro->nsteps - 1 && ro->steps[k] <= nv->weight; k++)
+		;
+	ro->step = full ? ro->nsteps - 1 : k;
+	ro->paused = false;
+	ro->manual = false;
+	rollout_apply(s);
+}
+
+/* Every instance of the new version is ready: give it its first step. */
+static void rollout_ready(struct version *v)
+{
+	struct service *s = v->svc;
+	struct rollout *ro = &s->ro;
+	const struct service_conf *c = &s->conf;
+	int i;
+
+	ro->ready_ms = now_ms() - ro->t_start;
+	s->starting = -1;
+	v->phase = VP_ACTIVE;
+	timer_set(v, 0);
+	ro->stage = RO_STEPPING;
+	ro->step = 0;
+	log_info("%s: %d instance(s) ready in %lld ms", vname(v), v->ninst, ro->ready_ms);
+	if (ro->steps[0] < WEIGHT_MAX || s->conf.hook[HOOK_AFTER_SWITCH][0]) {
+		/* Checks run while the old version can still take traffic back. */
+		for (i = 0; i < v->ninst; i++)
+			v->inst[i].chk.next_at = now_ms();
+		v->next_sample = now_ms();
+		v->sampled = false;
+		v->bad_intervals = 0;
+		if (c->health != HEALTH_NONE || c->max_error_bp != ERROR_RATE_OFF)
+			timer_tick(v, HEALTH_TICK_MS);
+	}
+	rollout_apply(s);
+}
+
+/* ---- hooks ------------------------------------------------------------------ */
+
+static void hook_done(struct service *s, bool ok, const char *desc);
+static int deploy_start(struct service *s);
+
+static void hook_start(struct service *s, enum hook_point h)
+{
+	const struct service_conf *c = &s->conf;
+	struct rollout *ro = &s->ro;
+	char hook_env[48], prev_env[48], err[300];
+	char *env2[] = {hook_env, prev_env, NULL};
+	struct spawn_req req = {
+	    .argv = c->hook[h],
+	    .env = c->env,
+	    .env2 = env2,
+	    .service = c->name,
+	    .version = ro->new_num,
+	    .instance = -1,
+	    .user = c->user,
+	    .workdir = c->workdir,
+	};
+
+	if (!c->hook[h][0]) {
+		hook_done(s, true, NULL);
+		return;
+	}
+	ro->hook = h;
+	if (h == HOOK_AFTER_DRAIN)
+		ro->stage = RO_AFTER_DRAIN;
+	snprintf(hook_env, sizeof(hook_env), "BATON_HOOK=%s", hook_name(h));
+	if (ro->old_num)
+		snprintf(prev_env, sizeof(prev_env), "BATON_PREVIOUS_VERSION=v%d", ro->old_num);
+	else
+		snprintf(prev_env, sizeof(prev_env), "BATON_PREVIOUS_VERSION=");
+	if (proc_spawn(&req, &ro->hook_pid, &ro->hook_pidfd, err, sizeof(err))) {
+		ro->hook_pidfd = -1;
+		hook_done(s, false, err);
+		return;
+	}
+	ep_add(ro->hook_pidfd, &ro->hook_ev, EV_HOOK, s, 0, EPOLLIN);
+	ro_timer(s, now_ms() + c->hook_timeout_ms);
+	log_info("%s: running the %s hook %s (pid %d)", s->conf.name, hook_name(h), c->hook[h][0],
+		 ro->hook_pid);
+	progress(ro->waiter, "%s: running the %s hook (timeout %.1f s)", s->conf.name,
+		 hook_name(h), c->hook_timeout_ms / 1000.0);
+}
+
+static void hook_done(struct service *s, bool ok, const char *desc)
+{
+	struct rollout *ro = &s->ro;
+	char why[400];
+
+	ro_timer(s, 0);
+	if (ok)
+		log_info("%s: %s hook passed", s->conf.name, hook_name(ro->hook));
+	else
+		snprintf(why, sizeof(why), "%s hook failed: %s", hook_name(ro->hook), desc);
+	switch (ro->hook) {
+	case HOOK_BEFORE_START:
+		if (ok)
+			deploy_start(s);
+		else
+			rollout_fail(s, why);
+		break;
+	case HOOK_AFTER_SWITCH:
+		if (ok)
+			rollout_switched(s);
+		else
+			rollout_fail(s, why);
+		break;
+	case HOOK_AFTER_DRAIN:
+		if (ok) {
+			rollout_end(s, true, NULL, false);
+		} else {
+			char msg[500];
+
+			snprintf(msg, sizeof(msg),
+				 "%s (v%d has exited, so v%d stays; nothing was rolled back)", why,
+				 ro->old_num, ro->new_num);
+			log_warnx("%s: %s", s->conf.name, msg);
+			rollout_end(s, false, msg, false);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void on_hook(struct service *s)
+{
+	struct rollout *ro = &s->ro;
+	char desc[64];
+	int status = 0;
+
+	if (ro->hook_pidfd < 0 || proc_reap(ro->hook_pidfd, &status, desc, sizeof(desc)) <= 0)
+		return;
+	ep_del(ro->hook_pidfd);
+	close(ro->hook_pidfd);
+	ro->hook_pidfd = -1;
+	hook_done(s, status == 0, desc);
+}
+
+static void on_ro_timer(struct service *s)
+{
+	struct rollout *ro = &s->ro;
+	uint64_t n;
+	char why[128];
+
+	if (read(s->ro_tfd, &n, sizeof(n)) < 0)
+		return;
+	if (ro->hook_pidfd >= 0 && now_ms() >= s->ro_deadline) {
+		ep_del(ro->hook_pidfd);
+		proc_kill_reap(ro->hook_pid, ro->hook_pidfd);
+		close(ro->hook_pidfd);
+		ro->hook_pidfd = -1;
+		snprintf(why, sizeof(why), "did not finish within hook-timeout %u ms (killed)",
+			 s->conf.hook_timeout_ms);
+		hook_done(s, false, why);
+		return;
+	}
+	if (ro->stage == RO_STEPPING && !ro->paused && ro->bake_end && now_ms() >= ro->bake_end)
+		rollout_promote(s, false);
+}
+
+static struct version *version_new(struct service *s, char *const *argv, char *err, size_t errlen)
+{
+	const struct service_conf *c = &s->conf;
+	struct version *v;
+	int vslot, i, j, n;
+
+	for (vslot = 0; vslot < MAX_VERSIONS && s->slot[vslot]; vslot++)
+		;
+	if (vslot == MAX_VERSIONS) {
+		snprintf(err, errlen,
+			 "%s has %d versions still running (draining); wait for them to exit",
+			 c->name, MAX_VERSIONS);
+		return NULL;
+	}
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	v->svc = s;
+	v->vslot = vslot;
+	v->num = s->next_num;
+	v->ninst = c->instances;
+	v->tfd = -1;
+	for (n = 0; argv[n] && n < MAX_ARGS; n++) {
+		v->argv[n] = strdup(argv[n]);
+		if (!v->argv[n]) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+	}
+	for (i = 0; i < MAX_INSTANCES; i++) {
+		v->inst[i].pidfd = -1;
+		v->inst[i].probe_fd = -1;
+		v->inst[i].chk.hc.fd = -1;
+		v->inst[i].chk.pidfd = -1;
+		for (j = 0; j < MAX_LISTEN; j++)
+			v->inst[i].lfd[j] = -1;
+	}
+	for (i = 0; i < v->ninst; i++)
+		for (j = 0; j < c->nlisten; j++) {
+			v->inst[i].lfd[j] = make_listener(c, j, err, errlen);
+			if (v->inst[i].lfd[j] < 0)
+				goto fail;
+		}
+	v->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (v->tfd < 0 || ep_add(v->tfd, &v->ev, EV_TIMER, v, 0, EPOLLIN)) {
+		snprintf(err, errlen, "timerfd: %s", strerror(errno));
+		goto fail;
+	}
+	v->zero_to_signal_us = -1;
+	if (track_register(&A.tr, s->id, v->num) < 0) {
+		snprintf(err, errlen, "cannot create the connection counters: %s", strerror(errno));
+		goto fail;
+	}
+	s->next_num++;
+	s->slot[vslot] = v;
+	return v;
+fail:
+	version_free(v);
+	return NULL;
+}
+
+static int version_spawn(struct version *v, char *err, size_t errlen)
+{
+	const struct service_conf *c = &v->svc->conf;
+	char names[MAX_LISTEN * 40] = "";
+	int fds[MAX_LISTEN];
+	int i, j, r;
+
+	for (j = 0; j < c->nlisten; j++) {
+		if (j)
+			strcat(names, ":");
+		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s-%d", c->name, j);
+	}
+	for (i = 0; i < v->ninst; i++) {
+		struct instance *in = &v->inst[i];
+		struct spawn_req req = {
+		    .argv = v->argv,
+		    .env = c->env,
+		    .fds = fds,
+		    .nfds = c->nlisten,
+		    .fdnames = names,
+		    .notify = c->ready == READY_NOTIFY ? A.notify_path : NULL,
+		    .service = c->name,
+		    .version = v->num,
+		    .instance = i,
+		    .user = c->user,
+		    .workdir = c->workdir,
+		};
+
+		for (j = 0; j < c->nlisten; j++)
+			fds[j] = in->lfd[j];
+		r = proc_spawn(&req, &in->pid, &in->pidfd, err, errlen);
+		if (r)
+			return r;
+		in->alive = true;
+		v->nalive++;
+		ep_add(in->pidfd, &in->ev, EV_PIDFD, v, i, EPOLLIN);
+		log_debug("%s: instance %d started, pid %d", vname(v), i, in->pid);
+	}
+	return 0;
+}
+
+static void instance_ready(struct version *v, int i)
+{
+	if (v->inst[i].ready)
+		return;
+	v->inst[i].ready = true;
+	v->nready++;
+	log_debug("%s: instance %d (pid %d) ready", vname(v), i, v->inst[i].pid);
+	if (v->phase == VP_STARTING && v->nready == v->ninst)
+		rollout_ready(v);
+}
+
 /* ---- deploy / rollback ------------------------------------------------------ */
+
+struct deploy_opts {
+	enum strategy strategy;
+	unsigned steps[MAX_STEPS];
+	int nsteps;
+	unsigned bake_ms;
+};
 
 /*
  * Start a new version.  Returns -errno with err when nothing was started;
  * 0 once the version exists, whatever happens to it next (the waiting
  * client, if any, gets exactly one final reply).
  */
-static int deploy(struct service *s, char *const *argv, struct client *c, char *err, size_t errlen)
+static int deploy(struct service *s, char *const *argv, const struct deploy_opts *o,
+		  struct client *c, char *err, size_t errlen)
 {
 	const struct service_conf *conf = &s->conf;
+	struct rollout *ro = &s->ro;
 	struct version *v;
-	int i, j, r;
 
+	if (ro->stage != RO_NONE) {
+		snprintf(err, errlen,
+			 "%s: the rollout of v%d is in progress (%s); wait for it, or: baton abort %s",
+			 conf->name, ro->new_num, stage_names[ro->stage], conf->name);
+		return -EBUSY;
+	}
 	if (s->starting >= 0) {
 		snprintf(err, errlen,
 			 "%s: v%d is being deployed; wait for it, or: baton rollback %s",
@@ -857,11 +1659,52 @@ static int deploy(struct service *s, char *const *argv, struct client *c, char *
 	v = version_new(s, argv, err, errlen);
 	if (!v)
 		return -ENOMEM;
+	memset(ro, 0, sizeof(*ro));
+	ro->hook_pidfd = -1;
+	ro->t_start = now_ms();
+	ro->newv = v->vslot;
+	ro->new_num = v->num;
+	ro->oldv = s->active;
+	ro->old_num = s->active >= 0 ? s->slot[s->active]->num : 0;
+	ro->strategy = o ? o->strategy : conf->strategy;
+	if (ro->strategy == STRATEGY_CANARY) {
+		ro->nsteps = o && o->nsteps ? o->nsteps : conf->nsteps;
+		memcpy(ro->steps, o && o->nsteps ? o->steps : conf->steps,
+		       sizeof(ro->steps[0]) * ro->nsteps);
+		ro->bake_ms = o ? o->bake_ms : conf->bake_ms;
+	} else {
+		ro->nsteps = 1;
+		ro->steps[0] = WEIGHT_MAX;
+	}
+	if (c) {
+		ro->waiter = c;
+		c->waiting = s;
+	}
+	if (ro->oldv >= 0 && conf->hook[HOOK_BEFORE_START][0]) {
+		ro->stage = RO_BEFORE_START;
+		hook_start(s, HOOK_BEFORE_START);
+		return 0;
+	}
+	deploy_start(s);
+	return 0;
+}
+
+/* Place the new version's sockets, start its processes, wait for readiness. */
+static int deploy_start(struct service *s)
+{
+	const struct service_conf *conf = &s->conf;
+	struct rollout *ro = &s->ro;
+	struct version *v = ro_new(s);
+	char err[300];
+	int i, j, r;
+
+	ro->stage = RO_STARTING;
 	v->t_start = now_ms();
 	s->starting = v->vslot;
 	if (s->active < 0) {
 		/* A first version takes connections at once; they queue until it accepts. */
 		v->phase = VP_ACTIVE;
+		v->weight = WEIGHT_MAX;
 		s->active = v->vslot;
 	} else {
 		v->phase = VP_STARTING;
@@ -878,38 +1721,28 @@ static int deploy(struct service *s, char *const *argv, struct client *c, char *
 			log_warnx("%s: cannot attach the steer program to %s: %s", vname(v),
 				  conf->listen[j].text, strerror(-r));
 	}
-	if (c) {
-		v->waiter = c;
-		c->waiting = v;
-	}
-	if (version_spawn(v, err, errlen)) {
-		char why[300];
-
-		snprintf(why, sizeof(why), "%s", err);
-		if (s->active == v->vslot)
-			s->active = -1;
-		version_abort(v, why);
-		return 0;
+	if (version_spawn(v, err, sizeof(err))) {
+		rollout_fail(s, err);
+		return -1;
 	}
 	log_info("%s: started %d instance(s) of %s", vname(v), v->ninst, v->argv[0]);
-	if (conf->ready != READY_NONE)
-		progress(c, "%s: started %d instance(s), waiting for readiness (%s, timeout %u ms)",
-			 vname(v), v->ninst, ready_kind_name(conf->ready), conf->ready_timeout_ms);
 	if (conf->ready == READY_NONE) {
-		for (i = 0; i < v->ninst; i++)
+		for (i = 0; i < v->ninst && s->slot[v->vslot] == v; i++)
 			instance_ready(v, i);
 		return 0;
 	}
-	timer_set(v, v->t_start + conf->ready_timeout_ms);
-	if (conf->ready == READY_TCP) {
-		struct itimerspec its = {.it_interval.tv_nsec = PROBE_TICK_MS * 1000000,
-					 .it_value.tv_nsec = PROBE_TICK_MS * 1000000};
-
-		/* Probes tick; the ready deadline is checked on each tick. */
-		timerfd_settime(v->tfd, 0, &its, NULL);
+	progress(ro->waiter, "%s: started %d instance(s), waiting for readiness (%s, timeout %u ms)",
+		 vname(v), v->ninst, ready_kind_name(conf->ready), conf->ready_timeout_ms);
+	/* Probes and checks tick; the ready deadline is checked on each tick. */
+	timer_tick(v, PROBE_TICK_MS);
+	v->deadline = v->t_start + conf->ready_timeout_ms;
+	if (conf->ready == READY_TCP)
 		for (i = 0; i < v->ninst; i++)
 			probe_start(v, i);
-	}
+	if (conf->ready == READY_HTTP || conf->ready == READY_EXEC)
+		for (i = 0; i < v->ninst && s->slot[v->vslot] == v && s->ro.stage == RO_STARTING;
+		     i++)
+			check_start(v, i, true);
 	return 0;
 }
 
@@ -922,28 +1755,30 @@ static void first_version_done(struct version *v)
 	if (s->starting == v->vslot)
 		s->starting = -1;
 	timer_set(v, 0);
+	s->ro.ready_ms = now_ms() - v->t_start;
 	log_info("%s: active, %d instance(s) ready in %lld ms", vname(v), v->ninst,
-		 now_ms() - v->t_start);
-	if (v->waiter) {
-		reply(v->waiter,
-		      json_pack("{s:b, s:i, s:I, s:n}", "ok", 1, "version", v->num, "ready_ms",
-				(json_int_t)(now_ms() - v->t_start), "previous"));
-		v->waiter->waiting = NULL;
-		v->waiter = NULL;
-	}
+		 s->ro.ready_ms);
+	rollout_end(s, true, NULL, false);
 }
 
 static int rollback(struct service *s, char *msg, size_t msglen)
 {
 	struct version *cur = s->active >= 0 ? s->slot[s->active] : NULL;
 	struct version *prev = s->previous >= 0 ? s->slot[s->previous] : NULL;
+	struct rollout *ro = &s->ro;
 
-	if (s->starting >= 0 && s->slot[s->starting] != cur) {
-		struct version *v = s->slot[s->starting];
+	if (ro->stage == RO_BEFORE_START || ro->stage == RO_STARTING) {
+		snprintf(msg, msglen, "deploy of %s v%d aborted; %s stays active", s->conf.name,
+			 ro->new_num, cur ? vname(cur) : "nothing");
+		rollout_fail(s, "aborted by baton rollback");
+		return 0;
+	}
+	if (ro->stage == RO_STEPPING || ro->stage == RO_AFTER_SWITCH) {
+		int num = ro->new_num, old = ro->old_num;
 
-		snprintf(msg, msglen, "deploy of %s aborted; %s stays active", vname(v),
-			 cur ? vname(cur) : "nothing");
-		version_abort(v, "aborted by baton rollback");
+		rollout_fail(s, "rolled back by baton rollback");
+		snprintf(msg, msglen, "%s: rollout of v%d aborted; v%d has all new connections",
+			 s->conf.name, num, old);
 		return 0;
 	}
 	if (!prev) {
@@ -960,15 +1795,22 @@ static int rollback(struct service *s, char *msg, size_t msglen)
 			 vname(prev), (now_ms() - prev->t_signal) / 1000.0, s->conf.name);
 		return -ESTALE;
 	}
+	if (ro->stage != RO_NONE)
+		/* Draining the old version for after-drain: that is over now. */
+		rollout_end(s, false, "rolled back by the operator while the old version drained",
+			    false);
 	/* Its sockets are still the agent's copies: put them back, then switch. */
 	timer_set(prev, 0);
 	track_watch(&A.tr, s->id, prev->num, 0);
 	place_version(prev);
 	prev->phase = VP_ACTIVE;
+	prev->weight = WEIGHT_MAX;
 	s->active = prev->vslot;
 	s->previous = cur ? cur->vslot : -1;
-	if (cur)
+	if (cur) {
 		cur->phase = VP_DRAIN_DELAY;
+		cur->weight = 0;
+	}
 	push_policy(s);
 	if (cur)
 		snprintf(msg, msglen, "%s: v%d active again, draining v%d", s->conf.name, prev->num,
@@ -988,9 +1830,9 @@ static void on_exit_of(struct version *v, int i)
 	struct instance *in = &v->inst[i];
 	struct service *s = v->svc;
 	int status = 0;
-	char desc[64];
+	char desc[64], why[300];
 
-	if (proc_reap(in->pidfd, &status, desc, sizeof(desc)) <= 0)
+	if (v->freed || proc_reap(in->pidfd, &status, desc, sizeof(desc)) <= 0)
 		return;
 	ep_del(in->pidfd);
 	close(in->pidfd);
@@ -998,35 +1840,41 @@ static void on_exit_of(struct version *v, int i)
 	in->alive = false;
 	snprintf(in->exit_desc, sizeof(in->exit_desc), "%s", desc);
 	v->nalive--;
+	check_close(v, i);
 	switch (v->phase) {
-	case VP_STARTING: {
-		char why[256];
-
+	case VP_STARTING:
 		snprintf(why, sizeof(why), "instance %d (pid %d) %s before it was ready", i,
 			 in->pid, desc);
-		version_abort(v, why);
+		rollout_fail(s, why);
 		return;
-	}
 	case VP_ACTIVE:
-		/*
-		 * A running instance died.  Its slot leaves the map and the agent's
-		 * copy closes, so what was queued on it moves to a sibling.
-		 */
-		log_warnx("%s: instance %d (pid %d) %s", vname(v), i, in->pid, desc);
 		if (s->starting == v->vslot) {
 			/* first version, still starting */
-			char why[256];
-
 			snprintf(why, sizeof(why), "instance %d (pid %d) %s before it was ready", i,
 				 in->pid, desc);
-			s->active = -1;
-			version_abort(v, why);
+			rollout_fail(s, why);
 			return;
 		}
+		/*
+		 * A running instance died.  Its slot leaves the map and the agent's
+		 * copy closes, so what was queued on it moves to a sibling, or
+		 * (when the new version of a rollout dies) back to the old version.
+		 */
+		log_warnx("%s: instance %d (pid %d) %s", vname(v), i, in->pid, desc);
 		for (int j = 0; j < s->conf.nlisten; j++)
 			steer_remove(&A.st, steer_slot(s->group[j], v->vslot, i));
+		if (ro_new(s) == v &&
+		    (s->ro.stage == RO_STEPPING || s->ro.stage == RO_AFTER_SWITCH)) {
+			bool last = !v->nalive;
+
+			snprintf(why, sizeof(why), "%s instance %d (pid %d) %s during the rollout",
+				 vname(v), i, in->pid, desc);
+			rollout_fail(s, why);
+			if (last)
+				return; /* v is gone: it had no process left */
+		}
 		release_listeners(v, i);
-		if (!v->nalive)
+		if (!v->nalive && s->active == v->vslot)
 			log_warnx(
 			    "%s: no instance left; %s has no live version until the next deploy",
 			    vname(v), s->conf.name);
@@ -1042,30 +1890,48 @@ static void on_exit_of(struct version *v, int i)
 static void on_timer(struct version *v)
 {
 	const struct service_conf *c = &v->svc->conf;
+	struct service *s = v->svc;
+	long long now;
 	uint64_t n;
 	int i;
 
-	if (read(v->tfd, &n, sizeof(n)) < 0)
+	if (v->freed || read(v->tfd, &n, sizeof(n)) < 0)
 		return;
-	if (v->phase == VP_STARTING || (v->phase == VP_ACTIVE && v->svc->starting == v->vslot)) {
-		if (c->ready == READY_TCP)
-			for (i = 0; i < v->ninst; i++)
-				if (!v->inst[i].ready)
-					probe_check(v, i);
+	now = now_ms();
+	if (v->phase == VP_STARTING || (v->phase == VP_ACTIVE && s->starting == v->vslot)) {
+		for (i = 0; i < v->ninst; i++) {
+			if (v->inst[i].ready)
+				continue;
+			if (c->ready == READY_TCP)
+				probe_check(v, i);
+			if (c->ready == READY_HTTP || c->ready == READY_EXEC) {
+				check_timed_out(v, i, now);
+				if (!v->inst[i].chk.busy && now >= v->inst[i].chk.next_at)
+					check_start(v, i, true);
+			}
+			/* A readiness result may have switched or ended the deploy. */
+			if (s->ro.stage != RO_STARTING || ro_new(s) != v)
+				return;
+		}
 		if (v->nready == v->ninst)
 			return;
-		if (now_ms() >= v->deadline) {
+		if (now >= v->deadline) {
 			char why[256];
 
 			snprintf(why, sizeof(why),
 				 "%d of %d instance(s) not ready within ready-timeout %u ms",
 				 v->ninst - v->nready, v->ninst, c->ready_timeout_ms);
-			for (i = 0; i < v->ninst; i++)
+			for (i = 0; i < v->ninst; i++) {
 				probe_stop(v, i);
-			if (v->svc->active == v->vslot)
-				v->svc->active = -1;
-			version_abort(v, why);
+				check_close(v, i);
+			}
+			rollout_fail(s, why);
 		}
+		return;
+	}
+	if (v->phase == VP_ACTIVE) {
+		if (ro_new(s) == v && (s->ro.stage == RO_STEPPING || s->ro.stage == RO_AFTER_SWITCH))
+			health_tick(v);
 		return;
 	}
 	switch (v->phase) {
@@ -1179,20 +2045,88 @@ static struct service *find_service(const char *name)
 	return NULL;
 }
 
+static json_t *health_json(struct version *v)
+{
+	json_t *arr = json_array();
+	int k;
+
+	for (k = 0; k < v->ninst; k++) {
+		struct check *ck = &v->inst[k].chk;
+
+		json_array_append_new(arr, json_pack("{s:i, s:I, s:I, s:i, s:s}", "instance", k,
+						     "passes", (json_int_t)ck->passes, "failures",
+						     (json_int_t)ck->failures, "failing", ck->fails,
+						     "last", ck->last));
+	}
+	return arr;
+}
+
+static json_t *rollout_json(struct service *s)
+{
+	struct rollout *ro = &s->ro;
+	struct version *nv = ro_new(s);
+	json_t *steps = json_array(), *j;
+	long long left = 0;
+	int k;
+
+	if (ro->stage == RO_NONE)
+		return json_null();
+	for (k = 0; k < ro->nsteps; k++)
+		json_array_append_new(steps, json_real(ro->steps[k] / 100.0));
+	if (ro->paused)
+		left = ro->bake_left;
+	else if (ro->bake_end)
+		left = ro->bake_end - now_ms() > 0 ? ro->bake_end - now_ms() : 0;
+	j = json_pack("{s:s, s:s, s:i, s:o, s:i, s:i, s:o, s:b, s:b, s:I, s:I}", "stage",
+		      stage_names[ro->stage], "strategy",
+		      ro->strategy == STRATEGY_CANARY ? "canary" : "bluegreen", "version",
+		      ro->new_num, "from", ro->old_num ? json_integer(ro->old_num) : json_null(),
+		      "step", ro->step + 1, "nsteps", ro->nsteps, "steps", steps, "paused",
+		      ro->paused, "manual", ro->manual, "bake_left_ms", (json_int_t)left,
+		      "elapsed_ms", (json_int_t)(now_ms() - ro->t_start));
+	json_object_set_new(j, "weight", json_integer(nv && nv->phase == VP_ACTIVE ? nv->weight : 0));
+	json_object_set_new(j, "waiting_for_promote",
+			    json_boolean(ro->stage == RO_STEPPING && !ro->bake_end));
+	if (ro->hook_pidfd >= 0)
+		json_object_set_new(j, "hook", json_string(hook_name(ro->hook)));
+	if (nv && ro->stage >= RO_STEPPING) {
+		json_object_set_new(j, "health", health_json(nv));
+		json_object_set_new(j, "errors", json_string(nv->errors_last));
+	}
+	return j;
+}
+
+static json_t *pins_json(struct service *s)
+{
+	struct steer_cidr cidrs[256];
+	__u32 vers[256];
+	json_t *arr = json_array();
+	char buf[64];
+	int n, k;
+
+	n = steer_pin_list(&A.st, s->id, cidrs, vers, 256);
+	for (k = 0; k < n; k++) {
+		steer_cidr_format(&cidrs[k], buf, sizeof(buf));
+		json_array_append_new(arr, json_pack("{s:s, s:i}", "cidr", buf, "version", vers[k]));
+	}
+	return arr;
+}
+
 static json_t *status_json(struct service *s)
 {
-	json_t *vs = json_array(), *listen = json_array(), *hist = json_array();
+	json_t *vs = json_array(), *listen = json_array(), *hist = json_array(), *j;
 	struct steer_stats st = {0}, g;
-	int i, k, j;
+	int i, k, jx;
 
-	for (j = 0; j < s->conf.nlisten; j++) {
-		json_array_append_new(listen, json_string(s->conf.listen[j].text));
-		if (!steer_group_stats(&A.st, s->group[j], &g)) {
+	for (jx = 0; jx < s->conf.nlisten; jx++) {
+		json_array_append_new(listen, json_string(s->conf.listen[jx].text));
+		if (!steer_group_stats(&A.st, s->group[jx], &g)) {
 			st.selected += g.selected;
 			st.probes += g.probes;
 			st.migrated += g.migrated;
 			st.fallback += g.fallback;
 			st.dropped += g.dropped;
+			st.pinned += g.pinned;
 		}
 	}
 	for (i = 0; i < MAX_VERSIONS; i++) {
@@ -1217,13 +2151,14 @@ static json_t *status_json(struct service *s)
 		track_counts(&A.tr, s->id, v->num, &n);
 		jv = json_pack("{s:i, s:i, s:s, s:i, s:i, s:i, s:I, s:o, s:o}", "version", v->num,
 			       "slot", v->vslot, "state", phase_names[v->phase], "weight",
-			       v->phase == VP_ACTIVE ? WEIGHT_MAX : 0, "instances", v->ninst,
+			       v->phase == VP_ACTIVE ? (int)v->weight : 0, "instances", v->ninst,
 			       "alive", v->nalive, "age_ms", (json_int_t)(now_ms() - v->t_start),
 			       "processes", insts, "command", argv);
 		json_object_set_new(jv, "live", json_integer(n.live));
 		json_object_set_new(jv, "accepted", json_integer((json_int_t)n.accepted));
 		json_object_set_new(jv, "closed", json_integer((json_int_t)n.closed));
 		json_object_set_new(jv, "migrated_in", json_integer((json_int_t)n.migrated_in));
+		json_object_set_new(jv, "resets", json_integer((json_int_t)n.resets));
 		json_object_set_new(jv, "signalled", json_boolean(v->t_signal != 0));
 		if (v->zero_to_signal_us >= 0)
 			json_object_set_new(jv, "zero_to_signal_us",
@@ -1233,13 +2168,308 @@ static json_t *status_json(struct service *s)
 	for (i = 0; i < s->nhist; i++)
 		json_array_append_new(hist, json_pack("{s:i, s:s, s:s}", "version", s->hist[i].num,
 						      "state", "stopped", "how", s->hist[i].how));
-	return json_pack("{s:s, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}}", "name",
-			 s->conf.name, "listen", listen, "active",
-			 s->active >= 0 ? json_integer(s->slot[s->active]->num) : json_null(),
-			 "versions", vs, "stopped", hist, "steer", "selected",
-			 (json_int_t)st.selected, "migrated", (json_int_t)st.migrated, "probes",
-			 (json_int_t)st.probes, "fallback", (json_int_t)st.fallback, "dropped",
-			 (json_int_t)st.dropped);
+	j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "name",
+		      s->conf.name, "listen", listen, "active",
+		      s->active >= 0 ? json_integer(s->slot[s->active]->num) : json_null(),
+		      "versions", vs, "stopped", hist, "steer", "selected",
+		      (json_int_t)st.selected, "migrated", (json_int_t)st.migrated, "probes",
+		      (json_int_t)st.probes, "fallback", (json_int_t)st.fallback, "dropped",
+		      (json_int_t)st.dropped, "pinned", (json_int_t)st.pinned);
+	json_object_set_new(j, "steering",
+			    json_string(s->conf.steering == STEER_STICKY ? "sticky"
+									 : "per-connection"));
+	json_object_set_new(j, "rollout", rollout_json(s));
+	json_object_set_new(j, "pins", pins_json(s));
+	if (s->last_rollback.num) {
+		char when[32];
+
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&s->last_rollback.when));
+		json_object_set_new(j, "last_rollback",
+				    json_pack("{s:i, s:s, s:s}", "version", s->last_rollback.num,
+					      "at", when, "reason", s->last_rollback.why));
+	} else {
+		json_object_set_new(j, "last_rollback", json_null());
+	}
+	return j;
+}
+
+/* ---- commands on one service --------------------------------------------------- */
+
+static struct version *version_by_num(struct service *s, json_int_t num)
+{
+	int i;
+
+	for (i = 0; i < MAX_VERSIONS; i++)
+		if (s->slot[i] && s->slot[i]->num == num)
+			return s->slot[i];
+	return NULL;
+}
+
+static void req_deploy(struct client *c, struct service *s, json_t *req)
+{
+	json_t *argv = json_object_get(req, "argv"), *a, *jv;
+	struct deploy_opts o = {.strategy = s->conf.strategy, .bake_ms = s->conf.bake_ms};
+	char *args[MAX_ARGS + 1], err[512];
+	size_t i, n;
+
+	if (!json_is_array(argv) || !(n = json_array_size(argv)) || n > MAX_ARGS) {
+		reply_err(c, "deploy needs a command of 1..%d arguments", MAX_ARGS);
+		return;
+	}
+	json_array_foreach(argv, i, a)
+	{
+		if (!json_is_string(a) || json_string_length(a) > 4096) {
+			reply_err(c, "deploy: every argument must be a string of at most 4096 bytes");
+			return;
+		}
+		args[i] = (char *)json_string_value(a);
+	}
+	args[n] = NULL;
+	if (args[0][0] != '/') {
+		reply_err(c, "deploy: %s is not an absolute path", args[0]);
+		return;
+	}
+	if (access(args[0], X_OK) < 0) {
+		reply_err(c, "deploy: %s: %s", args[0], strerror(errno));
+		return;
+	}
+	jv = json_object_get(req, "strategy");
+	if (jv) {
+		const char *st = json_string_value(jv);
+
+		if (st && !strcmp(st, "canary"))
+			o.strategy = STRATEGY_CANARY;
+		else if (st && !strcmp(st, "bluegreen"))
+			o.strategy = STRATEGY_BLUEGREEN;
+		else {
+			reply_err(c, "deploy: strategy must be \"canary\" or \"bluegreen\"");
+			return;
+		}
+	}
+	jv = json_object_get(req, "steps");
+	if (jv) {
+		unsigned prev = 0;
+
+		if (!json_is_array(jv) || !json_array_size(jv) ||
+		    json_array_size(jv) > MAX_STEPS) {
+			reply_err(c, "deploy: steps must be a list of 1..%d weights", MAX_STEPS);
+			return;
+		}
+		json_array_foreach(jv, i, a)
+		{
+			json_int_t w = json_integer_value(a);
+
+			if (!json_is_integer(a) || w <= (json_int_t)prev || w > WEIGHT_MAX) {
+				reply_err(c, "deploy: steps must be increasing weights in basis "
+					     "points, 1..10000");
+				return;
+			}
+			o.steps[o.nsteps++] = prev = (unsigned)w;
+		}
+		if (prev != WEIGHT_MAX) {
+			reply_err(c, "deploy: the last step must be 10000 (100%%)");
+			return;
+		}
+	}
+	jv = json_object_get(req, "bake_ms");
+	if (jv) {
+		if (!json_is_integer(jv) || json_integer_value(jv) < 0 ||
+		    json_integer_value(jv) > 7 * 24 * 3600 * 1000LL) {
+			reply_err(c, "deploy: bake_ms must be 0..604800000");
+			return;
+		}
+		o.bake_ms = (unsigned)json_integer_value(jv);
+	}
+	if (deploy(s, args, &o, c, err, sizeof(err)))
+		reply_err(c, "%s", err);
+}
+
+static bool in_rollout(struct client *c, struct service *s, const char *cmd)
+{
+	if (s->ro.stage == RO_STEPPING)
+		return true;
+	if (s->ro.stage == RO_NONE)
+		reply_err(c, "%s: no rollout in progress (baton deploy %s --strategy canary -- CMD "
+			     "starts one)",
+			  s->conf.name, s->conf.name);
+	else
+		reply_err(c, "%s: the rollout of v%d is at \"%s\"; %s applies while traffic shifts",
+			  s->conf.name, s->ro.new_num, stage_names[s->ro.stage], cmd);
+	return false;
+}
+
+static void req_promote(struct client *c, struct service *s, json_t *req)
+{
+	bool full = json_is_true(json_object_get(req, "full"));
+
+	if (!in_rollout(c, s, "promote"))
+		return;
+	rollout_promote(s, full);
+	reply(c, json_pack("{s:b, s:s}", "ok", 1, "message",
+			   full ? "promoted to 100%" : "promoted to the next step"));
+}
+
+static void req_pause(struct client *c, struct service *s)
+{
+	struct rollout *ro = &s->ro;
+	char msg[200];
+
+	if (!in_rollout(c, s, "pause"))
+		return;
+	if (ro->paused) {
+		reply_err(c, "%s: the rollout is already paused (baton promote %s continues it)",
+			  s->conf.name, s->conf.name);
+		return;
+	}
+	ro->paused = true;
+	ro->bake_left = ro->bake_end ? ro->bake_end - now_ms() : 0;
+	if (ro->bake_left < 0)
+		ro->bake_left = 0;
+	ro_timer(s, 0);
+	snprintf(msg, sizeof(msg),
+		 "%s: rollout of v%d paused at %.2f%%; health checks go on; baton promote %s "
+		 "continues, baton abort %s rolls back",
+		 s->conf.name, ro->new_num, ro_new(s)->weight / 100.0, s->conf.name, s->conf.name);
+	log_info("%s", msg);
+	reply(c, json_pack("{s:b, s:s}", "ok", 1, "message", msg));
+}
+
+static void req_abort(struct client *c, struct service *s)
+{
+	char msg[300];
+	int num = s->ro.new_num, old = s->ro.old_num;
+
+	if (s->ro.stage == RO_NONE || s->ro.stage >= RO_DRAIN_OLD) {
+		reply_err(c, "%s: no rollout to abort (baton rollback gives traffic back to the "
+			     "previous version while it runs)",
+			  s->conf.name);
+		return;
+	}
+	rollout_fail(s, "aborted by the operator (baton abort)");
+	if (old)
+		snprintf(msg, sizeof(msg), "%s: rollout of v%d aborted; v%d has all new connections",
+			 s->conf.name, num, old);
+	else
+		snprintf(msg, sizeof(msg), "%s: deploy of v%d aborted", s->conf.name, num);
+	reply(c, json_pack("{s:b, s:s}", "ok", 1, "message", msg));
+}
+
+/* {"weights": {"2": 1000}}: version numbers to basis points. */
+static void req_weight(struct client *c, struct service *s, json_t *req)
+{
+	json_t *ws = json_object_get(req, "weights"), *jv;
+	struct rollout *ro = &s->ro;
+	struct version *nv, *ov;
+	long long wn = -1, wo = -1;
+	const char *key;
+	char msg[200];
+
+	if (!json_is_object(ws) || !json_object_size(ws)) {
+		reply_err(c, "weight needs {\"weights\": {\"VERSION\": BASIS_POINTS, ...}}");
+		return;
+	}
+	if (!in_rollout(c, s, "weight"))
+		return;
+	nv = ro_new(s);
+	ov = ro_old(s);
+	json_object_foreach(ws, key, jv)
+	{
+		char *end;
+		long num = strtol(key, &end, 10);
+
+		if (*end || !json_is_integer(jv) || json_integer_value(jv) < 0 ||
+		    json_integer_value(jv) > WEIGHT_MAX) {
+			reply_err(c, "weight: \"%s\": expected a version number and 0..10000 basis "
+				     "points",
+				  key);
+			return;
+		}
+		if (nv && num == nv->num)
+			wn = json_integer_value(jv);
+		else if (ov && num == ov->num)
+			wo = json_integer_value(jv);
+		else {
+			reply_err(c,
+				  "weight: v%ld does not take part in the rollout (v%d -> v%d); "
+				  "only those two take weights",
+				  num, ro->old_num, ro->new_num);
+			return;
+		}
+	}
+	if (wn < 0)
+		wn = WEIGHT_MAX - wo;
+	if (wo < 0)
+		wo = WEIGHT_MAX - wn;
+	if (wn + wo != WEIGHT_MAX) {
+		reply_err(c, "weight: v%d and v%d must add up to 100%% (given %.2f%%)", ro->new_num,
+			  ro->old_num, (wn + wo) / 100.0);
+		return;
+	}
+	if (!ov && wn != WEIGHT_MAX) {
+		reply_err(c, "weight: v%d has no running instance; v%d must keep 100%%",
+			  ro->old_num, ro->new_num);
+		return;
+	}
+	rollout_weights(s, (unsigned)wn);
+	if (!ro->paused)
+		ro->bake_left = ro->bake_end ? ro->bake_end - now_ms() : 0;
+	ro->paused = true;
+	ro->manual = true;
+	ro_timer(s, 0);
+	snprintf(msg, sizeof(msg),
+		 "%s: v%d %.2f%%, v%d %.2f%%; rollout paused (baton promote %s continues from "
+		 "the next step above)",
+		 s->conf.name, ro->new_num, wn / 100.0, ro->old_num, wo / 100.0, s->conf.name);
+	log_info("%s", msg);
+	reply(c, json_pack("{s:b, s:s}", "ok", 1, "message", msg));
+}
+
+static void req_pin(struct client *c, struct service *s, json_t *req, bool add)
+{
+	const char *text = json_string_value(json_object_get(req, "cidr"));
+	json_t *jv = json_object_get(req, "version");
+	struct steer_cidr cidr;
+	char err[256], buf[64];
+	struct version *v = NULL;
+	int r;
+
+	if (!text || steer_cidr_parse(text, &cidr, err, sizeof(err))) {
+		reply_err(c, "%s: %s", add ? "pin" : "unpin",
+			  text ? err : "needs a client CIDR such as 10.1.0.0/16 or 2001:db8::/32");
+		return;
+	}
+	steer_cidr_format(&cidr, buf, sizeof(buf));
+	if (!add) {
+		r = steer_pin_del(&A.st, s->id, &cidr);
+		if (r == -ENOENT)
+			reply_err(c, "unpin: %s has no pin for %s (baton status %s lists them)",
+				  s->conf.name, buf, s->conf.name);
+		else if (r)
+			reply_err(c, "unpin: %s", strerror(-r));
+		else
+			reply(c, json_pack("{s:b, s:s}", "ok", 1, "message", "pin removed"));
+		if (!r)
+			log_info("%s: unpinned %s", s->conf.name, buf);
+		return;
+	}
+	if (json_is_integer(jv))
+		v = version_by_num(s, json_integer_value(jv));
+	if (!v || v->phase == VP_ABORTING) {
+		reply_err(c, "pin: %s has no running v%lld (baton status %s lists its versions)",
+			  s->conf.name, json_is_integer(jv) ? (long long)json_integer_value(jv) : 0,
+			  s->conf.name);
+		return;
+	}
+	r = steer_pin_set(&A.st, s->id, &cidr, v->num);
+	if (r) {
+		reply_err(c, "pin: %s%s", strerror(-r),
+			  r == -E2BIG || r == -ENOSPC ? " (too many pins; remove some)" : "");
+		return;
+	}
+	log_info("%s: clients in %s pinned to v%d", s->conf.name, buf, v->num);
+	snprintf(err, sizeof(err), "clients in %s go to v%d%s", buf, v->num,
+		 v->phase == VP_ACTIVE ? "" : " once it is active (until then: by weight)");
+	reply(c, json_pack("{s:b, s:s}", "ok", 1, "message", err));
 }
 
 static void handle_request(struct client *c, json_t *req)
@@ -1287,18 +2517,23 @@ static void handle_request(struct client *c, json_t *req)
 			A.quit = true;
 			return;
 		}
-		for (i = 0; i < A.nsvc; i++)
+		for (i = 0; i < A.nsvc; i++) {
+			hook_kill(&A.svc[i]);
+			if (A.svc[i].ro.stage != RO_NONE)
+				rollout_end(&A.svc[i], false, "the agent is shutting down", false);
 			for (vs = 0; vs < MAX_VERSIONS; vs++) {
 				struct version *v = A.svc[i].slot[vs];
 
 				if (!v)
 					continue;
 				n++;
+				checks_stop(v);
 				if (v->phase == VP_STARTING)
 					version_abort(v, "agent shutting down");
 				else if (v->phase == VP_ACTIVE || v->phase == VP_DRAIN_DELAY ||
 					 v->phase == VP_DRAIN_WAIT) {
 					A.svc[i].active = -1;
+					v->phase = VP_DRAIN_DELAY;
 					push_policy(&A.svc[i]);
 					drain_begin(v);
 					if (A.svc[i].slot[vs] && (v->phase == VP_DRAIN_DELAY ||
@@ -1306,16 +2541,28 @@ static void handle_request(struct client *c, json_t *req)
 						drain_signal(v);
 				}
 			}
+		}
 		A.shutdown_waiter = c;
 		c->waiting = NULL;
 		log_info("shutdown: stopping %d version(s)", n);
 		check_shutdown_done();
 		return;
 	}
-	if (strcmp(cmd, "deploy") && strcmp(cmd, "rollback")) {
-		reply_err(c, "unknown command \"%s\" (known: status, deploy, rollback, shutdown)",
-			  cmd);
-		return;
+	{
+		static const char *const known[] = {"deploy", "rollback", "abort", "promote",
+						    "pause",  "weight",	  "pin",   "unpin"};
+		size_t k;
+
+		for (k = 0; k < sizeof(known) / sizeof(known[0]); k++)
+			if (!strcmp(cmd, known[k]))
+				break;
+		if (k == sizeof(known) / sizeof(known[0])) {
+			reply_err(c,
+				  "unknown command \"%s\" (known: status, deploy, rollback, abort, "
+				  "promote, pause, weight, pin, unpin, shutdown)",
+				  cmd);
+			return;
+		}
 	}
 	if (!name) {
 		reply_err(c, "%s needs a service name", cmd);
@@ -1330,38 +2577,20 @@ static void handle_request(struct client *c, json_t *req)
 			reply_err(c, "%s", err);
 		else
 			reply(c, json_pack("{s:b, s:s}", "ok", 1, "message", err));
-		return;
-	}
-	/* deploy */
-	{
-		json_t *argv = json_object_get(req, "argv"), *a;
-		char *args[MAX_ARGS + 1];
-		size_t i, n;
-
-		if (!json_is_array(argv) || !(n = json_array_size(argv)) || n > MAX_ARGS) {
-			reply_err(c, "deploy needs a command of 1..%d arguments", MAX_ARGS);
-			return;
-		}
-		json_array_foreach(argv, i, a)
-		{
-			if (!json_is_string(a) || json_string_length(a) > 4096) {
-				reply_err(c, "deploy: every argument must be a string of at most "
-					     "4096 bytes");
-				return;
-			}
-			args[i] = (char *)json_string_value(a);
-		}
-		args[n] = NULL;
-		if (args[0][0] != '/') {
-			reply_err(c, "deploy: %s is not an absolute path", args[0]);
-			return;
-		}
-		if (access(args[0], X_OK) < 0) {
-			reply_err(c, "deploy: %s: %s", args[0], strerror(errno));
-			return;
-		}
-		if (deploy(s, args, c, err, sizeof(err)))
-			reply_err(c, "%s", err);
+	} else if (!strcmp(cmd, "deploy")) {
+		req_deploy(c, s, req);
+	} else if (!strcmp(cmd, "abort")) {
+		req_abort(c, s);
+	} else if (!strcmp(cmd, "promote")) {
+		req_promote(c, s, req);
+	} else if (!strcmp(cmd, "pause")) {
+		req_pause(c, s);
+	} else if (!strcmp(cmd, "weight")) {
+		req_weight(c, s, req);
+	} else if (!strcmp(cmd, "pin")) {
+		req_pin(c, s, req, true);
+	} else {
+		req_pin(c, s, req, false);
 	}
 }
 
@@ -1370,7 +2599,7 @@ static void client_close(struct client *c)
 	int i;
 
 	if (c->waiting) {
-		c->waiting->waiter = NULL; /* the deploy goes on without a listener */
+		c->waiting->ro.waiter = NULL; /* the deploy goes on without a listener */
 		c->waiting = NULL;
 	}
 	if (A.shutdown_waiter == c)
@@ -1533,6 +2762,13 @@ static int services_start(char *err, size_t errlen)
 		memcpy(&s->conf, &A.cfg.services[i], sizeof(s->conf));
 		s->id = A.nsvc;
 		s->active = s->previous = s->starting = -1;
+		s->ro.newv = s->ro.oldv = -1;
+		s->ro.hook_pidfd = -1;
+		s->ro_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (s->ro_tfd < 0 || ep_add(s->ro_tfd, &s->ro_ev, EV_RO_TIMER, s, 0, EPOLLIN)) {
+			snprintf(err, errlen, "timerfd: %s", strerror(errno));
+			return -1;
+		}
 		s->next_num = 1;
 		A.nsvc++;
 		for (j = 0; j < s->conf.nlisten; j++) {
@@ -1554,7 +2790,7 @@ static int services_start(char *err, size_t errlen)
 	for (i = 0; i < A.nsvc; i++) {
 		struct service *s = &A.svc[i];
 
-		if (deploy(s, s->conf.argv, NULL, err, errlen))
+		if (deploy(s, s->conf.argv, NULL, NULL, err, errlen))
 			return -1;
 		if (s->active < 0) {
 			snprintf(err, errlen, "%s: first version failed to start: %s", s->conf.name,
@@ -1715,9 +2951,19 @@ int agent_main(const struct agent_opts *o)
 			case EV_RING:
 				track_ring_consume(&A.tr);
 				break;
+			case EV_CHECK:
+				on_check(ev->p, ev->idx);
+				break;
+			case EV_HOOK:
+				on_hook(ev->p);
+				break;
+			case EV_RO_TIMER:
+				on_ro_timer(ev->p);
+				break;
 			}
 			first_versions_check();
 		}
+		bury_dead();
 	}
 	for (i = 0; i < MAX_CLIENTS; i++)
 		if (A.clients[i])
@@ -1726,12 +2972,14 @@ int agent_main(const struct agent_opts *o)
 		for (j = 0; j < MAX_VERSIONS; j++)
 			if (A.svc[i].slot[j])
 				version_free(A.svc[i].slot[j]);
+	bury_dead();
 	unlink(A.cfg.agent.control);
 	track_close(&A.tr);
 	steer_close(&A.st);
 	config_free(&A.cfg);
 	return 0;
 fail:
+	bury_dead();
 	track_close(&A.tr);
 	steer_close(&A.st);
 	config_free(&A.cfg);

@@ -36,12 +36,39 @@ static const struct help helps[] = {
      "  -v, -vv  more logging (-vv adds libbpf's own messages)\n"
      "SIGTERM or SIGINT ends the agent and leaves services running, steered as last\n"
      "programmed; `baton shutdown --stop` stops them first."},
-    {"deploy", "baton deploy SERVICE [-s SOCKET] -- COMMAND [ARG...]",
-     "Start COMMAND as the next version of SERVICE with the service's instance count,\n"
-     "wait until every instance is ready, move all new connections to it in one map\n"
-     "update, and drain the version it replaces.  Exits 0 when the new version is\n"
-     "active; non-zero with the reason when it failed (the old version keeps all\n"
-     "traffic)."},
+    {"deploy",
+     "baton deploy SERVICE [--strategy bluegreen|canary] [--steps 5,25,50,100] [--bake 30s] "
+     "[-s SOCKET] -- COMMAND [ARG...]",
+     "Start COMMAND as the next version of SERVICE with the service's instance count\n"
+     "and wait until every instance is ready.  bluegreen (the default unless the\n"
+     "config says strategy = canary) then moves all new connections to it in one map\n"
+     "update and drains the version it replaces.  canary gives it each step's share\n"
+     "of new connections in turn (percent; 100 is implied last), each for the bake\n"
+     "time, while health checks and the kernel's error counters watch it; --bake 0\n"
+     "waits for `baton promote` at every step.  Any failure (a health threshold, an\n"
+     "instance exiting, resets or accept-queue drops above max-error-rate, a failing\n"
+     "hook) puts the old version back to 100% in one map update and drains the new\n"
+     "one.  Exits 0 when the new version has all traffic; non-zero with the reason\n"
+     "otherwise."},
+    {"promote", "baton promote SERVICE [--full] [-s SOCKET]",
+     "Move a canary rollout to its next step now (ending the bake, or continuing a\n"
+     "paused rollout); --full goes straight to 100%."},
+    {"pause", "baton pause SERVICE [-s SOCKET]",
+     "Hold a canary rollout at its current weight: the bake timer stops, health\n"
+     "checks go on (and still roll back).  baton promote continues."},
+    {"abort", "baton abort SERVICE [-s SOCKET]",
+     "Roll a rollout back: the old version gets all new connections again in one map\n"
+     "update, the new one drains and stops.  The waiting deploy exits non-zero."},
+    {"weight", "baton weight SERVICE vN=PERCENT [vM=PERCENT] [-s SOCKET]",
+     "Set the weights of the two versions of a rollout by hand, e.g. v2=10 (the other\n"
+     "version gets the rest).  Pauses the rollout; baton promote continues from the\n"
+     "next step above the weight set here."},
+    {"pin", "baton pin SERVICE CIDR vN [-s SOCKET]",
+     "Send clients from CIDR (10.1.0.0/16, 2001:db8::/32, or one address) to version\n"
+     "N whatever the weights, e.g. internal users to a canary.  The longest matching\n"
+     "prefix wins.  A pin to a version that is not active falls back to the weights;\n"
+     "pins to a version are removed when it stops."},
+    {"unpin", "baton unpin SERVICE CIDR [-s SOCKET]", "Remove the pin of CIDR."},
     {"status", "baton status [SERVICE] [--json] [-s SOCKET]",
      "Show each service's versions: state, weight, instances and pids, and the\n"
      "steering counters.  --json prints the agent's answer for scripts."},
@@ -142,6 +169,14 @@ struct client_opts {
 	int stop;
 	double interval;
 	long count;
+	int max_args;	      /* positional arguments after the service this command takes */
+	char *args[4];
+	int nargs;
+	int deploy_opts;      /* --strategy, --steps, --bake allowed */
+	const char *strategy; /* as given */
+	const char *steps;
+	const char *bake;
+	int full;
 };
 
 /*
@@ -157,6 +192,10 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 					   {"count", required_argument, NULL, 'c'},
 					   {"control", required_argument, NULL, 's'},
 					   {"help", no_argument, NULL, 'h'},
+					   {"strategy", required_argument, NULL, 'T'},
+					   {"steps", required_argument, NULL, 'P'},
+					   {"bake", required_argument, NULL, 'B'},
+					   {"full", no_argument, NULL, 'F'},
 					   {NULL, 0, NULL, 0}};
 	char err[256];
 	int c;
@@ -193,6 +232,29 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 		case 's':
 			o->control = optarg;
 			break;
+		case 'T':
+		case 'P':
+		case 'B':
+			if (!o->deploy_opts) {
+				fprintf(stderr, "baton %s: --strategy, --steps and --bake are options "
+						"of deploy\n",
+					name);
+				return usage_of(name);
+			}
+			if (c == 'T')
+				o->strategy = optarg;
+			else if (c == 'P')
+				o->steps = optarg;
+			else
+				o->bake = optarg;
+			break;
+		case 'F':
+			if (strcmp(name, "promote")) {
+				fprintf(stderr, "baton %s: --full is an option of promote\n", name);
+				return usage_of(name);
+			}
+			o->full = 1;
+			break;
 		case 'h':
 			cmd_help(1, (char *[]){(char *)name});
 			exit(0);
@@ -207,6 +269,8 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 			return 2;
 		}
 	}
+	while (optind < argc && o->nargs < o->max_args)
+		o->args[o->nargs++] = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "baton %s: unexpected argument \"%s\"\n", name, argv[optind]);
 		return usage_of(name);
@@ -277,9 +341,10 @@ static int check_reply(const char *what, json_t *r)
 
 int cmd_deploy(int argc, char **argv)
 {
-	struct client_opts o = {0};
-	json_t *args, *r, *prev;
-	int rest, i, rc;
+	struct client_opts o = {.deploy_opts = 1};
+	json_t *args, *r, *prev, *req;
+	unsigned steps[MAX_STEPS], bake;
+	int rest, i, rc, nsteps = 0;
 	char err[256];
 
 	/* Everything after "--" is the command, options and all. */
@@ -310,19 +375,55 @@ int cmd_deploy(int argc, char **argv)
 		fprintf(stderr, "baton deploy: %s: %s\n", argv[rest], err);
 		return 1;
 	}
+	if (o.strategy && strcmp(o.strategy, "canary") && strcmp(o.strategy, "bluegreen")) {
+		fprintf(stderr, "baton deploy: --strategy is bluegreen or canary, not \"%s\"\n",
+			o.strategy);
+		return 2;
+	}
+	if ((o.steps || o.bake) && o.strategy && !strcmp(o.strategy, "bluegreen")) {
+		fprintf(stderr, "baton deploy: --steps and --bake belong to --strategy canary\n");
+		return 2;
+	}
+	if (o.steps) {
+		nsteps = parse_steps(o.steps, steps, err, sizeof(err));
+		if (nsteps < 0) {
+			fprintf(stderr, "baton deploy: --steps: %s\n", err);
+			return 2;
+		}
+	}
+	if (o.bake && parse_duration_ms(o.bake, &bake, err, sizeof(err))) {
+		fprintf(stderr, "baton deploy: --bake: %s\n", err);
+		return 2;
+	}
 	args = json_array();
 	for (i = rest; i < argc; i++)
 		json_array_append_new(args, json_string(argv[i]));
-	/* The agent bounds the deploy by ready-timeout; this only guards a hung agent. */
-	r = call(o.control,
-		 json_pack("{s:s, s:s, s:o}", "cmd", "deploy", "service", o.service, "argv", args),
-		 24 * 3600 * 1000);
+	req = json_pack("{s:s, s:s, s:o}", "cmd", "deploy", "service", o.service, "argv", args);
+	/* --steps or --bake alone mean a canary. */
+	if (o.strategy || o.steps || o.bake)
+		json_object_set_new(req, "strategy",
+				    json_string(o.strategy ? o.strategy : "canary"));
+	if (nsteps > 0) {
+		json_t *js = json_array();
+
+		for (i = 0; i < nsteps; i++)
+			json_array_append_new(js, json_integer(steps[i]));
+		json_object_set_new(req, "steps", js);
+	}
+	if (o.bake)
+		json_object_set_new(req, "bake_ms", json_integer(bake));
+	/* The agent bounds every stage of the rollout; this only guards a hung agent. */
+	r = call(o.control, req, 7 * 24 * 3600 * 1000);
 	if (check_reply("deploy failed", r))
 		return 1;
 	prev = json_object_get(r, "previous");
-	printf("%s: v%lld active (ready in %lld ms)", o.service,
+	printf("%s: v%lld active (ready in %lld ms", o.service,
 	       (long long)json_integer_value(json_object_get(r, "version")),
 	       (long long)json_integer_value(json_object_get(r, "ready_ms")));
+	if (!strcmp(json_string_value(json_object_get(r, "strategy")) ?: "", "canary"))
+		printf(", canary rollout %.1f s",
+		       json_integer_value(json_object_get(r, "rollout_ms")) / 1000.0);
+	printf(")");
 	if (json_is_integer(prev))
 		printf("; v%lld draining", (long long)json_integer_value(prev));
 	printf("\n");
@@ -348,6 +449,140 @@ int cmd_rollback(int argc, char **argv)
 	return 0;
 }
 
+/* Commands whose reply is one message: promote, pause, abort, weight, pin, unpin. */
+static int simple(const char *name, json_t *req, struct client_opts *o)
+{
+	json_t *r;
+
+	json_object_set_new(req, "cmd", json_string(name));
+	json_object_set_new(req, "service", json_string(o->service));
+	r = call(o->control, req, 10000);
+	if (check_reply(name, r))
+		return 1;
+	printf("%s\n", json_string_value(json_object_get(r, "message")));
+	json_decref(r);
+	return 0;
+}
+
+int cmd_promote(int argc, char **argv)
+{
+	struct client_opts o = {0};
+	int rc = parse_client("promote", argc, argv, &o, 2);
+
+	if (rc)
+		return rc;
+	return simple("promote", json_pack("{s:b}", "full", o.full), &o);
+}
+
+int cmd_pause(int argc, char **argv)
+{
+	struct client_opts o = {0};
+	int rc = parse_client("pause", argc, argv, &o, 2);
+
+	return rc ? rc : simple("pause", json_object(), &o);
+}
+
+int cmd_abort(int argc, char **argv)
+{
+	struct client_opts o = {0};
+	int rc = parse_client("abort", argc, argv, &o, 2);
+
+	return rc ? rc : simple("abort", json_object(), &o);
+}
+
+/* "v2" or "2" -> 2. */
+static int parse_version_arg(const char *s, long *num)
+{
+	char *end;
+
+	if (*s == 'v')
+		s++;
+	if (*s < '0' || *s > '9')
+		return -1;
+	*num = strtol(s, &end, 10);
+	return *end || *num < 1 || *num > 1000000000 ? -1 : 0;
+}
+
+int cmd_weight(int argc, char **argv)
+{
+	struct client_opts o = {.max_args = 2};
+	json_t *ws;
+	char err[256];
+	int rc, k;
+
+	rc = parse_client("weight", argc, argv, &o, 2);
+	if (rc)
+		return rc;
+	if (!o.nargs) {
+		fprintf(stderr, "baton weight: give a version's share, e.g. v2=10\n");
+		return usage_of("weight");
+	}
+	ws = json_object();
+	for (k = 0; k < o.nargs; k++) {
+		char *eq = strchr(o.args[k], '='), key[24];
+		unsigned bp;
+		long num;
+
+		if (eq)
+			*eq = '\0';
+		if (!eq || parse_version_arg(o.args[k], &num)) {
+			fprintf(stderr, "baton weight: expected vN=PERCENT (e.g. v2=10), not \"%s\"\n",
+				o.args[k]);
+			json_decref(ws);
+			return 2;
+		}
+		if (parse_percent_bp(eq + 1, &bp, err, sizeof(err))) {
+			fprintf(stderr, "baton weight: v%ld: %s\n", num, err);
+			json_decref(ws);
+			return 2;
+		}
+		snprintf(key, sizeof(key), "%ld", num);
+		json_object_set_new(ws, key, json_integer(bp));
+	}
+	return simple("weight", json_pack("{s:o}", "weights", ws), &o);
+}
+
+int cmd_pin(int argc, char **argv)
+{
+	struct client_opts o = {.max_args = 2};
+	long num;
+	int rc;
+
+	rc = parse_client("pin", argc, argv, &o, 2);
+	if (rc)
+		return rc;
+	if (o.nargs != 2) {
+		fprintf(stderr, "baton pin: give a client CIDR and a version, e.g. "
+				"baton pin %s 10.1.0.0/16 v2\n",
+			o.service);
+		return usage_of("pin");
+	}
+	if (parse_version_arg(o.args[1], &num)) {
+		fprintf(stderr, "baton pin: expected a version such as v2, not \"%s\"\n",
+			o.args[1]);
+		return 2;
+	}
+	return simple("pin", json_pack("{s:s, s:I}", "cidr", o.args[0], "version", (json_int_t)num),
+		      &o);
+}
+
+int cmd_unpin(int argc, char **argv)
+{
+	struct client_opts o = {.max_args = 1};
+	int rc;
+
+	rc = parse_client("unpin", argc, argv, &o, 2);
+	if (rc)
+		return rc;
+	if (o.nargs != 1) {
+		fprintf(stderr, "baton unpin: give the client CIDR of the pin, e.g. "
+				"baton unpin %s 10.1.0.0/16\n",
+			o.service);
+		return usage_of("unpin");
+	}
+	return simple("unpin", json_pack("{s:s}", "cidr", o.args[0]), &o);
+}
+
 int cmd_shutdown(int argc, char **argv)
 {
 	struct client_opts o = {0};
@@ -364,6 +599,67 @@ int cmd_shutdown(int argc, char **argv)
 	printf("%s\n", json_string_value(json_object_get(r, "message")));
 	json_decref(r);
 	return 0;
+}
+
+/* The rollout, pins and last rollback of one service, under its versions. */
+static void print_rollout(json_t *s)
+{
+	json_t *ro = json_object_get(s, "rollout"), *lr = json_object_get(s, "last_rollback");
+	json_t *pins = json_object_get(s, "pins"), *p, *h;
+	size_t i;
+
+	if (json_is_object(ro)) {
+		long long from = json_integer_value(json_object_get(ro, "from"));
+		char steps[128] = "";
+		size_t off = 0;
+
+		json_array_foreach(json_object_get(ro, "steps"), i, p) if (off < sizeof(steps) - 8)
+		    off += snprintf(steps + off, sizeof(steps) - off, "%s%g", i ? "," : "",
+				    json_real_value(p));
+		printf("%-12s rollout v%lld -> v%lld (%s): %s", "", from,
+		       (long long)json_integer_value(json_object_get(ro, "version")),
+		       json_string_value(json_object_get(ro, "strategy")),
+		       json_string_value(json_object_get(ro, "stage")));
+		if (!strcmp(json_string_value(json_object_get(ro, "stage")), "shifting traffic")) {
+			printf(", step %lld of %lld (%s%%) at %.2f%%",
+			       (long long)json_integer_value(json_object_get(ro, "step")),
+			       (long long)json_integer_value(json_object_get(ro, "nsteps")), steps,
+			       json_integer_value(json_object_get(ro, "weight")) / 100.0);
+			if (json_is_true(json_object_get(ro, "paused")))
+				printf(", paused (%.1f s of bake left)",
+				       json_integer_value(json_object_get(ro, "bake_left_ms")) /
+					   1000.0);
+			else if (json_is_true(json_object_get(ro, "waiting_for_promote")))
+				printf(", waiting for baton promote");
+			else
+				printf(", bake %.1f s left",
+				       json_integer_value(json_object_get(ro, "bake_left_ms")) /
+					   1000.0);
+		}
+		printf("\n");
+		json_array_foreach(json_object_get(ro, "health"), i, h)
+		    printf("%-12s   health of instance %lld: %lld passed, %lld failed (%lld in a "
+			   "row), last: %s\n",
+			   "", (long long)json_integer_value(json_object_get(h, "instance")),
+			   (long long)json_integer_value(json_object_get(h, "passes")),
+			   (long long)json_integer_value(json_object_get(h, "failures")),
+			   (long long)json_integer_value(json_object_get(h, "failing")),
+			   json_string_value(json_object_get(h, "last"))[0]
+			       ? json_string_value(json_object_get(h, "last"))
+			       : "-");
+		if (json_string_value(json_object_get(ro, "errors")) &&
+		    json_string_value(json_object_get(ro, "errors"))[0])
+			printf("%-12s   kernel: %s\n", "",
+			       json_string_value(json_object_get(ro, "errors")));
+	}
+	json_array_foreach(pins, i, p)
+	    printf("%-12s pin %s -> v%lld\n", "", json_string_value(json_object_get(p, "cidr")),
+		   (long long)json_integer_value(json_object_get(p, "version")));
+	if (json_is_object(lr))
+		printf("%-12s last rollback: v%lld at %s: %s\n", "",
+		       (long long)json_integer_value(json_object_get(lr, "version")),
+		       json_string_value(json_object_get(lr, "at")),
+		       json_string_value(json_object_get(lr, "reason")));
 }
 
 static void print_table(json_t *services)
@@ -418,10 +714,12 @@ static void print_table(json_t *services)
 		json_array_foreach(json_object_get(s, "listen"), a, la) if (off < sizeof(addrs) - 1)
 		    off += snprintf(addrs + off, sizeof(addrs) - off, "%s%s", a ? " " : "",
 				    json_string_value(la));
-		printf("%-12s listen %s; steered %lld, migrated %lld, refused %lld\n", "", addrs,
-		       (long long)json_integer_value(json_object_get(st, "selected")),
+		printf("%-12s listen %s; steered %lld, pinned %lld, migrated %lld, refused %lld\n", "",
+		       addrs, (long long)json_integer_value(json_object_get(st, "selected")),
+		       (long long)json_integer_value(json_object_get(st, "pinned")),
 		       (long long)json_integer_value(json_object_get(st, "migrated")),
 		       (long long)json_integer_value(json_object_get(st, "dropped")));
+		print_rollout(s);
 	}
 }
 

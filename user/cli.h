@@ -8,6 +8,12 @@ int cmd_status(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_shutdown(int argc, char **argv);
+int cmd_promote(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_abort(int argc, char **argv);
+int cmd_weight(int argc, char **argv);
+int cmd_pin(int argc, char **argv);
+int cmd_unpin(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 

@@ -402,8 +402,193 @@ const char *ready_kind_name(enum ready_kind k)
 		return "notify";
 	case READY_TCP:
 		return "tcp";
+	case READY_HTTP:
+		return "http";
+	case READY_EXEC:
+		return "exec";
 	}
 	return "unknown";
+}
+
+const char *health_kind_name(enum health_kind k)
+{
+	switch (k) {
+	case HEALTH_NONE:
+		return "none";
+	case HEALTH_TCP:
+		return "tcp";
+	case HEALTH_HTTP:
+		return "http";
+	case HEALTH_EXEC:
+		return "exec";
+	}
+	return "unknown";
+}
+
+/* Also the names of the config keys that set the hooks. */
+const char *hook_name(enum hook_point h)
+{
+	switch (h) {
+	case HOOK_BEFORE_START:
+		return "before-start";
+	case HOOK_AFTER_SWITCH:
+		return "after-switch";
+	case HOOK_AFTER_DRAIN:
+		return "after-drain";
+	case HOOK_COUNT:
+		break;
+	}
+	return "unknown";
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/*
+ * "5", "2.5", "0.01", "100", each with an optional "%".  A dot needs digits
+ * on both sides (".5" and "5." are refused): "0.5" and "5" say the same
+ * without leaving the reader to guess whether something was cut off.
+ */
+int parse_percent_bp(const char *s, unsigned *bp, char *err, size_t errlen)
+{
+	size_t len = strlen(s);
+	const char *p = s, *end = s + len;
+	unsigned long whole = 0, frac = 0;
+	int ndec = 0;
+
+	if (!len) {
+		seterr(err, errlen,
+		       "empty percentage (use a number 0..100 with at most two decimals, e.g. 5 "
+		       "or 2.5)");
+		return -1;
+	}
+	if (*s == '-') {
+		seterr(err, errlen, "percentage \"%.*s\" is negative", ECHO_MAX, s);
+		return -1;
+	}
+	if (end[-1] == '%')
+		end--;
+	if (p == end || !is_digit(*p))
+		goto bad;
+	/* Saturate, as parse_uint() does: anything past 100 is too much. */
+	for (; p < end && is_digit(*p); p++) {
+		if (whole <= 100)
+			whole = whole * 10 + (unsigned long)(*p - '0');
+	}
+	if (p < end && *p == '.') {
+		p++;
+		if (p == end || !is_digit(*p))
+			goto bad;
+		for (; p < end && is_digit(*p); p++, ndec++) {
+			if (ndec < 2)
+				frac = frac * 10 + (unsigned long)(*p - '0');
+		}
+	}
+	if (p != end)
+		goto bad;
+	if (ndec > 2) {
+		seterr(err, errlen,
+		       "percentage \"%.*s\" has more than two decimals (0.01 is the smallest step)",
+		       ECHO_MAX, s);
+		return -1;
+	}
+	if (ndec == 1)
+		frac *= 10;
+	if (whole > 100 || whole * 100 + frac > WEIGHT_MAX) {
+		seterr(err, errlen, "percentage \"%.*s\" is more than 100", ECHO_MAX, s);
+		return -1;
+	}
+	*bp = (unsigned)(whole * 100 + frac);
+	return 0;
+bad:
+	seterr(err, errlen,
+	       "invalid percentage \"%.*s\" (use 0..100 with at most two decimals, e.g. 5, 2.5 "
+	       "or 0.01)",
+	       ECHO_MAX, s);
+	return -1;
+}
+
+/* Basis points as a percentage written back: 500 "5", 250 "2.5", 1 "0.01". */
+static const char *fmt_percent(unsigned bp, char *buf, size_t size)
+{
+	if (bp % 100 == 0)
+		snprintf(buf, size, "%u", bp / 100);
+	else if (bp % 10 == 0)
+		snprintf(buf, size, "%u.%u", bp / 100, bp % 100 / 10);
+	else
+		snprintf(buf, size, "%u.%02u", bp / 100, bp % 100);
+	return buf;
+}
+
+int parse_steps(const char *s, unsigned *steps, char *err, size_t errlen)
+{
+	unsigned out[MAX_STEPS], bp;
+	char msg[CONF_ERR_LEN], prev[16];
+	char *copy, *item, *next;
+	int n = 0, ret = -1;
+
+	if (!*s) {
+		seterr(err, errlen, "empty list of steps (use percentages, e.g. 5,25,50,100)");
+		return -1;
+	}
+	/* parse_percent_bp() wants each item on its own. */
+	copy = strdup(s);
+	if (!copy) {
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
+	for (item = copy; item; item = next) {
+		next = strchr(item, ',');
+		if (next) {
+			*next++ = '\0';
+			while (*next == ' ' || *next == '\t')
+				next++;
+		}
+		if (!*item) {
+			seterr(err, errlen,
+			       "step %d is empty (separate percentages with commas, e.g. "
+			       "5,25,50,100)",
+			       n + 1);
+			goto out;
+		}
+		if (parse_percent_bp(item, &bp, msg, sizeof(msg)) < 0) {
+			seterr(err, errlen, "step %d: %s", n + 1, msg);
+			goto out;
+		}
+		if (!bp) {
+			seterr(err, errlen, "step \"%.*s\" must be more than 0", ECHO_MAX, item);
+			goto out;
+		}
+		if (n && bp <= out[n - 1]) {
+			seterr(err, errlen,
+			       "step \"%.*s\" is not more than the step before it (%s): steps must "
+			       "increase",
+			       ECHO_MAX, item, fmt_percent(out[n - 1], prev, sizeof(prev)));
+			goto out;
+		}
+		if (n == MAX_STEPS) {
+			seterr(err, errlen, "more than %d steps", MAX_STEPS);
+			goto out;
+		}
+		out[n++] = bp;
+	}
+	if (out[n - 1] != WEIGHT_MAX) {
+		if (n == MAX_STEPS) {
+			seterr(err, errlen,
+			       "more than %d steps with the 100 added after the last (end the list "
+			       "with 100, or give fewer steps)",
+			       MAX_STEPS);
+			goto out;
+		}
+		out[n++] = WEIGHT_MAX;
+	}
+	memcpy(steps, out, (size_t)n * sizeof(out[0]));
+	ret = n;
+out:
+	free(copy);
+	return ret;
 }
 
 /* Built from the macros, not from numbers: signal numbers differ by arch. */
@@ -471,25 +656,46 @@ struct parser {
 	char section[256];	  /* as in the header, for messages */
 	struct service_conf *svc; /* current service */
 	int agent_line;
-	int seen[24]; /* per key: line it was set on in this section */
+	int seen[40]; /* per key: line it was set on in this section */
 	int env_line[MAX_ENV];
 	int listen_line[MAX_SERVICES][MAX_LISTEN];
 };
 
-static int __printf(2, 3) perr(struct parser *p, const char *fmt, ...)
+static int __printf(2, 0) vperr(struct parser *p, const char *fmt, va_list ap)
 {
 	char msg[CONF_ERR_LEN];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (p->lineno)
 		seterr(p->err, p->errlen, "%s:%d: %s", p->path, p->lineno, msg);
 	else
 		seterr(p->err, p->errlen, "%s: %s", p->path, msg);
 	p->failed = true;
 	p->errline = p->lineno;
+	return -1;
+}
+
+static int __printf(2, 3) perr(struct parser *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vperr(p, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* For checks made after the line at fault was read. */
+static int __printf(3, 4) perr_at(struct parser *p, int line, const char *fmt, ...)
+{
+	int cur = p->lineno;
+	va_list ap;
+
+	p->lineno = line;
+	va_start(ap, fmt);
+	vperr(p, fmt, ap);
+	va_end(ap);
+	p->lineno = cur;
 	return -1;
 }
 
@@ -559,15 +765,19 @@ static int set_listen(struct parser *p, const char *key, const char *val)
 	return 0;
 }
 
-static int set_exec(struct parser *p, const char *key, const char *val)
+/*
+ * A command line for a key that runs something (exec, health-command, the
+ * hooks): split into argv, whose program must be an absolute path to an
+ * executable file.  Returns argc; on error argv is left empty.
+ */
+static int set_command(struct parser *p, const char *key, const char *val, char **argv)
 {
-	struct service_conf *svc = p->svc;
 	char msg[CONF_ERR_LEN];
 	const char *prog;
 	struct stat st;
 	int argc;
 
-	argc = split_command(val, svc->argv, MAX_ARGS, msg, sizeof(msg));
+	argc = split_command(val, argv, MAX_ARGS, msg, sizeof(msg));
 	/* inih cut the line at " ;" even inside quotes: the likely cause. */
 	if (argc < 0 && strstr(msg, "unterminated") &&
 	    (strstr(p->cur, " ;") || strstr(p->cur, "\t;")))
@@ -575,8 +785,7 @@ static int set_exec(struct parser *p, const char *key, const char *val)
 			    msg);
 	if (argc < 0)
 		return perr(p, "%s: %s", key, msg);
-	svc->argc = argc;
-	prog = svc->argv[0];
+	prog = argv[0];
 
 	/* Checked now so that a typo fails `baton -n`, not the first deploy. */
 	if (prog[0] != '/') {
@@ -599,11 +808,35 @@ static int set_exec(struct parser *p, const char *key, const char *val)
 		perr(p, "%s: %.*s not executable", key, ECHO_MAX * 2, prog);
 		goto fail;
 	}
-	return 0;
+	return argc;
 fail:
-	free_argv(svc->argv);
-	svc->argc = 0;
+	free_argv(argv);
 	return -1;
+}
+
+static int set_exec(struct parser *p, const char *key, const char *val)
+{
+	int argc = set_command(p, key, val, p->svc->argv);
+
+	if (argc < 0)
+		return -1;
+	p->svc->argc = argc;
+	return 0;
+}
+
+static int set_health_command(struct parser *p, const char *key, const char *val)
+{
+	return set_command(p, key, val, p->svc->health_argv) < 0 ? -1 : 0;
+}
+
+static int set_hook(struct parser *p, const char *key, const char *val)
+{
+	int h;
+
+	for (h = 0; h < HOOK_COUNT; h++)
+		if (!strcmp(key, hook_name((enum hook_point)h)))
+			return set_command(p, key, val, p->svc->hook[h]) < 0 ? -1 : 0;
+	return perr(p, "%s: not a hook", key); /* a key table mistake */
 }
 
 static int set_instances(struct parser *p, const char *key, const char *val)
@@ -721,10 +954,15 @@ static int set_ready(struct parser *p, const char *key, const char *val)
 		p->svc->ready = READY_NOTIFY;
 	else if (!strcmp(val, "tcp"))
 		p->svc->ready = READY_TCP;
+	else if (!strcmp(val, "http"))
+		p->svc->ready = READY_HTTP;
+	else if (!strcmp(val, "exec"))
+		p->svc->ready = READY_EXEC;
 	else if (!strcmp(val, "none"))
 		p->svc->ready = READY_NONE;
 	else
-		return perr(p, "%s must be notify, tcp or none, not \"%.*s\"", key, ECHO_MAX, val);
+		return perr(p, "%s must be notify, tcp, http, exec or none, not \"%.*s\"", key,
+			    ECHO_MAX, val);
 	return 0;
 }
 
@@ -795,6 +1033,129 @@ static int set_drain_reset(struct parser *p, const char *key, const char *val)
 	return 0;
 }
 
+static int set_steering(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "sticky"))
+		p->svc->steering = STEER_STICKY;
+	else if (!strcmp(val, "per-connection"))
+		p->svc->steering = STEER_PER_CONNECTION;
+	else
+		return perr(p, "%s must be sticky or per-connection, not \"%.*s\"", key, ECHO_MAX,
+			    val);
+	return 0;
+}
+
+static int set_strategy(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "bluegreen"))
+		p->svc->strategy = STRATEGY_BLUEGREEN;
+	else if (!strcmp(val, "canary"))
+		p->svc->strategy = STRATEGY_CANARY;
+	else
+		return perr(p, "%s must be bluegreen or canary, not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
+static int set_steps(struct parser *p, const char *key, const char *val)
+{
+	char msg[CONF_ERR_LEN];
+	int n;
+
+	n = parse_steps(val, p->svc->steps, msg, sizeof(msg));
+	if (n < 0)
+		return perr(p, "%s: %s", key, msg);
+	p->svc->nsteps = n;
+	return 0;
+}
+
+static int set_bake(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->bake_ms, true);
+}
+
+static int set_health(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "none"))
+		p->svc->health = HEALTH_NONE;
+	else if (!strcmp(val, "tcp"))
+		p->svc->health = HEALTH_TCP;
+	else if (!strcmp(val, "http"))
+		p->svc->health = HEALTH_HTTP;
+	else if (!strcmp(val, "exec"))
+		p->svc->health = HEALTH_EXEC;
+	else
+		return perr(p, "%s must be none, tcp, http or exec, not \"%.*s\"", key, ECHO_MAX,
+			    val);
+	return 0;
+}
+
+/* Sent as is in "GET PATH HTTP/1.1": anything that could break the request
+ * line is refused. */
+static int set_health_path(struct parser *p, const char *key, const char *val)
+{
+	size_t len = strlen(val), i;
+
+	if (val[0] != '/')
+		return perr(p, "%s must start with \"/\", not \"%.*s\"", key, ECHO_MAX, val);
+	for (i = 0; i < len; i++) {
+		if (val[i] > ' ' && val[i] < 0x7f)
+			continue;
+		return perr(p,
+			    "%s may only contain printable ASCII characters, without spaces "
+			    "(percent-encode others): \"%.*s\"",
+			    key, ECHO_MAX, val);
+	}
+	if (len >= sizeof(p->svc->health_path))
+		return perr(p, "%s is longer than %zu characters", key,
+			    sizeof(p->svc->health_path) - 1);
+	memcpy(p->svc->health_path, val, len + 1);
+	return 0;
+}
+
+static int set_health_interval(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->health_interval_ms, false);
+}
+
+static int set_health_timeout(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->health_timeout_ms, false);
+}
+
+static int set_health_threshold(struct parser *p, const char *key, const char *val)
+{
+	unsigned long n;
+
+	if (parse_uint(val, 100, &n) < 0 || n < 1 || n > 100)
+		return perr(p, "%s must be 1..100, not %.*s", key, ECHO_MAX, val);
+	p->svc->health_threshold = (int)n;
+	return 0;
+}
+
+static int set_max_error_rate(struct parser *p, const char *key, const char *val)
+{
+	char msg[CONF_ERR_LEN];
+	unsigned bp;
+
+	if (!strcmp(val, "off")) {
+		p->svc->max_error_bp = ERROR_RATE_OFF;
+		return 0;
+	}
+	/* Neither a number nor a sign: most likely a word meant as "off". */
+	if (!is_digit(val[0]) && val[0] != '-' && val[0] != '.')
+		return perr(p, "%s must be a percentage (e.g. 1%%) or off, not \"%.*s\"", key,
+			    ECHO_MAX, val);
+	if (parse_percent_bp(val, &bp, msg, sizeof(msg)) < 0)
+		return perr(p, "%s: %s", key, msg);
+	p->svc->max_error_bp = (int)bp;
+	return 0;
+}
+
+static int set_hook_timeout(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->hook_timeout_ms, false);
+}
+
 static const struct key_def keys[] = {
     {"control", SECT_AGENT, false, set_control},
     {"bpf-dir", SECT_AGENT, false, set_bpf_dir},
@@ -814,6 +1175,21 @@ static const struct key_def keys[] = {
     {"kill-after", SECT_SERVICE, false, set_kill_after},
     {"drain-reset", SECT_SERVICE, false, set_drain_reset},
     {"backlog", SECT_SERVICE, false, set_backlog},
+    {"steering", SECT_SERVICE, false, set_steering},
+    {"strategy", SECT_SERVICE, false, set_strategy},
+    {"steps", SECT_SERVICE, false, set_steps},
+    {"bake", SECT_SERVICE, false, set_bake},
+    {"health", SECT_SERVICE, false, set_health},
+    {"health-path", SECT_SERVICE, false, set_health_path},
+    {"health-command", SECT_SERVICE, false, set_health_command},
+    {"health-interval", SECT_SERVICE, false, set_health_interval},
+    {"health-timeout", SECT_SERVICE, false, set_health_timeout},
+    {"health-threshold", SECT_SERVICE, false, set_health_threshold},
+    {"max-error-rate", SECT_SERVICE, false, set_max_error_rate},
+    {"before-start", SECT_SERVICE, false, set_hook},
+    {"after-switch", SECT_SERVICE, false, set_hook},
+    {"after-drain", SECT_SERVICE, false, set_hook},
+    {"hook-timeout", SECT_SERVICE, false, set_hook_timeout},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -939,6 +1315,84 @@ static void service_defaults(struct service_conf *svc)
 	svc->drain_timeout_ms = 30000;
 	svc->kill_after_ms = 5000;
 	svc->backlog = 1024;
+	svc->steering = STEER_STICKY;
+	svc->strategy = STRATEGY_BLUEGREEN;
+	svc->steps[0] = 500;
+	svc->steps[1] = 2500;
+	svc->steps[2] = 5000;
+	svc->steps[3] = WEIGHT_MAX;
+	svc->nsteps = 4;
+	svc->bake_ms = 30000;
+	svc->health = HEALTH_NONE; /* until service_end() derives it from ready */
+	strcpy(svc->health_path, "/");
+	svc->health_interval_ms = 1000;
+	svc->health_timeout_ms = 1000;
+	svc->health_threshold = 3;
+	svc->max_error_bp = 100;
+	svc->hook_timeout_ms = 60000;
+}
+
+/* The line a key was given on in the current section, 0 if it was not. */
+static int key_line(const struct parser *p, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (keys[i].sect == p->kind && !strcmp(keys[i].name, name))
+			return p->seen[i];
+	return 0;
+}
+
+/*
+ * Settings that depend on each other, once the whole [service] section is
+ * read (keys may come in any order): derived defaults, then the checks, each
+ * reported at the line of the key at fault.
+ */
+static int service_end(struct parser *p)
+{
+	struct service_conf *svc = p->svc;
+	int ready_line = key_line(p, "ready");
+	int health_line = key_line(p, "health");
+	int command_line = key_line(p, "health-command");
+	int path_line = key_line(p, "health-path");
+	bool uses_exec, uses_http;
+
+	if (!health_line) {
+		switch (svc->ready) {
+		case READY_TCP:
+			svc->health = HEALTH_TCP;
+			break;
+		case READY_HTTP:
+			svc->health = HEALTH_HTTP;
+			break;
+		case READY_EXEC:
+			svc->health = HEALTH_EXEC;
+			break;
+		case READY_NONE:
+		case READY_NOTIFY:
+			svc->health = HEALTH_NONE;
+			break;
+		}
+	}
+	uses_exec = svc->ready == READY_EXEC || svc->health == HEALTH_EXEC;
+	uses_http = svc->ready == READY_HTTP || svc->health == HEALTH_HTTP;
+
+	if (uses_exec && !svc->health_argv[0]) {
+		bool by_ready = svc->ready == READY_EXEC;
+
+		return perr_at(p, by_ready ? ready_line : health_line,
+			       "%s = exec needs health-command (add health-command = "
+			       "/path/to/check ARGS)",
+			       by_ready ? "ready" : "health");
+	}
+	if (command_line && !uses_exec)
+		return perr_at(p, command_line,
+			       "health-command is set but neither ready nor health is exec");
+	if (path_line && !uses_http)
+		return perr_at(p, path_line,
+			       "health-path is set but neither ready nor health is http");
+
+	return 0;
 }
 
 static int unknown_section(struct parser *p, const char *name)
@@ -970,6 +1424,9 @@ static int section_begin(struct parser *p, char *line)
 	char *end, *rest;
 	int i;
 
+	/* The section before ends here, and its errors come first. */
+	if (p->svc && service_end(p) < 0)
+		return -1;
 	end = strchr(line + 1, ']');
 	if (!end)
 		return perr(p, "section header has no closing \"]\"");
@@ -1169,6 +1626,8 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 		p->lineno = rc;
 		perr(p, "syntax error");
 	}
+	if (!p->failed && p->svc)
+		service_end(p);
 	if (p->failed || check_services(p) < 0)
 		goto out;
 	ret = 0;
@@ -1186,12 +1645,15 @@ out:
 
 void config_free(struct config *cfg)
 {
-	int i;
+	int i, h;
 
 	for (i = 0; i < cfg->nservices && i < MAX_SERVICES; i++) {
 		free_argv(cfg->services[i].argv);
 		cfg->services[i].argc = 0;
 		free_argv(cfg->services[i].env);
 		cfg->services[i].nenv = 0;
+		free_argv(cfg->services[i].health_argv);
+		for (h = 0; h < HOOK_COUNT; h++)
+			free_argv(cfg->services[i].hook[h]);
 	}
 }

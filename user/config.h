@@ -19,7 +19,33 @@ enum ready_kind {
 	READY_NONE = 0,	  /* ready as soon as started */
 	READY_NOTIFY = 1, /* sd_notify READY=1 from every instance */
 	READY_TCP = 2,	  /* a TCP probe through each instance's own socket is accepted */
+	READY_HTTP = 3,	  /* GET health-path through each instance's own socket answers 2xx */
+	READY_EXEC = 4,	  /* health-command exits 0 for each instance */
 };
+
+/* Continuous health checks of a new version while a rollout runs. */
+enum health_kind {
+	HEALTH_NONE = 0,
+	HEALTH_TCP = 1,	 /* a connection through the instance's socket completes */
+	HEALTH_HTTP = 2, /* GET health-path through the instance's socket answers 2xx */
+	HEALTH_EXEC = 3, /* health-command exits 0 */
+};
+
+enum strategy {
+	STRATEGY_BLUEGREEN = 0, /* one step: all new connections move at once */
+	STRATEGY_CANARY = 1,	/* steps of weight, each baked, health-gated */
+};
+
+enum hook_point {
+	HOOK_BEFORE_START = 0, /* before the new version starts; failure: nothing starts */
+	HOOK_AFTER_SWITCH = 1, /* the new version has all traffic, the old one is kept */
+	HOOK_AFTER_DRAIN = 2,  /* the old version has exited */
+	HOOK_COUNT = 3,
+};
+
+#define MAX_STEPS 16
+/* max_error_bp value meaning: no rollback on kernel-observed errors. */
+#define ERROR_RATE_OFF (-1)
 
 enum drain_policy {
 	DRAIN_WAIT_THEN_SIGNAL = 0, /* wait until the version has no connections, then signal */
@@ -53,6 +79,22 @@ struct service_conf {
 	unsigned kill_after_ms;	   /* default 5000 */
 	bool drain_reset; /* default false: at drain-timeout, reset what is left (SOCK_DESTROY) */
 	int backlog;	  /* listen backlog, default 1024 */
+
+	/* Steering and rollouts (issue 4). */
+	enum steer_mode steering;	   /* default STEER_STICKY */
+	enum strategy strategy;		   /* default STRATEGY_BLUEGREEN */
+	unsigned steps[MAX_STEPS];	   /* basis points, strictly increasing, last WEIGHT_MAX */
+	int nsteps;			   /* default 4: 500,2500,5000,10000 */
+	unsigned bake_ms;		   /* default 30000; 0: each step waits for promote */
+	enum health_kind health;	   /* default: like ready when tcp/http/exec, else none */
+	char health_path[256];		   /* default "/" */
+	char *health_argv[MAX_ARGS + 1];   /* health-command; NULL-terminated; malloc'd */
+	unsigned health_interval_ms;	   /* default 1000 */
+	unsigned health_timeout_ms;	   /* default 1000 */
+	int health_threshold;		   /* consecutive failures that roll back, default 3 */
+	int max_error_bp;		   /* basis points, default 100 (1%); ERROR_RATE_OFF */
+	char *hook[HOOK_COUNT][MAX_ARGS + 1]; /* NULL-terminated argv or hook[i][0] NULL */
+	unsigned hook_timeout_ms;	   /* default 60000 */
 	int line;	  /* line of the [service ...] header */
 };
 
@@ -90,6 +132,21 @@ int split_command(const char *s, char **argv, int max, char *err, size_t errlen)
 void free_argv(char **argv);
 
 const char *ready_kind_name(enum ready_kind k);
+const char *health_kind_name(enum health_kind k);
+const char *hook_name(enum hook_point h); /* "before-start", ... */
+/*
+ * A weight as written by people: a percentage with at most two decimals
+ * ("5", "2.5", "0.01", "100", an optional trailing "%") -> basis points
+ * 0..WEIGHT_MAX.  Returns 0, or -1 with err.
+ */
+int parse_percent_bp(const char *s, unsigned *bp, char *err, size_t errlen);
+/*
+ * Rollout steps: a comma-separated list of percentages ("5,25,50,100"),
+ * each > 0, strictly increasing, at most 100; 100 is appended when the
+ * list does not end with it.  Fills steps (basis points), returns the count
+ * (1..MAX_STEPS), or -1 with err.
+ */
+int parse_steps(const char *s, unsigned *steps, char *err, size_t errlen);
 const char *signal_name(int sig);
 
 #endif /* BATON_CONFIG_H */

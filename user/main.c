@@ -13,7 +13,9 @@ struct cmd {
 static const struct cmd cmds[] = {
     {"agent", cmd_agent},	{"deploy", cmd_deploy},	    {"status", cmd_status},
     {"rollback", cmd_rollback}, {"shutdown", cmd_shutdown}, {"help", cmd_help},
-    {"watch", cmd_watch},	{"version", cmd_version},
+    {"watch", cmd_watch},	{"version", cmd_version},   {"promote", cmd_promote},
+    {"pause", cmd_pause},	{"abort", cmd_abort},	    {"weight", cmd_weight},
+    {"pin", cmd_pin},		{"unpin", cmd_unpin},
 };
 
 int main(int argc, char **argv)

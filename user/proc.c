@@ -38,6 +38,18 @@ int proc_signal(int pidfd, int sig)
 	return 0;
 }
 
+void proc_kill_reap(pid_t pid, int pidfd)
+{
+	siginfo_t si;
+
+	/* Not reaped yet, so pid still names our child and its group. */
+	kill(-pid, SIGKILL);
+	syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+	/* SIGKILL cannot be caught; the wait is as long as the kernel's teardown. */
+	while (waitid(P_PIDFD, pidfd, &si, WEXITED) < 0 && errno == EINTR)
+		;
+}
+
 int proc_reap(int pidfd, int *status, char *desc, size_t desclen)
 {
 	siginfo_t si;
@@ -119,20 +131,25 @@ child(const struct spawn_req *r, const struct passwd *pw, int pipefd)
 	envp[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 	for (i = 0; r->env && r->env[i] && n < ENV_MAX - 10; i++)
 		envp[n++] = r->env[i];
+	for (i = 0; r->env2 && r->env2[i] && n < ENV_MAX - 10; i++)
+		envp[n++] = r->env2[i];
 	snprintf(fds_env, sizeof(fds_env), "LISTEN_FDS=%d", r->nfds);
 	snprintf(pid_env, sizeof(pid_env), "LISTEN_PID=%d", (int)getpid());
 	snprintf(ver_env, sizeof(ver_env), "BATON_VERSION=v%d", r->version);
 	snprintf(inst_env, sizeof(inst_env), "BATON_INSTANCE=%d", r->instance);
-	envp[n++] = fds_env;
-	envp[n++] = pid_env;
-	if (asprintf(&names_env, "LISTEN_FDNAMES=%s", r->fdnames) > 0)
-		envp[n++] = names_env;
+	if (r->nfds) {
+		envp[n++] = fds_env;
+		envp[n++] = pid_env;
+		if (asprintf(&names_env, "LISTEN_FDNAMES=%s", r->fdnames) > 0)
+			envp[n++] = names_env;
+	}
 	if (r->notify && asprintf(&notify_env, "NOTIFY_SOCKET=%s", r->notify) > 0)
 		envp[n++] = notify_env;
 	if (asprintf(&svc_env, "BATON_SERVICE=%s", r->service) > 0)
 		envp[n++] = svc_env;
 	envp[n++] = ver_env;
-	envp[n++] = inst_env;
+	if (r->instance >= 0)
+		envp[n++] = inst_env;
 	if (pw) {
 		if (asprintf(&user_env, "USER=%s", pw->pw_name) > 0)
 			envp[n++] = user_env;

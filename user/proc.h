@@ -8,13 +8,14 @@
 struct spawn_req {
 	char *const *argv; /* argv[0] is an absolute path */
 	char *const *env;  /* extra "KEY=VALUE" from the config, NULL-terminated */
+	char *const *env2; /* more "KEY=VALUE" set by the agent (hooks, checks), or NULL */
 	const int *fds;	   /* listening sockets, passed as fds 3.. */
-	int nfds;
+	int nfds; /* 0: not a server (a hook or a check): no LISTEN_* variables */
 	const char *fdnames; /* LISTEN_FDNAMES, ':'-separated */
 	const char *notify;  /* NOTIFY_SOCKET path */
 	const char *service;
 	int version;
-	int instance;
+	int instance; /* -1: not an instance: no BATON_INSTANCE */
 	const char *user;    /* "" or NULL: keep the agent's */
 	const char *workdir; /* "" or NULL: / */
 };
@@ -25,6 +26,11 @@ struct spawn_req {
  */
 int proc_spawn(const struct spawn_req *r, pid_t *pid, int *pidfd, char *err, size_t errlen);
 int proc_signal(int pidfd, int sig);
+/*
+ * SIGKILL a child and its process group (it leads its own session), then
+ * reap it: a hook or check whose result no longer matters.
+ */
+void proc_kill_reap(pid_t pid, int pidfd);
 /* Reap an exited child by pidfd; returns 1 with a description, 0 if it still runs. */
 int proc_reap(int pidfd, int *status, char *desc, size_t desclen);
 

@@ -14,6 +14,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <linux/magic.h>
 
 #include <bpf/bpf.h>
@@ -112,6 +113,7 @@ int steer_open(struct steer *st, const char *pin_dir, char *err, size_t errlen)
 	st->services_fd = bpf_map__fd(skel->maps.services);
 	st->probes_fd = bpf_map__fd(skel->maps.probes);
 	st->stats_fd = bpf_map__fd(skel->maps.steer_stats);
+	st->pins_fd = bpf_map__fd(skel->maps.pins);
 	return 0;
 }
 
@@ -275,7 +277,271 @@ int steer_group_stats(struct steer *st, __u32 group, struct steer_stats *sum)
 		sum->migrated += per[i].migrated;
 		sum->fallback += per[i].fallback;
 		sum->dropped += per[i].dropped;
+		sum->pinned += per[i].pinned;
 	}
 	free(per);
 	return 0;
+}
+
+_Static_assert(AF_INET == STEER_AF_INET && AF_INET6 == STEER_AF_INET6, "steer.h's families");
+
+static int cidr_maxlen(int family)
+{
+	return family == AF_INET ? 32 : family == AF_INET6 ? 128 : -1;
+}
+
+/* out = the first len bits of in (nbytes long), the rest zero. */
+static void cidr_mask(const __u8 *in, int len, int nbytes, __u8 *out)
+{
+	int i, bits;
+
+	for (i = 0; i < nbytes; i++) {
+		bits = len - 8 * i;
+		if (bits >= 8)
+			out[i] = in[i];
+		else if (bits <= 0)
+			out[i] = 0;
+		else
+			out[i] = in[i] & (__u8)(0xff << (8 - bits));
+	}
+}
+
+int steer_cidr_format(const struct steer_cidr *c, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+	int n;
+
+	if (cidr_maxlen(c->family) < 0 || c->len < 0 || c->len > cidr_maxlen(c->family))
+		return -EINVAL;
+	if (!inet_ntop(c->family, c->addr, a, sizeof(a)))
+		return -errno;
+	n = snprintf(buf, len, "%s/%d", a, c->len);
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	return 0;
+}
+
+#define CIDR_EXPECTED "expected an address or CIDR like 10.1.0.0/16 or 2001:db8::/32"
+
+int steer_cidr_parse(const char *s, struct steer_cidr *c, char *err, size_t errlen)
+{
+	char host[INET6_ADDRSTRLEN];
+	char want[INET6_ADDRSTRLEN + 8];
+	struct steer_cidr net;
+	const char *slash, *p;
+	size_t hlen;
+	int maxlen;
+
+	memset(c, 0, sizeof(*c));
+	if (!s || !*s) {
+		snprintf(err, errlen, "empty client CIDR (%s)", CIDR_EXPECTED);
+		return -1;
+	}
+	slash = strchr(s, '/');
+	hlen = slash ? (size_t)(slash - s) : strlen(s);
+	if (!hlen || hlen >= sizeof(host)) {
+		snprintf(err, errlen, "'%.64s' is not an address (%s)", s, CIDR_EXPECTED);
+		return -1;
+	}
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	if (inet_pton(AF_INET, host, c->addr) == 1) {
+		c->family = AF_INET;
+	} else if (inet_pton(AF_INET6, host, c->addr) == 1) {
+		c->family = AF_INET6;
+	} else {
+		snprintf(err, errlen, "'%.64s' is not an IPv4 or IPv6 address (%s)", host,
+			 CIDR_EXPECTED);
+		return -1;
+	}
+	maxlen = cidr_maxlen(c->family);
+	c->len = maxlen;
+	if (slash) {
+		p = slash + 1;
+		/* Decimal digits only, no sign, no leading zero, at most 3 of them. */
+		if (!*p || strlen(p) > 3 || strspn(p, "0123456789") != strlen(p) ||
+		    (p[0] == '0' && p[1])) {
+			snprintf(err, errlen, "'%.64s': prefix length must be a number 0..%d", s,
+				 maxlen);
+			return -1;
+		}
+		c->len = atoi(p);
+		if (c->len > maxlen) {
+			snprintf(err, errlen,
+				 "'%.64s': prefix length /%d is more than %s allows (%d)", s,
+				 c->len, c->family == AF_INET ? "IPv4" : "IPv6", maxlen);
+			return -1;
+		}
+	}
+	net = *c;
+	cidr_mask(c->addr, c->len, sizeof(c->addr), net.addr);
+	if (memcmp(net.addr, c->addr, sizeof(c->addr))) {
+		if (steer_cidr_format(&net, want, sizeof(want)))
+			want[0] = '\0';
+		snprintf(err, errlen, "%.64s has host bits set (did you mean %s?)", s, want);
+		return -1;
+	}
+	return 0;
+}
+
+/* A pin key for c, or -EINVAL for a CIDR no pin may have (see steer_user.h). */
+static int pin_key(__u32 service, const struct steer_cidr *c, struct steer_pin_key *k)
+{
+	static const __u8 v4mapped[16] = {[10] = 0xff, [11] = 0xff};
+	__u8 net[16];
+	__u32 a[4];
+	int maxlen = cidr_maxlen(c->family);
+
+	if (maxlen < 0 || c->len < 0 || c->len > maxlen)
+		return -EINVAL;
+	cidr_mask(c->addr, c->len, sizeof(net), net);
+	if (memcmp(net, c->addr, sizeof(net)))
+		return -EINVAL; /* host bits set */
+	if (c->family == AF_INET6 && c->len < 96) {
+		cidr_mask(v4mapped, c->len, sizeof(net), net);
+		if (!memcmp(net, c->addr, sizeof(net)))
+			return -EINVAL; /* would also catch every IPv4 client */
+	}
+	memset(k, 0, sizeof(*k));
+	memcpy(a, c->addr, sizeof(a));
+	steer_pin_key_init(k, service, c->family == AF_INET ? STEER_AF_INET : STEER_AF_INET6, a,
+			   c->len);
+	return 0;
+}
+
+/* The CIDR a pins key stands for (IPv4-mapped prefixes of /96 or more are IPv4). */
+static int pin_key_cidr(const struct steer_pin_key *k, struct steer_cidr *c)
+{
+	static const __u8 v4mapped[12] = {[10] = 0xff, [11] = 0xff};
+	__u32 bits;
+
+	if (k->prefixlen < STEER_PIN_SERVICE_BITS || k->prefixlen > STEER_PIN_MAX_PREFIX)
+		return -EINVAL;
+	bits = k->prefixlen - STEER_PIN_SERVICE_BITS;
+	memset(c, 0, sizeof(*c));
+	if (bits >= STEER_PIN_V4MAPPED_BITS && !memcmp(k->addr, v4mapped, sizeof(v4mapped))) {
+		c->family = AF_INET;
+		c->len = bits - STEER_PIN_V4MAPPED_BITS;
+		memcpy(c->addr, &k->addr[12], 4);
+		return 0;
+	}
+	c->family = AF_INET6;
+	c->len = bits;
+	memcpy(c->addr, k->addr, 16);
+	return 0;
+}
+
+int steer_pin_set(struct steer *st, __u32 service, const struct steer_cidr *c, __u32 version)
+{
+	struct steer_pin_key k;
+	struct steer_pin v = {.version = version};
+	int r;
+
+	if (!version)
+		return -EINVAL;
+	r = pin_key(service, c, &k);
+	return r ? r : map_update(st->pins_fd, &k, &v);
+}
+
+int steer_pin_del(struct steer *st, __u32 service, const struct steer_cidr *c)
+{
+	struct steer_pin_key k;
+	int r = pin_key(service, c, &k);
+
+	if (r)
+		return r;
+	return bpf_map_delete_elem(st->pins_fd, &k) ? -errno : 0;
+}
+
+/*
+ * Call fn for each pin of service, in trie order.  Bounded by the map size:
+ * a pin deleted under us makes get_next_key start over, and the bound ends
+ * that instead of looping.  fn returns nonzero to stop.
+ */
+static int pin_walk(struct steer *st, __u32 service,
+		    int (*fn)(const struct steer_pin_key *k, const struct steer_pin *v, void *arg),
+		    void *arg)
+{
+	struct steer_pin_key k, next;
+	struct steer_pin v;
+	int i;
+
+	for (i = 0; i <= MAX_PINS; i++) {
+		if (bpf_map_get_next_key(st->pins_fd, i ? &k : NULL, &next))
+			return errno == ENOENT ? 0 : -errno;
+		k = next;
+		if (k.service != service || k.prefixlen < STEER_PIN_SERVICE_BITS)
+			continue;
+		if (bpf_map_lookup_elem(st->pins_fd, &k, &v))
+			continue; /* deleted since */
+		if (fn(&k, &v, arg))
+			return 0;
+	}
+	return 0;
+}
+
+struct pin_list_arg {
+	struct steer_cidr *out;
+	__u32 *versions;
+	int max, n;
+};
+
+static int pin_list_one(const struct steer_pin_key *k, const struct steer_pin *v, void *arg)
+{
+	struct pin_list_arg *a = arg;
+
+	if (a->n >= a->max)
+		return 1;
+	if (pin_key_cidr(k, &a->out[a->n]))
+		return 0;
+	a->versions[a->n] = v->version;
+	a->n++;
+	return 0;
+}
+
+int steer_pin_list(struct steer *st, __u32 service, struct steer_cidr *out, __u32 *versions,
+		   int max)
+{
+	struct pin_list_arg a = {.out = out, .versions = versions, .max = max};
+	int r;
+
+	if (max <= 0)
+		return 0;
+	r = pin_walk(st, service, pin_list_one, &a);
+	return r ? r : a.n;
+}
+
+struct pin_match_arg {
+	__u32 version;
+	struct steer_pin_key *keys;
+	int n;
+};
+
+static int pin_match_one(const struct steer_pin_key *k, const struct steer_pin *v, void *arg)
+{
+	struct pin_match_arg *a = arg;
+
+	if (v->version == a->version && a->n < MAX_PINS)
+		a->keys[a->n++] = *k;
+	return 0;
+}
+
+int steer_pin_del_version(struct steer *st, __u32 service, __u32 version)
+{
+	struct pin_match_arg a = {.version = version};
+	int i, r, n = 0;
+
+	/* Collect first: deleting while walking would restart the walk. */
+	a.keys = calloc(MAX_PINS, sizeof(*a.keys));
+	if (!a.keys)
+		return -ENOMEM;
+	r = pin_walk(st, service, pin_match_one, &a);
+	for (i = 0; !r && i < a.n; i++) {
+		if (!bpf_map_delete_elem(st->pins_fd, &a.keys[i]))
+			n++;
+		else if (errno != ENOENT)
+			r = -errno;
+	}
+	free(a.keys);
+	return r ? r : n;
 }

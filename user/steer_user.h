@@ -18,6 +18,7 @@ struct steer {
 	int services_fd;
 	int probes_fd;
 	int stats_fd;
+	int pins_fd;
 };
 
 /*
@@ -45,6 +46,47 @@ int steer_probe_add(struct steer *st, __u32 group, __u16 sport, __u32 vslot, __u
 int steer_probe_del(struct steer *st, __u32 group, __u16 sport);
 /* Counters of one group, summed over CPUs. */
 int steer_group_stats(struct steer *st, __u32 group, struct steer_stats *sum);
+
+/*
+ * A client CIDR: family AF_INET (address in the first 4 bytes of addr) or
+ * AF_INET6; network byte order; len in 0..32 or 0..128, host bits zero.
+ */
+struct steer_cidr {
+	int family;
+	__u8 addr[16];
+	int len;
+};
+
+/*
+ * Parse "10.1.0.0/16", "2001:db8::/32", or a bare address (/32, /128).
+ * Returns 0, or -1 with a one-line message in err that names what is wrong;
+ * host bits set are an error that suggests the network meant.
+ */
+int steer_cidr_parse(const char *s, struct steer_cidr *c, char *err, size_t errlen);
+/* "a.b.c.d/len" or "x::/len" into buf: 0, -EINVAL (bad cidr) or -ENOSPC. */
+int steer_cidr_format(const struct steer_cidr *c, char *buf, size_t len);
+
+/*
+ * CIDR pins: clients of service in c go to version (its user-visible number)
+ * while a slot of that version is ACTIVE, whatever the weights; otherwise
+ * the weights decide.  The longest matching prefix wins.  IPv4 pins are
+ * stored IPv4-mapped, so an IPv6 prefix shorter than /96 that covers
+ * ::ffff:0:0/96 (::/0 .. ::/80) would also catch every IPv4 client: those
+ * are refused with -EINVAL, as are version 0, host bits and bad lengths.
+ */
+/* Add or replace: 0 or -errno. */
+int steer_pin_set(struct steer *st, __u32 service, const struct steer_cidr *c, __u32 version);
+/* 0, -ENOENT if there is no pin for exactly c, or -errno. */
+int steer_pin_del(struct steer *st, __u32 service, const struct steer_cidr *c);
+/*
+ * The pins of service, at most max of them into out[] and versions[]
+ * (either may be NULL when max is 0).  Returns how many were stored, or
+ * -errno; max = MAX_PINS always gets them all.
+ */
+int steer_pin_list(struct steer *st, __u32 service, struct steer_cidr *out, __u32 *versions,
+		   int max);
+/* Remove every pin of service that points at version: how many, or -errno. */
+int steer_pin_del_version(struct steer *st, __u32 service, __u32 version);
 
 /* Is dir on a bpf filesystem?  0, -ENOENT (no such dir), -ENODEV (not bpffs). */
 int bpffs_check(const char *dir);

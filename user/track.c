@@ -261,3 +261,17 @@ int track_reset_version(struct track *t, __u32 service, __u32 version)
 	close(nl);
 	return done;
 }
+
+int listener_drops(int fd, __u64 *drops)
+{
+	__u32 mem[SK_MEMINFO_VARS] = {0};
+	socklen_t len = sizeof(mem);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0)
+		return -errno;
+	/* An older kernel may fill fewer fields than this header knows. */
+	if (len < (SK_MEMINFO_DROPS + 1) * sizeof(mem[0]))
+		return -EOPNOTSUPP;
+	*drops = mem[SK_MEMINFO_DROPS];
+	return 0;
+}

@@ -45,6 +45,16 @@ int track_watch(struct track *t, __u32 service, __u32 version, int on);
  */
 int track_reset_version(struct track *t, __u32 service, __u32 version);
 
+/*
+ * How many packets the socket fd has dropped (SO_MEMINFO's
+ * SK_MEMINFO_DROPS, the kernel's sk_drops).  For a TCP listener these are
+ * mainly the SYNs and handshake-completing ACKs it refused because its
+ * accept queue was full (its share of the namespace's TcpExtListenDrops):
+ * a client's SYN retransmissions count again, so this counts packets, not
+ * clients.  The kernel's counter is 32 bits wide and wraps.  0 or -errno.
+ */
+int listener_drops(int fd, __u64 *drops);
+
 /* The cgroup v2 mount point from /proc/self/mounts; -ENOENT if none. */
 int cgroup2_root(char *buf, size_t len);
 

@@ -36,6 +36,7 @@ struct fixture {
 	struct steer st;
 	char pin_dir[64];
 	int family;
+	__u32 mode;		       /* enum steer_mode that set_policy writes */
 	struct sockaddr_storage addr;  /* what the listeners bind */
 	struct sockaddr_storage caddr; /* what clients connect to */
 	socklen_t addrlen;
@@ -58,7 +59,7 @@ static int listener(struct fixture *f)
 
 static void set_policy(struct fixture *f, int active_vslot, __u32 weight_other)
 {
-	struct steer_service p = {.mode = STEER_PER_CONNECTION};
+	struct steer_service p = {.mode = f->mode};
 	int v;
 
 	for (v = 0; v < NV; v++) {
@@ -82,10 +83,12 @@ static int setup_family(void **state, int family, const char *ip, const char *cl
 	r = steer_open(&f->st, f->pin_dir, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "steer_open: %s\n", err);
+		steer_unpin(f->pin_dir); /* maps pinned before a failed load */
 		free(f);
 		return -1;
 	}
 	f->family = family;
+	f->mode = STEER_PER_CONNECTION;
 	if (family == AF_INET) {
 		struct sockaddr_in *sin = (void *)&f->addr;
 
@@ -361,6 +364,662 @@ static void test_queued_connections_migrate(void **state)
 	close_n(N, fds);
 }
 
+/*
+ * Client networks, all local on lo so a client can bind any address in
+ * them: 127/8 is local by default, the IPv6 ones get a local route in
+ * group_setup.  Pins: IN is inside the small pin (/24, /64), OUT inside the
+ * big one only (/16, /48), OTHER in neither; MANY has the distinct clients
+ * of the accuracy and stickiness tests.
+ */
+enum client_net { NET_MANY, NET_PIN_IN, NET_PIN_OUT, NET_OTHER, NET_COUNT };
+
+static const char *const net4[NET_COUNT] = {"127.18.0.0", "127.16.1.0", "127.16.2.0", "127.17.0.0"};
+static const char *const net6[NET_COUNT] = {
+    "fd00:ba70::", "fd00:ba70:0:1::", "fd00:ba70:0:2::", "fd00:ba71::"};
+static const char *const routes6[] = {"fd00:ba70::/64", "fd00:ba70:0:1::/64", "fd00:ba70:0:2::/64",
+				      "fd00:ba71::/64"};
+#define PIN_SMALL(fam) ((fam) == AF_INET ? "127.16.1.0/24" : "fd00:ba70:0:1::/64")
+#define PIN_BIG(fam)   ((fam) == AF_INET ? "127.16.0.0/16" : "fd00:ba70::/48")
+
+#define NCLIENTS 10000 /* distinct clients per accuracy step */
+#define NSTICKY	 2000  /* clients of the stickiness test */
+#define NPIN	 64    /* clients per network in the pin tests */
+#define BATCH	 100   /* clients connected before their listeners are drained */
+
+/* Static, not malloc'ed: a failed assertion longjmps out of the test. */
+static struct sockaddr_storage many_src[NCLIENTS];
+static int many_vslot[NCLIENTS];
+
+/* Client i of a network: its address + 1 + i (the last 32 bits), with a source port. */
+static void client_addr(int family, int net, int i, __u16 port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (void *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		assert_int_equal(inet_pton(AF_INET, net4[net], &sin->sin_addr), 1);
+		sin->sin_addr.s_addr = htonl(ntohl(sin->sin_addr.s_addr) + 1 + i);
+	} else {
+		struct sockaddr_in6 *sin6 = (void *)ss;
+		__u32 low;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		assert_int_equal(inet_pton(AF_INET6, net6[net], &sin6->sin6_addr), 1);
+		low = htonl(1 + i);
+		memcpy(&sin6->sin6_addr.s6_addr[12], &low, 4);
+	}
+}
+
+static void clients_of(int family, int net, int first, int n, __u16 port,
+		       struct sockaddr_storage *out)
+{
+	int k;
+
+	for (k = 0; k < n; k++)
+		client_addr(family, net, first + k, port, &out[k]);
+}
+
+static int same_endpoint(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	{
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		       !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
+	}
+}
+
+/*
+ * A client bound to src, connected (handshake done, so queued on the chosen
+ * listener).  SO_LINGER {1, 0}: its close sends RST, so tens of thousands of
+ * connections leave no TIME_WAIT behind on either side.
+ */
+static int client_from(struct fixture *f, const struct sockaddr_storage *src)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	struct timeval tv = {.tv_sec = 2};
+	int fd = socket(f->family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	assert_true(fd >= 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	/* The fd00:ba70:: addresses are routed locally but on no interface. */
+	if (f->family == AF_INET6)
+		assert_int_equal(setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one)), 0);
+	if (bind(fd, (const struct sockaddr *)src, f->addrlen) < 0)
+		fail_msg("bind client: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&f->caddr, f->addrlen) < 0)
+		fail_msg("connect: %s", strerror(errno));
+	return fd;
+}
+
+/*
+ * Accept the n clients of one batch, whichever listeners they reached:
+ * vslot[k] = the version slot that got client k (found by its address and
+ * port).  Fails on a stray connection or one that never arrives.
+ */
+static void accept_batch(struct fixture *f, const struct sockaddr_storage *src, int n, int *vslot,
+			 int *afd)
+{
+	struct pollfd pfd[NV * NI];
+	int got = 0, round, v, i, k;
+
+	for (k = 0; k < n; k++)
+		vslot[k] = -1;
+	for (round = 0; got < n && round < 2 * BATCH; round++) {
+		for (v = 0; v < NV; v++)
+			for (i = 0; i < NI; i++) {
+				pfd[v * NI + i].fd = f->lfd[v][i];
+				pfd[v * NI + i].events = POLLIN;
+			}
+		if (poll(pfd, NV * NI, 2000) <= 0)
+			fail_msg("%d of %d connections never reached a listener", n - got, n);
+		for (v = 0; v < NV; v++)
+			for (i = 0; i < NI; i++) {
+				struct sockaddr_storage peer;
+				socklen_t plen = sizeof(peer);
+				int c;
+
+				if (!(pfd[v * NI + i].revents & POLLIN))
+					continue;
+				while ((c = accept4(f->lfd[v][i], (struct sockaddr *)&peer, &plen,
+						    SOCK_CLOEXEC)) >= 0) {
+					for (k = 0; k < n; k++)
+						if (vslot[k] < 0 && same_endpoint(&peer, &src[k]))
+							break;
+					if (k == n)
+						fail_msg("a connection from nobody in this batch");
+					vslot[k] = v;
+					afd[k] = c;
+					got++;
+					plen = sizeof(peer);
+				}
+				assert_int_equal(errno, EAGAIN);
+			}
+	}
+	assert_int_equal(got, n);
+}
+
+/* Connect clients src[0..n) and put in vslot[k] the version slot that accepted client k. */
+static void run_clients(struct fixture *f, const struct sockaddr_storage *src, int n, int *vslot)
+{
+	struct sockaddr_storage local[BATCH];
+	int cfd[BATCH], afd[BATCH];
+	int b, k, m;
+
+	for (b = 0; b < n; b += BATCH) {
+		m = n - b < BATCH ? n - b : BATCH;
+		for (k = 0; k < m; k++) {
+			socklen_t len = sizeof(local[k]);
+
+			cfd[k] = client_from(f, &src[b + k]);
+			/* The source port the kernel picked, when src has none. */
+			assert_int_equal(getsockname(cfd[k], (struct sockaddr *)&local[k], &len),
+					 0);
+		}
+		accept_batch(f, local, m, &vslot[b], afd);
+		for (k = 0; k < m; k++) {
+			close(cfd[k]);
+			close(afd[k]);
+		}
+	}
+}
+
+static int count_vslot(const int *vslot, int n, int v)
+{
+	int k, c = 0;
+
+	for (k = 0; k < n; k++)
+		c += vslot[k] == v;
+	return c;
+}
+
+/* The version slot steer.h says a sticky client gets under the service's current policy. */
+static int predicted_vslot(struct fixture *f, const struct sockaddr_storage *ss)
+{
+	struct steer_service p;
+	__u32 a[4] = {0};
+
+	assert_int_equal(steer_get_service(&f->st, SERVICE, &p), 0);
+	if (ss->ss_family == AF_INET) {
+		memcpy(a, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+		return steer_pick_version(&p, steer_addr_point(STEER_AF_INET, a));
+	}
+	memcpy(a, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+	return steer_pick_version(&p, steer_addr_point(STEER_AF_INET6, a));
+}
+
+static const char *fam_name(struct fixture *f)
+{
+	return f->family == AF_INET ? "v4" : "v6";
+}
+
+/* The canary's share of n connections is within 2 percentage points of its weight. */
+static void assert_share(int got, int n, __u32 weight)
+{
+	long expect = (long)weight * n / WEIGHT_MAX, slack = 2L * n / 100;
+
+	assert_in_range(got, expect > slack ? expect - slack : 0, expect + slack);
+}
+
+/*
+ * Sticky mode at 1%, 10% and 50% for version 2: 10,000 distinct client
+ * addresses each, a fresh set per step.  The share is within 2 points of
+ * the weight, and every client got the version steer.h computes from its
+ * address alone.
+ */
+static void test_sticky_weight_accuracy(void **state)
+{
+	static const __u32 weights[] = {100, 1000, 5000};
+	struct fixture *f = *state;
+	struct sockaddr_storage *src = many_src;
+	int *vslot = many_vslot;
+	unsigned int w;
+	int k, got, wrong;
+
+	f->mode = STEER_STICKY;
+	for (w = 0; w < sizeof(weights) / sizeof(weights[0]); w++) {
+		set_policy(f, 0, weights[w]);
+		clients_of(f->family, NET_MANY, w * NCLIENTS, NCLIENTS, 0, src);
+		run_clients(f, src, NCLIENTS, vslot);
+		got = count_vslot(vslot, NCLIENTS, 1);
+		wrong = 0;
+		for (k = 0; k < NCLIENTS; k++)
+			wrong += vslot[k] != predicted_vslot(f, &src[k]);
+		printf("sticky %s %u%%: %d/%d (%d not where steer_addr_point puts them)\n",
+		       fam_name(f), weights[w] / 100, got, NCLIENTS, wrong);
+		assert_int_equal(count_vslot(vslot, NCLIENTS, 0) + got, NCLIENTS);
+		assert_share(got, NCLIENTS, weights[w]);
+		assert_int_equal(wrong, 0);
+	}
+}
+
+/*
+ * Per-connection mode at 10%: 10,000 connections of ONE client address
+ * (distinct source ports) split by the weights, since the version follows
+ * the connection hash, not the client.
+ */
+static void test_per_connection_accuracy(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_storage *src = many_src;
+	int *vslot = many_vslot;
+	int k, got;
+
+	set_policy(f, 0, 1000);
+	for (k = 0; k < NCLIENTS; k++)
+		client_addr(f->family, NET_OTHER, 0, 20000 + k, &src[k]);
+	run_clients(f, src, NCLIENTS, vslot);
+	got = count_vslot(vslot, NCLIENTS, 1);
+	printf("per-connection %s 10%%: %d/%d from one address\n", fam_name(f), got, NCLIENTS);
+	assert_int_equal(count_vslot(vslot, NCLIENTS, 0) + got, NCLIENTS);
+	assert_share(got, NCLIENTS, 1000);
+}
+
+/*
+ * Stickiness of NSTICKY clients: (a) the same clients from new source ports
+ * at the same weight keep their version; (b) from 5% to 10% every canary
+ * client stays in the canary (and the canary grows); (c) back at 5% the
+ * canary is exactly the 5% set again.
+ */
+static void test_sticky_clients_keep_version(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_storage src[NSTICKY];
+	int at5[NSTICKY], again[NSTICKY], at10[NSTICKY], back5[NSTICKY];
+	int k, moved, left, n5, n10;
+
+	f->mode = STEER_STICKY;
+	set_policy(f, 0, 500);
+	clients_of(f->family, NET_MANY, 3 * NCLIENTS, NSTICKY, 21000, src);
+	run_clients(f, src, NSTICKY, at5);
+	clients_of(f->family, NET_MANY, 3 * NCLIENTS, NSTICKY, 21001, src);
+	run_clients(f, src, NSTICKY, again);
+	set_policy(f, 0, 1000);
+	clients_of(f->family, NET_MANY, 3 * NCLIENTS, NSTICKY, 21002, src);
+	run_clients(f, src, NSTICKY, at10);
+	set_policy(f, 0, 500);
+	clients_of(f->family, NET_MANY, 3 * NCLIENTS, NSTICKY, 21003, src);
+	run_clients(f, src, NSTICKY, back5);
+
+	n5 = count_vslot(at5, NSTICKY, 1);
+	n10 = count_vslot(at10, NSTICKY, 1);
+	printf("sticky %s canary: %d/%d at 5%%, %d/%d at 10%%\n", fam_name(f), n5, NSTICKY, n10,
+	       NSTICKY);
+	/* (a) Same weight, new source ports: nobody moves. */
+	moved = 0;
+	for (k = 0; k < NSTICKY; k++)
+		moved += at5[k] != again[k];
+	assert_int_equal(moved, 0);
+	/* (b) 5% -> 10%: the canary only gains clients. */
+	left = 0;
+	for (k = 0; k < NSTICKY; k++)
+		left += at5[k] == 1 && at10[k] != 1;
+	assert_int_equal(left, 0);
+	assert_true(n5 > 0);
+	assert_true(n10 > n5);
+	/* (c) 10% -> 5%: exactly the clients of the first 5%. */
+	moved = 0;
+	for (k = 0; k < NSTICKY; k++)
+		moved += at5[k] != back5[k];
+	assert_int_equal(moved, 0);
+}
+
+static void pin(struct fixture *f, __u32 service, const char *cidr, __u32 version)
+{
+	struct steer_cidr c;
+	char err[128];
+
+	if (steer_cidr_parse(cidr, &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(steer_pin_set(&f->st, service, &c, version), 0);
+}
+
+/* Slot 0 (version 1) ACTIVE with weight w0, slot 1 (version 2) in state1 with the rest. */
+static void set_policy_state(struct fixture *f, __u32 w0, __u32 state1)
+{
+	set_policy(f, 0, WEIGHT_MAX - w0);
+	if (state1 != VSTATE_ACTIVE) {
+		struct steer_service p;
+
+		assert_int_equal(steer_get_service(&f->st, SERVICE, &p), 0);
+		p.v[1].state = state1;
+		assert_int_equal(steer_set_service(&f->st, SERVICE, &p), 0);
+	}
+}
+
+/* NPIN clients of a network; returns how many reached each version slot. */
+static void run_net(struct fixture *f, int net, __u16 port, int counts[NV])
+{
+	struct sockaddr_storage src[NPIN];
+	int vslot[NPIN], v;
+
+	clients_of(f->family, net, 0, NPIN, port, src);
+	run_clients(f, src, NPIN, vslot);
+	for (v = 0; v < NV; v++)
+		counts[v] = count_vslot(vslot, NPIN, v);
+}
+
+/*
+ * A /24 (IPv4) or /64 (IPv6) pin sends its clients to version 2 although
+ * version 2 has weight 0; everybody else follows the weights (all to
+ * version 1); the pinned counter counts exactly the pinned clients.
+ */
+static void test_pin_beats_weights(void **state)
+{
+	struct fixture *f = *state;
+	struct steer_stats s;
+	int in[NV], other[NV];
+
+	set_policy(f, 0, 0);
+	pin(f, SERVICE, PIN_SMALL(f->family), 2);
+	run_net(f, NET_PIN_IN, 0, in);
+	run_net(f, NET_OTHER, 0, other);
+	assert_int_equal(in[1], NPIN);
+	assert_int_equal(other[0], NPIN);
+	assert_int_equal(steer_group_stats(&f->st, GROUP, &s), 0);
+	assert_int_equal(s.pinned, NPIN);
+	assert_int_equal(s.selected, NPIN);
+}
+
+/*
+ * Longest prefix wins: the /16 (/48) pinned to version 1 holds the /24
+ * (/64) pinned to version 2.  Weights are 50/50 per connection, so a client
+ * the pins missed would split; clients outside both do split.
+ */
+static void test_pin_longest_prefix(void **state)
+{
+	struct fixture *f = *state;
+	struct steer_stats s;
+	int in[NV], out[NV], other[NV];
+
+	set_policy(f, 0, WEIGHT_MAX / 2);
+	pin(f, SERVICE, PIN_BIG(f->family), 1);
+	pin(f, SERVICE, PIN_SMALL(f->family), 2);
+	run_net(f, NET_PIN_IN, 0, in);
+	run_net(f, NET_PIN_OUT, 0, out);
+	run_net(f, NET_OTHER, 0, other);
+	assert_int_equal(in[1], NPIN);
+	assert_int_equal(out[0], NPIN);
+	assert_true(other[0] > 0);
+	assert_true(other[1] > 0);
+	assert_int_equal(steer_group_stats(&f->st, GROUP, &s), 0);
+	assert_int_equal(s.pinned, 2 * NPIN);
+}
+
+/*
+ * Pins that cannot apply leave the weights (all to version 1) in charge: a
+ * pin to a DRAINING version, to a version not in the service, one of
+ * another service, and one to an ACTIVE version with no live socket.  The
+ * same pin to a live ACTIVE version first shows the clients do move.
+ */
+static void test_pin_falls_back_to_weights(void **state)
+{
+	struct fixture *f = *state;
+	struct steer_cidr c;
+	struct steer_stats s;
+	char err[128];
+	int in[NV];
+
+	assert_int_equal(steer_cidr_parse(PIN_SMALL(f->family), &c, err, sizeof(err)), 0);
+	set_policy_state(f, WEIGHT_MAX, VSTATE_ACTIVE);
+	pin(f, SERVICE, PIN_SMALL(f->family), 2);
+	run_net(f, NET_PIN_IN, 0, in);
+	assert_int_equal(in[1], NPIN);
+
+	set_policy_state(f, WEIGHT_MAX, VSTATE_DRAINING);
+	run_net(f, NET_PIN_IN, 0, in);
+	assert_int_equal(in[0], NPIN);
+
+	set_policy_state(f, WEIGHT_MAX, VSTATE_ACTIVE);
+	pin(f, SERVICE, PIN_SMALL(f->family), 9);
+	run_net(f, NET_PIN_IN, 0, in);
+	assert_int_equal(in[0], NPIN);
+
+	assert_int_equal(steer_pin_del(&f->st, SERVICE, &c), 0);
+	pin(f, SERVICE + 1, PIN_SMALL(f->family), 2);
+	run_net(f, NET_PIN_IN, 0, in);
+	assert_int_equal(in[0], NPIN);
+
+	pin(f, SERVICE, PIN_SMALL(f->family), 2);
+	close(f->lfd[1][0]);
+	close(f->lfd[1][1]);
+	f->lfd[1][0] = f->lfd[1][1] = -1;
+	run_net(f, NET_PIN_IN, 0, in);
+	assert_int_equal(in[0], NPIN);
+
+	assert_int_equal(steer_group_stats(&f->st, GROUP, &s), 0);
+	assert_int_equal(s.pinned, NPIN);
+	assert_int_equal(s.selected, 4 * NPIN);
+}
+
+/*
+ * Pins apply to migrating requests too, by the client address of the
+ * request.  Version 1 takes everything and closes with NPIN connections
+ * queued; version 2 has weight 0, so only a pin can place them (without it
+ * they would be reset).
+ */
+static void test_pin_applies_to_migration(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_storage src[NPIN];
+	struct steer_stats before, after;
+	int cfd[NPIN], counts[NV][NI];
+	int k;
+
+	set_policy(f, 0, 0);
+	clients_of(f->family, NET_PIN_IN, 0, NPIN, 0, src);
+	for (k = 0; k < NPIN; k++)
+		cfd[k] = client_from(f, &src[k]);
+	pin(f, SERVICE, PIN_SMALL(f->family), 2);
+	assert_int_equal(steer_group_stats(&f->st, GROUP, &before), 0);
+	assert_int_equal(before.pinned, 0);
+	close(f->lfd[0][0]);
+	close(f->lfd[0][1]);
+	f->lfd[0][0] = f->lfd[0][1] = -1;
+	drain_counts(f, counts);
+	assert_int_equal(counts[1][0] + counts[1][1], NPIN);
+	assert_int_equal(steer_group_stats(&f->st, GROUP, &after), 0);
+	assert_int_equal(after.pinned, NPIN);
+	assert_int_equal(after.migrated - before.migrated, NPIN);
+	assert_int_equal(after.dropped, 0);
+	close_n(NPIN, cfd);
+}
+
+static void parse_ok(const char *s, int family, const char *addr, int len)
+{
+	struct steer_cidr c;
+	__u8 want[16] = {0};
+	char err[128] = "", buf[64];
+
+	if (steer_cidr_parse(s, &c, err, sizeof(err)))
+		fail_msg("%s: %s", s, err);
+	assert_int_equal(c.family, family);
+	assert_int_equal(c.len, len);
+	assert_int_equal(inet_pton(family, addr, want), 1);
+	assert_memory_equal(c.addr, want, family == AF_INET ? 4 : 16);
+	assert_int_equal(steer_cidr_format(&c, buf, sizeof(buf)), 0);
+	snprintf(err, sizeof(err), "%s/%d", addr, len);
+	assert_string_equal(buf, err);
+}
+
+/* s is refused with a one-line message containing what (if given). */
+static void parse_bad(const char *s, const char *what)
+{
+	struct steer_cidr c;
+	char err[160] = "";
+
+	assert_int_equal(steer_cidr_parse(s, &c, err, sizeof(err)), -1);
+	assert_true(err[0] != '\0');
+	assert_null(strchr(err, '\n'));
+	if (what && !strstr(err, what))
+		fail_msg("'%s': message '%s' lacks '%s'", s, err, what);
+}
+
+static void test_cidr_parse(void **state)
+{
+	struct steer_cidr c = {.family = AF_INET, .len = 8, .addr = {10}};
+	char buf[64];
+
+	(void)state;
+	parse_ok("10.1.0.0/16", AF_INET, "10.1.0.0", 16);
+	parse_ok("192.0.2.7", AF_INET, "192.0.2.7", 32);
+	parse_ok("0.0.0.0/0", AF_INET, "0.0.0.0", 0);
+	parse_ok("2001:db8::/32", AF_INET6, "2001:db8::", 32);
+	parse_ok("2001:db8::1", AF_INET6, "2001:db8::1", 128);
+	parse_ok("fd00:ba70::/64", AF_INET6, "fd00:ba70::", 64);
+	parse_ok("::/0", AF_INET6, "::", 0);
+
+	parse_bad("", NULL);
+	parse_bad("garbage", "garbage");
+	parse_bad("/16", NULL);
+	parse_bad("10.1.0/16", "10.1.0");
+	parse_bad("10.1.0.0/", "prefix length");
+	parse_bad("10.1.0.0/33", "33");
+	parse_bad("2001:db8::/129", "129");
+	parse_bad("10.1.0.0/-1", "prefix length");
+	parse_bad("10.1.0.0/+8", "prefix length");
+	parse_bad("10.1.0.0/8x", "prefix length");
+	parse_bad("10.1.0.0/016", "prefix length");
+	parse_bad("10.1.0.0/1000", "prefix length");
+	parse_bad(" 10.1.0.0/16", NULL);
+	parse_bad("10.1.0.0/16/8", NULL);
+	parse_bad("10.1.2.3/16", "10.1.2.3/16 has host bits set (did you mean 10.1.0.0/16?)");
+	parse_bad("2001:db8::1/32",
+		  "2001:db8::1/32 has host bits set (did you mean 2001:db8::/32?)");
+	parse_bad("10.0.0.1/0", "did you mean 0.0.0.0/0?");
+
+	assert_int_equal(steer_cidr_format(&c, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "10.0.0.0/8");
+	assert_int_equal(steer_cidr_format(&c, buf, 5), -ENOSPC);
+	c.len = 33;
+	assert_int_equal(steer_cidr_format(&c, buf, sizeof(buf)), -EINVAL);
+}
+
+/* Index of (cidr, version) in a pin list, or -1. */
+static int listed(const struct steer_cidr *out, const __u32 *ver, int n, const char *cidr,
+		  __u32 version)
+{
+	struct steer_cidr c;
+	char err[128];
+	int k;
+
+	assert_int_equal(steer_cidr_parse(cidr, &c, err, sizeof(err)), 0);
+	for (k = 0; k < n; k++)
+		if (out[k].family == c.family && out[k].len == c.len &&
+		    !memcmp(out[k].addr, c.addr, sizeof(c.addr)) && ver[k] == version)
+			return k;
+	return -1;
+}
+
+static void test_pin_list_del(void **state)
+{
+	struct fixture *f = *state;
+	struct steer_cidr out[8], c;
+	__u32 ver[8];
+	char err[128];
+	int n;
+
+	pin(f, SERVICE, "10.1.0.0/16", 2);
+	pin(f, SERVICE, "10.1.2.0/24", 3);
+	pin(f, SERVICE, "2001:db8::/32", 2);
+	pin(f, SERVICE, "192.0.2.1", 2);
+	pin(f, SERVICE + 1, "10.9.0.0/16", 2);
+
+	n = steer_pin_list(&f->st, SERVICE, out, ver, 8);
+	assert_int_equal(n, 4);
+	assert_true(listed(out, ver, n, "10.1.0.0/16", 2) >= 0);
+	assert_true(listed(out, ver, n, "10.1.2.0/24", 3) >= 0);
+	assert_true(listed(out, ver, n, "2001:db8::/32", 2) >= 0);
+	assert_true(listed(out, ver, n, "192.0.2.1/32", 2) >= 0);
+	assert_int_equal(steer_pin_list(&f->st, SERVICE, out, ver, 2), 2);
+	n = steer_pin_list(&f->st, SERVICE + 1, out, ver, 8);
+	assert_int_equal(n, 1);
+	assert_true(listed(out, ver, n, "10.9.0.0/16", 2) == 0);
+	assert_int_equal(steer_pin_list(&f->st, SERVICE + 2, out, ver, 8), 0);
+
+	/* Set again: replaced, not added. */
+	pin(f, SERVICE, "10.1.0.0/16", 4);
+	n = steer_pin_list(&f->st, SERVICE, out, ver, 8);
+	assert_int_equal(n, 4);
+	assert_true(listed(out, ver, n, "10.1.0.0/16", 4) >= 0);
+	assert_true(listed(out, ver, n, "10.1.0.0/16", 2) < 0);
+
+	assert_int_equal(steer_cidr_parse("10.1.2.0/24", &c, err, sizeof(err)), 0);
+	assert_int_equal(steer_pin_del(&f->st, SERVICE, &c), 0);
+	assert_int_equal(steer_pin_del(&f->st, SERVICE, &c), -ENOENT);
+	assert_int_equal(steer_pin_del(&f->st, SERVICE + 1, &c), -ENOENT);
+	assert_int_equal(steer_pin_list(&f->st, SERVICE, out, ver, 8), 3);
+
+	/* Version 2's pins go, version 4's and the other service's stay. */
+	assert_int_equal(steer_pin_del_version(&f->st, SERVICE, 2), 2);
+	assert_int_equal(steer_pin_del_version(&f->st, SERVICE, 2), 0);
+	n = steer_pin_list(&f->st, SERVICE, out, ver, 8);
+	assert_int_equal(n, 1);
+	assert_true(listed(out, ver, n, "10.1.0.0/16", 4) == 0);
+	assert_int_equal(steer_pin_list(&f->st, SERVICE + 1, out, ver, 8), 1);
+
+	/* Refused: version 0, host bits, a bad length, an IPv6 prefix over all of IPv4. */
+	assert_int_equal(steer_cidr_parse("10.1.0.0/16", &c, err, sizeof(err)), 0);
+	assert_int_equal(steer_pin_set(&f->st, SERVICE, &c, 0), -EINVAL);
+	c.len = 8;
+	assert_int_equal(steer_pin_set(&f->st, SERVICE, &c, 2), -EINVAL);
+	c.len = 33;
+	assert_int_equal(steer_pin_set(&f->st, SERVICE, &c, 2), -EINVAL);
+	assert_int_equal(steer_cidr_parse("::/0", &c, err, sizeof(err)), 0);
+	assert_int_equal(steer_pin_set(&f->st, SERVICE, &c, 2), -EINVAL);
+	assert_int_equal(steer_cidr_parse("::ffff:0:0/96", &c, err, sizeof(err)), 0);
+	assert_int_equal(steer_pin_set(&f->st, SERVICE, &c, 2), 0);
+	n = steer_pin_list(&f->st, SERVICE, out, ver, 8);
+	assert_int_equal(n, 2);
+	/* An IPv4-mapped prefix is stored, and listed, as the IPv4 one it is. */
+	assert_true(listed(out, ver, n, "0.0.0.0/0", 2) >= 0);
+}
+
+/*
+ * The IPv6 client networks are routed locally on lo (this runs in a private
+ * network namespace: the runner unshares it).  Clients bind addresses in
+ * them with IPV6_FREEBIND and connect to the listeners on ::1: loopback
+ * delivers to ::1 whatever the (local) source, and the SYN-ACK goes back
+ * through the same local route.
+ */
+static int route6(const char *verb)
+{
+	char cmd[128];
+	unsigned int i;
+
+	for (i = 0; i < sizeof(routes6) / sizeof(routes6[0]); i++) {
+		snprintf(cmd, sizeof(cmd), "ip -6 route %s local %s dev lo", verb, routes6[i]);
+		if (system(cmd)) {
+			fprintf(stderr, "failed: %s\n", cmd);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	return route6("replace");
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	return route6("del");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -382,9 +1041,24 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_all_to_active_version, setup6any, teardown),
 	    cmocka_unit_test_setup_teardown(test_probe_reaches_pinned_socket, setup6any, teardown),
 	    cmocka_unit_test_setup_teardown(test_queued_connections_migrate, setup6any, teardown),
+	    cmocka_unit_test(test_cidr_parse),
+	    cmocka_unit_test_setup_teardown(test_pin_list_del, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_sticky_weight_accuracy, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_sticky_weight_accuracy, setup6, teardown),
+	    cmocka_unit_test_setup_teardown(test_per_connection_accuracy, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_sticky_clients_keep_version, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_sticky_clients_keep_version, setup6, teardown),
+	    cmocka_unit_test_setup_teardown(test_pin_beats_weights, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_pin_beats_weights, setup6, teardown),
+	    cmocka_unit_test_setup_teardown(test_pin_longest_prefix, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_pin_longest_prefix, setup6, teardown),
+	    cmocka_unit_test_setup_teardown(test_pin_falls_back_to_weights, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_pin_falls_back_to_weights, setup6, teardown),
+	    cmocka_unit_test_setup_teardown(test_pin_applies_to_migration, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_pin_applies_to_migration, setup6, teardown),
 	};
 
 	if (getenv("TEST_FILTER"))
 		cmocka_set_test_filter(getenv("TEST_FILTER"));
-	return cmocka_run_group_tests_name("steer", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("steer", tests, group_setup, group_teardown);
 }

@@ -74,6 +74,27 @@ expect_err "unknown command" "unknown command" "$BATON" frobnicate
 check "help for one command" grep -q "^usage: baton deploy SERVICE" <<<"$("$BATON" help deploy)"
 expect_err "help for an unknown command" 'no help for "nope"' "$BATON" help nope
 
+# Rollout commands: bad arguments, and no rollout to act on.
+expect_err "deploy: unknown strategy" "--strategy is bluegreen or canary" \
+	"$BATON" deploy web --strategy blue -- "$DEMO"
+expect_err "deploy: steps not increasing" "--steps:" "$BATON" deploy web --steps 50,25 -- "$DEMO"
+expect_err "deploy: bad bake" "--bake:" "$BATON" deploy web --bake soon -- "$DEMO"
+expect_err "deploy: steps with bluegreen" "belong to --strategy canary" \
+	"$BATON" deploy web --strategy bluegreen --steps 5 -- "$DEMO"
+expect_err "promote without a rollout" "no rollout in progress" "$BATON" promote web
+expect_err "pause without a rollout" "no rollout in progress" "$BATON" pause web
+expect_err "abort without a rollout" "no rollout to abort" "$BATON" abort web
+expect_err "weight without a rollout" "no rollout in progress" "$BATON" weight web v1=100
+expect_err "weight: bad syntax" "expected vN=PERCENT" "$BATON" weight web 2:10
+expect_err "weight: bad percent" "v2:" "$BATON" weight web v2=ten
+expect_err "weight: nothing given" "give a version's share" "$BATON" weight web
+expect_err "--full is promote's" "--full is an option of promote" "$BATON" pause web --full
+expect_err "pin: host bits set" "has host bits set" "$BATON" pin web 10.1.2.3/16 v1
+expect_err "pin: bad CIDR" "pin:" "$BATON" pin web 10.1.0.0/99 v1
+expect_err "pin: unknown version" "has no running v7" "$BATON" pin web 10.1.0.0/16 v7
+expect_err "pin: missing version" "give a client CIDR and a version" "$BATON" pin web 10.1.0.0/16
+expect_err "unpin: no such pin" "has no pin for 10.9.0.0/16" "$BATON" unpin web 10.9.0.0/16
+
 # The control socket itself: garbage, a wrong type, an unknown command.
 ctl() {
 	python3 - "$BATON_CONTROL" "$1" <<'PY'
@@ -89,6 +110,10 @@ check "control: garbage is answered with an error" grep -q '"ok": *false.*not JS
 check "control: wrong type" grep -q 'must be a string' <<<"$(ctl '{"cmd":"status","service":7}')"
 check "control: unknown command" grep -q 'unknown command' <<<"$(ctl '{"cmd":"explode"}')"
 check "control: deploy without argv" grep -q 'needs a command' <<<"$(ctl '{"cmd":"deploy","service":"web"}')"
+check "control: bad steps" grep -q 'steps must be' \
+	<<<"$(ctl '{"cmd":"deploy","service":"web","argv":["'"$DEMO"'"],"steps":[500,100]}')"
+check "control: bad weights" grep -q 'weight needs' <<<"$(ctl '{"cmd":"weight","service":"web","weights":[1]}')"
+check "control: pin without cidr" grep -q 'needs a client CIDR' <<<"$(ctl '{"cmd":"pin","service":"web"}')"
 
 # Nothing changed: v1 active, same processes, still serving.
 check_eq "v1 still active" 1 "$(active_version)"

@@ -5,6 +5,9 @@
 # plus connections queued on its listeners), over IPv4 and IPv6, with closes
 # from the client side and from the server side.  A foreign server's
 # connections are never counted.  bpftool prints the counters with names.
+# resets counts the connections a version's side aborted with a RST: every
+# one of a --reset-every 1 version's, none of those clients reset, none of
+# those closed normally from either side.
 . "$(dirname "$0")/lib.sh"
 
 EXEC="$DEMO --idle-ms 600000" write_conf "instances = 2" "ready = notify" \
@@ -31,6 +34,22 @@ same() {
 	done
 	check_eq "$1: v$2 live" "$3" "$live"
 	check_eq "$1: v$2 per ss" "$3" "$ssn"
+}
+
+# counter VERSION FIELD: the version's counter as bpftool prints the pinned map.
+counter() {
+	bpftool -j map dump pinned "$BPFDIR/versions" |
+		jq ".[].formatted | select(.key.version == $1) | .value.$2"
+}
+# counter_is DESCRIPTION VERSION FIELD WANT: bounded wait for the counter to settle.
+counter_is() {
+	local got i
+	for i in $(seq 20); do
+		got=$(counter "$2" "$3")
+		[ "$got" = "$4" ] && break
+		sleep 0.05
+	done
+	check_eq "$1: v$2 $3" "$4" "$got"
 }
 
 # open N HOST [request]: hold N connections in this shell; ids appended to FDS.
@@ -81,11 +100,13 @@ kill -9 "$v1a"
 wait_gone 2 "$v1a"
 same "an instance's connections closed by the server side" 1 "$(ss_count 1)"
 check "v1 still has the other instance's connections" test "$(field 1 live)" -gt 0
+check_eq "normal closes from both sides are not resets: v1 resets" 0 "$(counter 1 resets)"
 
 # bpftool prints the counters with field names and the right numbers.
 v2json=$(bpftool -j map dump pinned "$BPFDIR/versions" |
 	jq -c '.[].formatted | select(.key.version == 2) | .value')
-check_eq "bpftool: v2 counters by name" '{"live":9,"accepted":9,"closed":0,"migrated_in":0}' "$v2json"
+check_eq "bpftool: v2 counters by name" \
+	'{"live":9,"accepted":9,"closed":0,"migrated_in":0,"resets":0}' "$v2json"
 check "bpftool: key names" grep -q '"service"' <<<"$(bpftool -j map dump pinned "$BPFDIR/versions")"
 
 # baton watch shows the live counts.
@@ -98,3 +119,51 @@ close_conns 5 9
 for _ in $(seq 40); do grep -q "web v1: last connection closed" "$T/agent.log" && break; sleep 0.05; done
 us=$(sed -n 's/.*web v1: last connection closed; signalled \([0-9]*\) us later/\1/p' "$T/agent.log")
 check "v1 signalled ${us:-?} us after its last close (< 5000)" test "${us:-999999}" -lt 5000
+
+# Server-side resets: v3 aborts every connection once its request is in.
+check "deploy v3 (--reset-every 1)" "$BATON" deploy web -- "$DEMO" --reset-every 1
+check_eq "v3 is active" 3 "$(active_version)"
+nstat_snap "$T/nstat.v3.before"
+bad=0
+for i in $(seq 10); do # 6 over IPv4, 4 over IPv6
+	host=127.0.0.1
+	[ "$i" -gt 6 ] && host='[::1]'
+	rc=0
+	curl -gs -o /dev/null --max-time 2 "http://$host:8080/" || rc=$?
+	[ "$rc" = 56 ] || { echo "request $i: curl exit $rc, want 56 (reset)"; bad=$((bad + 1)); }
+done
+nstat_snap "$T/nstat.v3.after"
+check_eq "v3: all 10 requests reset" 0 "$bad"
+check_eq "v3: the kernel sent 10 RSTs" 10 "$(nstat_delta "$T/nstat.v3.before" "$T/nstat.v3.after" TcpOutRsts)"
+counter_is "server-side aborts" 3 resets 10
+counter_is "server-side aborts" 3 closed 10
+counter_is "server-side aborts" 3 live 0
+
+# Client-side resets: v4 answers; its clients abort with SO_LINGER {1, 0}.
+check "deploy v4" "$BATON" deploy web -- "$DEMO" --idle-ms 600000
+check_eq "v4 is active" 4 "$(active_version)"
+nstat_snap "$T/nstat.v4.before"
+python3 - <<'PY' >"$T/client-resets.out" 2>&1
+import socket, struct
+linger0 = struct.pack("ii", 1, 0)
+# 4 after their answer, 4 in the middle of a request (nothing of the server's in
+# flight either way, so the RSTs are exactly the clients'); half over IPv6.
+for i in range(8):
+    host = "::1" if i % 2 else "127.0.0.1"
+    s = socket.create_connection((host, 8080), timeout=3)
+    if i < 4:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200"), "no answer"
+    else:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n")
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0)
+    s.close()
+print("8 client resets")
+PY
+check "v4: 8 clients reset their connections" grep -qx "8 client resets" "$T/client-resets.out"
+counter_is "client-side aborts" 4 closed 8
+nstat_snap "$T/nstat.v4.after"
+check_eq "v4: the clients sent 8 RSTs, v4 none" 8 \
+	"$(nstat_delta "$T/nstat.v4.before" "$T/nstat.v4.after" TcpOutRsts)"
+counter_is "client-side aborts are not counted" 4 resets 0
+counter_is "client-side aborts" 4 live 0

@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 #
 # Smoke test for tools/demo-server: HTTP answers, keep-alive, pipelining,
-# limits, drain on SIGTERM, socket activation and READY=1.
+# limits, drain on SIGTERM, socket activation and READY=1, /healthz, and
+# the failures it can fake (--unhealthy-after-ms, --reset-every,
+# --exit-after-ms).
 #
 # usage: tests/unit/demo_server_smoke.sh [path/to/demo-server]
 #        (default build/demo-server; this script builds nothing)
@@ -242,6 +244,40 @@ def main():
         check(r.eof(), "idle connection not closed cleanly")
         dt = (time.monotonic() - t0) * 1000
         check(ms * 0.8 <= dt <= ms + 1000, f"closed after {dt:.0f} ms, want ~{ms}")
+    elif cmd == "resets":
+        # --reset-every N: connections N, 2N, ... get a RST instead of an answer
+        port, n, total = args[0], int(args[1]), int(args[2])
+        for i in range(1, total + 1):
+            s = connect(port)
+            r = Reader(s)
+            if i == n:
+                # nothing happens before the first request is in
+                s.settimeout(0.3)
+                try:
+                    d = s.recv(1)
+                    check(False, f"connection {i}: {d!r} before any request")
+                except socket.timeout:
+                    pass
+                except ConnectionResetError:
+                    check(False, f"connection {i}: reset before any request")
+                s.settimeout(3)
+            s.sendall(req())
+            if i % n == 0:
+                try:
+                    r.response()
+                    check(False, f"connection {i}: answered, want a reset")
+                except ConnectionResetError:
+                    pass
+                except EOFError:
+                    check(False, f"connection {i}: closed with FIN, want a reset")
+            else:
+                st, _, body = r.response()
+                check(st == 200 and body.startswith("version="), f"connection {i}: {st}")
+                # only the first request decides: a kept connection keeps working
+                s.sendall(req())
+                st, _, _ = r.response()
+                check(st == 200, f"connection {i}, second request: {st}")
+            s.close()
     elif cmd == "activate":
         # systemd's side of socket activation; exec keeps our pid for LISTEN_PID
         binary, port = args[0], int(args[1])
@@ -281,7 +317,8 @@ EOF
 
 out=$("$BIN" --help 2>&1) && rc=0 || rc=$?
 if [ "$rc" = 0 ] && [[ $out == *--delay-ms* && $out == *--drain-idle-ms* &&
-	$out == *--no-accept* ]]; then
+	$out == *--no-accept* && $out == *--unhealthy-after-ms* && $out == *--reset-every* &&
+	$out == *--exit-after-ms* && $out == */healthz* ]]; then
 	pass "--help lists the options, exit 0"
 else
 	fail "--help" "rc=$rc"
@@ -319,6 +356,20 @@ else
 		pass "X-Version and X-Instance headers"
 	else
 		fail "identity headers" "$(tr -d '\r' <"$TMP/h")"
+	fi
+
+	out=$(curl -s --max-time 3 -w ' %{http_code}' "$URL/healthz" || true)
+	out2=$(curl -s --max-time 3 -w ' %{http_code}' "$URL/healthz?deep=1" || true)
+	if [ "$out" = $'ok\n 200' ] && [ "$out2" = $'ok\n 200' ]; then
+		pass "GET /healthz and /healthz?deep=1: 200 ok"
+	else
+		fail "GET /healthz" "'$out' '$out2'"
+	fi
+	out=$(curl -s --max-time 3 -w ' %{http_code}' "$URL/healthzz" || true)
+	if [ "$out" = "version=smoke-1 instance=7 pid=$SPID"$'\n 200' ]; then
+		pass "GET /healthzz is an ordinary path"
+	else
+		fail "GET /healthzz" "'$out'"
 	fi
 
 	if curl -sv --max-time 3 "$URL/a" "$URL/b" 2>&1 >/dev/null | grep -q "Re-using"; then
@@ -418,6 +469,111 @@ if wait_http "$PORT"; then
 	fi
 else
 	fail "--delay-ms server starts"
+fi
+stop_server
+
+# ---- --unhealthy-after-ms
+
+PORT=$(free_port)
+t0=$(date +%s%N)
+start_server "$TMP/unhealthy.log" --listen "127.0.0.1:$PORT" --unhealthy-after-ms 1500
+if wait_http "$PORT"; then
+	code=$(curl -s -o /dev/null --max-time 1 -w '%{http_code}' "http://127.0.0.1:$PORT/healthz" ||
+		true)
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	if [ "$code" = 200 ] && [ "$ms" -lt 1500 ]; then
+		pass "--unhealthy-after-ms 1500: /healthz 200 at ${ms} ms"
+	else
+		fail "--unhealthy-after-ms: healthy at first" "$code at ${ms} ms"
+	fi
+	for ((i = 0; i < 60; i++)); do
+		code=$(curl -s -o /dev/null --max-time 1 -w '%{http_code}' \
+			"http://127.0.0.1:$PORT/healthz" || true)
+		[ "$code" = 503 ] && break
+		sleep 0.05
+	done
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	if [ "$code" = 503 ] && [ "$ms" -ge 1500 ] && [ "$ms" -lt 2500 ]; then
+		pass "--unhealthy-after-ms 1500: /healthz 503 from ${ms} ms"
+	else
+		fail "--unhealthy-after-ms: unhealthy later" "$code at ${ms} ms"
+	fi
+	out=$(curl -s --max-time 1 -w ' %{http_code}' "http://127.0.0.1:$PORT/" || true)
+	if [ "$out" = "version=dev instance=0 pid=$SPID"$'\n 200' ]; then
+		pass "--unhealthy-after-ms: other paths still 200"
+	else
+		fail "--unhealthy-after-ms: other paths" "'$out'"
+	fi
+else
+	fail "--unhealthy-after-ms server starts" "$(cat "$TMP/unhealthy.log")"
+fi
+stop_server
+
+# ---- --reset-every
+
+out=$("$BIN" --listen 127.0.0.1:1 --reset-every 0 2>&1) && rc=0 || rc=$?
+if [ "$rc" = 2 ] && [[ $out == *"--reset-every '0': expected a count"* ]]; then
+	pass "--reset-every 0: usage error, exit 2"
+else
+	fail "--reset-every 0" "rc=$rc: $out"
+fi
+
+# Not wait_http: its probe would be an accepted connection, and the count must start at 1.
+PORT=$(free_port)
+start_server "$TMP/reset.log" --listen "127.0.0.1:$PORT" --reset-every 2
+for ((i = 0; i < 50; i++)); do
+	grep -q "ready" "$TMP/reset.log" && break
+	sleep 0.1
+done
+rst0=$(nstat -asz TcpOutRsts | awk '$1 == "TcpOutRsts" {print $2}')
+if msg=$(python3 "$TMP/h.py" resets "$PORT" 2 6 2>&1); then
+	pass "--reset-every 2: connections 2, 4, 6 reset after their request, 1, 3, 5 served"
+else
+	fail "--reset-every 2" "$msg $(cat "$TMP/reset.log")"
+fi
+rst1=$(nstat -asz TcpOutRsts | awk '$1 == "TcpOutRsts" {print $2}')
+if [ $((rst1 - rst0)) = 3 ]; then
+	pass "--reset-every 2: 3 RSTs sent"
+else
+	fail "--reset-every 2: RSTs sent" "$((rst1 - rst0)), want 3"
+fi
+stop_server
+if [ "${RC:-}" = 0 ] && grep -q "and 3 resets (--reset-every)" "$TMP/reset.log"; then
+	pass "--reset-every 2: exit 0, 3 resets logged"
+else
+	fail "--reset-every 2: exit" "rc=${RC:-} $(tail -1 "$TMP/reset.log")"
+fi
+
+# ---- --exit-after-ms
+
+out=$("$BIN" --listen 127.0.0.1:1 --exit-after-ms soon 2>&1) && rc=0 || rc=$?
+if [ "$rc" = 2 ] && [[ $out == *"--exit-after-ms 'soon': expected milliseconds"* ]]; then
+	pass "--exit-after-ms soon: usage error, exit 2"
+else
+	fail "--exit-after-ms soon" "rc=$rc: $out"
+fi
+
+PORT=$(free_port)
+t0=$(date +%s%N)
+start_server "$TMP/exit.log" --listen "127.0.0.1:$PORT" --exit-after-ms 800
+if wait_http "$PORT"; then
+	# an idle keep-alive connection would hold up a drain: not this exit
+	exec {hold}<>"/dev/tcp/127.0.0.1/$PORT"
+	printf 'GET / HTTP/1.1\r\nHost: t\r\n\r\n' >&"$hold"
+	if wait_exit "$SPID" 3; then
+		ms=$((($(date +%s%N) - t0) / 1000000))
+		if [ "$RC" = 3 ] && [ "$ms" -ge 800 ] && [ "$ms" -lt 2000 ] &&
+			grep -q "with 1 open connection" "$TMP/exit.log"; then
+			pass "--exit-after-ms 800: exit 3 at ${ms} ms with a connection open"
+		else
+			fail "--exit-after-ms" "rc=$RC at ${ms} ms: $(tail -1 "$TMP/exit.log")"
+		fi
+	else
+		fail "--exit-after-ms" "still running after 3 s"
+	fi
+	exec {hold}<&-
+else
+	fail "--exit-after-ms server starts" "$(cat "$TMP/exit.log")"
 fi
 stop_server
 

@@ -350,7 +350,7 @@ static void listen_failure_leaves_output_alone(void **state)
 	assert_memory_equal(&la, &copy, sizeof(la));
 }
 
-/* ---- parse_signal, signal_name, ready_kind_name ------------------------ */
+/* ---- parse_signal, signal_name, ready_kind_name, ... ------------------- */
 
 static void signal_names_accepted(void **state)
 {
@@ -441,7 +441,214 @@ static void ready_kind_names(void **state)
 	assert_string_equal(ready_kind_name(READY_NONE), "none");
 	assert_string_equal(ready_kind_name(READY_NOTIFY), "notify");
 	assert_string_equal(ready_kind_name(READY_TCP), "tcp");
+	assert_string_equal(ready_kind_name(READY_HTTP), "http");
+	assert_string_equal(ready_kind_name(READY_EXEC), "exec");
 	assert_string_equal(ready_kind_name((enum ready_kind)42), "unknown");
+}
+
+static void health_kind_names(void **state)
+{
+	(void)state;
+	assert_string_equal(health_kind_name(HEALTH_NONE), "none");
+	assert_string_equal(health_kind_name(HEALTH_TCP), "tcp");
+	assert_string_equal(health_kind_name(HEALTH_HTTP), "http");
+	assert_string_equal(health_kind_name(HEALTH_EXEC), "exec");
+	assert_string_equal(health_kind_name((enum health_kind)42), "unknown");
+}
+
+static void hook_names(void **state)
+{
+	(void)state;
+	assert_string_equal(hook_name(HOOK_BEFORE_START), "before-start");
+	assert_string_equal(hook_name(HOOK_AFTER_SWITCH), "after-switch");
+	assert_string_equal(hook_name(HOOK_AFTER_DRAIN), "after-drain");
+	assert_string_equal(hook_name(HOOK_COUNT), "unknown");
+	assert_string_equal(hook_name((enum hook_point) - 1), "unknown");
+}
+
+/* ---- parse_percent_bp, parse_steps ------------------------------------ */
+
+static void percent_accepts(void **state)
+{
+	static const struct {
+		const char *s;
+		unsigned bp;
+	} ok[] = {
+	    {"5", 500},	   {"2.5", 250},  {"0.01", 1},	     {"100", 10000},	{"5%", 500},
+	    {"0", 0},	   {"0.00", 0},	  {"0%", 0},	     {"100.00", 10000}, {"100%", 10000},
+	    {"2.50", 250}, {"007", 700},  {"99.99", 9999},   {"0.1", 10},	{"12.34%", 1234},
+	    {"0.99%", 99}, {"1.05", 105}, {"000100", 10000}, {"100.0%", 10000}, {"0.01%", 1},
+	};
+	unsigned bp;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		bp = 12345;
+		if (parse_percent_bp(ok[i].s, &bp, err, sizeof(err)) != 0)
+			fail_msg("percentage \"%s\" rejected: %s", ok[i].s, err);
+		if (bp != ok[i].bp)
+			fail_msg("percentage \"%s\" gave %u, not %u", ok[i].s, bp, ok[i].bp);
+	}
+}
+
+static void percent_rejects(void **state)
+{
+	static const struct {
+		const char *s;
+		const char *want;
+	} bad[] = {
+	    {"", "empty percentage"},
+	    {"-5", "percentage \"-5\" is negative"},
+	    {"-0", "is negative"},
+	    {"-0.5%", "is negative"},
+	    {"101", "percentage \"101\" is more than 100"},
+	    {"100.01", "is more than 100"},
+	    {"100.1", "is more than 100"},
+	    {"1000", "is more than 100"},
+	    {"101%", "is more than 100"},
+	    {"99999999999999999999999999", "is more than 100"},
+	    {"18446744073709551617", "is more than 100"},
+	    {"0.001", "percentage \"0.001\" has more than two decimals"},
+	    {"1.005%", "has more than two decimals"},
+	    {"5.000", "has more than two decimals"},
+	    {"5.", "invalid percentage \"5.\""},
+	    {".5", "invalid percentage \".5\""},
+	    {"5.%", "invalid percentage"},
+	    {"%", "invalid percentage \"%\""},
+	    {"%5", "invalid percentage"},
+	    {"5%%", "invalid percentage"},
+	    {"5 %", "invalid percentage"},
+	    {" 5", "invalid percentage"},
+	    {"5 ", "invalid percentage"},
+	    {"+5", "invalid percentage"},
+	    {"abc", "invalid percentage \"abc\" (use 0..100 with at most two decimals"},
+	    {"5x", "invalid percentage"},
+	    {"1e2", "invalid percentage"},
+	    {"0x10", "invalid percentage"},
+	    {"1.2.3", "invalid percentage"},
+	    {"5,5", "invalid percentage"},
+	    {"0.0.1", "invalid percentage"},
+	    {"0.001x", "invalid percentage"},
+	};
+	unsigned bp = 777;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (parse_percent_bp(bad[i].s, &bp, err, sizeof(err)) != -1)
+			fail_msg("percentage \"%s\" was accepted as %u", bad[i].s, bp);
+		if (!strstr(err, bad[i].want))
+			fail_msg("percentage \"%s\": error \"%s\", wanted \"%s\"", bad[i].s, err,
+				 bad[i].want);
+	}
+	assert_int_equal(bp, 777); /* untouched on error */
+	assert_int_equal(parse_percent_bp("x", &bp, NULL, 0), -1);
+}
+
+static void steps_accepts(void **state)
+{
+	unsigned steps[MAX_STEPS];
+	char line[256];
+	char *p;
+	int i;
+
+	(void)state;
+	assert_int_equal(parse_steps("5,25,50,100", steps, err, sizeof(err)), 4);
+	assert_int_equal(steps[0], 500);
+	assert_int_equal(steps[1], 2500);
+	assert_int_equal(steps[2], 5000);
+	assert_int_equal(steps[3], 10000);
+	/* Spaces after commas; % signs; 100 appended when missing. */
+	assert_int_equal(parse_steps("1%, 2.5%,\t 50", steps, err, sizeof(err)), 4);
+	assert_int_equal(steps[0], 100);
+	assert_int_equal(steps[1], 250);
+	assert_int_equal(steps[2], 5000);
+	assert_int_equal(steps[3], WEIGHT_MAX);
+	assert_int_equal(parse_steps("100", steps, err, sizeof(err)), 1);
+	assert_int_equal(steps[0], WEIGHT_MAX);
+	assert_int_equal(parse_steps("100%", steps, err, sizeof(err)), 1);
+	assert_int_equal(steps[0], WEIGHT_MAX);
+	assert_int_equal(parse_steps("0.01", steps, err, sizeof(err)), 2);
+	assert_int_equal(steps[0], 1);
+	assert_int_equal(steps[1], WEIGHT_MAX);
+	assert_int_equal(parse_steps("99.99,100.00", steps, err, sizeof(err)), 2);
+	assert_int_equal(steps[0], 9999);
+	assert_int_equal(steps[1], WEIGHT_MAX);
+
+	/* MAX_STEPS given, the last one 100. */
+	p = line;
+	for (i = 1; i < MAX_STEPS; i++)
+		p += sprintf(p, "%d,", i);
+	sprintf(p, "100");
+	assert_int_equal(parse_steps(line, steps, err, sizeof(err)), MAX_STEPS);
+	assert_int_equal(steps[0], 100);
+	assert_int_equal(steps[MAX_STEPS - 2], (MAX_STEPS - 1) * 100);
+	assert_int_equal(steps[MAX_STEPS - 1], WEIGHT_MAX);
+	/* MAX_STEPS - 1 given: 100 appended makes MAX_STEPS. */
+	p[-1] = '\0';
+	assert_int_equal(parse_steps(line, steps, err, sizeof(err)), MAX_STEPS);
+	assert_int_equal(steps[MAX_STEPS - 2], (MAX_STEPS - 1) * 100);
+	assert_int_equal(steps[MAX_STEPS - 1], WEIGHT_MAX);
+}
+
+static void steps_rejects(void **state)
+{
+	static const struct {
+		const char *s;
+		const char *want;
+	} bad[] = {
+	    {"", "empty list of steps"},
+	    {"0,50", "step \"0\" must be more than 0"},
+	    {"0.00%,50", "step \"0.00%\" must be more than 0"},
+	    {"50,25", "step \"25\" is not more than the step before it (50): steps must increase"},
+	    {"5,5", "step \"5\" is not more than the step before it (5)"},
+	    {"2.5,2.50", "step \"2.50\" is not more than the step before it (2.5)"},
+	    {"0.05,0.01", "step \"0.01\" is not more than the step before it (0.05)"},
+	    {"100,100", "step \"100\" is not more than"},
+	    {"50,100,75", "step \"75\" is not more than the step before it (100)"},
+	    {"5,,25", "step 2 is empty"},
+	    {"5,25,", "step 3 is empty"},
+	    {",5", "step 1 is empty"},
+	    {"5, ,25", "step 2 is empty"},
+	    {"5 ,25", "step 1: invalid percentage \"5 \""},
+	    {"5,abc", "step 2: invalid percentage \"abc\""},
+	    {"5;25", "step 1: invalid percentage \"5;25\""},
+	    {"5,101", "step 2: percentage \"101\" is more than 100"},
+	    {"5,-10", "step 2: percentage \"-10\" is negative"},
+	    {"0.005", "step 1: percentage \"0.005\" has more than two decimals"},
+	};
+	unsigned steps[MAX_STEPS] = {1, 2, 3};
+	char line[256];
+	char *p;
+	size_t i;
+	int k;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (parse_steps(bad[i].s, steps, err, sizeof(err)) != -1)
+			fail_msg("steps \"%s\" were accepted", bad[i].s);
+		if (!strstr(err, bad[i].want))
+			fail_msg("steps \"%s\": error \"%s\", wanted \"%s\"", bad[i].s, err,
+				 bad[i].want);
+	}
+	/* Too many: MAX_STEPS + 1 given, or MAX_STEPS and then the 100. */
+	p = line;
+	for (k = 1; k <= MAX_STEPS; k++)
+		p += sprintf(p, "%d,", k);
+	sprintf(p, "100");
+	assert_int_equal(parse_steps(line, steps, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "more than 16 steps"));
+	assert_null(strstr(err, "added"));
+	p[-1] = '\0';
+	assert_int_equal(parse_steps(line, steps, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "more than 16 steps with the 100 added after the last"));
+	/* Untouched on error. */
+	assert_int_equal(steps[0], 1);
+	assert_int_equal(steps[1], 2);
+	assert_int_equal(steps[2], 3);
 }
 
 /* ---- parse_service_name ----------------------------------------------- */
@@ -693,6 +900,7 @@ static void load_full_config(void **state)
 	assert_string_equal(s->user, "root");
 	assert_string_equal(s->workdir, "/srv/web");
 	assert_int_equal(s->ready, READY_TCP);
+	assert_int_equal(s->health, HEALTH_TCP); /* derived from ready */
 	assert_int_equal(s->ready_timeout_ms, 15000);
 	assert_int_equal(s->drain, DRAIN_SIGNAL_THEN_WAIT);
 	assert_int_equal(s->exit_signal, SIGINT);
@@ -866,6 +1074,231 @@ static void load_max_environment(void **state)
 	config_free(cfg);
 	sprintf(p, "environment = ONE_MORE=1\n");
 	assert_load_error(text, "web.conf:36: more than 32 environment entries");
+}
+
+static void load_rollout_defaults(void **state)
+{
+	const struct service_conf *s;
+	int h;
+
+	(void)state;
+	assert_load_ok(SVC("web", "80"));
+	s = &cfg->services[0];
+	assert_int_equal(s->steering, STEER_STICKY);
+	assert_int_equal(s->strategy, STRATEGY_BLUEGREEN);
+	assert_int_equal(s->nsteps, 4);
+	assert_int_equal(s->steps[0], 500);
+	assert_int_equal(s->steps[1], 2500);
+	assert_int_equal(s->steps[2], 5000);
+	assert_int_equal(s->steps[3], WEIGHT_MAX);
+	assert_int_equal(s->bake_ms, 30000);
+	assert_int_equal(s->ready, READY_NOTIFY);
+	assert_int_equal(s->health, HEALTH_NONE);
+	assert_string_equal(s->health_path, "/");
+	assert_null(s->health_argv[0]);
+	assert_int_equal(s->health_interval_ms, 1000);
+	assert_int_equal(s->health_timeout_ms, 1000);
+	assert_int_equal(s->health_threshold, 3);
+	assert_int_equal(s->max_error_bp, 100);
+	for (h = 0; h < HOOK_COUNT; h++)
+		assert_null(s->hook[h][0]);
+	assert_int_equal(s->hook_timeout_ms, 60000);
+	config_free(cfg);
+}
+
+static const char rollout_conf[] = SVC("web", "80")  /* 1-3 */
+    "steering = per-connection\n"		     /* 4 */
+    "strategy = canary\n"			     /* 5 */
+    "steps = 1, 2.5%, 10,50\n"			     /* 6 */
+    "bake = 0\n"				     /* 7 */
+    "ready = http\n"				     /* 8 */
+    "health = exec\n"				     /* 9 */
+    "health-path = /healthz?deep=1&x=%20\n"	     /* 10 */
+    "health-command = /bin/sh -c 'exit 0' \"a b\"\n" /* 11 */
+    "health-interval = 2s\n"			     /* 12 */
+    "health-timeout = 500ms\n"			     /* 13 */
+    "health-threshold = 100\n"			     /* 14 */
+    "max-error-rate = 0.5%\n"			     /* 15 */
+    "before-start = /bin/true before\n"		     /* 16 */
+    "after-switch = /bin/sh -c \"echo switched\"\n"  /* 17 */
+    "after-drain = /bin/true 'drained ok'\n"	     /* 18 */
+    "hook-timeout = 2m\n";			     /* 19 */
+
+static void load_rollout_full(void **state)
+{
+	const struct service_conf *s;
+
+	(void)state;
+	assert_load_ok(rollout_conf);
+	s = &cfg->services[0];
+	assert_int_equal(s->steering, STEER_PER_CONNECTION);
+	assert_int_equal(s->strategy, STRATEGY_CANARY);
+	assert_int_equal(s->nsteps, 5);
+	assert_int_equal(s->steps[0], 100);
+	assert_int_equal(s->steps[1], 250);
+	assert_int_equal(s->steps[2], 1000);
+	assert_int_equal(s->steps[3], 5000);
+	assert_int_equal(s->steps[4], WEIGHT_MAX);
+	assert_int_equal(s->bake_ms, 0);
+	assert_int_equal(s->ready, READY_HTTP);
+	assert_int_equal(s->health, HEALTH_EXEC);
+	assert_string_equal(s->health_path, "/healthz?deep=1&x=%20");
+	assert_string_equal(s->health_argv[0], "/bin/sh");
+	assert_string_equal(s->health_argv[1], "-c");
+	assert_string_equal(s->health_argv[2], "exit 0");
+	assert_string_equal(s->health_argv[3], "a b");
+	assert_null(s->health_argv[4]);
+	assert_int_equal(s->health_interval_ms, 2000);
+	assert_int_equal(s->health_timeout_ms, 500);
+	assert_int_equal(s->health_threshold, 100);
+	assert_int_equal(s->max_error_bp, 50);
+	assert_string_equal(s->hook[HOOK_BEFORE_START][0], "/bin/true");
+	assert_string_equal(s->hook[HOOK_BEFORE_START][1], "before");
+	assert_null(s->hook[HOOK_BEFORE_START][2]);
+	assert_string_equal(s->hook[HOOK_AFTER_SWITCH][0], "/bin/sh");
+	assert_string_equal(s->hook[HOOK_AFTER_SWITCH][1], "-c");
+	assert_string_equal(s->hook[HOOK_AFTER_SWITCH][2], "echo switched");
+	assert_null(s->hook[HOOK_AFTER_SWITCH][3]);
+	assert_string_equal(s->hook[HOOK_AFTER_DRAIN][0], "/bin/true");
+	assert_string_equal(s->hook[HOOK_AFTER_DRAIN][1], "drained ok");
+	assert_null(s->hook[HOOK_AFTER_DRAIN][2]);
+	assert_int_equal(s->hook_timeout_ms, 120000);
+	/* Everything malloc'd is freed (ASan's leak check) and cleared. */
+	config_free(cfg);
+	assert_null(cfg->services[0].health_argv[0]);
+	assert_null(cfg->services[0].hook[HOOK_BEFORE_START][0]);
+	assert_null(cfg->services[0].hook[HOOK_AFTER_SWITCH][0]);
+	assert_null(cfg->services[0].hook[HOOK_AFTER_DRAIN][0]);
+	config_free(cfg); /* twice is harmless */
+}
+
+static void load_health_default_derivation(void **state)
+{
+	static const struct {
+		const char *keys;
+		enum health_kind want;
+	} cases[] = {
+	    {"", HEALTH_NONE},
+	    {"ready = notify\n", HEALTH_NONE},
+	    {"ready = none\n", HEALTH_NONE},
+	    {"ready = tcp\n", HEALTH_TCP},
+	    {"ready = http\n", HEALTH_HTTP},
+	    {"ready = exec\nhealth-command = /bin/true\n", HEALTH_EXEC},
+	    /* Keys may come in any order: derived after the section. */
+	    {"health-command = /bin/true\nready = exec\n", HEALTH_EXEC},
+	    {"health-path = /up\nready = http\n", HEALTH_HTTP},
+	    /* Given, health is never derived. */
+	    {"ready = tcp\nhealth = none\n", HEALTH_NONE},
+	    {"health = none\nready = http\n", HEALTH_NONE},
+	    {"ready = tcp\nhealth = http\n", HEALTH_HTTP},
+	    {"ready = http\nhealth = tcp\n", HEALTH_TCP},
+	    {"ready = none\nhealth = tcp\n", HEALTH_TCP},
+	    {"ready = notify\nhealth = exec\nhealth-command = /bin/true\n", HEALTH_EXEC},
+	    {"ready = exec\nhealth = none\nhealth-command = /bin/true\n", HEALTH_NONE},
+	};
+	char text[512];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), SVC("web", "80") "%s", cases[i].keys);
+		if (load(text) != 0)
+			fail_msg("case %zu failed to load: %s", i, err);
+		if (cfg->services[0].health != cases[i].want)
+			fail_msg("case %zu: health %s, wanted %s", i,
+				 health_kind_name(cfg->services[0].health),
+				 health_kind_name(cases[i].want));
+		config_free(cfg);
+	}
+	/* Per service: derived when the next section starts, or at the end. */
+	assert_load_ok(SVC("web", "80") "ready = tcp\n" SVC("api", "81") "[agent]\n" SVC(
+	    "db", "82") "ready = http\n");
+	assert_int_equal(cfg->services[0].health, HEALTH_TCP);
+	assert_int_equal(cfg->services[1].health, HEALTH_NONE);
+	assert_int_equal(cfg->services[2].health, HEALTH_HTTP);
+	config_free(cfg);
+}
+
+static void load_rollout_values(void **state)
+{
+	const struct service_conf *s = &cfg->services[0];
+
+	(void)state;
+	assert_load_ok(SVC("web", "80") "steering = sticky\nstrategy = bluegreen\nsteps = 100\n"
+					"bake = 24h\nmax-error-rate = off\nhealth-threshold = 1\n"
+					"hook-timeout = 1ms\n");
+	assert_int_equal(s->steering, STEER_STICKY);
+	assert_int_equal(s->strategy, STRATEGY_BLUEGREEN);
+	assert_int_equal(s->nsteps, 1);
+	assert_int_equal(s->steps[0], WEIGHT_MAX);
+	assert_int_equal(s->bake_ms, 86400000);
+	assert_int_equal(s->max_error_bp, ERROR_RATE_OFF);
+	assert_int_equal(s->health_threshold, 1);
+	assert_int_equal(s->hook_timeout_ms, 1);
+	config_free(cfg);
+
+	assert_load_ok(SVC("web", "80") "max-error-rate = 0\n");
+	assert_int_equal(s->max_error_bp, 0);
+	config_free(cfg);
+	assert_load_ok(SVC("web", "80") "max-error-rate = 100%\n");
+	assert_int_equal(s->max_error_bp, WEIGHT_MAX);
+	config_free(cfg);
+	assert_load_ok(SVC("web", "80") "max-error-rate = 2\nhealth-threshold = 042\n");
+	assert_int_equal(s->max_error_bp, 200);
+	assert_int_equal(s->health_threshold, 42);
+	config_free(cfg);
+
+	/* health-timeout may be longer than health-interval: checks never
+	 * overlap, a slow one delays the next.  Neither changes the other. */
+	assert_load_ok(SVC("web", "80") "health-interval = 200ms\nhealth-timeout = 1s\n");
+	assert_int_equal(s->health_interval_ms, 200);
+	assert_int_equal(s->health_timeout_ms, 1000);
+	config_free(cfg);
+	assert_load_ok(SVC("web", "80") "health-interval = 500ms\n");
+	assert_int_equal(s->health_interval_ms, 500);
+	assert_int_equal(s->health_timeout_ms, 1000);
+	config_free(cfg);
+	assert_load_ok(SVC("web", "80") "health-timeout = 24h\nhealth-interval = 1ms\n");
+	assert_int_equal(s->health_interval_ms, 1);
+	assert_int_equal(s->health_timeout_ms, 86400000);
+	config_free(cfg);
+
+	/* health-path is used by ready = http, or by health = http alone. */
+	assert_load_ok(SVC("web", "80") "ready = tcp\nhealth = http\nhealth-path = /\n");
+	assert_string_equal(s->health_path, "/");
+	assert_int_equal(s->health, HEALTH_HTTP);
+	config_free(cfg);
+	/* Canary with no health checks: only crashes and error rates gate it. */
+	assert_load_ok(SVC("web", "80") "strategy = canary\nhealth = none\nready = tcp\n");
+	assert_int_equal(s->strategy, STRATEGY_CANARY);
+	assert_int_equal(s->health, HEALTH_NONE);
+	config_free(cfg);
+}
+
+static void load_hooks(void **state)
+{
+	const struct service_conf *s = &cfg->services[0];
+
+	(void)state;
+	/* One hook: the others stay empty. */
+	assert_load_ok(SVC("web", "80") "after-drain = /bin/sh -c 'rm -rf \"$X\"' x\\ y\n");
+	assert_null(s->hook[HOOK_BEFORE_START][0]);
+	assert_null(s->hook[HOOK_AFTER_SWITCH][0]);
+	assert_string_equal(s->hook[HOOK_AFTER_DRAIN][0], "/bin/sh");
+	assert_string_equal(s->hook[HOOK_AFTER_DRAIN][1], "-c");
+	assert_string_equal(s->hook[HOOK_AFTER_DRAIN][2], "rm -rf \"$X\"");
+	assert_string_equal(s->hook[HOOK_AFTER_DRAIN][3], "x y");
+	assert_null(s->hook[HOOK_AFTER_DRAIN][4]);
+	config_free(cfg);
+	assert_null(s->hook[HOOK_AFTER_DRAIN][0]);
+
+	/* Hooks of two services are their own. */
+	assert_load_ok(SVC("web", "80") "before-start = /bin/true a\n" SVC(
+	    "api", "81") "before-start = /bin/true b\n");
+	assert_string_equal(cfg->services[0].hook[HOOK_BEFORE_START][1], "a");
+	assert_string_equal(cfg->services[1].hook[HOOK_BEFORE_START][1], "b");
+	config_free(cfg);
+	assert_null(cfg->services[1].hook[HOOK_BEFORE_START][0]);
 }
 
 /* ---- config_load: errors ---------------------------------------------- */
@@ -1177,7 +1610,7 @@ static void error_enums(void **state)
 {
 	(void)state;
 	assert_load_error(SVC("web", "80") "ready = yes\n",
-			  "web.conf:4: ready must be notify, tcp or none, not \"yes\"");
+			  "web.conf:4: ready must be notify, tcp, http, exec or none, not \"yes\"");
 	assert_load_error(SVC("web", "80") "drain-policy = kill\n",
 			  "web.conf:4: drain-policy must be wait-then-signal or signal-then-wait");
 	assert_load_error(SVC("web", "80") "drain-reset = maybe\n",
@@ -1236,6 +1669,280 @@ static void error_leaves_nothing_allocated(void **state)
 	assert_null(cfg->services[0].argv[0]);
 }
 
+static void error_rollout_enums(void **state)
+{
+	(void)state;
+	assert_load_error(
+	    SVC("web", "80") "steering = round-robin\n",
+	    "web.conf:4: steering must be sticky or per-connection, not \"round-robin\"");
+	assert_load_error(SVC("web", "80") "steering = Sticky\n",
+			  "web.conf:4: steering must be sticky or per-connection");
+	assert_load_error(SVC("web", "80") "strategy = blue-green\n",
+			  "web.conf:4: strategy must be bluegreen or canary, not \"blue-green\"");
+	assert_load_error(SVC("web", "80") "health = yes\n",
+			  "web.conf:4: health must be none, tcp, http or exec, not \"yes\"");
+	assert_load_error(SVC("web", "80") "health = notify\n",
+			  "web.conf:4: health must be none, tcp, http or exec");
+	assert_load_error(SVC("web", "80") "ready = HTTP\n",
+			  "web.conf:4: ready must be notify, tcp, http, exec or none");
+}
+
+static void error_steps(void **state)
+{
+	(void)state;
+	assert_load_error(SVC("web", "80") "steps = 5,25,50,101\n",
+			  "web.conf:4: steps: step 4: percentage \"101\" is more than 100");
+	assert_load_error(
+	    SVC("web", "80") "steps = 50, 25\n",
+	    "web.conf:4: steps: step \"25\" is not more than the step before it (50)");
+	assert_load_error(SVC("web", "80") "steps = 0\n",
+			  "web.conf:4: steps: step \"0\" must be more than 0");
+	assert_load_error(SVC("web", "80") "steps = 5,,10\n", "web.conf:4: steps: step 2 is empty");
+	assert_load_error(SVC("web", "80") "steps = 5 25\n",
+			  "web.conf:4: steps: step 1: invalid percentage \"5 25\"");
+	assert_load_error(SVC("web", "80") "steps = 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16\n",
+			  "web.conf:4: steps: more than 16 steps with the 100 added");
+}
+
+static void error_rollout_durations(void **state)
+{
+	(void)state;
+	assert_load_error(SVC("web", "80") "bake = -1s\n",
+			  "web.conf:4: bake: duration \"-1s\" is negative");
+	assert_load_error(SVC("web", "80") "bake = 25h\n",
+			  "web.conf:4: bake: duration \"25h\" is longer than 24h");
+	assert_load_error(SVC("web", "80") "bake = 1.5s\n", "web.conf:4: bake: invalid duration");
+	assert_load_error(SVC("web", "80") "health-interval = 0\n",
+			  "web.conf:4: health-interval must be more than 0");
+	assert_load_error(SVC("web", "80") "health-timeout = 0ms\n",
+			  "web.conf:4: health-timeout must be more than 0");
+	assert_load_error(SVC("web", "80") "hook-timeout = 0s\n",
+			  "web.conf:4: hook-timeout must be more than 0");
+	assert_load_error(SVC("web", "80") "hook-timeout = 10x\n",
+			  "web.conf:4: hook-timeout: invalid duration \"10x\"");
+	assert_load_error(SVC("web", "80") "health-interval = 1d\n",
+			  "web.conf:4: health-interval: invalid duration \"1d\"");
+}
+
+static void error_health_threshold(void **state)
+{
+	(void)state;
+	assert_load_error(SVC("web", "80") "health-threshold = 0\n",
+			  "web.conf:4: health-threshold must be 1..100, not 0");
+	assert_load_error(SVC("web", "80") "health-threshold = 101\n",
+			  "web.conf:4: health-threshold must be 1..100, not 101");
+	assert_load_error(SVC("web", "80") "health-threshold = -1\n",
+			  "health-threshold must be 1..100, not -1");
+	assert_load_error(SVC("web", "80") "health-threshold = three\n",
+			  "health-threshold must be 1..100, not three");
+	assert_load_error(SVC("web", "80") "health-threshold = 3x\n",
+			  "health-threshold must be 1..100, not 3x");
+	assert_load_error(SVC("web", "80") "health-threshold = 1.5\n",
+			  "health-threshold must be 1..100, not 1.5");
+	assert_load_error(SVC("web", "80") "health-threshold = 99999999999999999999999\n",
+			  "health-threshold must be 1..100, not 99999999999999999999999");
+}
+
+static void error_max_error_rate(void **state)
+{
+	(void)state;
+	assert_load_error(SVC("web", "80") "max-error-rate = none\n",
+			  "web.conf:4: max-error-rate must be a percentage (e.g. 1%) or off, not "
+			  "\"none\"");
+	assert_load_error(SVC("web", "80") "max-error-rate = OFF\n",
+			  "web.conf:4: max-error-rate must be a percentage (e.g. 1%) or off");
+	assert_load_error(SVC("web", "80") "max-error-rate = 101%\n",
+			  "web.conf:4: max-error-rate: percentage \"101%\" is more than 100");
+	assert_load_error(SVC("web", "80") "max-error-rate = -1%\n",
+			  "web.conf:4: max-error-rate: percentage \"-1%\" is negative");
+	assert_load_error(SVC("web", "80") "max-error-rate = 0.001\n",
+			  "web.conf:4: max-error-rate: percentage \"0.001\" has more than two "
+			  "decimals");
+	assert_load_error(SVC("web", "80") "max-error-rate = .5\n",
+			  "web.conf:4: max-error-rate: invalid percentage \".5\"");
+	assert_load_error(SVC("web", "80") "max-error-rate = 1 %\n",
+			  "web.conf:4: max-error-rate: invalid percentage \"1 %\"");
+}
+
+static void error_health_path(void **state)
+{
+	(void)state;
+	assert_load_error(SVC("web", "80") "ready = http\nhealth-path = healthz\n",
+			  "web.conf:5: health-path must start with \"/\", not \"healthz\"");
+	assert_load_error(SVC("web", "80") "ready = http\nhealth-path = /a b\n",
+			  "web.conf:5: health-path may only contain printable ASCII characters, "
+			  "without spaces");
+	assert_load_error(SVC("web", "80") "ready = http\nhealth-path = /a\tb\n",
+			  "web.conf:5: health-path may only contain printable ASCII");
+	assert_load_error(SVC("web", "80") "ready = http\nhealth-path = /caf\303\251\n",
+			  "web.conf:5: health-path may only contain printable ASCII");
+	assert_load_error(SVC("web", "80") "ready = http\nhealth-path = /\177\n",
+			  "web.conf:5: health-path may only contain printable ASCII");
+	/* Set, but nothing sends HTTP requests. */
+	assert_load_error(SVC("web", "80") "ready = tcp\nhealth-path = /up\n",
+			  "web.conf:5: health-path is set but neither ready nor health is http");
+	assert_load_error(SVC("web", "80") "health-path = /up\nready = notify\nhealth = tcp\n",
+			  "web.conf:4: health-path is set but neither ready nor health is http");
+}
+
+static void error_health_command(void **state)
+{
+	(void)state;
+	assert_load_error(SVC("web", "80") "ready = exec\n",
+			  "web.conf:4: ready = exec needs health-command (add health-command = "
+			  "/path/to/check ARGS)");
+	assert_load_error(SVC("web", "80") "health = exec\n",
+			  "web.conf:4: health = exec needs health-command");
+	assert_load_error(SVC("web", "80") "ready = tcp\nhealth = exec\n",
+			  "web.conf:5: health = exec needs health-command");
+	assert_load_error(SVC("web", "80") "health = exec\nready = exec\n",
+			  "web.conf:5: ready = exec needs health-command");
+	assert_load_error(SVC("web", "80") "health-command = /bin/true\n",
+			  "web.conf:4: health-command is set but neither ready nor health is exec");
+	assert_load_error(SVC("web", "80") "ready = exec\nhealth = tcp\n\n",
+			  "web.conf:4: ready = exec needs health-command");
+	assert_load_error(
+	    SVC("web", "80") "health-command = /bin/true\nready = tcp\nhealth = http\n",
+	    "web.conf:4: health-command is set but neither ready nor health is exec");
+	/* Found when the next section starts, reported at the key's line,
+	 * before the errors of later lines and of the whole file. */
+	assert_load_error(SVC("web", "80") "ready = exec\n" SVC("api", "81"),
+			  "web.conf:4: ready = exec needs health-command");
+	assert_load_error(SVC("web", "80") "ready = exec\n[agent]\nbogus = 1\n",
+			  "web.conf:4: ready = exec needs health-command");
+	assert_load_error(SVC("web", "80") "ready = exec\n[servce api]\n",
+			  "web.conf:4: ready = exec needs health-command");
+	assert_load_error("[service web]\nready = exec\n",
+			  "web.conf:2: ready = exec needs health-command");
+	/* The command itself is checked as exec's is. */
+	assert_load_error(SVC("web", "80") "ready = exec\nhealth-command = check --x\n",
+			  "web.conf:5: health-command: the program must be an absolute path, not "
+			  "\"check\"");
+	assert_load_error(SVC("web", "80") "health-command = /nonexistent/baton/check\n",
+			  "web.conf:4: health-command: /nonexistent/baton/check not found");
+	assert_load_error(SVC("web", "80") "health-command = /bin/true 'oops\n",
+			  "web.conf:4: health-command: unterminated ' quote");
+	assert_load_error(SVC("web", "80") "health-command = /tmp\n",
+			  "web.conf:4: health-command: /tmp is a directory");
+}
+
+static void error_hooks(void **state)
+{
+	char path[PATH_MAX], text[PATH_MAX + 128], want[PATH_MAX + 64];
+	int h;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/plain-file", tmpdir);
+	write_file(path, "not a program\n");
+	assert_int_equal(chmod(path, 0644), 0);
+	for (h = 0; h < HOOK_COUNT; h++) {
+		const char *name = hook_name((enum hook_point)h);
+
+		snprintf(text, sizeof(text), SVC("web", "80") "%s = bin/true\n", name);
+		snprintf(want, sizeof(want),
+			 "web.conf:4: %s: the program must be an absolute path, not \"bin/true\"",
+			 name);
+		assert_load_error(text, want);
+		snprintf(text, sizeof(text), SVC("web", "80") "%s = /nonexistent/hook x\n", name);
+		snprintf(want, sizeof(want), "web.conf:4: %s: /nonexistent/hook not found", name);
+		assert_load_error(text, want);
+		snprintf(text, sizeof(text), SVC("web", "80") "%s = /tmp\n", name);
+		snprintf(want, sizeof(want), "web.conf:4: %s: /tmp is a directory", name);
+		assert_load_error(text, want);
+		snprintf(text, sizeof(text), SVC("web", "80") "%s = %s\n", name, path);
+		snprintf(want, sizeof(want), "web.conf:4: %s: %s not executable", name, path);
+		assert_load_error(text, want);
+		snprintf(text, sizeof(text), SVC("web", "80") "%s = /bin/sh -c \"a ; b\"\n", name);
+		snprintf(want, sizeof(want),
+			 "web.conf:4: %s: unterminated \" quote (\";\" after a space starts a "
+			 "comment, even in quotes)",
+			 name);
+		assert_load_error(text, want);
+		snprintf(text, sizeof(text), SVC("web", "80") "%s =\n", name);
+		snprintf(want, sizeof(want), "web.conf:4: %s needs a value", name);
+		assert_load_error(text, want);
+	}
+}
+
+static void error_duplicate_rollout_keys(void **state)
+{
+	static const struct {
+		const char *key, *val;
+	} keys[] = {
+	    {"steering", "sticky"},
+	    {"strategy", "canary"},
+	    {"steps", "5,100"},
+	    {"bake", "1s"},
+	    {"health", "none"},
+	    {"health-path", "/"},
+	    {"health-command", "/bin/true"},
+	    {"health-interval", "1s"},
+	    {"health-timeout", "1s"},
+	    {"health-threshold", "3"},
+	    {"max-error-rate", "1%"},
+	    {"before-start", "/bin/true"},
+	    {"after-switch", "/bin/true"},
+	    {"after-drain", "/bin/true"},
+	    {"hook-timeout", "1s"},
+	};
+	char text[512], want[128];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		snprintf(text, sizeof(text), SVC("web", "80") "%s = %s\n%s = %s\n", keys[i].key,
+			 keys[i].val, keys[i].key, keys[i].val);
+		snprintf(want, sizeof(want),
+			 "web.conf:5: %s given twice in [service web] (first at line 4)",
+			 keys[i].key);
+		assert_load_error(text, want);
+	}
+}
+
+static void error_rollout_key_names(void **state)
+{
+	(void)state;
+	assert_load_error(SVC("web", "80") "helth = tcp\n",
+			  "web.conf:4: unknown key \"helth\" in [service web] (did you mean "
+			  "\"health\"?)");
+	assert_load_error(SVC("web", "80") "health_path = /\n", "(did you mean \"health-path\"?)");
+	assert_load_error(SVC("web", "80") "health-intervall = 1s\n",
+			  "(did you mean \"health-interval\"?)");
+	assert_load_error(SVC("web", "80") "health-treshold = 3\n",
+			  "(did you mean \"health-threshold\"?)");
+	assert_load_error(SVC("web", "80") "before_start = /bin/true\n",
+			  "(did you mean \"before-start\"?)");
+	assert_load_error(SVC("web", "80") "stategy = canary\n", "(did you mean \"strategy\"?)");
+	assert_load_error(SVC("web", "80") "max-errors-rate = 1%\n",
+			  "(did you mean \"max-error-rate\"?)");
+	assert_load_error(SVC("web", "80") "hook-timout = 1s\n",
+			  "(did you mean \"hook-timeout\"?)");
+	assert_load_error("[agent]\nstrategy = canary\n",
+			  "web.conf:2: unknown key \"strategy\" in [agent] (strategy belongs in a "
+			  "[service NAME] section)");
+}
+
+static void error_rollout_leaves_nothing_allocated(void **state)
+{
+	(void)state;
+	/* Every argv allocated, then a later line fails. */
+	assert_load_error(
+	    SVC("web", "80") "ready = exec\nhealth-command = /bin/true a\n"
+			     "before-start = /bin/true b\nafter-switch = /bin/true c\n"
+			     "after-drain = /bin/true d\ninstances = 0\n",
+	    "web.conf:9: instances must be 1..32, not 0");
+	assert_null(cfg->services[0].health_argv[0]);
+	assert_null(cfg->services[0].hook[HOOK_BEFORE_START][0]);
+	assert_null(cfg->services[0].hook[HOOK_AFTER_DRAIN][0]);
+	/* Failure in the end-of-file check, after the argv were split. */
+	assert_load_error(SVC("web", "80") "health-command = /bin/true a\n"
+					   "after-switch = /bin/true b\n",
+			  "web.conf:4: health-command is set but neither");
+	assert_null(cfg->services[0].health_argv[0]);
+	assert_null(cfg->services[0].hook[HOOK_AFTER_SWITCH][0]);
+	config_free(cfg); /* safe on a failed load */
+}
+
 int main(void)
 {
 	const struct CMUnitTest helpers[] = {
@@ -1256,6 +1963,12 @@ int main(void)
 	    cmocka_unit_test(signal_rejects_others),
 	    cmocka_unit_test(signal_name_lookup),
 	    cmocka_unit_test(ready_kind_names),
+	    cmocka_unit_test(health_kind_names),
+	    cmocka_unit_test(hook_names),
+	    cmocka_unit_test(percent_accepts),
+	    cmocka_unit_test(percent_rejects),
+	    cmocka_unit_test(steps_accepts),
+	    cmocka_unit_test(steps_rejects),
 	    cmocka_unit_test(service_name_accepts),
 	    cmocka_unit_test(service_name_rejects),
 	    cmocka_unit_test(split_plain_words),
@@ -1278,6 +1991,11 @@ int main(void)
 	    cmocka_unit_test(load_boundaries),
 	    cmocka_unit_test(load_max_services_and_listens),
 	    cmocka_unit_test(load_max_environment),
+	    cmocka_unit_test(load_rollout_defaults),
+	    cmocka_unit_test(load_rollout_full),
+	    cmocka_unit_test(load_health_default_derivation),
+	    cmocka_unit_test(load_rollout_values),
+	    cmocka_unit_test(load_hooks),
 	};
 	const struct CMUnitTest load_errors[] = {
 	    cmocka_unit_test(error_cannot_open),
@@ -1305,6 +2023,17 @@ int main(void)
 	    cmocka_unit_test(error_durations),
 	    cmocka_unit_test(error_first_one_wins),
 	    cmocka_unit_test(error_leaves_nothing_allocated),
+	    cmocka_unit_test(error_rollout_enums),
+	    cmocka_unit_test(error_steps),
+	    cmocka_unit_test(error_rollout_durations),
+	    cmocka_unit_test(error_health_threshold),
+	    cmocka_unit_test(error_max_error_rate),
+	    cmocka_unit_test(error_health_path),
+	    cmocka_unit_test(error_health_command),
+	    cmocka_unit_test(error_hooks),
+	    cmocka_unit_test(error_duplicate_rollout_keys),
+	    cmocka_unit_test(error_rollout_key_names),
+	    cmocka_unit_test(error_rollout_leaves_nothing_allocated),
 	};
 	int failed = 0;
 

@@ -1,0 +1,117 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# A canary rollout that completes, under wrk load: steps that wait for
+# promote (bake 0), sticky clients (the same client keeps its version, and a
+# client in the canary at 10% is still in it at 50%), the share of 400
+# distinct client addresses near the weight, a manual weight, a CIDR pin
+# that wins over weights (IPv4 and IPv6), then promote --full.  Zero failed
+# requests throughout.
+. "$(dirname "$0")/lib.sh"
+
+write_conf "instances = 2" "ready = http" "health-path = /healthz" "health-interval = 200ms" \
+	"ready-timeout = 5s" "drain-policy = signal-then-wait" "drain-timeout = 5s" \
+	"kill-after = 2s" "backlog = 4096"
+start_agent || exit 1
+URL=http://127.0.0.1:8080/
+# Many client addresses: all of 127/8 is local; IPv6 needs addresses on lo.
+for i in $(seq 1 100); do ip -6 addr add "fd00:ba70::$i/128" dev lo nodad; done
+
+# served_from ADDR URL: the version that serves a new connection from ADDR.
+served_from() {
+	curl -s --max-time 2 --interface "$1" "$2" | sed -n 's/^version=\([^ ]*\) .*/\1/p'
+}
+# assign FILE: "addr version" for 300 IPv4 and 100 IPv6 clients.
+assign() {
+	local a b i
+	: >"$1"
+	for a in 1 2 3; do
+		for b in $(seq 1 100); do
+			echo "127.1.$a.$b $(served_from "127.1.$a.$b" "$URL")" >>"$1"
+		done
+	done
+	for i in $(seq 1 100); do
+		echo "fd00:ba70::$i $(served_from "fd00:ba70::$i" "http://[::1]:8080/")" >>"$1"
+	done
+}
+share() { awk -v v="$2" '$2 == v {n++} END {print n + 0}' "$1"; }
+weight_of() { "$BATON" status web --json | jq -r ".[0].versions[] | select(.version == $1) | .weight"; }
+
+nstat_snap "$T/nstat.before"
+wrk_start "$T/wrk" -t2 -c40 -d120s --timeout 5s "$URL"
+sleep 0.5
+
+"$BATON" deploy web --steps 10,50 --bake 0 -- "$DEMO" >"$T/deploy.out" 2>&1 &
+dep=$!
+for _ in $(seq 100); do
+	[ "$("$BATON" status web --json | jq -r '.[0].rollout.waiting_for_promote')" = true ] && break
+	sleep 0.1
+done
+check_eq "step 1 holds v2 at 10% and waits for promote" 1000 "$(weight_of 2)"
+check_eq "v1 has the rest" 9000 "$(weight_of 1)"
+"$BATON" status web
+
+assign "$T/at10"
+n2=$(share "$T/at10" v2)
+echo "at 10%: $n2 of 400 clients on v2"
+# 400 clients at p = 0.1: mean 40, sd 6; 15..70 is beyond 4 sd either way.
+check "about 10% of 400 distinct clients reach v2 ($n2)" test "$n2" -ge 15 -a "$n2" -le 70
+check_eq "every client reached v1 or v2" 400 $(( n2 + $(share "$T/at10" v1) ))
+assign "$T/again10"
+check "sticky: the same 400 clients get the same versions again" cmp -s "$T/at10" "$T/again10"
+
+check "promote moves to the next step" "$BATON" promote web
+check_eq "v2 at 50%" 5000 "$(weight_of 2)"
+assign "$T/at50"
+n2=$(share "$T/at50" v2)
+echo "at 50%: $n2 of 400 clients on v2"
+check "about 50% of 400 clients reach v2 ($n2)" test "$n2" -ge 150 -a "$n2" -le 250
+lost=$(join <(sort "$T/at10") <(sort "$T/at50") | awk '$2 == "v2" && $3 != "v2"' | wc -l)
+check_eq "every client in the canary at 10% is still in it at 50%" 0 "$lost"
+
+out=$("$BATON" weight web v2=25 2>&1)
+check "weight sets v2 to 25% by hand" grep -q "v2 25.00%, v1 75.00%" <<<"$out"
+check_eq "v2 at 25%" 2500 "$(weight_of 2)"
+check_eq "v1 at 75%" 7500 "$(weight_of 1)"
+check_eq "a manual weight pauses the rollout" true \
+	"$("$BATON" status web --json | jq -r '.[0].rollout.paused')"
+
+# Pins win over weights; the longest prefix wins.
+check "pin 127.1.0.0/16 to v1" "$BATON" pin web 127.1.0.0/16 v1
+check "pin 127.1.2.0/24 to v2" "$BATON" pin web 127.1.2.0/24 v2
+check "pin fd00:ba70::/64 to v2" "$BATON" pin web fd00:ba70::/64 v2
+assign "$T/pinned"
+check_eq "127.1.1.0/24 follows the /16 pin to v1" 100 \
+	"$(grep -c '^127\.1\.1\.[0-9]* v1$' "$T/pinned")"
+check_eq "127.1.2.0/24 follows its /24 pin to v2" 100 \
+	"$(grep -c '^127\.1\.2\.[0-9]* v2$' "$T/pinned")"
+check_eq "IPv6 clients follow their pin to v2" 100 "$(grep -c '^fd00:ba70::[0-9]* v2$' "$T/pinned")"
+check_eq "status lists 3 pins" 3 "$("$BATON" status web --json | jq '.[0].pins | length')"
+check "unpin the IPv6 pin" "$BATON" unpin web fd00:ba70::/64
+out=$("$BATON" unpin web fd00:ba70::/64 2>&1); rc=$?
+check "unpin of a missing pin fails and says so" test $rc -ne 0 -a -n "$(grep 'no pin for' <<<"$out")"
+"$BATON" unpin web 127.1.0.0/16 && "$BATON" unpin web 127.1.2.0/24
+assign "$T/unpinned"
+n2=$(share "$T/unpinned" v2)
+check "without pins, about 25% again ($n2 of 400)" test "$n2" -ge 60 -a "$n2" -le 150
+"$BATON" status web
+
+check "promote --full" "$BATON" promote web --full
+wait $dep; rc=$?
+check_eq "the deploy exits 0" 0 $rc
+cat "$T/deploy.out"
+check "and reports the canary" grep -q "canary rollout" "$T/deploy.out"
+check "v2 has all traffic" only_version "$URL" v2 10
+check_eq "v2 weight 100%" 10000 "$(weight_of 2)"
+check_eq "no rollout left" null "$("$BATON" status web --json | jq -r '.[0].rollout')"
+sleep 1
+nstat_snap "$T/nstat.after"
+wrk_stop
+cat "$T/wrk"
+reqs=$(wrk_field "$T/wrk" requests)
+check "wrk made real load ($reqs requests)" test "${reqs:-0}" -gt 5000
+for f in connect read write timeout non2xx; do
+	check_eq "wrk $f errors" 0 "$(wrk_field "$T/wrk" $f)"
+done
+for k in TcpAttemptFails TcpEstabResets TcpExtListenOverflows TcpExtTCPMigrateReqFailure; do
+	check_eq "$k" 0 "$(nstat_delta "$T/nstat.before" "$T/nstat.after" $k)"
+done
