@@ -145,6 +145,7 @@ struct version {
 struct history {
 	int num;
 	char how[96];
+	struct version_counts counts; /* its connections, final */
 };
 
 enum ro_stage {
@@ -490,6 +491,7 @@ static void history_add(struct service *s, int num, const char *how)
 		s->nhist--;
 	}
 	h = &s->hist[s->nhist++];
+	memset(h, 0, sizeof(*h));
 	h->num = num;
 	snprintf(h->how, sizeof(h->how), "%s", how);
 }
@@ -560,6 +562,7 @@ static void version_stopped(struct version *v)
 		snprintf(how, sizeof(how), "stopped without taking traffic");
 	log_info("%s: all processes exited, %s", vname(v), how);
 	history_add(s, v->num, how);
+	track_counts(&A.tr, s->id, v->num, &s->hist[s->nhist - 1].counts);
 	if (s->active == v->vslot)
 		s->active = -1;
 	if (s->previous == v->vslot)
@@ -1230,7 +1233,6 @@ static void rollout_fail(struct service *s, const char *why)
 		push_policy(s);
 		log_warnx("%s: rolled back to v%d: %s", s->conf.name, ov->num, why);
 		snprintf(msg, sizeof(msg), "rolled back to v%d: %s", ov->num, why);
-		history_add(s, ro->new_num, "rolled back");
 		rollout_end(s, false, msg, true);
 		if (nv)
 			drain_failed(nv);
@@ -2166,8 +2168,12 @@ static json_t *status_json(struct service *s)
 		json_array_append_new(vs, jv);
 	}
 	for (i = 0; i < s->nhist; i++)
-		json_array_append_new(hist, json_pack("{s:i, s:s, s:s}", "version", s->hist[i].num,
-						      "state", "stopped", "how", s->hist[i].how));
+		json_array_append_new(
+		    hist, json_pack("{s:i, s:s, s:s, s:I, s:I, s:I}", "version", s->hist[i].num,
+				    "state", "stopped", "how", s->hist[i].how, "accepted",
+				    (json_int_t)s->hist[i].counts.accepted, "resets",
+				    (json_int_t)s->hist[i].counts.resets, "migrated_in",
+				    (json_int_t)s->hist[i].counts.migrated_in));
 	j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "name",
 		      s->conf.name, "listen", listen, "active",
 		      s->active >= 0 ? json_integer(s->slot[s->active]->num) : json_null(),

@@ -46,6 +46,14 @@ canary() {
 	done
 	wait $dep; rc=$?
 	cat "$T/deploy.$name"
+	# Final counts of the rolled-back version, from the history once it exited.
+	check "$name: v$newv exits" wait_gone 10 $(version_pids "$newv")
+	for _ in $(seq 50); do
+		st=$("$BATON" status web --json)
+		jq -e ".[0].stopped[] | select(.version == $newv)" <<<"$st" >/dev/null && break
+		sleep 0.1
+	done
+	resets=$(jq -r ".[0].stopped[] | select(.version == $newv) | .resets" <<<"$st")
 	check "$name: the deploy exits non-zero" test $rc -ne 0
 	check "$name: with the rollback reason" grep -q "rolled back to v$v1" "$T/deploy.$name"
 	check_eq "$name: v$v1 is active again" "$v1" "$(active_version)"
@@ -83,7 +91,6 @@ canary health 0 --steps 25,50 --bake 20s -- "$DEMO" --unhealthy-after-ms 1000
 check "health: status records the reason" grep -q "health checks in a row" <<<"$REASON"
 check_eq "health: status records the version" 2 \
 	"$("$BATON" status web --json | jq -r '.[0].last_rollback.version')"
-check "health: v2's process exits" wait_gone 10 $(version_pids 2)
 
 # Kernel-observed errors only: no HTTP checks after readiness.
 "$BATON" shutdown --stop >/dev/null
