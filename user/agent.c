@@ -2087,6 +2087,7 @@ static json_t *rollout_json(struct service *s)
 		      ro->paused, "manual", ro->manual, "bake_left_ms", (json_int_t)left,
 		      "elapsed_ms", (json_int_t)(now_ms() - ro->t_start));
 	json_object_set_new(j, "weight", json_integer(nv && nv->phase == VP_ACTIVE ? nv->weight : 0));
+	json_object_set_new(j, "bake_ms", json_integer(ro->bake_ms));
 	json_object_set_new(j, "waiting_for_promote",
 			    json_boolean(ro->stage == RO_STEPPING && !ro->bake_end));
 	if (ro->hook_pidfd >= 0)

@@ -625,10 +625,13 @@ static void print_rollout(json_t *s)
 			       (long long)json_integer_value(json_object_get(ro, "step")),
 			       (long long)json_integer_value(json_object_get(ro, "nsteps")), steps,
 			       json_integer_value(json_object_get(ro, "weight")) / 100.0);
-			if (json_is_true(json_object_get(ro, "paused")))
+			if (json_is_true(json_object_get(ro, "paused")) &&
+			    json_integer_value(json_object_get(ro, "bake_ms")))
 				printf(", paused (%.1f s of bake left)",
 				       json_integer_value(json_object_get(ro, "bake_left_ms")) /
 					   1000.0);
+			else if (json_is_true(json_object_get(ro, "paused")))
+				printf(", paused");
 			else if (json_is_true(json_object_get(ro, "waiting_for_promote")))
 				printf(", waiting for baton promote");
 			else
