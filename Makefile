@@ -30,13 +30,15 @@ endif
 .DELETE_ON_ERROR:
 .SECONDARY:
 .PHONY: all deps test test-unit demo bench clean install
+.PHONY: fuzz fuzz-build
 
 BPF_PROGS := steer track
 USER_SRCS := user/agent.c user/cli.c user/config.c user/control.c user/health.c user/log.c \
 	     user/main.c user/proc.c user/steer.c user/track.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
-TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer
+TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
+TESTS     += $(BUILD)/test_migrate
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -71,9 +73,23 @@ $(BUILD)/test_health: tests/unit/test_health.c $(BUILD)/health.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -pthread -lcmocka -o $@
 
+$(BUILD)/test_proc: tests/unit/test_proc.c $(BUILD)/proc.o $(BUILD)/config.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+
 $(BUILD)/test_steer: tests/bpf/test_steer.c $(BUILD)/steer.o $(BUILD)/log.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lbpf -lelf -lz -lcmocka -o $@
+
+# Test helper BPF programs live in tests/bpf/; their skeletons come from the %.skel.h rule.
+$(BUILD)/drop_ack.bpf.o: tests/bpf/drop_ack.bpf.c | $(BUILD)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/test_migrate: tests/bpf/test_migrate.c $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o \
+		       $(BUILD)/drop_ack.skel.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDFLAGS) -lbpf -lelf -lz -lcmocka -o $@
 
 deps:
 	$(Q)tools/deps.sh
@@ -87,10 +103,73 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/demo.sh $(BUILD)
 
-# Benchmarks: measured in one run; issue 7 adds the rest of the suite.
-bench: deps
-	$(Q)$(MAKE) --no-print-directory all
-	$(Q)tools/bench-drain.sh $(BUILD) 100
+# Benchmarks (docs/performance.md): every part, or one with PART=steer|swaps|switch|proxy|footprint|scale|rollout.
+BENCH_BINS := $(BUILD)/steer-bench $(BUILD)/loadgen
+bench:
+	$(Q)tools/deps.sh bench
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
+	$(Q)tools/bench/run.sh $(BUILD) $(PART)
+
+$(BUILD)/steer-bench: tools/bench/steer-bench.c $(BUILD)/steer.o $(BUILD)/log.o $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/steer.o $(BUILD)/log.o $(LDFLAGS) -lbpf -lelf -lz -pthread -o $@
+
+$(BUILD)/loadgen: tools/bench/loadgen.c | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(LDFLAGS) -lbpf -pthread -o $@
+
+# Fuzzing (tests/fuzz/): libFuzzer harnesses built with clang into $(FUZZ_DIR), each run
+# for FUZZ_SECONDS over its committed seeds (tests/fuzz/corpus/NAME, read only) and a
+# work corpus in $(FUZZ_DIR)/corpus/NAME.  Fails on the first crash, leak or broken
+# promise; the input is kept as $(FUZZ_DIR)/crash-NAME-*.
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZERS      := config control http_status notify
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(BUILD) \
+		-Itests/fuzz $(FUZZ_SAN)
+FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config health log proc steer)
+
+$(FUZZ_DIR):
+	$(Q)mkdir -p $@
+
+# Library code gets coverage instrumentation but no main; the harness links libFuzzer's.
+$(FUZZ_OBJS): $(FUZZ_DIR)/%.o: user/%.c $(wildcard user/*.h include/*.h) $(SKELS) | $(FUZZ_DIR)
+	$(call msg,CC,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_DIR)/config.o
+$(FUZZ_DIR)/fuzz_control: tests/fuzz/fuzz_control.c $(FUZZ_DIR)/config.o $(FUZZ_DIR)/steer.o \
+			  $(FUZZ_DIR)/log.o
+$(FUZZ_DIR)/fuzz_http_status: tests/fuzz/fuzz_http_status.c $(FUZZ_DIR)/health.o
+$(FUZZ_DIR)/fuzz_notify: tests/fuzz/fuzz_notify.c $(FUZZ_DIR)/proc.o $(FUZZ_DIR)/config.o
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz.h
+	$(call msg,CC,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(filter %.c %.o,$^) $(LIBS) -o $@
+
+fuzz-build: $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZERS))
+
+fuzz:
+	$(Q)tools/deps.sh fuzz
+	$(Q)$(MAKE) --no-print-directory fuzz-build
+	$(Q)failed=; for f in $(FUZZERS); do \
+		mkdir -p $(FUZZ_DIR)/corpus/$$f; \
+		dict=; [ -f tests/fuzz/$$f.dict ] && dict=-dict=tests/fuzz/$$f.dict; \
+		printf '  %-8s %s (%ss)\n' FUZZ $$f $(FUZZ_SECONDS); \
+		$(FUZZ_DIR)/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_DIR)/crash-$$f- $$dict \
+			$(FUZZ_DIR)/corpus/$$f tests/fuzz/corpus/$$f >$(FUZZ_DIR)/$$f.log 2>&1; \
+		rc=$$?; \
+		grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' \
+			$(FUZZ_DIR)/$$f.log | sed 's/^/           /'; \
+		if [ $$rc != 0 ]; then \
+			echo "fuzz: $$f failed (exit $$rc); log $(FUZZ_DIR)/$$f.log:" >&2; \
+			grep -A30 -E '^==[0-9]+==|broken:|runtime error' $(FUZZ_DIR)/$$f.log | \
+				grep -v '^NOTE\|^ *Combine' | head -45 >&2; \
+			failed="$$failed $$f"; \
+		fi; \
+	done; \
+	[ -z "$$failed" ] || { echo "fuzz: failed:$$failed" >&2; exit 1; }
 
 clean:
 	$(Q)rm -rf $(BUILD)

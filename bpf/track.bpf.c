@@ -9,7 +9,9 @@
  * accepted or still queued) the decision moves to `conns` and the version's
  * live count goes up; when the socket reaches TCP_CLOSE it goes down, and
  * if the server side aborted it (sent a RST), the version's resets go up.
- * A connection without a decision is not baton's and is never counted.
+ * When the exit of the process holding a connection closes it, the
+ * version's lost goes up.  A connection without a decision is not baton's
+ * and is never counted.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -19,6 +21,8 @@
 
 #define AF_INET	 2
 #define AF_INET6 10
+/* task_struct.flags: the task is in do_exit() (include/linux/sched.h). */
+#define PF_EXITING 0x00000004
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -98,6 +102,64 @@ static __always_inline int aborted_here(const struct bpf_sock_ops *skops)
 	return tp->inet_conn.icsk_inet.sk.sk_err == 0;
 }
 
+/*
+ * Did the exit of the process holding this connection close it?
+ *
+ * A process that dies with connections open has them closed by the kernel
+ * in do_exit(): its files are put (exit_files(), then the final fput in
+ * exit_task_work()) after PF_EXITING is set, in the dying task's own
+ * context, and tcp_close() moves each connection on to FIN_WAIT1, LAST_ACK
+ * or (unread data, SO_LINGER {1, 0}) straight to CLOSE.  Only the owner's
+ * close or shutdown makes those moves out of ESTABLISHED or CLOSE_WAIT,
+ * and always in process context; the one exception is CLOSE, which a
+ * received RST, a timeout or SOCK_DESTROY also cause, in softirq or in
+ * another task.  Softirq runs in whatever task it interrupts, and on
+ * loopback that is the sender's: a client process that dies with a
+ * connection to us open sends its RST in its own exit.  Those closes set
+ * sk_err first (see aborted_here()), so a CLOSE only counts when this side
+ * aborted.  Leaving ESTABLISHED / CLOSE_WAIT happens once per connection,
+ * so each is counted at most once.  Connections the process closed before
+ * it died left those states before PF_EXITING was set.  Measured on 6.18
+ * (tests/bpf/test_migrate.c).
+ */
+static __always_inline int closed_by_exit(const struct bpf_sock_ops *skops)
+{
+	struct task_struct *task;
+	__u32 from = skops->args[0], to = skops->args[1];
+
+	if (from != BPF_TCP_ESTABLISHED && from != BPF_TCP_CLOSE_WAIT)
+		return 0;
+	if (to == BPF_TCP_CLOSE) {
+		if (!aborted_here(skops))
+			return 0;
+	} else if (to != BPF_TCP_FIN_WAIT1 && to != BPF_TCP_LAST_ACK) {
+		return 0;
+	}
+	task = bpf_get_current_task_btf();
+	return (task->flags & PF_EXITING) != 0;
+}
+
+static __always_inline void count_lost(const struct conn_owner *o)
+{
+	struct version_counts *c = counts_of(o);
+
+	if (c)
+		__sync_fetch_and_add(&c->lost, 1);
+}
+
+/* A counted connection left ESTABLISHED / CLOSE_WAIT for FIN_WAIT1 or LAST_ACK. */
+static __always_inline void closing(struct bpf_sock_ops *skops)
+{
+	struct conn_key k = {};
+	struct conn_owner *o;
+
+	if (!closed_by_exit(skops) || key_of(skops, &k))
+		return;
+	o = bpf_map_lookup_elem(&conns, &k);
+	if (o)
+		count_lost(o);
+}
+
 static __always_inline void closed(struct bpf_sock_ops *skops)
 {
 	struct conn_key k = {};
@@ -119,6 +181,8 @@ static __always_inline void closed(struct bpf_sock_ops *skops)
 		if (c)
 			__sync_fetch_and_add(&c->resets, 1);
 	}
+	if (closed_by_exit(skops))
+		count_lost(&own);
 	conn_leave(&own, 1);
 }
 
@@ -132,6 +196,8 @@ int track(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] == BPF_TCP_CLOSE)
 			closed(skops);
+		else
+			closing(skops);
 		break;
 	}
 	/* sock_ops: 1 lets the socket proceed; this program only observes. */

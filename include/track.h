@@ -56,6 +56,15 @@ struct version_counts {
 	 * not baton's own drain-reset (SOCK_DESTROY).  Each is also in closed.
 	 */
 	__u64 resets;
+	/*
+	 * Connections closed by the kernel because the process holding them
+	 * exited (crash, kill -9, exit without closing them): the exit closed
+	 * a connection that was still ESTABLISHED or CLOSE_WAIT.  Connections
+	 * the process closed itself before it died are not counted; each is
+	 * counted once, and is also in closed when it reaches TCP_CLOSE.
+	 * Appended last: older fields keep their offsets.
+	 */
+	__u64 lost;
 };
 
 /* Ring buffer record: live of (service, version) reached 0 while in drain_watch. */

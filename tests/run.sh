@@ -59,9 +59,11 @@ for s in $suites; do
 		run config "$B/test_config"
 		run health unshare -n sh -c "ip link set lo up && exec $B/test_health"
 		run demo-server tests/unit/demo_server_smoke.sh "$B/demo-server"
+		run proc "$B/test_proc"
 		;;
 	bpf)
 		run steer unshare -n sh -c "ip link set lo up && exec $B/test_steer"
+		run migrate unshare -n sh -c "ip link set lo up && exec $B/test_migrate"
 		;;
 	e2e)
 		for t in ${E2E:-$(cd tests/e2e && ls [0-9]*.sh | sed 's/\.sh$//')}; do

@@ -2,9 +2,13 @@
 # SPDX-License-Identifier: MIT
 # Install the Debian packages baton needs to build, test and demo, only the
 # missing ones.  Runs apt-get update once, and only when something is missing.
+# usage: tools/deps.sh [bench|fuzz]   (bench: also what make bench compares against;
+# fuzz: also libFuzzer for clang 14, for make fuzz)
 set -eu
 pkgs="make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
 libinih-dev libjansson-dev libcmocka-dev wrk curl jq python3 tcpdump iproute2 procps util-linux"
+[ "${1:-}" = bench ] && pkgs="$pkgs nginx haproxy gnuplot-nox"
+[ "${1:-}" = fuzz ] && pkgs="$pkgs libclang-rt-14-dev"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

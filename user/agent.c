@@ -10,6 +10,7 @@
  * `baton rollback` can give traffic back without starting anything.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -24,11 +25,13 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <jansson.h>
 
@@ -41,11 +44,11 @@
 #include "steer_user.h"
 #include "track_user.h"
 
-#define MAX_CLIENTS	 64
-#define PROBE_TICK_MS	 50
-#define HEALTH_TICK_MS	 100 /* timer of a version under rollout: checks and error samples */
-#define READY_RETRY_MS	 100 /* a failed http/exec readiness check is repeated after this */
-#define HISTORY		 8
+#define MAX_CLIENTS    64
+#define PROBE_TICK_MS  50
+#define HEALTH_TICK_MS 100 /* timer of a version under rollout: checks and error samples */
+#define READY_RETRY_MS 100 /* a failed http/exec readiness check is repeated after this */
+#define HISTORY	       8
 
 enum ev_type {
 	EV_SIGNAL,
@@ -108,8 +111,10 @@ struct instance {
 	bool ready;
 	bool alive;
 	char exit_desc[64];
-	int lfd[MAX_LISTEN]; /* the agent's copies of this instance's listeners */
-	int probe_fd;	     /* READY_TCP: connection through this instance's own socket */
+	int lfd[MAX_LISTEN];	      /* the agent's copies of this instance's listeners */
+	__u64 cookie[MAX_LISTEN];     /* their SO_COOKIE, to find them again after a restart */
+	unsigned long long starttime; /* /proc/PID/stat start time: guards against pid reuse */
+	int probe_fd;		      /* READY_TCP: connection through this instance's own socket */
 	__u16 probe_sport;
 	struct check chk;
 	struct evsrc ev;
@@ -137,7 +142,7 @@ struct version {
 	__u64 base_accepted, base_resets, base_drops;
 	int bad_intervals;
 	char errors_last[160];
-	bool freed;		  /* freed: events still queued for it are ignored */
+	bool freed;		   /* freed: events still queued for it are ignored */
 	struct version *next_dead; /* freed versions, released after the epoll batch */
 	struct evsrc ev;
 };
@@ -159,9 +164,12 @@ enum ro_stage {
 };
 
 static const char *const stage_names[] = {
-    [RO_NONE] = "none",		     [RO_BEFORE_START] = "before-start hook",
-    [RO_STARTING] = "starting",	     [RO_STEPPING] = "shifting traffic",
-    [RO_AFTER_SWITCH] = "after-switch hook", [RO_DRAIN_OLD] = "draining the old version",
+    [RO_NONE] = "none",
+    [RO_BEFORE_START] = "before-start hook",
+    [RO_STARTING] = "starting",
+    [RO_STEPPING] = "shifting traffic",
+    [RO_AFTER_SWITCH] = "after-switch hook",
+    [RO_DRAIN_OLD] = "draining the old version",
     [RO_AFTER_DRAIN] = "after-drain hook",
 };
 
@@ -241,6 +249,7 @@ static struct {
 	bool stop_children; /* shutdown request: stop every version first */
 	struct client *shutdown_waiter;
 	struct version *dead; /* freed in this epoll batch; free()d after it */
+	char *state_last;     /* the state file's content as last written */
 } A;
 
 static long long now_ms(void)
@@ -497,6 +506,7 @@ static void history_add(struct service *s, int num, const char *how)
 }
 
 static void check_close(struct version *v, int i);
+static unsigned long long proc_starttime(pid_t pid);
 
 static void version_free(struct version *v)
 {
@@ -772,7 +782,7 @@ static void check_close(struct version *v, int i)
 	}
 	k->hc_pinned = false;
 	if (k->busy && k->pidfd >= 0) {
-		kill(-k->pid, SIGKILL); /* its group: the check leads its own session */
+		kill(-k->pid, SIGKILL);		/* its group: the check leads its own session */
 		proc_signal(k->pidfd, SIGKILL); /* reaped when its pidfd fires */
 	}
 	k->busy = false;
@@ -856,8 +866,8 @@ static void check_start(struct version *v, int i, bool for_ready)
 		ep_add(k->pidfd, &k->ev, EV_CHECK, v, i, EPOLLIN);
 		return;
 	}
-	if (hc_begin(&k->hc, kind == HEALTH_HTTP ? HC_HTTP : HC_TCP, (const struct sockaddr *)&la->ss,
-		     la->len, c->health_path, err, sizeof(err))) {
+	if (hc_begin(&k->hc, kind == HEALTH_HTTP ? HC_HTTP : HC_TCP,
+		     (const struct sockaddr *)&la->ss, la->len, c->health_path, err, sizeof(err))) {
 		k->hc.fd = -1;
 		check_result(v, i, false, err);
 		return;
@@ -1240,8 +1250,9 @@ static void rollout_fail(struct service *s, const char *why)
 	case RO_DRAIN_OLD:
 	case RO_AFTER_DRAIN:
 		hook_kill(s);
-		snprintf(msg, sizeof(msg), "%s (v%d was already switched out and cannot take traffic back)",
-			 why, ro->old_num);
+		snprintf(msg, sizeof(msg),
+			 "%s (v%d was already switched out and cannot take traffic back)", why,
+			 ro->old_num);
 		log_warnx("%s: %s", s->conf.name, msg);
 		rollout_end(s, false, msg, false);
 		return;
@@ -1338,9 +1349,9 @@ static void rollout_apply(struct service *s)
 			 s->conf.name, ro->new_num, w / 100.0, ro->step + 1, ro->nsteps,
 			 ro->bake_ms / 1000.0);
 	else
-		progress(ro->waiter, "%s: v%d at %.2f%% (step %d of %d); waiting for: baton promote %s",
-			 s->conf.name, ro->new_num, w / 100.0, ro->step + 1, ro->nsteps,
-			 s->conf.name);
+		progress(
+		    ro->waiter, "%s: v%d at %.2f%% (step %d of %d); waiting for: baton promote %s",
+		    s->conf.name, ro->new_num, w / 100.0, ro->step + 1, ro->nsteps, s->conf.name);
 }
 
 /* Next step (or the last, with full); continues a paused rollout. */
@@ -1429,8 +1440,8 @@ static void hook_start(struct service *s, enum hook_point h)
 	ro_timer(s, now_ms() + c->hook_timeout_ms);
 	log_info("%s: running the %s hook %s (pid %d)", s->conf.name, hook_name(h), c->hook[h][0],
 		 ro->hook_pid);
-	progress(ro->waiter, "%s: running the %s hook (timeout %.1f s)", s->conf.name,
-		 hook_name(h), c->hook_timeout_ms / 1000.0);
+	progress(ro->waiter, "%s: running the %s hook (timeout %.1f s)", s->conf.name, hook_name(h),
+		 c->hook_timeout_ms / 1000.0);
 }
 
 static void hook_done(struct service *s, bool ok, const char *desc)
@@ -1551,9 +1562,13 @@ static struct version *version_new(struct service *s, char *const *argv, char *e
 	}
 	for (i = 0; i < v->ninst; i++)
 		for (j = 0; j < c->nlisten; j++) {
+			socklen_t clen = sizeof(v->inst[i].cookie[j]);
+
 			v->inst[i].lfd[j] = make_listener(c, j, err, errlen);
 			if (v->inst[i].lfd[j] < 0)
 				goto fail;
+			getsockopt(v->inst[i].lfd[j], SOL_SOCKET, SO_COOKIE, &v->inst[i].cookie[j],
+				   &clen);
 		}
 	v->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (v->tfd < 0 || ep_add(v->tfd, &v->ev, EV_TIMER, v, 0, EPOLLIN)) {
@@ -1607,6 +1622,7 @@ static int version_spawn(struct version *v, char *err, size_t errlen)
 		if (r)
 			return r;
 		in->alive = true;
+		in->starttime = proc_starttime(in->pid);
 		v->nalive++;
 		ep_add(in->pidfd, &in->ev, EV_PIDFD, v, i, EPOLLIN);
 		log_debug("%s: instance %d started, pid %d", vname(v), i, in->pid);
@@ -1647,9 +1663,10 @@ static int deploy(struct service *s, char *const *argv, const struct deploy_opts
 	struct version *v;
 
 	if (ro->stage != RO_NONE) {
-		snprintf(err, errlen,
-			 "%s: the rollout of v%d is in progress (%s); wait for it, or: baton abort %s",
-			 conf->name, ro->new_num, stage_names[ro->stage], conf->name);
+		snprintf(
+		    err, errlen,
+		    "%s: the rollout of v%d is in progress (%s); wait for it, or: baton abort %s",
+		    conf->name, ro->new_num, stage_names[ro->stage], conf->name);
 		return -EBUSY;
 	}
 	if (s->starting >= 0) {
@@ -1733,8 +1750,9 @@ static int deploy_start(struct service *s)
 			instance_ready(v, i);
 		return 0;
 	}
-	progress(ro->waiter, "%s: started %d instance(s), waiting for readiness (%s, timeout %u ms)",
-		 vname(v), v->ninst, ready_kind_name(conf->ready), conf->ready_timeout_ms);
+	progress(ro->waiter,
+		 "%s: started %d instance(s), waiting for readiness (%s, timeout %u ms)", vname(v),
+		 v->ninst, ready_kind_name(conf->ready), conf->ready_timeout_ms);
 	/* Probes and checks tick; the ready deadline is checked on each tick. */
 	timer_tick(v, PROBE_TICK_MS);
 	v->deadline = v->t_start + conf->ready_timeout_ms;
@@ -1758,8 +1776,7 @@ static void first_version_done(struct version *v)
 		s->starting = -1;
 	timer_set(v, 0);
 	s->ro.ready_ms = now_ms() - v->t_start;
-	log_info("%s: active, %d instance(s) ready in %lld ms", vname(v), v->ninst,
-		 s->ro.ready_ms);
+	log_info("%s: active, %d instance(s) ready in %lld ms", vname(v), v->ninst, s->ro.ready_ms);
 	rollout_end(s, true, NULL, false);
 }
 
@@ -1831,10 +1848,17 @@ static void on_exit_of(struct version *v, int i)
 {
 	struct instance *in = &v->inst[i];
 	struct service *s = v->svc;
-	int status = 0;
+	int status = 0, r;
 	char desc[64], why[300];
 
-	if (v->freed || proc_reap(in->pidfd, &status, desc, sizeof(desc)) <= 0)
+	if (v->freed)
+		return;
+	r = proc_reap(in->pidfd, &status, desc, sizeof(desc));
+	if (r == -ECHILD)
+		/* Started by an earlier agent: not ours to reap, but it is gone. */
+		snprintf(desc, sizeof(desc),
+			 "exited (started by an earlier agent: status unknown)");
+	else if (r <= 0)
 		return;
 	ep_del(in->pidfd);
 	close(in->pidfd);
@@ -1932,7 +1956,8 @@ static void on_timer(struct version *v)
 		return;
 	}
 	if (v->phase == VP_ACTIVE) {
-		if (ro_new(s) == v && (s->ro.stage == RO_STEPPING || s->ro.stage == RO_AFTER_SWITCH))
+		if (ro_new(s) == v &&
+		    (s->ro.stage == RO_STEPPING || s->ro.stage == RO_AFTER_SWITCH))
 			health_tick(v);
 		return;
 	}
@@ -2086,7 +2111,8 @@ static json_t *rollout_json(struct service *s)
 		      "step", ro->step + 1, "nsteps", ro->nsteps, "steps", steps, "paused",
 		      ro->paused, "manual", ro->manual, "bake_left_ms", (json_int_t)left,
 		      "elapsed_ms", (json_int_t)(now_ms() - ro->t_start));
-	json_object_set_new(j, "weight", json_integer(nv && nv->phase == VP_ACTIVE ? nv->weight : 0));
+	json_object_set_new(j, "weight",
+			    json_integer(nv && nv->phase == VP_ACTIVE ? nv->weight : 0));
 	json_object_set_new(j, "bake_ms", json_integer(ro->bake_ms));
 	json_object_set_new(j, "waiting_for_promote",
 			    json_boolean(ro->stage == RO_STEPPING && !ro->bake_end));
@@ -2110,7 +2136,8 @@ static json_t *pins_json(struct service *s)
 	n = steer_pin_list(&A.st, s->id, cidrs, vers, 256);
 	for (k = 0; k < n; k++) {
 		steer_cidr_format(&cidrs[k], buf, sizeof(buf));
-		json_array_append_new(arr, json_pack("{s:s, s:i}", "cidr", buf, "version", vers[k]));
+		json_array_append_new(arr,
+				      json_pack("{s:s, s:i}", "cidr", buf, "version", vers[k]));
 	}
 	return arr;
 }
@@ -2178,13 +2205,13 @@ static json_t *status_json(struct service *s)
 	j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "name",
 		      s->conf.name, "listen", listen, "active",
 		      s->active >= 0 ? json_integer(s->slot[s->active]->num) : json_null(),
-		      "versions", vs, "stopped", hist, "steer", "selected",
-		      (json_int_t)st.selected, "migrated", (json_int_t)st.migrated, "probes",
-		      (json_int_t)st.probes, "fallback", (json_int_t)st.fallback, "dropped",
-		      (json_int_t)st.dropped, "pinned", (json_int_t)st.pinned);
-	json_object_set_new(j, "steering",
-			    json_string(s->conf.steering == STEER_STICKY ? "sticky"
-									 : "per-connection"));
+		      "versions", vs, "stopped", hist, "steer", "selected", (json_int_t)st.selected,
+		      "migrated", (json_int_t)st.migrated, "probes", (json_int_t)st.probes,
+		      "fallback", (json_int_t)st.fallback, "dropped", (json_int_t)st.dropped,
+		      "pinned", (json_int_t)st.pinned);
+	json_object_set_new(
+	    j, "steering",
+	    json_string(s->conf.steering == STEER_STICKY ? "sticky" : "per-connection"));
 	json_object_set_new(j, "rollout", rollout_json(s));
 	json_object_set_new(j, "pins", pins_json(s));
 	if (s->last_rollback.num) {
@@ -2226,7 +2253,8 @@ static void req_deploy(struct client *c, struct service *s, json_t *req)
 	json_array_foreach(argv, i, a)
 	{
 		if (!json_is_string(a) || json_string_length(a) > 4096) {
-			reply_err(c, "deploy: every argument must be a string of at most 4096 bytes");
+			reply_err(c,
+				  "deploy: every argument must be a string of at most 4096 bytes");
 			return;
 		}
 		args[i] = (char *)json_string_value(a);
@@ -2257,8 +2285,7 @@ static void req_deploy(struct client *c, struct service *s, json_t *req)
 	if (jv) {
 		unsigned prev = 0;
 
-		if (!json_is_array(jv) || !json_array_size(jv) ||
-		    json_array_size(jv) > MAX_STEPS) {
+		if (!json_is_array(jv) || !json_array_size(jv) || json_array_size(jv) > MAX_STEPS) {
 			reply_err(c, "deploy: steps must be a list of 1..%d weights", MAX_STEPS);
 			return;
 		}
@@ -2296,8 +2323,9 @@ static bool in_rollout(struct client *c, struct service *s, const char *cmd)
 	if (s->ro.stage == RO_STEPPING)
 		return true;
 	if (s->ro.stage == RO_NONE)
-		reply_err(c, "%s: no rollout in progress (baton deploy %s --strategy canary -- CMD "
-			     "starts one)",
+		reply_err(c,
+			  "%s: no rollout in progress (baton deploy %s --strategy canary -- CMD "
+			  "starts one)",
 			  s->conf.name, s->conf.name);
 	else
 		reply_err(c, "%s: the rollout of v%d is at \"%s\"; %s applies while traffic shifts",
@@ -2347,15 +2375,17 @@ static void req_abort(struct client *c, struct service *s)
 	int num = s->ro.new_num, old = s->ro.old_num;
 
 	if (s->ro.stage == RO_NONE || s->ro.stage >= RO_DRAIN_OLD) {
-		reply_err(c, "%s: no rollout to abort (baton rollback gives traffic back to the "
-			     "previous version while it runs)",
+		reply_err(c,
+			  "%s: no rollout to abort (baton rollback gives traffic back to the "
+			  "previous version while it runs)",
 			  s->conf.name);
 		return;
 	}
 	rollout_fail(s, "aborted by the operator (baton abort)");
 	if (old)
-		snprintf(msg, sizeof(msg), "%s: rollout of v%d aborted; v%d has all new connections",
-			 s->conf.name, num, old);
+		snprintf(msg, sizeof(msg),
+			 "%s: rollout of v%d aborted; v%d has all new connections", s->conf.name,
+			 num, old);
 	else
 		snprintf(msg, sizeof(msg), "%s: deploy of v%d aborted", s->conf.name, num);
 	reply(c, json_pack("{s:b, s:s}", "ok", 1, "message", msg));
@@ -2386,8 +2416,9 @@ static void req_weight(struct client *c, struct service *s, json_t *req)
 
 		if (*end || !json_is_integer(jv) || json_integer_value(jv) < 0 ||
 		    json_integer_value(jv) > WEIGHT_MAX) {
-			reply_err(c, "weight: \"%s\": expected a version number and 0..10000 basis "
-				     "points",
+			reply_err(c,
+				  "weight: \"%s\": expected a version number and 0..10000 basis "
+				  "points",
 				  key);
 			return;
 		}
@@ -2715,6 +2746,500 @@ static void check_shutdown_done(void)
 	A.quit = true;
 }
 
+/* ---- state file: what a restarted agent needs to take over ------------------ */
+
+/*
+ * The pinned maps keep steering and counting while no agent runs; the
+ * state file keeps what only the agent knew: which processes belong to
+ * which version, each version's phase and deadlines, the listeners' socket
+ * cookies (to find them again in the children), and the rollout.  Times
+ * are CLOCK_MONOTONIC milliseconds, which mean the same to every process
+ * until the next boot (which also empties /run and bpffs).
+ */
+#define STATE_FORMAT 1
+
+/* Field 22 of /proc/PID/stat: start time in clock ticks since boot; 0 if gone. */
+static unsigned long long proc_starttime(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long t = 0;
+	ssize_t n;
+	int fd, k;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* The command name may hold spaces and parentheses: count from the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	for (k = 2; k < 22 && p; k++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		t = strtoull(p + 1, NULL, 10);
+	return t;
+}
+
+static json_t *state_version(struct version *v)
+{
+	json_t *insts = json_array(), *argv = json_array(), *j;
+	int i, k;
+
+	for (k = 0; v->argv[k]; k++)
+		json_array_append_new(argv, json_string(v->argv[k]));
+	for (i = 0; i < v->ninst; i++) {
+		struct instance *in = &v->inst[i];
+		json_t *cookies = json_array();
+
+		for (k = 0; k < v->svc->conf.nlisten; k++)
+			json_array_append_new(cookies, json_integer((json_int_t)in->cookie[k]));
+		json_array_append_new(
+		    insts, json_pack("{s:i, s:I, s:b, s:b, s:s, s:o}", "pid", in->pid, "starttime",
+				     (json_int_t)in->starttime, "ready", in->ready, "alive",
+				     in->alive, "exit", in->exit_desc, "cookies", cookies));
+	}
+	j = json_pack("{s:i, s:i, s:i, s:i, s:b, s:I, s:I, s:I, s:I, s:o, s:o}", "num", v->num,
+		      "vslot", v->vslot, "phase", v->phase, "weight", v->weight, "placed",
+		      v->placed, "t_start", (json_int_t)v->t_start, "t_switch",
+		      (json_int_t)v->t_switch, "t_signal", (json_int_t)v->t_signal, "deadline",
+		      (json_int_t)v->deadline, "argv", argv, "instances", insts);
+	return j;
+}
+
+static json_t *state_rollout(struct service *s)
+{
+	struct rollout *ro = &s->ro;
+	json_t *steps = json_array();
+	int k;
+
+	for (k = 0; k < ro->nsteps; k++)
+		json_array_append_new(steps, json_integer(ro->steps[k]));
+	return json_pack("{s:i, s:i, s:o, s:i, s:i, s:b, s:b, s:I, s:I, s:i, s:i, s:i, s:i, s:I, "
+			 "s:I, s:i, s:i, s:I}",
+			 "stage", ro->stage, "strategy", ro->strategy, "steps", steps, "bake_ms",
+			 ro->bake_ms, "step", ro->step, "paused", ro->paused, "manual", ro->manual,
+			 "bake_end", (json_int_t)ro->bake_end, "bake_left",
+			 (json_int_t)ro->bake_left, "newv", ro->newv, "oldv", ro->oldv, "new_num",
+			 ro->new_num, "old_num", ro->old_num, "t_start", (json_int_t)ro->t_start,
+			 "ready_ms", (json_int_t)ro->ready_ms, "hook", ro->hook, "hook_pid",
+			 ro->hook_pidfd >= 0 ? ro->hook_pid : 0, "hook_starttime",
+			 (json_int_t)(ro->hook_pidfd >= 0 ? proc_starttime(ro->hook_pid) : 0));
+}
+
+static char *state_text(void)
+{
+	json_t *svcs = json_array(), *root;
+	char *text;
+	int i, k;
+
+	for (i = 0; i < A.nsvc; i++) {
+		struct service *s = &A.svc[i];
+		json_t *vs = json_array(), *groups = json_array(), *j;
+
+		for (k = 0; k < s->conf.nlisten; k++)
+			json_array_append_new(groups, json_pack("{s:s, s:i}", "listen",
+								s->conf.listen[k].text, "group",
+								s->group[k]));
+		for (k = 0; k < MAX_VERSIONS; k++)
+			if (s->slot[k])
+				json_array_append_new(vs, state_version(s->slot[k]));
+		j = json_pack("{s:s, s:i, s:o, s:i, s:i, s:i, s:o, s:o}", "name", s->conf.name,
+			      "id", s->id, "groups", groups, "next_num", s->next_num, "active",
+			      s->active, "previous", s->previous, "versions", vs, "rollout",
+			      state_rollout(s));
+		if (s->last_rollback.num)
+			json_object_set_new(j, "last_rollback",
+					    json_pack("{s:i, s:I, s:s}", "num",
+						      s->last_rollback.num, "when",
+						      (json_int_t)s->last_rollback.when, "why",
+						      s->last_rollback.why));
+		json_array_append_new(svcs, j);
+	}
+	root = json_pack("{s:i, s:i, s:o}", "format", STATE_FORMAT, "agent_pid", (int)getpid(),
+			 "services", svcs);
+	text = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	return text;
+}
+
+/* Write the state file if it changed: a temporary file renamed over it, mode 0600. */
+static void state_save(void)
+{
+	char path[300], tmp[310];
+	char *text = state_text();
+	size_t len;
+	int fd;
+
+	if (!text)
+		return;
+	if (A.state_last && !strcmp(A.state_last, text)) {
+		free(text);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/state.json", A.cfg.agent.run_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	len = strlen(text);
+	if (fd < 0 || write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1 ||
+	    close(fd) < 0 || rename(tmp, path) < 0) {
+		log_warn("cannot write the state file %s", path);
+		if (fd >= 0)
+			unlink(tmp);
+		free(text);
+		return;
+	}
+	free(A.state_last);
+	A.state_last = text;
+}
+
+static void state_remove(void)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/state.json", A.cfg.agent.run_dir);
+	unlink(path);
+}
+
+/* ---- taking over from an agent that died or was stopped ------------------------ */
+
+static int pidfd_getfd(int pidfd, int fd)
+{
+	return (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+}
+
+/*
+ * Copy back, from a running instance, the listener whose socket cookie is
+ * cookie: the agent's copies died with the previous agent.  Looks at fd 3
+ * (and what follows: LISTEN_FDS order) first, then every fd the process has.
+ */
+static int listener_from(struct instance *in, __u64 cookie)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int fd = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)in->pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		__u64 c = 0;
+		socklen_t len = sizeof(c);
+		int n, cand;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		n = atoi(de->d_name);
+		cand = pidfd_getfd(in->pidfd, n);
+		if (cand < 0)
+			continue;
+		if (!getsockopt(cand, SOL_SOCKET, SO_COOKIE, &c, &len) && c == cookie) {
+			fd = cand;
+			break;
+		}
+		close(cand);
+	}
+	closedir(d);
+	return fd;
+}
+
+static bool holds_listeners(enum vphase p)
+{
+	/* The agent keeps copies until the exit signal (drain_signal releases them). */
+	return p == VP_STARTING || p == VP_ACTIVE || p == VP_DRAIN_DELAY || p == VP_DRAIN_WAIT;
+}
+
+static struct version *version_restore(struct service *s, json_t *jv, char *err, size_t errlen)
+{
+	json_t *insts = json_object_get(jv, "instances"), *ji, *a;
+	struct version *v;
+	size_t i, k;
+	int j;
+
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	v->svc = s;
+	v->tfd = -1;
+	v->zero_to_signal_us = -1;
+	for (i = 0; i < MAX_INSTANCES; i++) {
+		v->inst[i].pidfd = -1;
+		v->inst[i].probe_fd = -1;
+		v->inst[i].chk.hc.fd = -1;
+		v->inst[i].chk.pidfd = -1;
+		for (j = 0; j < MAX_LISTEN; j++)
+			v->inst[i].lfd[j] = -1;
+	}
+	v->num = json_integer_value(json_object_get(jv, "num"));
+	v->vslot = json_integer_value(json_object_get(jv, "vslot"));
+	v->phase = json_integer_value(json_object_get(jv, "phase"));
+	v->weight = json_integer_value(json_object_get(jv, "weight"));
+	v->placed = json_is_true(json_object_get(jv, "placed"));
+	v->t_start = json_integer_value(json_object_get(jv, "t_start"));
+	v->t_switch = json_integer_value(json_object_get(jv, "t_switch"));
+	v->t_signal = json_integer_value(json_object_get(jv, "t_signal"));
+	v->deadline = json_integer_value(json_object_get(jv, "deadline"));
+	if (v->num < 1 || v->vslot < 0 || v->vslot >= MAX_VERSIONS || s->slot[v->vslot] ||
+	    (int)v->phase < VP_STARTING || v->phase > VP_ABORTING || v->weight > WEIGHT_MAX ||
+	    !json_is_array(insts) || json_array_size(insts) > MAX_INSTANCES ||
+	    !json_array_size(json_object_get(jv, "argv")) ||
+	    json_array_size(json_object_get(jv, "argv")) > MAX_ARGS) {
+		snprintf(err, errlen, "%s: the state file has a bad version entry", s->conf.name);
+		free(v);
+		return NULL;
+	}
+	json_array_foreach(json_object_get(jv, "argv"), k, a) v->argv[k] =
+	    strdup(json_string_value(a) ?: "");
+	v->ninst = json_array_size(insts);
+	v->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (v->tfd < 0 || ep_add(v->tfd, &v->ev, EV_TIMER, v, 0, EPOLLIN)) {
+		snprintf(err, errlen, "timerfd: %s", strerror(errno));
+		version_free(v);
+		return NULL;
+	}
+	json_array_foreach(insts, i, ji)
+	{
+		struct instance *in = &v->inst[i];
+		json_t *cookies = json_object_get(ji, "cookies");
+
+		in->pid = json_integer_value(json_object_get(ji, "pid"));
+		in->starttime = json_integer_value(json_object_get(ji, "starttime"));
+		in->ready = json_is_true(json_object_get(ji, "ready"));
+		snprintf(in->exit_desc, sizeof(in->exit_desc), "%s",
+			 json_string_value(json_object_get(ji, "exit")) ?: "");
+		for (k = 0; k < json_array_size(cookies) && k < MAX_LISTEN; k++)
+			in->cookie[k] = json_integer_value(json_array_get(cookies, k));
+		if (in->ready)
+			v->nready++;
+		if (!json_is_true(json_object_get(ji, "alive")))
+			continue;
+		/* The same pid and start time: the same process, not a reused pid. */
+		if (in->pid <= 1 || !in->starttime || proc_starttime(in->pid) != in->starttime ||
+		    (in->pidfd = (int)syscall(SYS_pidfd_open, in->pid, 0)) < 0) {
+			in->pidfd = -1;
+			snprintf(in->exit_desc, sizeof(in->exit_desc), "exited while no agent ran");
+			log_warnx("%s v%d: instance %d (pid %d) exited while no agent ran",
+				  s->conf.name, v->num, (int)i, in->pid);
+			continue;
+		}
+		in->alive = true;
+		v->nalive++;
+		ep_add(in->pidfd, &in->ev, EV_PIDFD, v, i, EPOLLIN);
+		if (!holds_listeners(v->phase))
+			continue;
+		for (j = 0; j < s->conf.nlisten; j++) {
+			in->lfd[j] = listener_from(in, in->cookie[j]);
+			if (in->lfd[j] < 0)
+				log_warnx("%s v%d: instance %d (pid %d) no longer has its %s "
+					  "listener",
+					  s->conf.name, v->num, (int)i, in->pid,
+					  s->conf.listen[j].text);
+		}
+	}
+	s->slot[v->vslot] = v;
+	return v;
+}
+
+/* Put a version back on its timers, as its phase had them. */
+static void version_resume(struct version *v)
+{
+	struct service *s = v->svc;
+	struct version_counts n;
+	int i, j;
+
+	/* Slots of instances that are gone leave the map; the rest is there already. */
+	for (i = 0; i < v->ninst; i++)
+		if (!v->inst[i].alive)
+			for (j = 0; j < s->conf.nlisten; j++)
+				steer_remove(&A.st, steer_slot(s->group[j], v->vslot, i));
+	switch (v->phase) {
+	case VP_DRAIN_DELAY:
+		if (s->ro.stage == RO_AFTER_SWITCH && s->ro.oldv == v->vslot)
+			break; /* kept for the after-switch hook: handled with the rollout */
+		timer_set(v, v->t_switch + s->conf.drain_delay_ms);
+		break;
+	case VP_DRAIN_WAIT:
+		timer_set(v, v->deadline);
+		track_watch(&A.tr, s->id, v->num, 1);
+		if (!track_counts(&A.tr, s->id, v->num, &n) && n.live <= 0) {
+			log_info("%s: no connections left", vname(v));
+			drain_signal(v);
+		}
+		break;
+	case VP_DRAINING:
+	case VP_TERMINATING:
+	case VP_ABORTING:
+		timer_set(v, v->deadline);
+		break;
+	default:
+		break;
+	}
+}
+
+static void kill_orphan_hook(struct service *s, json_t *jr)
+{
+	pid_t pid = json_integer_value(json_object_get(jr, "hook_pid"));
+	unsigned long long st = json_integer_value(json_object_get(jr, "hook_starttime"));
+
+	if (pid > 1 && st && proc_starttime(pid) == st) {
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+		log_warnx(
+		    "%s: killed the %s hook (pid %d) the previous agent left running", s->conf.name,
+		    hook_name((enum hook_point)json_integer_value(json_object_get(jr, "hook"))),
+		    (int)pid);
+	}
+}
+
+/* The rollout the previous agent was running: continue it, or end it safely. */
+static void rollout_resume(struct service *s, json_t *jr)
+{
+	struct rollout *ro = &s->ro;
+	struct version *nv;
+	json_t *a;
+	size_t k;
+	int i;
+
+	memset(ro, 0, sizeof(*ro));
+	ro->hook_pidfd = -1;
+	ro->newv = ro->oldv = -1;
+	ro->stage = json_integer_value(json_object_get(jr, "stage"));
+	if (ro->stage == RO_NONE || ro->stage > RO_AFTER_DRAIN) {
+		ro->stage = RO_NONE;
+		return;
+	}
+	ro->strategy = json_integer_value(json_object_get(jr, "strategy"));
+	json_array_foreach(json_object_get(jr, "steps"), k, a) if (k < MAX_STEPS)
+	    ro->steps[ro->nsteps++] = json_integer_value(a);
+	ro->bake_ms = json_integer_value(json_object_get(jr, "bake_ms"));
+	ro->step = json_integer_value(json_object_get(jr, "step"));
+	ro->paused = json_is_true(json_object_get(jr, "paused"));
+	ro->manual = json_is_true(json_object_get(jr, "manual"));
+	ro->bake_end = json_integer_value(json_object_get(jr, "bake_end"));
+	ro->bake_left = json_integer_value(json_object_get(jr, "bake_left"));
+	ro->newv = json_integer_value(json_object_get(jr, "newv"));
+	ro->oldv = json_integer_value(json_object_get(jr, "oldv"));
+	ro->new_num = json_integer_value(json_object_get(jr, "new_num"));
+	ro->old_num = json_integer_value(json_object_get(jr, "old_num"));
+	ro->t_start = json_integer_value(json_object_get(jr, "t_start"));
+	ro->ready_ms = json_integer_value(json_object_get(jr, "ready_ms"));
+	ro->hook = json_integer_value(json_object_get(jr, "hook"));
+	if (ro->newv < -1 || ro->newv >= MAX_VERSIONS || ro->oldv < -1 ||
+	    ro->oldv >= MAX_VERSIONS || !ro->nsteps || ro->step < 0 || ro->step >= ro->nsteps) {
+		log_warnx("%s: the state file has a bad rollout entry; ignoring it", s->conf.name);
+		ro->stage = RO_NONE;
+		ro->newv = ro->oldv = -1;
+		return;
+	}
+	/* A slot that now holds another version is not the one the rollout meant. */
+	if (ro->newv >= 0 && (!s->slot[ro->newv] || s->slot[ro->newv]->num != ro->new_num))
+		ro->newv = -1;
+	if (ro->oldv >= 0 && (!s->slot[ro->oldv] || s->slot[ro->oldv]->num != ro->old_num))
+		ro->oldv = -1;
+	nv = ro_new(s);
+	kill_orphan_hook(s, jr);
+	switch (ro->stage) {
+	case RO_BEFORE_START:
+	case RO_STARTING:
+		/* Readiness reports sent while no agent listened are lost: start over. */
+		rollout_fail(s, "the agent restarted while the new version was starting; deploy "
+				"it again");
+		return;
+	case RO_AFTER_SWITCH:
+		rollout_fail(s, "the agent restarted while the after-switch hook ran (its result "
+				"is unknown)");
+		return;
+	case RO_AFTER_DRAIN:
+		rollout_end(s, false,
+			    "the agent restarted while the after-drain hook ran (its "
+			    "result is unknown)",
+			    false);
+		log_warnx("%s: the after-drain hook's result is unknown: the agent restarted while "
+			  "it ran",
+			  s->conf.name);
+		return;
+	case RO_DRAIN_OLD:
+		if (!ro_old(s))
+			hook_start(s, HOOK_AFTER_DRAIN);
+		return;
+	case RO_STEPPING:
+		if (!nv) {
+			rollout_end(s, false, "the new version is gone", false);
+			return;
+		}
+		log_info("%s: continuing the rollout of v%d at %.2f%% (step %d of %d)",
+			 s->conf.name, ro->new_num, nv->weight / 100.0, ro->step + 1, ro->nsteps);
+		for (i = 0; i < nv->ninst; i++)
+			nv->inst[i].chk.next_at = now_ms();
+		nv->next_sample = now_ms();
+		if (s->conf.health != HEALTH_NONE || s->conf.max_error_bp != ERROR_RATE_OFF)
+			timer_tick(nv, HEALTH_TICK_MS);
+		if (!ro->paused && ro->bake_end)
+			ro_timer(s, ro->bake_end);
+		for (i = 0; i < nv->ninst; i++)
+			if (!nv->inst[i].alive) {
+				char why[200];
+
+				snprintf(why, sizeof(why),
+					 "%s instance %d (pid %d) exited while no agent ran",
+					 vname(nv), i, nv->inst[i].pid);
+				rollout_fail(s, why);
+				return;
+			}
+		return;
+	default:
+		return;
+	}
+}
+
+/*
+ * Take over the services the previous agent left.  Returns 1 when there was
+ * a state to take over, 0 when there was none, -1 with err when it does not
+ * fit this configuration.
+ */
+static json_t *state_load(char *err, size_t errlen)
+{
+	char path[300];
+	json_error_t je;
+	json_t *st;
+
+	snprintf(path, sizeof(path), "%s/state.json", A.cfg.agent.run_dir);
+	if (access(path, F_OK) < 0)
+		return NULL;
+	st = json_load_file(path, 0, &je);
+	if (!st || json_integer_value(json_object_get(st, "format")) != STATE_FORMAT ||
+	    !json_is_array(json_object_get(st, "services"))) {
+		snprintf(err, errlen,
+			 "%.200s is unreadable or from another baton version (%.100s); if no "
+			 "services are running, remove it",
+			 path, st ? "unknown format" : je.text);
+		json_decref(st);
+		return json_null();
+	}
+	return st;
+}
+
+/* Is listen address j of service s in the state as the same group? */
+static json_t *state_service(json_t *st, const char *name)
+{
+	json_t *js;
+	size_t i;
+
+	json_array_foreach(
+	    json_object_get(st, "services"), i,
+	    js) if (!strcmp(json_string_value(json_object_get(js, "name")) ?: "", name)) return js;
+	return NULL;
+}
+
 /* ---- setup -------------------------------------------------------------------- */
 
 static int notify_open(char *err, size_t errlen)
@@ -2743,6 +3268,74 @@ static int notify_open(char *err, size_t errlen)
 	return fd;
 }
 
+/*
+ * Everything baton needs from the kernel, checked before anything changes,
+ * each missing piece named in one line with what to do.
+ */
+static int features_check(const char *bpf_dir, char *err, size_t errlen)
+{
+	struct bpf_insn pass[] = {
+	    {.code = 0xb7, .dst_reg = 0, .imm = 1}, /* r0 = SK_PASS */
+	    {.code = 0x95},			    /* exit */
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, opts,
+		    .expected_attach_type = BPF_SK_REUSEPORT_SELECT_OR_MIGRATE);
+	char parent[256], cg[256], magic[4] = {0};
+	char *slash;
+	int fd, r;
+
+	fd = open("/sys/kernel/btf/vmlinux", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, magic, sizeof(magic)) != (ssize_t)sizeof(magic) ||
+	    (unsigned char)magic[0] != 0x9f || (unsigned char)magic[1] != 0xeb) {
+		snprintf(err, errlen,
+			 "kernel BTF missing (/sys/kernel/btf/vmlinux): baton needs a kernel built "
+			 "with CONFIG_DEBUG_INFO_BTF=y");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	snprintf(parent, sizeof(parent), "%s", bpf_dir);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent)
+		*slash = '\0';
+	r = bpffs_check(parent);
+	if (r) {
+		snprintf(err, errlen, "bpffs not mounted at %.200s (mount -t bpf bpf %.200s)",
+			 parent, parent);
+		return -1;
+	}
+	if (cgroup2_root(cg, sizeof(cg))) {
+		snprintf(err, errlen,
+			 "no cgroup v2 mount in /proc/self/mounts (mount -t cgroup2 none "
+			 "/sys/fs/cgroup/unified): baton counts connections with a cgroup sock_ops "
+			 "program");
+		return -1;
+	}
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_REUSEPORT, NULL) != 1) {
+		snprintf(err, errlen,
+			 "the kernel cannot load sk_reuseport BPF programs (baton "
+			 "needs Linux 5.14 or later with CONFIG_BPF_SYSCALL)");
+		return -1;
+	}
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, NULL) != 1) {
+		snprintf(err, errlen,
+			 "the kernel cannot load sock_ops BPF programs (baton needs "
+			 "CONFIG_CGROUP_BPF)");
+		return -1;
+	}
+	fd = bpf_prog_load(BPF_PROG_TYPE_SK_REUSEPORT, NULL, "GPL", pass, 2, &opts);
+	if (fd < 0) {
+		snprintf(err, errlen,
+			 "the kernel cannot migrate requests between reuseport listeners "
+			 "(BPF_SK_REUSEPORT_SELECT_OR_MIGRATE, Linux 5.14 or later): %s",
+			 strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 static int mkdir_p(const char *path, mode_t mode)
 {
 	char buf[256];
@@ -2759,7 +3352,113 @@ static int mkdir_p(const char *path, mode_t mode)
 	return mkdir(buf, mode) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-static int services_start(char *err, size_t errlen)
+/*
+ * The state a previous agent left must describe the same services on the
+ * same listen addresses, in the same order (ids and groups key the maps).
+ */
+static int state_fits(json_t *st, char *err, size_t errlen)
+{
+	json_t *js, *jg;
+	size_t i, k;
+
+	json_array_foreach(json_object_get(st, "services"), i, js)
+	{
+		const char *name = json_string_value(json_object_get(js, "name")) ?: "?";
+		const struct service_conf *c =
+		    i < (size_t)A.cfg.nservices ? &A.cfg.services[i] : NULL;
+		json_t *groups = json_object_get(js, "groups");
+		bool same = c && !strcmp(c->name, name) &&
+			    json_integer_value(json_object_get(js, "id")) == (json_int_t)i &&
+			    json_array_size(groups) == (size_t)c->nlisten;
+
+		json_array_foreach(groups, k, jg) if (same) same = !strcmp(
+		    json_string_value(json_object_get(jg, "listen")) ?: "", c->listen[k].text);
+		if (!same) {
+			snprintf(
+			    err, errlen,
+			    "the running services do not match this configuration (service %s "
+			    "#%zu and its listen addresses): start with the configuration they "
+			    "were started with, or stop them first (baton shutdown --stop)",
+			    name, i + 1);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Attach this agent's program to a group through a short-lived member socket. */
+static void reattach(struct service *s, int j)
+{
+	char err[256];
+	int fd = make_listener(&s->conf, j, err, sizeof(err)), r;
+
+	if (fd < 0) {
+		log_warnx("%s: cannot reattach the steer program to %s: %s", s->conf.name,
+			  s->conf.listen[j].text, err);
+		return;
+	}
+	/*
+	 * The program chooses only sockets in the map, so this member never
+	 * gets a connection; closing it migrates nothing.
+	 */
+	r = steer_attach(&A.st, fd);
+	if (r)
+		log_warnx("%s: cannot reattach the steer program to %s: %s", s->conf.name,
+			  s->conf.listen[j].text, strerror(-r));
+	close(fd);
+}
+
+static void service_restore(struct service *s, json_t *js)
+{
+	json_t *jv, *lr;
+	size_t k;
+	int i, j, n = 0;
+	char err[256];
+
+	s->next_num = json_integer_value(json_object_get(js, "next_num"));
+	s->active = json_integer_value(json_object_get(js, "active"));
+	s->previous = json_integer_value(json_object_get(js, "previous"));
+	if (s->next_num < 1)
+		s->next_num = 1;
+	lr = json_object_get(js, "last_rollback");
+	if (json_is_object(lr)) {
+		s->last_rollback.num = json_integer_value(json_object_get(lr, "num"));
+		s->last_rollback.when = json_integer_value(json_object_get(lr, "when"));
+		snprintf(s->last_rollback.why, sizeof(s->last_rollback.why), "%s",
+			 json_string_value(json_object_get(lr, "why")) ?: "");
+	}
+	json_array_foreach(json_object_get(js, "versions"), k, jv)
+	{
+		if (!version_restore(s, jv, err, sizeof(err)))
+			log_warnx("%s", err);
+		else
+			n++;
+	}
+	for (i = 0; i < MAX_VERSIONS; i++)
+		if (s->slot[i] && s->slot[i]->num >= s->next_num)
+			s->next_num = s->slot[i]->num + 1;
+	if (s->active >= MAX_VERSIONS || (s->active >= 0 && !s->slot[s->active]))
+		s->active = -1;
+	if (s->previous >= MAX_VERSIONS || (s->previous >= 0 && !s->slot[s->previous]))
+		s->previous = -1;
+	log_info("%s: took over %d version(s) from the previous agent", s->conf.name, n);
+	for (j = 0; j < s->conf.nlisten; j++)
+		reattach(s, j);
+	push_policy(s);
+	rollout_resume(s, json_object_get(js, "rollout"));
+	for (i = 0; i < MAX_VERSIONS; i++) {
+		struct version *v = s->slot[i];
+
+		if (!v)
+			continue;
+		if (!v->nalive)
+			version_stopped(v);
+		else
+			version_resume(v);
+	}
+}
+
+static int services_start(json_t *st, char *err, size_t errlen)
 {
 	int i, j;
 
@@ -2792,11 +3491,22 @@ static int services_start(char *err, size_t errlen)
 				return -1;
 			}
 		}
-		push_policy(s);
 	}
+	/* Pins of the previous agent's probes: their source ports mean nothing now. */
+	steer_probe_clear(&A.st);
 	for (i = 0; i < A.nsvc; i++) {
 		struct service *s = &A.svc[i];
+		json_t *js = st ? state_service(st, s->conf.name) : NULL;
 
+		if (js)
+			service_restore(s, js);
+		else
+			push_policy(s);
+		if (s->active >= 0 || s->ro.stage != RO_NONE)
+			continue;
+		if (js)
+			log_warnx("%s: no version survived; starting the configured one",
+				  s->conf.name);
 		if (deploy(s, s->conf.argv, NULL, NULL, err, errlen))
 			return -1;
 		if (s->active < 0) {
@@ -2826,6 +3536,7 @@ int agent_main(const struct agent_opts *o)
 {
 	char err[512];
 	struct epoll_event evs[64];
+	json_t *st = NULL;
 	sigset_t mask;
 	int i, n, j;
 
@@ -2860,16 +3571,33 @@ int agent_main(const struct agent_opts *o)
 		config_free(&A.cfg);
 		return 1;
 	}
+	/* Services a previous agent left running are taken over, not started. */
+	st = state_load(err, sizeof(err));
+	if (json_is_null(st) || (st && state_fits(st, err, sizeof(err)))) {
+		fprintf(stderr, "baton: %s\n", err);
+		json_decref(st);
+		config_free(&A.cfg);
+		return 1;
+	}
 	for (i = 0; i < A.cfg.nservices; i++)
 		for (j = 0; j < A.cfg.services[i].nlisten; j++)
-			if (check_port_free(&A.cfg.services[i].listen[j], err, sizeof(err))) {
+			if ((!st || !state_service(st, A.cfg.services[i].name)) &&
+			    check_port_free(&A.cfg.services[i].listen[j], err, sizeof(err))) {
 				fprintf(stderr, "baton: %s: %s\n", A.cfg.services[i].name, err);
+				json_decref(st);
 				config_free(&A.cfg);
 				return 1;
 			}
+	if (features_check(A.cfg.agent.bpf_dir, err, sizeof(err))) {
+		fprintf(stderr, "baton: %s\n", err);
+		json_decref(st);
+		config_free(&A.cfg);
+		return 1;
+	}
 	libbpf_set_print(log_libbpf);
 	if (steer_open(&A.st, A.cfg.agent.bpf_dir, err, sizeof(err))) {
 		fprintf(stderr, "baton: %s\n", err);
+		json_decref(st);
 		config_free(&A.cfg);
 		return 1;
 	}
@@ -2909,10 +3637,13 @@ int agent_main(const struct agent_opts *o)
 	ep_add(A.ctlfd, &A.ev_ctl, EV_CONTROL, NULL, 0, EPOLLIN);
 	ep_add(A.notifyfd, &A.ev_notify, EV_NOTIFY, NULL, 0, EPOLLIN);
 	ep_add(track_ring_fd(&A.tr), &A.ev_ring, EV_RING, NULL, 0, EPOLLIN);
-	if (services_start(err, sizeof(err))) {
+	if (services_start(st, err, sizeof(err))) {
 		fprintf(stderr, "baton: %s\n", err);
 		goto fail;
 	}
+	json_decref(st);
+	st = NULL;
+	state_save();
 	log_info("agent running: %d service(s), control %s, maps in %s", A.nsvc,
 		 A.cfg.agent.control, A.cfg.agent.bpf_dir);
 	first_versions_check();
@@ -2971,6 +3702,7 @@ int agent_main(const struct agent_opts *o)
 			first_versions_check();
 		}
 		bury_dead();
+		state_save();
 	}
 	for (i = 0; i < MAX_CLIENTS; i++)
 		if (A.clients[i])
@@ -2980,12 +3712,16 @@ int agent_main(const struct agent_opts *o)
 			if (A.svc[i].slot[j])
 				version_free(A.svc[i].slot[j]);
 	bury_dead();
+	if (A.stop_children)
+		state_remove(); /* nothing left to take over */
+	free(A.state_last);
 	unlink(A.cfg.agent.control);
 	track_close(&A.tr);
 	steer_close(&A.st);
 	config_free(&A.cfg);
 	return 0;
 fail:
+	json_decref(st);
 	bury_dead();
 	track_close(&A.tr);
 	steer_close(&A.st);

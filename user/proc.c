@@ -4,6 +4,14 @@
  * by the systemd socket-activation protocol (LISTEN_FDS from fd 3), a clean
  * environment, their own session (so a signal to the agent's terminal or
  * process group does not reach them), and the configured user.
+ *
+ * The agent runs as root with every capability; none of that may reach a
+ * child.  Before execve the child clears its capability bounding set, its
+ * ambient, inheritable, permitted and effective sets, locks root out of
+ * regaining capabilities at exec (SECBIT_NOROOT), sets no_new_privs (no
+ * setuid or file-capability binary can give any back) and umask 022.  A
+ * child without a configured user therefore stays uid 0 but holds no
+ * capability at all: it can touch what root owns, nothing more.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,9 +21,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <linux/capability.h>
+#include <linux/securebits.h>
 
 #include "config.h"
 #include "proc.h"
@@ -25,6 +38,33 @@
 #endif
 
 #define ENV_MAX (MAX_ENV + 16)
+
+/* A child's file mode creation mask; the config has no key for it. */
+#define CHILD_UMASK 022
+
+#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/*
+ * The highest capability number this kernel knows, or -1 when
+ * /proc/sys/kernel/cap_last_cap cannot be read (the child then probes until
+ * PR_CAPBSET_READ says EINVAL).  Read in the parent, where stdio is safe.
+ */
+static int cap_last_cap(void)
+{
+	static int last = -2;
+	FILE *f;
+
+	if (last != -2)
+		return last;
+	last = -1;
+	f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+	if (f) {
+		if (fscanf(f, "%d", &last) != 1 || last < 0 || last > 63)
+			last = -1;
+		fclose(f);
+	}
+	return last;
+}
 
 static int pidfd_open(pid_t pid)
 {
@@ -70,6 +110,26 @@ int proc_reap(int pidfd, int *status, char *desc, size_t desclen)
 	return 1;
 }
 
+int proc_notify_ready(const char *msg, size_t len)
+{
+	static const char ready[] = "READY=1";
+	const char *p = msg, *end = msg + len, *nl;
+	size_t n;
+
+	if (!msg || memchr(msg, '\0', len))
+		return 0;
+	while (p < end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		n = (size_t)((nl ? nl : end) - p);
+		if (n == sizeof(ready) - 1 && !memcmp(p, ready, n))
+			return 1;
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	return 0;
+}
+
 /* In the child: report errno to the parent over the exec pipe and die. */
 static void __attribute__((noreturn)) child_fail(int pipefd, const char *what)
 {
@@ -82,9 +142,56 @@ static void __attribute__((noreturn)) child_fail(int pipefd, const char *what)
 	_exit(127);
 }
 
-static void __attribute__((noreturn))
-child(const struct spawn_req *r, const struct passwd *pw, int pipefd)
+static int env_has(char *const *env, const char *prefix)
 {
+	size_t len = strlen(prefix);
+
+	for (; env && *env; env++)
+		if (!strncmp(*env, prefix, len))
+			return 1;
+	return 0;
+}
+
+/*
+ * Empty the bounding set: after this no execve, whatever the uid or the
+ * file's capabilities, can give the child a capability.  Needs CAP_SETPCAP,
+ * so it comes before the uid change.  Returns 0, or -1 with errno and the
+ * failing step in what.
+ */
+static int drop_bounding_set(int last, char *what, size_t whatlen)
+{
+	int cap, max = last >= 0 ? last : 63, rc;
+
+	for (cap = 0; cap <= max; cap++) {
+		rc = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+		if (rc < 0 && errno == EINVAL && last < 0)
+			break; /* past the kernel's last capability */
+		if (rc < 0) {
+			snprintf(what, whatlen, "read capability %d of the bounding set", cap);
+			return -1;
+		}
+		if (rc == 1 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+			snprintf(what, whatlen, "drop capability %d from the bounding set", cap);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Clear the effective, permitted and inheritable sets of this process. */
+static int clear_caps(void)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+	memset(data, 0, sizeof(data));
+	return (int)syscall(SYS_capset, &hdr, data);
+}
+
+static void __attribute__((noreturn))
+child(const struct spawn_req *r, const struct passwd *pw, int last_cap, int pipefd)
+{
+	char what[96];
 	char *envp[ENV_MAX + 1];
 	char fds_env[32], pid_env[32], ver_env[32], inst_env[32];
 	char *names_env = NULL, *notify_env = NULL, *svc_env = NULL, *user_env = NULL,
@@ -128,7 +235,9 @@ child(const struct spawn_req *r, const struct passwd *pw, int pipefd)
 		child_fail(pipefd, "/dev/null");
 	close(fd);
 
-	envp[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	/* A PATH from the config or the agent replaces the default, not shadowed by it. */
+	if (!env_has(r->env, "PATH=") && !env_has(r->env2, "PATH="))
+		envp[n++] = DEFAULT_PATH;
 	for (i = 0; r->env && r->env[i] && n < ENV_MAX - 10; i++)
 		envp[n++] = r->env[i];
 	for (i = 0; r->env2 && r->env2[i] && n < ENV_MAX - 10; i++)
@@ -140,7 +249,7 @@ child(const struct spawn_req *r, const struct passwd *pw, int pipefd)
 	if (r->nfds) {
 		envp[n++] = fds_env;
 		envp[n++] = pid_env;
-		if (asprintf(&names_env, "LISTEN_FDNAMES=%s", r->fdnames) > 0)
+		if (asprintf(&names_env, "LISTEN_FDNAMES=%s", r->fdnames ? r->fdnames : "") > 0)
 			envp[n++] = names_env;
 	}
 	if (r->notify && asprintf(&notify_env, "NOTIFY_SOCKET=%s", r->notify) > 0)
@@ -158,6 +267,21 @@ child(const struct spawn_req *r, const struct passwd *pw, int pipefd)
 	}
 	envp[n] = NULL;
 
+	umask(CHILD_UMASK);
+	/*
+	 * Privileged steps first, while CAP_SETPCAP and CAP_SETUID are still
+	 * held: root gets no capabilities at execve (and cannot undo that),
+	 * no ambient capability can be raised, the bounding set is empty.
+	 */
+	if (prctl(PR_SET_SECUREBITS,
+		  SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
+		      SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED,
+		  0, 0, 0) < 0)
+		child_fail(pipefd, "set securebits (noroot, no ambient raise)");
+	if (drop_bounding_set(last_cap, what, sizeof(what)) < 0)
+		child_fail(pipefd, what);
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+		child_fail(pipefd, "clear ambient capabilities");
 	if (pw) {
 		if (initgroups(pw->pw_name, pw->pw_gid) < 0)
 			child_fail(pipefd, "initgroups");
@@ -166,6 +290,13 @@ child(const struct spawn_req *r, const struct passwd *pw, int pipefd)
 		if (setuid(pw->pw_uid) < 0)
 			child_fail(pipefd, "setuid");
 	}
+	/* setuid() away from root clears permitted and effective, never inheritable,
+	 * and a child without a user is still root: clear all three here. */
+	if (clear_caps() < 0)
+		child_fail(pipefd, "clear capabilities (capset)");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_fail(pipefd, "set no_new_privs");
+	/* As the child's user, so a directory it may not enter fails here. */
 	if (chdir(r->workdir && r->workdir[0] ? r->workdir : "/") < 0)
 		child_fail(pipefd, "chdir");
 	execve(r->argv[0], r->argv, envp);
@@ -179,7 +310,7 @@ int proc_spawn(const struct spawn_req *r, pid_t *pid, int *pidfd, char *err, siz
 	char msg[256];
 	ssize_t n;
 	pid_t p;
-	int fd;
+	int fd, last_cap = cap_last_cap();
 
 	if (r->user && r->user[0]) {
 		pw = getpwnam(r->user);
@@ -210,7 +341,7 @@ int proc_spawn(const struct spawn_req *r, pid_t *pid, int *pidfd, char *err, siz
 	}
 	if (p == 0) {
 		close(pfd[0]);
-		child(r, pw, pfd[1]);
+		child(r, pw, last_cap, pfd[1]);
 	}
 	close(pfd[1]);
 	/* EOF: the exec succeeded (the pipe is CLOEXEC); text: what failed. */

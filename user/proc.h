@@ -6,16 +6,16 @@
 #include <sys/types.h>
 
 struct spawn_req {
-	char *const *argv; /* argv[0] is an absolute path */
-	char *const *env;  /* extra "KEY=VALUE" from the config, NULL-terminated */
-	char *const *env2; /* more "KEY=VALUE" set by the agent (hooks, checks), or NULL */
-	const int *fds;	   /* listening sockets, passed as fds 3.. */
-	int nfds; /* 0: not a server (a hook or a check): no LISTEN_* variables */
+	char *const *argv;   /* argv[0] is an absolute path */
+	char *const *env;    /* extra "KEY=VALUE" from the config, NULL-terminated */
+	char *const *env2;   /* more "KEY=VALUE" set by the agent (hooks, checks), or NULL */
+	const int *fds;	     /* listening sockets, passed as fds 3.. */
+	int nfds;	     /* 0: not a server (a hook or a check): no LISTEN_* variables */
 	const char *fdnames; /* LISTEN_FDNAMES, ':'-separated */
 	const char *notify;  /* NOTIFY_SOCKET path */
 	const char *service;
 	int version;
-	int instance; /* -1: not an instance: no BATON_INSTANCE */
+	int instance;	     /* -1: not an instance: no BATON_INSTANCE */
 	const char *user;    /* "" or NULL: keep the agent's */
 	const char *workdir; /* "" or NULL: / */
 };
@@ -33,5 +33,11 @@ int proc_signal(int pidfd, int sig);
 void proc_kill_reap(pid_t pid, int pidfd);
 /* Reap an exited child by pidfd; returns 1 with a description, 0 if it still runs. */
 int proc_reap(int pidfd, int *status, char *desc, size_t desclen);
+/*
+ * Whether an sd_notify datagram of len bytes (not NUL-terminated) says the
+ * sender is ready: 1 if one of its newline-separated assignments is exactly
+ * "READY=1", else 0.  A message holding a NUL byte is not text: 0.
+ */
+int proc_notify_ready(const char *msg, size_t len);
 
 #endif /* BATON_PROC_H */

@@ -246,6 +246,21 @@ int steer_probe_add(struct steer *st, __u32 group, __u16 sport, __u32 vslot, __u
 	return map_update(st->probes_fd, &k, &v);
 }
 
+int steer_probe_clear(struct steer *st)
+{
+	struct steer_probe_key k, next;
+	int n = 0;
+
+	/* Deleting the key just read keeps get_next_key from the first one again. */
+	while (!bpf_map_get_next_key(st->probes_fd, NULL, &next) && n < MAX_PROBES * 2) {
+		k = next;
+		if (bpf_map_delete_elem(st->probes_fd, &k))
+			return -errno;
+		n++;
+	}
+	return n;
+}
+
 int steer_probe_del(struct steer *st, __u32 group, __u16 sport)
 {
 	struct steer_probe_key k = {.group = group, .sport = sport};

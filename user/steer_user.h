@@ -44,6 +44,8 @@ int steer_get_service(struct steer *st, __u32 service, struct steer_service *p);
 int steer_del_service(struct steer *st, __u32 service);
 int steer_probe_add(struct steer *st, __u32 group, __u16 sport, __u32 vslot, __u32 instance);
 int steer_probe_del(struct steer *st, __u32 group, __u16 sport);
+/* Remove every probe pin (a restarted agent's predecessor's); returns how many. */
+int steer_probe_clear(struct steer *st);
 /* Counters of one group, summed over CPUs. */
 int steer_group_stats(struct steer *st, __u32 group, struct steer_stats *sum);
 

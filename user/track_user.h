@@ -36,6 +36,11 @@ int track_ring_consume(struct track *t);
 
 int track_register(struct track *t, __u32 service, __u32 version);
 int track_forget(struct track *t, __u32 service, __u32 version);
+/*
+ * A version's counters.  lost (connections the kernel closed because the
+ * process holding them exited) is complete once that process is reaped:
+ * its exit closes its sockets before its pidfd becomes readable.
+ */
 int track_counts(struct track *t, __u32 service, __u32 version, struct version_counts *c);
 int track_watch(struct track *t, __u32 service, __u32 version, int on);
 

@@ -38,6 +38,11 @@ cleanup() {
 	for p in ${EXTRA_PIDS:-}; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	[ -d "$BPFDIR" ] && rm -rf "$BPFDIR"
+	if [ "$FAIL" != 0 ] && [ -f "$T/agent.log" ]; then
+		cp "$T/agent.log" /tmp/baton-e2e-agent.log 2>/dev/null
+		echo "-- agent log (last 60 lines; all of it in /tmp/baton-e2e-agent.log):"
+		tail -60 "$T/agent.log"
+	fi
 	rm -rf "$T"
 	echo "$PASS passed, $FAIL failed"
 	[ "$FAIL" = 0 ] || exit 1

@@ -1,0 +1,105 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The agent dies (kill -9) and is started again 50 times under wrk load
+# (keep-alive and a new connection per request at once): steering goes on
+# while it is down, the restarted agent takes over its versions from the
+# state file and the pinned maps, finishes drains that were under way, and
+# continues canary rollouts (waiting for promote, and baking).  Zero failed
+# requests; the final state is what was asked for.
+. "$(dirname "$0")/lib.sh"
+
+write_conf "instances = 2" "ready = notify" "ready-timeout = 5s" "health = none" \
+	"drain-policy = signal-then-wait" "drain-timeout = 5s" "kill-after = 2s" "backlog = 4096"
+start_agent || exit 1
+URL=http://127.0.0.1:8080/
+cycles=0 bad_start=0
+
+restart() {
+	kill -9 "$AGENT"
+	# (disowned by start_agent: wait for it by polling; a dying agent still owns its socket)
+	wait_gone 5 "$AGENT"
+	cycles=$((cycles + 1))
+	start_agent >/dev/null || { bad_start=$((bad_start + 1)); echo "restart $cycles failed"; }
+}
+rollout_field() { "$BATON" status web --json | jq -r ".[0].rollout.$1"; }
+weight_of() { "$BATON" status web --json | jq -r ".[0].versions[] | select(.version == $1) | .weight"; }
+
+nstat_snap "$T/nstat.before"
+wrk_start "$T/wrk.ka" -t1 -c20 -d300s --timeout 5s "$URL"
+KA=$WRK
+wrk_start "$T/wrk.cl" -t1 -c10 -d300s --timeout 5s -H "Connection: close" "$URL"
+CL=$WRK
+sleep 0.5
+
+# 1. Plain restarts; every 5th, a deploy, then death while the old version drains.
+expect=1 bad_drain=0
+for i in $(seq 30); do
+	if [ $((i % 5)) = 0 ]; then
+		old=$(version_pids "$expect")
+		"$BATON" deploy web -- "$DEMO" >/dev/null || echo "deploy at cycle $i failed"
+		expect=$((expect + 1))
+		restart
+		# shellcheck disable=SC2086
+		wait_gone 10 $old || bad_drain=$((bad_drain + 1))
+	else
+		restart
+	fi
+done
+check_eq "30 restarts: every agent came up" 0 "$bad_start"
+check_eq "v$expect is active" "$expect" "$(active_version)"
+check_eq "drains under way when the agent died finished" 0 "$bad_drain"
+check "new connections reach v$expect" only_version "$URL" "v$expect" 10
+
+# 2. Killed while a canary waits for promote, three times, then promoted.
+"$BATON" deploy web --steps 20,50 --bake 0 -- "$DEMO" >/dev/null 2>&1 &
+for _ in $(seq 100); do [ "$(rollout_field waiting_for_promote)" = true ] && break; sleep 0.1; done
+new=$((expect + 1))
+for i in 1 2 3; do restart; done
+check_eq "after 3 restarts the rollout is still at step 1" 1 "$(rollout_field step)"
+check_eq "v$new still has 20%" 2000 "$(weight_of $new)"
+check "promote after the restarts" "$BATON" promote web
+check_eq "v$new at 50%" 5000 "$(weight_of $new)"
+restart
+check_eq "after another restart, still 50%" 5000 "$(weight_of $new)"
+check "promote --full" "$BATON" promote web --full
+check_eq "v$new is active" "$new" "$(active_version)"
+expect=$new
+restart
+
+# 3. Killed while a canary bakes: the bake goes on and the rollout completes.
+old=$(version_pids "$expect")
+"$BATON" deploy web --steps 20,50 --bake 2s -- "$DEMO" >/dev/null 2>&1 &
+for _ in $(seq 100); do [ "$(rollout_field step)" = 1 ] && break; sleep 0.1; done
+new=$((expect + 1))
+for i in $(seq 8); do restart; sleep 0.3; done
+for _ in $(seq 100); do [ "$(active_version)" = "$new" ] && break; sleep 0.1; done
+check_eq "the baking rollout completed across restarts" "$new" "$(active_version)"
+check_eq "v$new has 100%" 10000 "$(weight_of $new)"
+# shellcheck disable=SC2086
+check "the replaced version exited" wait_gone 10 $old
+expect=$new
+while [ $cycles -lt 50 ]; do restart; done
+check_eq "50 restarts in all" 50 "$cycles"
+check_eq "every agent came up" 0 "$bad_start"
+check_eq "v$expect is active at the end" "$expect" "$(active_version)"
+check_eq "only v$expect runs" "$expect" \
+	"$("$BATON" status web --json | jq -r '[.[0].versions[].version] | map(tostring) | join(" ")')"
+check_eq "with its 2 instances" 2 "$(version_pids "$expect" | wc -l)"
+check "new connections reach v$expect" only_version "$URL" "v$expect" 10
+check "IPv6 too" only_version "http://[::1]:8080/" "v$expect" 5
+
+sleep 1
+nstat_snap "$T/nstat.after"
+WRK=$KA wrk_stop
+WRK=$CL wrk_stop
+cat "$T/wrk.ka" "$T/wrk.cl"
+for w in ka cl; do
+	reqs=$(wrk_field "$T/wrk.$w" requests)
+	check "$w: wrk made real load ($reqs requests)" test "${reqs:-0}" -gt 1000
+	for f in connect read write timeout non2xx; do
+		check_eq "$w: wrk $f errors" 0 "$(wrk_field "$T/wrk.$w" $f)"
+	done
+done
+for k in TcpAttemptFails TcpEstabResets TcpExtListenOverflows TcpExtTCPMigrateReqFailure; do
+	check_eq "$k" 0 "$(nstat_delta "$T/nstat.before" "$T/nstat.after" $k)"
+done

@@ -1,0 +1,53 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Part 1, steering overhead: new connections per second (connect, request,
+# close) through one reuseport group of 2 versions x 2 instances, with no
+# program (the kernel's hash) against baton's steer program at 50/50 sticky
+# canary weights with 1000 CIDR pins loaded, and against steer + track (the
+# agent's whole data path).  tools/bench/steer-bench.c does the work, in one
+# process, so only the attached program differs between windows; see there.
+# Also the programs' own run time per run (BPF run-time statistics).
+# usage: tools/bench/steer.sh BUILD_DIR OUT_JSON
+. "$(dirname "$0")/common.sh"
+bench_enter "$@"
+
+ROUNDS=${STEER_ROUNDS:-40}
+SECONDS_PER=${STEER_SECONDS:-0.25}
+args=(--rounds "$ROUNDS" --seconds "$SECONDS_PER" --clients 4 --sources 256 --pins 1000)
+cmd "steer-bench ${args[*]}   (in a private netns; windows kernel/steer/full interleaved)"
+log "$ROUNDS rounds of 3 x ${SECONDS_PER}s windows"
+if ! "$B/steer-bench" "${args[@]}" --json "$T/steer.json" 2>"$T/steer.log"; then
+	cat "$T/steer.log" >&2
+	exit 1
+fi
+r=$T/steer.json
+data steer "$(cat "$r")"
+
+# The spread of the per-round ratios, to show how noisy the machine was.
+quart() { jq -r --arg m "$1" --argjson q "$2" '.[$m].ratios | sort | .[((length - 1) * $q | floor)]' "$r"; }
+k=$(jq '.kernel.median_rate' "$r")
+for m in steer full; do
+	rate=$(jq ".$m.median_rate" "$r")
+	ratio=$(jq ".$m.median_ratio" "$r")
+	cpu=$(jq ".$m.median_cpu_ratio" "$r")
+	verdict=
+	if [ $m = steer ]; then
+		what="new conns/s, 2 versions x 2 instances, 50/50 canary, 1000 pins: steer program"
+		verdict=$(awk -v x="$ratio" 'BEGIN { print (x >= 0.98 ? "met" : "MISSED") }')
+		verdict=" (target >= 0.98: $verdict)"
+	else
+		what="same, steer + track (sock_ops counting: the agent's whole data path)"
+	fi
+	row "$what" "$(printf '%.0f/s' "$rate")" "$(printf 'kernel reuseport hash, no program: %.0f/s' "$k")" \
+		"$(printf '%.3f%s; IQR %.3f-%.3f; CPU/conn ratio %.3f' "$ratio" "$verdict" \
+			"$(quart $m 0.25)" "$(quart $m 0.75)" "$cpu")"
+done
+row "steer program run time (BPF run-time stats)" \
+	"$(jq -r '.bpf_stats.steer_ns_per_run | "\(.) ns/run, 1 run/conn"' "$r")" \
+	"$(jq -r '"\(.kernel.median_cpu_us) us CPU per connection (kernel hash)"' "$r")" \
+	"$(jq -r '(.bpf_stats.steer_ns_per_run / 1000 / .kernel.median_cpu_us * 100 * 100 | round / 100 | tostring) + "% of a connection"' "$r")"
+row "track program run time (BPF run-time stats)" \
+	"$(jq -r '.bpf_stats | "\(.track_ns_per_run) ns/run, \(.track_runs_per_conn) runs/conn = \(.track_ns_per_conn) ns/conn"' "$r")" \
+	"$(jq -r '"\(.kernel.median_cpu_us) us CPU per connection (kernel hash)"' "$r")" \
+	"$(jq -r '(.bpf_stats.track_ns_per_conn / 1000 / .kernel.median_cpu_us * 100 * 100 | round / 100 | tostring) + "% of a connection"' "$r")"
+bench_finish
