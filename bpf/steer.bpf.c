@@ -304,12 +304,13 @@ static __always_inline void record(struct sk_reuseport_md *md, __u32 family, __u
 		return;
 	}
 	sock_key(msk, &k);
-	if (msk->state != TCP_ESTABLISHED) {
-		bpf_map_update_elem(&decisions, &k, &own, BPF_ANY);
+	cur = bpf_map_lookup_elem(&conns, &k);
+	if (!cur) {
+		if (msk->state != TCP_ESTABLISHED)
+			bpf_map_update_elem(&decisions, &k, &own, BPF_ANY);
 		return;
 	}
-	cur = bpf_map_lookup_elem(&conns, &k);
-	if (!cur || (cur->service == service && cur->version == version))
+	if (cur->service == service && cur->version == version)
 		return;
 	old = *cur;
 	c = counts_of(&own);
@@ -330,6 +331,7 @@ int steer(struct sk_reuseport_md *md)
 	struct steer_service *svc;
 	struct steer_stats *st;
 	struct bpf_sock *sk = md->sk;
+	struct bpf_sock *msk = md->migrating_sk;
 	struct client_addr cl = {};
 	__u32 group, spread, point, vslot, i;
 	int migrating = md->migrating_sk != NULL;
@@ -340,6 +342,13 @@ int steer(struct sk_reuseport_md *md)
 		return SK_DROP;
 	gk.family = sk->family;
 	gk.port = sk->src_port;
+	/*
+	 * A request still in its handshake migrates after its listener was
+	 * closed, and a closed listener's port reads 0: the request's own local
+	 * port is the service's port.
+	 */
+	if (msk)
+		gk.port = msk->src_port;
 	if (gk.family == AF_INET) {
 		gk.addr[0] = sk->src_ip4;
 	} else {

@@ -142,6 +142,7 @@ struct version {
 	__u64 base_accepted, base_resets, base_drops;
 	int bad_intervals;
 	char errors_last[160];
+	__u64 lost_seen;	   /* connections lost to dead processes, already reported */
 	bool freed;		   /* freed: events still queued for it are ignored */
 	struct version *next_dead; /* freed versions, released after the epoll batch */
 	struct evsrc ev;
@@ -201,7 +202,7 @@ struct rollout {
 struct rollback_note {
 	int num;     /* the version rolled back; 0: none yet */
 	time_t when; /* wall clock, for status */
-	char why[256];
+	char why[320];
 };
 
 struct service {
@@ -1844,6 +1845,21 @@ static int rollback(struct service *s, char *msg, size_t msglen)
 
 /* ---- events ----------------------------------------------------------------- */
 
+/*
+ * Connections the kernel closed because a process of v died holding them
+ * (counted by track): the one loss baton cannot prevent, said with its count.
+ */
+static void report_lost(struct version *v, int i, const char *desc)
+{
+	struct version_counts n = {0};
+
+	if (track_counts(&A.tr, v->svc->id, v->num, &n) || n.lost <= v->lost_seen)
+		return;
+	log_warnx("%s: instance %d (pid %d) %s: %llu open connection(s) lost with it", vname(v), i,
+		  v->inst[i].pid, desc, (unsigned long long)(n.lost - v->lost_seen));
+	v->lost_seen = n.lost;
+}
+
 static void on_exit_of(struct version *v, int i)
 {
 	struct instance *in = &v->inst[i];
@@ -1867,6 +1883,7 @@ static void on_exit_of(struct version *v, int i)
 	snprintf(in->exit_desc, sizeof(in->exit_desc), "%s", desc);
 	v->nalive--;
 	check_close(v, i);
+	report_lost(v, i, desc);
 	switch (v->phase) {
 	case VP_STARTING:
 		snprintf(why, sizeof(why), "instance %d (pid %d) %s before it was ready", i,
@@ -1898,6 +1915,28 @@ static void on_exit_of(struct version *v, int i)
 			rollout_fail(s, why);
 			if (last)
 				return; /* v is gone: it had no process left */
+		}
+		if (!v->nalive && s->active == v->vslot && s->ro.stage == RO_NONE) {
+			struct version *prev = s->previous >= 0 ? s->slot[s->previous] : NULL;
+			char msg[300];
+
+			if (prev && prev->nalive &&
+			    (prev->phase == VP_DRAIN_DELAY || prev->phase == VP_DRAIN_WAIT)) {
+				/*
+				 * The version that took over is gone and the one it replaced
+				 * can still serve: give it back, before the dead one's
+				 * listeners close, so what was queued on them migrates to it.
+				 */
+				snprintf(why, sizeof(why), "%s: every instance exited (last: %s)",
+					 vname(v), desc);
+				log_warnx("%s; rolling back", why);
+				s->last_rollback.num = v->num;
+				s->last_rollback.when = time(NULL);
+				snprintf(s->last_rollback.why, sizeof(s->last_rollback.why), "%s",
+					 why);
+				rollback(s, msg, sizeof(msg)); /* v is freed: it has no process */
+				return;
+			}
 		}
 		release_listeners(v, i);
 		if (!v->nalive && s->active == v->vslot)

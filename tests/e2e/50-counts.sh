@@ -106,7 +106,7 @@ check_eq "normal closes from both sides are not resets: v1 resets" 0 "$(counter 
 v2json=$(bpftool -j map dump pinned "$BPFDIR/versions" |
 	jq -c '.[].formatted | select(.key.version == 2) | .value')
 check_eq "bpftool: v2 counters by name" \
-	'{"live":9,"accepted":9,"closed":0,"migrated_in":0,"resets":0}' "$v2json"
+	'{"live":9,"accepted":9,"closed":0,"migrated_in":0,"resets":0,"lost":0}' "$v2json"
 check "bpftool: key names" grep -q '"service"' <<<"$(bpftool -j map dump pinned "$BPFDIR/versions")"
 
 # baton watch shows the live counts.
