@@ -13,9 +13,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -58,9 +60,10 @@ enum ev_type {
 	EV_PIDFD,
 	EV_TIMER,
 	EV_RING,
-	EV_CHECK,    /* a health check's socket or exec pidfd */
-	EV_HOOK,     /* a hook's pidfd */
-	EV_RO_TIMER, /* a service's rollout timer: bake, hook timeout */
+	EV_CHECK,	 /* a health check's socket or exec pidfd */
+	EV_HOOK,	 /* a hook's pidfd */
+	EV_RO_TIMER,	 /* a service's rollout timer: bake, hook timeout */
+	EV_CLIENT_TIMER, /* a control client's read deadline */
 };
 
 struct evsrc {
@@ -229,7 +232,16 @@ struct client {
 	char buf[CTL_MAX_LINE];
 	size_t len;
 	struct service *waiting; /* a deploy (rollout) this client waits for */
-	struct evsrc ev;
+	bool closed;		 /* closed: events still queued for it are ignored */
+	struct client *next_dead;
+	bool readonly; /* a control-group member, not root */
+	uid_t uid;
+	pid_t pid;
+	int tfd; /* read deadline: a request must be complete in time */
+	bool timer_armed;
+	double tokens;	  /* rate limit: requests left in the bucket */
+	long long refill; /* ms of the last refill */
+	struct evsrc ev, tev;
 };
 
 static struct {
@@ -251,6 +263,7 @@ static struct {
 	struct client *shutdown_waiter;
 	struct version *dead; /* freed in this epoll batch; free()d after it */
 	char *state_last;     /* the state file's content as last written */
+	struct client *dead_clients;
 } A;
 
 static long long now_ms(void)
@@ -551,6 +564,12 @@ static void bury_dead(void)
 
 		A.dead = v->next_dead;
 		free(v);
+	}
+	while (A.dead_clients) {
+		struct client *c = A.dead_clients;
+
+		A.dead_clients = c->next_dead;
+		free(c);
 	}
 }
 
@@ -2584,6 +2603,15 @@ static void handle_request(struct client *c, json_t *req)
 		reply(c, json_pack("{s:b, s:o}", "ok", 1, "services", arr));
 		return;
 	}
+	if (c->readonly) {
+		log_warnx("control: refused \"%s\" from uid %d pid %d (group %s is read-only)", cmd,
+			  (int)c->uid, (int)c->pid, A.cfg.agent.control_group);
+		reply_err(c,
+			  "permission denied: %s changes state; members of group %s may only use "
+			  "status and watch (run it as root)",
+			  cmd, A.cfg.agent.control_group);
+		return;
+	}
 	if (!strcmp(cmd, "shutdown")) {
 		int i, vs, n = 0;
 
@@ -2675,6 +2703,8 @@ static void client_close(struct client *c)
 {
 	int i;
 
+	if (c->closed)
+		return;
 	if (c->waiting) {
 		c->waiting->ro.waiter = NULL; /* the deploy goes on without a listener */
 		c->waiting = NULL;
@@ -2683,10 +2713,59 @@ static void client_close(struct client *c)
 		A.shutdown_waiter = NULL;
 	ep_del(c->fd);
 	close(c->fd);
+	if (c->tfd >= 0) {
+		ep_del(c->tfd);
+		close(c->tfd);
+	}
 	for (i = 0; i < MAX_CLIENTS; i++)
 		if (A.clients[i] == c)
 			A.clients[i] = NULL;
-	free(c);
+	/* Later events of this epoll batch may still name c: free it after the batch. */
+	c->closed = true;
+	c->next_dead = A.dead_clients;
+	A.dead_clients = c;
+}
+
+/* Is uid (primary group gid) a member of group want? */
+static bool in_group(uid_t uid, gid_t gid, gid_t want)
+{
+	gid_t groups[256];
+	int n = 256, i;
+	struct passwd *pw;
+
+	if (gid == want)
+		return true;
+	pw = getpwuid(uid);
+	if (!pw || getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
+		return false;
+	for (i = 0; i < n; i++)
+		if (groups[i] == want)
+			return true;
+	return false;
+}
+
+static void refuse(int fd, const char *msg)
+{
+	json_t *m = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+
+	ctl_send(fd, m);
+	json_decref(m);
+	close(fd);
+}
+
+/* Deadline for the request being read: CTL_READ_TIMEOUT_MS from its first byte. */
+static void client_timer(struct client *c, bool on)
+{
+	struct itimerspec its = {0};
+
+	if (on == c->timer_armed)
+		return;
+	if (on) {
+		its.it_value.tv_sec = CTL_READ_TIMEOUT_MS / 1000;
+		its.it_value.tv_nsec = (CTL_READ_TIMEOUT_MS % 1000) * 1000000L;
+	}
+	timerfd_settime(c->tfd, 0, &its, NULL);
+	c->timer_armed = on;
 }
 
 static void on_control(void)
@@ -2694,40 +2773,81 @@ static void on_control(void)
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
 	struct client *c;
+	bool readonly;
+	char msg[256];
 	int fd, i;
 
 	for (;;) {
 		fd = accept4(A.ctlfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || cr.uid != 0) {
-			json_t *m =
-			    json_pack("{s:b, s:s}", "ok", 0, "error",
-				      "permission denied: the baton agent answers root only");
-
-			log_warnx("control: refused uid %d pid %d (not root)", (int)cr.uid,
-				  (int)cr.pid);
-			ctl_send(fd, m);
-			json_decref(m);
-			close(fd);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+			refuse(fd, "permission denied: cannot tell who is calling");
+			continue;
+		}
+		readonly = cr.uid != 0;
+		if (readonly && !(A.cfg.agent.control_gid &&
+				  in_group(cr.uid, cr.gid, A.cfg.agent.control_gid))) {
+			log_warnx("control: refused uid %d pid %d (not root%s%s)", (int)cr.uid,
+				  (int)cr.pid, A.cfg.agent.control_gid ? " nor in group " : "",
+				  A.cfg.agent.control_group);
+			snprintf(msg, sizeof(msg),
+				 "permission denied: the baton agent answers root%s%s",
+				 A.cfg.agent.control_gid ? " and, read-only, members of group "
+							 : " only",
+				 A.cfg.agent.control_group);
+			refuse(fd, msg);
 			continue;
 		}
 		for (i = 0; i < MAX_CLIENTS && A.clients[i]; i++)
 			;
 		c = i < MAX_CLIENTS ? calloc(1, sizeof(*c)) : NULL;
 		if (!c) {
-			json_t *m = json_pack("{s:b, s:s}", "ok", 0, "error",
-					      "agent busy: too many control clients, try again");
-
-			ctl_send(fd, m);
-			json_decref(m);
-			close(fd);
+			refuse(fd, "agent busy: too many control clients, try again");
 			continue;
 		}
 		c->fd = fd;
+		c->readonly = readonly;
+		c->uid = cr.uid;
+		c->pid = cr.pid;
+		c->tokens = CTL_BURST;
+		c->refill = now_ms();
+		c->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (c->tfd < 0) {
+			free(c);
+			refuse(fd, "agent busy: out of timers, try again");
+			continue;
+		}
 		A.clients[i] = c;
 		ep_add(fd, &c->ev, EV_CLIENT, c, 0, EPOLLIN | EPOLLRDHUP);
+		ep_add(c->tfd, &c->tev, EV_CLIENT_TIMER, c, 0, EPOLLIN);
+		client_timer(c, true); /* the first request must come in time too */
 	}
+}
+
+static void on_client_timer(struct client *c)
+{
+	if (c->closed)
+		return;
+	log_warnx("control: uid %d pid %d sent no complete request within %d ms; closing",
+		  (int)c->uid, (int)c->pid, CTL_READ_TIMEOUT_MS);
+	reply_err(c, "timeout: no complete request line within %d ms", CTL_READ_TIMEOUT_MS);
+	client_close(c);
+}
+
+/* Token bucket: CTL_BURST requests, refilled at CTL_RATE per second. */
+static bool client_rate_ok(struct client *c)
+{
+	long long t = now_ms();
+
+	c->tokens += (t - c->refill) * CTL_RATE / 1000.0;
+	if (c->tokens > CTL_BURST)
+		c->tokens = CTL_BURST;
+	c->refill = t;
+	if (c->tokens < 1)
+		return false;
+	c->tokens -= 1;
+	return true;
 }
 
 static void on_client(struct client *c, unsigned events)
@@ -2737,6 +2857,8 @@ static void on_client(struct client *c, unsigned events)
 	char *nl;
 	ssize_t n;
 
+	if (c->closed)
+		return;
 	n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
 	if (n <= 0) {
 		if (n < 0 && errno == EAGAIN)
@@ -2749,6 +2871,17 @@ static void on_client(struct client *c, unsigned events)
 	while ((nl = memchr(c->buf, '\n', c->len))) {
 		size_t line = nl - c->buf;
 
+		if (!client_rate_ok(c)) {
+			log_warnx("control: uid %d pid %d sends more than %d requests per second; "
+				  "closing",
+				  (int)c->uid, (int)c->pid, CTL_RATE);
+			reply_err(c,
+				  "too many requests (more than %d per second after a burst of "
+				  "%d); slow down",
+				  CTL_RATE, CTL_BURST);
+			client_close(c);
+			return;
+		}
 		req = json_loadb(c->buf, line, 0, &jerr);
 		memmove(c->buf, nl + 1, c->len - line - 1);
 		c->len -= line + 1;
@@ -2758,13 +2891,16 @@ static void on_client(struct client *c, unsigned events)
 		}
 		handle_request(c, req);
 		json_decref(req);
-		if (A.quit)
+		if (A.quit || c->closed)
 			return;
 	}
 	if (c->len == sizeof(c->buf)) {
 		reply_err(c, "bad request: line longer than %d bytes", CTL_MAX_LINE);
 		client_close(c);
+		return;
 	}
+	/* Waiting for the rest of a line is bounded; an idle client between requests is not. */
+	client_timer(c, c->len > 0);
 }
 
 static void check_shutdown_done(void)
@@ -3649,7 +3785,7 @@ int agent_main(const struct agent_opts *o)
 			strerror(errno));
 		goto fail;
 	}
-	A.ctlfd = ctl_listen(A.cfg.agent.control, err, sizeof(err));
+	A.ctlfd = ctl_listen(A.cfg.agent.control, A.cfg.agent.control_gid, err, sizeof(err));
 	if (A.ctlfd < 0) {
 		fprintf(stderr, "baton: %s\n", err);
 		goto fail;
@@ -3736,6 +3872,9 @@ int agent_main(const struct agent_opts *o)
 				break;
 			case EV_RO_TIMER:
 				on_ro_timer(ev->p);
+				break;
+			case EV_CLIENT_TIMER:
+				on_client_timer(ev->p);
 				break;
 			}
 			first_versions_check();

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
 #include <pwd.h>
 #include <signal.h>
@@ -723,6 +724,24 @@ static int set_bpf_dir(struct parser *p, const char *key, const char *val)
 	return set_path(p, key, val, p->cfg->agent.bpf_dir, sizeof(p->cfg->agent.bpf_dir), "");
 }
 
+static int set_control_group(struct parser *p, const char *key, const char *val)
+{
+	struct group *gr;
+
+	if (strlen(val) >= sizeof(p->cfg->agent.control_group))
+		return perr(p, "%s: group name too long", key);
+	gr = getgrnam(val);
+	if (!gr)
+		return perr(p, "%s: no such group \"%.*s\" (create it: groupadd %.*s)", key,
+			    ECHO_MAX, val, ECHO_MAX, val);
+	if (gr->gr_gid == 0)
+		return perr(p, "%s: group %s is gid 0; give read-only access with another group",
+			    key, val);
+	snprintf(p->cfg->agent.control_group, sizeof(p->cfg->agent.control_group), "%s", val);
+	p->cfg->agent.control_gid = gr->gr_gid;
+	return 0;
+}
+
 static int set_run_dir(struct parser *p, const char *key, const char *val)
 {
 	return set_path(p, key, val, p->cfg->agent.run_dir, sizeof(p->cfg->agent.run_dir), "");
@@ -1160,6 +1179,7 @@ static const struct key_def keys[] = {
     {"control", SECT_AGENT, false, set_control},
     {"bpf-dir", SECT_AGENT, false, set_bpf_dir},
     {"run-dir", SECT_AGENT, false, set_run_dir},
+    {"control-group", SECT_AGENT, false, set_control_group},
     {"listen", SECT_SERVICE, true, set_listen},
     {"exec", SECT_SERVICE, false, set_exec},
     {"instances", SECT_SERVICE, false, set_instances},

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "steer.h"
 
@@ -81,27 +82,29 @@ struct service_conf {
 	int backlog;	  /* listen backlog, default 1024 */
 
 	/* Steering and rollouts (issue 4). */
-	enum steer_mode steering;	   /* default STEER_STICKY */
-	enum strategy strategy;		   /* default STRATEGY_BLUEGREEN */
-	unsigned steps[MAX_STEPS];	   /* basis points, strictly increasing, last WEIGHT_MAX */
-	int nsteps;			   /* default 4: 500,2500,5000,10000 */
-	unsigned bake_ms;		   /* default 30000; 0: each step waits for promote */
-	enum health_kind health;	   /* default: like ready when tcp/http/exec, else none */
-	char health_path[256];		   /* default "/" */
-	char *health_argv[MAX_ARGS + 1];   /* health-command; NULL-terminated; malloc'd */
-	unsigned health_interval_ms;	   /* default 1000 */
-	unsigned health_timeout_ms;	   /* default 1000 */
-	int health_threshold;		   /* consecutive failures that roll back, default 3 */
-	int max_error_bp;		   /* basis points, default 100 (1%); ERROR_RATE_OFF */
+	enum steer_mode steering;	 /* default STEER_STICKY */
+	enum strategy strategy;		 /* default STRATEGY_BLUEGREEN */
+	unsigned steps[MAX_STEPS];	 /* basis points, strictly increasing, last WEIGHT_MAX */
+	int nsteps;			 /* default 4: 500,2500,5000,10000 */
+	unsigned bake_ms;		 /* default 30000; 0: each step waits for promote */
+	enum health_kind health;	 /* default: like ready when tcp/http/exec, else none */
+	char health_path[256];		 /* default "/" */
+	char *health_argv[MAX_ARGS + 1]; /* health-command; NULL-terminated; malloc'd */
+	unsigned health_interval_ms;	 /* default 1000 */
+	unsigned health_timeout_ms;	 /* default 1000 */
+	int health_threshold;		 /* consecutive failures that roll back, default 3 */
+	int max_error_bp;		 /* basis points, default 100 (1%); ERROR_RATE_OFF */
 	char *hook[HOOK_COUNT][MAX_ARGS + 1]; /* NULL-terminated argv or hook[i][0] NULL */
-	unsigned hook_timeout_ms;	   /* default 60000 */
-	int line;	  /* line of the [service ...] header */
+	unsigned hook_timeout_ms;	      /* default 60000 */
+	int line;			      /* line of the [service ...] header */
 };
 
 struct agent_conf {
-	char control[108]; /* control socket path, default /run/baton/control.sock */
-	char bpf_dir[256]; /* pin directory, default /sys/fs/bpf/baton */
-	char run_dir[256]; /* state and notify sockets, default /run/baton */
+	char control[108];	/* control socket path, default /run/baton/control.sock */
+	char bpf_dir[256];	/* pin directory, default /sys/fs/bpf/baton */
+	char run_dir[256];	/* state and notify sockets, default /run/baton */
+	char control_group[64]; /* members may use read-only commands; empty: root only */
+	gid_t control_gid;
 };
 
 struct config {

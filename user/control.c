@@ -42,7 +42,7 @@ int ctl_running(const char *path)
 	return r;
 }
 
-int ctl_listen(const char *path, char *err, size_t errlen)
+int ctl_listen(const char *path, gid_t gid, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
 	mode_t old;
@@ -68,6 +68,15 @@ int ctl_listen(const char *path, char *err, size_t errlen)
 		r = -errno;
 		snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
 		close(fd);
+		return r;
+	}
+	/* control-group: its members may connect (and get read-only commands). */
+	if (gid && (chown(path, 0, gid) < 0 || chmod(path, 0660) < 0)) {
+		r = -errno;
+		snprintf(err, errlen, "cannot give group %u access to %s: %s", (unsigned)gid, path,
+			 strerror(errno));
+		close(fd);
+		unlink(path);
 		return r;
 	}
 	return fd;

@@ -3,13 +3,20 @@
 #define BATON_CONTROL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <jansson.h>
 
 /* Control protocol: one JSON object per line each way, over a unix socket. */
 #define CTL_MAX_LINE (64 * 1024)
+/* A client must finish a request line within this time. */
+#define CTL_READ_TIMEOUT_MS 5000
+/* Requests per client: a burst of CTL_BURST, then CTL_RATE per second. */
+#define CTL_BURST 20
+#define CTL_RATE  10
 
 int ctl_running(const char *path);
-int ctl_listen(const char *path, char *err, size_t errlen);
+/* Listen on path, mode 0600 (root), or 0660 owned by group gid when gid is not 0. */
+int ctl_listen(const char *path, gid_t gid, char *err, size_t errlen);
 int ctl_connect(const char *path, char *err, size_t errlen);
 /* Write one JSON object and a newline (blocking, bounded by SO_SNDTIMEO). */
 int ctl_send(int fd, json_t *msg);

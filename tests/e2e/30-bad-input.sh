@@ -28,7 +28,7 @@ chmod 755 "$T"
 expect_err "agent as non-root" "must run as root" \
 	setpriv --reuid=65534 --regid=65534 --clear-groups "$BATON" agent -d -f "$T/web.conf"
 expect_err "CLI as non-root" "must run as root" \
-	setpriv --reuid=65534 --regid=65534 --clear-groups "$BATON" status
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$BATON" deploy web -- /bin/true
 check "no pin directory was made" test ! -e "$BPFDIR"
 
 cp "$T/web.conf" "$T/missing.conf"
