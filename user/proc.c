@@ -235,7 +235,10 @@ child(const struct spawn_req *r, const struct passwd *pw, int last_cap, int pipe
 		child_fail(pipefd, "/dev/null");
 	close(fd);
 
-	/* A PATH from the config or the agent replaces the default, not shadowed by it. */
+	/*
+	 * A PATH from the config or the agent replaces the default rather than
+	 * sitting behind it (getenv() takes the first of two).
+	 */
 	if (!env_has(r->env, "PATH=") && !env_has(r->env2, "PATH="))
 		envp[n++] = DEFAULT_PATH;
 	for (i = 0; r->env && r->env[i] && n < ENV_MAX - 10; i++)
@@ -259,10 +262,13 @@ child(const struct spawn_req *r, const struct passwd *pw, int last_cap, int pipe
 	envp[n++] = ver_env;
 	if (r->instance >= 0)
 		envp[n++] = inst_env;
+	/* Like PATH: what the config sets wins, and no variable appears twice. */
 	if (pw) {
-		if (asprintf(&user_env, "USER=%s", pw->pw_name) > 0)
+		if (!env_has(r->env, "USER=") && !env_has(r->env2, "USER=") &&
+		    asprintf(&user_env, "USER=%s", pw->pw_name) > 0)
 			envp[n++] = user_env;
-		if (asprintf(&home_env, "HOME=%s", pw->pw_dir) > 0)
+		if (!env_has(r->env, "HOME=") && !env_has(r->env2, "HOME=") &&
+		    asprintf(&home_env, "HOME=%s", pw->pw_dir) > 0)
 			envp[n++] = home_env;
 	}
 	envp[n] = NULL;

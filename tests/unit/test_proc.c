@@ -441,6 +441,31 @@ static void user_child_environ(void **state)
 	assert_environ(kid, want);
 }
 
+/* The config's PATH, HOME and USER replace baton's, and none appears twice. */
+static void user_child_config_env_wins(void **state)
+{
+	static char *const env[] = {"HOME=/srv/web", "PATH=/opt/web/bin:/usr/bin", NULL};
+	static char *const env2[] = {"USER=web-deploy", NULL};
+	struct spawn_req r = {
+	    .argv = sleep_argv,
+	    .env = env,
+	    .env2 = env2,
+	    .service = "web",
+	    .version = 2,
+	    .instance = -1,
+	    .user = TEST_USER,
+	};
+	const char *want[] = {
+	    "HOME=/srv/web",	 "PATH=/opt/web/bin:/usr/bin", "USER=web-deploy",
+	    "BATON_SERVICE=web", "BATON_VERSION=v2",	       NULL,
+	};
+
+	(void)state;
+	if (spawn(&r))
+		fail_msg("proc_spawn: %s", err);
+	assert_environ(kid, want);
+}
+
 /* ---- a child without a user: root, but with nothing else ---------------- */
 
 static void root_child(void **state)
@@ -658,6 +683,7 @@ int main(void)
 	    cmocka_unit_test_teardown(user_child_no_privileges, kid_teardown),
 	    cmocka_unit_test_teardown(user_child_fds, kid_teardown),
 	    cmocka_unit_test_teardown(user_child_environ, kid_teardown),
+	    cmocka_unit_test_teardown(user_child_config_env_wins, kid_teardown),
 	};
 	const struct CMUnitTest root_tests[] = {
 	    cmocka_unit_test_teardown(root_child, kid_teardown),

@@ -13,7 +13,7 @@ set -u
 
 bench_enter() {
 	if [ -z "${BENCH_IN_NS:-}" ]; then
-		BENCH_IN_NS=1 exec unshare -n -p -f -m --mount-proc -- /bin/bash "$0" "$@"
+		BENCH_IN_NS=1 exec unshare -n -p -f -m --mount-proc --kill-child=TERM -- /bin/bash "$0" "$@"
 	fi
 	PART=$(basename "$0" .sh)
 	B=$(cd "${1:?usage: $0 BUILD_DIR OUT_JSON}" && pwd)
@@ -22,8 +22,9 @@ bench_enter() {
 	DEMO=$B/demo-server
 	LOADGEN=$B/loadgen
 	T=$(mktemp -d /tmp/baton-bench.XXXXXX)
-	BENCH_ID=bench-$(basename "$T")
-	BPFDIR=/sys/fs/bpf/baton-$BENCH_ID
+	# run.sh sets BENCH_RUN so that it can sweep /sys/fs/bpf/BENCH_RUN-* after a part.
+	BENCH_ID=${BENCH_RUN:-baton-bench}-$PART-${T##*.}
+	BPFDIR=/sys/fs/bpf/$BENCH_ID
 	export BATON_CONTROL=$T/control.sock
 	BENCH_PIDS='' AGENT=''
 	BENCH_T0=$EPOCHREALTIME
@@ -31,6 +32,9 @@ bench_enter() {
 	: >"$T/commands"
 	echo '{}' >"$T/data.json"
 	trap bench_cleanup EXIT
+	# As the namespace's first process, bash would ignore these otherwise.
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
 	ip link set lo up
 	# Loopback clients need many ports; a new namespace starts with 28k.
 	sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
@@ -50,8 +54,10 @@ stop_pid() {
 		kill -0 "$p" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -9 "$p" 2>/dev/null
-	wait "$p" 2>/dev/null
+	{
+		kill -9 "$p"
+		wait "$p"
+	} 2>/dev/null
 	return 0
 }
 
@@ -76,6 +82,7 @@ stop_agent() {
 
 bench_cleanup() {
 	local p
+	exec 2>/dev/null # no job notices for what is killed here
 	for p in $BENCH_PIDS; do kill -9 "$p" 2>/dev/null; done
 	stop_agent
 	wait 2>/dev/null

@@ -11,7 +11,9 @@
  *       ("version=vN ..."), and failures by class.  With --watch (a pinned
  *       services map of baton) it polls the service's policy and reports,
  *       for every switch that gives one version all the weight, how long new
- *       connections still reached another version after it.
+ *       connections still reached another version after it.  With --records
+ *       FILE it writes one line per connection: "START VERSION", START the
+ *       realtime its connect began (seconds), VERSION 0 when it failed.
  *   loadgen hold --to ADDR:PORT --count N [--sources N] [--src A] [--window W]
  *                [--seconds S]
  *       open N connections and keep them; print one JSON line when all are
@@ -61,6 +63,7 @@ struct opts {
 	double seconds;
 	double rate; /* connections per second over all threads; 0: as fast as possible */
 	const char *watch;
+	const char *records;
 	uint32_t service;
 	long count;
 	int window;
@@ -360,8 +363,17 @@ static int run_conn(void)
 	uint64_t ok = 0, ec = 0, ew = 0, er = 0, es = 0, byv[MAX_VERSION + 1] = {0};
 	pthread_t wt;
 	int i, v, map_fd = -1, watching = 0;
-	double secs;
+	double secs, real0;
+	FILE *rf = NULL;
+	size_t r;
 
+	if (o.records) {
+		rf = fopen(o.records, "w");
+		if (!rf) {
+			fprintf(stderr, "loadgen: %s: %s\n", o.records, strerror(errno));
+			return 1;
+		}
+	}
 	if (o.watch) {
 		map_fd = bpf_obj_get(o.watch);
 		if (map_fd < 0) {
@@ -370,10 +382,11 @@ static int run_conn(void)
 		}
 	}
 	t_begin = now_ns();
+	real0 = real_s();
 	t_end = t_begin + (int64_t)(o.seconds * 1e9);
 	for (i = 0; i < o.threads; i++) {
 		workers[i].id = i;
-		if (o.watch) {
+		if (o.watch || o.records) {
 			workers[i].rec = calloc(MAX_RECORDS, sizeof(struct record));
 			if (!workers[i].rec) {
 				fprintf(stderr, "loadgen: out of memory\n");
@@ -411,6 +424,15 @@ static int run_conn(void)
 	if (o.watch)
 		report_switches(stdout);
 	printf("}\n");
+	if (rf) {
+		for (i = 0; i < o.threads; i++)
+			for (r = 0; r < workers[i].nrec; r++)
+				fprintf(rf, "%.6f %d\n",
+					real0 + (workers[i].rec[r].t_start - t_begin) / 1e9,
+					workers[i].rec[r].version);
+		if (fclose(rf))
+			fprintf(stderr, "loadgen: %s: %s\n", o.records, strerror(errno));
+	}
 	for (i = 0; i < o.threads; i++)
 		free(workers[i].rec);
 	if (map_fd >= 0)
@@ -523,6 +545,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: loadgen conn --to ADDR:PORT [--seconds S] [--threads N] [--sources N]\n"
 		   "                    [--src A.B.C.D] [--rate R] [--watch MAP] [--service ID]\n"
+		   "                    [--records FILE]\n"
 		   "       loadgen hold --to ADDR:PORT --count N [--sources N] [--src A.B.C.D]\n"
 		   "                    [--window W] [--seconds S]\n");
 }
@@ -535,6 +558,7 @@ int main(int argc, char **argv)
 	    {"src", required_argument, NULL, 'A'},     {"rate", required_argument, NULL, 'r'},
 	    {"watch", required_argument, NULL, 'w'},   {"service", required_argument, NULL, 'S'},
 	    {"count", required_argument, NULL, 'c'},   {"window", required_argument, NULL, 'W'},
+	    {"records", required_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},	       {0},
 	};
 	struct in_addr a;
@@ -577,6 +601,9 @@ int main(int argc, char **argv)
 			break;
 		case 'w':
 			o.watch = optarg;
+			break;
+		case 'R':
+			o.records = optarg;
 			break;
 		case 'S':
 			o.service = atoi(optarg);

@@ -80,6 +80,7 @@ struct opts {
 	int port;
 	int track;
 	const char *json;
+	const char *pin_dir;
 };
 
 /* One writer per counter (its thread); readers load them relaxed. */
@@ -107,7 +108,7 @@ static struct steer st;
 static struct track_bpf *tskel;
 static struct bpf_link *tlink;
 static int cgfd = -1;
-static char pin_dir[64], cg_dir[PATH_MAX], cg_home[PATH_MAX];
+static char pin_dir[PATH_MAX], cg_dir[PATH_MAX], cg_home[PATH_MAX];
 
 static const char REQUEST[] = "GET / HTTP/1.0\r\nHost: bench\r\n\r\n";
 static const char RESPONSE[] = "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n"
@@ -307,7 +308,8 @@ static int cgroup_enter(void)
 			}
 		fclose(f);
 	}
-	snprintf(cg_dir, sizeof(cg_dir), "%.4000s/baton-bench-%d", root, getpid());
+	/* Named after the pin dir: unique on the host, where pids in a namespace are not. */
+	snprintf(cg_dir, sizeof(cg_dir), "%.2040s/%.2040s", root, strrchr(pin_dir, '/') + 1);
 	if (mkdir(cg_dir, 0700) < 0)
 		return -errno;
 	r = write_pid(cg_dir);
@@ -485,7 +487,8 @@ static int load_pins(void)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: steer-bench [--rounds N] [--seconds S] [--warmup S] [--clients N]\n"
-		   "                   [--sources N] [--pins N] [--port P] [--no-track] [--json FILE]\n"
+		   "                   [--sources N] [--pins N] [--port P] [--no-track]\n"
+		   "                   [--pin-dir /sys/fs/bpf/DIR] [--json FILE]\n"
 		   "Run as root in a private network namespace (unshare -n; ip link set lo up).\n");
 }
 
@@ -495,7 +498,8 @@ static int parse(int argc, char **argv)
 	    {"rounds", required_argument, NULL, 'r'},  {"seconds", required_argument, NULL, 's'},
 	    {"clients", required_argument, NULL, 'c'}, {"sources", required_argument, NULL, 'a'},
 	    {"pins", required_argument, NULL, 'p'},    {"port", required_argument, NULL, 'P'},
-	    {"warmup", required_argument, NULL, 'w'},  {"no-track", no_argument, NULL, 'n'},      {"json", required_argument, NULL, 'j'},
+	    {"warmup", required_argument, NULL, 'w'},  {"no-track", no_argument, NULL, 'n'},
+	    {"pin-dir", required_argument, NULL, 'd'},      {"json", required_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},	       {0},
 	};
 	int ch;
@@ -525,6 +529,9 @@ static int parse(int argc, char **argv)
 			break;
 		case 'n':
 			o.track = 0;
+			break;
+		case 'd':
+			o.pin_dir = optarg;
 			break;
 		case 'j':
 			o.json = optarg;
@@ -587,6 +594,14 @@ int main(int argc, char **argv)
 	dst.sin_port = htons(o.port);
 	dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
+	if (o.pin_dir)
+		snprintf(pin_dir, sizeof(pin_dir), "%s", o.pin_dir);
+	else
+		snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/baton-bench-%d", getpid());
+	if (pin_dir[0] != '/' || !strrchr(pin_dir, '/')[1]) {
+		fprintf(stderr, "steer-bench: --pin-dir wants an absolute path\n");
+		return 2;
+	}
 	if (o.track) {
 		r = cgroup_enter();
 		if (r) {
@@ -595,7 +610,6 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/baton-bench-%d", getpid());
 	r = steer_open(&st, pin_dir, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "steer-bench: %s\n", err);

@@ -16,7 +16,7 @@ SECONDS_PER=${STEER_SECONDS:-0.25}
 args=(--rounds "$ROUNDS" --seconds "$SECONDS_PER" --clients 4 --sources 256 --pins 1000)
 cmd "steer-bench ${args[*]}   (in a private netns; windows kernel/steer/full interleaved)"
 log "$ROUNDS rounds of 3 x ${SECONDS_PER}s windows"
-if ! "$B/steer-bench" "${args[@]}" --json "$T/steer.json" 2>"$T/steer.log"; then
+if ! "$B/steer-bench" "${args[@]}" --pin-dir "$BPFDIR" --json "$T/steer.json" 2>"$T/steer.log"; then
 	cat "$T/steer.log" >&2
 	exit 1
 fi
