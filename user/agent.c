@@ -134,6 +134,7 @@ struct version {
 	int nready;
 	struct instance inst[MAX_INSTANCES];
 	bool placed;	    /* sockets in the map */
+	bool adopted;	    /* a server baton did not start: instance 0's process owns all */
 	unsigned weight;    /* basis points of new connections while active */
 	int tfd;	    /* timerfd for this version's current deadline */
 	long long deadline; /* ms, monotonic; 0: none */
@@ -618,7 +619,7 @@ static void signal_all(struct version *v, int sig)
 	int i, r;
 
 	for (i = 0; i < v->ninst; i++)
-		if (v->inst[i].alive) {
+		if (v->inst[i].alive && v->inst[i].pidfd >= 0) {
 			r = proc_signal(v->inst[i].pidfd, sig);
 			if (r && r != -ESRCH)
 				log_warnx("%s: cannot signal pid %d: %s", vname(v), v->inst[i].pid,
@@ -1145,6 +1146,375 @@ static void probe_check(struct version *v, int i)
 	}
 }
 
+/* ---- adopting servers that open their own SO_REUSEPORT listeners ---------------- */
+
+#define ADOPT_MAX_PIDS	256
+#define ADOPT_MAX_SOCKS (MAX_INSTANCES * MAX_LISTEN)
+
+struct adopted_sock {
+	int fd;
+	int j; /* listen address index */
+	__u64 cookie;
+};
+
+/* pid and its descendants (nginx: the master and its workers), at most max. */
+static int process_tree(pid_t pid, pid_t *out, int max)
+{
+	int n = 0, k;
+
+	out[n++] = pid;
+	for (k = 0; k < n && n < max; k++) {
+		char path[64], buf[4096];
+		ssize_t len;
+		char *p, *end;
+		int fd;
+
+		/* Children of the main thread; nginx and most servers fork from it. */
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)out[k], (int)out[k]);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		for (p = buf; n < max; p = end) {
+			long c = strtol(p, &end, 10);
+
+			if (end == p)
+				break;
+			out[n++] = (pid_t)c;
+		}
+	}
+	return n;
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct listen_addr *la)
+{
+	if (a->ss_family != la->ss.ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)&la->ss;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	{
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)&la->ss;
+
+		return x->sin6_port == y->sin6_port &&
+		       !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
+	}
+}
+
+/*
+ * Copy the listening sockets of pid (and its descendants) that are on the
+ * service's listen addresses.  Returns how many, or -1 with err naming what
+ * is wrong and what to do.
+ */
+static int adopt_collect(struct service *s, pid_t pid, struct adopted_sock *out, int max, char *err,
+			 size_t errlen)
+{
+	const struct service_conf *c = &s->conf;
+	pid_t pids[ADOPT_MAX_PIDS];
+	char path[64], a[64], b[64];
+	int np, k, n = 0, j;
+	ssize_t la, lb;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	la = readlink(path, a, sizeof(a) - 1);
+	lb = readlink("/proc/self/ns/net", b, sizeof(b) - 1);
+	if (la < 0) {
+		snprintf(err, errlen, "no process %d (%s)", (int)pid, strerror(errno));
+		return -1;
+	}
+	if (lb < 0 || la != lb || memcmp(a, b, la)) {
+		snprintf(err, errlen,
+			 "process %d is in another network namespace: its sockets cannot join "
+			 "this agent's reuseport groups (run the agent in that namespace)",
+			 (int)pid);
+		return -1;
+	}
+	np = process_tree(pid, pids, ADOPT_MAX_PIDS);
+	for (k = 0; k < np; k++) {
+		int pidfd = (int)syscall(SYS_pidfd_open, pids[k], 0);
+		struct dirent *de;
+		DIR *d;
+
+		if (pidfd < 0) {
+			if (!k) {
+				snprintf(err, errlen, "cannot open process %d: %s", (int)pid,
+					 errno == EPERM ? "not permitted (run the agent as root)"
+							: strerror(errno));
+				return -1;
+			}
+			continue;
+		}
+		snprintf(path, sizeof(path), "/proc/%d/fd", (int)pids[k]);
+		d = opendir(path);
+		while (d && (de = readdir(d))) {
+			struct sockaddr_storage ss;
+			socklen_t len = sizeof(ss);
+			int fd, on = 0, i;
+			__u64 cookie = 0;
+			struct stat st;
+
+			if (de->d_name[0] < '0' || de->d_name[0] > '9')
+				continue;
+			fd = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(de->d_name), 0);
+			if (fd < 0) {
+				if (errno == EPERM && !k) {
+					snprintf(
+					    err, errlen,
+					    "cannot copy process %d's sockets: not permitted "
+					    "(pidfd_getfd needs root; check Yama ptrace_scope)",
+					    (int)pid);
+					closedir(d);
+					close(pidfd);
+					goto fail;
+				}
+				continue;
+			}
+			len = sizeof(on);
+			if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+			    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) < 0 || !on) {
+				close(fd);
+				continue;
+			}
+			len = sizeof(ss);
+			if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+				close(fd);
+				continue;
+			}
+			for (j = 0; j < c->nlisten && !same_addr(&ss, &c->listen[j]); j++)
+				;
+			len = sizeof(cookie);
+			getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len);
+			for (i = 0; i < n && out[i].cookie != cookie; i++)
+				;
+			if (j == c->nlisten || i < n) {
+				close(fd); /* another address, or a socket already seen */
+				continue;
+			}
+			len = sizeof(on);
+			on = 0;
+			getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, &len);
+			if (!on) {
+				snprintf(err, errlen,
+					 "process %d listens on %s without SO_REUSEPORT: baton's "
+					 "sockets cannot join it (nginx: listen ... reuseport)",
+					 (int)pids[k], c->listen[j].text);
+				close(fd);
+				closedir(d);
+				close(pidfd);
+				goto fail;
+			}
+			if (st.st_uid != geteuid()) {
+				snprintf(
+				    err, errlen,
+				    "process %d's socket on %s belongs to uid %u: a reuseport "
+				    "group is one owner's, and baton's sockets are uid %u's (let "
+				    "the server open its listeners as root, as nginx's master "
+				    "does)",
+				    (int)pids[k], c->listen[j].text, (unsigned)st.st_uid,
+				    (unsigned)geteuid());
+				close(fd);
+				closedir(d);
+				close(pidfd);
+				goto fail;
+			}
+			if (n == max) {
+				snprintf(err, errlen,
+					 "process %d has more than %d listeners on %s's addresses",
+					 (int)pid, MAX_INSTANCES, c->name);
+				close(fd);
+				closedir(d);
+				close(pidfd);
+				goto fail;
+			}
+			out[n].fd = fd;
+			out[n].j = j;
+			out[n].cookie = cookie;
+			n++;
+		}
+		if (d)
+			closedir(d);
+		close(pidfd);
+	}
+	for (j = 0; j < c->nlisten; j++) {
+		for (k = 0; k < n && out[k].j != j; k++)
+			;
+		if (k == n) {
+			snprintf(
+			    err, errlen,
+			    "process %d has no listening socket on %s (see: ss -ltnp; the server "
+			    "must listen on every address of [service %s])",
+			    (int)pid, c->listen[j].text, c->name);
+			goto fail;
+		}
+	}
+	return n;
+fail:
+	for (k = 0; k < n; k++)
+		close(out[k].fd);
+	return -1;
+}
+
+/* The command line of pid as argv, for status. */
+static void argv_of(pid_t pid, char **argv)
+{
+	char path[64], buf[4096];
+	ssize_t len;
+	int fd, n = 0;
+	char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	len = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (len <= 0) {
+		argv[0] = strdup("(adopted)");
+		return;
+	}
+	buf[len] = '\0';
+	for (p = buf; p < buf + len && n < MAX_ARGS; p += strlen(p) + 1)
+		argv[n++] = strdup(p);
+}
+
+/*
+ * A version made of a running server's own listeners: instance k holds the
+ * k-th socket of each listen address; the process (instance 0's pid) is
+ * the one signalled, and its exit ends every instance.
+ */
+static struct version *version_adopt(struct service *s, pid_t pid, char *err, size_t errlen)
+{
+	struct adopted_sock socks[ADOPT_MAX_SOCKS];
+	int count[MAX_LISTEN] = {0};
+	struct version *v;
+	int n, vslot, i, j, k;
+
+	for (vslot = 0; vslot < MAX_VERSIONS && s->slot[vslot]; vslot++)
+		;
+	if (vslot == MAX_VERSIONS) {
+		snprintf(err, errlen,
+			 "%s has %d versions still running (draining); wait for them to exit",
+			 s->conf.name, MAX_VERSIONS);
+		return NULL;
+	}
+	for (i = 0; i < MAX_VERSIONS; i++)
+		for (k = 0; s->slot[i] && k < s->slot[i]->ninst; k++)
+			if (s->slot[i]->inst[k].alive && s->slot[i]->inst[k].pid == pid) {
+				snprintf(err, errlen, "process %d is already %s", (int)pid,
+					 vname(s->slot[i]));
+				return NULL;
+			}
+	n = adopt_collect(s, pid, socks, ADOPT_MAX_SOCKS, err, errlen);
+	if (n < 0)
+		return NULL;
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		for (k = 0; k < n; k++)
+			close(socks[k].fd);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	v->svc = s;
+	v->vslot = vslot;
+	v->num = s->next_num;
+	v->adopted = true;
+	v->tfd = -1;
+	v->zero_to_signal_us = -1;
+	for (i = 0; i < MAX_INSTANCES; i++) {
+		v->inst[i].pidfd = -1;
+		v->inst[i].probe_fd = -1;
+		v->inst[i].chk.hc.fd = -1;
+		v->inst[i].chk.pidfd = -1;
+		for (j = 0; j < MAX_LISTEN; j++)
+			v->inst[i].lfd[j] = -1;
+	}
+	for (k = 0; k < n; k++) {
+		i = count[socks[k].j]++;
+		if (i >= MAX_INSTANCES) {
+			close(socks[k].fd);
+			continue;
+		}
+		v->inst[i].lfd[socks[k].j] = socks[k].fd;
+		v->inst[i].cookie[socks[k].j] = socks[k].cookie;
+		if (i + 1 > v->ninst)
+			v->ninst = i + 1;
+	}
+	argv_of(pid, v->argv);
+	v->inst[0].pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	v->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (v->inst[0].pidfd < 0 || v->tfd < 0 || ep_add(v->tfd, &v->ev, EV_TIMER, v, 0, EPOLLIN) ||
+	    track_register(&A.tr, s->id, v->num) < 0) {
+		snprintf(err, errlen, "cannot watch process %d: %s", (int)pid, strerror(errno));
+		version_free(v);
+		return NULL;
+	}
+	for (i = 0; i < v->ninst; i++) {
+		v->inst[i].pid = pid;
+		v->inst[i].starttime = proc_starttime(pid);
+		v->inst[i].alive = true;
+	}
+	v->nalive = v->ninst;
+	ep_add(v->inst[0].pidfd, &v->inst[0].ev, EV_PIDFD, v, 0, EPOLLIN);
+	log_info("%s: adopted process %d: %d listener(s) on %d address(es)", vname(v), (int)pid, n,
+		 s->conf.nlisten);
+	s->next_num++;
+	s->slot[vslot] = v;
+	return v;
+}
+
+/*
+ * baton adopt: a running server becomes the service's active version.  Its
+ * sockets are placed and the policy written before the program is
+ * attached, so from the first steered connection on, every choice is one
+ * of its sockets: nothing is refused during the takeover.
+ */
+static int adopt_first(struct service *s, pid_t pid, char *msg, size_t msglen)
+{
+	struct version *v;
+	int i, j, r;
+
+	if (s->active >= 0 || s->ro.stage != RO_NONE) {
+		snprintf(
+		    msg, msglen,
+		    "%s already has %s; adopt a new build with: baton deploy %s --adopt-pid PID",
+		    s->conf.name,
+		    s->active >= 0 ? vname(s->slot[s->active]) : "a deploy in progress",
+		    s->conf.name);
+		return -EBUSY;
+	}
+	v = version_adopt(s, pid, msg, msglen);
+	if (!v)
+		return -EINVAL;
+	v->t_start = now_ms();
+	v->phase = VP_ACTIVE;
+	v->weight = WEIGHT_MAX;
+	for (i = 0; i < v->ninst; i++) {
+		v->inst[i].ready = true;
+		v->nready++;
+	}
+	s->active = v->vslot;
+	place_version(v);
+	push_policy(s);
+	for (j = 0; j < s->conf.nlisten; j++)
+		for (i = 0; i < v->ninst; i++)
+			if (v->inst[i].lfd[j] >= 0) {
+				r = steer_attach(&A.st, v->inst[i].lfd[j]);
+				if (r)
+					log_warnx("%s: cannot attach the steer program to %s: %s",
+						  vname(v), s->conf.listen[j].text, strerror(-r));
+				break;
+			}
+	snprintf(msg, msglen, "%s: adopted process %d as v%d (%d listener(s) per address)",
+		 s->conf.name, (int)pid, v->num, v->ninst);
+	log_info("%s", msg);
+	return 0;
+}
+
 /* ---- rollouts -------------------------------------------------------------- */
 
 /* The deploy is over, one way or the other: answer the CLI waiting for it. */
@@ -1664,6 +2034,7 @@ static void instance_ready(struct version *v, int i)
 /* ---- deploy / rollback ------------------------------------------------------ */
 
 struct deploy_opts {
+	pid_t adopt_pid; /* adopt this running server instead of starting argv */
 	enum strategy strategy;
 	unsigned steps[MAX_STEPS];
 	int nsteps;
@@ -1695,7 +2066,10 @@ static int deploy(struct service *s, char *const *argv, const struct deploy_opts
 			 conf->name, s->slot[s->starting]->num, conf->name);
 		return -EBUSY;
 	}
-	v = version_new(s, argv, err, errlen);
+	if (o && o->adopt_pid)
+		v = version_adopt(s, o->adopt_pid, err, errlen);
+	else
+		v = version_new(s, argv, err, errlen);
 	if (!v)
 		return -ENOMEM;
 	memset(ro, 0, sizeof(*ro));
@@ -1760,11 +2134,12 @@ static int deploy_start(struct service *s)
 			log_warnx("%s: cannot attach the steer program to %s: %s", vname(v),
 				  conf->listen[j].text, strerror(-r));
 	}
-	if (version_spawn(v, err, sizeof(err))) {
+	if (!v->adopted && version_spawn(v, err, sizeof(err))) {
 		rollout_fail(s, err);
 		return -1;
 	}
-	log_info("%s: started %d instance(s) of %s", vname(v), v->ninst, v->argv[0]);
+	if (!v->adopted)
+		log_info("%s: started %d instance(s) of %s", vname(v), v->ninst, v->argv[0]);
 	if (conf->ready == READY_NONE) {
 		for (i = 0; i < v->ninst && s->slot[v->vslot] == v; i++)
 			instance_ready(v, i);
@@ -1901,6 +2276,23 @@ static void on_exit_of(struct version *v, int i)
 	in->alive = false;
 	snprintf(in->exit_desc, sizeof(in->exit_desc), "%s", desc);
 	v->nalive--;
+	if (v->adopted) {
+		/* Its process held every instance's sockets: they are all gone. */
+		int k;
+
+		for (k = 0; k < v->ninst; k++)
+			if (v->inst[k].alive) {
+				v->inst[k].alive = false;
+				snprintf(v->inst[k].exit_desc, sizeof(v->inst[k].exit_desc), "%s",
+					 desc);
+				v->nalive--;
+				check_close(v, k);
+				if (v->phase == VP_ACTIVE)
+					for (int j = 0; j < s->conf.nlisten; j++)
+						steer_remove(&A.st,
+							     steer_slot(s->group[j], v->vslot, k));
+			}
+	}
 	check_close(v, i);
 	report_lost(v, i, desc);
 	switch (v->phase) {
@@ -2248,6 +2640,7 @@ static json_t *status_json(struct service *s)
 		json_object_set_new(jv, "migrated_in", json_integer((json_int_t)n.migrated_in));
 		json_object_set_new(jv, "resets", json_integer((json_int_t)n.resets));
 		json_object_set_new(jv, "signalled", json_boolean(v->t_signal != 0));
+		json_object_set_new(jv, "adopted", json_boolean(v->adopted));
 		if (v->zero_to_signal_us >= 0)
 			json_object_set_new(jv, "zero_to_signal_us",
 					    json_integer(v->zero_to_signal_us));
@@ -2301,9 +2694,33 @@ static void req_deploy(struct client *c, struct service *s, json_t *req)
 {
 	json_t *argv = json_object_get(req, "argv"), *a, *jv;
 	struct deploy_opts o = {.strategy = s->conf.strategy, .bake_ms = s->conf.bake_ms};
-	char *args[MAX_ARGS + 1], err[512];
+	char *args[MAX_ARGS + 1] = {NULL}, err[512];
 	size_t i, n;
 
+	jv = json_object_get(req, "adopt_pid");
+	if (jv || s->conf.adopt) {
+		if (!s->conf.adopt) {
+			reply_err(c,
+				  "deploy: %s starts its own versions (exec); --adopt-pid is for "
+				  "services with adopt = yes",
+				  s->conf.name);
+			return;
+		}
+		if (!json_is_integer(jv) || json_integer_value(jv) < 2 ||
+		    json_integer_value(jv) > 0x3fffffff) {
+			reply_err(c,
+				  "deploy: %s adopts its versions: give the new server's pid "
+				  "(baton deploy %s --adopt-pid PID)",
+				  s->conf.name, s->conf.name);
+			return;
+		}
+		if (argv) {
+			reply_err(c, "deploy: give either a command or --adopt-pid, not both");
+			return;
+		}
+		o.adopt_pid = (pid_t)json_integer_value(jv);
+		goto options;
+	}
 	if (!json_is_array(argv) || !(n = json_array_size(argv)) || n > MAX_ARGS) {
 		reply_err(c, "deploy needs a command of 1..%d arguments", MAX_ARGS);
 		return;
@@ -2326,6 +2743,7 @@ static void req_deploy(struct client *c, struct service *s, json_t *req)
 		reply_err(c, "deploy: %s: %s", args[0], strerror(errno));
 		return;
 	}
+options:
 	jv = json_object_get(req, "strategy");
 	if (jv) {
 		const char *st = json_string_value(jv);
@@ -2654,8 +3072,9 @@ static void handle_request(struct client *c, json_t *req)
 		return;
 	}
 	{
-		static const char *const known[] = {"deploy", "rollback", "abort", "promote",
-						    "pause",  "weight",	  "pin",   "unpin"};
+		static const char *const known[] = {"deploy",  "rollback", "abort",
+						    "promote", "pause",	   "weight",
+						    "pin",     "unpin",	   "adopt"};
 		size_t k;
 
 		for (k = 0; k < sizeof(known) / sizeof(known[0]); k++)
@@ -2664,7 +3083,7 @@ static void handle_request(struct client *c, json_t *req)
 		if (k == sizeof(known) / sizeof(known[0])) {
 			reply_err(c,
 				  "unknown command \"%s\" (known: status, deploy, rollback, abort, "
-				  "promote, pause, weight, pin, unpin, shutdown)",
+				  "promote, pause, weight, pin, unpin, adopt, shutdown)",
 				  cmd);
 			return;
 		}
@@ -2694,6 +3113,22 @@ static void handle_request(struct client *c, json_t *req)
 		req_weight(c, s, req);
 	} else if (!strcmp(cmd, "pin")) {
 		req_pin(c, s, req, true);
+	} else if (!strcmp(cmd, "adopt")) {
+		json_t *jp = json_object_get(req, "pid");
+
+		if (!s->conf.adopt)
+			reply_err(c,
+				  "adopt: %s starts its own versions (exec); set adopt = yes in "
+				  "[service %s] to adopt servers started outside baton",
+				  s->conf.name, s->conf.name);
+		else if (!json_is_integer(jp) || json_integer_value(jp) < 2 ||
+			 json_integer_value(jp) > 0x3fffffff)
+			reply_err(c, "adopt needs the server's pid (baton adopt %s --pid PID)",
+				  s->conf.name);
+		else if (adopt_first(s, (pid_t)json_integer_value(jp), err, sizeof(err)))
+			reply_err(c, "adopt: %s", err);
+		else
+			reply(c, json_pack("{s:b, s:s}", "ok", 1, "message", err));
 	} else {
 		req_pin(c, s, req, false);
 	}
@@ -2979,11 +3414,11 @@ static json_t *state_version(struct version *v)
 				     (json_int_t)in->starttime, "ready", in->ready, "alive",
 				     in->alive, "exit", in->exit_desc, "cookies", cookies));
 	}
-	j = json_pack("{s:i, s:i, s:i, s:i, s:b, s:I, s:I, s:I, s:I, s:o, s:o}", "num", v->num,
+	j = json_pack("{s:i, s:i, s:i, s:i, s:b, s:b, s:I, s:I, s:I, s:I, s:o, s:o}", "num", v->num,
 		      "vslot", v->vslot, "phase", v->phase, "weight", v->weight, "placed",
-		      v->placed, "t_start", (json_int_t)v->t_start, "t_switch",
-		      (json_int_t)v->t_switch, "t_signal", (json_int_t)v->t_signal, "deadline",
-		      (json_int_t)v->deadline, "argv", argv, "instances", insts);
+		      v->placed, "adopted", v->adopted, "t_start", (json_int_t)v->t_start,
+		      "t_switch", (json_int_t)v->t_switch, "t_signal", (json_int_t)v->t_signal,
+		      "deadline", (json_int_t)v->deadline, "argv", argv, "instances", insts);
 	return j;
 }
 
@@ -3159,6 +3594,7 @@ static struct version *version_restore(struct service *s, json_t *jv, char *err,
 	v->phase = json_integer_value(json_object_get(jv, "phase"));
 	v->weight = json_integer_value(json_object_get(jv, "weight"));
 	v->placed = json_is_true(json_object_get(jv, "placed"));
+	v->adopted = json_is_true(json_object_get(jv, "adopted"));
 	v->t_start = json_integer_value(json_object_get(jv, "t_start"));
 	v->t_switch = json_integer_value(json_object_get(jv, "t_switch"));
 	v->t_signal = json_integer_value(json_object_get(jv, "t_signal"));
@@ -3197,6 +3633,18 @@ static struct version *version_restore(struct service *s, json_t *jv, char *err,
 			v->nready++;
 		if (!json_is_true(json_object_get(ji, "alive")))
 			continue;
+		if (v->adopted && i > 0) {
+			/* Instance 0's process holds these sockets too. */
+			if (v->inst[0].alive) {
+				in->alive = true;
+				v->nalive++;
+				for (j = 0; j < s->conf.nlisten && holds_listeners(v->phase); j++)
+					if (in->cookie[j])
+						in->lfd[j] =
+						    listener_from(&v->inst[0], in->cookie[j]);
+			}
+			continue;
+		}
 		/* The same pid and start time: the same process, not a reused pid. */
 		if (in->pid <= 1 || !in->starttime || proc_starttime(in->pid) != in->starttime ||
 		    (in->pidfd = (int)syscall(SYS_pidfd_open, in->pid, 0)) < 0) {
@@ -3212,6 +3660,8 @@ static struct version *version_restore(struct service *s, json_t *jv, char *err,
 		if (!holds_listeners(v->phase))
 			continue;
 		for (j = 0; j < s->conf.nlisten; j++) {
+			if (v->adopted && !in->cookie[j])
+				continue; /* this instance had no socket on that address */
 			in->lfd[j] = listener_from(in, in->cookie[j]);
 			if (in->lfd[j] < 0)
 				log_warnx("%s v%d: instance %d (pid %d) no longer has its %s "
@@ -3679,6 +4129,11 @@ static int services_start(json_t *st, char *err, size_t errlen)
 			push_policy(s);
 		if (s->active >= 0 || s->ro.stage != RO_NONE)
 			continue;
+		if (s->conf.adopt) {
+			log_info("%s: no version yet; waiting for: baton adopt %s --pid PID",
+				 s->conf.name, s->conf.name);
+			continue;
+		}
 		if (js)
 			log_warnx("%s: no version survived; starting the configured one",
 				  s->conf.name);
@@ -3757,6 +4212,7 @@ int agent_main(const struct agent_opts *o)
 	for (i = 0; i < A.cfg.nservices; i++)
 		for (j = 0; j < A.cfg.services[i].nlisten; j++)
 			if ((!st || !state_service(st, A.cfg.services[i].name)) &&
+			    !A.cfg.services[i].adopt &&
 			    check_port_free(&A.cfg.services[i].listen[j], err, sizeof(err))) {
 				fprintf(stderr, "baton: %s: %s\n", A.cfg.services[i].name, err);
 				json_decref(st);

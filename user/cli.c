@@ -38,7 +38,7 @@ static const struct help helps[] = {
      "programmed; `baton shutdown --stop` stops them first."},
     {"deploy",
      "baton deploy SERVICE [--strategy bluegreen|canary] [--steps 5,25,50,100] [--bake 30s] "
-     "[-s SOCKET] -- COMMAND [ARG...]",
+     "[-s SOCKET] {-- COMMAND [ARG...] | --adopt-pid PID}",
      "Start COMMAND as the next version of SERVICE with the service's instance count\n"
      "and wait until every instance is ready.  bluegreen (the default unless the\n"
      "config says strategy = canary) then moves all new connections to it in one map\n"
@@ -49,7 +49,15 @@ static const struct help helps[] = {
      "instance exiting, resets or accept-queue drops above max-error-rate, a failing\n"
      "hook) puts the old version back to 100% in one map update and drains the new\n"
      "one.  Exits 0 when the new version has all traffic; non-zero with the reason\n"
-     "otherwise."},
+     "otherwise.  With --adopt-pid (services with adopt = yes) the new version is a\n"
+     "server already started outside baton, adopted as with baton adopt; its\n"
+     "sockets get no connection until baton places them."},
+    {"adopt", "baton adopt SERVICE --pid PID [-s SOCKET]",
+     "Take over a server that opened its own SO_REUSEPORT listeners (nginx with\n"
+     "`listen ... reuseport`) as SERVICE's active version: its listening sockets on\n"
+     "the service's addresses (the process's and its children's) are copied with\n"
+     "pidfd_getfd(2) and placed, then the steering program is attached.  The service\n"
+     "needs adopt = yes; later builds come in with baton deploy SERVICE --adopt-pid."},
     {"promote", "baton promote SERVICE [--full] [-s SOCKET]",
      "Move a canary rollout to its next step now (ending the bake, or continuing a\n"
      "paused rollout); --full goes straight to 100%."},
@@ -177,6 +185,7 @@ struct client_opts {
 	const char *steps;
 	const char *bake;
 	int full;
+	long pid; /* adopt --pid, deploy --adopt-pid */
 };
 
 /*
@@ -196,6 +205,8 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 					   {"steps", required_argument, NULL, 'P'},
 					   {"bake", required_argument, NULL, 'B'},
 					   {"full", no_argument, NULL, 'F'},
+					   {"pid", required_argument, NULL, 'p'},
+					   {"adopt-pid", required_argument, NULL, 'A'},
 					   {NULL, 0, NULL, 0}};
 	char err[256];
 	int c;
@@ -248,6 +259,21 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 				o->steps = optarg;
 			else
 				o->bake = optarg;
+			break;
+		case 'p':
+		case 'A':
+			if (strcmp(name, c == 'p' ? "adopt" : "deploy")) {
+				fprintf(stderr, "baton %s: %s is an option of %s\n", name,
+					c == 'p' ? "--pid" : "--adopt-pid",
+					c == 'p' ? "adopt" : "deploy");
+				return usage_of(name);
+			}
+			o->pid = strtol(optarg, &end, 10);
+			if (*end || o->pid < 2 || o->pid > 0x3fffffff) {
+				fprintf(stderr, "baton %s: %s takes a process id, not \"%s\"\n",
+					name, c == 'p' ? "--pid" : "--adopt-pid", optarg);
+				return 2;
+			}
 			break;
 		case 'F':
 			if (strcmp(name, "promote")) {
@@ -356,6 +382,13 @@ int cmd_deploy(int argc, char **argv)
 	if (rc)
 		return rc;
 	rest++;
+	if (o.pid && rest < argc) {
+		fprintf(stderr, "baton deploy: give either --adopt-pid or a command after --, not "
+				"both\n");
+		return 2;
+	}
+	if (o.pid)
+		goto send;
 	if (rest >= argc) {
 		fprintf(
 		    stderr,
@@ -377,6 +410,7 @@ int cmd_deploy(int argc, char **argv)
 		fprintf(stderr, "baton deploy: %s: %s\n", argv[rest], err);
 		return 1;
 	}
+send:
 	if (o.strategy && strcmp(o.strategy, "canary") && strcmp(o.strategy, "bluegreen")) {
 		fprintf(stderr, "baton deploy: --strategy is bluegreen or canary, not \"%s\"\n",
 			o.strategy);
@@ -397,10 +431,15 @@ int cmd_deploy(int argc, char **argv)
 		fprintf(stderr, "baton deploy: --bake: %s\n", err);
 		return 2;
 	}
-	args = json_array();
-	for (i = rest; i < argc; i++)
-		json_array_append_new(args, json_string(argv[i]));
-	req = json_pack("{s:s, s:s, s:o}", "cmd", "deploy", "service", o.service, "argv", args);
+	req = json_pack("{s:s, s:s}", "cmd", "deploy", "service", o.service);
+	if (o.pid) {
+		json_object_set_new(req, "adopt_pid", json_integer(o.pid));
+	} else {
+		args = json_array();
+		for (i = rest; i < argc; i++)
+			json_array_append_new(args, json_string(argv[i]));
+		json_object_set_new(req, "argv", args);
+	}
 	/* --steps or --bake alone mean a canary. */
 	if (o.strategy || o.steps || o.bake)
 		json_object_set_new(req, "strategy",
@@ -464,6 +503,21 @@ static int simple(const char *name, json_t *req, struct client_opts *o)
 	printf("%s\n", json_string_value(json_object_get(r, "message")));
 	json_decref(r);
 	return 0;
+}
+
+int cmd_adopt(int argc, char **argv)
+{
+	struct client_opts o = {0};
+	int rc = parse_client("adopt", argc, argv, &o, 2);
+
+	if (rc)
+		return rc;
+	if (!o.pid) {
+		fprintf(stderr, "baton adopt: which process? (baton adopt %s --pid PID)\n",
+			o.service);
+		return usage_of("adopt");
+	}
+	return simple("adopt", json_pack("{s:I}", "pid", (json_int_t)o.pid), &o);
 }
 
 int cmd_promote(int argc, char **argv)

@@ -1041,6 +1041,17 @@ static int set_kill_after(struct parser *p, const char *key, const char *val)
 	return set_duration(p, key, val, &p->svc->kill_after_ms, false);
 }
 
+static int set_adopt(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "yes"))
+		p->svc->adopt = true;
+	else if (!strcmp(val, "no"))
+		p->svc->adopt = false;
+	else
+		return perr(p, "%s must be yes or no, not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
 static int set_drain_reset(struct parser *p, const char *key, const char *val)
 {
 	if (!strcmp(val, "yes"))
@@ -1194,6 +1205,7 @@ static const struct key_def keys[] = {
     {"drain-timeout", SECT_SERVICE, false, set_drain_timeout},
     {"kill-after", SECT_SERVICE, false, set_kill_after},
     {"drain-reset", SECT_SERVICE, false, set_drain_reset},
+    {"adopt", SECT_SERVICE, false, set_adopt},
     {"backlog", SECT_SERVICE, false, set_backlog},
     {"steering", SECT_SERVICE, false, set_steering},
     {"strategy", SECT_SERVICE, false, set_strategy},
@@ -1393,6 +1405,25 @@ static int service_end(struct parser *p)
 			svc->health = HEALTH_NONE;
 			break;
 		}
+	}
+	if (svc->adopt) {
+		int exec_line = key_line(p, "exec");
+
+		if (exec_line)
+			return perr_at(p, exec_line,
+				       "exec cannot be used with adopt = yes (adopted servers are "
+				       "started outside baton: baton adopt / deploy --adopt-pid)");
+		if (ready_line && svc->ready == READY_NOTIFY)
+			return perr_at(p, ready_line,
+				       "ready = notify cannot be used with adopt = yes (the server "
+				       "was not started by baton; use tcp, http, exec or none)");
+		if (!ready_line)
+			svc->ready = READY_TCP;
+		if (!health_line && svc->health == HEALTH_NONE)
+			svc->health = svc->ready == READY_HTTP	 ? HEALTH_HTTP
+				      : svc->ready == READY_EXEC ? HEALTH_EXEC
+				      : svc->ready == READY_TCP	 ? HEALTH_TCP
+								 : HEALTH_NONE;
 	}
 	uses_exec = svc->ready == READY_EXEC || svc->health == HEALTH_EXEC;
 	uses_http = svc->ready == READY_HTTP || svc->health == HEALTH_HTTP;
@@ -1601,10 +1632,11 @@ static int check_services(struct parser *p)
 			return perr(p,
 				    "service \"%s\" has no listen address (add listen = ADDR:PORT)",
 				    svc->name);
-		if (!svc->argc)
+		if (!svc->argc && !svc->adopt)
 			return perr(
 			    p,
-			    "service \"%s\" has no exec command (add exec = /path/to/program ARGS)",
+			    "service \"%s\" has no exec command (add exec = /path/to/program "
+			    "ARGS, or adopt = yes for a server started outside baton)",
 			    svc->name);
 	}
 	return 0;

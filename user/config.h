@@ -63,7 +63,8 @@ struct service_conf {
 	char name[NAME_MAX_LEN];
 	struct listen_addr listen[MAX_LISTEN];
 	int nlisten;
-	char *argv[MAX_ARGS + 1]; /* first version's command, NULL-terminated; malloc'd */
+	char *argv[MAX_ARGS + 1]; /* first version's command, NULL-terminated; malloc'd; none
+				     with adopt */
 	int argc;
 	char *env[MAX_ENV + 1]; /* "KEY=VALUE", NULL-terminated; malloc'd */
 	int nenv;
@@ -80,6 +81,8 @@ struct service_conf {
 	unsigned kill_after_ms;	   /* default 5000 */
 	bool drain_reset; /* default false: at drain-timeout, reset what is left (SOCK_DESTROY) */
 	int backlog;	  /* listen backlog, default 1024 */
+
+	bool adopt; /* versions are started outside baton and adopted (baton adopt) */
 
 	/* Steering and rollouts (issue 4). */
 	enum steer_mode steering;	 /* default STEER_STICKY */

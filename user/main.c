@@ -15,7 +15,7 @@ static const struct cmd cmds[] = {
     {"rollback", cmd_rollback}, {"shutdown", cmd_shutdown}, {"help", cmd_help},
     {"watch", cmd_watch},	{"version", cmd_version},   {"promote", cmd_promote},
     {"pause", cmd_pause},	{"abort", cmd_abort},	    {"weight", cmd_weight},
-    {"pin", cmd_pin},		{"unpin", cmd_unpin},
+    {"pin", cmd_pin},		{"unpin", cmd_unpin},	    {"adopt", cmd_adopt},
 };
 
 int main(int argc, char **argv)
