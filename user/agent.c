@@ -2145,9 +2145,9 @@ static int deploy_start(struct service *s)
 			instance_ready(v, i);
 		return 0;
 	}
-	progress(ro->waiter,
-		 "%s: started %d instance(s), waiting for readiness (%s, timeout %u ms)", vname(v),
-		 v->ninst, ready_kind_name(conf->ready), conf->ready_timeout_ms);
+	progress(ro->waiter, "%s: %s %d instance(s), waiting for readiness (%s, timeout %u ms)",
+		 vname(v), v->adopted ? "adopted" : "started", v->ninst,
+		 ready_kind_name(conf->ready), conf->ready_timeout_ms);
 	/* Probes and checks tick; the ready deadline is checked on each tick. */
 	timer_tick(v, PROBE_TICK_MS);
 	v->deadline = v->t_start + conf->ready_timeout_ms;
