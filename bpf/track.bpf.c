@@ -186,9 +186,18 @@ static __always_inline void closed(struct bpf_sock_ops *skops)
 	conn_leave(&own, 1);
 }
 
+/* The agent's network namespace (SO_NETNS_COOKIE); set before load. */
+const volatile __u64 netns_cookie = 0;
+
 SEC("sockops")
 int track(struct bpf_sock_ops *skops)
 {
+	/*
+	 * Keys are 4-tuples: a socket of another namespace with the same one
+	 * must not meet baton's decisions or counts.  1: the socket proceeds.
+	 */
+	if (netns_cookie && bpf_get_netns_cookie(skops) != netns_cookie)
+		return 1;
 	switch (skops->op) {
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		established(skops);

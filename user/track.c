@@ -20,6 +20,10 @@
 #include "track.skel.h"
 #include "track_user.h"
 
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
 int cgroup2_root(char *buf, size_t len)
 {
 	struct mntent *m;
@@ -74,6 +78,30 @@ int track_open(struct track *t, const char *pin_dir, track_zero_fn fn, void *ctx
 		r = -errno;
 		snprintf(err, errlen, "cannot open the track program: %s", strerror(errno));
 		return r;
+	}
+	/*
+	 * The program sees every TCP socket of the host, in every network
+	 * namespace; baton's are in the agent's.  Another namespace may hold a
+	 * connection with the same 4-tuple (containers, or two agents), which
+	 * must not take a decision or a count of ours.
+	 */
+	{
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		__u64 cookie = 0;
+		socklen_t len = sizeof(cookie);
+
+		if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) < 0) {
+			r = -errno;
+			snprintf(err, errlen,
+				 "cannot read this network namespace's cookie (SO_NETNS_COOKIE, "
+				 "Linux 5.14 or later): %s",
+				 strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			goto fail;
+		}
+		close(fd);
+		t->skel->rodata->netns_cookie = cookie;
 	}
 	r = track_bpf__load(t->skel);
 	if (r) {
