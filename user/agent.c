@@ -20,6 +20,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,9 @@
 #include "steer_user.h"
 #include "track_user.h"
 
+#ifndef BATON_VERSION_STR
+#define BATON_VERSION_STR "0.1.0"
+#endif
 #define MAX_CLIENTS    64
 #define PROBE_TICK_MS  50
 #define HEALTH_TICK_MS 100 /* timer of a version under rollout: checks and error samples */
@@ -60,10 +64,12 @@ enum ev_type {
 	EV_PIDFD,
 	EV_TIMER,
 	EV_RING,
-	EV_CHECK,	 /* a health check's socket or exec pidfd */
-	EV_HOOK,	 /* a hook's pidfd */
-	EV_RO_TIMER,	 /* a service's rollout timer: bake, hook timeout */
-	EV_CLIENT_TIMER, /* a control client's read deadline */
+	EV_CHECK,	   /* a health check's socket or exec pidfd */
+	EV_HOOK,	   /* a hook's pidfd */
+	EV_RO_TIMER,	   /* a service's rollout timer: bake, hook timeout */
+	EV_CLIENT_TIMER,   /* a control client's read deadline */
+	EV_METRICS,	   /* the metrics listener */
+	EV_METRICS_CLIENT, /* one metrics request */
 };
 
 struct evsrc {
@@ -178,6 +184,16 @@ static const char *const stage_names[] = {
     [RO_AFTER_DRAIN] = "after-drain hook",
 };
 
+/* Why a rollout failed or rolled back; metrics label them. */
+enum rb_reason { RB_HEALTH, RB_ERRORS, RB_EXIT, RB_HOOK, RB_OPERATOR, RB_RESTART, RB_COUNT };
+
+static const char *const rb_names[] = {
+    [RB_HEALTH] = "health", [RB_ERRORS] = "errors",	[RB_EXIT] = "exit",
+    [RB_HOOK] = "hook",	    [RB_OPERATOR] = "operator", [RB_RESTART] = "restart",
+};
+
+enum ro_result { RR_COMPLETED, RR_ROLLED_BACK, RR_FAILED, RR_COUNT };
+
 /* A deploy from start to end: readiness, weight steps, hooks, rollback. */
 struct rollout {
 	enum ro_stage stage;
@@ -226,6 +242,8 @@ struct service {
 	long long ro_deadline;
 	struct evsrc ro_ev;
 	struct rollback_note last_rollback;
+	unsigned long rollouts[RR_COUNT];  /* metrics: rollouts by result */
+	unsigned long rollbacks[RB_COUNT]; /* metrics: rollbacks by reason */
 };
 
 struct client {
@@ -265,6 +283,9 @@ static struct {
 	struct version *dead; /* freed in this epoll batch; free()d after it */
 	char *state_last;     /* the state file's content as last written */
 	struct client *dead_clients;
+	int metricsfd;
+	struct evsrc ev_metrics;
+	long long notify_warned; /* last "not a baton child" warning, ms */
 } A;
 
 static long long now_ms(void)
@@ -786,7 +807,7 @@ static void timer_tick(struct version *v, int ms)
 
 /* ---- readiness and health checks through each instance's own socket ---- */
 
-static void rollout_fail(struct service *s, const char *why);
+static void rollout_fail(struct service *s, enum rb_reason reason, const char *why);
 static void instance_ready(struct version *v, int i);
 
 /* End the check in flight: close its socket and unpin it; kill an exec check. */
@@ -839,7 +860,7 @@ static void check_result(struct version *v, int i, bool pass, const char *detail
 		snprintf(why, sizeof(why),
 			 "%s instance %d (pid %d) failed %d health checks in a row (last: %s)",
 			 vname(v), i, v->inst[i].pid, k->fails, k->last);
-		rollout_fail(v->svc, why);
+		rollout_fail(v->svc, RB_HEALTH, why);
 	}
 }
 
@@ -1012,7 +1033,7 @@ static void sample_errors(struct version *v)
 	if (v->bad_intervals >= c->health_threshold) {
 		snprintf(why, sizeof(why), "%s failing clients: %s, above max-error-rate %.2f%%",
 			 vname(v), v->errors_last, c->max_error_bp / 100.0);
-		rollout_fail(v->svc, why);
+		rollout_fail(v->svc, RB_ERRORS, why);
 	}
 }
 
@@ -1523,6 +1544,7 @@ static void rollout_end(struct service *s, bool ok, const char *why, bool rolled
 	struct rollout *ro = &s->ro;
 	struct client *c = ro->waiter;
 
+	s->rollouts[ok ? RR_COMPLETED : rolled_back ? RR_ROLLED_BACK : RR_FAILED]++;
 	if (c) {
 		if (ok)
 			reply(c, json_pack("{s:b, s:i, s:I, s:o, s:s, s:I}", "ok", 1, "version",
@@ -1578,7 +1600,7 @@ static void drain_failed(struct version *v)
  * Something went wrong: give the old version all new connections again (one
  * map update), drain and stop the new one, record why, and fail the deploy.
  */
-static void rollout_fail(struct service *s, const char *why)
+static void rollout_fail(struct service *s, enum rb_reason reason, const char *why)
 {
 	struct rollout *ro = &s->ro;
 	struct version *nv = ro_new(s), *ov = ro_old(s);
@@ -1632,6 +1654,7 @@ static void rollout_fail(struct service *s, const char *why)
 		}
 		push_policy(s);
 		log_warnx("%s: rolled back to v%d: %s", s->conf.name, ov->num, why);
+		s->rollbacks[reason]++;
 		snprintf(msg, sizeof(msg), "rolled back to v%d: %s", ov->num, why);
 		rollout_end(s, false, msg, true);
 		if (nv)
@@ -1849,13 +1872,13 @@ static void hook_done(struct service *s, bool ok, const char *desc)
 		if (ok)
 			deploy_start(s);
 		else
-			rollout_fail(s, why);
+			rollout_fail(s, RB_HOOK, why);
 		break;
 	case HOOK_AFTER_SWITCH:
 		if (ok)
 			rollout_switched(s);
 		else
-			rollout_fail(s, why);
+			rollout_fail(s, RB_HOOK, why);
 		break;
 	case HOOK_AFTER_DRAIN:
 		if (ok) {
@@ -2135,7 +2158,7 @@ static int deploy_start(struct service *s)
 				  conf->listen[j].text, strerror(-r));
 	}
 	if (!v->adopted && version_spawn(v, err, sizeof(err))) {
-		rollout_fail(s, err);
+		rollout_fail(s, RB_EXIT, err);
 		return -1;
 	}
 	if (!v->adopted)
@@ -2184,13 +2207,13 @@ static int rollback(struct service *s, char *msg, size_t msglen)
 	if (ro->stage == RO_BEFORE_START || ro->stage == RO_STARTING) {
 		snprintf(msg, msglen, "deploy of %s v%d aborted; %s stays active", s->conf.name,
 			 ro->new_num, cur ? vname(cur) : "nothing");
-		rollout_fail(s, "aborted by baton rollback");
+		rollout_fail(s, RB_OPERATOR, "aborted by baton rollback");
 		return 0;
 	}
 	if (ro->stage == RO_STEPPING || ro->stage == RO_AFTER_SWITCH) {
 		int num = ro->new_num, old = ro->old_num;
 
-		rollout_fail(s, "rolled back by baton rollback");
+		rollout_fail(s, RB_OPERATOR, "rolled back by baton rollback");
 		snprintf(msg, msglen, "%s: rollout of v%d aborted; v%d has all new connections",
 			 s->conf.name, num, old);
 		return 0;
@@ -2299,14 +2322,14 @@ static void on_exit_of(struct version *v, int i)
 	case VP_STARTING:
 		snprintf(why, sizeof(why), "instance %d (pid %d) %s before it was ready", i,
 			 in->pid, desc);
-		rollout_fail(s, why);
+		rollout_fail(s, RB_EXIT, why);
 		return;
 	case VP_ACTIVE:
 		if (s->starting == v->vslot) {
 			/* first version, still starting */
 			snprintf(why, sizeof(why), "instance %d (pid %d) %s before it was ready", i,
 				 in->pid, desc);
-			rollout_fail(s, why);
+			rollout_fail(s, RB_EXIT, why);
 			return;
 		}
 		/*
@@ -2323,7 +2346,7 @@ static void on_exit_of(struct version *v, int i)
 
 			snprintf(why, sizeof(why), "%s instance %d (pid %d) %s during the rollout",
 				 vname(v), i, in->pid, desc);
-			rollout_fail(s, why);
+			rollout_fail(s, RB_EXIT, why);
 			if (last)
 				return; /* v is gone: it had no process left */
 		}
@@ -2345,6 +2368,7 @@ static void on_exit_of(struct version *v, int i)
 				s->last_rollback.when = time(NULL);
 				snprintf(s->last_rollback.why, sizeof(s->last_rollback.why), "%s",
 					 why);
+				s->rollbacks[RB_EXIT]++;
 				rollback(s, msg, sizeof(msg)); /* v is freed: it has no process */
 				return;
 			}
@@ -2401,7 +2425,7 @@ static void on_timer(struct version *v)
 				probe_stop(v, i);
 				check_close(v, i);
 			}
-			rollout_fail(s, why);
+			rollout_fail(s, RB_HEALTH, why);
 		}
 		return;
 	}
@@ -2498,14 +2522,17 @@ static void on_notify(void)
 					continue;
 				for (in = 0; in < v->ninst; in++)
 					if (v->inst[in].alive && v->inst[in].pid == cred->pid) {
-						if (strstr(buf, "READY=1") &&
-						    (buf == strstr(buf, "READY=1") ||
-						     strstr(buf, "\nREADY=1")))
+						if (proc_notify_ready(buf, (size_t)n))
 							instance_ready(v, in);
 						goto next;
 					}
 			}
-		log_warnx("notify: dropped a message from pid %d, not a baton child", cred->pid);
+		/* Anyone may send to the socket: say so, but not more than once a second. */
+		if (now_ms() - A.notify_warned >= 1000) {
+			log_warnx("notify: dropped a message from pid %d, not a baton child",
+				  cred->pid);
+			A.notify_warned = now_ms();
+		}
 	next:;
 	}
 }
@@ -2857,7 +2884,7 @@ static void req_abort(struct client *c, struct service *s)
 			  s->conf.name);
 		return;
 	}
-	rollout_fail(s, "aborted by the operator (baton abort)");
+	rollout_fail(s, RB_OPERATOR, "aborted by the operator (baton abort)");
 	if (old)
 		snprintf(msg, sizeof(msg),
 			 "%s: rollout of v%d aborted; v%d has all new connections", s->conf.name,
@@ -3776,12 +3803,14 @@ static void rollout_resume(struct service *s, json_t *jr)
 	case RO_BEFORE_START:
 	case RO_STARTING:
 		/* Readiness reports sent while no agent listened are lost: start over. */
-		rollout_fail(s, "the agent restarted while the new version was starting; deploy "
-				"it again");
+		rollout_fail(s, RB_RESTART,
+			     "the agent restarted while the new version was starting; deploy "
+			     "it again");
 		return;
 	case RO_AFTER_SWITCH:
-		rollout_fail(s, "the agent restarted while the after-switch hook ran (its result "
-				"is unknown)");
+		rollout_fail(s, RB_RESTART,
+			     "the agent restarted while the after-switch hook ran (its result "
+			     "is unknown)");
 		return;
 	case RO_AFTER_DRAIN:
 		rollout_end(s, false,
@@ -3817,7 +3846,7 @@ static void rollout_resume(struct service *s, json_t *jr)
 				snprintf(why, sizeof(why),
 					 "%s instance %d (pid %d) exited while no agent ran",
 					 vname(nv), i, nv->inst[i].pid);
-				rollout_fail(s, why);
+				rollout_fail(s, RB_EXIT, why);
 				return;
 			}
 		return;
@@ -3863,6 +3892,298 @@ static json_t *state_service(json_t *st, const char *name)
 	    json_object_get(st, "services"), i,
 	    js) if (!strcmp(json_string_value(json_object_get(js, "name")) ?: "", name)) return js;
 	return NULL;
+}
+
+/* ---- Prometheus metrics: GET /metrics on [agent] metrics ------------------------- */
+
+#define METRICS_CLIENTS	   16
+#define METRICS_TIMEOUT_MS 2000
+
+struct mclient {
+	int fd;
+	long long t0;
+	size_t len;
+	char buf[1024];
+	struct evsrc ev;
+};
+
+static struct mclient *mclients[METRICS_CLIENTS];
+/* Closed in this epoll batch, freed after it (each client is closed once). */
+static struct mclient *mclient_dead[METRICS_CLIENTS];
+static int nmclient_dead;
+
+static void mclient_close(struct mclient *m)
+{
+	int i;
+
+	ep_del(m->fd);
+	close(m->fd);
+	m->fd = -1;
+	for (i = 0; i < METRICS_CLIENTS; i++)
+		if (mclients[i] == m) {
+			mclients[i] = NULL;
+			mclient_dead[nmclient_dead++] = m;
+		}
+}
+
+/* Label values: backslash, double quote and newline escaped, as the format asks. */
+static void put_label(FILE *f, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			fputc('\\', f);
+		if (*v == '\n') {
+			fputs("\\n", f);
+			continue;
+		}
+		fputc(*v, f);
+	}
+}
+
+static void metric_head(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static char *metrics_text(size_t *len)
+{
+	static const char *const result_names[] = {"completed", "rolled_back", "failed"};
+	struct version_counts n;
+	struct steer_stats st, g;
+	char *text = NULL;
+	FILE *f = open_memstream(&text, len);
+	int i, k, j;
+
+	if (!f)
+		return NULL;
+	metric_head(f, "baton_info", "gauge", "The baton agent's build.");
+	fprintf(f, "baton_info{version=\"%s\"} 1\n", BATON_VERSION_STR);
+
+	/* Per version, from the kernel's counters. */
+	static const struct {
+		const char *name, *type, *help;
+	} vm[] = {
+	    {"baton_version_live_connections", "gauge",
+	     "Connections of the version established and not closed (accepted or queued)."},
+	    {"baton_version_accepted_connections_total", "counter",
+	     "Connections of the version that completed the handshake."},
+	    {"baton_version_closed_connections_total", "counter",
+	     "Connections of the version closed."},
+	    {"baton_version_migrated_in_connections_total", "counter",
+	     "Connections moved to the version from a closing listener."},
+	    {"baton_version_resets_total", "counter",
+	     "Connections the version's server side aborted with a RST."},
+	    {"baton_version_lost_connections_total", "counter",
+	     "Connections closed because the process holding them exited."},
+	    {"baton_version_weight_ratio", "gauge",
+	     "Share of new connections the version takes by weight, 0 to 1."},
+	};
+	for (k = 0; k < (int)(sizeof(vm) / sizeof(vm[0])); k++) {
+		metric_head(f, vm[k].name, vm[k].type, vm[k].help);
+		for (i = 0; i < A.nsvc; i++)
+			for (j = 0; j < MAX_VERSIONS; j++) {
+				struct version *v = A.svc[i].slot[j];
+				unsigned long long val = 0;
+
+				if (!v)
+					continue;
+				memset(&n, 0, sizeof(n));
+				track_counts(&A.tr, A.svc[i].id, v->num, &n);
+				switch (k) {
+				case 0:
+					val = n.live > 0 ? (unsigned long long)n.live : 0;
+					break;
+				case 1:
+					val = n.accepted;
+					break;
+				case 2:
+					val = n.closed;
+					break;
+				case 3:
+					val = n.migrated_in;
+					break;
+				case 4:
+					val = n.resets;
+					break;
+				case 5:
+					val = n.lost;
+					break;
+				}
+				fprintf(f, "%s{service=\"", vm[k].name);
+				put_label(f, A.svc[i].conf.name);
+				fprintf(f, "\",version=\"v%d\"", v->num);
+				if (k == 0)
+					fprintf(f, ",state=\"%s\"", phase_names[v->phase]);
+				if (k == 6)
+					fprintf(f, "} %.4f\n",
+						v->phase == VP_ACTIVE
+						    ? v->weight / (double)WEIGHT_MAX
+						    : 0.0);
+				else
+					fprintf(f, "} %llu\n", val);
+			}
+	}
+
+	/* Per service, from the steering program. */
+	static const char *const sm[][2] = {
+	    {"baton_steer_selected_total", "New connections placed by weight."},
+	    {"baton_steer_pinned_total", "New connections placed by a client pin."},
+	    {"baton_steer_migrated_total", "Requests of a closing listener placed on a live one."},
+	    {"baton_steer_fallback_total",
+	     "Placements where the chosen socket was gone and another live one was used."},
+	    {"baton_steer_dropped_total", "New connections refused: no live socket."},
+	};
+	for (k = 0; k < 5; k++) {
+		metric_head(f, sm[k][0], "counter", sm[k][1]);
+		for (i = 0; i < A.nsvc; i++) {
+			memset(&st, 0, sizeof(st));
+			for (j = 0; j < A.svc[i].conf.nlisten; j++)
+				if (!steer_group_stats(&A.st, A.svc[i].group[j], &g)) {
+					st.selected += g.selected;
+					st.pinned += g.pinned;
+					st.migrated += g.migrated;
+					st.fallback += g.fallback;
+					st.dropped += g.dropped;
+				}
+			fprintf(f, "%s{service=\"", sm[k][0]);
+			put_label(f, A.svc[i].conf.name);
+			fprintf(f, "\"} %llu\n",
+				(unsigned long long)(k == 0   ? st.selected
+						     : k == 1 ? st.pinned
+						     : k == 2 ? st.migrated
+						     : k == 3 ? st.fallback
+							      : st.dropped));
+		}
+	}
+	metric_head(f, "baton_rollouts_total", "counter", "Deploys that ended, by result.");
+	for (i = 0; i < A.nsvc; i++)
+		for (k = 0; k < RR_COUNT; k++) {
+			fputs("baton_rollouts_total{service=\"", f);
+			put_label(f, A.svc[i].conf.name);
+			fprintf(f, "\",result=\"%s\"} %lu\n", result_names[k],
+				A.svc[i].rollouts[k]);
+		}
+	metric_head(f, "baton_rollbacks_total", "counter",
+		    "Rollbacks to the previous version, by reason.");
+	for (i = 0; i < A.nsvc; i++)
+		for (k = 0; k < RB_COUNT; k++) {
+			fputs("baton_rollbacks_total{service=\"", f);
+			put_label(f, A.svc[i].conf.name);
+			fprintf(f, "\",reason=\"%s\"} %lu\n", rb_names[k], A.svc[i].rollbacks[k]);
+		}
+	if (fclose(f)) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+static void mclient_answer(struct mclient *m)
+{
+	char head[256], *body = NULL;
+	size_t blen = 0;
+	const char *status = "200 OK";
+	int hl;
+
+	if (strncmp(m->buf, "GET /metrics ", 13) && strncmp(m->buf, "GET /metrics?", 13)) {
+		status = strncmp(m->buf, "GET ", 4) ? "405 Method Not Allowed" : "404 Not Found";
+		body = strdup("baton serves GET /metrics only\n");
+		blen = body ? strlen(body) : 0;
+	} else {
+		body = metrics_text(&blen);
+		if (!body)
+			status = "500 Internal Server Error";
+	}
+	hl = snprintf(head, sizeof(head),
+		      "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+		      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+		      status, blen);
+	/* Small answers to a loopback client: a bounded blocking write is enough. */
+	{
+		struct timeval tv = {.tv_sec = 1};
+		int fl = fcntl(m->fd, F_GETFL);
+
+		fcntl(m->fd, F_SETFL, fl & ~O_NONBLOCK);
+		setsockopt(m->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (send(m->fd, head, hl, MSG_NOSIGNAL) == hl && blen)
+			send(m->fd, body, blen, MSG_NOSIGNAL);
+		shutdown(m->fd, SHUT_WR);
+	}
+	free(body);
+	mclient_close(m);
+}
+
+static void on_metrics_client(struct mclient *m)
+{
+	ssize_t r;
+
+	if (m->fd < 0)
+		return;
+	r = read(m->fd, m->buf + m->len, sizeof(m->buf) - 1 - m->len);
+	if (r <= 0) {
+		if (r < 0 && errno == EAGAIN)
+			return;
+		mclient_close(m);
+		return;
+	}
+	m->len += r;
+	m->buf[m->len] = '\0';
+	if (strstr(m->buf, "\r\n\r\n") || strstr(m->buf, "\n\n") || m->len == sizeof(m->buf) - 1)
+		mclient_answer(m);
+}
+
+static void on_metrics(void)
+{
+	long long t = now_ms();
+	int fd, i;
+
+	for (;;) {
+		fd = accept4(A.metricsfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		/* At most METRICS_CLIENTS at once; slow ones are dropped to make room. */
+		for (i = 0; i < METRICS_CLIENTS; i++)
+			if (mclients[i] && t - mclients[i]->t0 > METRICS_TIMEOUT_MS)
+				mclient_close(mclients[i]);
+		for (i = 0; i < METRICS_CLIENTS && mclients[i]; i++)
+			;
+		if (i == METRICS_CLIENTS) {
+			close(fd);
+			continue;
+		}
+		mclients[i] = calloc(1, sizeof(*mclients[i]));
+		if (!mclients[i]) {
+			close(fd);
+			continue;
+		}
+		mclients[i]->fd = fd;
+		mclients[i]->t0 = t;
+		ep_add(fd, &mclients[i]->ev, EV_METRICS_CLIENT, mclients[i], 0, EPOLLIN);
+	}
+}
+
+/* Free metrics clients closed in this batch. */
+static void metrics_bury(void)
+{
+	while (nmclient_dead)
+		free(mclient_dead[--nmclient_dead]);
+}
+
+static int metrics_open(char *err, size_t errlen)
+{
+	const struct listen_addr *la = &A.cfg.agent.metrics;
+	int one = 1, fd;
+
+	fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (const struct sockaddr *)&la->ss, la->len) < 0 || listen(fd, 16) < 0) {
+		snprintf(err, errlen, "metrics %s: %s (choose another address, or metrics = off)",
+			 la->text, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /* ---- setup -------------------------------------------------------------------- */
@@ -3959,6 +4280,28 @@ static int features_check(const char *bpf_dir, char *err, size_t errlen)
 	}
 	close(fd);
 	return 0;
+}
+
+/* Tell systemd (Type=notify) the agent is up: READY=1 on $NOTIFY_SOCKET. */
+static void notify_systemd(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	socklen_t len;
+	int fd;
+
+	if (!path || !*path || strlen(path) >= sizeof(sun.sun_path))
+		return;
+	strcpy(sun.sun_path, path);
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0'; /* abstract namespace */
+	len = offsetof(struct sockaddr_un, sun_path) + strlen(path);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun, len) < 0)
+		log_warn("cannot notify systemd on %s", path);
+	close(fd);
 }
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -4251,6 +4594,14 @@ int agent_main(const struct agent_opts *o)
 		fprintf(stderr, "baton: %s\n", err);
 		goto fail;
 	}
+	A.metricsfd = -1;
+	if (A.cfg.agent.metrics.len) {
+		A.metricsfd = metrics_open(err, sizeof(err));
+		if (A.metricsfd < 0) {
+			fprintf(stderr, "baton: %s\n", err);
+			goto fail;
+		}
+	}
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
@@ -4268,6 +4619,8 @@ int agent_main(const struct agent_opts *o)
 	ep_add(A.ctlfd, &A.ev_ctl, EV_CONTROL, NULL, 0, EPOLLIN);
 	ep_add(A.notifyfd, &A.ev_notify, EV_NOTIFY, NULL, 0, EPOLLIN);
 	ep_add(track_ring_fd(&A.tr), &A.ev_ring, EV_RING, NULL, 0, EPOLLIN);
+	if (A.metricsfd >= 0)
+		ep_add(A.metricsfd, &A.ev_metrics, EV_METRICS, NULL, 0, EPOLLIN);
 	if (services_start(st, err, sizeof(err))) {
 		fprintf(stderr, "baton: %s\n", err);
 		goto fail;
@@ -4275,6 +4628,13 @@ int agent_main(const struct agent_opts *o)
 	json_decref(st);
 	st = NULL;
 	state_save();
+	{
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "READY=1\nMAINPID=%d\nSTATUS=%d service(s)",
+			 (int)getpid(), A.nsvc);
+		notify_systemd(msg);
+	}
 	log_info("agent running: %d service(s), control %s, maps in %s", A.nsvc,
 		 A.cfg.agent.control, A.cfg.agent.bpf_dir);
 	first_versions_check();
@@ -4332,10 +4692,17 @@ int agent_main(const struct agent_opts *o)
 			case EV_CLIENT_TIMER:
 				on_client_timer(ev->p);
 				break;
+			case EV_METRICS:
+				on_metrics();
+				break;
+			case EV_METRICS_CLIENT:
+				on_metrics_client(ev->p);
+				break;
 			}
 			first_versions_check();
 		}
 		bury_dead();
+		metrics_bury();
 		state_save();
 	}
 	for (i = 0; i < MAX_CLIENTS; i++)
@@ -4345,6 +4712,10 @@ int agent_main(const struct agent_opts *o)
 		for (j = 0; j < MAX_VERSIONS; j++)
 			if (A.svc[i].slot[j])
 				version_free(A.svc[i].slot[j]);
+	for (i = 0; i < METRICS_CLIENTS; i++)
+		if (mclients[i])
+			mclient_close(mclients[i]);
+	metrics_bury();
 	bury_dead();
 	if (A.stop_children)
 		state_remove(); /* nothing left to take over */

@@ -84,11 +84,30 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 	return 0;
 }
 
+/*
+ * Values reach the parsers from the CLI and the control socket too, and are
+ * echoed in one-line errors: refuse control characters (a newline would
+ * split the error) before anything else.
+ */
+static int reject_control_chars(const char *s, char *err, size_t errlen)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
+			snprintf(err, errlen, "value contains a control character (0x%02x)", *p);
+			return -1;
+		}
+	return 0;
+}
+
 int parse_duration_ms(const char *s, unsigned *ms, char *err, size_t errlen)
 {
 	unsigned long long v = 0, unit;
 	const char *p = s;
 
+	if (reject_control_chars(s, err, errlen))
+		return -1;
 	if (!*s) {
 		seterr(err, errlen, "empty duration (use a number with ms, s, m or h, e.g. 10s)");
 		return -1;
@@ -138,6 +157,8 @@ int parse_listen(const char *s, struct listen_addr *la, char *err, size_t errlen
 	size_t hlen;
 	int family;
 
+	if (reject_control_chars(s, err, errlen))
+		return -1;
 	memset(&out, 0, sizeof(out));
 	if (!*s) {
 		seterr(err, errlen,
@@ -240,6 +261,8 @@ int parse_signal(const char *s, int *sig, char *err, size_t errlen)
 	unsigned long n;
 	size_t i;
 
+	if (reject_control_chars(s, err, errlen))
+		return -1;
 	if (!*s) {
 		seterr(err, errlen, "empty signal (use a name such as TERM or a number 1..31)");
 		return -1;
@@ -273,6 +296,8 @@ int parse_service_name(const char *s, char *err, size_t errlen)
 	size_t len = strlen(s);
 	const char *p;
 
+	if (reject_control_chars(s, err, errlen))
+		return -1;
 	if (!len) {
 		seterr(err, errlen, "empty service name");
 		return -1;
@@ -459,6 +484,8 @@ int parse_percent_bp(const char *s, unsigned *bp, char *err, size_t errlen)
 	unsigned long whole = 0, frac = 0;
 	int ndec = 0;
 
+	if (reject_control_chars(s, err, errlen))
+		return -1;
 	if (!len) {
 		seterr(err, errlen,
 		       "empty percentage (use a number 0..100 with at most two decimals, e.g. 5 "
@@ -530,6 +557,8 @@ int parse_steps(const char *s, unsigned *steps, char *err, size_t errlen)
 	char *copy, *item, *next;
 	int n = 0, ret = -1;
 
+	if (reject_control_chars(s, err, errlen))
+		return -1;
 	if (!*s) {
 		seterr(err, errlen, "empty list of steps (use percentages, e.g. 5,25,50,100)");
 		return -1;
@@ -739,6 +768,19 @@ static int set_control_group(struct parser *p, const char *key, const char *val)
 			    key, val);
 	snprintf(p->cfg->agent.control_group, sizeof(p->cfg->agent.control_group), "%s", val);
 	p->cfg->agent.control_gid = gr->gr_gid;
+	return 0;
+}
+
+static int set_metrics(struct parser *p, const char *key, const char *val)
+{
+	char msg[CONF_ERR_LEN];
+
+	if (!strcmp(val, "off")) {
+		p->cfg->agent.metrics.len = 0;
+		return 0;
+	}
+	if (parse_listen(val, &p->cfg->agent.metrics, msg, sizeof(msg)) < 0)
+		return perr(p, "%s: %s (or off)", key, msg);
 	return 0;
 }
 
@@ -1191,6 +1233,7 @@ static const struct key_def keys[] = {
     {"bpf-dir", SECT_AGENT, false, set_bpf_dir},
     {"run-dir", SECT_AGENT, false, set_run_dir},
     {"control-group", SECT_AGENT, false, set_control_group},
+    {"metrics", SECT_AGENT, false, set_metrics},
     {"listen", SECT_SERVICE, true, set_listen},
     {"exec", SECT_SERVICE, false, set_exec},
     {"instances", SECT_SERVICE, false, set_instances},

@@ -107,6 +107,7 @@ struct agent_conf {
 	char bpf_dir[256];	/* pin directory, default /sys/fs/bpf/baton */
 	char run_dir[256];	/* state and notify sockets, default /run/baton */
 	char control_group[64]; /* members may use read-only commands; empty: root only */
+	struct listen_addr metrics; /* Prometheus /metrics; len 0: off */
 	gid_t control_gid;
 };
 

@@ -296,8 +296,10 @@ child(const struct spawn_req *r, const struct passwd *pw, int last_cap, int pipe
 		if (setuid(pw->pw_uid) < 0)
 			child_fail(pipefd, "setuid");
 	}
-	/* setuid() away from root clears permitted and effective, never inheritable,
-	 * and a child without a user is still root: clear all three here. */
+	/*
+	 * setuid() away from root clears permitted and effective, never
+	 * inheritable, and a child without a user is still root: clear all three.
+	 */
 	if (clear_caps() < 0)
 		child_fail(pipefd, "clear capabilities (capset)");
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

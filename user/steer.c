@@ -352,6 +352,12 @@ int steer_cidr_parse(const char *s, struct steer_cidr *c, char *err, size_t errl
 		snprintf(err, errlen, "empty client CIDR (%s)", CIDR_EXPECTED);
 		return -1;
 	}
+	/* Echoed in one-line errors: no control characters (a newline splits them). */
+	for (const unsigned char *q = (const unsigned char *)s; *q; q++)
+		if (*q < 0x20 || *q == 0x7f) {
+			snprintf(err, errlen, "value contains a control character (0x%02x)", *q);
+			return -1;
+		}
 	slash = strchr(s, '/');
 	hlen = slash ? (size_t)(slash - s) : strlen(s);
 	if (!hlen || hlen >= sizeof(host)) {
