@@ -173,3 +173,36 @@ fuzz:
 
 clean:
 	$(Q)rm -rf $(BUILD)
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, its man pages, bash completion,
+# systemd unit (ExecStart pointing at the installed binary) and the example configuration
+# as /etc/baton/baton.conf.example; an existing /etc/baton/baton.conf is never touched.
+# Installs what $(BUILD) holds and builds nothing: run make first.
+.PHONY: uninstall
+SBINDIR        := $(PREFIX)/sbin
+MANDIR         := $(PREFIX)/share/man
+BASHCOMPDIR    := $(PREFIX)/share/bash-completion/completions
+SYSTEMDUNITDIR ?= /lib/systemd/system
+INSTALLED      := $(SBINDIR)/baton $(MANDIR)/man8/baton.8 $(MANDIR)/man5/baton.conf.5 \
+		  $(BASHCOMPDIR)/baton $(SYSTEMDUNITDIR)/baton.service /etc/baton/baton.conf.example
+
+install:
+	$(Q)test -x $(BUILD)/baton || { echo "install: no $(BUILD)/baton (run make first)" >&2; exit 1; }
+	$(call msg,INSTALL,$(DESTDIR)$(SBINDIR)/baton)
+	$(Q)install -D -m 0755 $(BUILD)/baton $(DESTDIR)$(SBINDIR)/baton
+	$(call msg,INSTALL,$(DESTDIR)$(MANDIR)/man8/baton.8 man5/baton.conf.5)
+	$(Q)install -D -m 0644 man/baton.8 $(DESTDIR)$(MANDIR)/man8/baton.8
+	$(Q)install -D -m 0644 man/baton.conf.5 $(DESTDIR)$(MANDIR)/man5/baton.conf.5
+	$(call msg,INSTALL,$(DESTDIR)$(BASHCOMPDIR)/baton)
+	$(Q)install -D -m 0644 tools/completion/baton.bash $(DESTDIR)$(BASHCOMPDIR)/baton
+	$(call msg,INSTALL,$(DESTDIR)$(SYSTEMDUNITDIR)/baton.service)
+	$(Q)install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	$(Q)sed 's|@SBINDIR@|$(SBINDIR)|g' dist/baton.service >$(DESTDIR)$(SYSTEMDUNITDIR)/baton.service
+	$(Q)chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/baton.service
+	$(call msg,INSTALL,$(DESTDIR)/etc/baton/baton.conf.example)
+	$(Q)install -D -m 0644 examples/web.conf $(DESTDIR)/etc/baton/baton.conf.example
+
+uninstall:
+	$(call msg,RM,$(addprefix $(DESTDIR),$(INSTALLED)))
+	$(Q)rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	$(Q)rmdir $(DESTDIR)/etc/baton 2>/dev/null || true
