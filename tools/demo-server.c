@@ -910,11 +910,21 @@ static void notify_ready(void)
 		sa.sun_path[0] = '\0'; /* abstract namespace */
 
 	n = snprintf(msg, sizeof(msg), "READY=1\nMAINPID=%d", (int)srv.pid);
-	/* non-blocking: a supervisor that stopped reading must not hang us */
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	/*
+	 * Blocking with a bound: a unix datagram socket queues few messages
+	 * (net.unix.max_dgram_qlen, 10 in a new namespace), so many instances
+	 * starting at once can find it full for a moment; a supervisor that
+	 * stopped reading must still not hang us for long.
+	 */
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		log_warn("NOTIFY_SOCKET: socket, READY=1 not sent");
 		goto out;
+	}
+	{
+		struct timeval tv = {.tv_sec = 2};
+
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	}
 	if (sendto(fd, msg, n, MSG_NOSIGNAL, (struct sockaddr *)&sa,
 		   offsetof(struct sockaddr_un, sun_path) + plen) < 0)

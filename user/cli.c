@@ -724,13 +724,39 @@ static void print_rollout(json_t *s)
 		       json_string_value(json_object_get(lr, "reason")));
 }
 
+/* On a terminal: a bar of the weight, and the state in colour (unless NO_COLOR). */
+static void print_share(int tty, long long weight)
+{
+	int n = (int)((weight * 10 + 5000) / 10000), k;
+
+	if (!tty)
+		return;
+	putchar(' ');
+	for (k = 0; k < 10; k++)
+		fputs(k < n ? "\u2588" : "\u00b7", stdout);
+}
+
+static const char *state_colour(int tty, const char *state)
+{
+	if (!tty || getenv("NO_COLOR"))
+		return "";
+	if (!strcmp(state, "active"))
+		return "\033[32m";
+	if (!strcmp(state, "draining"))
+		return "\033[33m";
+	if (!strcmp(state, "starting"))
+		return "\033[36m";
+	return "\033[31m";
+}
+
 static void print_table(json_t *services)
 {
 	size_t i, k, p;
 	json_t *s, *v, *pr;
+	int tty = isatty(1);
 
-	printf("%-12s %-8s %-10s %7s %8s %10s %-10s %s\n", "SERVICE", "VERSION", "STATE", "WEIGHT",
-	       "LIVE", "ACCEPTED", "INSTANCES", "PIDS");
+	printf("%-12s %-8s %-10s %7s%s %8s %10s %-10s %s\n", "SERVICE", "VERSION", "STATE",
+	       "WEIGHT", tty ? "           " : "", "LIVE", "ACCEPTED", "INSTANCES", "PIDS");
 	json_array_foreach(services, i, s)
 	{
 		const char *name = json_string_value(json_object_get(s, "name"));
@@ -761,12 +787,20 @@ static void print_table(json_t *services)
 			snprintf(inst, sizeof(inst), "%lld/%lld",
 				 (long long)json_integer_value(json_object_get(v, "alive")),
 				 (long long)json_integer_value(json_object_get(v, "instances")));
-			printf("%-12s %-8s %-10s %6.1f%% %8lld %10lld %-10s %s\n", k ? "" : name,
-			       ver, json_string_value(json_object_get(v, "state")),
-			       json_integer_value(json_object_get(v, "weight")) / 100.0,
-			       (long long)json_integer_value(json_object_get(v, "live")),
-			       (long long)json_integer_value(json_object_get(v, "accepted")), inst,
-			       pids);
+			{
+				const char *state = json_string_value(json_object_get(v, "state"));
+				const char *col = state_colour(tty, state);
+
+				printf("%-12s %-8s %s%-10s%s %6.1f%%", k ? "" : name, ver, col,
+				       state, *col ? "\033[0m" : "",
+				       json_integer_value(json_object_get(v, "weight")) / 100.0);
+				print_share(tty, json_integer_value(json_object_get(v, "weight")));
+				printf(
+				    " %8lld %10lld %-10s %s\n",
+				    (long long)json_integer_value(json_object_get(v, "live")),
+				    (long long)json_integer_value(json_object_get(v, "accepted")),
+				    inst, pids);
+			}
 			(void)ready;
 		}
 		char addrs[512] = "";

@@ -20,24 +20,30 @@ for i in $(seq 1 100); do ip -6 addr add "fd00:ba70::$i/128" dev lo nodad; done
 served_from() {
 	curl -s --max-time 2 --interface "$1" "$2" | sed -n 's/^version=\([^ ]*\) .*/\1/p'
 }
-# assign FILE: "addr version" for 300 IPv4 and 100 IPv6 clients.
+# assign FILE: "addr version" for 300 IPv4 and 100 IPv6 clients (20 at a time).
 assign() {
-	local a b i
-	: >"$1"
+	local a b i pids=()
+	rm -rf "$1.d"
+	mkdir -p "$1.d"
+	ask() { echo "$1 $(served_from "$1" "$2")" >"$3/$1"; }
 	for a in 1 2 3; do
 		for b in $(seq 1 100); do
-			echo "127.1.$a.$b $(served_from "127.1.$a.$b" "$URL")" >>"$1"
+			ask "127.1.$a.$b" "$URL" "$1.d" & pids+=($!)
+			[ ${#pids[@]} -ge 20 ] && { wait "${pids[@]}"; pids=(); }
 		done
 	done
 	for i in $(seq 1 100); do
-		echo "fd00:ba70::$i $(served_from "fd00:ba70::$i" "http://[::1]:8080/")" >>"$1"
+		ask "fd00:ba70::$i" "http://[::1]:8080/" "$1.d" & pids+=($!)
+		[ ${#pids[@]} -ge 20 ] && { wait "${pids[@]}"; pids=(); }
 	done
+	[ ${#pids[@]} -gt 0 ] && wait "${pids[@]}"
+	cat "$1.d"/* | sort >"$1"
 }
 share() { awk -v v="$2" '$2 == v {n++} END {print n + 0}' "$1"; }
 weight_of() { "$BATON" status web --json | jq -r ".[0].versions[] | select(.version == $1) | .weight"; }
 
 nstat_snap "$T/nstat.before"
-wrk_start "$T/wrk" -t2 -c40 -d120s --timeout 5s "$URL"
+wrk_start "$T/wrk" -t2 -c40 -d600s --timeout 5s "$URL"
 sleep 0.5
 
 "$BATON" deploy web --steps 10,50 --bake 0 -- "$DEMO" >"$T/deploy.out" 2>&1 &

@@ -25,9 +25,9 @@ canary() {
 	shift 2
 	v1=$(active_version)
 	nstat_snap "$T/nstat.$name.before"
-	wrk_start "$T/wrk.$name.ka" -t1 -c20 -d60s --timeout 5s "$URL"
+	wrk_start "$T/wrk.$name.ka" -t1 -c20 -d300s --timeout 5s "$URL"
 	local ka=$WRK
-	wrk_start "$T/wrk.$name.cl" -t1 -c10 -d60s --timeout 5s -H "Connection: close" "$URL"
+	wrk_start "$T/wrk.$name.cl" -t1 -c10 -d300s --timeout 5s -H "Connection: close" "$URL"
 	local cl=$WRK
 	sleep 0.5
 	"$BATON" deploy web "$@" >"$T/deploy.$name" 2>&1 &

@@ -53,7 +53,7 @@ for mode in fail hang; do
 	old=$(active_version)
 	version_pids "$old" >"$T/oldpids"
 	nstat_snap "$T/nstat.before"
-	wrk_start "$T/wrk.$mode" -t2 -c40 -d60s --timeout 5s "$URL"
+	wrk_start "$T/wrk.$mode" -t2 -c40 -d300s --timeout 5s "$URL"
 	sleep 0.5
 	out=$("$BATON" deploy web -- "$DEMO" 2>&1); rc=$?
 	echo "$out"

@@ -31,7 +31,7 @@ check "at ready-timeout" grep -q "not ready within ready-timeout 2000 ms" <<<"$o
 check "v2 was checked more than once" test "$(grep -c '^ready v2 ' "$T/checks.log")" -ge 2
 check "v1 kept all traffic" only_version "$URL" v1 5
 
-wrk_start "$T/wrk" -t1 -c20 -d60s --timeout 5s "$URL"
+wrk_start "$T/wrk" -t1 -c20 -d300s --timeout 5s "$URL"
 sleep 0.5
 "$BATON" deploy web --steps 50 --bake 30s -- "$DEMO" >"$T/deploy.out" 2>&1 &
 dep=$!

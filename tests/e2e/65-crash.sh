@@ -26,9 +26,9 @@ wrk_errors() {
 }
 
 # --- A
-wrk_start "$T/wrk.a.ka" -t1 -c20 -d60s --timeout 10s "$URL"
+wrk_start "$T/wrk.a.ka" -t1 -c20 -d300s --timeout 10s "$URL"
 KA=$WRK
-wrk_start "$T/wrk.a.cl" -t1 -c10 -d60s --timeout 10s -H "Connection: close" "$URL"
+wrk_start "$T/wrk.a.cl" -t1 -c10 -d300s --timeout 10s -H "Connection: close" "$URL"
 CL=$WRK
 sleep 0.5
 check "deploy v2" "$BATON" deploy web -- "$DEMO"
@@ -69,10 +69,10 @@ echo "A: wrk failed $errs requests; the agent logged $lost connection(s) lost wi
 check "A: failed requests ($errs) <= connections v2's processes held ($lost)" test "$errs" -le "$lost"
 
 # --- B: v1 (active again) holds wrk's keep-alive connections; deploy v3, kill v1 while it drains.
-wrk_start "$T/wrk.b.ka" -t1 -c20 -d60s --timeout 10s "$URL"
+wrk_start "$T/wrk.b.ka" -t1 -c20 -d300s --timeout 10s "$URL"
 KA=$WRK
 sleep 1
-wrk_start "$T/wrk.b.cl" -t1 -c10 -d60s --timeout 10s -H "Connection: close" "$URL"
+wrk_start "$T/wrk.b.cl" -t1 -c10 -d300s --timeout 10s -H "Connection: close" "$URL"
 CL=$WRK
 check "B: deploy v3" "$BATON" deploy web -- "$DEMO"
 sleep 1

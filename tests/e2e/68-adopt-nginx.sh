@@ -63,9 +63,9 @@ check "it still serves, over IPv4" only_version http://127.0.0.1:8080/ v1 10
 check "and IPv6" only_version "http://[::1]:8080/" v1 5
 
 nstat_snap "$T/nstat.before"
-wrk_start "$T/wrk.ka" -t1 -c20 -d60s --timeout 5s http://127.0.0.1:8080/
+wrk_start "$T/wrk.ka" -t1 -c20 -d300s --timeout 5s http://127.0.0.1:8080/
 KA=$WRK
-wrk_start "$T/wrk.cl" -t1 -c10 -d60s --timeout 5s -H "Connection: close" http://127.0.0.1:8080/
+wrk_start "$T/wrk.cl" -t1 -c10 -d300s --timeout 5s -H "Connection: close" http://127.0.0.1:8080/
 CL=$WRK
 sleep 1
 nginx_start 2 || { not_ok "nginx v2 starts"; exit 1; }
@@ -107,9 +107,9 @@ check_eq "v2 stays active" 2 "$(active_version)"
 "$BATON" shutdown >/dev/null
 wait_gone 5 "$AGENT"
 AGENT=
-wrk_start "$T/wrk.rl.ka" -t1 -c20 -d60s --timeout 5s http://127.0.0.1:8080/
+wrk_start "$T/wrk.rl.ka" -t1 -c20 -d300s --timeout 5s http://127.0.0.1:8080/
 KA=$WRK
-wrk_start "$T/wrk.rl.cl" -t1 -c10 -d60s --timeout 5s -H "Connection: close" http://127.0.0.1:8080/
+wrk_start "$T/wrk.rl.cl" -t1 -c10 -d300s --timeout 5s -H "Connection: close" http://127.0.0.1:8080/
 CL=$WRK
 sleep 1
 for _ in 1 2 3 4 5; do nginx -c "$T/nginx.v2.conf" -s reload; sleep 1; done
