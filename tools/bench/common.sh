@@ -20,6 +20,7 @@ bench_enter() {
 	OUT=${2:?usage: $0 BUILD_DIR OUT_JSON}
 	BATON=$B/baton
 	DEMO=$B/demo-server
+	# shellcheck disable=SC2034 # used by the parts
 	LOADGEN=$B/loadgen
 	T=$(mktemp -d /tmp/baton-bench.XXXXXX)
 	# run.sh sets BENCH_RUN so that it can sweep /sys/fs/bpf/BENCH_RUN-* after a part.
@@ -48,9 +49,9 @@ track_pid() { BENCH_PIDS="$BENCH_PIDS $*"; }
 
 # stop_pid PID [SIGNAL]: signal it, wait at most 5 s, then SIGKILL.
 stop_pid() {
-	local p=$1 sig=${2:-TERM} i
+	local p=$1 sig=${2:-TERM}
 	kill -"$sig" "$p" 2>/dev/null || return 0
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		kill -0 "$p" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -77,6 +78,7 @@ stop_agent() {
 	AGENT=''
 	for p in $(marked_pids); do kill -9 "$p" 2>/dev/null; done
 	[ -d "$BPFDIR" ] && rm -rf "$BPFDIR"
+	rm -rf "$T/run" # its state file would make the next agent take over the old services
 	return 0
 }
 
@@ -86,6 +88,8 @@ bench_cleanup() {
 	for p in $BENCH_PIDS; do kill -9 "$p" 2>/dev/null; done
 	stop_agent
 	wait 2>/dev/null
+	# BENCH_KEEP=DIR keeps the part's files (logs, raw outputs) for a look.
+	[ -n "${BENCH_KEEP:-}" ] && mkdir -p "$BENCH_KEEP" && cp -r "$T" "$BENCH_KEEP/"
 	rm -rf "$T"
 }
 
@@ -133,10 +137,11 @@ wait_port() {
 	return 1
 }
 
-# Process figures from /proc: resident KiB, peak resident KiB, CPU ns (exact).
+# Process figures from /proc: resident KiB, peak resident KiB, CPU ns of all its threads
+# (the scheduler's run time, exact).
 rss_kb() { awk '$1 == "VmRSS:" {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 hwm_kb() { awk '$1 == "VmHWM:" {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-cpu_ns() { awk '{print $1}' "/proc/$1/schedstat" 2>/dev/null || echo 0; }
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 now() { echo "$EPOCHREALTIME"; }
 # fdiv A B [DIGITS]: A / B
 fdiv() { awk -v a="$1" -v b="$2" -v d="${3:-3}" 'BEGIN { if (b == 0) print "null"; else printf "%.*f\n", d, a / b }'; }

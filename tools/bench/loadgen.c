@@ -51,7 +51,7 @@
 #endif
 
 #define MAX_THREADS  64
-#define MAX_VERSION  63   /* versions counted by number; others count as "other" */
+#define MAX_VERSION  63		/* versions counted by number; others count as "other" */
 #define MAX_RECORDS  (1u << 22) /* per thread, for --watch */
 #define MAX_SWITCHES 256
 
@@ -70,8 +70,13 @@ struct opts {
 };
 
 static struct opts o = {
-    .src = 0x7f020001u, .sources = 256, .threads = 2, .seconds = 10, .service = 0,
-    .count = 1000, .window = 512,
+    .src = 0x7f020001u,
+    .sources = 256,
+    .threads = 2,
+    .seconds = 10,
+    .service = 0,
+    .count = 1000,
+    .window = 512,
 };
 
 static volatile sig_atomic_t stop;
@@ -224,7 +229,7 @@ struct change {
 	double real;	 /* the same moment, CLOCK_REALTIME (for the driver's logs) */
 	int64_t gap;	 /* time since the poll before it: the uncertainty of t */
 	uint32_t sole;	 /* version with all the weight after it, or 0 */
-	uint32_t weight; /* the highest-numbered active version's weight, basis points */
+	uint32_t weight; /* the newest version's weight, basis points */
 };
 
 static struct change changes[MAX_SWITCHES];
@@ -242,15 +247,16 @@ static uint32_t sole_version(const struct steer_service *s)
 	return 0;
 }
 
+/* The weight of the newest version in the map: 0 while it starts. */
 static uint32_t newest_weight(const struct steer_service *s)
 {
 	uint32_t best = 0, w = 0;
 	int i;
 
 	for (i = 0; i < MAX_VERSIONS; i++)
-		if (s->v[i].state == VSTATE_ACTIVE && s->v[i].version > best) {
+		if (s->v[i].state != VSTATE_EMPTY && s->v[i].version > best) {
 			best = s->v[i].version;
-			w = s->v[i].weight;
+			w = s->v[i].state == VSTATE_ACTIVE ? s->v[i].weight : 0;
 		}
 	return w;
 }
@@ -265,8 +271,12 @@ static void *watch_main(void *arg)
 	int have = 0;
 
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-	while (!stop && (t = now_ns()) < t_end) {
-		if (!bpf_map_lookup_elem(fd, &o.service, &cur)) {
+	while (!stop && now_ns() < t_end) {
+		int found = !bpf_map_lookup_elem(fd, &o.service, &cur);
+
+		/* Taken after the read: the change, if any, happened before t. */
+		t = now_ns();
+		if (found) {
 			if (have && memcmp(&cur, &prev, sizeof(cur)) && nchanges < MAX_SWITCHES)
 				changes[nchanges++] = (struct change){
 				    .t = t,
@@ -298,7 +308,8 @@ static int cmp_i64(const void *a, const void *b)
 /*
  * For each switch that leaves a new version with all the weight: the latest
  * start of a connection, after the switch was seen and before the next
- * switch, that another version answered.  0 when there was none.
+ * switch, that an older version (a lower number) answered.  0 when there was
+ * none.
  */
 static void report_switches(FILE *out)
 {
@@ -331,7 +342,12 @@ static void report_switches(FILE *out)
 				    c->version <= 0)
 					continue;
 				after++;
-				if ((uint32_t)c->version == changes[i].sole)
+				/*
+				 * Only an older version is late.  A newer one answers when this
+				 * thread was preempted between reading the clock and sending its
+				 * SYN, past the next switch.
+				 */
+				if ((uint32_t)c->version >= changes[i].sole)
 					continue;
 				late++;
 				if (c->t_start - changes[i].t > worst)
@@ -553,13 +569,19 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-	    {"to", required_argument, NULL, 't'},      {"seconds", required_argument, NULL, 's'},
-	    {"threads", required_argument, NULL, 'n'}, {"sources", required_argument, NULL, 'a'},
-	    {"src", required_argument, NULL, 'A'},     {"rate", required_argument, NULL, 'r'},
-	    {"watch", required_argument, NULL, 'w'},   {"service", required_argument, NULL, 'S'},
-	    {"count", required_argument, NULL, 'c'},   {"window", required_argument, NULL, 'W'},
+	    {"to", required_argument, NULL, 't'},
+	    {"seconds", required_argument, NULL, 's'},
+	    {"threads", required_argument, NULL, 'n'},
+	    {"sources", required_argument, NULL, 'a'},
+	    {"src", required_argument, NULL, 'A'},
+	    {"rate", required_argument, NULL, 'r'},
+	    {"watch", required_argument, NULL, 'w'},
+	    {"service", required_argument, NULL, 'S'},
+	    {"count", required_argument, NULL, 'c'},
+	    {"window", required_argument, NULL, 'W'},
 	    {"records", required_argument, NULL, 'R'},
-	    {"help", no_argument, NULL, 'h'},	       {0},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct in_addr a;
 	int ch, have_to = 0;
@@ -575,7 +597,8 @@ int main(int argc, char **argv)
 		switch (ch) {
 		case 't':
 			if (parse_addr(optarg, &o.to)) {
-				fprintf(stderr, "loadgen: --to wants A.B.C.D:PORT, not %s\n", optarg);
+				fprintf(stderr, "loadgen: --to wants A.B.C.D:PORT, not %s\n",
+					optarg);
 				return 2;
 			}
 			have_to = 1;

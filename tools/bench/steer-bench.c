@@ -97,8 +97,14 @@ struct server {
 } __attribute__((aligned(64)));
 
 static struct opts o = {
-    .rounds = 40, .seconds = 0.25, .warmup = 0.05, .clients = 4, .sources = 256, .pins = 1000,
-    .port = 18080, .track = 1,
+    .rounds = 40,
+    .seconds = 0.25,
+    .warmup = 0.05,
+    .clients = 4,
+    .sources = 256,
+    .pins = 1000,
+    .port = 18080,
+    .track = 1,
 };
 static volatile int stop_clients;
 static struct client clients[MAX_CLIENT];
@@ -499,7 +505,7 @@ static int parse(int argc, char **argv)
 	    {"clients", required_argument, NULL, 'c'}, {"sources", required_argument, NULL, 'a'},
 	    {"pins", required_argument, NULL, 'p'},    {"port", required_argument, NULL, 'P'},
 	    {"warmup", required_argument, NULL, 'w'},  {"no-track", no_argument, NULL, 'n'},
-	    {"pin-dir", required_argument, NULL, 'd'},      {"json", required_argument, NULL, 'j'},
+	    {"pin-dir", required_argument, NULL, 'd'}, {"json", required_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},	       {0},
 	};
 	int ch;
@@ -545,9 +551,9 @@ static int parse(int argc, char **argv)
 		}
 	}
 	if (o.rounds < 1 || o.rounds > MAX_ROUNDS || o.seconds <= 0 || o.seconds > 60 ||
-	    o.warmup < 0 || o.warmup > 10 ||
-	    o.clients < 1 || o.clients > MAX_CLIENT || o.sources < 1 || o.sources > 65000 ||
-	    o.pins < 0 || o.pins > MAX_PINS - 1 || o.port < 1 || o.port > 65535) {
+	    o.warmup < 0 || o.warmup > 10 || o.clients < 1 || o.clients > MAX_CLIENT ||
+	    o.sources < 1 || o.sources > 65000 || o.pins < 0 || o.pins > MAX_PINS - 1 ||
+	    o.port < 1 || o.port > 65535) {
 		fprintf(stderr, "steer-bench: an option is out of range "
 				"(rounds 1..200, seconds 0..60, clients 1..64, pins 0..4095)\n");
 		return -1;
@@ -726,8 +732,9 @@ stop:
 			goto out;
 		}
 	}
-	fprintf(out, "{\"rounds\": %d, \"seconds\": %.2f, \"clients\": %d, \"sources\": %d, "
-		     "\"pins\": %d,\n",
+	fprintf(out,
+		"{\"rounds\": %d, \"seconds\": %.2f, \"clients\": %d, \"sources\": %d, "
+		"\"pins\": %d,\n",
 		o.rounds, o.seconds, o.clients, o.sources, o.pins);
 	for (i = 0; i < nmodes; i++) {
 		fprintf(out, " \"%s\": {\"median_rate\": %.0f, \"median_ratio\": %.4f, ",
@@ -760,8 +767,9 @@ stop:
 			tcnt1 > tcnt0 ? (double)(tns1 - tns0) / (tcnt1 - tcnt0) : 0.0,
 			stats_conns ? (double)(tcnt1 - tcnt0) / stats_conns : 0.0,
 			stats_conns ? (double)(tns1 - tns0) / stats_conns : 0.0);
-	fprintf(out, "},\n \"steer_stats\": {\"selected\": %llu, \"pinned\": %llu, "
-		     "\"fallback\": %llu, \"dropped\": %llu}",
+	fprintf(out,
+		"},\n \"steer_stats\": {\"selected\": %llu, \"pinned\": %llu, "
+		"\"fallback\": %llu, \"dropped\": %llu}",
 		(unsigned long long)ss.selected, (unsigned long long)ss.pinned,
 		(unsigned long long)ss.fallback, (unsigned long long)ss.dropped);
 	fprintf(out, "}\n");
