@@ -311,12 +311,12 @@ static void ep_del(int fd)
 	epoll_ctl(A.epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
-static void timer_set(struct version *v, long long at_ms)
+/* Arm a one-shot timerfd for at_ms (monotonic ms), or disarm it with 0. */
+static void timerfd_at(int fd, long long at_ms)
 {
 	struct itimerspec its = {0};
 	long long d;
 
-	v->deadline = at_ms;
 	if (at_ms) {
 		d = at_ms - now_ms();
 		if (d < 1)
@@ -324,7 +324,13 @@ static void timer_set(struct version *v, long long at_ms)
 		its.it_value.tv_sec = d / 1000;
 		its.it_value.tv_nsec = (d % 1000) * 1000000;
 	}
-	timerfd_settime(v->tfd, 0, &its, NULL);
+	timerfd_settime(fd, 0, &its, NULL);
+}
+
+static void timer_set(struct version *v, long long at_ms)
+{
+	v->deadline = at_ms;
+	timerfd_at(v->tfd, at_ms);
 }
 
 static const char *vname(const struct version *v)
@@ -780,18 +786,8 @@ static struct version *ro_old(struct service *s)
 
 static void ro_timer(struct service *s, long long at_ms)
 {
-	struct itimerspec its = {0};
-	long long d;
-
 	s->ro_deadline = at_ms;
-	if (at_ms) {
-		d = at_ms - now_ms();
-		if (d < 1)
-			d = 1;
-		its.it_value.tv_sec = d / 1000;
-		its.it_value.tv_nsec = (d % 1000) * 1000000;
-	}
-	timerfd_settime(s->ro_tfd, 0, &its, NULL);
+	timerfd_at(s->ro_tfd, at_ms);
 }
 
 /* A version's timer ticking every ms (probes, checks). */

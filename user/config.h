@@ -103,10 +103,10 @@ struct service_conf {
 };
 
 struct agent_conf {
-	char control[108];	/* control socket path, default /run/baton/control.sock */
-	char bpf_dir[256];	/* pin directory, default /sys/fs/bpf/baton */
-	char run_dir[256];	/* state and notify sockets, default /run/baton */
-	char control_group[64]; /* members may use read-only commands; empty: root only */
+	char control[108];	    /* control socket path, default /run/baton/control.sock */
+	char bpf_dir[256];	    /* pin directory, default /sys/fs/bpf/baton */
+	char run_dir[256];	    /* state and notify sockets, default /run/baton */
+	char control_group[64];	    /* members may use read-only commands; empty: root only */
 	struct listen_addr metrics; /* Prometheus /metrics; len 0: off */
 	gid_t control_gid;
 };
