@@ -4518,7 +4518,9 @@ int agent_main(const struct agent_opts *o)
 		return 1;
 	}
 	if (config_load(o->config, &A.cfg, err, sizeof(err))) {
-		fprintf(stderr, "baton: %s\n", err);
+		/* One line per file with an error. */
+		for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+			fprintf(stderr, "baton: %s\n", line);
 		return 1;
 	}
 	if (o->check_only) {

@@ -11,6 +11,8 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <limits.h>
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <ini.h>
@@ -1685,35 +1687,30 @@ static int check_services(struct parser *p)
 	return 0;
 }
 
-int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+/* Parse one file into p->cfg; 0, or -1 with the error in p->err. */
+static int parse_file(struct parser *p, const char *path)
 {
-	struct parser *p;
-	int rc, ret = -1;
+	int rc;
 
-	memset(cfg, 0, sizeof(*cfg));
-	if (err && errlen)
-		err[0] = '\0';
-	/* About 2 KiB of line bookkeeping: keep it off a possibly small stack. */
-	p = calloc(1, sizeof(*p));
-	if (!p) {
-		seterr(err, errlen, "%s: out of memory", path);
-		return -1;
-	}
-	p->cfg = cfg;
 	p->path = path;
-	p->err = err;
-	p->errlen = errlen;
-	agent_defaults(&cfg->agent);
-
+	p->lineno = 0;
+	p->failed = false;
+	p->errline = 0;
+	p->kind = SECT_NONE;
+	p->section[0] = '\0';
+	p->svc = NULL;
+	memset(p->seen, 0, sizeof(p->seen));
 	p->f = fopen(path, "re");
 	if (!p->f) {
-		seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		goto out;
+		seterr(p->err, p->errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
 	}
 	rc = ini_parse_stream(read_line, p, on_key, p);
+	fclose(p->f);
+	p->f = NULL;
 	if (rc == -2 && !p->failed) {
-		seterr(err, errlen, "%s: out of memory", path);
-		goto out;
+		seterr(p->err, p->errlen, "%s: out of memory", path);
+		return -1;
 	}
 	/* Every line inih rejects is rejected first by read_line(); this is
 	 * a backstop in case a future inih is stricter than it. */
@@ -1723,14 +1720,127 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 	}
 	if (!p->failed && p->svc)
 		service_end(p);
-	if (p->failed || check_services(p) < 0)
+	return p->failed ? -1 : 0;
+}
+
+static int conf_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The *.conf files of dir, sorted, as malloc'd paths; returns how many
+ * (at most max), or -1 with err.
+ */
+static int conf_dir_files(const char *dir, char **out, int max, char *err, size_t errlen)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	if (!d) {
+		seterr(err, errlen, "%s: cannot open: %s", dir, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+
+		if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".conf"))
+			continue;
+		if (n == max) {
+			seterr(err, errlen, "%s: more than %d .conf files", dir, max);
+			goto fail;
+		}
+		if (asprintf(&out[n], "%s/%s", dir, de->d_name) < 0) {
+			seterr(err, errlen, "%s: out of memory", dir);
+			goto fail;
+		}
+		n++;
+	}
+	closedir(d);
+	qsort(out, n, sizeof(out[0]), conf_name_cmp);
+	return n;
+fail:
+	closedir(d);
+	while (n)
+		free(out[--n]);
+	return -1;
+}
+
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+{
+	char *files[MAX_SERVICES + 1], dir[PATH_MAX], *slash;
+	struct parser *p;
+	struct stat st;
+	int nfiles = 0, i, n, ret = -1;
+	size_t used = 0;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (err && errlen)
+		err[0] = '\0';
+	/*
+	 * A directory: every *.conf in it.  A file: it, then every *.conf of
+	 * conf.d next to it when that directory exists.
+	 */
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		nfiles = conf_dir_files(path, files, MAX_SERVICES + 1, err, errlen);
+		if (nfiles < 0)
+			return -1;
+		if (!nfiles) {
+			seterr(err, errlen, "%s: no .conf file in this directory", path);
+			return -1;
+		}
+	} else {
+		files[nfiles++] = strdup(path);
+		snprintf(dir, sizeof(dir), "%s", path);
+		slash = strrchr(dir, '/');
+		if (slash)
+			snprintf(slash + 1, sizeof(dir) - (slash + 1 - dir), "conf.d");
+		else
+			snprintf(dir, sizeof(dir), "conf.d");
+		if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+			n = conf_dir_files(dir, files + 1, MAX_SERVICES, err, errlen);
+			if (n < 0) {
+				free(files[0]);
+				return -1;
+			}
+			nfiles += n;
+		}
+	}
+	/* About 2 KiB of line bookkeeping: keep it off a possibly small stack. */
+	p = calloc(1, sizeof(*p));
+	if (!p || !files[0]) {
+		seterr(err, errlen, "%s: out of memory", path);
 		goto out;
+	}
+	p->cfg = cfg;
+	agent_defaults(&cfg->agent);
+	/* Every file is read; each one's first error is reported, one per line. */
+	for (i = 0; i < nfiles; i++) {
+		p->err = err ? err + used : NULL;
+		p->errlen = errlen > used ? errlen - used : 0;
+		if (parse_file(p, files[i]) < 0 && err && used < errlen) {
+			used += strlen(err + used);
+			if (used + 1 < errlen)
+				err[used++] = '\n';
+			ret = -2;
+		}
+	}
+	if (used && err)
+		err[used - 1] = '\0'; /* no newline after the last error */
+	p->err = err ? err + used : NULL;
+	p->errlen = errlen > used ? errlen - used : 0;
+	if (ret == -2 || check_services(p) < 0) {
+		ret = -1;
+		goto out;
+	}
 	ret = 0;
 out:
-	if (p->f)
-		fclose(p->f);
-	free(p->line);
+	if (p)
+		free(p->line);
 	free(p);
+	for (i = 0; i < nfiles; i++)
+		free(files[i]);
 	if (ret < 0) {
 		config_free(cfg);
 		memset(cfg, 0, sizeof(*cfg));

@@ -1312,9 +1312,55 @@ static void error_cannot_open(void **state)
 	assert_int_equal(config_load(path, cfg, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "missing.conf: cannot open: No such file or directory"));
 	assert_int_equal(cfg->nservices, 0);
-	/* A directory opens, then fails to read. */
-	assert_int_equal(config_load(tmpdir, cfg, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "Is a directory"));
+	/* A directory is a configuration of *.conf files; one without any is an error. */
+	snprintf(path, sizeof(path), "%s/empty.d", tmpdir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(config_load(path, cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "empty.d: no .conf file in this directory"));
+	assert_int_equal(rmdir(path), 0);
+}
+
+/* conf.d next to the main file: one file per service, read in name order. */
+static void conf_dir(void **state)
+{
+	char dir[PATH_MAX], a[PATH_MAX + 16], b[PATH_MAX + 16], c[PATH_MAX + 16];
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/conf.d", tmpdir);
+	snprintf(a, sizeof(a), "%s/b-api.conf", dir);
+	snprintf(b, sizeof(b), "%s/a-web.conf", dir);
+	snprintf(c, sizeof(c), "%s/notes.txt", dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	write_file(a, "[service api]\nlisten = 127.0.0.1:8081\nexec = /bin/true\n");
+	write_file(b, "[service web]\nlisten = 127.0.0.1:8080\nexec = /bin/true\n");
+	write_file(c, "not a config\n");
+	assert_int_equal(load("[agent]\ncontrol = /run/x.sock\n"), 0);
+	assert_int_equal(cfg->nservices, 2);
+	assert_string_equal(cfg->services[0].name, "web"); /* a-web.conf first */
+	assert_string_equal(cfg->services[1].name, "api");
+	assert_string_equal(cfg->agent.control, "/run/x.sock");
+	config_free(cfg);
+	/* The directory alone works too. */
+	assert_int_equal(config_load(dir, cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg->nservices, 2);
+	config_free(cfg);
+	/* Every file's first error, each with its file and line, one per line. */
+	write_file(a, "[service api]\nlisten = 127.0.0.1:8081\nexec = /bin/true\nbogus = 1\n");
+	write_file(b, "[service web]\ninstances = 0\n");
+	assert_int_equal(config_load(dir, cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "a-web.conf:2: instances must be 1..32, not 0"));
+	assert_non_null(strstr(err, "\n"));
+	assert_non_null(strstr(err, "b-api.conf:4: unknown key \"bogus\""));
+	assert_int_equal(cfg->nservices, 0);
+	/* A service in two files is refused. */
+	write_file(a, "[service web]\nlisten = 127.0.0.1:8081\nexec = /bin/true\n");
+	write_file(b, "[service web]\nlisten = 127.0.0.1:8080\nexec = /bin/true\n");
+	assert_int_equal(config_load(dir, cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "web"));
+	unlink(a);
+	unlink(b);
+	unlink(c);
+	assert_int_equal(rmdir(dir), 0);
 }
 
 static void error_unknown_section(void **state)
@@ -1999,6 +2045,7 @@ int main(void)
 	};
 	const struct CMUnitTest load_errors[] = {
 	    cmocka_unit_test(error_cannot_open),
+	    cmocka_unit_test(conf_dir),
 	    cmocka_unit_test(error_unknown_section),
 	    cmocka_unit_test(error_bad_section_header),
 	    cmocka_unit_test(error_unknown_key_did_you_mean),
