@@ -242,6 +242,8 @@ struct service {
 	long long ro_deadline;
 	struct evsrc ro_ev;
 	struct rollback_note last_rollback;
+	bool removed;			   /* gone from the configuration: draining, then gone */
+	bool gone;			   /* a free slot */
 	unsigned long rollouts[RR_COUNT];  /* metrics: rollouts by result */
 	unsigned long rollbacks[RB_COUNT]; /* metrics: rollbacks by reason */
 };
@@ -282,6 +284,7 @@ static struct {
 	struct client *shutdown_waiter;
 	struct version *dead; /* freed in this epoll batch; free()d after it */
 	char *state_last;     /* the state file's content as last written */
+	const char *config_path;
 	struct client *dead_clients;
 	int metricsfd;
 	struct evsrc ev_metrics;
@@ -603,6 +606,8 @@ static void bury_dead(void)
 
 static void check_shutdown_done(void);
 static void hook_start(struct service *s, enum hook_point h);
+static void service_gone(struct service *s);
+static int reload(char *msg, size_t msglen);
 
 /* All processes of a version are gone: free its slot. */
 static void version_stopped(struct version *v)
@@ -637,6 +642,14 @@ static void version_stopped(struct version *v)
 	if (old_of_rollout) {
 		s->ro.oldv = -1;
 		hook_start(s, HOOK_AFTER_DRAIN);
+	}
+	if (s->removed && !s->gone) {
+		int k;
+
+		for (k = 0; k < MAX_VERSIONS && !s->slot[k]; k++)
+			;
+		if (k == MAX_VERSIONS)
+			service_gone(s);
 	}
 	check_shutdown_done();
 }
@@ -2540,7 +2553,7 @@ static struct service *find_service(const char *name)
 	int i;
 
 	for (i = 0; i < A.nsvc; i++)
-		if (!strcmp(A.svc[i].conf.name, name))
+		if (!A.svc[i].gone && !strcmp(A.svc[i].conf.name, name))
 			return &A.svc[i];
 	return NULL;
 }
@@ -2687,6 +2700,19 @@ static json_t *status_json(struct service *s)
 	    j, "steering",
 	    json_string(s->conf.steering == STEER_STICKY ? "sticky" : "per-connection"));
 	json_object_set_new(j, "rollout", rollout_json(s));
+	json_object_set_new(
+	    j, "settings",
+	    json_pack("{s:s, s:i, s:I, s:s, s:s, s:I, s:I, s:I}", "strategy",
+		      s->conf.strategy == STRATEGY_CANARY ? "canary" : "bluegreen", "instances",
+		      s->conf.instances, "bake_ms", (json_int_t)s->conf.bake_ms, "ready",
+		      ready_kind_name(s->conf.ready), "drain_policy",
+		      s->conf.drain == DRAIN_WAIT_THEN_SIGNAL ? "wait-then-signal"
+							       : "signal-then-wait",
+		      "drain_delay_ms", (json_int_t)s->conf.drain_delay_ms, "drain_timeout_ms",
+		      (json_int_t)s->conf.drain_timeout_ms, "kill_after_ms",
+		      (json_int_t)s->conf.kill_after_ms));
+	if (s->removed)
+		json_object_set_new(j, "removed", json_true());
 	json_object_set_new(j, "pins", pins_json(s));
 	if (s->last_rollback.num) {
 		char when[32];
@@ -3039,7 +3065,7 @@ static void handle_request(struct client *c, json_t *req)
 			return;
 		}
 		for (i = 0; i < A.nsvc; i++)
-			if (!s || s == &A.svc[i])
+			if (!A.svc[i].gone && (!s || s == &A.svc[i]))
 				json_array_append_new(arr, status_json(&A.svc[i]));
 		reply(c, json_pack("{s:b, s:o}", "ok", 1, "services", arr));
 		return;
@@ -3051,6 +3077,15 @@ static void handle_request(struct client *c, json_t *req)
 			  "permission denied: %s changes state; members of group %s may only use "
 			  "status and watch (run it as root)",
 			  cmd, A.cfg.agent.control_group);
+		return;
+	}
+	if (!strcmp(cmd, "reload")) {
+		char msg[1024];
+
+		if (reload(msg, sizeof(msg)))
+			reply_err(c, "%s", msg);
+		else
+			reply(c, json_pack("{s:b, s:s}", "ok", 1, "message", msg));
 		return;
 	}
 	if (!strcmp(cmd, "shutdown")) {
@@ -3106,7 +3141,7 @@ static void handle_request(struct client *c, json_t *req)
 		if (k == sizeof(known) / sizeof(known[0])) {
 			reply_err(c,
 				  "unknown command \"%s\" (known: status, deploy, rollback, abort, "
-				  "promote, pause, weight, pin, unpin, adopt, shutdown)",
+				  "promote, pause, weight, pin, unpin, adopt, reload, shutdown)",
 				  cmd);
 			return;
 		}
@@ -3473,8 +3508,12 @@ static char *state_text(void)
 
 	for (i = 0; i < A.nsvc; i++) {
 		struct service *s = &A.svc[i];
-		json_t *vs = json_array(), *groups = json_array(), *j;
+		json_t *vs, *groups, *j;
 
+		if (s->gone)
+			continue;
+		vs = json_array();
+		groups = json_array();
 		for (k = 0; k < s->conf.nlisten; k++)
 			json_array_append_new(groups, json_pack("{s:s, s:i}", "listen",
 								s->conf.listen[k].text, "group",
@@ -3482,10 +3521,10 @@ static char *state_text(void)
 		for (k = 0; k < MAX_VERSIONS; k++)
 			if (s->slot[k])
 				json_array_append_new(vs, state_version(s->slot[k]));
-		j = json_pack("{s:s, s:i, s:o, s:i, s:i, s:i, s:o, s:o}", "name", s->conf.name,
-			      "id", s->id, "groups", groups, "next_num", s->next_num, "active",
-			      s->active, "previous", s->previous, "versions", vs, "rollout",
-			      state_rollout(s));
+		j = json_pack("{s:s, s:b, s:i, s:o, s:i, s:i, s:i, s:o, s:o}", "name", s->conf.name,
+			      "removed", s->removed, "id", s->id, "groups", groups, "next_num",
+			      s->next_num, "active", s->active, "previous", s->previous, "versions",
+			      vs, "rollout", state_rollout(s));
 		if (s->last_rollback.num)
 			json_object_set_new(j, "last_rollback",
 					    json_pack("{s:i, s:I, s:s}", "num",
@@ -3884,9 +3923,12 @@ static json_t *state_service(json_t *st, const char *name)
 	json_t *js;
 	size_t i;
 
-	json_array_foreach(
-	    json_object_get(st, "services"), i,
-	    js) if (!strcmp(json_string_value(json_object_get(js, "name")) ?: "", name)) return js;
+	json_array_foreach(json_object_get(st, "services"), i, js)
+	{
+		if (!json_is_true(json_object_get(js, "removed")) &&
+		    !strcmp(json_string_value(json_object_get(js, "name")) ?: "", name))
+			return js;
+	}
 	return NULL;
 }
 
@@ -3981,7 +4023,7 @@ static char *metrics_text(size_t *len)
 				struct version *v = A.svc[i].slot[j];
 				unsigned long long val = 0;
 
-				if (!v)
+				if (!v || A.svc[i].gone)
 					continue;
 				memset(&n, 0, sizeof(n));
 				track_counts(&A.tr, A.svc[i].id, v->num, &n);
@@ -4032,6 +4074,8 @@ static char *metrics_text(size_t *len)
 	for (k = 0; k < 5; k++) {
 		metric_head(f, sm[k][0], "counter", sm[k][1]);
 		for (i = 0; i < A.nsvc; i++) {
+			if (A.svc[i].gone)
+				continue;
 			memset(&st, 0, sizeof(st));
 			for (j = 0; j < A.svc[i].conf.nlisten; j++)
 				if (!steer_group_stats(&A.st, A.svc[i].group[j], &g)) {
@@ -4053,7 +4097,7 @@ static char *metrics_text(size_t *len)
 	}
 	metric_head(f, "baton_rollouts_total", "counter", "Deploys that ended, by result.");
 	for (i = 0; i < A.nsvc; i++)
-		for (k = 0; k < RR_COUNT; k++) {
+		for (k = 0; k < RR_COUNT && !A.svc[i].gone; k++) {
 			fputs("baton_rollouts_total{service=\"", f);
 			put_label(f, A.svc[i].conf.name);
 			fprintf(f, "\",result=\"%s\"} %lu\n", result_names[k],
@@ -4062,7 +4106,7 @@ static char *metrics_text(size_t *len)
 	metric_head(f, "baton_rollbacks_total", "counter",
 		    "Rollbacks to the previous version, by reason.");
 	for (i = 0; i < A.nsvc; i++)
-		for (k = 0; k < RB_COUNT; k++) {
+		for (k = 0; k < RB_COUNT && !A.svc[i].gone; k++) {
 			fputs("baton_rollbacks_total{service=\"", f);
 			put_label(f, A.svc[i].conf.name);
 			fprintf(f, "\",reason=\"%s\"} %lu\n", rb_names[k], A.svc[i].rollbacks[k]);
@@ -4317,33 +4361,48 @@ static int mkdir_p(const char *path, mode_t mode)
 }
 
 /*
- * The state a previous agent left must describe the same services on the
- * same listen addresses, in the same order (ids and groups key the maps).
+ * The state a previous agent left must fit the configuration: every
+ * service it ran is still configured, on the same listen addresses (ids and
+ * groups key the maps, and are taken over from the state).
  */
 static int state_fits(json_t *st, char *err, size_t errlen)
 {
 	json_t *js, *jg;
 	size_t i, k;
+	int c;
 
 	json_array_foreach(json_object_get(st, "services"), i, js)
 	{
 		const char *name = json_string_value(json_object_get(js, "name")) ?: "?";
-		const struct service_conf *c =
-		    i < (size_t)A.cfg.nservices ? &A.cfg.services[i] : NULL;
 		json_t *groups = json_object_get(js, "groups");
-		bool same = c && !strcmp(c->name, name) &&
-			    json_integer_value(json_object_get(js, "id")) == (json_int_t)i &&
-			    json_array_size(groups) == (size_t)c->nlisten;
+		json_int_t id = json_integer_value(json_object_get(js, "id"));
+		bool same;
 
-		json_array_foreach(groups, k, jg) if (same) same = !strcmp(
-		    json_string_value(json_object_get(jg, "listen")) ?: "", c->listen[k].text);
+		if (json_is_true(json_object_get(js, "removed")))
+			continue; /* services_start ends what is left of it */
+		for (c = 0; c < A.cfg.nservices && strcmp(A.cfg.services[c].name, name); c++)
+			;
+		if (c == A.cfg.nservices) {
+			snprintf(
+			    err, errlen,
+			    "service %s is running but not in this configuration: add it back, "
+			    "or stop it first (baton shutdown --stop with the old configuration)",
+			    name);
+			return -1;
+		}
+		same = id >= 0 && id < MAX_SERVICES &&
+		       json_array_size(groups) == (size_t)A.cfg.services[c].nlisten;
+		json_array_foreach(groups, k, jg) if (same) same =
+		    !strcmp(json_string_value(json_object_get(jg, "listen")) ?: "",
+			    A.cfg.services[c].listen[k].text) &&
+		    json_integer_value(json_object_get(jg, "group")) >= 0 &&
+		    json_integer_value(json_object_get(jg, "group")) < MAX_GROUPS;
 		if (!same) {
 			snprintf(
 			    err, errlen,
-			    "the running services do not match this configuration (service %s "
-			    "#%zu and its listen addresses): start with the configuration they "
-			    "were started with, or stop them first (baton shutdown --stop)",
-			    name, i + 1);
+			    "service %s runs on other listen addresses than this configuration "
+			    "gives it: restore them, or stop it first (baton shutdown --stop)",
+			    name);
 			return -1;
 		}
 	}
@@ -4422,69 +4481,437 @@ static void service_restore(struct service *s, json_t *js)
 	}
 }
 
-static int services_start(json_t *st, char *err, size_t errlen)
+static bool id_used(int id)
+{
+	int i;
+
+	for (i = 0; i < A.nsvc; i++)
+		if (!A.svc[i].gone && A.svc[i].id == id)
+			return true;
+	return false;
+}
+
+static bool group_used(int g)
 {
 	int i, j;
 
-	for (i = 0; i < A.cfg.nservices; i++) {
-		struct service *s = &A.svc[A.nsvc];
+	for (i = 0; i < A.nsvc; i++)
+		for (j = 0; !A.svc[i].gone && j < A.svc[i].conf.nlisten; j++)
+			if (A.svc[i].group[j] == g)
+				return true;
+	return false;
+}
 
-		memcpy(&s->conf, &A.cfg.services[i], sizeof(s->conf));
-		s->id = A.nsvc;
-		s->active = s->previous = s->starting = -1;
-		s->ro.newv = s->ro.oldv = -1;
-		s->ro.hook_pidfd = -1;
-		s->ro_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-		if (s->ro_tfd < 0 || ep_add(s->ro_tfd, &s->ro_ev, EV_RO_TIMER, s, 0, EPOLLIN)) {
-			snprintf(err, errlen, "timerfd: %s", strerror(errno));
-			return -1;
+/*
+ * Add a service from its configuration: the id and groups the state gives
+ * it (a service taken over), or the lowest free ones.  Registers its
+ * groups; starts nothing.
+ */
+static struct service *service_add(const struct service_conf *c, json_t *js, char *err,
+				   size_t errlen)
+{
+	struct service *s = NULL;
+	int i, j, g;
+
+	for (i = 0; i < A.nsvc; i++)
+		if (A.svc[i].gone) {
+			s = &A.svc[i]; /* a removed service's slot */
+			break;
 		}
-		s->next_num = 1;
-		A.nsvc++;
-		for (j = 0; j < s->conf.nlisten; j++) {
-			if (A.ngroups == MAX_GROUPS) {
+	if (!s) {
+		if (A.nsvc == MAX_SERVICES) {
+			snprintf(err, errlen, "more than %d services", MAX_SERVICES);
+			return NULL;
+		}
+		s = &A.svc[A.nsvc];
+	}
+	memset(s, 0, sizeof(*s));
+	memcpy(&s->conf, c, sizeof(s->conf));
+	s->gone = true; /* not counted by id_used/group_used until placed */
+	if (js) {
+		s->id = json_integer_value(json_object_get(js, "id"));
+		for (j = 0; j < c->nlisten; j++)
+			s->group[j] = json_integer_value(json_object_get(
+			    json_array_get(json_object_get(js, "groups"), j), "group"));
+	} else {
+		for (s->id = 0; s->id < MAX_SERVICES && id_used(s->id); s->id++)
+			;
+		for (j = 0, g = 0; j < c->nlisten; j++, g++) {
+			while (g < MAX_GROUPS && group_used(g))
+				g++;
+			if (g == MAX_GROUPS) {
 				snprintf(err, errlen, "more than %d listen addresses in all",
 					 MAX_GROUPS);
-				return -1;
+				return NULL;
 			}
-			s->group[j] = A.ngroups++;
-			if (steer_add_group(&A.st, (struct sockaddr *)&s->conf.listen[j].ss, s->id,
-					    s->group[j])) {
-				snprintf(err, errlen, "%s: cannot register %s: %s", s->conf.name,
-					 s->conf.listen[j].text, strerror(errno));
-				return -1;
+			s->group[j] = g;
+		}
+		if (s->id == MAX_SERVICES) {
+			snprintf(err, errlen, "more than %d services", MAX_SERVICES);
+			return NULL;
+		}
+	}
+	s->active = s->previous = s->starting = -1;
+	s->ro.newv = s->ro.oldv = -1;
+	s->ro.hook_pidfd = -1;
+	s->next_num = 1;
+	s->ro_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->ro_tfd < 0 || ep_add(s->ro_tfd, &s->ro_ev, EV_RO_TIMER, s, 0, EPOLLIN)) {
+		snprintf(err, errlen, "timerfd: %s", strerror(errno));
+		if (s->ro_tfd >= 0)
+			close(s->ro_tfd);
+		return NULL;
+	}
+	for (j = 0; j < c->nlisten; j++)
+		if (steer_add_group(&A.st, (struct sockaddr *)&c->listen[j].ss, s->id,
+				    s->group[j])) {
+			snprintf(err, errlen, "%s: cannot register %s: %s", c->name,
+				 c->listen[j].text, strerror(errno));
+			ep_del(s->ro_tfd);
+			close(s->ro_tfd);
+			return NULL;
+		}
+	s->gone = false;
+	if (s == &A.svc[A.nsvc])
+		A.nsvc++;
+	return s;
+}
+
+/* A service taken over, or a new one: its first version, unless it adopts. */
+static int service_first(struct service *s, bool taken_over, char *err, size_t errlen)
+{
+	if (s->active >= 0 || s->ro.stage != RO_NONE)
+		return 0;
+	if (s->conf.adopt) {
+		log_info("%s: no version yet; waiting for: baton adopt %s --pid PID", s->conf.name,
+			 s->conf.name);
+		return 0;
+	}
+	if (taken_over)
+		log_warnx("%s: no version survived; starting the configured one", s->conf.name);
+	if (deploy(s, s->conf.argv, NULL, NULL, err, errlen))
+		return -1;
+	if (s->active < 0) {
+		snprintf(err, errlen, "%s: first version failed to start: %s", s->conf.name,
+			 s->last_error);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A service removed by a reload was still draining when the previous agent
+ * died: its versions get their exit signal now (their drain bound died with
+ * that agent), and are not taken over.
+ */
+static void removed_leftovers(json_t *st)
+{
+	json_t *js, *jv, *ji;
+	size_t i, k, n;
+
+	json_array_foreach(json_object_get(st, "services"), i, js)
+	{
+		if (!json_is_true(json_object_get(js, "removed")))
+			continue;
+		json_array_foreach(json_object_get(js, "versions"), k, jv)
+		{
+			json_array_foreach(json_object_get(jv, "instances"), n, ji)
+			{
+				pid_t pid = json_integer_value(json_object_get(ji, "pid"));
+				unsigned long long t =
+				    json_integer_value(json_object_get(ji, "starttime"));
+
+				if (pid <= 1 || !json_is_true(json_object_get(ji, "alive")) ||
+				    proc_starttime(pid) != t)
+					continue;
+				kill(pid, SIGTERM);
+				log_warnx("%s: removed from the configuration before the agent "
+					  "restarted; sent SIGTERM to pid %d",
+					  json_string_value(json_object_get(js, "name")), (int)pid);
 			}
 		}
 	}
+}
+
+static int services_start(json_t *st, char *err, size_t errlen)
+{
+	struct service *s;
+	int pass, i;
+
+	if (st)
+		removed_leftovers(st);
+	/* Services taken over first: their ids and groups are fixed by the state. */
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; i < A.cfg.nservices; i++) {
+			json_t *js = st ? state_service(st, A.cfg.services[i].name) : NULL;
+
+			if ((js != NULL) != (pass == 0))
+				continue;
+			if (!service_add(&A.cfg.services[i], js, err, errlen))
+				return -1;
+		}
 	/* Pins of the previous agent's probes: their source ports mean nothing now. */
 	steer_probe_clear(&A.st);
 	for (i = 0; i < A.nsvc; i++) {
-		struct service *s = &A.svc[i];
-		json_t *js = st ? state_service(st, s->conf.name) : NULL;
+		json_t *js;
 
+		s = &A.svc[i];
+		js = st ? state_service(st, s->conf.name) : NULL;
 		if (js)
 			service_restore(s, js);
 		else
 			push_policy(s);
-		if (s->active >= 0 || s->ro.stage != RO_NONE)
-			continue;
-		if (s->conf.adopt) {
-			log_info("%s: no version yet; waiting for: baton adopt %s --pid PID",
-				 s->conf.name, s->conf.name);
-			continue;
-		}
-		if (js)
-			log_warnx("%s: no version survived; starting the configured one",
-				  s->conf.name);
-		if (deploy(s, s->conf.argv, NULL, NULL, err, errlen))
+		if (service_first(s, js != NULL, err, errlen))
 			return -1;
-		if (s->active < 0) {
-			snprintf(err, errlen, "%s: first version failed to start: %s", s->conf.name,
-				 s->last_error);
-			return -1;
-		}
 	}
 	return 0;
+}
+
+/* ---- reload: SIGHUP and baton reload ----------------------------------------- */
+
+/* A removed service's last version stopped: free its ids and groups. */
+static void service_gone(struct service *s)
+{
+	int j;
+
+	for (j = 0; j < s->conf.nlisten; j++)
+		steer_del_group(&A.st, (struct sockaddr *)&s->conf.listen[j].ss);
+	steer_del_service(&A.st, s->id);
+	if (s->ro_tfd >= 0) {
+		ep_del(s->ro_tfd);
+		close(s->ro_tfd);
+		s->ro_tfd = -1;
+	}
+	log_info("%s: removed from the configuration; its last version stopped", s->conf.name);
+	s->gone = true;
+}
+
+/* Drain and stop every version of a service that left the configuration. */
+static void service_remove(struct service *s)
+{
+	int vs;
+
+	s->removed = true;
+	hook_kill(s);
+	if (s->ro.stage != RO_NONE)
+		rollout_end(s, false, "the service was removed from the configuration", false);
+	s->active = -1;
+	s->previous = -1;
+	for (vs = 0; vs < MAX_VERSIONS; vs++) {
+		struct version *v = s->slot[vs];
+
+		if (!v)
+			continue;
+		checks_stop(v);
+		if (v->phase == VP_STARTING) {
+			version_abort(v, "the service was removed from the configuration");
+		} else if (v->phase == VP_ACTIVE || v->phase == VP_DRAIN_DELAY ||
+			   v->phase == VP_DRAIN_WAIT) {
+			v->phase = VP_DRAIN_DELAY;
+			v->weight = 0;
+			push_policy(s);
+			drain_begin(v);
+			/* The drain policy decides when it is signalled; no drain-delay. */
+			if (s->slot[vs] == v && v->phase == VP_DRAIN_DELAY)
+				drain_next(v);
+		}
+	}
+	for (vs = 0; vs < MAX_VERSIONS && !s->slot[vs]; vs++)
+		;
+	if (vs == MAX_VERSIONS && !s->gone)
+		service_gone(s);
+}
+
+static bool listens_equal(const struct service_conf *a, const struct service_conf *b)
+{
+	int j;
+
+	if (a->nlisten != b->nlisten)
+		return false;
+	for (j = 0; j < a->nlisten; j++)
+		if (a->listen[j].len != b->listen[j].len ||
+		    memcmp(&a->listen[j].ss, &b->listen[j].ss, a->listen[j].len))
+			return false;
+	return true;
+}
+
+/* The service's pointers into a configuration about to be freed: none are used again. */
+static void conf_detach(struct service_conf *c)
+{
+	memset(c->argv, 0, sizeof(c->argv));
+	memset(c->env, 0, sizeof(c->env));
+	memset(c->health_argv, 0, sizeof(c->health_argv));
+	memset(c->hook, 0, sizeof(c->hook));
+	c->argc = c->nenv = 0;
+}
+
+static bool argv_equal(char *const *a, char *const *b)
+{
+	int i;
+
+	for (i = 0; a[i] || b[i]; i++)
+		if (!a[i] || !b[i] || strcmp(a[i], b[i]))
+			return false;
+	return true;
+}
+
+/* The same settings (the line a section starts on aside). */
+static bool conf_same(const struct service_conf *a, const struct service_conf *b)
+{
+	static struct service_conf x, y; /* large: off the stack */
+	int h;
+
+	x = *a;
+	y = *b;
+	conf_detach(&x);
+	conf_detach(&y);
+	x.line = y.line = 0;
+	if (memcmp(&x, &y, sizeof(x)) || !argv_equal(a->argv, b->argv) ||
+	    !argv_equal(a->env, b->env) || !argv_equal(a->health_argv, b->health_argv))
+		return false;
+	for (h = 0; h < HOOK_COUNT; h++)
+		if (!argv_equal(a->hook[h], b->hook[h]))
+			return false;
+	return true;
+}
+
+/*
+ * Read the configuration again and apply the difference: added services
+ * start, removed ones drain and stop, changed settings of the others apply
+ * to what they do next; no service's traffic is touched.  A configuration
+ * that is invalid, or that changes what cannot change while running, is
+ * refused as a whole.  Returns 0 with a summary in msg, or -1 with why.
+ */
+static int reload(char *msg, size_t msglen)
+{
+	struct config *nc = calloc(1, sizeof(*nc)), old;
+	struct service *match[MAX_SERVICES];
+	char err[2048], added[256] = "", removed[256] = "", changed[256] = "";
+	int i, k, nadd = 0, nrem = 0, nchg = 0, nsame = 0;
+
+	if (!nc) {
+		snprintf(msg, msglen, "reload: out of memory");
+		return -1;
+	}
+	if (config_load(A.config_path, nc, err, sizeof(err))) {
+		for (char *p = err; (p = strchr(p, '\n'));)
+			*p = ';';
+		snprintf(msg, msglen, "reload refused, the running configuration stays: %.900s",
+			 err);
+		goto fail;
+	}
+	if (strcmp(nc->agent.control, A.cfg.agent.control) ||
+	    strcmp(nc->agent.bpf_dir, A.cfg.agent.bpf_dir) ||
+	    strcmp(nc->agent.run_dir, A.cfg.agent.run_dir) ||
+	    strcmp(nc->agent.control_group, A.cfg.agent.control_group) ||
+	    strcmp(nc->agent.metrics.text, A.cfg.agent.metrics.text) ||
+	    nc->agent.metrics.len != A.cfg.agent.metrics.len) {
+		snprintf(msg, msglen,
+			 "reload refused: [agent] settings change only with a restart of the agent "
+			 "(baton shutdown, then start it; services keep running)");
+		goto fail;
+	}
+	if (!nc->nservices) {
+		snprintf(msg, msglen,
+			 "reload refused: the new configuration has no service "
+			 "(baton shutdown --stop ends them all)");
+		goto fail;
+	}
+	/* Check everything before changing anything. */
+	for (k = 0; k < nc->nservices; k++) {
+		struct service *s = find_service(nc->services[k].name);
+		int j;
+
+		match[k] = s;
+		if (s && s->removed) {
+			snprintf(msg, msglen,
+				 "reload refused: %s is still being removed; reload again once its "
+				 "versions stopped",
+				 s->conf.name);
+			goto fail;
+		}
+		if (s && (!listens_equal(&s->conf, &nc->services[k]) ||
+			  s->conf.adopt != nc->services[k].adopt)) {
+			snprintf(
+			    msg, msglen,
+			    "reload refused: %s changes its listen addresses or adopt; remove the "
+			    "service, reload, then add it back",
+			    s->conf.name);
+			goto fail;
+		}
+		for (j = 0; !s && !nc->services[k].adopt && j < nc->services[k].nlisten; j++)
+			if (check_port_free(&nc->services[k].listen[j], err, sizeof(err))) {
+				snprintf(msg, msglen, "reload refused: %s: %.1000s",
+					 nc->services[k].name, err);
+				goto fail;
+			}
+	}
+	/* Removed services drain and stop; their pointers into the old configuration go. */
+	for (i = 0; i < A.nsvc; i++) {
+		struct service *s = &A.svc[i];
+
+		if (s->gone || s->removed)
+			continue;
+		for (k = 0; k < nc->nservices && match[k] != s; k++)
+			;
+		if (k < nc->nservices)
+			continue;
+		nrem++;
+		snprintf(removed + strlen(removed), sizeof(removed) - strlen(removed), " %s",
+			 s->conf.name);
+		conf_detach(&s->conf);
+		service_remove(s);
+	}
+	/* Kept services take their new settings. */
+	for (k = 0; k < nc->nservices; k++) {
+		struct service *s = match[k];
+
+		if (!s)
+			continue;
+		if (conf_same(&s->conf, &nc->services[k])) {
+			nsame++;
+		} else {
+			nchg++;
+			snprintf(changed + strlen(changed), sizeof(changed) - strlen(changed),
+				 " %s", s->conf.name);
+		}
+		memcpy(&s->conf, &nc->services[k], sizeof(s->conf));
+		push_policy(s); /* the steering mode may have changed */
+	}
+	old = A.cfg;
+	A.cfg = *nc;
+	free(nc);
+	nc = NULL;
+	config_free(&old); /* nothing points into it any more */
+	/* Added services start as at agent start. */
+	for (k = 0; k < A.cfg.nservices; k++) {
+		struct service *s;
+
+		if (match[k])
+			continue;
+		s = service_add(&A.cfg.services[k], NULL, err, sizeof(err));
+		if (s) {
+			push_policy(s);
+			if (service_first(s, false, err, sizeof(err)))
+				s = NULL;
+		}
+		snprintf(added + strlen(added), sizeof(added) - strlen(added), " %s%s",
+			 A.cfg.services[k].name, s ? "" : " (failed to start: see the log)");
+		if (!s)
+			log_warnx("reload: %s: %s", A.cfg.services[k].name, err);
+		else
+			nadd++;
+	}
+	snprintf(msg, msglen, "reloaded: %d added%s, %d removed%s, %d changed%s, %d unchanged",
+		 nadd, added, nrem, removed, nchg, changed, nsame);
+	log_info("%s", msg);
+	return 0;
+fail:
+	log_warnx("%s", msg);
+	if (nc)
+		config_free(nc);
+	free(nc);
+	return -1;
 }
 
 /* A first version's readiness completes the start rather than a switch. */
@@ -4517,6 +4944,7 @@ int agent_main(const struct agent_opts *o)
 			"agent ...\n");
 		return 1;
 	}
+	A.config_path = o->config;
 	if (config_load(o->config, &A.cfg, err, sizeof(err))) {
 		/* One line per file with an error. */
 		for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
@@ -4651,7 +5079,13 @@ int agent_main(const struct agent_opts *o)
 				struct signalfd_siginfo si;
 
 				while (read(A.sigfd, &si, sizeof(si)) == sizeof(si))
-					if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+					if (si.ssi_signo == SIGHUP) {
+						char msg[1024];
+
+						log_info("SIGHUP: reloading %s", A.config_path);
+						reload(msg, sizeof(msg));
+					} else if (si.ssi_signo == SIGTERM ||
+						   si.ssi_signo == SIGINT) {
 						log_info(
 						    "%s: agent exiting; services keep running and "
 						    "steering stays as programmed",

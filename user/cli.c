@@ -88,6 +88,12 @@ static const struct help helps[] = {
      "Give all new connections back to the previous version while it is still\n"
      "running and has not been told to exit (see drain-delay); abort a deploy in\n"
      "progress.  Fails, naming why, when the previous version is gone."},
+    {"reload", "baton reload [-s SOCKET]",
+     "Read the configuration again (as SIGHUP to the agent does): added services\n"
+     "start, removed ones drain and stop, changed settings apply to what each\n"
+     "service does next; the traffic of every service goes on untouched.  A\n"
+     "configuration that is invalid, or that changes a running service's listen\n"
+     "addresses or [agent] settings, is refused as a whole and the running one stays."},
     {"shutdown", "baton shutdown [--stop] [-s SOCKET]",
      "End the agent.  Without --stop, services keep running and steering stays as\n"
      "programmed.  With --stop every version is drained and stopped first."},
@@ -640,6 +646,23 @@ int cmd_unpin(int argc, char **argv)
 		return usage_of("unpin");
 	}
 	return simple("unpin", json_pack("{s:s}", "cidr", o.args[0]), &o);
+}
+
+int cmd_reload(int argc, char **argv)
+{
+	struct client_opts o = {0};
+	json_t *r;
+	int rc;
+
+	rc = parse_client("reload", argc, argv, &o, 0);
+	if (rc)
+		return rc;
+	r = call(o.control, json_pack("{s:s}", "cmd", "reload"), 30000);
+	if (check_reply("reload", r))
+		return 1;
+	printf("%s\n", json_string_value(json_object_get(r, "message")));
+	json_decref(r);
+	return 0;
 }
 
 int cmd_shutdown(int argc, char **argv)

@@ -8,6 +8,7 @@ int cmd_status(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_shutdown(int argc, char **argv);
+int cmd_reload(int argc, char **argv);
 int cmd_adopt(int argc, char **argv);
 int cmd_promote(int argc, char **argv);
 int cmd_pause(int argc, char **argv);

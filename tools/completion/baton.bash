@@ -8,7 +8,7 @@
 # Installed as share/bash-completion/completions/baton; to try it: . baton.bash
 # shellcheck disable=SC2016 # jq programs in single quotes, $s is a jq variable
 
-_baton_commands="agent deploy adopt promote pause abort weight pin unpin status watch rollback shutdown help version"
+_baton_commands="agent deploy adopt promote pause abort weight pin unpin status watch rollback reload shutdown help version"
 
 # Options of each command, as `baton help CMD` gives them (and -h/--help).
 _baton_options() {
@@ -20,6 +20,7 @@ _baton_options() {
 	status) echo "--json -s --control -h --help" ;;
 	watch) echo "-n --interval --count -s --control -h --help" ;;
 	shutdown) echo "--stop -s --control -h --help" ;;
+	reload) echo "-s --control -h --help" ;;
 	pause | abort | weight | pin | unpin | rollback) echo "-s --control -h --help" ;;
 	esac
 }
@@ -141,7 +142,7 @@ _baton() {
 		[ "${#pos[@]}" = 0 ] &&
 			mapfile -t COMPREPLY < <(compgen -W "$_baton_commands" -- "$cur")
 		;;
-	agent | shutdown | version)
+	agent | shutdown | reload | version)
 		mapfile -t COMPREPLY < <(compgen -W "$(_baton_options "$cmd")" -- "$cur")
 		;;
 	*)
