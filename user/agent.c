@@ -2700,17 +2700,17 @@ static json_t *status_json(struct service *s)
 	    j, "steering",
 	    json_string(s->conf.steering == STEER_STICKY ? "sticky" : "per-connection"));
 	json_object_set_new(j, "rollout", rollout_json(s));
-	json_object_set_new(
-	    j, "settings",
-	    json_pack("{s:s, s:i, s:I, s:s, s:s, s:I, s:I, s:I}", "strategy",
-		      s->conf.strategy == STRATEGY_CANARY ? "canary" : "bluegreen", "instances",
-		      s->conf.instances, "bake_ms", (json_int_t)s->conf.bake_ms, "ready",
-		      ready_kind_name(s->conf.ready), "drain_policy",
-		      s->conf.drain == DRAIN_WAIT_THEN_SIGNAL ? "wait-then-signal"
-							       : "signal-then-wait",
-		      "drain_delay_ms", (json_int_t)s->conf.drain_delay_ms, "drain_timeout_ms",
-		      (json_int_t)s->conf.drain_timeout_ms, "kill_after_ms",
-		      (json_int_t)s->conf.kill_after_ms));
+	json_object_set_new(j, "settings",
+			    json_pack("{s:s, s:i, s:I, s:s, s:s, s:I, s:I, s:I}", "strategy",
+				      s->conf.strategy == STRATEGY_CANARY ? "canary" : "bluegreen",
+				      "instances", s->conf.instances, "bake_ms",
+				      (json_int_t)s->conf.bake_ms, "ready",
+				      ready_kind_name(s->conf.ready), "drain_policy",
+				      s->conf.drain == DRAIN_WAIT_THEN_SIGNAL ? "wait-then-signal"
+									      : "signal-then-wait",
+				      "drain_delay_ms", (json_int_t)s->conf.drain_delay_ms,
+				      "drain_timeout_ms", (json_int_t)s->conf.drain_timeout_ms,
+				      "kill_after_ms", (json_int_t)s->conf.kill_after_ms));
 	if (s->removed)
 		json_object_set_new(j, "removed", json_true());
 	json_object_set_new(j, "pins", pins_json(s));
