@@ -899,8 +899,9 @@ int cmd_watch(int argc, char **argv)
 		strftime(when, sizeof(when), "%H:%M:%S", localtime(&now));
 		if (tty)
 			printf("\033[H\033[2J");
-		printf("%s  every %.1fs\n%-12s %-8s %-10s %7s %8s %10s\n", when, o.interval,
-		       "SERVICE", "VERSION", "STATE", "WEIGHT", "LIVE", "ACCEPT/S");
+		printf("%s  every %.1fs\n%-12s %-8s %-10s %7s%s %8s %10s\n", when, o.interval,
+		       "SERVICE", "VERSION", "STATE", "WEIGHT", tty ? "           " : "", "LIVE",
+		       "ACCEPT/S");
 		ncur = 0;
 		json_array_foreach(json_object_get(r, "services"), i, svc)
 		{
@@ -924,11 +925,22 @@ int cmd_watch(int argc, char **argv)
 								     o.interval);
 					ncur++;
 				}
-				printf("%-12s v%-7lld %-10s %6.1f%% %8lld %10s\n", k ? "" : name,
-				       num, json_string_value(json_object_get(v, "state")),
-				       json_integer_value(json_object_get(v, "weight")) / 100.0,
-				       (long long)json_integer_value(json_object_get(v, "live")),
-				       rate);
+				{
+					const char *state =
+					    json_string_value(json_object_get(v, "state"));
+					const char *col = state_colour(tty, state);
+
+					printf("%-12s v%-7lld %s%-10s%s %6.1f%%", k ? "" : name,
+					       num, col, state, *col ? "\033[0m" : "",
+					       json_integer_value(json_object_get(v, "weight")) /
+						   100.0);
+					print_share(
+					    tty, json_integer_value(json_object_get(v, "weight")));
+					printf(" %8lld %10s\n",
+					       (long long)json_integer_value(
+						   json_object_get(v, "live")),
+					       rate);
+				}
 			}
 		}
 		fflush(stdout);
