@@ -45,8 +45,12 @@ expect_refusal "a garbage state file" "is unreadable" "$BATON" agent -d -f "$T/w
 cp "$T/state.good" "$T/run/state.json"
 cp "$T/web.conf" "$T/web.conf.good"
 sed -i 's/^listen = \[::1\]:8080$/listen = [::1]:8081/' "$T/web.conf"
-expect_refusal "services that do not match the configuration" \
-	"the running services do not match this configuration" "$BATON" agent -d -f "$T/web.conf"
+expect_refusal "a running service on other addresses than the configuration's" \
+	"service web runs on other listen addresses than this configuration gives it" \
+	"$BATON" agent -d -f "$T/web.conf"
+sed -i 's/^\[service web\]$/[service api]/' "$T/web.conf"
+expect_refusal "a running service missing from the configuration" \
+	"service web is running but not in this configuration" "$BATON" agent -d -f "$T/web.conf"
 check_eq "v1 kept running through every refusal" "$pids" \
 	"$(for p in $pids; do kill -0 "$p" 2>/dev/null && echo "$p"; done)"
 check_eq "and still serves" v1 "$(served_by http://127.0.0.1:8080/)"
