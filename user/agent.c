@@ -588,6 +588,30 @@ static void version_free(struct version *v)
 	A.dead = v;
 }
 
+/* A zeroed version of s with every fd marked absent, so version_free is always safe. */
+static struct version *version_alloc(struct service *s, char *err, size_t errlen)
+{
+	struct version *v = calloc(1, sizeof(*v));
+	int i, j;
+
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	v->svc = s;
+	v->tfd = -1;
+	v->zero_to_signal_us = -1;
+	for (i = 0; i < MAX_INSTANCES; i++) {
+		v->inst[i].pidfd = -1;
+		v->inst[i].probe_fd = -1;
+		v->inst[i].chk.hc.fd = -1;
+		v->inst[i].chk.pidfd = -1;
+		for (j = 0; j < MAX_LISTEN; j++)
+			v->inst[i].lfd[j] = -1;
+	}
+	return v;
+}
+
 static void bury_dead(void)
 {
 	while (A.dead) {
@@ -1422,7 +1446,7 @@ static struct version *version_adopt(struct service *s, pid_t pid, char *err, si
 	struct adopted_sock socks[ADOPT_MAX_SOCKS];
 	int count[MAX_LISTEN] = {0};
 	struct version *v;
-	int n, vslot, i, j, k;
+	int n, vslot, i, k;
 
 	for (vslot = 0; vslot < MAX_VERSIONS && s->slot[vslot]; vslot++)
 		;
@@ -1442,27 +1466,15 @@ static struct version *version_adopt(struct service *s, pid_t pid, char *err, si
 	n = adopt_collect(s, pid, socks, ADOPT_MAX_SOCKS, err, errlen);
 	if (n < 0)
 		return NULL;
-	v = calloc(1, sizeof(*v));
+	v = version_alloc(s, err, errlen);
 	if (!v) {
 		for (k = 0; k < n; k++)
 			close(socks[k].fd);
-		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	v->svc = s;
 	v->vslot = vslot;
 	v->num = s->next_num;
 	v->adopted = true;
-	v->tfd = -1;
-	v->zero_to_signal_us = -1;
-	for (i = 0; i < MAX_INSTANCES; i++) {
-		v->inst[i].pidfd = -1;
-		v->inst[i].probe_fd = -1;
-		v->inst[i].chk.hc.fd = -1;
-		v->inst[i].chk.pidfd = -1;
-		for (j = 0; j < MAX_LISTEN; j++)
-			v->inst[i].lfd[j] = -1;
-	}
 	for (k = 0; k < n; k++) {
 		i = count[socks[k].j]++;
 		if (i >= MAX_INSTANCES) {
@@ -1957,30 +1969,18 @@ static struct version *version_new(struct service *s, char *const *argv, char *e
 			 c->name, MAX_VERSIONS);
 		return NULL;
 	}
-	v = calloc(1, sizeof(*v));
-	if (!v) {
-		snprintf(err, errlen, "out of memory");
+	v = version_alloc(s, err, errlen);
+	if (!v)
 		return NULL;
-	}
-	v->svc = s;
 	v->vslot = vslot;
 	v->num = s->next_num;
 	v->ninst = c->instances;
-	v->tfd = -1;
 	for (n = 0; argv[n] && n < MAX_ARGS; n++) {
 		v->argv[n] = strdup(argv[n]);
 		if (!v->argv[n]) {
 			snprintf(err, errlen, "out of memory");
 			goto fail;
 		}
-	}
-	for (i = 0; i < MAX_INSTANCES; i++) {
-		v->inst[i].pidfd = -1;
-		v->inst[i].probe_fd = -1;
-		v->inst[i].chk.hc.fd = -1;
-		v->inst[i].chk.pidfd = -1;
-		for (j = 0; j < MAX_LISTEN; j++)
-			v->inst[i].lfd[j] = -1;
 	}
 	for (i = 0; i < v->ninst; i++)
 		for (j = 0; j < c->nlisten; j++) {
@@ -1997,7 +1997,6 @@ static struct version *version_new(struct service *s, char *const *argv, char *e
 		snprintf(err, errlen, "timerfd: %s", strerror(errno));
 		goto fail;
 	}
-	v->zero_to_signal_us = -1;
 	if (track_register(&A.tr, s->id, v->num) < 0) {
 		snprintf(err, errlen, "cannot create the connection counters: %s", strerror(errno));
 		goto fail;
@@ -2578,12 +2577,13 @@ static json_t *rollout_json(struct service *s)
 {
 	struct rollout *ro = &s->ro;
 	struct version *nv = ro_new(s);
-	json_t *steps = json_array(), *j;
+	json_t *steps, *j;
 	long long left = 0;
 	int k;
 
 	if (ro->stage == RO_NONE)
 		return json_null();
+	steps = json_array();
 	for (k = 0; k < ro->nsteps; k++)
 		json_array_append_new(steps, json_real(ro->steps[k] / 100.0));
 	if (ro->paused)
@@ -3635,22 +3635,9 @@ static struct version *version_restore(struct service *s, json_t *jv, char *err,
 	size_t i, k;
 	int j;
 
-	v = calloc(1, sizeof(*v));
-	if (!v) {
-		snprintf(err, errlen, "out of memory");
+	v = version_alloc(s, err, errlen);
+	if (!v)
 		return NULL;
-	}
-	v->svc = s;
-	v->tfd = -1;
-	v->zero_to_signal_us = -1;
-	for (i = 0; i < MAX_INSTANCES; i++) {
-		v->inst[i].pidfd = -1;
-		v->inst[i].probe_fd = -1;
-		v->inst[i].chk.hc.fd = -1;
-		v->inst[i].chk.pidfd = -1;
-		for (j = 0; j < MAX_LISTEN; j++)
-			v->inst[i].lfd[j] = -1;
-	}
 	v->num = json_integer_value(json_object_get(jv, "num"));
 	v->vslot = json_integer_value(json_object_get(jv, "vslot"));
 	v->phase = json_integer_value(json_object_get(jv, "phase"));

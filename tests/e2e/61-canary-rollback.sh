@@ -46,6 +46,8 @@ canary() {
 	done
 	wait $dep; rc=$?
 	cat "$T/deploy.$name"
+	# The rolled-back version, as the deploy names it (the sampling may have missed it).
+	newv=$(sed -n 's/.*rolled back to v[0-9]*: web v\([0-9]*\) .*/\1/p' "$T/deploy.$name")
 	# Final counts of the rolled-back version, from the history once it exited.
 	check "$name: v$newv exits" wait_gone 10 $(version_pids "$newv")
 	for _ in $(seq 50); do

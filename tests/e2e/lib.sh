@@ -33,6 +33,11 @@ test_pids() {
 
 cleanup() {
 	local p
+	# The agent runs under ASan+UBSan: anything they reported is a failure.
+	if [ -f "$T/agent.log" ] &&
+		grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T/agent.log"; then
+		not_ok "sanitizer report in the agent log: $(grep -m1 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T/agent.log")"
+	fi
 	[ -n "$AGENT" ] && kill -9 "$AGENT" 2>/dev/null
 	for p in $(test_pids); do kill -9 "$p" 2>/dev/null; done
 	for p in ${EXTRA_PIDS:-}; do kill -9 "$p" 2>/dev/null; done
