@@ -2346,18 +2346,10 @@ static void on_exit_of(struct version *v, int i)
 		 * (when the new version of a rollout dies) back to the old version.
 		 */
 		log_warnx("%s: instance %d (pid %d) %s", vname(v), i, in->pid, desc);
-		for (int j = 0; j < s->conf.nlisten; j++)
-			steer_remove(&A.st, steer_slot(s->group[j], v->vslot, i));
-		if (ro_new(s) == v &&
-		    (s->ro.stage == RO_STEPPING || s->ro.stage == RO_AFTER_SWITCH)) {
-			bool last = !v->nalive;
-
-			snprintf(why, sizeof(why), "%s instance %d (pid %d) %s during the rollout",
-				 vname(v), i, in->pid, desc);
-			rollout_fail(s, RB_EXIT, why);
-			if (last)
-				return; /* v is gone: it had no process left */
-		}
+		/*
+		 * Before the dead sockets leave the map: while the policy still
+		 * names this version, an empty slot set would refuse new clients.
+		 */
 		if (!v->nalive && s->active == v->vslot && s->ro.stage == RO_NONE) {
 			struct version *prev = s->previous >= 0 ? s->slot[s->previous] : NULL;
 			char msg[300];
@@ -2381,6 +2373,18 @@ static void on_exit_of(struct version *v, int i)
 				return;
 			}
 		}
+		if (ro_new(s) == v &&
+		    (s->ro.stage == RO_STEPPING || s->ro.stage == RO_AFTER_SWITCH)) {
+			bool last = !v->nalive;
+
+			snprintf(why, sizeof(why), "%s instance %d (pid %d) %s during the rollout",
+				 vname(v), i, in->pid, desc);
+			rollout_fail(s, RB_EXIT, why);
+			if (last)
+				return; /* v is gone: it had no process left */
+		}
+		for (int j = 0; j < s->conf.nlisten; j++)
+			steer_remove(&A.st, steer_slot(s->group[j], v->vslot, i));
 		release_listeners(v, i);
 		if (!v->nalive && s->active == v->vslot)
 			log_warnx(
