@@ -5,19 +5,6 @@
 # and its traffic).
 . "$(dirname "$0")/lib.sh"
 
-# expect_err DESCRIPTION PATTERN COMMAND...: non-zero exit and exactly one error
-# line ("baton..."; a deploy's progress lines may come before it) matching PATTERN.
-expect_err() {
-	local d=$1 pat=$2 out rc
-	shift 2
-	out=$("$@" 2>&1); rc=$?
-	if [ $rc -ne 0 ] && [ "$(grep -c '^baton' <<<"$out")" = 1 ] &&
-		grep '^baton' <<<"$out" | grep -q -- "$pat"; then
-		ok "$d: $out"
-	else
-		not_ok "$d: rc=$rc, output: $out"
-	fi
-}
 
 write_conf "instances = 2" "ready = notify" "ready-timeout = 1s" "drain-timeout = 2s" \
 	"kill-after = 1s"

@@ -7,27 +7,16 @@
 . "$(dirname "$0")/lib.sh"
 
 write_conf "instances = 1" "ready = notify"
-expect_refusal() {
-	local d=$1 pat=$2 out rc
-	shift 2
-	out=$("$@" 2>&1); rc=$?
-	if [ $rc -ne 0 ] && [ "$(grep -c '^baton' <<<"$out")" = 1 ] &&
-		grep '^baton' <<<"$out" | grep -q -- "$pat"; then
-		ok "$d: $out"
-	else
-		not_ok "$d: rc=$rc, output: $out"
-	fi
-}
 # In a private mount namespace, take one feature away and start the agent.
 without() {
 	unshare -m --propagation private bash -c "$1 && exec \"$BATON\" agent -d -f \"$T/web.conf\""
 }
 cg_umount='for m in $(awk '\''$3 == "cgroup2" {print $2}'\'' /proc/self/mounts); do umount -l $m; done'
-expect_refusal "no bpffs" "bpffs not mounted at /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)" \
+expect_err "no bpffs" "bpffs not mounted at /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)" \
 	without "umount -l /sys/fs/bpf"
-expect_refusal "no cgroup v2" "no cgroup v2 mount" without "$cg_umount"
+expect_err "no cgroup v2" "no cgroup v2 mount" without "$cg_umount"
 : >"$T/empty"
-expect_refusal "no kernel BTF" "kernel BTF missing" \
+expect_err "no kernel BTF" "kernel BTF missing" \
 	without "mount --bind $T/empty /sys/kernel/btf/vmlinux"
 check "nothing was started" test -z "$(test_pids)"
 check "no pin directory was made" test ! -e "$BPFDIR"
@@ -38,18 +27,18 @@ kill -9 "$AGENT"; wait_gone 5 "$AGENT"
 check "the state file is root's only (0600)" test "$(stat -c %a "$T/run/state.json")" = 600
 cp "$T/run/state.json" "$T/state.good"
 echo '{"format": 99}' >"$T/run/state.json"
-expect_refusal "a state file from another format" "is unreadable or from another baton version" \
+expect_err "a state file from another format" "is unreadable or from another baton version" \
 	"$BATON" agent -d -f "$T/web.conf"
 echo 'garbage' >"$T/run/state.json"
-expect_refusal "a garbage state file" "is unreadable" "$BATON" agent -d -f "$T/web.conf"
+expect_err "a garbage state file" "is unreadable" "$BATON" agent -d -f "$T/web.conf"
 cp "$T/state.good" "$T/run/state.json"
 cp "$T/web.conf" "$T/web.conf.good"
 sed -i 's/^listen = \[::1\]:8080$/listen = [::1]:8081/' "$T/web.conf"
-expect_refusal "a running service on other addresses than the configuration's" \
+expect_err "a running service on other addresses than the configuration's" \
 	"service web runs on other listen addresses than this configuration gives it" \
 	"$BATON" agent -d -f "$T/web.conf"
 sed -i 's/^\[service web\]$/[service api]/' "$T/web.conf"
-expect_refusal "a running service missing from the configuration" \
+expect_err "a running service missing from the configuration" \
 	"service web is running but not in this configuration" "$BATON" agent -d -f "$T/web.conf"
 check_eq "v1 kept running through every refusal" "$pids" \
 	"$(for p in $pids; do kill -0 "$p" 2>/dev/null && echo "$p"; done)"

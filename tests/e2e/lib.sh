@@ -19,6 +19,19 @@ ok() { PASS=$((PASS + 1)); echo "ok: $*"; }
 not_ok() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
 # check DESCRIPTION COMMAND...: pass when COMMAND succeeds.
 check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+# expect_err DESCRIPTION PATTERN COMMAND...: non-zero exit and exactly one error
+# line ("baton..."; a deploy's progress lines may come before it) matching PATTERN.
+expect_err() {
+	local d=$1 pat=$2 out rc
+	shift 2
+	out=$("$@" 2>&1); rc=$?
+	if [ $rc -ne 0 ] && [ "$(grep -c '^baton' <<<"$out")" = 1 ] &&
+		grep '^baton' <<<"$out" | grep -q -- "$pat"; then
+		ok "$d: $out"
+	else
+		not_ok "$d: rc=$rc, output: $out"
+	fi
+}
 # check_eq DESCRIPTION WANT GOT
 check_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: want '$2', got '$3'"; fi; }
 

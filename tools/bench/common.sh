@@ -209,3 +209,32 @@ bench_finish() {
 		'{part: $part, date: $date, seconds: $secs, rows: $rows, data: $data[0],
 		  commands: ($cmds | split("\n") | map(select(length > 0)))}' >"$OUT"
 }
+
+# nginx_reuseport BODY: nginx with 2 workers on 127.0.0.1:8080 (reuseport),
+# answering "return 200 BODY", in $T/nginx; sets NGINX_PID, tracked for cleanup.
+# Reload it with nginx_reload.
+nginx_reuseport() {
+	mkdir -p "$T/nginx"
+	cat >"$T/nginx.conf" <<-EOF
+		worker_processes 2;
+		pid $T/nginx.pid;
+		error_log $T/nginx-error.log;
+		events { worker_connections 4096; }
+		http {
+			access_log off;
+			client_body_temp_path $T/nginx/body;
+			proxy_temp_path $T/nginx/proxy;
+			fastcgi_temp_path $T/nginx/fastcgi;
+			uwsgi_temp_path $T/nginx/uwsgi;
+			scgi_temp_path $T/nginx/scgi;
+			server {
+				listen 127.0.0.1:8080 reuseport backlog=4096;
+				location / { return 200 "$1"; }
+			}
+		}
+	EOF
+	nginx -p "$T/nginx" -e "$T/nginx-error.log" -c "$T/nginx.conf" -g 'daemon off;' &
+	NGINX_PID=$!
+	track_pid "$NGINX_PID"
+}
+nginx_reload() { nginx -p "$T/nginx" -e "$T/nginx-error.log" -c "$T/nginx.conf" -s reload; }

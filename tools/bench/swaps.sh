@@ -31,29 +31,9 @@ if [ -n "${SWAP_METHOD:-}" ]; then
 		what="baton deploy web -- demo-server (2 instances, ready = notify, drain-policy = signal-then-wait)"
 		;;
 	nginx)
-		mkdir -p "$T/nginx"
-		cat >"$T/nginx.conf" <<-EOF
-			worker_processes 2;
-			pid $T/nginx.pid;
-			error_log $T/nginx-error.log;
-			events { worker_connections 4096; }
-			http {
-				access_log off;
-				client_body_temp_path $T/nginx/body;
-				proxy_temp_path $T/nginx/proxy;
-				fastcgi_temp_path $T/nginx/fastcgi;
-				uwsgi_temp_path $T/nginx/uwsgi;
-				scgi_temp_path $T/nginx/scgi;
-				server {
-					listen 127.0.0.1:8080 reuseport backlog=4096;
-					location / { return 200 "ok\n"; }
-				}
-			}
-		EOF
-		nginx -p "$T/nginx" -e "$T/nginx-error.log" -c "$T/nginx.conf" -g 'daemon off;' &
-		SRV=$!
-		track_pid "$SRV"
-		swap() { nginx -p "$T/nginx" -e "$T/nginx-error.log" -c "$T/nginx.conf" -s reload 2>>"$T/swap.log"; }
+		nginx_reuseport 'ok\n'
+		SRV=$NGINX_PID
+		swap() { nginx_reload 2>>"$T/swap.log"; }
 		what="nginx -s reload (listen 127.0.0.1:8080 reuseport; 2 workers; return 200)"
 		;;
 	haproxy)

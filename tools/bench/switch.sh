@@ -94,27 +94,8 @@ if [ -n "${SWITCH_METHOD:-}" ]; then
 		watch=(--watch "$BPFDIR/services")
 		;;
 	nginx)
-		mkdir -p "$T/nginx"
-		cat >"$T/nginx.conf" <<-EOF
-			worker_processes 2;
-			pid $T/nginx.pid;
-			events { worker_connections 4096; }
-			http {
-				access_log off;
-				client_body_temp_path $T/nginx/body;
-				proxy_temp_path $T/nginx/proxy;
-				fastcgi_temp_path $T/nginx/fastcgi;
-				uwsgi_temp_path $T/nginx/uwsgi;
-				scgi_temp_path $T/nginx/scgi;
-				server {
-					listen 127.0.0.1:8080 reuseport backlog=4096;
-					location / { return 200 "version=v\$pid\n"; }
-				}
-			}
-		EOF
-		nginx -p "$T/nginx" -e "$T/nginx-error.log" -c "$T/nginx.conf" -g 'daemon off;' &
-		track_pid $!
-		swap() { nginx -p "$T/nginx" -e "$T/nginx-error.log" -c "$T/nginx.conf" -s reload; }
+		nginx_reuseport 'version=v$pid\n'
+		swap() { nginx_reload; }
 		watch=()
 		;;
 	esac
