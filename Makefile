@@ -112,7 +112,7 @@ bench:
 
 $(BUILD)/steer-bench: tools/bench/steer-bench.c $(BUILD)/steer.o $(BUILD)/log.o $(SKELS)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/steer.o $(BUILD)/log.o $(LDFLAGS) -lbpf -lelf -lz -pthread -o $@
+	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/steer.o $(BUILD)/log.o $(LDFLAGS) -lbpf -lelf -lz -lm -pthread -o $@
 
 $(BUILD)/loadgen: tools/bench/loadgen.c | $(BUILD)
 	$(call msg,CC,$@)

@@ -72,6 +72,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pins SEC(".maps");
 
+/* extras: per service, whether it has probes and pins to look up at all; agent writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct steer_extras);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} extras SEC(".maps");
+
 /* steer_stats: per-CPU decision counters per group; this program writes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -129,14 +138,67 @@ static __always_inline int select_version(struct sk_reuseport_md *md, __u32 grou
 	return select_instances(md, group, vslot, svc->v[vslot].instances, hash);
 }
 
-/* Source port of a new connection's SYN; data starts at the TCP header. */
-static __always_inline int syn_sport(struct sk_reuseport_md *md, __u16 *sport)
+/* The 4-tuple of a migrating request or connection (src is the server side). */
+static __always_inline void sock_key(struct bpf_sock *sk, struct conn_key *k)
+{
+	k->family = sk->family;
+	k->lport = (__u16)sk->src_port;
+	k->rport = bpf_ntohs((__u16)sk->dst_port);
+	if (k->family == AF_INET) {
+		k->laddr[0] = sk->src_ip4;
+		k->raddr[0] = sk->dst_ip4;
+	} else {
+		k->laddr[0] = sk->src_ip6[0];
+		k->laddr[1] = sk->src_ip6[1];
+		k->laddr[2] = sk->src_ip6[2];
+		k->laddr[3] = sk->src_ip6[3];
+		k->raddr[0] = sk->dst_ip6[0];
+		k->raddr[1] = sk->dst_ip6[1];
+		k->raddr[2] = sk->dst_ip6[2];
+		k->raddr[3] = sk->dst_ip6[3];
+	}
+}
+
+/*
+ * The 4-tuple of a new connection as a listener of family will see it,
+ * from its SYN: the TCP header is at data, the addresses are read from the
+ * IP header in one load.  The packet's own protocol decides the header: a
+ * dual-stack IPv6 listener gets IPv4 SYNs, and its connections see them
+ * IPv4-mapped (::ffff:a.b.c.d), as track does.
+ */
+static __always_inline int syn_key(struct sk_reuseport_md *md, __u32 family, struct conn_key *k)
 {
 	struct tcphdr *th = md->data;
+	__u32 a[8];
 
-	if ((void *)(th + 1) > md->data_end)
+	if (md->ip_protocol != IPPROTO_TCP || (void *)(th + 1) > md->data_end)
 		return -1;
-	*sport = bpf_ntohs(th->source);
+	k->family = family;
+	k->lport = bpf_ntohs(th->dest);
+	k->rport = bpf_ntohs(th->source);
+	if (md->eth_protocol == bpf_htons(ETH_P_IP)) {
+		/* saddr, daddr */
+		if (bpf_skb_load_bytes_relative(md, __builtin_offsetof(struct iphdr, saddr), a, 8,
+						BPF_HDR_START_NET))
+			return -1;
+		if (family == AF_INET) {
+			k->raddr[0] = a[0];
+			k->laddr[0] = a[1];
+			return 0;
+		}
+		k->raddr[2] = k->laddr[2] = bpf_htonl(0xffff);
+		k->raddr[3] = a[0];
+		k->laddr[3] = a[1];
+		return 0;
+	}
+	if (md->eth_protocol != bpf_htons(ETH_P_IPV6) || family != AF_INET6)
+		return -1;
+	/* saddr, daddr */
+	if (bpf_skb_load_bytes_relative(md, __builtin_offsetof(struct ipv6hdr, saddr), a, 32,
+					BPF_HDR_START_NET))
+		return -1;
+	__builtin_memcpy(k->raddr, &a[0], 16);
+	__builtin_memcpy(k->laddr, &a[4], 16);
 	return 0;
 }
 
@@ -147,48 +209,25 @@ struct client_addr {
 };
 
 /*
- * The client of a new connection (source of its SYN: the IP header comes
- * before data, which starts at the TCP header) or of a migrating request or
- * connection (its peer).  The packet's own protocol decides the header, not
- * the listener's family: a dual-stack IPv6 listener gets IPv4 SYNs.
+ * The client of a connection: the remote end of its key.  An IPv4 client
+ * seen through a dual-stack socket is the same client as over IPv4.
  */
-static __always_inline int client_of(struct sk_reuseport_md *md, struct client_addr *c)
+static __always_inline int client_of(const struct conn_key *k, struct client_addr *c)
 {
-	struct bpf_sock *msk = md->migrating_sk;
-
-	if (msk) {
-		c->family = msk->family;
-		if (c->family == AF_INET) {
-			c->addr[0] = msk->dst_ip4;
-		} else if (c->family == AF_INET6) {
-			c->addr[0] = msk->dst_ip6[0];
-			c->addr[1] = msk->dst_ip6[1];
-			c->addr[2] = msk->dst_ip6[2];
-			c->addr[3] = msk->dst_ip6[3];
-		} else {
-			return -1;
-		}
-	} else if (md->eth_protocol == bpf_htons(ETH_P_IP)) {
+	if (k->family == AF_INET) {
 		c->family = AF_INET;
-		if (bpf_skb_load_bytes_relative(md, __builtin_offsetof(struct iphdr, saddr),
-						&c->addr[0], 4, BPF_HDR_START_NET))
-			return -1;
-	} else if (md->eth_protocol == bpf_htons(ETH_P_IPV6)) {
-		c->family = AF_INET6;
-		if (bpf_skb_load_bytes_relative(md, __builtin_offsetof(struct ipv6hdr, saddr),
-						c->addr, 16, BPF_HDR_START_NET))
-			return -1;
-	} else {
+		c->addr[0] = k->raddr[0];
+		return 0;
+	}
+	if (k->family != AF_INET6)
 		return -1;
-	}
-	/* An IPv4 client seen through a dual-stack socket is the same client as over IPv4. */
-	if (c->family == AF_INET6 && !c->addr[0] && !c->addr[1] &&
-	    c->addr[2] == bpf_htonl(0xffff)) {
+	if (!k->raddr[0] && !k->raddr[1] && k->raddr[2] == bpf_htonl(0xffff)) {
 		c->family = AF_INET;
-		c->addr[0] = c->addr[3];
-		c->addr[2] = 0;
-		c->addr[3] = 0;
+		c->addr[0] = k->raddr[3];
+		return 0;
 	}
+	c->family = AF_INET6;
+	__builtin_memcpy(c->addr, k->raddr, 16);
 	return 0;
 }
 
@@ -234,80 +273,27 @@ static __always_inline void count_placed(struct steer_stats *st, int migrating, 
 		st->fallback++;
 }
 
-/* The 4-tuple of a new connection, from its SYN (IP header, then TCP header at data). */
-static __always_inline int syn_key(struct sk_reuseport_md *md, __u32 family, struct conn_key *k)
-{
-	struct tcphdr *th = md->data;
-
-	if ((void *)(th + 1) > md->data_end)
-		return -1;
-	k->family = family;
-	k->lport = bpf_ntohs(th->dest);
-	k->rport = bpf_ntohs(th->source);
-	if (family == AF_INET) {
-		struct iphdr ip;
-
-		if (bpf_skb_load_bytes_relative(md, 0, &ip, sizeof(ip), BPF_HDR_START_NET))
-			return -1;
-		k->laddr[0] = ip.daddr;
-		k->raddr[0] = ip.saddr;
-		return 0;
-	}
-	{
-		struct ipv6hdr ip6;
-
-		if (bpf_skb_load_bytes_relative(md, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET))
-			return -1;
-		__builtin_memcpy(k->laddr, &ip6.daddr, 16);
-		__builtin_memcpy(k->raddr, &ip6.saddr, 16);
-		return 0;
-	}
-}
-
-/* The 4-tuple of a migrating request or connection (src is the server side). */
-static __always_inline void sock_key(struct bpf_sock *sk, struct conn_key *k)
-{
-	k->family = sk->family;
-	k->lport = (__u16)sk->src_port;
-	k->rport = bpf_ntohs((__u16)sk->dst_port);
-	if (k->family == AF_INET) {
-		k->laddr[0] = sk->src_ip4;
-		k->raddr[0] = sk->dst_ip4;
-	} else {
-		k->laddr[0] = sk->src_ip6[0];
-		k->laddr[1] = sk->src_ip6[1];
-		k->laddr[2] = sk->src_ip6[2];
-		k->laddr[3] = sk->src_ip6[3];
-		k->raddr[0] = sk->dst_ip6[0];
-		k->raddr[1] = sk->dst_ip6[1];
-		k->raddr[2] = sk->dst_ip6[2];
-		k->raddr[3] = sk->dst_ip6[3];
-	}
-}
-
 /*
- * Remember who got the connection, for track.  A request still in its
- * handshake gets a decision; an established connection that moves from a
- * closing listener changes owner, and its count moves with it.
+ * Remember who got the connection, for track.  A new connection's SYN, or a
+ * request still in its handshake, gets a decision that track turns into a
+ * count when the handshake completes; an established connection that moves
+ * from a closing listener changes owner, and its count moves with it.
  */
-static __always_inline void record(struct sk_reuseport_md *md, __u32 family, __u32 service,
-				   __u32 version)
+static __always_inline void record(struct steer_stats *st, struct bpf_sock *msk,
+				   const struct conn_key *k, __u32 service, __u32 version)
 {
 	struct conn_owner own = {.service = service, .version = version}, *cur, old;
-	struct bpf_sock *msk = md->migrating_sk;
 	struct version_counts *c;
-	struct conn_key k = {};
 
 	if (!msk) {
-		if (!syn_key(md, family, &k))
-			bpf_map_update_elem(&decisions, &k, &own, BPF_ANY);
+		if (decision_put(k, &own) && st)
+			st->evicted++;
 		return;
 	}
-	sock_key(msk, &k);
-	cur = bpf_map_lookup_elem(&conns, &k);
+	cur = bpf_map_lookup_elem(&conns, k);
 	if (!cur) {
-		if (msk->state != TCP_ESTABLISHED)
-			bpf_map_update_elem(&decisions, &k, &own, BPF_ANY);
+		if (msk->state != TCP_ESTABLISHED && decision_put(k, &own) && st)
+			st->evicted++;
 		return;
 	}
 	if (cur->service == service && cur->version == version)
@@ -316,11 +302,21 @@ static __always_inline void record(struct sk_reuseport_md *md, __u32 family, __u
 	c = counts_of(&own);
 	if (!c)
 		return;
-	if (bpf_map_update_elem(&conns, &k, &own, BPF_EXIST))
+	if (bpf_map_update_elem(&conns, k, &own, BPF_EXIST))
 		return;
 	__sync_fetch_and_add(&c->live, 1);
 	__sync_fetch_and_add(&c->migrated_in, 1);
 	conn_leave(&old, 0);
+}
+
+/* Count a placement, and record it when the connection's 4-tuple is known. */
+static __always_inline void placed(struct steer_stats *st, struct bpf_sock *msk,
+				   const struct conn_key *k, __u32 service, __u32 version,
+				   int pinned, int fallback)
+{
+	if (k->family)
+		record(st, msk, k, service, version);
+	count_placed(st, msk != NULL, pinned, fallback);
 }
 
 SEC("sk_reuseport/migrate")
@@ -329,12 +325,13 @@ int steer(struct sk_reuseport_md *md)
 	struct steer_group_key gk = {};
 	struct steer_group *gi;
 	struct steer_service *svc;
+	struct steer_extras *ex;
 	struct steer_stats *st;
 	struct bpf_sock *sk = md->sk;
 	struct bpf_sock *msk = md->migrating_sk;
 	struct client_addr cl = {};
+	struct conn_key key = {};
 	__u32 group, spread, point, vslot, i;
-	int migrating = md->migrating_sk != NULL;
 	int have_client, r;
 
 	if (!sk)
@@ -375,38 +372,44 @@ int steer(struct sk_reuseport_md *md)
 	if (!svc)
 		goto drop;
 
-	if (!migrating && md->ip_protocol == IPPROTO_TCP) {
-		struct steer_probe_key pk = {.group = group};
-		struct steer_probe *pt;
+	/* No entry (a service id out of range) means: look everything up. */
+	ex = bpf_map_lookup_elem(&extras, &gi->service);
 
-		if (!syn_sport(md, &pk.sport)) {
-			pt = bpf_map_lookup_elem(&probes, &pk);
-			if (pt) {
-				if (pt->vslot < MAX_VERSIONS && pt->instance < MAX_INSTANCES &&
-				    !select_slot(md, group, pt->vslot, pt->instance)) {
-					if (st)
-						st->probes++;
-					/* The agent's probe reaches exactly the socket it checks.
-					 */
-					return SK_PASS;
-				}
-				/* The probed socket is gone: the probe is refused rather
-				 * than landing on another version and reporting it healthy. */
-				goto drop;
+	/* The connection's 4-tuple (family 0 when it cannot be read). */
+	if (msk)
+		sock_key(msk, &key);
+	else if (syn_key(md, gk.family, &key))
+		key.family = 0;
+
+	if (!msk && key.family && (!ex || ex->probes)) {
+		struct steer_probe_key pk = {.group = group, .sport = key.rport};
+		struct steer_probe *pt = bpf_map_lookup_elem(&probes, &pk);
+
+		if (pt) {
+			if (pt->vslot < MAX_VERSIONS && pt->instance < MAX_INSTANCES &&
+			    !select_slot(md, group, pt->vslot, pt->instance)) {
+				if (st)
+					st->probes++;
+				/* The agent's probe reaches exactly the socket it checks. */
+				return SK_PASS;
 			}
+			/*
+			 * The probed socket is gone: the probe is refused rather than
+			 * landing on another version and reporting it healthy.
+			 */
+			goto drop;
 		}
 	}
 
 	spread = steer_mix(md->hash);
-	have_client = !client_of(md, &cl);
+	have_client = key.family && !client_of(&key, &cl);
 
-	if (have_client) {
+	if (have_client && (!ex || ex->pins)) {
 		vslot = pinned_vslot(svc, gi->service, &cl);
 		if (vslot < MAX_VERSIONS) {
 			r = select_version(md, group, svc, vslot, spread / WEIGHT_MAX);
 			if (r >= 0) {
-				record(md, gk.family, gi->service, svc->v[vslot].version);
-				count_placed(st, migrating, 1, r > 0);
+				placed(st, msk, &key, gi->service, svc->v[vslot].version, 1, r > 0);
 				/* Selected a live socket of this client's pinned version. */
 				return SK_PASS;
 			}
@@ -428,8 +431,8 @@ int steer(struct sk_reuseport_md *md)
 	vslot = steer_pick_version(svc, point);
 	r = select_version(md, group, svc, vslot, spread / WEIGHT_MAX);
 	if (r >= 0) {
-		record(md, gk.family, gi->service, svc->v[vslot & (MAX_VERSIONS - 1)].version);
-		count_placed(st, migrating, 0, r > 0);
+		placed(st, msk, &key, gi->service, svc->v[vslot & (MAX_VERSIONS - 1)].version, 0,
+		       r > 0);
 		/* Selected a live socket of the version the weights chose. */
 		return SK_PASS;
 	}
@@ -439,8 +442,7 @@ int steer(struct sk_reuseport_md *md)
 		if (i == vslot || svc->v[i].state != VSTATE_ACTIVE || !svc->v[i].weight)
 			continue;
 		if (select_version(md, group, svc, i, spread / WEIGHT_MAX) >= 0) {
-			record(md, gk.family, gi->service, svc->v[i].version);
-			count_placed(st, migrating, 0, 1);
+			placed(st, msk, &key, gi->service, svc->v[i].version, 0, 1);
 			/* Selected a live socket of another active version. */
 			return SK_PASS;
 		}

@@ -4,7 +4,7 @@
  * Attached to the cgroup v2 root (a link, multi-attach, so other users'
  * sock_ops programs keep running).
  *
- * The steer program writes its decision per 4-tuple into `decisions`.  When
+ * The steer program records its decision per 4-tuple in `decisions`.  When
  * the handshake completes (PASSIVE_ESTABLISHED: the connection exists,
  * accepted or still queued) the decision moves to `conns` and the version's
  * live count goes up; when the socket reaches TCP_CLOSE it goes down, and
@@ -54,16 +54,13 @@ static __always_inline int key_of(const struct bpf_sock_ops *skops, struct conn_
 static __always_inline void established(struct bpf_sock_ops *skops)
 {
 	struct conn_key k = {};
-	struct conn_owner own, *d;
+	struct conn_owner own;
 	struct version_counts *c;
 
 	if (key_of(skops, &k))
 		return;
-	d = bpf_map_lookup_elem(&decisions, &k);
-	if (!d)
+	if (decision_take(&k, &own))
 		return; /* not steered by baton */
-	own = *d;
-	bpf_map_delete_elem(&decisions, &k);
 	c = counts_of(&own);
 	if (!c)
 		return; /* the agent has not registered this version: not counted */

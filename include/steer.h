@@ -125,6 +125,17 @@ struct steer_pin {
 	__u32 flags;   /* reserved, 0 */
 };
 
+/*
+ * extras: per service, how many probe pins and CIDR pins it has, so that
+ * steer skips the probes and pins lookups of a service with none.  The agent
+ * raises a count before it adds an entry and lowers it after it removed
+ * one: a count may be high for a moment, never low.
+ */
+struct steer_extras {
+	__u32 probes;
+	__u32 pins;
+};
+
 /* stats: per-CPU counters per group, for tests, status and metrics. */
 struct steer_stats {
 	__u64 selected; /* new connections placed by weight */
@@ -133,6 +144,13 @@ struct steer_stats {
 	__u64 fallback; /* the chosen slot was empty; another live one was used */
 	__u64 dropped;	/* no live socket for the service: SK_DROP */
 	__u64 pinned;	/* placed by a CIDR pin (new or migrating; those also count in migrated) */
+	/*
+	 * A decision waiting for its handshake was replaced, because every way
+	 * of its set held a younger one (a SYN flood, or more handshakes in
+	 * flight than the table holds): that connection, if it completes, is
+	 * not counted.
+	 */
+	__u64 evicted;
 };
 
 /* Index of one listening socket in the sockets map. */

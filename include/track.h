@@ -10,14 +10,31 @@
 #include <linux/types.h>
 #endif
 
+#include "steer.h"
+
 /* Connections tracked at once (exact map: one entry per live connection). */
 #ifndef MAX_CONNS
 #define MAX_CONNS 262144
 #endif
-/* Steering decisions waiting for their handshake to complete (LRU). */
-#ifndef MAX_DECISIONS
-#define MAX_DECISIONS 65536
+/*
+ * Steering decisions waiting for their handshake to complete: a small hot
+ * table of DECISION_HOT_SETS sets (16 KiB, so it stays in the first-level
+ * cache) in front of a large one of DECISION_SETS sets, each set one cache
+ * line of DECISION_WAYS decisions.  A decision goes to the hot table; one
+ * that waited there DECISION_HOT_S or more moves to the large table when its
+ * way is needed, and a new decision also goes there when its hot set is full
+ * of younger ones.  In the large table a decision older than DECISION_TTL_S
+ * may be taken over (its handshake never completed); when every way of a
+ * set holds a younger one, the oldest is replaced and counted as evicted.
+ */
+#define DECISION_HOT_SETS 256
+#ifndef DECISION_SETS
+#define DECISION_SETS 16384
 #endif
+#define DECISION_WAYS  4
+#define DECISION_HOT_S 2
+#define DECISION_TTL_S 120
+
 /* (service, version) pairs with counters. */
 #ifndef MAX_TRACKED_VERSIONS
 #define MAX_TRACKED_VERSIONS 1024
@@ -37,6 +54,56 @@ struct conn_owner {
 	__u32 service;
 	__u32 version;
 };
+
+/*
+ * decisions: one way of a set.  claim is changed only by compare-and-swap:
+ * the connection's 48-bit tag (conn_hash(), never 0) above the decision's
+ * time in seconds (CLOCK_MONOTONIC, coarse, low 16 bits); 0 = free.  The
+ * owner is written after a claim and read before a release, which cannot
+ * race for one connection: track reads it a round trip after steer wrote it.
+ */
+struct decision {
+	__u64 claim;
+	struct conn_owner owner;
+};
+
+struct decision_set {
+	struct decision way[DECISION_WAYS];
+};
+
+_Static_assert(sizeof(struct decision_set) == 64, "a decision set is one cache line");
+
+#define DECISION_TAG(claim)   ((claim) >> 16)
+#define DECISION_STAMP(claim) ((__u16)(claim))
+
+/*
+ * Where a connection's decision lives: its 48-bit tag and its hot set, from
+ * two independent hashes of the 4-tuple (murmur3's 32-bit body with two
+ * seeds); its large set is decision_large_set(tag).  Pure: steer, track and
+ * tests compute the same.
+ */
+static inline void conn_hash(const struct conn_key *k, __u64 *tag, __u32 *hot)
+{
+	const __u32 *w = (const __u32 *)k;
+	__u32 a = 0x6465636aU, b = 0x73696f6eU; /* seeds: any two different constants */
+	__u32 i, x;
+
+	for (i = 0; i < sizeof(*k) / 4; i++) {
+		x = steer_rotl(w[i] * 0xcc9e2d51U, 15) * 0x1b873593U;
+		a = steer_rotl(a ^ x, 13) * 5 + 0xe6546b64U;
+		b = steer_rotl(b ^ x, 17) * 5 + 0x561ccd1bU;
+	}
+	a = steer_mix(a ^ sizeof(*k));
+	b = steer_mix(b ^ sizeof(*k));
+	*tag = ((__u64)b << 16 | (a & 0xffff)) | 1;
+	*hot = (a >> 16) % DECISION_HOT_SETS;
+}
+
+/* Index of a tag's set in the large table (after the hot one, in one map). */
+static inline __u32 decision_large_set(__u64 tag)
+{
+	return DECISION_HOT_SETS + (__u32)(tag >> 16) % DECISION_SETS;
+}
 
 /* versions: counters of one version of one service. */
 struct version_key {

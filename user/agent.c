@@ -565,7 +565,8 @@ static void version_free(struct version *v)
 			close(v->inst[i].pidfd);
 		}
 		if (v->inst[i].probe_fd >= 0) {
-			steer_probe_del(&A.st, v->svc->group[0], v->inst[i].probe_sport);
+			steer_probe_del(&A.st, v->svc->id, v->svc->group[0],
+					v->inst[i].probe_sport);
 			close(v->inst[i].probe_fd);
 		}
 		check_close(v, i);
@@ -851,7 +852,7 @@ static void check_close(struct version *v, int i)
 	if (k->hc.fd >= 0) {
 		ep_del(k->hc.fd);
 		if (k->hc_pinned)
-			steer_probe_del(&A.st, v->svc->group[0], k->hc.sport);
+			steer_probe_del(&A.st, v->svc->id, v->svc->group[0], k->hc.sport);
 		hc_end(&k->hc);
 		k->hc.fd = -1;
 	}
@@ -948,7 +949,7 @@ static void check_start(struct version *v, int i, bool for_ready)
 		return;
 	}
 	/* Pin before the SYN leaves, so the steer program sends it to this instance. */
-	if (steer_probe_add(&A.st, v->svc->group[0], k->hc.sport, v->vslot, i)) {
+	if (steer_probe_add(&A.st, v->svc->id, v->svc->group[0], k->hc.sport, v->vslot, i)) {
 		check_result(v, i, false, "cannot pin the check's source port");
 		return;
 	}
@@ -1106,7 +1107,7 @@ static void probe_stop(struct version *v, int i)
 
 	if (in->probe_fd < 0)
 		return;
-	steer_probe_del(&A.st, v->svc->group[0], in->probe_sport);
+	steer_probe_del(&A.st, v->svc->id, v->svc->group[0], in->probe_sport);
 	close(in->probe_fd);
 	in->probe_fd = -1;
 }
@@ -1148,7 +1149,7 @@ static void probe_start(struct version *v, int i)
 	    ntohs(src.ss_family == AF_INET ? ((struct sockaddr_in *)&src)->sin_port
 					   : ((struct sockaddr_in6 *)&src)->sin6_port);
 	/* Pin before the SYN leaves, so the steer program sends it to this instance. */
-	if (steer_probe_add(&A.st, v->svc->group[0], in->probe_sport, v->vslot, i)) {
+	if (steer_probe_add(&A.st, v->svc->id, v->svc->group[0], in->probe_sport, v->vslot, i)) {
 		log_warn("%s: instance %d: probe: cannot pin source port", vname(v), i);
 		close(fd);
 		return;
@@ -2647,6 +2648,7 @@ static json_t *status_json(struct service *s)
 			st.fallback += g.fallback;
 			st.dropped += g.dropped;
 			st.pinned += g.pinned;
+			st.evicted += g.evicted;
 		}
 	}
 	for (i = 0; i < MAX_VERSIONS; i++) {
@@ -2693,13 +2695,13 @@ static json_t *status_json(struct service *s)
 				    (json_int_t)s->hist[i].counts.accepted, "resets",
 				    (json_int_t)s->hist[i].counts.resets, "migrated_in",
 				    (json_int_t)s->hist[i].counts.migrated_in));
-	j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "name",
+	j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "name",
 		      s->conf.name, "listen", listen, "active",
 		      s->active >= 0 ? json_integer(s->slot[s->active]->num) : json_null(),
 		      "versions", vs, "stopped", hist, "steer", "selected", (json_int_t)st.selected,
 		      "migrated", (json_int_t)st.migrated, "probes", (json_int_t)st.probes,
 		      "fallback", (json_int_t)st.fallback, "dropped", (json_int_t)st.dropped,
-		      "pinned", (json_int_t)st.pinned);
+		      "pinned", (json_int_t)st.pinned, "evicted", (json_int_t)st.evicted);
 	json_object_set_new(
 	    j, "steering",
 	    json_string(s->conf.steering == STEER_STICKY ? "sticky" : "per-connection"));
@@ -4061,8 +4063,11 @@ static char *metrics_text(size_t *len)
 	    {"baton_steer_fallback_total",
 	     "Placements where the chosen socket was gone and another live one was used."},
 	    {"baton_steer_dropped_total", "New connections refused: no live socket."},
+	    {"baton_steer_evicted_total",
+	     "Pending decisions replaced before their handshake completed (each such "
+	     "connection is not counted)."},
 	};
-	for (k = 0; k < 5; k++) {
+	for (k = 0; k < 6; k++) {
 		metric_head(f, sm[k][0], "counter", sm[k][1]);
 		for (i = 0; i < A.nsvc; i++) {
 			if (A.svc[i].gone)
@@ -4075,6 +4080,7 @@ static char *metrics_text(size_t *len)
 					st.migrated += g.migrated;
 					st.fallback += g.fallback;
 					st.dropped += g.dropped;
+					st.evicted += g.evicted;
 				}
 			fprintf(f, "%s{service=\"", sm[k][0]);
 			put_label(f, A.svc[i].conf.name);
@@ -4083,7 +4089,8 @@ static char *metrics_text(size_t *len)
 						     : k == 1 ? st.pinned
 						     : k == 2 ? st.migrated
 						     : k == 3 ? st.fallback
-							      : st.dropped));
+						     : k == 4 ? st.dropped
+							      : st.evicted));
 		}
 	}
 	metric_head(f, "baton_rollouts_total", "counter", "Deploys that ended, by result.");
@@ -4643,6 +4650,10 @@ static int services_start(json_t *st, char *err, size_t errlen)
 		}
 	/* Pins of the previous agent's probes: their source ports mean nothing now. */
 	steer_probe_clear(&A.st);
+	/* What lets steer skip the probe and pin lookups: counted again, exactly. */
+	i = steer_extras_sync(&A.st);
+	if (i)
+		log_warnx("cannot count the probe and CIDR pins: %s", strerror(-i));
 	for (i = 0; i < A.nsvc; i++) {
 		json_t *js;
 

@@ -833,11 +833,16 @@ static void print_table(json_t *services)
 		json_array_foreach(json_object_get(s, "listen"), a, la) if (off < sizeof(addrs) - 1)
 		    off += snprintf(addrs + off, sizeof(addrs) - off, "%s%s", a ? " " : "",
 				    json_string_value(la));
-		printf("%-12s listen %s; steered %lld, pinned %lld, migrated %lld, refused %lld\n",
+		printf("%-12s listen %s; steered %lld, pinned %lld, migrated %lld, refused %lld",
 		       "", addrs, (long long)json_integer_value(json_object_get(st, "selected")),
 		       (long long)json_integer_value(json_object_get(st, "pinned")),
 		       (long long)json_integer_value(json_object_get(st, "migrated")),
 		       (long long)json_integer_value(json_object_get(st, "dropped")));
+		/* Only when it happened: uncounted connections are worth a look. */
+		if (json_integer_value(json_object_get(st, "evicted")))
+			printf(", decisions evicted %lld (connections not counted)",
+			       (long long)json_integer_value(json_object_get(st, "evicted")));
+		printf("\n");
 		print_rollout(s);
 	}
 }

@@ -114,6 +114,7 @@ int steer_open(struct steer *st, const char *pin_dir, char *err, size_t errlen)
 	st->probes_fd = bpf_map__fd(skel->maps.probes);
 	st->stats_fd = bpf_map__fd(skel->maps.steer_stats);
 	st->pins_fd = bpf_map__fd(skel->maps.pins);
+	st->extras_fd = bpf_map__fd(skel->maps.extras);
 	return 0;
 }
 
@@ -238,12 +239,57 @@ int steer_del_service(struct steer *st, __u32 service)
 	return map_delete(st->services_fd, &service);
 }
 
-int steer_probe_add(struct steer *st, __u32 group, __u16 sport, __u32 vslot, __u32 instance)
+/* Add d (+1 or -1) to a service's probes or pins count; the agent is the only writer. */
+static int extras_add(struct steer *st, __u32 service, int dprobes, int dpins)
+{
+	struct steer_extras e;
+
+	if (service >= MAX_SERVICES)
+		return 0; /* no entry: the program looks everything up */
+	if (bpf_map_lookup_elem(st->extras_fd, &service, &e))
+		return -errno;
+	if (dprobes < 0 && (__u32)-dprobes > e.probes)
+		e.probes = 0;
+	else
+		e.probes += dprobes;
+	if (dpins < 0 && (__u32)-dpins > e.pins)
+		e.pins = 0;
+	else
+		e.pins += dpins;
+	return map_update(st->extras_fd, &service, &e);
+}
+
+int steer_extras_get(struct steer *st, __u32 service, struct steer_extras *e)
+{
+	return bpf_map_lookup_elem(st->extras_fd, &service, e) ? -errno : 0;
+}
+
+int steer_probe_add(struct steer *st, __u32 service, __u32 group, __u16 sport, __u32 vslot,
+		    __u32 instance)
 {
 	struct steer_probe_key k = {.group = group, .sport = sport};
-	struct steer_probe v = {.vslot = vslot, .instance = instance};
+	struct steer_probe v = {.vslot = vslot, .instance = instance}, old;
+	int r, fresh = bpf_map_lookup_elem(st->probes_fd, &k, &old) != 0;
 
-	return map_update(st->probes_fd, &k, &v);
+	/* Count first: the program must never skip a probe that is in the map. */
+	if (fresh) {
+		r = extras_add(st, service, 1, 0);
+		if (r)
+			return r;
+	}
+	r = map_update(st->probes_fd, &k, &v);
+	if (r && fresh)
+		extras_add(st, service, -1, 0);
+	return r;
+}
+
+int steer_probe_del(struct steer *st, __u32 service, __u32 group, __u16 sport)
+{
+	struct steer_probe_key k = {.group = group, .sport = sport};
+
+	if (bpf_map_delete_elem(st->probes_fd, &k))
+		return errno == ENOENT ? 0 : -errno;
+	return extras_add(st, service, -1, 0);
 }
 
 int steer_probe_clear(struct steer *st)
@@ -259,13 +305,6 @@ int steer_probe_clear(struct steer *st)
 		n++;
 	}
 	return n;
-}
-
-int steer_probe_del(struct steer *st, __u32 group, __u16 sport)
-{
-	struct steer_probe_key k = {.group = group, .sport = sport};
-
-	return map_delete(st->probes_fd, &k);
 }
 
 int steer_group_stats(struct steer *st, __u32 group, struct steer_stats *sum)
@@ -293,6 +332,7 @@ int steer_group_stats(struct steer *st, __u32 group, struct steer_stats *sum)
 		sum->fallback += per[i].fallback;
 		sum->dropped += per[i].dropped;
 		sum->pinned += per[i].pinned;
+		sum->evicted += per[i].evicted;
 	}
 	free(per);
 	return 0;
@@ -458,10 +498,25 @@ int steer_pin_set(struct steer *st, __u32 service, const struct steer_cidr *c, _
 	struct steer_pin v = {.version = version};
 	int r;
 
+	struct steer_pin old;
+	int fresh;
+
 	if (!version)
 		return -EINVAL;
 	r = pin_key(service, c, &k);
-	return r ? r : map_update(st->pins_fd, &k, &v);
+	if (r)
+		return r;
+	fresh = bpf_map_lookup_elem(st->pins_fd, &k, &old) != 0;
+	/* Count first: the program must never skip a pin that is in the map. */
+	if (fresh) {
+		r = extras_add(st, service, 0, 1);
+		if (r)
+			return r;
+	}
+	r = map_update(st->pins_fd, &k, &v);
+	if (r && fresh)
+		extras_add(st, service, 0, -1);
+	return r;
 }
 
 int steer_pin_del(struct steer *st, __u32 service, const struct steer_cidr *c)
@@ -471,7 +526,9 @@ int steer_pin_del(struct steer *st, __u32 service, const struct steer_cidr *c)
 
 	if (r)
 		return r;
-	return bpf_map_delete_elem(st->pins_fd, &k) ? -errno : 0;
+	if (bpf_map_delete_elem(st->pins_fd, &k))
+		return -errno;
+	return extras_add(st, service, 0, -1);
 }
 
 /*
@@ -564,5 +621,57 @@ int steer_pin_del_version(struct steer *st, __u32 service, __u32 version)
 			r = -errno;
 	}
 	free(a.keys);
+	if (n) {
+		int e = extras_add(st, service, 0, -n);
+
+		if (!r)
+			r = e;
+	}
 	return r ? r : n;
+}
+
+int steer_extras_sync(struct steer *st)
+{
+	struct steer_extras e[MAX_SERVICES];
+	__u32 service_of[MAX_GROUPS];
+	struct steer_group_key gk, gnext;
+	struct steer_probe_key pk, pnext;
+	struct steer_pin_key nk, nnext;
+	struct steer_group g;
+	__u32 i;
+	int n;
+
+	memset(e, 0, sizeof(e));
+	for (i = 0; i < MAX_GROUPS; i++)
+		service_of[i] = MAX_SERVICES;
+	/* Each walk is bounded by its map's size (a concurrent delete restarts it). */
+	for (n = 0; n <= MAX_GROUPS; n++) {
+		if (bpf_map_get_next_key(st->groups_fd, n ? &gk : NULL, &gnext))
+			break;
+		gk = gnext;
+		if (!bpf_map_lookup_elem(st->groups_fd, &gk, &g) && g.group < MAX_GROUPS)
+			service_of[g.group] = g.service;
+	}
+	for (n = 0; n <= MAX_PROBES; n++) {
+		if (bpf_map_get_next_key(st->probes_fd, n ? &pk : NULL, &pnext))
+			break;
+		pk = pnext;
+		/* A probe of a group no service has can match nothing. */
+		if (pk.group < MAX_GROUPS && service_of[pk.group] < MAX_SERVICES)
+			e[service_of[pk.group]].probes++;
+	}
+	for (n = 0; n <= MAX_PINS; n++) {
+		if (bpf_map_get_next_key(st->pins_fd, n ? &nk : NULL, &nnext))
+			break;
+		nk = nnext;
+		if (nk.service < MAX_SERVICES)
+			e[nk.service].pins++;
+	}
+	for (i = 0; i < MAX_SERVICES; i++) {
+		int r = map_update(st->extras_fd, &i, &e[i]);
+
+		if (r)
+			return r;
+	}
+	return 0;
 }

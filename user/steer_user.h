@@ -19,6 +19,7 @@ struct steer {
 	int probes_fd;
 	int stats_fd;
 	int pins_fd;
+	int extras_fd;
 };
 
 /*
@@ -42,10 +43,19 @@ int steer_attach(struct steer *st, int fd);
 int steer_set_service(struct steer *st, __u32 service, const struct steer_service *p);
 int steer_get_service(struct steer *st, __u32 service, struct steer_service *p);
 int steer_del_service(struct steer *st, __u32 service);
-int steer_probe_add(struct steer *st, __u32 group, __u16 sport, __u32 vslot, __u32 instance);
-int steer_probe_del(struct steer *st, __u32 group, __u16 sport);
+/* Probe pins of a group of service: connections from sport go to one socket. */
+int steer_probe_add(struct steer *st, __u32 service, __u32 group, __u16 sport, __u32 vslot,
+		    __u32 instance);
+int steer_probe_del(struct steer *st, __u32 service, __u32 group, __u16 sport);
 /* Remove every probe pin (a restarted agent's predecessor's); returns how many. */
 int steer_probe_clear(struct steer *st);
+/*
+ * Count each service's probe and CIDR pins again and write the counts
+ * (extras) exactly: after a restart, whatever the last agent left.
+ */
+int steer_extras_sync(struct steer *st);
+/* A service's counts as the program sees them. */
+int steer_extras_get(struct steer *st, __u32 service, struct steer_extras *e);
 /* Counters of one group, summed over CPUs. */
 int steer_group_stats(struct steer *st, __u32 group, struct steer_stats *sum);
 

@@ -697,6 +697,96 @@ static __u64 run_server_child(struct fixture *f, int closes, int unread, enum en
 	return c.lost;
 }
 
+/*
+ * The key steer and track see for a client of this fixture on local port
+ * sport (both ends on the loopback address).
+ */
+static void loopback_key(struct fixture *f, __u16 sport, struct conn_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->family = f->family;
+	k->lport = PORT;
+	k->rport = sport;
+	if (f->family == AF_INET) {
+		k->laddr[0] = k->raddr[0] = htonl(INADDR_LOOPBACK);
+	} else {
+		memcpy(k->laddr, &in6addr_loopback, 16);
+		memcpy(k->raddr, &in6addr_loopback, 16);
+	}
+}
+
+/* A client bound to source port sport, connected (its SYN sent and answered). */
+static int connect_from(struct fixture *f, __u16 sport)
+{
+	struct sockaddr_storage src = f->addr;
+	int fd = socket(f->family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	assert_true(fd >= 0);
+	set_timeouts(fd);
+	if (f->family == AF_INET)
+		((struct sockaddr_in *)&src)->sin_port = htons(sport);
+	else
+		((struct sockaddr_in6 *)&src)->sin6_port = htons(sport);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+	if (bind(fd, (struct sockaddr *)&src, f->addrlen) < 0)
+		fail_msg("bind to port %u: %s", sport, strerror(errno));
+	if (connect(fd, (struct sockaddr *)&f->addr, f->addrlen) < 0)
+		fail_msg("connect: %s", strerror(errno));
+	return fd;
+}
+
+/*
+ * 5. A slow handshake keeps its decision.  Decisions wait in a small hot
+ * table; one that waited there DECISION_HOT_S seconds moves to the large
+ * table when its way is needed.  Connection A's final ACK is held for 3 s;
+ * then DECISION_WAYS more handshakes whose 4-tuples fall in A's hot set
+ * (source ports chosen with conn_hash(), as the programs compute it) are
+ * held too, so the last of them must take A's way.  When the ACKs flow,
+ * all of them are counted: A's decision was moved, not lost, and nothing
+ * was evicted.
+ */
+static void test_slow_handshake(void **state)
+{
+	struct fixture *f = *state;
+	struct version_counts c0, c1;
+	struct steer_stats s0, s1;
+	__u16 port[DECISION_WAYS + 1];
+	struct conn_key k;
+	__u32 hot, want;
+	__u64 tag;
+	int n = 0, p;
+
+	for (p = 21000; p < 60000 && n <= DECISION_WAYS; p++) {
+		loopback_key(f, p, &k);
+		conn_hash(&k, &tag, &hot);
+		if (!n)
+			want = hot;
+		if (hot == want)
+			port[n++] = p;
+	}
+	assert_int_equal(n, DECISION_WAYS + 1);
+	counts(f, 1, &c0);
+	assert_int_equal(steer_group_stats(&f->st, GROUP, &s0), 0);
+	hold_acks(f, 1);
+	f->cfd[0] = connect_from(f, port[0]);
+	usleep((DECISION_HOT_S + 1) * 1000000 + 100000);
+	for (p = 1; p <= DECISION_WAYS; p++)
+		f->cfd[p] = connect_from(f, port[p]);
+	assert_true(wait_dropped(f, DECISION_WAYS + 1, 1000) >= DECISION_WAYS + 1);
+	hold_acks(f, 0);
+	clients_send(f, DECISION_WAYS + 1);
+	accept_on(f, 0, DECISION_WAYS + 1);
+	serve(f, DECISION_WAYS + 1);
+	counts(f, 1, &c1);
+	assert_int_equal(steer_group_stats(&f->st, GROUP, &s1), 0);
+	assert_int_equal(c1.accepted - c0.accepted, DECISION_WAYS + 1);
+	assert_int_equal(c1.live - c0.live, DECISION_WAYS + 1);
+	assert_int_equal(s1.evicted - s0.evicted, 0);
+	print_message("slow handshake (%s): %u of %u counted, A's ACK held %d s\n",
+		      f->family == AF_INET ? "IPv4" : "IPv6", (unsigned)(c1.accepted - c0.accepted),
+		      DECISION_WAYS + 1, DECISION_HOT_S + 1);
+}
+
 static void test_lost_on_kill(void **state)
 {
 	struct fixture *f = *state;
@@ -790,6 +880,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fastopen_syn_recv, setup6_tfo, teardown),
 	};
 	const struct CMUnitTest lost[] = {
+	    cmocka_unit_test_setup_teardown(test_slow_handshake, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_slow_handshake, setup6, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_on_kill, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_on_exit_without_close, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_none_lost_on_graceful_exit, setup4, teardown),

@@ -282,7 +282,7 @@ static void test_probe_reaches_pinned_socket(void **state)
 	int fd;
 
 	/* Version 2 (vslot 1) has weight 0, yet the probe reaches its instance 1. */
-	assert_int_equal(steer_probe_add(&f->st, GROUP, 41000, 1, 1), 0);
+	assert_int_equal(steer_probe_add(&f->st, SERVICE, GROUP, 41000, 1, 1), 0);
 	fd = client(f, 41000);
 	drain_counts(f, counts);
 	assert_int_equal(counts[1][1], 1);
@@ -290,7 +290,7 @@ static void test_probe_reaches_pinned_socket(void **state)
 	close(fd);
 	assert_int_equal(steer_group_stats(&f->st, GROUP, &s), 0);
 	assert_int_equal(s.probes, 1);
-	assert_int_equal(steer_probe_del(&f->st, GROUP, 41000), 0);
+	assert_int_equal(steer_probe_del(&f->st, SERVICE, GROUP, 41000), 0);
 }
 
 static void test_probe_to_gone_socket_fails(void **state)
@@ -305,7 +305,7 @@ static void test_probe_to_gone_socket_fails(void **state)
 
 	close(f->lfd[1][0]);
 	f->lfd[1][0] = -1;
-	assert_int_equal(steer_probe_add(&f->st, GROUP, 41001, 1, 0), 0);
+	assert_int_equal(steer_probe_add(&f->st, SERVICE, GROUP, 41001, 1, 0), 0);
 	if (f->family == AF_INET)
 		((struct sockaddr_in *)&ss)->sin_port = htons(41001);
 	else
@@ -326,7 +326,7 @@ static void test_probe_to_gone_socket_fails(void **state)
 	close(fd);
 	drain_counts(f, counts);
 	assert_int_equal(counts[0][0] + counts[0][1] + counts[1][1], 0);
-	steer_probe_del(&f->st, GROUP, 41001);
+	steer_probe_del(&f->st, SERVICE, GROUP, 41001);
 }
 
 /*

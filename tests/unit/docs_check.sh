@@ -155,7 +155,7 @@ grep -o 'baton_[a-z_]*' "$T/exprs" | sort -u >"$T/metrics.dash"
 check_eq "$DASH queries only metrics the agent serves" "" "$(missing "$T/metrics.dash" "$T/metrics.code")"
 for m in baton_version_live_connections baton_version_accepted_connections_total \
 	baton_version_weight_ratio baton_rollbacks_total baton_steer_migrated_total \
-	baton_steer_fallback_total baton_steer_dropped_total; do
+	baton_steer_fallback_total baton_steer_dropped_total baton_steer_evicted_total; do
 	check "$DASH charts $m" grep -qx "$m" "$T/metrics.dash"
 done
 if command -v promtool >/dev/null 2>&1; then

@@ -16,9 +16,17 @@
  *   full    steer, plus bpf/track.bpf.c (sock_ops) on this process's cgroup,
  *           counting every connection as the agent does
  *
- * Windows run in the order kernel steer full, full steer kernel, ... so
- * that drift on a noisy machine hits every mode alike; each round gives a
- * ratio to the kernel's rate and the median over the rounds is reported.
+ * A round is one short window of each mode, in an order that cycles through
+ * every permutation of the modes, so that each mode comes first, last and
+ * after each other mode equally often.  Each round gives a ratio to the
+ * kernel's rate in that round; the median over the rounds is reported with
+ * a distribution-free 95% confidence interval (order statistics).
+ *
+ * Why many short windows: on a shared machine the rate of this load drifts
+ * by about 10% between any two windows, whether they last 20 ms or 1 s
+ * (measured: the spread of the per-round ratio was the same for 0.02, 0.1,
+ * 0.25 and 1 s windows).  The interval narrows with the number of rounds,
+ * not their length, so rounds are made short and many.
  * A last window runs "full" with BPF run-time statistics on
  * (BPF_ENABLE_STATS, what kernel.bpf_stats_enabled=1 turns on) and reads
  * run_time_ns / run_cnt of both programs; stats are off during the timed
@@ -32,6 +40,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <mntent.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -65,7 +74,7 @@
 #define SERVICE	   0
 #define GROUP	   0
 #define MAX_CLIENT 64
-#define MAX_ROUNDS 200
+#define MAX_ROUNDS 4000
 
 enum mode { M_KERNEL, M_STEER, M_FULL, NMODES };
 static const char *mode_name[NMODES] = {"kernel", "steer", "full"};
@@ -80,6 +89,7 @@ struct opts {
 	int port;
 	int track;
 	const char *json;
+	const char *raw;
 	const char *pin_dir;
 };
 
@@ -97,9 +107,9 @@ struct server {
 } __attribute__((aligned(64)));
 
 static struct opts o = {
-    .rounds = 40,
-    .seconds = 0.25,
-    .warmup = 0.05,
+    .rounds = 1000,
+    .seconds = 0.02,
+    .warmup = 0.005,
     .clients = 4,
     .sources = 256,
     .pins = 1000,
@@ -494,19 +504,26 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: steer-bench [--rounds N] [--seconds S] [--warmup S] [--clients N]\n"
 		   "                   [--sources N] [--pins N] [--port P] [--no-track]\n"
-		   "                   [--pin-dir /sys/fs/bpf/DIR] [--json FILE]\n"
+		   "                   [--pin-dir /sys/fs/bpf/DIR] [--json FILE] [--raw FILE]\n"
 		   "Run as root in a private network namespace (unshare -n; ip link set lo up).\n");
 }
 
 static int parse(int argc, char **argv)
 {
 	static const struct option lo[] = {
-	    {"rounds", required_argument, NULL, 'r'},  {"seconds", required_argument, NULL, 's'},
-	    {"clients", required_argument, NULL, 'c'}, {"sources", required_argument, NULL, 'a'},
-	    {"pins", required_argument, NULL, 'p'},    {"port", required_argument, NULL, 'P'},
-	    {"warmup", required_argument, NULL, 'w'},  {"no-track", no_argument, NULL, 'n'},
-	    {"pin-dir", required_argument, NULL, 'd'}, {"json", required_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},	       {0},
+	    {"rounds", required_argument, NULL, 'r'},
+	    {"seconds", required_argument, NULL, 's'},
+	    {"clients", required_argument, NULL, 'c'},
+	    {"sources", required_argument, NULL, 'a'},
+	    {"pins", required_argument, NULL, 'p'},
+	    {"port", required_argument, NULL, 'P'},
+	    {"warmup", required_argument, NULL, 'w'},
+	    {"no-track", no_argument, NULL, 'n'},
+	    {"pin-dir", required_argument, NULL, 'd'},
+	    {"json", required_argument, NULL, 'j'},
+	    {"raw", required_argument, NULL, 'R'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	int ch;
 
@@ -542,6 +559,9 @@ static int parse(int argc, char **argv)
 		case 'j':
 			o.json = optarg;
 			break;
+		case 'R':
+			o.raw = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -555,7 +575,7 @@ static int parse(int argc, char **argv)
 	    o.sources < 1 || o.sources > 65000 || o.pins < 0 || o.pins > MAX_PINS - 1 ||
 	    o.port < 1 || o.port > 65535) {
 		fprintf(stderr, "steer-bench: an option is out of range "
-				"(rounds 1..200, seconds 0..60, clients 1..64, pins 0..4095)\n");
+				"(rounds 1..4000, seconds 0..60, clients 1..64, pins 0..4095)\n");
 		return -1;
 	}
 	return 0;
@@ -568,11 +588,42 @@ static double share_v1(const uint64_t s[NV][NI])
 	return all ? (double)(s[0][0] + s[0][1]) / all : 0;
 }
 
+/*
+ * A 95% confidence interval of the median of n values (sorted in place):
+ * the order statistics at ranks n/2 -+ 1.96 sqrt(n)/2, which holds whatever
+ * the distribution.
+ */
+static void median_ci(double *x, int n, double *lo, double *hi)
+{
+	int j = (int)floor(n / 2.0 - 0.98 * sqrt(n)) - 1;
+	int k = (int)ceil(1 + n / 2.0 + 0.98 * sqrt(n)) - 1;
+
+	qsort(x, n, sizeof(*x), cmp_double);
+	*lo = x[j < 0 ? 0 : j];
+	*hi = x[k > n - 1 ? n - 1 : k];
+}
+
+/* The order of the modes in round k: every permutation in turn. */
+static enum mode round_mode(int nmodes, int k, int i)
+{
+	static const enum mode p3[6][3] = {
+	    {M_KERNEL, M_STEER, M_FULL}, {M_STEER, M_FULL, M_KERNEL}, {M_FULL, M_KERNEL, M_STEER},
+	    {M_FULL, M_STEER, M_KERNEL}, {M_KERNEL, M_FULL, M_STEER}, {M_STEER, M_KERNEL, M_FULL},
+	};
+
+	if (nmodes == 3)
+		return p3[k % 6][i];
+	return (enum mode)((k + i) % nmodes);
+}
+
+static struct window w[MAX_ROUNDS][NMODES];
+static double rate[NMODES][MAX_ROUNDS], ratio[NMODES][MAX_ROUNDS];
+static double cpu[NMODES][MAX_ROUNDS], cpu_ratio[NMODES][MAX_ROUNDS];
+
 int main(int argc, char **argv)
 {
-	struct window w[MAX_ROUNDS][NMODES];
-	double rate[NMODES][MAX_ROUNDS], ratio[NMODES][MAX_ROUNDS];
-	double cpu[NMODES][MAX_ROUNDS], cpu_ratio[NMODES][MAX_ROUNDS];
+	double lo, hi, sorted[MAX_ROUNDS];
+	FILE *raw;
 	uint64_t errors[NMODES] = {0}, sns0 = 0, scnt0 = 0, sns1 = 0, scnt1 = 0;
 	uint64_t tns0 = 0, tcnt0 = 0, tns1 = 0, tcnt1 = 0, stats_conns = 0;
 	uint64_t served[NMODES][NV][NI] = {{{0}}};
@@ -648,9 +699,10 @@ int main(int argc, char **argv)
 					strerror(-servers[v][i].fd));
 				goto out;
 			}
-			if (steer_place(&st, steer_slot(GROUP, v, i), servers[v][i].fd)) {
+			r = steer_place(&st, steer_slot(GROUP, v, i), servers[v][i].fd);
+			if (r) {
 				fprintf(stderr, "steer-bench: cannot place a socket: %s\n",
-					strerror(errno));
+					strerror(-r));
 				goto out;
 			}
 			pthread_create(&servers[v][i].th, NULL, server_main, &servers[v][i]);
@@ -662,7 +714,7 @@ int main(int argc, char **argv)
 
 	for (k = 0; k < o.rounds; k++) {
 		for (i = 0; i < nmodes; i++) {
-			enum mode m = k % 2 ? nmodes - 1 - i : i;
+			enum mode m = round_mode(nmodes, k, i);
 
 			r = measure(m, &w[k][m]);
 			if (r) {
@@ -683,10 +735,13 @@ int main(int argc, char **argv)
 				served[i][v][1] += w[k][i].served[v][1];
 			}
 		}
-		fprintf(stderr, "steer-bench: round %d:", k + 1);
+		if ((k + 1) % 100 && k + 1 != o.rounds)
+			continue;
+		/* Progress: the medians so far. */
+		fprintf(stderr, "steer-bench: %d rounds:", k + 1);
 		for (i = 0; i < nmodes; i++)
-			fprintf(stderr, " %s %.0f/s %.1fus (%.3f %.3f)", mode_name[i], rate[i][k],
-				cpu[i][k], ratio[i][k], cpu_ratio[i][k]);
+			fprintf(stderr, " %s %.0f/s (%.4f)", mode_name[i], median(rate[i], k + 1),
+				median(ratio[i], k + 1));
 		fprintf(stderr, "\n");
 	}
 
@@ -699,7 +754,8 @@ int main(int argc, char **argv)
 		prog_stats(st.prog_fd, &sns0, &scnt0);
 		if (o.track)
 			prog_stats(bpf_program__fd(tskel->progs.track), &tns0, &tcnt0);
-		sleep_s(o.seconds);
+		/* Long enough for tens of thousands of runs, whatever the window. */
+		sleep_s(o.seconds < 2 ? 2 : o.seconds);
 		prog_stats(st.prog_fd, &sns1, &scnt1);
 		if (o.track)
 			prog_stats(bpf_program__fd(tskel->progs.track), &tns1, &tcnt1);
@@ -741,17 +797,35 @@ stop:
 			mode_name[i], median(rate[i], o.rounds), median(ratio[i], o.rounds));
 		fprintf(out, "\"median_cpu_us\": %.2f, \"median_cpu_ratio\": %.4f, ",
 			median(cpu[i], o.rounds), median(cpu_ratio[i], o.rounds));
-		fprintf(out, "\"errors\": %llu, \"v1_share\": %.4f, \"rates\": [",
+		memcpy(sorted, ratio[i], o.rounds * sizeof(*sorted));
+		median_ci(sorted, o.rounds, &lo, &hi);
+		fprintf(out, "\"ratio_ci95\": [%.4f, %.4f], ", lo, hi);
+		memcpy(sorted, cpu_ratio[i], o.rounds * sizeof(*sorted));
+		median_ci(sorted, o.rounds, &lo, &hi);
+		fprintf(out, "\"cpu_ratio_ci95\": [%.4f, %.4f], ", lo, hi);
+		fprintf(out, "\"errors\": %llu, \"v1_share\": %.4f},\n",
 			(unsigned long long)errors[i], share_v1(served[i]));
-		for (k = 0; k < o.rounds; k++)
-			fprintf(out, "%s%.0f", k ? ", " : "", rate[i][k]);
-		fprintf(out, "], \"ratios\": [");
-		for (k = 0; k < o.rounds; k++)
-			fprintf(out, "%s%.4f", k ? ", " : "", ratio[i][k]);
-		fprintf(out, "], \"cpu_us\": [");
-		for (k = 0; k < o.rounds; k++)
-			fprintf(out, "%s%.2f", k ? ", " : "", cpu[i][k]);
-		fprintf(out, "]},\n");
+	}
+	/* Every round's figures, for whoever wants to check the statistics. */
+	raw = o.raw ? fopen(o.raw, "w") : NULL;
+	if (o.raw && !raw)
+		fprintf(stderr, "steer-bench: %s: %s\n", o.raw, strerror(errno));
+	if (raw) {
+		fprintf(raw, "{");
+		for (i = 0; i < nmodes; i++) {
+			fprintf(raw, "%s\"%s\": {\"rates\": [", i ? ",\n " : "", mode_name[i]);
+			for (k = 0; k < o.rounds; k++)
+				fprintf(raw, "%s%.0f", k ? ", " : "", rate[i][k]);
+			fprintf(raw, "], \"ratios\": [");
+			for (k = 0; k < o.rounds; k++)
+				fprintf(raw, "%s%.4f", k ? ", " : "", ratio[i][k]);
+			fprintf(raw, "], \"cpu_us\": [");
+			for (k = 0; k < o.rounds; k++)
+				fprintf(raw, "%s%.2f", k ? ", " : "", cpu[i][k]);
+			fprintf(raw, "]}");
+		}
+		fprintf(raw, "}\n");
+		fclose(raw);
 	}
 	fprintf(out,
 		" \"bpf_stats\": {\"conns\": %llu, \"steer_runs\": %llu, \"steer_ns\": %llu, "
@@ -769,9 +843,10 @@ stop:
 			stats_conns ? (double)(tns1 - tns0) / stats_conns : 0.0);
 	fprintf(out,
 		"},\n \"steer_stats\": {\"selected\": %llu, \"pinned\": %llu, "
-		"\"fallback\": %llu, \"dropped\": %llu}",
+		"\"fallback\": %llu, \"dropped\": %llu, \"evicted\": %llu}",
 		(unsigned long long)ss.selected, (unsigned long long)ss.pinned,
-		(unsigned long long)ss.fallback, (unsigned long long)ss.dropped);
+		(unsigned long long)ss.fallback, (unsigned long long)ss.dropped,
+		(unsigned long long)ss.evicted);
 	fprintf(out, "}\n");
 	if (out != stdout)
 		fclose(out);

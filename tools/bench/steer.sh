@@ -11,25 +11,22 @@
 . "$(dirname "$0")/common.sh"
 bench_enter "$@"
 
-ROUNDS=${STEER_ROUNDS:-40}
-SECONDS_PER=${STEER_SECONDS:-0.25}
-args=(--rounds "$ROUNDS" --seconds "$SECONDS_PER" --clients 4 --sources 256 --pins 1000)
-cmd "steer-bench ${args[*]}   (in a private netns; windows kernel/steer/full interleaved)"
+ROUNDS=${STEER_ROUNDS:-1000}
+SECONDS_PER=${STEER_SECONDS:-0.02}
+args=(--rounds "$ROUNDS" --seconds "$SECONDS_PER" --warmup 0.005 --clients 4 --sources 256 --pins 1000)
+cmd "steer-bench ${args[*]}   (in a private netns; each round one window per mode, the modes' order cycling through every permutation)"
 log "$ROUNDS rounds of 3 x ${SECONDS_PER}s windows"
-if ! "$B/steer-bench" "${args[@]}" --pin-dir "$BPFDIR" --json "$T/steer.json" 2>"$T/steer.log"; then
+if ! "$B/steer-bench" "${args[@]}" --pin-dir "$BPFDIR" --json "$T/steer.json" --raw "$T/steer-rounds.json" 2>"$T/steer.log"; then
 	cat "$T/steer.log" >&2
 	exit 1
 fi
 r=$T/steer.json
 data steer "$(cat "$r")"
 
-# A 95% confidence interval of the median ratio (order statistics: ranks
-# n/2 -+ 1.96 sqrt(n)/2), to show what the machine's noise allows to conclude.
+# steer-bench gives a 95% confidence interval of each median ratio (order
+# statistics; every round's figures are in steer-rounds.json).
 ci() {
-	jq -r --arg m "$1" '.[$m].ratios | sort | length as $n | ($n | sqrt) as $q |
-		((($n / 2 - 0.98 * $q) | floor) - 1 | if . < 0 then 0 else . end) as $j |
-		(((1 + $n / 2 + 0.98 * $q) | ceil) - 1 | if . > $n - 1 then $n - 1 else . end) as $k |
-		"\(.[$j]) \(.[$k])"' "$r"
+	jq -r --arg m "$1" '.[$m].ratio_ci95 | "\(.[0]) \(.[1])"' "$r"
 }
 k=$(jq '.kernel.median_rate' "$r")
 for m in steer full; do
