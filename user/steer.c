@@ -498,24 +498,23 @@ int steer_pin_set(struct steer *st, __u32 service, const struct steer_cidr *c, _
 	struct steer_pin v = {.version = version};
 	int r;
 
-	struct steer_pin old;
-	int fresh;
-
 	if (!version)
 		return -EINVAL;
 	r = pin_key(service, c, &k);
 	if (r)
 		return r;
-	fresh = bpf_map_lookup_elem(st->pins_fd, &k, &old) != 0;
-	/* Count first: the program must never skip a pin that is in the map. */
-	if (fresh) {
-		r = extras_add(st, service, 0, 1);
-		if (r)
-			return r;
-	}
-	r = map_update(st->pins_fd, &k, &v);
-	if (r && fresh)
-		extras_add(st, service, 0, -1);
+	/*
+	 * Count first: the program must never skip a pin that is in the map.
+	 * Whether the pin is new is what BPF_NOEXIST says: a lookup in the
+	 * trie would find a shorter pin that covers it.
+	 */
+	r = extras_add(st, service, 0, 1);
+	if (r)
+		return r;
+	if (!bpf_map_update_elem(st->pins_fd, &k, &v, BPF_NOEXIST))
+		return 0;
+	r = errno == EEXIST ? map_update(st->pins_fd, &k, &v) : -errno;
+	extras_add(st, service, 0, -1); /* replaced, or not added */
 	return r;
 }
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <bpf/bpf.h>
 
 #include "steer_user.h"
 
@@ -922,6 +923,45 @@ static int listed(const struct steer_cidr *out, const __u32 *ver, int n, const c
 	return -1;
 }
 
+/* What lets steer skip lookups: each service's probe and pin counts, exact. */
+static void expect_extras(struct fixture *f, __u32 service, __u32 probes, __u32 pins)
+{
+	struct steer_extras e;
+
+	assert_int_equal(steer_extras_get(&f->st, service, &e), 0);
+	assert_int_equal(e.probes, probes);
+	assert_int_equal(e.pins, pins);
+}
+
+/*
+ * The counts follow every add and removal, and a restarted agent's
+ * steer_extras_sync() rebuilds them from the maps (here: after they were
+ * wiped), so a pin is never skipped.
+ */
+static void check_extras(struct fixture *f, __u32 probes, __u32 pins, __u32 other, __u32 other_pins)
+{
+	struct steer_extras zero = {0};
+	__u32 i;
+
+	expect_extras(f, SERVICE, probes, pins);
+	expect_extras(f, other, 0, other_pins);
+	assert_int_equal(steer_probe_add(&f->st, SERVICE, GROUP, 42000, 0, 0), 0);
+	assert_int_equal(steer_probe_add(&f->st, SERVICE, GROUP, 42001, 0, 1), 0);
+	assert_int_equal(steer_probe_add(&f->st, SERVICE, GROUP, 42001, 1, 1), 0); /* replaced */
+	expect_extras(f, SERVICE, probes + 2, pins);
+	assert_int_equal(steer_probe_del(&f->st, SERVICE, GROUP, 42000), 0);
+	assert_int_equal(steer_probe_del(&f->st, SERVICE, GROUP, 42000), 0); /* gone already */
+	expect_extras(f, SERVICE, probes + 1, pins);
+	for (i = 0; i < MAX_SERVICES; i++)
+		assert_int_equal(bpf_map_update_elem(f->st.extras_fd, &i, &zero, BPF_ANY), 0);
+	assert_int_equal(steer_extras_sync(&f->st), 0);
+	expect_extras(f, SERVICE, probes + 1, pins);
+	expect_extras(f, other, 0, other_pins);
+	assert_int_equal(steer_probe_clear(&f->st), probes + 1);
+	assert_int_equal(steer_extras_sync(&f->st), 0);
+	expect_extras(f, SERVICE, 0, pins);
+}
+
 static void test_pin_list_del(void **state)
 {
 	struct fixture *f = *state;
@@ -984,6 +1024,7 @@ static void test_pin_list_del(void **state)
 	assert_int_equal(n, 2);
 	/* An IPv4-mapped prefix is stored, and listed, as the IPv4 one it is. */
 	assert_true(listed(out, ver, n, "0.0.0.0/0", 2) >= 0);
+	check_extras(f, 0, 2, SERVICE + 1, 1);
 }
 
 /*
