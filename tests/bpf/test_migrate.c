@@ -60,6 +60,7 @@ struct fixture {
 	char pin_dir[64];
 	int family;
 	int fastopen;
+	int dual; /* one IPv6 listener for both families: [::], IPV6_V6ONLY off */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	int lfd[NV][NI];
@@ -89,7 +90,7 @@ static int listener(struct fixture *f)
 
 	assert_true(fd >= 0);
 	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0);
-	if (f->family == AF_INET6)
+	if (f->family == AF_INET6 && !f->dual)
 		assert_int_equal(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)), 0);
 	if (f->fastopen)
 		assert_int_equal(setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof(qlen)), 0);
@@ -126,7 +127,7 @@ static int enable_fastopen(void)
 	return ok ? 0 : -1;
 }
 
-static int setup_family(void **state, int family, int fastopen)
+static int setup_family(void **state, int family, int fastopen, int dual)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	char err[256];
@@ -154,6 +155,7 @@ static int setup_family(void **state, int family, int fastopen)
 	}
 	f->family = family;
 	f->fastopen = fastopen;
+	f->dual = dual;
 	if (family == AF_INET) {
 		struct sockaddr_in *sin = (void *)&f->addr;
 
@@ -166,7 +168,7 @@ static int setup_family(void **state, int family, int fastopen)
 
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons(PORT);
-		sin6->sin6_addr = in6addr_loopback;
+		sin6->sin6_addr = dual ? in6addr_any : in6addr_loopback;
 		f->addrlen = sizeof(*sin6);
 	}
 	for (i = 0; i < NREQ; i++)
@@ -188,22 +190,27 @@ static int setup_family(void **state, int family, int fastopen)
 
 static int setup4(void **state)
 {
-	return setup_family(state, AF_INET, 0);
+	return setup_family(state, AF_INET, 0, 0);
 }
 
 static int setup6(void **state)
 {
-	return setup_family(state, AF_INET6, 0);
+	return setup_family(state, AF_INET6, 0, 0);
+}
+
+static int setup_dual(void **state)
+{
+	return setup_family(state, AF_INET6, 0, 1);
 }
 
 static int setup4_tfo(void **state)
 {
-	return setup_family(state, AF_INET, 1);
+	return setup_family(state, AF_INET, 1, 0);
 }
 
 static int setup6_tfo(void **state)
 {
-	return setup_family(state, AF_INET6, 1);
+	return setup_family(state, AF_INET6, 1, 0);
 }
 
 static int teardown(void **state)
@@ -787,6 +794,43 @@ static void test_slow_handshake(void **state)
 		      DECISION_WAYS + 1, DECISION_HOT_S + 1);
 }
 
+/*
+ * 6. A dual-stack listener (an adopted server's [::] socket without
+ * IPV6_V6ONLY) gets IPv4 clients: its connections see them IPv4-mapped, and
+ * steer must record its decision under that same key for track to count
+ * them.  IPv4 and IPv6 clients, all counted.
+ */
+static void test_dual_stack_counts(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons(PORT)};
+	struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons(PORT)};
+	struct version_counts c0, c1;
+	int k, n = 8;
+
+	v4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	v6.sin6_addr = in6addr_loopback;
+	counts(f, 1, &c0);
+	for (k = 0; k < n; k++) {
+		int six = k % 2;
+
+		f->cfd[k] = socket(six ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(f->cfd[k] >= 0);
+		set_timeouts(f->cfd[k]);
+		if (connect(f->cfd[k], six ? (struct sockaddr *)&v6 : (struct sockaddr *)&v4,
+			    six ? sizeof(v6) : sizeof(v4)) < 0)
+			fail_msg("connect: %s", strerror(errno));
+	}
+	clients_send(f, n);
+	accept_on(f, 0, n);
+	serve(f, n);
+	counts(f, 1, &c1);
+	assert_int_equal(c1.accepted - c0.accepted, n);
+	assert_int_equal(c1.live - c0.live, n);
+	print_message("dual-stack listener: %lld of %d counted (half IPv4)\n",
+		      (long long)(c1.accepted - c0.accepted), n);
+}
+
 static void test_lost_on_kill(void **state)
 {
 	struct fixture *f = *state;
@@ -882,6 +926,7 @@ int main(void)
 	const struct CMUnitTest lost[] = {
 	    cmocka_unit_test_setup_teardown(test_slow_handshake, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_slow_handshake, setup6, teardown),
+	    cmocka_unit_test_setup_teardown(test_dual_stack_counts, setup_dual, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_on_kill, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_on_exit_without_close, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_none_lost_on_graceful_exit, setup4, teardown),
