@@ -11,7 +11,7 @@
 . "$(dirname "$0")/common.sh"
 bench_enter "$@"
 
-ROUNDS=${STEER_ROUNDS:-1000}
+ROUNDS=${STEER_ROUNDS:-2000}
 SECONDS_PER=${STEER_SECONDS:-0.02}
 args=(--rounds "$ROUNDS" --seconds "$SECONDS_PER" --warmup 0.005 --clients 4 --sources 256 --pins 1000)
 cmd "steer-bench ${args[*]}   (in a private netns; each round one window per mode, the modes' order cycling through every permutation)"
