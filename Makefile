@@ -110,9 +110,9 @@ bench:
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
 	$(Q)tools/bench/run.sh $(BUILD) $(PART)
 
-$(BUILD)/steer-bench: tools/bench/steer-bench.c $(BUILD)/steer.o $(BUILD)/log.o $(SKELS)
+$(BUILD)/steer-bench: tools/bench/steer-bench.c $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o $(SKELS)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/steer.o $(BUILD)/log.o $(LDFLAGS) -lbpf -lelf -lz -lm -pthread -o $@
+	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o $(LDFLAGS) -lbpf -lelf -lz -lm -pthread -o $@
 
 $(BUILD)/loadgen: tools/bench/loadgen.c | $(BUILD)
 	$(call msg,CC,$@)

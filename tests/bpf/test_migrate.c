@@ -923,10 +923,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_new_syn_recv_ack, setup6, teardown),
 	    cmocka_unit_test_setup_teardown(test_fastopen_syn_recv, setup6_tfo, teardown),
 	};
-	const struct CMUnitTest lost[] = {
+	const struct CMUnitTest counting[] = {
 	    cmocka_unit_test_setup_teardown(test_slow_handshake, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_slow_handshake, setup6, teardown),
 	    cmocka_unit_test_setup_teardown(test_dual_stack_counts, setup_dual, teardown),
+	};
+	const struct CMUnitTest lost[] = {
 	    cmocka_unit_test_setup_teardown(test_lost_on_kill, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_on_exit_without_close, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_none_lost_on_graceful_exit, setup4, teardown),
@@ -943,6 +945,7 @@ int main(void)
 	if (getenv("TEST_FILTER"))
 		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	r = cmocka_run_group_tests_name("migrate", migrate, NULL, NULL);
+	r += cmocka_run_group_tests_name("counting", counting, NULL, NULL);
 	r += cmocka_run_group_tests_name("lost", lost, NULL, NULL);
 	return r;
 }

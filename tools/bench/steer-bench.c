@@ -41,7 +41,6 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
-#include <mntent.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -60,6 +59,7 @@
 
 #include "steer_user.h"
 #include "track.h"
+#include "track_user.h"
 #include "track.skel.h"
 
 #ifndef SO_DETACH_REUSEPORT_BPF
@@ -265,25 +265,6 @@ static int listener(void)
 	return fd;
 }
 
-/* The cgroup v2 mount point, as the agent finds it. */
-static int cgroup2_mount(char *buf, size_t len)
-{
-	struct mntent *m;
-	FILE *f = setmntent("/proc/self/mounts", "r");
-	int r = -ENOENT;
-
-	if (!f)
-		return -errno;
-	while ((m = getmntent(f)))
-		if (!strcmp(m->mnt_type, "cgroup2")) {
-			snprintf(buf, len, "%s", m->mnt_dir);
-			r = 0;
-			break;
-		}
-	endmntent(f);
-	return r;
-}
-
 static int write_pid(const char *dir)
 {
 	char path[PATH_MAX + 16];
@@ -310,7 +291,7 @@ static int cgroup_enter(void)
 	FILE *f;
 	int r;
 
-	r = cgroup2_mount(root, sizeof(root));
+	r = cgroup2_root(root, sizeof(root)); /* as the agent finds it */
 	if (r)
 		return r;
 	snprintf(cg_home, sizeof(cg_home), "%s", root);
