@@ -33,12 +33,15 @@ endif
 .PHONY: fuzz fuzz-build
 
 BPF_PROGS := steer track
-USER_SRCS := user/agent.c user/cli.c user/config.c user/control.c user/health.c user/log.c \
-	     user/main.c user/proc.c user/steer.c user/track.c
+USER_SRCS := user/adopt.c user/agent.c user/checks.c user/cli.c user/config.c user/control.c \
+	     user/ctlserver.c user/dp.c user/exec.c user/fsm.c user/health.c user/listen.c user/log.c user/loop.c \
+	     user/main.c user/metrics.c user/model.c user/notify.c user/proc.c user/reload.c \
+	     user/requests.c user/restore.c user/services.c user/statefile.c \
+	     user/status.c user/steer.c user/track.c user/versions.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
-TESTS     += $(BUILD)/test_migrate
+TESTS     += $(BUILD)/test_migrate $(BUILD)/test_fsm
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -72,6 +75,11 @@ $(BUILD)/test_config: tests/unit/test_config.c $(BUILD)/config.o
 $(BUILD)/test_health: tests/unit/test_health.c $(BUILD)/health.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -pthread -lcmocka -o $@
+
+$(BUILD)/test_fsm: tests/unit/test_fsm.c $(BUILD)/fsm.o $(BUILD)/model.o $(BUILD)/log.o \
+		   $(BUILD)/config.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
 
 $(BUILD)/test_proc: tests/unit/test_proc.c $(BUILD)/proc.o $(BUILD)/config.o
 	$(call msg,CC,$@)
@@ -124,11 +132,11 @@ $(BUILD)/loadgen: tools/bench/loadgen.c | $(BUILD)
 # promise; the input is kept as $(FUZZ_DIR)/crash-NAME-*.
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := $(BUILD)/fuzz
-FUZZERS      := config control http_status notify
+FUZZERS      := config control http_status notify fsm
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(BUILD) \
 		-Itests/fuzz $(FUZZ_SAN)
-FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config health log proc steer)
+FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config fsm health log model proc steer)
 
 $(FUZZ_DIR):
 	$(Q)mkdir -p $@
@@ -143,6 +151,8 @@ $(FUZZ_DIR)/fuzz_control: tests/fuzz/fuzz_control.c $(FUZZ_DIR)/config.o $(FUZZ_
 			  $(FUZZ_DIR)/log.o
 $(FUZZ_DIR)/fuzz_http_status: tests/fuzz/fuzz_http_status.c $(FUZZ_DIR)/health.o
 $(FUZZ_DIR)/fuzz_notify: tests/fuzz/fuzz_notify.c $(FUZZ_DIR)/proc.o $(FUZZ_DIR)/config.o
+$(FUZZ_DIR)/fuzz_fsm: tests/fuzz/fuzz_fsm.c $(FUZZ_DIR)/fsm.o $(FUZZ_DIR)/model.o $(FUZZ_DIR)/log.o \
+		      $(FUZZ_DIR)/config.o
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz.h
 	$(call msg,CC,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(filter %.c %.o,$^) $(LIBS) -o $@

@@ -60,6 +60,7 @@ for s in $suites; do
 		run health unshare -n sh -c "ip link set lo up && exec $B/test_health"
 		run demo-server tests/unit/demo_server_smoke.sh "$B/demo-server"
 		run proc "$B/test_proc"
+		run fsm "$B/test_fsm"
 		run docs tests/unit/docs_check.sh "$B"
 		;;
 	bpf)

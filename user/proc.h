@@ -39,5 +39,7 @@ int proc_reap(int pidfd, int *status, char *desc, size_t desclen);
  * "READY=1", else 0.  A message holding a NUL byte is not text: 0.
  */
 int proc_notify_ready(const char *msg, size_t len);
+/* Start time of pid (/proc/PID/stat field 22): tells a process from a reused pid; 0 if gone. */
+unsigned long long proc_starttime(pid_t pid);
 
 #endif /* BATON_PROC_H */

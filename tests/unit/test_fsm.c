@@ -1,0 +1,812 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The rollout state machine alone: no root, no BPF, no processes.  Each test
+ * plays the executor's part by hand (it answers a spawn, a hook, a watch as
+ * exec.c would) and asserts the exact actions of every step, in order, and
+ * the invariants after it.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fsm.h"
+#include "log.h"
+
+static struct fsm_out out;
+static long long now = 1000000;
+static char *cmd[] = {"/bin/true", NULL};
+static char *hook_cmd[] = {"/bin/hook", NULL};
+/* Stand-ins for control clients: only compared, never read. */
+static struct client *const C1 = (struct client *)0x1, *const C2 = (struct client *)0x2;
+
+/* A service as the configuration gives it: 2 instances, ready by notify, drain-delay 0. */
+static struct service *service_new(void)
+{
+	struct service *s = calloc(1, sizeof(*s));
+
+	snprintf(s->conf.name, sizeof(s->conf.name), "web");
+	s->conf.nlisten = 1;
+	s->conf.instances = 2;
+	s->conf.ready = READY_NOTIFY;
+	s->conf.ready_timeout_ms = 5000;
+	s->conf.drain = DRAIN_SIGNAL_THEN_WAIT;
+	s->conf.exit_signal = SIGTERM;
+	s->conf.drain_timeout_ms = 3000;
+	s->conf.kill_after_ms = 1000;
+	s->conf.strategy = STRATEGY_BLUEGREEN;
+	s->conf.nsteps = 3;
+	s->conf.steps[0] = 1000;
+	s->conf.steps[1] = 5000;
+	s->conf.steps[2] = WEIGHT_MAX;
+	s->conf.bake_ms = 2000;
+	s->conf.health = HEALTH_HTTP;
+	s->conf.health_threshold = 3;
+	s->conf.max_error_bp = 100;
+	s->conf.hook_timeout_ms = 4000;
+	s->active = s->previous = s->starting = -1;
+	s->ro.newv = s->ro.oldv = -1;
+	s->next_num = 1;
+	return s;
+}
+
+static void service_free(struct service *s)
+{
+	int i;
+
+	for (i = 0; i < MAX_VERSIONS; i++)
+		free(s->slot[i]);
+	free(s);
+}
+
+/* What version_new does, without sockets: a free slot, the next number. */
+static struct version *version_make(struct service *s)
+{
+	struct version *v = calloc(1, sizeof(*v));
+	int i;
+
+	for (i = 0; s->slot[i]; i++)
+		;
+	v->svc = s;
+	v->vslot = i;
+	v->num = s->next_num++;
+	v->ninst = s->conf.instances;
+	v->argv[0] = cmd[0];
+	v->zero_to_signal_us = -1;
+	s->slot[i] = v;
+	return v;
+}
+
+/* The actions of the last step as one line: "policy; place v2; spawn v2". */
+static const char *render(void)
+{
+	static char buf[4096];
+	size_t n = 0;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; i < out.n && n < sizeof(buf) - 64; i++) {
+		const struct fsm_action *a = &out.a[i];
+
+		n += snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? "; " : "",
+			      fsm_act_names[a->type]);
+		if (a->v)
+			n += snprintf(buf + n, sizeof(buf) - n, " v%d", a->v->num);
+		switch (a->type) {
+		case FA_UNPLACE_INST:
+		case FA_STOP_CHECKS:
+		case FA_RELEASE:
+			if (a->inst >= 0)
+				n += snprintf(buf + n, sizeof(buf) - n, "/%d", a->inst);
+			break;
+		case FA_SIGNAL:
+			n += snprintf(buf + n, sizeof(buf) - n, " %s", signal_name((int)a->arg));
+			break;
+		case FA_WATCH:
+			n += snprintf(buf + n, sizeof(buf) - n, " %s", a->arg ? "on" : "off");
+			break;
+		case FA_VTIMER:
+		case FA_RO_TIMER:
+			if (a->arg)
+				n += snprintf(buf + n, sizeof(buf) - n, " %+lld", a->arg - now);
+			else
+				n += snprintf(buf + n, sizeof(buf) - n, " off");
+			break;
+		case FA_RUN_HOOK:
+			n += snprintf(buf + n, sizeof(buf) - n, " %s",
+				      hook_name((enum hook_point)a->arg));
+			break;
+		case FA_REPLY:
+			n += snprintf(buf + n, sizeof(buf) - n, " %s", a->ok ? "ok" : "err");
+			break;
+		case FA_DEPLOY_DONE:
+			n += snprintf(buf + n, sizeof(buf) - n, " %s",
+				      a->ok	       ? "ok"
+				      : a->rolled_back ? "rolled-back"
+						       : "failed");
+			break;
+		default:
+			break;
+		}
+	}
+	return buf;
+}
+
+/* One event; the invariants must hold after it. */
+static const char *step(struct service *s, struct fsm_event e)
+{
+	const char *broken;
+
+	out.n = 0;
+	out.overflow = false;
+	fsm_step(s, &e, now, &out);
+	broken = fsm_check(s, &out);
+	if (broken)
+		fail_msg("after %s: %s (actions: %s)", fsm_ev_names[e.type], broken, render());
+	return render();
+}
+
+/* The text of the first action of type t in the last step. */
+static const char *text_of(enum fsm_act t)
+{
+	int i;
+
+	for (i = 0; i < out.n; i++)
+		if (out.a[i].type == t)
+			return out.a[i].text;
+	return "";
+}
+
+#define EXPECT(s, e, want) assert_string_equal(step(s, e), want)
+
+/* exec.c's part after FA_SPAWN: the processes exist. */
+static void spawned(struct version *v)
+{
+	int i;
+
+	for (i = 0; i < v->ninst; i++) {
+		v->inst[i].alive = true;
+		v->inst[i].pid = 100 * v->num + i;
+	}
+	v->nalive = v->ninst;
+}
+
+/* A first version, started and ready: v1 active with all traffic. */
+static struct version *first_version(struct service *s)
+{
+	struct version *v = version_make(s);
+
+	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = v}),
+	       "place v1; policy; attach v1; spawn v1");
+	spawned(v);
+	EXPECT(s, ((struct fsm_event){.type = FE_SPAWNED, .v = v, .ok = true}), "ready-checks v1");
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v, .inst = 0}), "");
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v, .inst = 1}),
+	       "vtimer v1 off; ro-timer off");
+	assert_int_equal(s->active, v->vslot);
+	assert_int_equal(s->ro.stage, RO_NONE);
+	assert_int_equal(v->weight, WEIGHT_MAX);
+	return v;
+}
+
+/* A new version of s started and ready up to its first step; returns it. */
+static struct version *start_new(struct service *s, struct client *c, const char *at_ready)
+{
+	struct version *v = version_make(s);
+	char want[128];
+
+	snprintf(want, sizeof(want), "place v%d; policy; attach v%d; spawn v%d", v->num, v->num,
+		 v->num);
+	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = v, .c = c}), want);
+	spawned(v);
+	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v, .ok = true});
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v, .inst = 0}), "");
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v, .inst = 1}), at_ready);
+	return v;
+}
+
+/* Every process of v exits: the last exit forgets v (its actions returned). */
+static const char *all_exit(struct service *s, struct version *v)
+{
+	const char *r = "";
+	int i;
+
+	for (i = 0; i < v->ninst; i++)
+		if (v->inst[i].alive)
+			r = step(s, (struct fsm_event){
+					.type = FE_EXIT, .v = v, .inst = i, .why = "exited"});
+	return r;
+}
+
+/* ---- blue-green -------------------------------------------------------------------- */
+
+static void test_bluegreen(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	v1 = first_version(s);
+	v2 = start_new(s, C1,
+		       "vtimer v2 off; policy; unplace v1; stop-checks v2; vtimer v2 off; "
+		       "deploy-done ok; ro-timer off; watch v1 off; release v1; signal v1 SIGTERM; "
+		       "vtimer v1 +3000");
+	assert_int_equal(s->active, v2->vslot);
+	assert_int_equal(v2->weight, WEIGHT_MAX);
+	assert_int_equal(v1->phase, VP_DRAINING);
+	assert_int_equal(s->rollouts[RR_COMPLETED], 2);
+	/* It overstays drain-timeout: SIGTERM was its signal, so kill-after, then SIGKILL. */
+	now += 3000;
+	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v1}), "vtimer v1 +1000");
+	assert_int_equal(v1->phase, VP_TERMINATING);
+	now += 1000;
+	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v1}),
+	       "signal v1 SIGKILL; vtimer v1 off");
+	assert_string_equal(all_exit(s, v1), "stop-checks v1/1; policy; forget v1");
+	assert_null(s->slot[0]);
+	assert_int_equal(s->nhist, 1);
+	assert_int_equal(s->hist[0].num, 1);
+	service_free(s);
+}
+
+/* wait-then-signal: the signal waits for zero, which the kernel (or a look) reports. */
+static void test_drain_wait_for_zero(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1;
+
+	(void)state;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	v1 = first_version(s);
+	start_new(s, NULL,
+		  "vtimer v2 off; policy; unplace v1; stop-checks v2; vtimer v2 off; ro-timer off; "
+		  "vtimer v1 +3000; watch v1 on");
+	assert_int_equal(v1->phase, VP_DRAIN_WAIT);
+	now += 10;
+	EXPECT(s, ((struct fsm_event){.type = FE_ZERO, .v = v1, .zero_ns = 5000, .now_ns = 9000}),
+	       "watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +1000");
+	assert_int_equal(v1->zero_to_signal_us, 4);
+	/* A late zero report changes nothing. */
+	EXPECT(s, ((struct fsm_event){.type = FE_ZERO, .v = v1}), "");
+	service_free(s);
+}
+
+/* drain-reset: connections left at drain-timeout are reset, then the signal. */
+static void test_drain_reset_at_timeout(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1;
+
+	(void)state;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	s->conf.drain_reset = true;
+	v1 = first_version(s);
+	start_new(s, NULL,
+		  "vtimer v2 off; policy; unplace v1; stop-checks v2; vtimer v2 off; ro-timer off; "
+		  "vtimer v1 +3000; watch v1 on");
+	now += 3000;
+	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v1}),
+	       "reset v1; watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +1000");
+	assert_int_equal(v1->phase, VP_TERMINATING);
+	service_free(s);
+}
+
+/* ---- canary ------------------------------------------------------------------------ */
+
+static void test_canary_steps_and_bake(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	s->conf.strategy = STRATEGY_CANARY;
+	v1 = first_version(s);
+	v2 = start_new(s, C1, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+	assert_int_equal(v2->weight, 1000);
+	assert_int_equal(v1->weight, 9000);
+	assert_int_equal(s->ro.stage, RO_STEPPING);
+	/* Bake ends: the next step. */
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "policy; ro-timer +2000; progress");
+	assert_int_equal(v2->weight, 5000);
+	/* A timer that fires early (or twice) does nothing. */
+	now += 1;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "");
+	now += 1999;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "policy; unplace v1; stop-checks v2; vtimer v2 off; deploy-done ok; ro-timer off; "
+	       "watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +3000");
+	assert_int_equal(v2->weight, WEIGHT_MAX);
+	assert_int_equal(v1->weight, 0);
+	assert_int_equal(s->previous, v1->vslot);
+	service_free(s);
+}
+
+static void test_promote_pause_weight_abort(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	s->conf.strategy = STRATEGY_CANARY;
+	s->conf.bake_ms = 0; /* every step waits for promote */
+	v1 = first_version(s);
+	v2 = start_new(s, C1, "vtimer v2 off; health-checks v2; policy; ro-timer off; progress");
+	assert_string_equal(text_of(FA_PROGRESS),
+			    "web: v2 at 10.00% (step 1 of 3); waiting for: baton promote web");
+	EXPECT(s, ((struct fsm_event){.type = FE_PROMOTE, .c = C2}),
+	       "policy; ro-timer off; progress; reply ok");
+	assert_int_equal(v2->weight, 5000);
+	EXPECT(s, ((struct fsm_event){.type = FE_PAUSE, .c = C2}), "ro-timer off; reply ok");
+	assert_true(s->ro.paused);
+	EXPECT(s, ((struct fsm_event){.type = FE_PAUSE, .c = C2}), "reply err");
+	/* Weights by hand: one version given, the other gets the rest. */
+	EXPECT(s,
+	       ((struct fsm_event){
+		   .type = FE_WEIGHT, .c = C2, .nweights = 1, .wnum = {2}, .wbp = {2500}}),
+	       "policy; ro-timer off; reply ok");
+	assert_int_equal(v2->weight, 2500);
+	assert_int_equal(v1->weight, 7500);
+	assert_true(s->ro.manual);
+	EXPECT(s,
+	       ((struct fsm_event){
+		   .type = FE_WEIGHT, .c = C2, .nweights = 1, .wnum = {7}, .wbp = {2500}}),
+	       "reply err");
+	assert_string_equal(text_of(FA_REPLY), "weight: v7 does not take part in the rollout "
+					       "(v1 -> v2); only those two take weights");
+	EXPECT(s,
+	       ((struct fsm_event){
+		   .type = FE_WEIGHT, .c = C2, .nweights = 2, .wnum = {1, 2}, .wbp = {5000, 2500}}),
+	       "reply err");
+	/* Promote goes on from the next step above the weight set by hand. */
+	EXPECT(s, ((struct fsm_event){.type = FE_PROMOTE, .c = C2}),
+	       "policy; ro-timer off; progress; reply ok");
+	assert_int_equal(v2->weight, 5000);
+	assert_false(s->ro.paused);
+	/* Abort: the old version has everything again, the new one drains. */
+	EXPECT(s, ((struct fsm_event){.type = FE_ABORT, .c = C2}),
+	       "policy; deploy-done rolled-back; ro-timer off; stop-checks v2; unplace v2; "
+	       "watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000; reply ok");
+	assert_int_equal(v1->weight, WEIGHT_MAX);
+	assert_int_equal(s->active, v1->vslot);
+	assert_int_equal(s->rollbacks[RB_OPERATOR], 1);
+	assert_int_equal(s->last_rollback.num, 2);
+	EXPECT(s, ((struct fsm_event){.type = FE_ABORT, .c = C2}), "reply err");
+	EXPECT(s, ((struct fsm_event){.type = FE_PROMOTE, .c = C2}), "reply err");
+	assert_string_equal(text_of(FA_REPLY), "web: no rollout in progress (baton deploy web "
+					       "--strategy canary -- CMD starts one)");
+	service_free(s);
+}
+
+/* ---- rollback --------------------------------------------------------------------- */
+
+static void test_rollback_within_drain_delay(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	s->conf.drain_delay_ms = 10000;
+	v1 = first_version(s);
+	v2 = start_new(s, NULL,
+		       "vtimer v2 off; policy; unplace v1; stop-checks v2; vtimer v2 off; ro-timer "
+		       "off; vtimer v1 +10000");
+	assert_int_equal(v1->phase, VP_DRAIN_DELAY);
+	now += 5000;
+	EXPECT(s, ((struct fsm_event){.type = FE_ROLLBACK, .c = C2}),
+	       "vtimer v1 off; watch v1 off; place v1; policy; unplace v2; vtimer v2 +10000; "
+	       "reply ok");
+	assert_string_equal(text_of(FA_REPLY), "web: v1 active again, draining v2");
+	assert_int_equal(s->active, v1->vslot);
+	assert_int_equal(s->previous, v2->vslot);
+	assert_int_equal(v1->weight, WEIGHT_MAX);
+	assert_int_equal(v2->phase, VP_DRAIN_DELAY);
+	/* Once signalled, a version cannot take traffic back. */
+	now += 10000;
+	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v2}),
+	       "watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
+	EXPECT(s, ((struct fsm_event){.type = FE_ROLLBACK, .c = C2}), "reply err");
+	service_free(s);
+}
+
+/* The version that took over dies whole while the one it replaced still waits. */
+static void test_new_version_dies_after_switch_rolls_back(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	s->conf.drain_delay_ms = 10000;
+	v1 = first_version(s);
+	v2 = start_new(s, NULL,
+		       "vtimer v2 off; policy; unplace v1; stop-checks v2; vtimer v2 off; ro-timer "
+		       "off; vtimer v1 +10000");
+	step(s,
+	     (struct fsm_event){.type = FE_EXIT, .v = v2, .inst = 0, .why = "killed by SIGKILL"});
+	assert_string_equal(render(), "stop-checks v2/0; unplace-inst v2/0; release v2/0");
+	/* The last one: policy back to v1 before v2's sockets leave the map. */
+	EXPECT(
+	    s,
+	    ((struct fsm_event){.type = FE_EXIT, .v = v2, .inst = 1, .why = "killed by SIGKILL"}),
+	    "stop-checks v2/1; vtimer v1 off; watch v1 off; place v1; policy; unplace v2; "
+	    "policy; forget v2");
+	assert_int_equal(s->active, v1->vslot);
+	assert_int_equal(s->rollbacks[RB_EXIT], 1);
+	assert_null(s->slot[v2->vslot == 0 ? 0 : 1]);
+	service_free(s);
+}
+
+/* ---- a crash of the new version at each phase ---------------------------------------- */
+
+static void test_crash_while_starting(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	v1 = first_version(s);
+	v2 = version_make(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+	spawned(v2);
+	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v2, .ok = true});
+	EXPECT(
+	    s, ((struct fsm_event){.type = FE_EXIT, .v = v2, .inst = 1, .why = "exited 1"}),
+	    "stop-checks v2/1; deploy-done failed; ro-timer off; unplace v2; policy; release v2; "
+	    "signal v2 SIGTERM; vtimer v2 +1000");
+	assert_string_equal(text_of(FA_DEPLOY_DONE),
+			    "instance 1 (pid 201) exited 1 before it was ready");
+	assert_int_equal(s->active, v1->vslot);
+	assert_int_equal(v2->phase, VP_ABORTING);
+	assert_string_equal(all_exit(s, v2), "stop-checks v2/0; policy; forget v2");
+	assert_int_equal(s->rollouts[RR_FAILED], 1);
+	service_free(s);
+}
+
+static void test_spawn_failure_and_ready_timeout(void **state)
+{
+	struct service *s = service_new();
+	struct version *v2;
+
+	(void)state;
+	first_version(s);
+	v2 = version_make(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+	EXPECT(
+	    s,
+	    ((struct fsm_event){.type = FE_SPAWNED, .v = v2, .ok = false, .why = "no such file"}),
+	    "deploy-done failed; ro-timer off; unplace v2; policy; release v2; policy; forget v2");
+	/* Not ready by ready-timeout: the tick before it does nothing, the one after fails. */
+	v2 = version_make(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+	spawned(v2);
+	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v2, .ok = true});
+	step(s, (struct fsm_event){.type = FE_READY, .v = v2, .inst = 0});
+	now += 4999;
+	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v2}), "");
+	now += 1;
+	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v2}),
+	       "stop-checks v3; deploy-done failed; ro-timer off; unplace v3; policy; release v3; "
+	       "signal v3 SIGTERM; vtimer v3 +1000");
+	assert_string_equal(text_of(FA_DEPLOY_DONE),
+			    "1 of 2 instance(s) not ready within ready-timeout 5000 ms");
+	service_free(s);
+}
+
+static void test_crash_while_stepping(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	s->conf.strategy = STRATEGY_CANARY;
+	v1 = first_version(s);
+	v2 = start_new(s, C1, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+	EXPECT(
+	    s,
+	    ((struct fsm_event){.type = FE_EXIT, .v = v2, .inst = 0, .why = "killed by SIGSEGV"}),
+	    "stop-checks v2/0; policy; deploy-done rolled-back; ro-timer off; stop-checks v2; "
+	    "unplace v2; watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000; "
+	    "unplace-inst v2/0; release v2/0");
+	assert_int_equal(v1->weight, WEIGHT_MAX);
+	assert_int_equal(v2->weight, 0);
+	/* Policy before unplace: the rolled-back policy is written first. */
+	assert_int_equal(out.a[1].type, FA_POLICY);
+	assert_int_equal(s->last_rollback.num, 2);
+	service_free(s);
+}
+
+/* The old version is dead when the canary fails: nothing to give back, nothing leaks. */
+static void test_canary_rollback_impossible(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	s->conf.strategy = STRATEGY_CANARY;
+	s->conf.bake_ms = 0;
+	v1 = first_version(s);
+	v2 = start_new(s, C1, "vtimer v2 off; health-checks v2; policy; ro-timer off; progress");
+	step(s, (struct fsm_event){.type = FE_EXIT, .v = v1, .inst = 0, .why = "killed"});
+	step(s, (struct fsm_event){.type = FE_EXIT, .v = v1, .inst = 1, .why = "killed"});
+	assert_int_equal(v1->nalive, 0);
+	EXPECT(s, ((struct fsm_event){.type = FE_ABORT, .c = C2}),
+	       "stop-checks v2; vtimer v2 off; policy; deploy-done failed; ro-timer off; "
+	       "unplace v1; policy; forget v1; reply ok");
+	assert_int_equal(v2->weight, WEIGHT_MAX);
+	assert_int_equal(s->active, v2->vslot);
+	assert_null(s->slot[0]);
+	service_free(s);
+}
+
+/* ---- hooks ---------------------------------------------------------------------------- */
+
+static void test_hooks_and_failures(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	s->conf.hook[HOOK_BEFORE_START][0] = hook_cmd[0];
+	s->conf.hook[HOOK_AFTER_SWITCH][0] = hook_cmd[0];
+	s->conf.hook[HOOK_AFTER_DRAIN][0] = hook_cmd[0];
+	v1 = first_version(s); /* a first version runs no before-start hook */
+	v2 = version_make(s);
+	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1}),
+	       "run-hook before-start; ro-timer +4000; progress");
+	assert_int_equal(s->ro.stage, RO_BEFORE_START);
+	/* A hook that fails: nothing started. */
+	EXPECT(s, ((struct fsm_event){.type = FE_HOOK_DONE, .ok = false, .why = "exit status 3"}),
+	       "ro-timer off; deploy-done failed; ro-timer off; policy; release v2; policy; forget "
+	       "v2");
+	assert_string_equal(text_of(FA_DEPLOY_DONE), "before-start hook failed: exit status 3");
+	assert_int_equal(s->active, v1->vslot);
+	/* A hook that never ends: killed at hook-timeout. */
+	v2 = version_make(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+	now += 3999;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "");
+	now += 1;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "kill-hook; ro-timer off; deploy-done failed; ro-timer off; policy; release v3; "
+	       "policy; forget v3");
+	assert_string_equal(text_of(FA_DEPLOY_DONE),
+			    "before-start hook failed: did not finish within hook-timeout 4000 ms "
+			    "(killed)");
+	/* A late exit of the killed hook is not heard. */
+	EXPECT(s, ((struct fsm_event){.type = FE_HOOK_DONE, .ok = true}), "");
+	/* All three pass: after-switch keeps v1 placed-out but unsignalled, after-drain ends it. */
+	v2 = version_make(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+	EXPECT(s, ((struct fsm_event){.type = FE_HOOK_DONE, .ok = true}),
+	       "ro-timer off; place v4; policy; attach v4; spawn v4");
+	spawned(v2);
+	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v2, .ok = true});
+	step(s, (struct fsm_event){.type = FE_READY, .v = v2, .inst = 0});
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v2, .inst = 1}),
+	       "vtimer v4 off; health-checks v4; policy; unplace v1; run-hook after-switch; "
+	       "ro-timer +4000; progress");
+	assert_int_equal(s->ro.stage, RO_AFTER_SWITCH);
+	assert_int_equal(v1->phase, VP_DRAIN_DELAY);
+	EXPECT(s, ((struct fsm_event){.type = FE_HOOK_DONE, .ok = true}),
+	       "ro-timer off; stop-checks v4; vtimer v4 off; progress; watch v1 off; release v1; "
+	       "signal v1 SIGTERM; vtimer v1 +3000");
+	assert_int_equal(s->ro.stage, RO_DRAIN_OLD);
+	EXPECT(s, ((struct fsm_event){.type = FE_EXIT, .v = v1, .inst = 0}), "stop-checks v1/0");
+	EXPECT(
+	    s, ((struct fsm_event){.type = FE_EXIT, .v = v1, .inst = 1}),
+	    "stop-checks v1/1; policy; forget v1; run-hook after-drain; ro-timer +4000; progress");
+	EXPECT(s, ((struct fsm_event){.type = FE_HOOK_DONE, .ok = true}),
+	       "ro-timer off; deploy-done ok; ro-timer off");
+	assert_int_equal(s->ro.stage, RO_NONE);
+	service_free(s);
+}
+
+/* A failed after-switch hook rolls back to the old version, which was kept for it. */
+static void test_after_switch_hook_fails(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	s->conf.hook[HOOK_AFTER_SWITCH][0] = hook_cmd[0];
+	v1 = first_version(s);
+	v2 =
+	    start_new(s, C1,
+		      "vtimer v2 off; health-checks v2; policy; unplace v1; run-hook after-switch; "
+		      "ro-timer +4000; progress");
+	EXPECT(s, ((struct fsm_event){.type = FE_HOOK_DONE, .ok = false, .why = "exit status 1"}),
+	       "ro-timer off; vtimer v1 off; watch v1 off; place v1; policy; deploy-done "
+	       "rolled-back; ro-timer off; stop-checks v2; unplace v2; watch v2 off; release v2; "
+	       "signal v2 SIGTERM; vtimer v2 +3000");
+	assert_int_equal(s->active, v1->vslot);
+	assert_int_equal(v1->phase, VP_ACTIVE);
+	assert_int_equal(v2->phase, VP_DRAINING);
+	assert_int_equal(s->rollbacks[RB_HOOK], 1);
+	service_free(s);
+}
+
+/* ---- restart ------------------------------------------------------------------------ */
+
+/* A state as a previous agent left it: v1 active (or draining) and v2 in the stage given. */
+static struct service *restored_state(enum ro_stage stage, struct version **v1p,
+				      struct version **v2p)
+{
+	struct service *s = service_new();
+	struct version *v1 = version_make(s), *v2 = version_make(s);
+
+	spawned(v1);
+	spawned(v2);
+	v1->nready = v2->nready = 2;
+	v1->inst[0].ready = v1->inst[1].ready = v2->inst[0].ready = v2->inst[1].ready = true;
+	v1->placed = v2->placed = true;
+	s->ro.stage = stage;
+	s->ro.newv = v2->vslot;
+	s->ro.oldv = v1->vslot;
+	s->ro.new_num = 2;
+	s->ro.old_num = 1;
+	s->ro.nsteps = 2;
+	s->ro.steps[0] = 1000;
+	s->ro.steps[1] = WEIGHT_MAX;
+	switch (stage) {
+	case RO_STARTING:
+		v1->phase = VP_ACTIVE;
+		v1->weight = WEIGHT_MAX;
+		v2->phase = VP_STARTING;
+		s->active = v1->vslot;
+		s->starting = v2->vslot;
+		break;
+	case RO_STEPPING:
+		v1->phase = v2->phase = VP_ACTIVE;
+		v1->weight = 9000;
+		v2->weight = 1000;
+		s->active = v1->vslot;
+		s->ro.bake_end = now + 500;
+		break;
+	default: /* after the switch */
+		v2->phase = VP_ACTIVE;
+		v2->weight = WEIGHT_MAX;
+		v1->phase = VP_DRAIN_DELAY;
+		v1->placed = false;
+		v1->t_switch = now - 100;
+		s->active = v2->vslot;
+		s->previous = v1->vslot;
+		break;
+	}
+	*v1p = v1;
+	*v2p = v2;
+	return s;
+}
+
+static void test_restore_each_stage(void **state)
+{
+	struct version *v1, *v2;
+	struct service *s;
+
+	(void)state;
+	/* Starting: readiness reports were lost with the agent; start over. */
+	s = restored_state(RO_STARTING, &v1, &v2);
+	EXPECT(s, ((struct fsm_event){.type = FE_RESTORED}),
+	       "policy; ro-timer off; unplace v2; policy; release v2; signal v2 SIGTERM; "
+	       "vtimer v2 +1000");
+	assert_int_equal(s->rollouts[RR_FAILED], 1);
+	assert_int_equal(v2->phase, VP_ABORTING);
+	service_free(s);
+	/* Stepping: it goes on, bake and checks as they were. */
+	s = restored_state(RO_STEPPING, &v1, &v2);
+	EXPECT(s, ((struct fsm_event){.type = FE_RESTORED}),
+	       "policy; health-checks v2; ro-timer +500");
+	assert_int_equal(s->ro.stage, RO_STEPPING);
+	service_free(s);
+	/* Stepping, but an instance of the new version died while no agent ran: roll back. */
+	s = restored_state(RO_STEPPING, &v1, &v2);
+	v2->inst[1].alive = false;
+	v2->nalive = 1;
+	EXPECT(s, ((struct fsm_event){.type = FE_RESTORED}),
+	       "policy; health-checks v2; ro-timer +500; policy; ro-timer off; stop-checks v2; "
+	       "unplace v2; watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
+	assert_int_equal(s->rollbacks[RB_EXIT], 1);
+	service_free(s);
+	/* After-switch: the hook's result is unknown: roll back to the kept old version. */
+	s = restored_state(RO_AFTER_SWITCH, &v1, &v2);
+	EXPECT(
+	    s, ((struct fsm_event){.type = FE_RESTORED}),
+	    "policy; vtimer v1 off; watch v1 off; place v1; policy; ro-timer off; stop-checks v2; "
+	    "unplace v2; watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
+	assert_int_equal(s->active, v1->vslot);
+	service_free(s);
+	/* Draining the old one for after-drain: its drain goes on. */
+	s = restored_state(RO_DRAIN_OLD, &v1, &v2);
+	s->conf.hook[HOOK_AFTER_DRAIN][0] = hook_cmd[0];
+	EXPECT(s, ((struct fsm_event){.type = FE_RESTORED}), "policy; vtimer v1 -100");
+	service_free(s);
+	/* The old one exited while no agent ran: after-drain runs now. */
+	s = restored_state(RO_DRAIN_OLD, &v1, &v2);
+	s->conf.hook[HOOK_AFTER_DRAIN][0] = hook_cmd[0];
+	v1->inst[0].alive = v1->inst[1].alive = false;
+	v1->nalive = 0;
+	EXPECT(s, ((struct fsm_event){.type = FE_RESTORED}),
+	       "policy; policy; forget v1; run-hook after-drain; ro-timer +4000");
+	service_free(s);
+	/* After-drain: its result is unknown; the rollout ends as failed, nothing rolls back. */
+	s = restored_state(RO_AFTER_DRAIN, &v1, &v2);
+	s->ro.oldv = -1;
+	s->slot[v1->vslot] = NULL;
+	free(v1);
+	s->previous = -1;
+	EXPECT(s, ((struct fsm_event){.type = FE_RESTORED}), "policy; ro-timer off");
+	assert_int_equal(s->active, v2->vslot);
+	service_free(s);
+}
+
+/* ---- reload --------------------------------------------------------------------------- */
+
+static void test_remove_mid_rollout(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	s->conf.strategy = STRATEGY_CANARY;
+	v1 = first_version(s);
+	v2 = start_new(s, C1, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+	EXPECT(s, ((struct fsm_event){.type = FE_REMOVE}),
+	       "deploy-done failed; ro-timer off; stop-checks v1; policy; unplace v1; "
+	       "watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +3000; stop-checks v2; "
+	       "policy; unplace v2; watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
+	assert_string_equal(text_of(FA_DEPLOY_DONE),
+			    "the service was removed from the configuration");
+	assert_true(s->removed);
+	assert_int_equal(s->active, -1);
+	all_exit(s, v1);
+	assert_false(s->gone);
+	assert_string_equal(all_exit(s, v2), "stop-checks v2/1; policy; forget v2; service-gone");
+	assert_true(s->gone);
+	service_free(s);
+}
+
+/* Events about a version the service no longer has change nothing. */
+static void test_stale_events(void **state)
+{
+	struct service *s = service_new(), *other = service_new();
+	struct version *v1, *stranger;
+
+	(void)state;
+	v1 = first_version(s);
+	stranger = version_make(other);
+	EXPECT(s, ((struct fsm_event){.type = FE_EXIT, .v = stranger, .inst = 0}), "");
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v1, .inst = 0}), "");
+	EXPECT(s, ((struct fsm_event){.type = FE_HOOK_DONE, .ok = false}), "");
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "");
+	service_free(s);
+	service_free(other);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_bluegreen),
+	    cmocka_unit_test(test_drain_wait_for_zero),
+	    cmocka_unit_test(test_drain_reset_at_timeout),
+	    cmocka_unit_test(test_canary_steps_and_bake),
+	    cmocka_unit_test(test_promote_pause_weight_abort),
+	    cmocka_unit_test(test_rollback_within_drain_delay),
+	    cmocka_unit_test(test_new_version_dies_after_switch_rolls_back),
+	    cmocka_unit_test(test_crash_while_starting),
+	    cmocka_unit_test(test_spawn_failure_and_ready_timeout),
+	    cmocka_unit_test(test_crash_while_stepping),
+	    cmocka_unit_test(test_canary_rollback_impossible),
+	    cmocka_unit_test(test_hooks_and_failures),
+	    cmocka_unit_test(test_after_switch_hook_fails),
+	    cmocka_unit_test(test_restore_each_stage),
+	    cmocka_unit_test(test_remove_mid_rollout),
+	    cmocka_unit_test(test_stale_events),
+	};
+
+	log_init("test_fsm", -1);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

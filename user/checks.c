@@ -1,0 +1,387 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Readiness and health of a version's instances, each checked through its
+ * own socket: TCP probes, HTTP and exec checks (one at a time per
+ * instance, each bounded by health-timeout), and the error rate the kernel
+ * saw on the version under rollout.  A verdict goes to rollout.c
+ * as an event (FE_UNHEALTHY, FE_READY through instance_ready).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "checks.h"
+#include "dp.h"
+#include "log.h"
+#include "proc.h"
+#include "exec.h"
+#include "versions.h"
+
+static void unhealthy(struct version *v, enum rb_reason reason, const char *why)
+{
+	struct fsm_event e = {.type = FE_UNHEALTHY, .v = v, .reason = reason, .why = why};
+
+	fsm_feed(v->svc, &e);
+}
+
+/* End the check in flight: close its socket and unpin it; kill an exec check. */
+void check_close(struct version *v, int i)
+{
+	struct check *k = &v->inst[i].chk;
+
+	if (k->hc.fd >= 0) {
+		ep_del(k->hc.fd);
+		if (k->hc_pinned)
+			dp_probe_del(v, k->hc.sport);
+		hc_end(&k->hc);
+		k->hc.fd = -1;
+	}
+	k->hc_pinned = false;
+	if (k->busy && k->pidfd >= 0) {
+		kill(-k->pid, SIGKILL);		/* its group: the check leads its own session */
+		proc_signal(k->pidfd, SIGKILL); /* reaped when its pidfd fires */
+	}
+	k->busy = false;
+}
+
+static void check_result(struct version *v, int i, bool pass, const char *detail)
+{
+	const struct service_conf *c = &v->svc->conf;
+	struct check *k = &v->inst[i].chk;
+	char why[300];
+
+	snprintf(k->last, sizeof(k->last), "%s", detail);
+	check_close(v, i);
+	if (k->for_ready) {
+		if (pass) {
+			instance_ready(v, i);
+			return;
+		}
+		log_debug("%s: instance %d not ready yet: %s", vname(v), i, k->last);
+		k->next_at = now_ms() + READY_RETRY_MS;
+		return;
+	}
+	if (pass) {
+		k->passes++;
+		k->fails = 0;
+		return;
+	}
+	k->failures++;
+	k->fails++;
+	log_warnx("%s: instance %d (pid %d) failed a health check (%d of %d in a row): %s",
+		  vname(v), i, v->inst[i].pid, k->fails, c->health_threshold, k->last);
+	if (k->fails >= c->health_threshold) {
+		snprintf(why, sizeof(why),
+			 "%s instance %d (pid %d) failed %d health checks in a row (last: %s)",
+			 vname(v), i, v->inst[i].pid, k->fails, k->last);
+		unhealthy(v, RB_HEALTH, why);
+	}
+}
+
+void check_start(struct version *v, int i, bool for_ready)
+{
+	const struct service_conf *c = &v->svc->conf;
+	const struct listen_addr *la = &c->listen[0];
+	struct check *k = &v->inst[i].chk;
+	enum health_kind kind;
+	char err[256], detail[sizeof(k->hc.detail)];
+	int r;
+
+	if (k->busy || k->pidfd >= 0)
+		return;
+	if (for_ready)
+		kind = c->ready == READY_HTTP ? HEALTH_HTTP : HEALTH_EXEC;
+	else
+		kind = c->health;
+	k->for_ready = for_ready;
+	k->busy = true;
+	k->deadline = now_ms() + c->health_timeout_ms;
+	k->next_at = now_ms() + c->health_interval_ms;
+	if (kind == HEALTH_EXEC) {
+		char pid_env[40], kind_env[40];
+		char *env2[] = {pid_env, kind_env, NULL};
+		struct spawn_req req = {
+		    .argv = c->health_argv,
+		    .env = c->env,
+		    .env2 = env2,
+		    .service = c->name,
+		    .version = v->num,
+		    .instance = i,
+		    .user = c->user,
+		    .workdir = c->workdir,
+		};
+
+		snprintf(pid_env, sizeof(pid_env), "BATON_PID=%d", v->inst[i].pid);
+		snprintf(kind_env, sizeof(kind_env), "BATON_CHECK=%s",
+			 for_ready ? "ready" : "health");
+		if (proc_spawn(&req, &k->pid, &k->pidfd, err, sizeof(err))) {
+			k->pidfd = -1;
+			check_result(v, i, false, err);
+			return;
+		}
+		ep_add(k->pidfd, &k->ev, EV_CHECK, v, i, EPOLLIN);
+		return;
+	}
+	if (hc_begin(&k->hc, kind == HEALTH_HTTP ? HC_HTTP : HC_TCP,
+		     (const struct sockaddr *)&la->ss, la->len, c->health_path, err, sizeof(err))) {
+		k->hc.fd = -1;
+		check_result(v, i, false, err);
+		return;
+	}
+	/* Pin before the SYN leaves, so the steer program sends it to this instance. */
+	if (dp_probe_add(v, i, k->hc.sport)) {
+		check_result(v, i, false, "cannot pin the check's source port");
+		return;
+	}
+	k->hc_pinned = true;
+	r = hc_connect(&k->hc);
+	if (r != HC_PENDING) {
+		snprintf(detail, sizeof(detail), "%s", k->hc.detail);
+		check_result(v, i, r == HC_PASS, detail);
+		return;
+	}
+	ep_add(k->hc.fd, &k->ev, EV_CHECK, v, i, hc_events(&k->hc));
+}
+
+void on_check(struct version *v, int i)
+{
+	struct check *k = &v->inst[i].chk;
+	char detail[sizeof(k->hc.detail)], desc[64];
+	int status = 0, r;
+
+	if (v->freed)
+		return;
+	if (k->pidfd >= 0) {
+		if (proc_reap(k->pidfd, &status, desc, sizeof(desc)) <= 0)
+			return;
+		ep_del(k->pidfd);
+		close(k->pidfd);
+		k->pidfd = -1;
+		if (!k->busy)
+			return; /* it had timed out and was killed */
+		k->busy = false;
+		check_result(v, i, status == 0, status == 0 ? "exit status 0" : desc);
+		return;
+	}
+	if (!k->busy || k->hc.fd < 0)
+		return;
+	r = hc_step(&k->hc);
+	if (r == HC_PENDING) {
+		ep_mod(k->hc.fd, &k->ev, hc_events(&k->hc));
+		return;
+	}
+	snprintf(detail, sizeof(detail), "%s", k->hc.detail);
+	check_result(v, i, r == HC_PASS, detail);
+}
+
+/* Bound the check in flight by health-timeout. */
+bool check_timed_out(struct version *v, int i, long long now)
+{
+	struct check *k = &v->inst[i].chk;
+	char why[96];
+
+	if (!k->busy || now < k->deadline)
+		return false;
+	snprintf(why, sizeof(why), "no answer within health-timeout %u ms",
+		 v->svc->conf.health_timeout_ms);
+	check_result(v, i, false, why); /* kills an exec check */
+	return true;
+}
+
+void checks_stop(struct version *v)
+{
+	int i;
+
+	for (i = 0; i < v->ninst; i++)
+		check_close(v, i);
+}
+
+/*
+ * Errors the kernel saw on the new version during the last health-interval:
+ * connections it reset, and connections dropped because its accept queue
+ * was full.  health-threshold bad intervals in a row roll back.
+ */
+static void sample_errors(struct version *v)
+{
+	const struct service_conf *c = &v->svc->conf;
+	struct version_counts n = {0};
+	__u64 drops = 0, d, da, dr, dd;
+	char why[300];
+	int i, j;
+
+	if (dp_counts(v, &n))
+		return;
+	for (i = 0; i < v->ninst; i++)
+		for (j = 0; j < c->nlisten; j++)
+			if (v->inst[i].lfd[j] >= 0 && !listener_drops(v->inst[i].lfd[j], &d))
+				drops += d;
+	if (!v->sampled) {
+		v->sampled = true;
+		v->base_accepted = n.accepted;
+		v->base_resets = n.resets;
+		v->base_drops = drops;
+		return;
+	}
+	da = n.accepted - v->base_accepted;
+	dr = n.resets - v->base_resets;
+	/* The kernel's counters are 32-bit per socket: a wrap reads as no drops. */
+	dd = drops >= v->base_drops ? drops - v->base_drops : 0;
+	v->base_accepted = n.accepted;
+	v->base_resets = n.resets;
+	v->base_drops = drops;
+	snprintf(v->errors_last, sizeof(v->errors_last),
+		 "%llu new connections, %llu reset by the server, %llu dropped (accept queue "
+		 "full) in %u ms",
+		 (unsigned long long)da, (unsigned long long)dr, (unsigned long long)dd,
+		 c->health_interval_ms);
+	if (c->max_error_bp == ERROR_RATE_OFF || !(dr + dd) ||
+	    (dr + dd) * WEIGHT_MAX <= (__u64)c->max_error_bp * (da + dd)) {
+		v->bad_intervals = 0;
+		return;
+	}
+	v->bad_intervals++;
+	log_warnx("%s: %s, above max-error-rate %.2f%% (%d of %d in a row)", vname(v),
+		  v->errors_last, c->max_error_bp / 100.0, v->bad_intervals, c->health_threshold);
+	if (v->bad_intervals >= c->health_threshold) {
+		snprintf(why, sizeof(why), "%s failing clients: %s, above max-error-rate %.2f%%",
+			 vname(v), v->errors_last, c->max_error_bp / 100.0);
+		unhealthy(v, RB_ERRORS, why);
+	}
+}
+
+/* The new version under rollout, every HEALTH_TICK_MS. */
+void health_tick(struct version *v)
+{
+	const struct service_conf *c = &v->svc->conf;
+	long long now = now_ms();
+	struct service *s = v->svc;
+	int i;
+
+	/*
+	 * A failure below may roll back.  That ends the rollout but does not
+	 * free v: it still has live instances, which now drain.
+	 */
+	for (i = 0; i < v->ninst; i++) {
+		if (!v->inst[i].alive)
+			continue;
+		check_timed_out(v, i, now);
+		if (s->ro.stage == RO_NONE || ro_new(s) != v)
+			return;
+		if (c->health != HEALTH_NONE && now >= v->inst[i].chk.next_at)
+			check_start(v, i, false);
+		if (s->ro.stage == RO_NONE || ro_new(s) != v)
+			return;
+	}
+	if (now >= v->next_sample) {
+		v->next_sample = now + c->health_interval_ms;
+		sample_errors(v);
+	}
+}
+
+/* ---- TCP readiness: a probe through the instance's own socket ------------ */
+void probe_stop(struct version *v, int i)
+{
+	struct instance *in = &v->inst[i];
+
+	if (in->probe_fd < 0)
+		return;
+	dp_probe_del(v, in->probe_sport);
+	close(in->probe_fd);
+	in->probe_fd = -1;
+}
+
+void probe_start(struct version *v, int i)
+{
+	const struct listen_addr *la = &v->svc->conf.listen[0];
+	struct sockaddr_storage src, dst = la->ss;
+	socklen_t slen = sizeof(src);
+	struct instance *in = &v->inst[i];
+	int fd;
+
+	fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	/* A wildcard listen address is probed on loopback. */
+	if (dst.ss_family == AF_INET) {
+		struct sockaddr_in *d = (void *)&dst;
+
+		if (d->sin_addr.s_addr == htonl(INADDR_ANY))
+			d->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		memcpy(&src, d, sizeof(*d));
+		((struct sockaddr_in *)&src)->sin_port = 0;
+	} else {
+		struct sockaddr_in6 *d = (void *)&dst;
+
+		if (IN6_IS_ADDR_UNSPECIFIED(&d->sin6_addr))
+			d->sin6_addr = in6addr_loopback;
+		memcpy(&src, d, sizeof(*d));
+		((struct sockaddr_in6 *)&src)->sin6_port = 0;
+	}
+	if (bind(fd, (struct sockaddr *)&src, la->len) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&src, &slen) < 0) {
+		log_warn("%s: instance %d: probe: bind", vname(v), i);
+		close(fd);
+		return;
+	}
+	in->probe_sport =
+	    ntohs(src.ss_family == AF_INET ? ((struct sockaddr_in *)&src)->sin_port
+					   : ((struct sockaddr_in6 *)&src)->sin6_port);
+	/* Pin before the SYN leaves, so the steer program sends it to this instance. */
+	if (dp_probe_add(v, i, in->probe_sport)) {
+		log_warn("%s: instance %d: probe: cannot pin source port", vname(v), i);
+		close(fd);
+		return;
+	}
+	in->probe_fd = fd;
+	if (connect(fd, (struct sockaddr *)&dst, la->len) < 0 && errno != EINPROGRESS) {
+		log_debug("%s: instance %d: probe: connect: %s", vname(v), i, strerror(errno));
+		probe_stop(v, i);
+	}
+}
+
+/*
+ * A probe is passed when its connection was established through the
+ * instance's socket and the instance accepted it: the listener's accept
+ * queue (tcpi_unacked on a listening socket) is empty again.  Nothing else
+ * reaches a starting version, so the queue holds only the probe.
+ */
+void probe_check(struct version *v, int i)
+{
+	struct instance *in = &v->inst[i];
+	struct pollfd p = {.fd = in->probe_fd, .events = POLLOUT};
+	struct tcp_info ti;
+	socklen_t len = sizeof(int);
+	int soerr = 0;
+
+	if (in->probe_fd < 0) {
+		probe_start(v, i);
+		return;
+	}
+	if (poll(&p, 1, 0) == 0)
+		return; /* handshake still in flight */
+	getsockopt(in->probe_fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+	if (soerr) {
+		log_debug("%s: instance %d: probe: %s", vname(v), i, strerror(soerr));
+		probe_stop(v, i); /* try again next tick */
+		return;
+	}
+	len = sizeof(ti);
+	if (in->lfd[0] < 0 || getsockopt(in->lfd[0], IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) {
+		log_debug("%s: instance %d: probe: no listener to check", vname(v), i);
+		return;
+	}
+	if (ti.tcpi_unacked == 0) {
+		probe_stop(v, i);
+		instance_ready(v, i);
+	} else {
+		log_debug("%s: instance %d: probe connected, %u queued", vname(v), i,
+			  ti.tcpi_unacked);
+	}
+}

@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: MIT */
+/* The control server; see ctlserver.h.  Requests themselves: requests.c. */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "ctlserver.h"
+#include "log.h"
+#include "requests.h"
+#include "services.h"
+
+static int ctlfd = -1;
+static char ctl_path[sizeof(((struct agent_conf *)0)->control)];
+static gid_t control_gid;
+static char control_group[sizeof(((struct agent_conf *)0)->control_group)];
+static struct client *clients[MAX_CLIENTS];
+static struct client *dead; /* closed in this epoll batch; freed after it */
+static struct evsrc ev_ctl;
+
+int ctl_open(const struct agent_conf *a, char *err, size_t errlen)
+{
+	ctlfd = ctl_listen(a->control, a->control_gid, err, errlen);
+	if (ctlfd < 0)
+		return -1;
+	snprintf(ctl_path, sizeof(ctl_path), "%s", a->control);
+	control_gid = a->control_gid;
+	snprintf(control_group, sizeof(control_group), "%s", a->control_group);
+	ep_add(ctlfd, &ev_ctl, EV_CONTROL, NULL, 0, EPOLLIN);
+	return 0;
+}
+
+void ctl_close(void)
+{
+	int i;
+
+	for (i = 0; i < MAX_CLIENTS; i++)
+		if (clients[i])
+			client_close(clients[i]);
+	ctl_bury();
+	if (ctlfd >= 0) {
+		close(ctlfd);
+		unlink(ctl_path);
+	}
+	ctlfd = -1;
+}
+
+void ctl_bury(void)
+{
+	while (dead) {
+		struct client *c = dead;
+
+		dead = c->next_dead;
+		free(c);
+	}
+}
+
+void reply_ok(struct client *c, const char *message)
+{
+	reply(c, json_pack("{s:b, s:s}", "ok", 1, "message", message));
+}
+
+void reply(struct client *c, json_t *msg)
+{
+	if (c && ctl_send(c->fd, msg) < 0)
+		log_debug("control client went away before its reply");
+	json_decref(msg);
+}
+
+void reply_err(struct client *c, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	reply(c, json_pack("{s:b, s:s}", "ok", 0, "error", buf));
+}
+
+void progress(struct client *c, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	if (!c)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	reply(c, json_pack("{s:s}", "progress", buf));
+}
+
+void client_close(struct client *c)
+{
+	int i;
+
+	if (c->closed)
+		return;
+	/* Every deploy it waits for goes on without a listener. */
+	services_client_gone(c);
+	agent_client_gone(c);
+	ep_del(c->fd);
+	close(c->fd);
+	if (c->tfd >= 0) {
+		ep_del(c->tfd);
+		close(c->tfd);
+	}
+	for (i = 0; i < MAX_CLIENTS; i++)
+		if (clients[i] == c)
+			clients[i] = NULL;
+	/* Later events of this epoll batch may still name c: free it after the batch. */
+	c->closed = true;
+	c->next_dead = dead;
+	dead = c;
+}
+
+/* Is uid (primary group gid) a member of group want? */
+static bool in_group(uid_t uid, gid_t gid, gid_t want)
+{
+	gid_t groups[256];
+	int n = 256, i;
+	struct passwd *pw;
+
+	if (gid == want)
+		return true;
+	pw = getpwuid(uid);
+	if (!pw || getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
+		return false;
+	for (i = 0; i < n; i++)
+		if (groups[i] == want)
+			return true;
+	return false;
+}
+
+static void refuse(int fd, const char *msg)
+{
+	json_t *m = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+
+	ctl_send(fd, m);
+	json_decref(m);
+	close(fd);
+}
+
+/* Deadline for the request being read: CTL_READ_TIMEOUT_MS from its first byte. */
+static void client_timer(struct client *c, bool on)
+{
+	struct itimerspec its = {0};
+
+	if (on == c->timer_armed)
+		return;
+	if (on) {
+		its.it_value.tv_sec = CTL_READ_TIMEOUT_MS / 1000;
+		its.it_value.tv_nsec = (CTL_READ_TIMEOUT_MS % 1000) * 1000000L;
+	}
+	timerfd_settime(c->tfd, 0, &its, NULL);
+	c->timer_armed = on;
+}
+
+void on_control(void)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	struct client *c;
+	bool readonly;
+	char msg[256];
+	int fd, i;
+
+	for (;;) {
+		fd = accept4(ctlfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+			refuse(fd, "permission denied: cannot tell who is calling");
+			continue;
+		}
+		readonly = cr.uid != 0;
+		if (readonly && !(control_gid && in_group(cr.uid, cr.gid, control_gid))) {
+			log_warnx("control: refused uid %d pid %d (not root%s%s)", (int)cr.uid,
+				  (int)cr.pid, control_gid ? " nor in group " : "", control_group);
+			snprintf(msg, sizeof(msg),
+				 "permission denied: the baton agent answers root%s%s",
+				 control_gid ? " and, read-only, members of group " : " only",
+				 control_group);
+			refuse(fd, msg);
+			continue;
+		}
+		for (i = 0; i < MAX_CLIENTS && clients[i]; i++)
+			;
+		c = i < MAX_CLIENTS ? calloc(1, sizeof(*c)) : NULL;
+		if (!c) {
+			refuse(fd, "agent busy: too many control clients, try again");
+			continue;
+		}
+		c->fd = fd;
+		c->readonly = readonly;
+		c->uid = cr.uid;
+		c->pid = cr.pid;
+		c->tokens = CTL_BURST;
+		c->refill = now_ms();
+		c->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (c->tfd < 0) {
+			free(c);
+			refuse(fd, "agent busy: out of timers, try again");
+			continue;
+		}
+		clients[i] = c;
+		ep_add(fd, &c->ev, EV_CLIENT, c, 0, EPOLLIN | EPOLLRDHUP);
+		ep_add(c->tfd, &c->tev, EV_CLIENT_TIMER, c, 0, EPOLLIN);
+		client_timer(c, true); /* the first request must come in time too */
+	}
+}
+
+void on_client_timer(struct client *c)
+{
+	if (c->closed)
+		return;
+	log_warnx("control: uid %d pid %d sent no complete request within %d ms; closing",
+		  (int)c->uid, (int)c->pid, CTL_READ_TIMEOUT_MS);
+	reply_err(c, "timeout: no complete request line within %d ms", CTL_READ_TIMEOUT_MS);
+	client_close(c);
+}
+
+/* Token bucket: CTL_BURST requests, refilled at CTL_RATE per second. */
+static bool client_rate_ok(struct client *c)
+{
+	long long t = now_ms();
+
+	c->tokens += (t - c->refill) * CTL_RATE / 1000.0;
+	if (c->tokens > CTL_BURST)
+		c->tokens = CTL_BURST;
+	c->refill = t;
+	if (c->tokens < 1)
+		return false;
+	c->tokens -= 1;
+	return true;
+}
+
+void on_client(struct client *c, unsigned events)
+{
+	json_error_t jerr;
+	json_t *req;
+	char *nl;
+	ssize_t n;
+
+	if (c->closed)
+		return;
+	n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+	if (n <= 0) {
+		if (n < 0 && errno == EAGAIN)
+			return;
+		client_close(c);
+		return;
+	}
+	(void)events;
+	c->len += n;
+	while ((nl = memchr(c->buf, '\n', c->len))) {
+		size_t line = nl - c->buf;
+
+		if (!client_rate_ok(c)) {
+			log_warnx("control: uid %d pid %d sends more than %d requests per second; "
+				  "closing",
+				  (int)c->uid, (int)c->pid, CTL_RATE);
+			reply_err(c,
+				  "too many requests (more than %d per second after a burst of "
+				  "%d); slow down",
+				  CTL_RATE, CTL_BURST);
+			client_close(c);
+			return;
+		}
+		req = json_loadb(c->buf, line, 0, &jerr);
+		memmove(c->buf, nl + 1, c->len - line - 1);
+		c->len -= line + 1;
+		if (!req) {
+			reply_err(c, "bad request: not JSON (%s)", jerr.text);
+			continue;
+		}
+		handle_request(c, req);
+		json_decref(req);
+		if (agent_quitting() || c->closed)
+			return;
+	}
+	if (c->len == sizeof(c->buf)) {
+		reply_err(c, "bad request: line longer than %d bytes", CTL_MAX_LINE);
+		client_close(c);
+		return;
+	}
+	/* Waiting for the rest of a line is bounded; an idle client between requests is not. */
+	client_timer(c, c->len > 0);
+}

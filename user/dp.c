@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: MIT */
+/* The data-plane facade over steer and track; see dp.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dp.h"
+#include "listen.h"
+#include "log.h"
+
+static struct steer st;
+static struct track tr;
+
+/* Zero events read from track's ring buffer, handed out by dp_zero_next. */
+static struct track_event *zq;
+static size_t zq_len, zq_cap, zq_head;
+
+static void zero_queue(void *ctx, const struct track_event *e)
+{
+	(void)ctx;
+	if (zq_len == zq_cap) {
+		size_t cap = zq_cap ? zq_cap * 2 : 64;
+		struct track_event *n = realloc(zq, cap * sizeof(*n));
+
+		if (!n) {
+			/* The version's drain-timeout still ends its drain. */
+			log_warnx("out of memory: a version's zero event was dropped");
+			return;
+		}
+		zq = n;
+		zq_cap = cap;
+	}
+	zq[zq_len++] = *e;
+}
+
+int dp_open(const char *bpf_dir, char *err, size_t errlen)
+{
+	int r = steer_open(&st, bpf_dir, err, errlen);
+
+	if (r)
+		return r;
+	r = track_open(&tr, bpf_dir, zero_queue, NULL, err, errlen);
+	if (r)
+		steer_close(&st);
+	return r;
+}
+
+void dp_close(void)
+{
+	track_close(&tr);
+	steer_close(&st);
+	free(zq);
+	zq = NULL;
+	zq_len = zq_cap = zq_head = 0;
+}
+
+int dp_zero_fd(void)
+{
+	return track_ring_fd(&tr);
+}
+
+int dp_zero_next(struct track_event *e)
+{
+	if (zq_head == zq_len) {
+		zq_head = zq_len = 0;
+		track_ring_consume(&tr);
+		if (!zq_len)
+			return 0;
+	}
+	*e = zq[zq_head++];
+	return 1;
+}
+
+int dp_service_add(struct service *s, char *err, size_t errlen)
+{
+	int j;
+
+	for (j = 0; j < s->conf.nlisten; j++)
+		if (steer_add_group(&st, (struct sockaddr *)&s->conf.listen[j].ss, s->id,
+				    s->group[j])) {
+			snprintf(err, errlen, "%s: cannot register %s: %s", s->conf.name,
+				 s->conf.listen[j].text, strerror(errno));
+			while (j--)
+				steer_del_group(&st, (struct sockaddr *)&s->conf.listen[j].ss);
+			return -1;
+		}
+	return 0;
+}
+
+void dp_service_del(struct service *s)
+{
+	int j;
+
+	for (j = 0; j < s->conf.nlisten; j++)
+		steer_del_group(&st, (struct sockaddr *)&s->conf.listen[j].ss);
+	steer_del_service(&st, s->id);
+}
+
+void dp_service_stats(const struct service *s, struct steer_stats *sum)
+{
+	struct steer_stats g;
+	int j;
+
+	memset(sum, 0, sizeof(*sum));
+	for (j = 0; j < s->conf.nlisten; j++)
+		if (!steer_group_stats(&st, s->group[j], &g)) {
+			sum->selected += g.selected;
+			sum->probes += g.probes;
+			sum->migrated += g.migrated;
+			sum->fallback += g.fallback;
+			sum->dropped += g.dropped;
+			sum->pinned += g.pinned;
+			sum->evicted += g.evicted;
+		}
+}
+
+void dp_unplace_instance(struct version *v, int i)
+{
+	struct service *s = v->svc;
+	int j;
+
+	for (j = 0; j < s->conf.nlisten; j++)
+		steer_remove(&st, steer_slot(s->group[j], v->vslot, i));
+}
+
+int dp_attach(int fd)
+{
+	return steer_attach(&st, fd);
+}
+
+int dp_register(const struct version *v)
+{
+	return track_register(&tr, v->svc->id, v->num);
+}
+
+int dp_counts(const struct version *v, struct version_counts *n)
+{
+	return track_counts(&tr, v->svc->id, v->num, n);
+}
+
+int dp_watch(const struct version *v, int on)
+{
+	return track_watch(&tr, v->svc->id, v->num, on);
+}
+
+int dp_reset(const struct version *v)
+{
+	return track_reset_version(&tr, v->svc->id, v->num);
+}
+
+int dp_forget(const struct version *v)
+{
+	return track_forget(&tr, v->svc->id, v->num);
+}
+
+int dp_probe_add(const struct version *v, int i, __u16 sport)
+{
+	return steer_probe_add(&st, v->svc->id, v->svc->group[0], sport, v->vslot, i);
+}
+
+int dp_probe_del(const struct version *v, __u16 sport)
+{
+	return steer_probe_del(&st, v->svc->id, v->svc->group[0], sport);
+}
+
+int dp_probe_clear(void)
+{
+	return steer_probe_clear(&st);
+}
+
+int dp_extras_sync(void)
+{
+	return steer_extras_sync(&st);
+}
+
+int dp_pin_set(const struct service *s, const struct steer_cidr *c, int num)
+{
+	return steer_pin_set(&st, s->id, c, num);
+}
+
+int dp_pin_del(const struct service *s, const struct steer_cidr *c)
+{
+	return steer_pin_del(&st, s->id, c);
+}
+
+int dp_pin_list(const struct service *s, struct steer_cidr *out, __u32 *versions, int max)
+{
+	return steer_pin_list(&st, s->id, out, versions, max);
+}
+
+int dp_pin_del_version(const struct version *v)
+{
+	return steer_pin_del_version(&st, v->svc->id, v->num);
+}
+
+int dp_policy(struct service *s)
+{
+	struct steer_service p = {.mode = s->conf.steering};
+	int i, r;
+
+	for (i = 0; i < MAX_VERSIONS; i++) {
+		struct version *v = s->slot[i];
+
+		if (!v)
+			continue;
+		p.v[i].version = v->num;
+		p.v[i].instances = v->ninst;
+		switch (v->phase) {
+		case VP_STARTING:
+			p.v[i].state = VSTATE_STARTING;
+			break;
+		case VP_ACTIVE:
+			p.v[i].state = VSTATE_ACTIVE;
+			p.v[i].weight = v->weight;
+			break;
+		default:
+			p.v[i].state = VSTATE_DRAINING;
+			break;
+		}
+	}
+	r = steer_set_service(&st, s->id, &p);
+	if (r)
+		log_warnx("%s: cannot update the steering policy: %s", s->conf.name, strerror(-r));
+	return r;
+}
+
+void dp_place(struct version *v)
+{
+	struct service *s = v->svc;
+	int i, j, r;
+
+	for (i = 0; i < v->ninst; i++)
+		for (j = 0; j < s->conf.nlisten; j++) {
+			if (v->inst[i].lfd[j] < 0)
+				continue;
+			r = steer_place(&st, steer_slot(s->group[j], v->vslot, i),
+					v->inst[i].lfd[j]);
+			if (r)
+				log_warnx("%s: cannot place instance %d's socket: %s", vname(v), i,
+					  strerror(-r));
+		}
+}
+
+void dp_unplace(struct version *v)
+{
+	struct service *s = v->svc;
+	int i, j;
+
+	for (i = 0; i < v->ninst; i++)
+		for (j = 0; j < s->conf.nlisten; j++)
+			steer_remove(&st, steer_slot(s->group[j], v->vslot, i));
+}
+
+/* Attach this agent's program to a group through a short-lived member socket. */
+void dp_reattach(struct service *s, int j)
+{
+	char err[256];
+	int fd = make_listener(&s->conf, j, err, sizeof(err)), r;
+
+	if (fd < 0) {
+		log_warnx("%s: cannot reattach the steer program to %s: %s", s->conf.name,
+			  s->conf.listen[j].text, err);
+		return;
+	}
+	/*
+	 * The program chooses only sockets in the map, so this member never
+	 * gets a connection; closing it migrates nothing.
+	 */
+	r = steer_attach(&st, fd);
+	if (r)
+		log_warnx("%s: cannot reattach the steer program to %s: %s", s->conf.name,
+			  s->conf.listen[j].text, strerror(-r));
+	close(fd);
+}

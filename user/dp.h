@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The data-plane facade: the only code that touches the BPF maps.  It
+ * speaks the model (services, versions, instances) and turns it into
+ * steer's and track's keys: a service's policy, a version's sockets in the
+ * sockets map, its connection counts, its zero watch, its pins and probes.
+ * Drain events (a watched version reached zero) come up through an fd
+ * (dp_zero_fd) and are read with dp_zero_next, never as a callback.
+ */
+#ifndef BATON_DP_H
+#define BATON_DP_H
+
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "model.h"
+#include "steer_user.h"
+#include "track_user.h"
+
+int dp_open(const char *bpf_dir, char *err, size_t errlen);
+void dp_close(void);
+
+/* A service's groups (one per listen address) and its policy entry. */
+int dp_service_add(struct service *s, char *err, size_t errlen);
+void dp_service_del(struct service *s);
+/* Write the service's policy from its versions' phases and weights: one map update. */
+int dp_policy(struct service *s);
+/* Summed steer counters of the service's groups. */
+void dp_service_stats(const struct service *s, struct steer_stats *sum);
+
+/* A version's sockets in the sockets map, all of them or one instance's (v->placed is the state
+ * machine's). */
+void dp_place(struct version *v);
+void dp_unplace(struct version *v);
+void dp_unplace_instance(struct version *v, int i);
+/* Attach steer to the reuseport group fd is in (harmless when attached). */
+int dp_attach(int fd);
+/* Attach this agent's program to group j of s through a short-lived member socket. */
+void dp_reattach(struct service *s, int j);
+
+/* A version's connection counters: register, read, watch for zero, reset, forget. */
+int dp_register(const struct version *v);
+int dp_counts(const struct version *v, struct version_counts *n);
+int dp_watch(const struct version *v, int on);
+int dp_reset(const struct version *v);
+int dp_forget(const struct version *v);
+/* The fd that is readable when a watched version reached zero, and the events. */
+int dp_zero_fd(void);
+/* Next queued zero event: 1 with *e, 0 when there is none. */
+int dp_zero_next(struct track_event *e);
+
+/* Probe pins: the agent's own check of one instance reaches exactly it. */
+int dp_probe_add(const struct version *v, int i, __u16 sport);
+int dp_probe_del(const struct version *v, __u16 sport);
+int dp_probe_clear(void);
+/* Recount each service's pins and probes (after a restart). */
+int dp_extras_sync(void);
+
+/* Client CIDR pins. */
+int dp_pin_set(const struct service *s, const struct steer_cidr *c, int num);
+int dp_pin_del(const struct service *s, const struct steer_cidr *c);
+int dp_pin_list(const struct service *s, struct steer_cidr *out, __u32 *versions, int max);
+int dp_pin_del_version(const struct version *v);
+
+#endif /* BATON_DP_H */

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The rollout state machine: every rule of a deploy, a drain and a
+ * rollback, as one function from (service, event, now) to the service's new
+ * state and a list of actions.  It does no I/O: no BPF, no processes, no
+ * sockets, no clock.  exec.c performs the actions in order; what an action
+ * learns (a spawn failed, a hook exited, a watched version is already at
+ * zero) comes back as another event.
+ *
+ * Invariants kept after every event (fsm_check tells the first broken one):
+ *  - the weights of a service's active versions sum to 0 or WEIGHT_MAX;
+ *  - every active version with weight is placed (its sockets in the map);
+ *  - a version with no process left is forgotten at once, unless it is
+ *    active (it stays the service's version until the next deploy), or
+ *    kept for an after-switch hook (still placed and counted);
+ *  - the policy moves before a version's sockets leave the map (a
+ *    FA_POLICY precedes every FA_UNPLACE of a version that had weight).
+ */
+#ifndef BATON_FSM_H
+#define BATON_FSM_H
+
+#include <stdbool.h>
+#include <time.h>
+#include <linux/types.h>
+
+#include "model.h"
+
+struct client;
+
+struct deploy_opts {
+	pid_t adopt_pid; /* adopt this running server instead of starting argv */
+	enum strategy strategy;
+	unsigned steps[MAX_STEPS];
+	int nsteps;
+	unsigned bake_ms;
+};
+
+enum fsm_ev {
+	FE_DEPLOY,	/* v: the new version (sockets made, nothing placed); opts; c waits */
+	FE_SPAWNED,	/* v: its instances started (ok), or not (why) */
+	FE_READY,	/* v, inst: the instance is ready */
+	FE_EXIT,	/* v, inst: the instance's process exited (why: how) */
+	FE_UNHEALTHY,	/* v: health checks or the error rate crossed the threshold (reason, why) */
+	FE_VTIMER,	/* v: its timer fired (a readiness tick, or a drain deadline) */
+	FE_RO_TIMER,	/* the rollout's deadline passed: bake end, hook timeout */
+	FE_HOOK_DONE,	/* the hook exited (ok) or could not run or was killed (why) */
+	FE_ZERO,	/* v: a watched version has no connection left */
+	FE_PROMOTE,	/* c; full: to 100% */
+	FE_PAUSE,	/* c */
+	FE_WEIGHT,	/* c; versions and weights (why: the request was malformed) */
+	FE_ABORT,	/* c */
+	FE_ROLLBACK,	/* c */
+	FE_REMOVE,	/* the service left the configuration */
+	FE_SHUTDOWN,	/* stop every version (baton shutdown --stop) */
+	FE_RESTORED,	/* taken over from a previous agent: versions as the state had them */
+	FE_ADOPT_FIRST, /* c; v: a running server becomes the first version */
+	FE_COUNT,
+};
+
+#define FSM_MAX_WEIGHTS 16
+
+struct fsm_event {
+	enum fsm_ev type;
+	struct version *v;
+	int inst;
+	bool ok;      /* FE_SPAWNED, FE_HOOK_DONE */
+	bool full;    /* FE_PROMOTE */
+	int nweights; /* FE_WEIGHT: wnum[k] gets wbp[k] basis points */
+	int wnum[FSM_MAX_WEIGHTS], wbp[FSM_MAX_WEIGHTS];
+	enum rb_reason reason; /* FE_UNHEALTHY: RB_HEALTH or RB_ERRORS */
+	const char *why;
+	struct deploy_opts opts; /* FE_DEPLOY (opts.nsteps 0: the service's) */
+	bool have_opts;
+	struct client *c;  /* who waits for the answer, or NULL */
+	long long zero_ns; /* FE_ZERO: kernel time of the last close; 0 unknown */
+	long long now_ns;  /* FE_ZERO: CLOCK_MONOTONIC ns when it was read */
+	time_t wall;	   /* wall clock, for the rollback note */
+};
+
+enum fsm_act {
+	FA_POLICY,	  /* write the service's policy (phases, weights) */
+	FA_PLACE,	  /* v: its sockets into the map */
+	FA_UNPLACE,	  /* v: its sockets out of the map */
+	FA_UNPLACE_INST,  /* v, inst: one instance's sockets out of the map */
+	FA_RELEASE,	  /* v, inst (-1: all): close the agent's copies of its listeners */
+	FA_ATTACH,	  /* v: attach steer to each group through v's sockets */
+	FA_SPAWN,	  /* v: start its instances (answered by FE_SPAWNED) */
+	FA_SIGNAL,	  /* v, arg: signal every live process */
+	FA_WATCH,	  /* v, arg 1/0: report its zero; with 1 an empty version answers FE_ZERO */
+	FA_RESET,	  /* v: reset its connections (drain-reset) */
+	FA_VTIMER,	  /* v, at: its one-shot deadline (0: off) */
+	FA_READY_CHECKS,  /* v: probe or check readiness every PROBE_TICK_MS */
+	FA_HEALTH_CHECKS, /* v: health checks and error samples every HEALTH_TICK_MS */
+	FA_STOP_CHECKS,	  /* v: end every check in flight, stop the tick */
+	FA_RO_TIMER,	  /* at: the rollout's deadline (0: off) */
+	FA_RUN_HOOK,	  /* arg: the hook point (answered by FE_HOOK_DONE) */
+	FA_KILL_HOOK,	  /* the hook running, if any */
+	FA_FORGET,	  /* v: final counts into the history, pins and counters gone, freed */
+	FA_SERVICE_GONE,  /* a removed service's last version stopped: ids and groups go */
+	FA_REPLY,	  /* c: ok and text: the final answer to a request */
+	FA_DEPLOY_DONE,	  /* c: the final answer to a deploy (ok, rolled_back, text) */
+	FA_PROGRESS,	  /* c: a progress line for a waiting deploy */
+	FA_COUNT,
+};
+
+#define FSM_TEXT 600
+
+struct fsm_action {
+	enum fsm_act type;
+	struct version *v;
+	int inst;
+	long long arg; /* signal, watch on/off, hook point, time in ms */
+	struct client *c;
+	bool ok, rolled_back;
+	char text[FSM_TEXT];
+};
+
+#ifndef FSM_MAX_ACTIONS
+#define FSM_MAX_ACTIONS 256
+#endif
+
+struct fsm_out {
+	struct fsm_action a[FSM_MAX_ACTIONS];
+	int n;
+	bool overflow; /* more actions than fit: a bug, reported by fsm_check */
+};
+
+extern const char *const fsm_ev_names[FE_COUNT];
+extern const char *const fsm_act_names[FA_COUNT];
+
+/*
+ * Whether s can take a deploy now: 0, or -EBUSY with err saying what runs
+ * and what to do.  Asked before the new version's sockets are made.
+ */
+int fsm_can_deploy(const struct service *s, char *err, size_t errlen);
+/*
+ * Apply e to s at now (CLOCK_MONOTONIC ms): s changes, and out gets the
+ * actions to perform, in order (appended: out->n is not reset).
+ */
+void fsm_step(struct service *s, const struct fsm_event *e, long long now, struct fsm_out *out);
+/* The invariants above: NULL, or the first one s breaks. */
+const char *fsm_check(const struct service *s, const struct fsm_out *out);
+
+#endif /* BATON_FSM_H */

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The event loop: one epoll set; every fd in it carries a struct evsrc that
+ * says what kind of event source it is and what it belongs to.  agent.c
+ * turns each ready source into a call to the file that owns it.
+ */
+#ifndef BATON_LOOP_H
+#define BATON_LOOP_H
+
+enum ev_type {
+	EV_SIGNAL,
+	EV_CONTROL,
+	EV_CLIENT,
+	EV_NOTIFY,
+	EV_PIDFD,
+	EV_TIMER,
+	EV_RING,
+	EV_CHECK,	   /* a health check's socket or exec pidfd */
+	EV_HOOK,	   /* a hook's pidfd */
+	EV_RO_TIMER,	   /* a service's rollout timer: bake, hook timeout */
+	EV_CLIENT_TIMER,   /* a control client's read deadline */
+	EV_METRICS,	   /* the metrics listener */
+	EV_METRICS_CLIENT, /* one metrics request */
+	EV_REAP,	   /* a killed child, reaped when it is gone */
+};
+
+struct evsrc {
+	enum ev_type type;
+	void *p;
+	int idx;
+};
+
+#include <sys/epoll.h>
+
+int loop_open(void);
+void loop_close(void);
+/* Wait (no bound: an idle agent sleeps) for at most max events. */
+int loop_wait(struct epoll_event *evs, int max);
+int ep_add(int fd, struct evsrc *ev, int type, void *p, int idx, unsigned events);
+int ep_mod(int fd, struct evsrc *ev, unsigned events);
+void ep_del(int fd);
+
+/* CLOCK_MONOTONIC in ms: what every deadline in the agent is measured in. */
+long long now_ms(void);
+/* Arm a one-shot timerfd for at_ms (monotonic ms), or disarm it with 0. */
+void timerfd_at(int fd, long long at_ms);
+/* Make a timerfd tick every ms. */
+void timerfd_every(int fd, int ms);
+
+#endif /* BATON_LOOP_H */

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/* Prometheus metrics; see metrics.c. */
+#ifndef BATON_METRICS_H
+#define BATON_METRICS_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+struct mclient;
+
+/* Listen on la and watch it: 0, or -1 with err. */
+int metrics_open(const struct listen_addr *la, char *err, size_t errlen);
+void metrics_close(void);
+void on_metrics(void);
+void on_metrics_client(struct mclient *m);
+/* Free the clients closed in this epoll batch. */
+void metrics_bury(void);
+
+#endif /* BATON_METRICS_H */

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The agent's model: services, their versions and instances, and the
+ * rollout of each service, as plain data.  Files that act on it say so in
+ * docs/architecture.md; nothing here does I/O.
+ *
+ * A version moves through
+ *   STARTING -> ACTIVE -> DRAIN_DELAY -> DRAINING -> TERMINATING -> KILLED -> stopped
+ * Every step after ACTIVE has a deadline; DRAIN_DELAY is the window in which
+ * `baton rollback` can give traffic back without starting anything.
+ */
+#ifndef BATON_MODEL_H
+#define BATON_MODEL_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <time.h>
+#include <linux/types.h>
+
+#include "config.h"
+#include "health.h"
+#include "loop.h"
+#include "track.h"
+
+#define PROBE_TICK_MS  50
+#define HEALTH_TICK_MS 100 /* timer of a version under rollout: checks and error samples */
+#define READY_RETRY_MS 100 /* a failed http/exec readiness check is repeated after this */
+#define HISTORY	       8
+
+enum vphase {
+	VP_STARTING,
+	VP_ACTIVE,
+	VP_DRAIN_DELAY, /* weight 0, unsignalled: rollback can take it back */
+	VP_DRAIN_WAIT,	/* wait-then-signal: unsignalled until its live count is 0 */
+	VP_DRAINING,	/* exit signal sent, waiting for exit until drain-timeout */
+	VP_TERMINATING, /* drain timeout passed (SIGTERM sent), SIGKILL after kill-after */
+	VP_KILLED,	/* SIGKILL sent */
+	VP_ABORTING,	/* failed to start: SIGTERM sent, SIGKILL after kill-after */
+};
+
+extern const char *const phase_names[];
+
+struct client;
+struct version;
+
+/* One instance's readiness or health check (one at a time). */
+struct check {
+	bool busy;	    /* a check is in flight */
+	bool for_ready;	    /* readiness (before traffic), not a health check */
+	long long deadline; /* ms: no answer by then is a failure */
+	long long next_at;  /* ms: when the next check may start */
+	struct hcheck hc;   /* tcp/http */
+	bool hc_pinned;
+	pid_t pid; /* exec: the check process, until reaped */
+	int pidfd;
+	int fails; /* consecutive failures */
+	unsigned long passes, failures;
+	char last[128];
+	struct evsrc ev;
+};
+
+struct instance {
+	pid_t pid;
+	int pidfd;
+	bool ready;
+	bool alive;
+	char exit_desc[64];
+	int lfd[MAX_LISTEN];	      /* the agent's copies of this instance's listeners */
+	__u64 cookie[MAX_LISTEN];     /* their SO_COOKIE, to find them again after a restart */
+	unsigned long long starttime; /* /proc/PID/stat start time: guards against pid reuse */
+	int probe_fd;		      /* READY_TCP: connection through this instance's own socket */
+	__u16 probe_sport;
+	struct check chk;
+	struct evsrc ev;
+};
+
+struct version {
+	struct service *svc;
+	int num;
+	int vslot;
+	enum vphase phase;
+	char *argv[MAX_ARGS + 1];
+	int ninst;
+	int nalive;
+	int nready;
+	struct instance inst[MAX_INSTANCES];
+	bool placed;	    /* sockets in the map */
+	bool adopted;	    /* a server baton did not start: instance 0's process owns all */
+	unsigned weight;    /* basis points of new connections while active */
+	int tfd;	    /* timerfd for this version's current deadline */
+	long long deadline; /* ms, monotonic; 0: none */
+	long long t_start, t_switch, t_signal;
+	long long zero_to_signal_us; /* last close (kernel time) to exit signal; -1: not by zero */
+	/* Kernel-observed errors while under rollout, per health-interval. */
+	long long next_sample;
+	bool sampled;
+	__u64 base_accepted, base_resets, base_drops;
+	int bad_intervals;
+	char errors_last[160];
+	__u64 lost_seen;	   /* connections lost to dead processes, already reported */
+	bool freed;		   /* freed: events still queued for it are ignored */
+	struct version *next_dead; /* freed versions, released after the epoll batch */
+	struct evsrc ev;
+};
+
+struct history {
+	int num;
+	char how[96];
+	struct version_counts counts; /* its connections, final */
+};
+
+enum ro_stage {
+	RO_NONE = 0,
+	RO_BEFORE_START, /* before-start hook running; nothing started */
+	RO_STARTING,	 /* new version started, waiting for readiness */
+	RO_STEPPING,	 /* new version takes steps[step] of new connections */
+	RO_AFTER_SWITCH, /* 100%: after-switch hook running, old version kept */
+	RO_DRAIN_OLD,	 /* old version draining; after-drain hook follows */
+	RO_AFTER_DRAIN,	 /* after-drain hook running */
+};
+
+extern const char *const stage_names[];
+
+/* Why a rollout failed or rolled back; metrics label them. */
+enum rb_reason { RB_HEALTH, RB_ERRORS, RB_EXIT, RB_HOOK, RB_OPERATOR, RB_RESTART, RB_COUNT };
+
+extern const char *const rb_names[];
+
+enum ro_result { RR_COMPLETED, RR_ROLLED_BACK, RR_FAILED, RR_COUNT };
+
+/* A deploy from start to end: readiness, weight steps, hooks, rollback. */
+struct rollout {
+	enum ro_stage stage;
+	enum strategy strategy;
+	unsigned steps[MAX_STEPS];
+	int nsteps;
+	unsigned bake_ms;
+	int step;	     /* index in steps of the current weight */
+	bool paused;	     /* bake stopped by baton pause (or a manual weight) */
+	bool manual;	     /* the weights were set by hand */
+	long long bake_end;  /* ms; 0: waiting for promote */
+	long long bake_left; /* ms of bake left when paused */
+	int newv, oldv;	     /* vslots, -1 none */
+	int new_num, old_num;
+	long long t_start;
+	long long ready_ms;
+	struct client *waiter; /* the CLI waiting for this deploy */
+	/* the hook running, if any */
+	enum hook_point hook;
+	bool hook_running; /* the state machine's view: a hook runs (exec.c has its pid) */
+	pid_t hook_pid;
+	int hook_pidfd;
+	struct evsrc hook_ev;
+	char hook_err[200]; /* after-drain failure, reported at the end */
+};
+
+struct rollback_note {
+	int num;     /* the version rolled back; 0: none yet */
+	time_t when; /* wall clock, for status */
+	char why[320];
+};
+
+struct service {
+	struct service_conf conf;
+	int id;
+	int group[MAX_LISTEN];
+	struct version *slot[MAX_VERSIONS];
+	int active;   /* vslot or -1 */
+	int previous; /* vslot of the version replaced last, or -1 */
+	int starting; /* vslot being deployed, or -1 */
+	int next_num;
+	struct history hist[HISTORY];
+	int nhist;
+	char last_error[300]; /* why the last deploy failed */
+	struct rollout ro;
+	int ro_tfd; /* rollout timer: bake end, hook timeout */
+	long long ro_deadline;
+	struct evsrc ro_ev;
+	struct rollback_note last_rollback;
+	bool removed;			   /* gone from the configuration: draining, then gone */
+	bool gone;			   /* a free slot */
+	unsigned long rollouts[RR_COUNT];  /* metrics: rollouts by result */
+	unsigned long rollbacks[RB_COUNT]; /* metrics: rollbacks by reason */
+};
+
+/* "web v3", for logs (two calls may share a statement). */
+const char *vname(const struct version *v);
+/* The versions a rollout moves traffic between, or NULL. */
+struct version *ro_new(struct service *s);
+struct version *ro_old(struct service *s);
+struct version *version_by_num(struct service *s, long long num);
+/* Remember a stopped version (at most HISTORY, oldest dropped). */
+void history_add(struct service *s, int num, const char *how);
+
+#endif /* BATON_MODEL_H */

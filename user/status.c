@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/* baton status: a service as JSON (its versions, rollout, pins, counters). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dp.h"
+#include "log.h"
+#include "status.h"
+
+static json_t *health_json(struct version *v)
+{
+	json_t *arr = json_array();
+	int k;
+
+	for (k = 0; k < v->ninst; k++) {
+		struct check *ck = &v->inst[k].chk;
+
+		json_array_append_new(arr, json_pack("{s:i, s:I, s:I, s:i, s:s}", "instance", k,
+						     "passes", (json_int_t)ck->passes, "failures",
+						     (json_int_t)ck->failures, "failing", ck->fails,
+						     "last", ck->last));
+	}
+	return arr;
+}
+
+static json_t *rollout_json(struct service *s)
+{
+	struct rollout *ro = &s->ro;
+	struct version *nv = ro_new(s);
+	json_t *steps, *j;
+	long long left = 0;
+	int k;
+
+	if (ro->stage == RO_NONE)
+		return json_null();
+	steps = json_array();
+	for (k = 0; k < ro->nsteps; k++)
+		json_array_append_new(steps, json_real(ro->steps[k] / 100.0));
+	if (ro->paused)
+		left = ro->bake_left;
+	else if (ro->bake_end)
+		left = ro->bake_end - now_ms() > 0 ? ro->bake_end - now_ms() : 0;
+	j = json_pack("{s:s, s:s, s:i, s:o, s:i, s:i, s:o, s:b, s:b, s:I, s:I}", "stage",
+		      stage_names[ro->stage], "strategy",
+		      ro->strategy == STRATEGY_CANARY ? "canary" : "bluegreen", "version",
+		      ro->new_num, "from", ro->old_num ? json_integer(ro->old_num) : json_null(),
+		      "step", ro->step + 1, "nsteps", ro->nsteps, "steps", steps, "paused",
+		      ro->paused, "manual", ro->manual, "bake_left_ms", (json_int_t)left,
+		      "elapsed_ms", (json_int_t)(now_ms() - ro->t_start));
+	json_object_set_new(j, "weight",
+			    json_integer(nv && nv->phase == VP_ACTIVE ? nv->weight : 0));
+	json_object_set_new(j, "bake_ms", json_integer(ro->bake_ms));
+	json_object_set_new(j, "waiting_for_promote",
+			    json_boolean(ro->stage == RO_STEPPING && !ro->bake_end));
+	if (ro->hook_running)
+		json_object_set_new(j, "hook", json_string(hook_name(ro->hook)));
+	if (nv && ro->stage >= RO_STEPPING) {
+		json_object_set_new(j, "health", health_json(nv));
+		json_object_set_new(j, "errors", json_string(nv->errors_last));
+	}
+	return j;
+}
+
+/* Every pin of the service (MAX_PINS at most exist). */
+static json_t *pins_json(struct service *s)
+{
+	struct steer_cidr *cidrs = calloc(MAX_PINS, sizeof(*cidrs));
+	__u32 *vers = calloc(MAX_PINS, sizeof(*vers));
+	json_t *arr = json_array();
+	char buf[64];
+	int n, k;
+
+	n = cidrs && vers ? dp_pin_list(s, cidrs, vers, MAX_PINS) : -ENOMEM;
+	if (n < 0)
+		log_warnx("%s: cannot list its pins: %s", s->conf.name, strerror(-n));
+	for (k = 0; k < n; k++) {
+		steer_cidr_format(&cidrs[k], buf, sizeof(buf));
+		json_array_append_new(arr,
+				      json_pack("{s:s, s:i}", "cidr", buf, "version", vers[k]));
+	}
+	free(cidrs);
+	free(vers);
+	return arr;
+}
+
+json_t *status_json(struct service *s)
+{
+	json_t *vs = json_array(), *listen = json_array(), *hist = json_array(), *j;
+	struct steer_stats st;
+	int i, k, jx;
+
+	for (jx = 0; jx < s->conf.nlisten; jx++)
+		json_array_append_new(listen, json_string(s->conf.listen[jx].text));
+	dp_service_stats(s, &st);
+	for (i = 0; i < MAX_VERSIONS; i++) {
+		struct version *v = s->slot[i];
+		json_t *insts, *argv;
+
+		if (!v)
+			continue;
+		insts = json_array();
+		argv = json_array();
+		for (k = 0; v->argv[k]; k++)
+			json_array_append_new(argv, json_string(v->argv[k]));
+		for (k = 0; k < v->ninst; k++)
+			json_array_append_new(
+			    insts, json_pack("{s:i, s:i, s:b, s:b, s:s}", "instance", k, "pid",
+					     v->inst[k].pid, "ready", v->inst[k].ready, "alive",
+					     v->inst[k].alive, "exit",
+					     v->inst[k].alive ? "" : v->inst[k].exit_desc));
+		struct version_counts n = {0};
+		json_t *jv;
+
+		dp_counts(v, &n);
+		jv = json_pack("{s:i, s:i, s:s, s:i, s:i, s:i, s:I, s:o, s:o}", "version", v->num,
+			       "slot", v->vslot, "state", phase_names[v->phase], "weight",
+			       v->phase == VP_ACTIVE ? (int)v->weight : 0, "instances", v->ninst,
+			       "alive", v->nalive, "age_ms", (json_int_t)(now_ms() - v->t_start),
+			       "processes", insts, "command", argv);
+		json_object_set_new(jv, "live", json_integer(n.live));
+		json_object_set_new(jv, "accepted", json_integer((json_int_t)n.accepted));
+		json_object_set_new(jv, "closed", json_integer((json_int_t)n.closed));
+		json_object_set_new(jv, "migrated_in", json_integer((json_int_t)n.migrated_in));
+		json_object_set_new(jv, "resets", json_integer((json_int_t)n.resets));
+		json_object_set_new(jv, "signalled", json_boolean(v->t_signal != 0));
+		json_object_set_new(jv, "adopted", json_boolean(v->adopted));
+		if (v->zero_to_signal_us >= 0)
+			json_object_set_new(jv, "zero_to_signal_us",
+					    json_integer(v->zero_to_signal_us));
+		json_array_append_new(vs, jv);
+	}
+	for (i = 0; i < s->nhist; i++)
+		json_array_append_new(
+		    hist, json_pack("{s:i, s:s, s:s, s:I, s:I, s:I}", "version", s->hist[i].num,
+				    "state", "stopped", "how", s->hist[i].how, "accepted",
+				    (json_int_t)s->hist[i].counts.accepted, "resets",
+				    (json_int_t)s->hist[i].counts.resets, "migrated_in",
+				    (json_int_t)s->hist[i].counts.migrated_in));
+	j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "name",
+		      s->conf.name, "listen", listen, "active",
+		      s->active >= 0 ? json_integer(s->slot[s->active]->num) : json_null(),
+		      "versions", vs, "stopped", hist, "steer", "selected", (json_int_t)st.selected,
+		      "migrated", (json_int_t)st.migrated, "probes", (json_int_t)st.probes,
+		      "fallback", (json_int_t)st.fallback, "dropped", (json_int_t)st.dropped,
+		      "pinned", (json_int_t)st.pinned, "evicted", (json_int_t)st.evicted);
+	json_object_set_new(
+	    j, "steering",
+	    json_string(s->conf.steering == STEER_STICKY ? "sticky" : "per-connection"));
+	json_object_set_new(j, "rollout", rollout_json(s));
+	json_object_set_new(j, "settings",
+			    json_pack("{s:s, s:i, s:I, s:s, s:s, s:I, s:I, s:I}", "strategy",
+				      s->conf.strategy == STRATEGY_CANARY ? "canary" : "bluegreen",
+				      "instances", s->conf.instances, "bake_ms",
+				      (json_int_t)s->conf.bake_ms, "ready",
+				      ready_kind_name(s->conf.ready), "drain_policy",
+				      s->conf.drain == DRAIN_WAIT_THEN_SIGNAL ? "wait-then-signal"
+									      : "signal-then-wait",
+				      "drain_delay_ms", (json_int_t)s->conf.drain_delay_ms,
+				      "drain_timeout_ms", (json_int_t)s->conf.drain_timeout_ms,
+				      "kill_after_ms", (json_int_t)s->conf.kill_after_ms));
+	if (s->removed)
+		json_object_set_new(j, "removed", json_true());
+	json_object_set_new(j, "pins", pins_json(s));
+	if (s->last_rollback.num) {
+		char when[32];
+
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&s->last_rollback.when));
+		json_object_set_new(j, "last_rollback",
+				    json_pack("{s:i, s:s, s:s}", "version", s->last_rollback.num,
+					      "at", when, "reason", s->last_rollback.why));
+	} else {
+		json_object_set_new(j, "last_rollback", json_null());
+	}
+	return j;
+}

@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A version's sockets and processes: making and starting them, signalling
+ * them, freeing them; and the events they give (an instance exited, the
+ * version's timer fired, its last connection closed), fed to the state
+ * machine (fsm.c), which decides what follows.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "checks.h"
+#include "dp.h"
+#include "listen.h"
+#include "log.h"
+#include "notify.h"
+#include "proc.h"
+#include "exec.h"
+#include "services.h"
+#include "versions.h"
+
+static struct version *dead; /* freed in this epoll batch; free()d after it */
+
+void versions_bury(void)
+{
+	while (dead) {
+		struct version *v = dead;
+
+		dead = v->next_dead;
+		free(v);
+	}
+}
+
+/*
+ * Give up the agent's copy of a version's listeners.  Done only after they
+ * left the map: from now on the version's own processes hold the sockets,
+ * and when they close them the kernel moves anything still queued to a live
+ * version through the steer program.
+ */
+void release_listeners(struct version *v, int only)
+{
+	int i, j;
+
+	for (i = 0; i < v->ninst; i++) {
+		if (only >= 0 && i != only)
+			continue;
+		for (j = 0; j < MAX_LISTEN; j++)
+			if (v->inst[i].lfd[j] >= 0) {
+				close(v->inst[i].lfd[j]);
+				v->inst[i].lfd[j] = -1;
+			}
+	}
+}
+
+void version_free(struct version *v)
+{
+	int i;
+
+	for (i = 0; i < v->ninst; i++) {
+		struct check *k = &v->inst[i].chk;
+
+		if (v->inst[i].pidfd >= 0) {
+			ep_del(v->inst[i].pidfd);
+			close(v->inst[i].pidfd);
+		}
+		if (v->inst[i].probe_fd >= 0) {
+			dp_probe_del(v, v->inst[i].probe_sport);
+			close(v->inst[i].probe_fd);
+		}
+		check_close(v, i);
+		if (k->pidfd >= 0) {
+			/* An exec check still running: killed, reaped once it is gone. */
+			ep_del(k->pidfd);
+			reap_later(k->pid, k->pidfd);
+			k->pidfd = -1;
+		}
+	}
+	release_listeners(v, -1);
+	if (v->tfd >= 0) {
+		ep_del(v->tfd);
+		close(v->tfd);
+	}
+	free_argv(v->argv);
+	/* Later events of this epoll batch may still name v: free it after the batch. */
+	v->freed = true;
+	v->next_dead = dead;
+	dead = v;
+}
+
+/* A zeroed version of s with every fd marked absent, so version_free is always safe. */
+struct version *version_alloc(struct service *s, char *err, size_t errlen)
+{
+	struct version *v = calloc(1, sizeof(*v));
+	int i, j;
+
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	v->svc = s;
+	v->tfd = -1;
+	v->zero_to_signal_us = -1;
+	for (i = 0; i < MAX_INSTANCES; i++) {
+		v->inst[i].pidfd = -1;
+		v->inst[i].probe_fd = -1;
+		v->inst[i].chk.hc.fd = -1;
+		v->inst[i].chk.pidfd = -1;
+		for (j = 0; j < MAX_LISTEN; j++)
+			v->inst[i].lfd[j] = -1;
+	}
+	return v;
+}
+
+void signal_all(struct version *v, int sig)
+{
+	int i, r;
+
+	for (i = 0; i < v->ninst; i++)
+		if (v->inst[i].alive && v->inst[i].pidfd >= 0) {
+			r = proc_signal(v->inst[i].pidfd, sig);
+			if (r && r != -ESRCH)
+				log_warnx("%s: cannot signal pid %d: %s", vname(v), v->inst[i].pid,
+					  strerror(-r));
+		}
+}
+
+/* The kernel saw the last connection of a watched version close. */
+void on_zero(const struct track_event *te)
+{
+	struct timespec ts;
+	struct service *s;
+	int i, vs;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	for (i = 0; (s = service_at(i)); i++) {
+		if (s->gone || s->id != (int)te->service)
+			continue;
+		for (vs = 0; vs < MAX_VERSIONS; vs++) {
+			struct version *v = s->slot[vs];
+			struct fsm_event e = {
+			    .type = FE_ZERO,
+			    .v = v,
+			    .zero_ns = (long long)te->ktime_ns,
+			    .now_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec,
+			};
+
+			if (v && v->num == (int)te->version && v->phase == VP_DRAIN_WAIT)
+				fsm_feed(s, &e);
+		}
+	}
+}
+
+/* A version's timer ticking every ms (probes, checks). */
+
+struct version *version_new(struct service *s, char *const *argv, char *err, size_t errlen)
+{
+	const struct service_conf *c = &s->conf;
+	struct version *v;
+	int vslot, i, j, n;
+
+	for (vslot = 0; vslot < MAX_VERSIONS && s->slot[vslot]; vslot++)
+		;
+	if (vslot == MAX_VERSIONS) {
+		snprintf(err, errlen,
+			 "%s has %d versions still running (draining); wait for them to exit",
+			 c->name, MAX_VERSIONS);
+		return NULL;
+	}
+	v = version_alloc(s, err, errlen);
+	if (!v)
+		return NULL;
+	v->vslot = vslot;
+	v->num = s->next_num;
+	v->ninst = c->instances;
+	for (n = 0; argv[n] && n < MAX_ARGS; n++) {
+		v->argv[n] = strdup(argv[n]);
+		if (!v->argv[n]) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+	}
+	for (i = 0; i < v->ninst; i++)
+		for (j = 0; j < c->nlisten; j++) {
+			socklen_t clen = sizeof(v->inst[i].cookie[j]);
+
+			v->inst[i].lfd[j] = make_listener(c, j, err, errlen);
+			if (v->inst[i].lfd[j] < 0)
+				goto fail;
+			getsockopt(v->inst[i].lfd[j], SOL_SOCKET, SO_COOKIE, &v->inst[i].cookie[j],
+				   &clen);
+		}
+	v->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (v->tfd < 0 || ep_add(v->tfd, &v->ev, EV_TIMER, v, 0, EPOLLIN)) {
+		snprintf(err, errlen, "timerfd: %s", strerror(errno));
+		goto fail;
+	}
+	if (dp_register(v) < 0) {
+		snprintf(err, errlen, "cannot create the connection counters: %s", strerror(errno));
+		goto fail;
+	}
+	s->next_num++;
+	s->slot[vslot] = v;
+	return v;
+fail:
+	version_free(v);
+	return NULL;
+}
+
+int version_spawn(struct version *v, char *err, size_t errlen)
+{
+	const struct service_conf *c = &v->svc->conf;
+	char names[MAX_LISTEN * 40] = "";
+	int fds[MAX_LISTEN];
+	int i, j, r;
+
+	for (j = 0; j < c->nlisten; j++) {
+		if (j)
+			strcat(names, ":");
+		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s-%d", c->name, j);
+	}
+	for (i = 0; i < v->ninst; i++) {
+		struct instance *in = &v->inst[i];
+		struct spawn_req req = {
+		    .argv = v->argv,
+		    .env = c->env,
+		    .fds = fds,
+		    .nfds = c->nlisten,
+		    .fdnames = names,
+		    .notify = c->ready == READY_NOTIFY ? notify_path() : NULL,
+		    .service = c->name,
+		    .version = v->num,
+		    .instance = i,
+		    .user = c->user,
+		    .workdir = c->workdir,
+		};
+
+		for (j = 0; j < c->nlisten; j++)
+			fds[j] = in->lfd[j];
+		r = proc_spawn(&req, &in->pid, &in->pidfd, err, errlen);
+		if (r)
+			return r;
+		in->alive = true;
+		in->starttime = proc_starttime(in->pid);
+		v->nalive++;
+		ep_add(in->pidfd, &in->ev, EV_PIDFD, v, i, EPOLLIN);
+		log_debug("%s: instance %d started, pid %d", vname(v), i, in->pid);
+	}
+	return 0;
+}
+
+void instance_ready(struct version *v, int i)
+{
+	struct fsm_event e = {.type = FE_READY, .v = v, .inst = i};
+
+	if (v->freed || v->inst[i].ready)
+		return;
+	fsm_feed(v->svc, &e);
+}
+
+/*
+ * Connections the kernel closed because a process of v died holding them
+ * (counted by track): the one loss baton cannot prevent, said with its count.
+ */
+static void report_lost(struct version *v, int i, const char *desc)
+{
+	struct version_counts n = {0};
+
+	if (dp_counts(v, &n) || n.lost <= v->lost_seen)
+		return;
+	log_warnx("%s: instance %d (pid %d) %s: %llu open connection(s) lost with it", vname(v), i,
+		  v->inst[i].pid, desc, (unsigned long long)(n.lost - v->lost_seen));
+	v->lost_seen = n.lost;
+}
+
+void on_exit_of(struct version *v, int i)
+{
+	struct instance *in = &v->inst[i];
+	struct fsm_event e = {.type = FE_EXIT, .v = v, .inst = i};
+	int status = 0, r;
+	char desc[64];
+
+	if (v->freed)
+		return;
+	r = proc_reap(in->pidfd, &status, desc, sizeof(desc));
+	if (r == -ECHILD)
+		/* Started by an earlier agent: not ours to reap, but it is gone. */
+		snprintf(desc, sizeof(desc),
+			 "exited (started by an earlier agent: status unknown)");
+	else if (r <= 0)
+		return;
+	ep_del(in->pidfd);
+	close(in->pidfd);
+	in->pidfd = -1;
+	snprintf(in->exit_desc, sizeof(in->exit_desc), "%s", desc);
+	report_lost(v, i, desc);
+	e.why = desc;
+	fsm_feed(v->svc, &e);
+}
+
+/*
+ * A version's timer: while it starts, the readiness tick (probes and checks,
+ * then the state machine looks at the deadline); while it is the new
+ * version of a rollout, the health tick; else a drain deadline.
+ */
+void on_timer(struct version *v)
+{
+	const struct service_conf *c = &v->svc->conf;
+	struct service *s = v->svc;
+	struct fsm_event e = {.type = FE_VTIMER, .v = v};
+	long long now;
+	uint64_t n;
+	int i;
+
+	if (v->freed || read(v->tfd, &n, sizeof(n)) < 0)
+		return;
+	now = now_ms();
+	if (v->phase == VP_STARTING || (v->phase == VP_ACTIVE && s->starting == v->vslot)) {
+		for (i = 0; i < v->ninst; i++) {
+			if (v->inst[i].ready)
+				continue;
+			if (c->ready == READY_TCP)
+				probe_check(v, i);
+			if (c->ready == READY_HTTP || c->ready == READY_EXEC) {
+				check_timed_out(v, i, now);
+				if (!v->inst[i].chk.busy && now >= v->inst[i].chk.next_at)
+					check_start(v, i, true);
+			}
+			/* A readiness result may have switched or ended the deploy. */
+			if (v->freed || !(v->phase == VP_STARTING ||
+					  (v->phase == VP_ACTIVE && s->starting == v->vslot)))
+				return;
+		}
+		fsm_feed(s, &e);
+		return;
+	}
+	if (v->phase == VP_ACTIVE) {
+		if (ro_new(s) == v &&
+		    (s->ro.stage == RO_STEPPING || s->ro.stage == RO_AFTER_SWITCH))
+			health_tick(v);
+		return;
+	}
+	if (v->phase == VP_DRAIN_WAIT) {
+		struct version_counts cn = {0};
+
+		dp_counts(v, &cn);
+		log_warnx("%s: %lld connection(s) still open at drain-timeout %u ms", vname(v),
+			  (long long)cn.live, c->drain_timeout_ms);
+	}
+	fsm_feed(s, &e);
+}
