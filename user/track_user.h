@@ -45,8 +45,37 @@ int track_counts(struct track *t, __u32 service, __u32 version, struct version_c
 int track_watch(struct track *t, __u32 service, __u32 version, int on);
 
 /*
- * Reset (SOCK_DESTROY) every live connection of a version in the caller's
- * network namespace.  Returns how many were reset, or -errno.
+ * drain-reset: reset (SOCK_DESTROY) every live connection of a version in
+ * the caller's network namespace, in steps of bounded time, so that an event
+ * loop keeps serving between them (no step blocks):
+ *
+ *	struct track_reset *r;
+ *	int err = track_reset_begin(t, service, version, &r);
+ *	while (!err && (err = track_reset_step(r, budget_us)) > 0)
+ *		... back to the event loop for one turn ...
+ *	log(track_reset_count(r)), and err if < 0;
+ *	track_reset_end(r);
+ *
+ * begin opens a netlink socket and allocates the cursor (about 60 KiB); it
+ * does no work.  step walks the connections map and destroys what belongs
+ * to the version until budget_us has passed (at least one round: one map
+ * read of 1024 entries or one netlink send of 64 requests); it returns 1
+ * while there is more to do, 0 when the walk is complete, or -errno
+ * (-EOPNOTSUPP: the kernel lacks CONFIG_INET_DIAG_DESTROY), after which only
+ * count and end may be called.  count is how many connections the kernel
+ * confirmed reset so far.  end frees the cursor (NULL is fine); ending it
+ * early just stops.  Kernel 5.6 or later (hash map batch reads).
+ */
+struct track_reset;
+
+int track_reset_begin(struct track *t, __u32 service, __u32 version, struct track_reset **out);
+int track_reset_step(struct track_reset *r, unsigned budget_us);
+long track_reset_count(const struct track_reset *r);
+void track_reset_end(struct track_reset *r);
+
+/*
+ * All of the above in one blocking call: the count, or -errno.  Not for an
+ * event loop.
  */
 int track_reset_version(struct track *t, __u32 service, __u32 version);
 
