@@ -442,22 +442,6 @@ void track_reset_end(struct track_reset *r)
 	free(r);
 }
 
-int track_reset_version(struct track *t, __u32 service, __u32 version)
-{
-	struct track_reset *r;
-	int err;
-
-	err = track_reset_begin(t, service, version, &r);
-	if (err)
-		return err;
-	while ((err = track_reset_step(r, 1000000)) > 0)
-		;
-	if (!err)
-		err = (int)track_reset_count(r);
-	track_reset_end(r);
-	return err;
-}
-
 int listener_drops(int fd, __u64 *drops)
 {
 	__u32 mem[SK_MEMINFO_VARS] = {0};

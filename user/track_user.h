@@ -74,12 +74,6 @@ long track_reset_count(const struct track_reset *r);
 void track_reset_end(struct track_reset *r);
 
 /*
- * All of the above in one blocking call: the count, or -errno.  Not for an
- * event loop.
- */
-int track_reset_version(struct track *t, __u32 service, __u32 version);
-
-/*
  * How many packets the socket fd has dropped (SO_MEMINFO's
  * SK_MEMINFO_DROPS, the kernel's sk_drops).  For a TCP listener these are
  * mainly the SYNs and handshake-completing ACKs it refused because its
