@@ -111,7 +111,7 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/demo.sh $(BUILD)
 
-# Benchmarks (docs/performance.md): every part, or one with PART=steer|swaps|switch|proxy|footprint|scale|rollout.
+# Benchmarks (docs/performance.md): every part, or one with PART=steer|swaps|switch|proxy|footprint|scale|reset|rollout.
 BENCH_BINS := $(BUILD)/steer-bench $(BUILD)/loadgen
 bench:
 	$(Q)tools/deps.sh bench

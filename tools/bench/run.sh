@@ -12,13 +12,14 @@
 #   proxy      4. direct against through HAProxy in TCP mode: requests/s, p99
 #   footprint  5. agent RSS and CPU, idle and during a rollout
 #   scale      6. 100,000 live connections counted exactly; 64 services; map memory
+#   reset      7. status answer time while drain-reset resets 60,000 of 100,000 connections
 #   rollout    chart: requests/s per version during a canary rollout (bench/rollout.png)
 #
 # Prints the table (each figure, its baseline, the ratio), the machine, and
 # the commands; keeps every part's latest result in bench/results.json
 # (parts run now replace theirs) and the table in bench/results.md.
 set -u
-ALL="steer swaps switch proxy footprint scale rollout"
+ALL="steer swaps switch proxy footprint scale reset rollout"
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 B=$(cd "${1:-build}" 2>/dev/null && pwd) || { echo "bench: build directory '${1:-build}' not found (run make)" >&2; exit 1; }
