@@ -251,6 +251,9 @@ static void dispatch(const struct epoll_event *e)
 	case EV_REAP:
 		on_reap(ev->p);
 		break;
+	case EV_RESET:
+		on_reset_tick();
+		break;
 	}
 }
 

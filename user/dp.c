@@ -146,9 +146,9 @@ int dp_watch(const struct version *v, int on)
 	return track_watch(&tr, v->svc->id, v->num, on);
 }
 
-int dp_reset(const struct version *v)
+int dp_reset_begin(const struct version *v, struct track_reset **r)
 {
-	return track_reset_version(&tr, v->svc->id, v->num);
+	return track_reset_begin(&tr, v->svc->id, v->num, r);
 }
 
 int dp_forget(const struct version *v)

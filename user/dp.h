@@ -42,7 +42,8 @@ void dp_reattach(struct service *s, int j);
 int dp_register(const struct version *v);
 int dp_counts(const struct version *v, struct version_counts *n);
 int dp_watch(const struct version *v, int on);
-int dp_reset(const struct version *v);
+/* A cursor over v's connections for track_reset_step (drain-reset). */
+int dp_reset_begin(const struct version *v, struct track_reset **r);
 int dp_forget(const struct version *v);
 /* The fd that is readable when a watched version reached zero, and the events. */
 int dp_zero_fd(void);

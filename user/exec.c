@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include "exec.h"
 #include "log.h"
 #include "proc.h"
+#include "services.h"
 #include "versions.h"
 
 /* Events learned while performing actions: fed once the current actions are done. */
@@ -203,15 +205,87 @@ static void watch(struct service *s, struct version *v, bool on)
 			 vname(v), (long long)n.live, s->conf.drain_timeout_ms);
 }
 
-static void reset(struct version *v)
+/* ---- drain-reset in bounded steps ------------------------------------------------ */
+
+#define RESET_STEP_US 2000 /* reset work per loop turn: what a status request may wait */
+
+static int reset_tfd = -1;
+static struct evsrc reset_ev;
+
+/* End a version's drain-reset cursor: complete, signalled, back in service or gone. */
+void reset_stop(struct version *v)
 {
-	int r = dp_reset(v);
+	if (!v->reset)
+		return;
+	log_warnx("%s: reset %ld connection(s) (drain-reset)", vname(v),
+		  track_reset_count(v->reset));
+	track_reset_end(v->reset);
+	v->reset = NULL;
+}
+
+static void reset_arm(void)
+{
+	if (reset_tfd < 0) {
+		reset_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (reset_tfd < 0 || ep_add(reset_tfd, &reset_ev, EV_RESET, NULL, 0, EPOLLIN)) {
+			log_warn("drain-reset: timerfd");
+			if (reset_tfd >= 0)
+				close(reset_tfd);
+			reset_tfd = -1;
+			return;
+		}
+	}
+	/* Next turn of the loop, after what else is ready. */
+	timerfd_at(reset_tfd, now_ms());
+}
+
+static void reset_done(struct service *s, struct version *v, int r)
+{
+	struct fsm_event e = {.type = FE_RESET_DONE, .v = v};
 
 	if (r < 0)
 		log_warnx("%s: cannot reset its connections: %s%s", vname(v), strerror(-r),
 			  r == -EOPNOTSUPP ? " (kernel without CONFIG_INET_DIAG_DESTROY)" : "");
-	else
-		log_warnx("%s: reset %d connection(s) (drain-reset)", vname(v), r);
+	reset_stop(v);
+	fsm_feed(s, &e);
+}
+
+static void reset_start(struct service *s, struct version *v)
+{
+	int r = dp_reset_begin(v, &v->reset);
+
+	if (r) {
+		v->reset = NULL;
+		reset_done(s, v, r);
+		return;
+	}
+	reset_arm();
+}
+
+/* One bounded step of every drain-reset under way; the timer brings the next. */
+void on_reset_tick(void)
+{
+	struct service *s;
+	uint64_t n;
+	int i, vs, r;
+	bool more = false;
+
+	if (read(reset_tfd, &n, sizeof(n)) < 0)
+		return;
+	for (i = 0; (s = service_at(i)); i++)
+		for (vs = 0; vs < MAX_VERSIONS; vs++) {
+			struct version *v = s->slot[vs];
+
+			if (!v || !v->reset || v->freed)
+				continue;
+			r = track_reset_step(v->reset, RESET_STEP_US);
+			if (r > 0)
+				more = true;
+			else
+				reset_done(s, v, r);
+		}
+	if (more)
+		reset_arm();
 }
 
 static void ready_checks(struct version *v)
@@ -331,7 +405,10 @@ static void perform(struct service *s, const struct fsm_action *a)
 		watch(s, v, a->arg != 0);
 		break;
 	case FA_RESET:
-		reset(v);
+		reset_start(s, v);
+		break;
+	case FA_RESET_STOP:
+		reset_stop(v);
 		break;
 	case FA_VTIMER:
 		timerfd_at(v->tfd, a->arg);

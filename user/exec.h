@@ -27,5 +27,9 @@ void on_ro_timer(struct service *s);
 /* SIGKILL a child (and its group) and reap it when its pidfd says so: never a blocking wait. */
 void reap_later(pid_t pid, int pidfd);
 void on_reap(struct reaping *r);
+/* One bounded step of each drain-reset under way (its timer fired). */
+void on_reset_tick(void);
+/* End v's drain-reset, if one runs (v is signalled, back in service, or freed). */
+void reset_stop(struct version *v);
 
 #endif /* BATON_EXEC_H */

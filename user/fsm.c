@@ -17,12 +17,25 @@
 #include "log.h"
 
 const char *const fsm_ev_names[FE_COUNT] = {
-    [FE_DEPLOY] = "deploy",	[FE_SPAWNED] = "spawned",     [FE_READY] = "ready",
-    [FE_EXIT] = "exit",		[FE_UNHEALTHY] = "unhealthy", [FE_VTIMER] = "vtimer",
-    [FE_RO_TIMER] = "ro-timer", [FE_HOOK_DONE] = "hook-done", [FE_ZERO] = "zero",
-    [FE_PROMOTE] = "promote",	[FE_PAUSE] = "pause",	      [FE_WEIGHT] = "weight",
-    [FE_ABORT] = "abort",	[FE_ROLLBACK] = "rollback",   [FE_REMOVE] = "remove",
-    [FE_SHUTDOWN] = "shutdown", [FE_RESTORED] = "restored",   [FE_ADOPT_FIRST] = "adopt-first",
+    [FE_DEPLOY] = "deploy",
+    [FE_SPAWNED] = "spawned",
+    [FE_READY] = "ready",
+    [FE_EXIT] = "exit",
+    [FE_UNHEALTHY] = "unhealthy",
+    [FE_VTIMER] = "vtimer",
+    [FE_RO_TIMER] = "ro-timer",
+    [FE_HOOK_DONE] = "hook-done",
+    [FE_ZERO] = "zero",
+    [FE_RESET_DONE] = "reset-done",
+    [FE_PROMOTE] = "promote",
+    [FE_PAUSE] = "pause",
+    [FE_WEIGHT] = "weight",
+    [FE_ABORT] = "abort",
+    [FE_ROLLBACK] = "rollback",
+    [FE_REMOVE] = "remove",
+    [FE_SHUTDOWN] = "shutdown",
+    [FE_RESTORED] = "restored",
+    [FE_ADOPT_FIRST] = "adopt-first",
 };
 
 const char *const fsm_act_names[FA_COUNT] = {
@@ -36,6 +49,7 @@ const char *const fsm_act_names[FA_COUNT] = {
     [FA_SIGNAL] = "signal",
     [FA_WATCH] = "watch",
     [FA_RESET] = "reset",
+    [FA_RESET_STOP] = "reset-stop",
     [FA_VTIMER] = "vtimer",
     [FA_READY_CHECKS] = "ready-checks",
     [FA_HEALTH_CHECKS] = "health-checks",
@@ -200,6 +214,10 @@ static void drain_signal(struct fsm *f, struct version *v)
 {
 	const struct service_conf *c = &f->s->conf;
 
+	if (v->resetting) {
+		emit(f, FA_RESET_STOP, v, -1, 0);
+		v->resetting = false;
+	}
 	emit(f, FA_WATCH, v, -1, 0);
 	v->t_signal = f->now;
 	emit(f, FA_RELEASE, v, -1, 0);
@@ -813,6 +831,10 @@ static int rollback(struct fsm *f, char *msg, size_t msglen)
 		rollout_end(f, false, "rolled back by the operator while the old version drained",
 			    false);
 	/* Its sockets are still the agent's copies: put them back, then switch. */
+	if (prev->resetting) {
+		emit(f, FA_RESET_STOP, prev, -1, 0);
+		prev->resetting = false;
+	}
 	vtimer(f, prev, 0);
 	emit(f, FA_WATCH, prev, -1, 0);
 	place(f, prev);
@@ -958,8 +980,13 @@ static void on_vtimer(struct fsm *f, struct version *v)
 		break;
 	case VP_DRAIN_WAIT:
 		/* exec.c said how many connections are still open. */
-		if (c->drain_reset)
+		if (c->drain_reset && !v->resetting) {
+			/* Reset what is left, in bounded steps; the signal follows it. */
+			v->resetting = true;
+			vtimer(f, v, 0);
 			emit(f, FA_RESET, v, -1, 0);
+			break;
+		}
 		drain_signal(f, v);
 		break;
 	case VP_DRAINING:
@@ -1339,6 +1366,12 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 	case FE_ZERO:
 		if (v)
 			on_zero(&f, v, e);
+		break;
+	case FE_RESET_DONE:
+		if (v && v->phase == VP_DRAIN_WAIT && v->resetting) {
+			v->resetting = false;
+			drain_signal(&f, v);
+		}
 		break;
 	case FE_PROMOTE:
 		if (!in_rollout(&f, e->c, "promote"))

@@ -45,6 +45,7 @@ enum fsm_ev {
 	FE_RO_TIMER,	/* the rollout's deadline passed: bake end, hook timeout */
 	FE_HOOK_DONE,	/* the hook exited (ok) or could not run or was killed (why) */
 	FE_ZERO,	/* v: a watched version has no connection left */
+	FE_RESET_DONE,	/* v: its drain-reset is done (or could not run) */
 	FE_PROMOTE,	/* c; full: to 100% */
 	FE_PAUSE,	/* c */
 	FE_WEIGHT,	/* c; versions and weights (why: the request was malformed) */
@@ -78,18 +79,19 @@ struct fsm_event {
 };
 
 enum fsm_act {
-	FA_POLICY,	  /* write the service's policy (phases, weights) */
-	FA_PLACE,	  /* v: its sockets into the map */
-	FA_UNPLACE,	  /* v: its sockets out of the map */
-	FA_UNPLACE_INST,  /* v, inst: one instance's sockets out of the map */
-	FA_RELEASE,	  /* v, inst (-1: all): close the agent's copies of its listeners */
-	FA_ATTACH,	  /* v: attach steer to each group through v's sockets */
-	FA_SPAWN,	  /* v: start its instances (answered by FE_SPAWNED) */
-	FA_SIGNAL,	  /* v, arg: signal every live process */
-	FA_WATCH,	  /* v, arg 1/0: report its zero; with 1 an empty version answers FE_ZERO */
-	FA_RESET,	  /* v: reset its connections (drain-reset) */
-	FA_VTIMER,	  /* v, at: its one-shot deadline (0: off) */
-	FA_READY_CHECKS,  /* v: probe or check readiness every PROBE_TICK_MS */
+	FA_POLICY,	 /* write the service's policy (phases, weights) */
+	FA_PLACE,	 /* v: its sockets into the map */
+	FA_UNPLACE,	 /* v: its sockets out of the map */
+	FA_UNPLACE_INST, /* v, inst: one instance's sockets out of the map */
+	FA_RELEASE,	 /* v, inst (-1: all): close the agent's copies of its listeners */
+	FA_ATTACH,	 /* v: attach steer to each group through v's sockets */
+	FA_SPAWN,	 /* v: start its instances (answered by FE_SPAWNED) */
+	FA_SIGNAL,	 /* v, arg: signal every live process */
+	FA_WATCH,	 /* v, arg 1/0: report its zero; with 1 an empty version answers FE_ZERO */
+	FA_RESET,	 /* v: reset its connections in bounded steps (answered by FE_RESET_DONE) */
+	FA_RESET_STOP,	 /* v: stop its drain-reset (it is signalled or back in service) */
+	FA_VTIMER,	 /* v, at: its one-shot deadline (0: off) */
+	FA_READY_CHECKS, /* v: probe or check readiness every PROBE_TICK_MS */
 	FA_HEALTH_CHECKS, /* v: health checks and error samples every HEALTH_TICK_MS */
 	FA_STOP_CHECKS,	  /* v: end every check in flight, stop the tick */
 	FA_RO_TIMER,	  /* at: the rollout's deadline (0: off) */

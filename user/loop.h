@@ -22,6 +22,7 @@ enum ev_type {
 	EV_METRICS,	   /* the metrics listener */
 	EV_METRICS_CLIENT, /* one metrics request */
 	EV_REAP,	   /* a killed child, reaped when it is gone */
+	EV_RESET,	   /* the next step of the drain-resets under way */
 };
 
 struct evsrc {

@@ -42,6 +42,7 @@ extern const char *const phase_names[];
 
 struct client;
 struct version;
+struct track_reset;
 
 /* One instance's readiness or health check (one at a time). */
 struct check {
@@ -98,6 +99,8 @@ struct version {
 	int bad_intervals;
 	char errors_last[160];
 	__u64 lost_seen;	   /* connections lost to dead processes, already reported */
+	bool resetting;		   /* drain-reset under way: signalled once it is done */
+	struct track_reset *reset; /* exec.c's cursor of that reset */
 	bool freed;		   /* freed: events still queued for it are ignored */
 	struct version *next_dead; /* freed versions, released after the epoll batch */
 	struct evsrc ev;

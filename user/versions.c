@@ -80,6 +80,7 @@ void version_free(struct version *v)
 			k->pidfd = -1;
 		}
 	}
+	reset_stop(v);
 	release_listeners(v, -1);
 	if (v->tfd >= 0) {
 		ep_del(v->tfd);

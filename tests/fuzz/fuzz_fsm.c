@@ -118,6 +118,10 @@ static void perform(struct run *r)
 			if (a->arg && next(r) % 2)
 				owe(r, (struct fsm_event){.type = FE_ZERO, .v = a->v});
 			break;
+		case FA_RESET:
+			if (next(r) % 2)
+				owe(r, (struct fsm_event){.type = FE_RESET_DONE, .v = a->v});
+			break;
 		case FA_RUN_HOOK:
 			if (!(next(r) % 4))
 				owe(r, (struct fsm_event){

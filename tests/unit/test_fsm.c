@@ -290,9 +290,31 @@ static void test_drain_reset_at_timeout(void **state)
 		  "vtimer v2 off; policy; unplace v1; stop-checks v2; vtimer v2 off; ro-timer off; "
 		  "vtimer v1 +3000; watch v1 on");
 	now += 3000;
-	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v1}),
-	       "reset v1; watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +1000");
+	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v1}), "vtimer v1 off; reset v1");
+	assert_int_equal(v1->phase, VP_DRAIN_WAIT);
+	assert_true(v1->resetting);
+	/* Its timer does nothing while the reset runs; the reset's end signals it. */
+	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v1}), "");
+	EXPECT(s, ((struct fsm_event){.type = FE_RESET_DONE, .v = v1}),
+	       "watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +1000");
 	assert_int_equal(v1->phase, VP_TERMINATING);
+	service_free(s);
+
+	/* The last connection closes during the reset: signalled at once, the reset stops. */
+	s = service_new();
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	s->conf.drain_reset = true;
+	v1 = first_version(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = version_make(s)});
+	spawned(s->slot[1]);
+	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = s->slot[1], .ok = true});
+	step(s, (struct fsm_event){.type = FE_READY, .v = s->slot[1], .inst = 0});
+	step(s, (struct fsm_event){.type = FE_READY, .v = s->slot[1], .inst = 1});
+	now += 3000;
+	step(s, (struct fsm_event){.type = FE_VTIMER, .v = v1});
+	EXPECT(s, ((struct fsm_event){.type = FE_ZERO, .v = v1, .zero_ns = 1, .now_ns = 1001}),
+	       "reset-stop v1; watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +1000");
+	EXPECT(s, ((struct fsm_event){.type = FE_RESET_DONE, .v = v1}), "");
 	service_free(s);
 }
 
