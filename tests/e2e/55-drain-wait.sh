@@ -14,15 +14,16 @@ EXEC="$DEMO --idle-ms 600000" write_conf "instances = 2" "ready = notify" \
 start_agent || exit 1
 field() { "$BATON" status web --json | jq ".[0].versions[] | select(.version == $1) | .$2"; }
 
-# 1. wrk holds 20 keep-alive connections to v1 for 2 s; the deploy comes in
-#    the middle, and the load ends before v1's 3 s drain-timeout.
-wrk_start "$T/wrk" -t1 -c20 -d2s --timeout 5s http://127.0.0.1:8080/
+# 1. wrk holds 20 keep-alive connections to v1; the deploy comes in the
+#    middle, and the load is ended (by PID, right after the checks, so a slow
+#    deploy cannot outlive it) before v1's 3 s drain-timeout.  -d bounds it.
+wrk_start "$T/wrk" -t1 -c20 -d30s --timeout 5s http://127.0.0.1:8080/
 sleep 0.5
 check "deploy v2 under load" "$BATON" deploy web -- "$DEMO" --idle-ms 600000
 sleep 0.3
 check_eq "v1 keeps wrk's 20 connections" 20 "$(field 1 live)"
 check_eq "v1 is not signalled while they are open" false "$(field 1 signalled)"
-wait "$WRK" 2>/dev/null
+wrk_stop
 for f in connect read write timeout non2xx; do
 	check_eq "wrk $f errors" 0 "$(wrk_field "$T/wrk" $f)"
 done

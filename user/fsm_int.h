@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inside the state machine: one step's context and the rules' shared
+ * functions, for fsm*.c only.  Each rule changes the service through
+ * f->s and says what to do through fsm_emit; none does I/O.
+ */
+#ifndef BATON_FSM_INT_H
+#define BATON_FSM_INT_H
+
+#include "fsm.h"
+
+/* One step: the service, the time, the wall clock and where actions go. */
+struct fsm {
+	struct service *s;
+	long long now;
+	time_t wall;
+	struct fsm_out *out;
+};
+
+#define reply_ok(f, c, ...)  fsm_emit_text(f, FA_REPLY, c, true, false, __VA_ARGS__)
+#define reply_err(f, c, ...) fsm_emit_text(f, FA_REPLY, c, false, false, __VA_ARGS__)
+
+/* fsm.c */
+struct fsm_action *fsm_emit(struct fsm *f, enum fsm_act t, struct version *v, int inst,
+			    long long arg);
+void fsm_emit_text(struct fsm *f, enum fsm_act t, struct client *c, bool ok, bool rolled_back,
+		   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+void fsm_progress(struct fsm *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fsm_vtimer(struct fsm *f, struct version *v, long long at);
+void fsm_ro_timer(struct fsm *f, long long at);
+void fsm_policy(struct fsm *f);
+void fsm_place(struct fsm *f, struct version *v);
+void fsm_unplace(struct fsm *f, struct version *v);
+
+/* fsm_version.c */
+void fsm_version_stopped(struct fsm *f, struct version *v);
+void fsm_drain_signal(struct fsm *f, struct version *v);
+void fsm_drain_wait(struct fsm *f, struct version *v);
+void fsm_drain_next(struct fsm *f, struct version *v);
+void fsm_drain_begin(struct fsm *f, struct version *v);
+void fsm_version_abort(struct fsm *f, struct version *v, const char *why);
+void fsm_on_exit(struct fsm *f, struct version *v, int i, const char *desc);
+void fsm_on_vtimer(struct fsm *f, struct version *v);
+void fsm_on_zero(struct fsm *f, struct version *v, const struct fsm_event *e);
+
+/* fsm_rollout.c */
+void fsm_rollout_end(struct fsm *f, bool ok, const char *why, bool rolled_back);
+void fsm_hook_kill(struct fsm *f);
+void fsm_drain_failed(struct fsm *f, struct version *v);
+void fsm_note_rollback(struct service *s, int num, time_t wall, const char *why);
+void fsm_rollout_fail(struct fsm *f, enum rb_reason reason, const char *why);
+void fsm_rollout_weights(struct fsm *f, unsigned w_new);
+void fsm_rollout_switched(struct fsm *f);
+void fsm_rollout_shifted(struct fsm *f);
+void fsm_rollout_apply(struct fsm *f);
+void fsm_rollout_promote(struct fsm *f, bool full);
+void fsm_rollout_ready(struct fsm *f, struct version *v);
+void fsm_first_version_done(struct fsm *f, struct version *v);
+void fsm_instance_ready(struct fsm *f, struct version *v, int i);
+void fsm_hook_start(struct fsm *f, enum hook_point h);
+void fsm_hook_done(struct fsm *f, bool ok, const char *desc);
+void fsm_on_ro_timer(struct fsm *f);
+void fsm_deploy(struct fsm *f, const struct fsm_event *e);
+void fsm_deploy_start(struct fsm *f);
+void fsm_deploy_spawned(struct fsm *f, struct version *v, bool ok, const char *why);
+bool fsm_starting(const struct service *s, const struct version *v);
+int fsm_rollback(struct fsm *f, char *msg, size_t msglen);
+
+/* fsm_ops.c */
+bool fsm_in_rollout(struct fsm *f, struct client *c, const char *cmd);
+void fsm_op_pause(struct fsm *f, struct client *c);
+void fsm_op_abort(struct fsm *f, struct client *c);
+void fsm_op_weight(struct fsm *f, const struct fsm_event *e);
+void fsm_stop_all(struct fsm *f, bool removed, const char *why);
+void fsm_restored(struct fsm *f);
+void fsm_adopt_first(struct fsm *f, struct version *v, struct client *c);
+
+#endif /* BATON_FSM_INT_H */
