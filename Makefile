@@ -37,7 +37,7 @@ USER_SRCS := user/adopt.c user/agent.c user/checks.c user/cli.c user/config.c us
 	     user/ctlserver.c user/dp.c user/exec.c user/fsm.c user/fsm_ops.c user/fsm_rollout.c \
 	     user/fsm_version.c user/health.c user/listen.c user/log.c user/loop.c \
 	     user/main.c user/metrics.c user/model.c user/notify.c user/proc.c user/reload.c \
-	     user/requests.c user/restore.c user/services.c user/statefile.c \
+	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \
 	     user/status.c user/steer.c user/track.c user/versions.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
@@ -138,7 +138,7 @@ FUZZERS      := config control http_status notify fsm
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(BUILD) \
 		-Itests/fuzz $(FUZZ_SAN)
-FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config fsm fsm_ops fsm_rollout fsm_version health log model proc steer)
+FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config fsm fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
 
 $(FUZZ_DIR):
 	$(Q)mkdir -p $@
@@ -150,7 +150,7 @@ $(FUZZ_OBJS): $(FUZZ_DIR)/%.o: user/%.c $(wildcard user/*.h include/*.h) $(SKELS
 
 $(FUZZ_DIR)/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_DIR)/config.o
 $(FUZZ_DIR)/fuzz_control: tests/fuzz/fuzz_control.c $(FUZZ_DIR)/config.o $(FUZZ_DIR)/steer.o \
-			  $(FUZZ_DIR)/log.o
+			  $(FUZZ_DIR)/log.o $(FUZZ_DIR)/reqparse.o
 $(FUZZ_DIR)/fuzz_http_status: tests/fuzz/fuzz_http_status.c $(FUZZ_DIR)/health.o
 $(FUZZ_DIR)/fuzz_notify: tests/fuzz/fuzz_notify.c $(FUZZ_DIR)/proc.o $(FUZZ_DIR)/config.o
 $(FUZZ_DIR)/fuzz_fsm: tests/fuzz/fuzz_fsm.c $(patsubst %,$(FUZZ_DIR)/%.o,$(FSM_OBJS)) $(FUZZ_DIR)/log.o \

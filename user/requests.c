@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The control protocol's requests: each JSON request checked field by field
- * (a bad one gets a one-line error and changes nothing), then handed to
- * the rollout, the data plane (pins) or the agent (reload, shutdown).
+ * The control protocol's requests: each JSON request parsed and checked
+ * (reqparse.c; a bad one gets a one-line error and changes nothing), then
+ * handed to the state machine, the data plane (pins) or the agent (reload,
+ * shutdown).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "dp.h"
 #include "log.h"
 #include "reload.h"
+#include "reqparse.h"
 #include "requests.h"
 #include "exec.h"
 #include "services.h"
@@ -23,166 +25,44 @@
 
 static void req_deploy(struct client *c, struct service *s, json_t *req)
 {
-	json_t *argv = json_object_get(req, "argv"), *a, *jv;
-	struct deploy_opts o = {.strategy = s->conf.strategy, .bake_ms = s->conf.bake_ms};
-	char *args[MAX_ARGS + 1] = {NULL}, err[512];
-	size_t i, n;
+	char *args[MAX_ARGS + 1], err[512];
+	struct deploy_opts o;
 
-	jv = json_object_get(req, "adopt_pid");
-	if (jv || s->conf.adopt) {
-		if (!s->conf.adopt) {
-			reply_err(c,
-				  "deploy: %s starts its own versions (exec); --adopt-pid is for "
-				  "services with adopt = yes",
-				  s->conf.name);
-			return;
-		}
-		if (!json_is_integer(jv) || json_integer_value(jv) < 2 ||
-		    json_integer_value(jv) > 0x3fffffff) {
-			reply_err(c,
-				  "deploy: %s adopts its versions: give the new server's pid "
-				  "(baton deploy %s --adopt-pid PID)",
-				  s->conf.name, s->conf.name);
-			return;
-		}
-		if (argv) {
-			reply_err(c, "deploy: give either a command or --adopt-pid, not both");
-			return;
-		}
-		o.adopt_pid = (pid_t)json_integer_value(jv);
-		goto options;
-	}
-	if (!json_is_array(argv) || !(n = json_array_size(argv)) || n > MAX_ARGS) {
-		reply_err(c, "deploy needs a command of 1..%d arguments", MAX_ARGS);
+	if (request_deploy(req, &s->conf, args, &o, err, sizeof(err))) {
+		reply_err(c, "%s", err);
 		return;
 	}
-	json_array_foreach(argv, i, a)
-	{
-		if (!json_is_string(a) || json_string_length(a) > 4096) {
-			reply_err(c,
-				  "deploy: every argument must be a string of at most 4096 bytes");
-			return;
-		}
-		args[i] = (char *)json_string_value(a);
-	}
-	args[n] = NULL;
-	if (args[0][0] != '/') {
-		reply_err(c, "deploy: %s is not an absolute path", args[0]);
+	if (!o.adopt_pid && access(args[0], X_OK) < 0) {
+		reply_err(c, "deploy: %.200s: %s", args[0], strerror(errno));
 		return;
-	}
-	if (access(args[0], X_OK) < 0) {
-		reply_err(c, "deploy: %s: %s", args[0], strerror(errno));
-		return;
-	}
-options:
-	jv = json_object_get(req, "strategy");
-	if (jv) {
-		const char *st = json_string_value(jv);
-
-		if (st && !strcmp(st, "canary"))
-			o.strategy = STRATEGY_CANARY;
-		else if (st && !strcmp(st, "bluegreen"))
-			o.strategy = STRATEGY_BLUEGREEN;
-		else {
-			reply_err(c, "deploy: strategy must be \"canary\" or \"bluegreen\"");
-			return;
-		}
-	}
-	jv = json_object_get(req, "steps");
-	if (jv) {
-		unsigned prev = 0;
-
-		if (!json_is_array(jv) || !json_array_size(jv) || json_array_size(jv) > MAX_STEPS) {
-			reply_err(c, "deploy: steps must be a list of 1..%d weights", MAX_STEPS);
-			return;
-		}
-		json_array_foreach(jv, i, a)
-		{
-			json_int_t w = json_integer_value(a);
-
-			if (!json_is_integer(a) || w <= (json_int_t)prev || w > WEIGHT_MAX) {
-				reply_err(c, "deploy: steps must be increasing weights in basis "
-					     "points, 1..10000");
-				return;
-			}
-			o.steps[o.nsteps++] = prev = (unsigned)w;
-		}
-		if (prev != WEIGHT_MAX) {
-			reply_err(c, "deploy: the last step must be 10000 (100%%)");
-			return;
-		}
-	}
-	jv = json_object_get(req, "bake_ms");
-	if (jv) {
-		if (!json_is_integer(jv) || json_integer_value(jv) < 0 ||
-		    json_integer_value(jv) > 7 * 24 * 3600 * 1000LL) {
-			reply_err(c, "deploy: bake_ms must be 0..604800000");
-			return;
-		}
-		o.bake_ms = (unsigned)json_integer_value(jv);
 	}
 	if (deploy(s, args, &o, c, err, sizeof(err)))
 		reply_err(c, "%s", err);
 }
 
-static void req_promote(struct client *c, struct service *s, json_t *req)
-{
-	struct fsm_event e = {.type = FE_PROMOTE, .c = c};
-
-	e.full = json_is_true(json_object_get(req, "full"));
-	fsm_feed(s, &e);
-}
-
 /* {"weights": {"2": 1000}}: version numbers to basis points; the rules check the rest. */
 static void req_weight(struct client *c, struct service *s, json_t *req)
 {
-	json_t *ws = json_object_get(req, "weights"), *jv;
 	struct fsm_event e = {.type = FE_WEIGHT, .c = c};
-	char why[200];
-	const char *key;
+	char why[200], err[200];
 
-	if (!json_is_object(ws) || !json_object_size(ws)) {
-		reply_err(c, "weight needs {\"weights\": {\"VERSION\": BASIS_POINTS, ...}}");
+	if (request_weights(req, &e, why, sizeof(why), err, sizeof(err))) {
+		reply_err(c, "%s", err);
 		return;
-	}
-	json_object_foreach(ws, key, jv)
-	{
-		char *end;
-		long num = strtol(key, &end, 10);
-
-		if (*end || !*key || !json_is_integer(jv) || json_integer_value(jv) < 0 ||
-		    json_integer_value(jv) > WEIGHT_MAX) {
-			snprintf(why, sizeof(why),
-				 "weight: \"%s\": expected a version number and 0..10000 basis "
-				 "points",
-				 key);
-			e.why = why;
-			break;
-		}
-		if (e.nweights == FSM_MAX_WEIGHTS) {
-			snprintf(why, sizeof(why), "weight: at most %d versions take weights",
-				 FSM_MAX_WEIGHTS);
-			e.why = why;
-			break;
-		}
-		e.wnum[e.nweights] = (int)num;
-		e.wbp[e.nweights++] = (int)json_integer_value(jv);
 	}
 	fsm_feed(s, &e);
 }
 
 static void req_pin(struct client *c, struct service *s, json_t *req, bool add)
 {
-	const char *text = json_string_value(json_object_get(req, "cidr"));
-	json_t *jv = json_object_get(req, "version");
 	struct steer_cidr cidr;
-	char err[256], buf[64];
 	struct version *v = NULL;
+	char err[400], buf[64];
+	long long num;
 	int r;
 
-	if (!text || steer_cidr_parse(text, &cidr, err, sizeof(err))) {
-		reply_err(c, "%s: %s", add ? "pin" : "unpin",
-			  text ? err : "needs a client CIDR such as 10.1.0.0/16 or 2001:db8::/32");
+	if (request_pin(req, add, &cidr, &num, err, sizeof(err))) {
+		reply_err(c, "%s", err);
 		return;
 	}
 	steer_cidr_format(&cidr, buf, sizeof(buf));
@@ -199,12 +79,11 @@ static void req_pin(struct client *c, struct service *s, json_t *req, bool add)
 			log_info("%s: unpinned %s", s->conf.name, buf);
 		return;
 	}
-	if (json_is_integer(jv))
-		v = version_by_num(s, json_integer_value(jv));
+	if (num)
+		v = version_by_num(s, num);
 	if (!v || v->phase == VP_ABORTING) {
 		reply_err(c, "pin: %s has no running v%lld (baton status %s lists its versions)",
-			  s->conf.name, json_is_integer(jv) ? (long long)json_integer_value(jv) : 0,
-			  s->conf.name);
+			  s->conf.name, num, s->conf.name);
 		return;
 	}
 	if (v->phase != VP_ACTIVE && v->phase != VP_STARTING) {
@@ -229,32 +108,26 @@ static void req_pin(struct client *c, struct service *s, json_t *req, bool add)
 
 void handle_request(struct client *c, json_t *req)
 {
-	const char *cmd = NULL, *name = NULL;
+	struct fsm_event e = {.c = c};
 	struct service *s = NULL;
+	struct request r;
 	char err[512];
-	json_t *jv;
+	pid_t pid;
 
-	if (!json_is_object(req) || json_unpack(req, "{s:s}", "cmd", &cmd)) {
-		reply_err(c, "bad request: expected a JSON object with a \"cmd\" string");
+	if (request_parse(req, &r, err, sizeof(err))) {
+		reply_err(c, "%s", err);
 		return;
 	}
-	jv = json_object_get(req, "service");
-	if (jv) {
-		if (!json_is_string(jv)) {
-			reply_err(c, "bad request: \"service\" must be a string");
-			return;
-		}
-		name = json_string_value(jv);
-		s = service_find(name);
-	}
-	if (!strcmp(cmd, "status")) {
+	if (r.service)
+		s = service_find(r.service);
+	if (r.cmd == RC_STATUS) {
 		json_t *arr = json_array();
 		struct service *t;
 		int i;
 
-		if (name && !s) {
+		if (r.service && !s) {
 			json_decref(arr);
-			reply_err(c, "unknown service %s (baton status lists them)", name);
+			reply_err(c, "unknown service %s (baton status lists them)", r.service);
 			return;
 		}
 		for (i = 0; (t = service_at(i)); i++)
@@ -264,87 +137,76 @@ void handle_request(struct client *c, json_t *req)
 		return;
 	}
 	if (c->readonly) {
-		log_warnx("control: refused \"%s\" from uid %d pid %d (group %s is read-only)", cmd,
-			  (int)c->uid, (int)c->pid, services_config()->agent.control_group);
+		log_warnx("control: refused \"%s\" from uid %d pid %d (group %s is read-only)",
+			  r.name, (int)c->uid, (int)c->pid, services_config()->agent.control_group);
 		reply_err(c,
 			  "permission denied: %s changes state; members of group %s may only use "
 			  "status and watch (run it as root)",
-			  cmd, services_config()->agent.control_group);
+			  r.name, services_config()->agent.control_group);
 		return;
 	}
-	if (!strcmp(cmd, "reload")) {
+	switch (r.cmd) {
+	case RC_RELOAD: {
 		char msg[1024];
 
 		if (reload(msg, sizeof(msg)))
 			reply_err(c, "%s", msg);
 		else
-			reply(c, json_pack("{s:b, s:s}", "ok", 1, "message", msg));
+			reply_ok(c, msg);
 		return;
 	}
-	if (!strcmp(cmd, "shutdown")) {
-		agent_shutdown(c, json_is_true(json_object_get(req, "stop")));
+	case RC_SHUTDOWN:
+		agent_shutdown(c, r.stop);
 		return;
+	case RC_UNKNOWN:
+		reply_err(c,
+			  "unknown command \"%s\" (known: status, deploy, rollback, abort, "
+			  "promote, pause, weight, pin, unpin, adopt, reload, shutdown)",
+			  r.name);
+		return;
+	default:
+		break;
 	}
-	{
-		static const char *const known[] = {"deploy",  "rollback", "abort",
-						    "promote", "pause",	   "weight",
-						    "pin",     "unpin",	   "adopt"};
-		size_t k;
-
-		for (k = 0; k < sizeof(known) / sizeof(known[0]); k++)
-			if (!strcmp(cmd, known[k]))
-				break;
-		if (k == sizeof(known) / sizeof(known[0])) {
-			reply_err(c,
-				  "unknown command \"%s\" (known: status, deploy, rollback, abort, "
-				  "promote, pause, weight, pin, unpin, adopt, reload, shutdown)",
-				  cmd);
-			return;
-		}
-	}
-	if (!name) {
-		reply_err(c, "%s needs a service name", cmd);
+	if (!r.service) {
+		reply_err(c, "%s needs a service name", r.name);
 		return;
 	}
 	if (!s) {
-		reply_err(c, "unknown service %s (baton status lists them)", name);
+		reply_err(c, "unknown service %s (baton status lists them)", r.service);
 		return;
 	}
-	if (!strcmp(cmd, "rollback")) {
-		struct fsm_event e = {.type = FE_ROLLBACK, .c = c};
-
-		fsm_feed(s, &e);
-	} else if (!strcmp(cmd, "deploy")) {
+	switch (r.cmd) {
+	case RC_DEPLOY:
 		req_deploy(c, s, req);
-	} else if (!strcmp(cmd, "abort")) {
-		struct fsm_event e = {.type = FE_ABORT, .c = c};
-
-		fsm_feed(s, &e);
-	} else if (!strcmp(cmd, "promote")) {
-		req_promote(c, s, req);
-	} else if (!strcmp(cmd, "pause")) {
-		struct fsm_event e = {.type = FE_PAUSE, .c = c};
-
-		fsm_feed(s, &e);
-	} else if (!strcmp(cmd, "weight")) {
+		return;
+	case RC_WEIGHT:
 		req_weight(c, s, req);
-	} else if (!strcmp(cmd, "pin")) {
-		req_pin(c, s, req, true);
-	} else if (!strcmp(cmd, "adopt")) {
-		json_t *jp = json_object_get(req, "pid");
-
-		if (!s->conf.adopt)
-			reply_err(c,
-				  "adopt: %s starts its own versions (exec); set adopt = yes in "
-				  "[service %s] to adopt servers started outside baton",
-				  s->conf.name, s->conf.name);
-		else if (!json_is_integer(jp) || json_integer_value(jp) < 2 ||
-			 json_integer_value(jp) > 0x3fffffff)
-			reply_err(c, "adopt needs the server's pid (baton adopt %s --pid PID)",
-				  s->conf.name);
-		else if (adopt_first(s, (pid_t)json_integer_value(jp), c, err, sizeof(err)))
+		return;
+	case RC_PIN:
+	case RC_UNPIN:
+		req_pin(c, s, req, r.cmd == RC_PIN);
+		return;
+	case RC_ADOPT:
+		if (request_adopt(req, &s->conf, &pid, err, sizeof(err)))
+			reply_err(c, "%s", err);
+		else if (adopt_first(s, pid, c, err, sizeof(err)))
 			reply_err(c, "adopt: %s", err);
-	} else {
-		req_pin(c, s, req, false);
+		return;
+	case RC_ROLLBACK:
+		e.type = FE_ROLLBACK;
+		break;
+	case RC_ABORT:
+		e.type = FE_ABORT;
+		break;
+	case RC_PAUSE:
+		e.type = FE_PAUSE;
+		break;
+	case RC_PROMOTE:
+		e.type = FE_PROMOTE;
+		e.full = r.full;
+		break;
+	default:
+		return;
 	}
+	fsm_feed(s, &e);
 }

@@ -6,7 +6,8 @@
  * durations, listen addresses, signals, service names, commands).  Each
  * validator gets the raw line and every string (keys too) of the parsed
  * request, and must either accept a value in its documented range or reject
- * it with a one-line message.
+ * it with a one-line message.  The whole request also goes through the
+ * request parser (reqparse.c) for every command.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,7 @@
 #include "config.h"
 #include "control.h"
 #include "fuzz.h"
+#include "reqparse.h"
 #include "steer_user.h"
 
 static void check_cidr(const char *s)
@@ -101,6 +103,71 @@ static void check_string(const char *s)
 	check_cidr(s);
 }
 
+/*
+ * The request parser, as requests.c runs it: the envelope, then the fields
+ * of every command, for a service that starts its versions and one that
+ * adopts them.  Whatever it accepts is in its documented range.
+ */
+static void check_request(json_t *req)
+{
+	static struct service_conf confs[2];
+	char err[512], why[200], *args[MAX_ARGS + 1];
+	struct deploy_opts o;
+	struct steer_cidr cidr;
+	struct request r;
+	long long num;
+	pid_t pid;
+	int rc, k, i;
+
+	memset(err, 0, sizeof(err));
+	rc = request_parse(req, &r, err, sizeof(err));
+	fuzz_check_err("request_parse", rc, err, sizeof(err));
+	if (rc)
+		return;
+	FUZZ_CHECK(r.name && r.cmd <= RC_UNKNOWN, "command %d", r.cmd);
+	for (k = 0; k < 2; k++) {
+		struct service_conf *c = &confs[k];
+		struct fsm_event e = {.type = FE_WEIGHT};
+
+		snprintf(c->name, sizeof(c->name), "web");
+		c->adopt = k;
+		c->bake_ms = 1000;
+		memset(err, 0, sizeof(err));
+		rc = request_deploy(req, c, args, &o, err, sizeof(err));
+		fuzz_check_err("request_deploy", rc, err, sizeof(err));
+		if (!rc) {
+			FUZZ_CHECK(k ? o.adopt_pid >= 2 : args[0] && args[0][0] == '/',
+				   "deploy accepted without a command or pid");
+			FUZZ_CHECK(o.nsteps >= 0 && o.nsteps <= MAX_STEPS, "%d steps", o.nsteps);
+			for (i = 0; i < o.nsteps; i++)
+				FUZZ_CHECK(o.steps[i] > (i ? o.steps[i - 1] : 0) &&
+					       o.steps[i] <= WEIGHT_MAX,
+					   "step %d is %u", i, o.steps[i]);
+			if (o.nsteps)
+				FUZZ_CHECK(o.steps[o.nsteps - 1] == WEIGHT_MAX, "last step %u",
+					   o.steps[o.nsteps - 1]);
+			FUZZ_CHECK(o.bake_ms <= 7 * 24 * 3600 * 1000U, "bake %u", o.bake_ms);
+		}
+		memset(err, 0, sizeof(err));
+		rc = request_adopt(req, c, &pid, err, sizeof(err));
+		fuzz_check_err("request_adopt", rc, err, sizeof(err));
+		if (!rc)
+			FUZZ_CHECK(pid >= 2 && pid <= 0x3fffffff, "pid %d", (int)pid);
+		memset(err, 0, sizeof(err));
+		memset(why, 0, sizeof(why));
+		rc = request_weights(req, &e, why, sizeof(why), err, sizeof(err));
+		fuzz_check_err("request_weights", rc, err, sizeof(err));
+		if (!rc && e.why)
+			fuzz_check_err("request_weights (entry)", -1, why, sizeof(why));
+		for (i = 0; !rc && i < e.nweights; i++)
+			FUZZ_CHECK(e.wbp[i] >= 0 && e.wbp[i] <= WEIGHT_MAX && e.wnum[i] >= 0,
+				   "v%d gets %d bp", e.wnum[i], e.wbp[i]);
+		memset(err, 0, sizeof(err));
+		rc = request_pin(req, k, &cidr, &num, err, sizeof(err));
+		fuzz_check_err("request_pin", rc, err, sizeof(err));
+	}
+}
+
 static void walk(json_t *j)
 {
 	const char *key;
@@ -139,6 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	req = json_loadb((const char *)data, len, 0, &jerr);
 	if (req) {
+		check_request(req);
 		walk(req);
 		json_decref(req);
 	} else {
