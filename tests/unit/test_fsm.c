@@ -55,12 +55,19 @@ static struct service *service_new(void)
 	return s;
 }
 
+/* Every version made, forgotten or not: freed with the services of the test. */
+static struct version *made[64];
+static int nmade;
+
 static void service_free(struct service *s)
 {
 	int i;
 
-	for (i = 0; i < MAX_VERSIONS; i++)
-		free(s->slot[i]);
+	for (i = 0; i < nmade; i++)
+		if (made[i] && made[i]->svc == s) {
+			free(made[i]);
+			made[i] = NULL;
+		}
 	free(s);
 }
 
@@ -79,6 +86,11 @@ static struct version *version_make(struct service *s)
 	v->argv[0] = cmd[0];
 	v->zero_to_signal_us = -1;
 	s->slot[i] = v;
+	for (i = 0; i < nmade && made[i]; i++)
+		;
+	if (i == nmade)
+		nmade++;
+	made[i] = v;
 	return v;
 }
 
@@ -757,8 +769,7 @@ static void test_restore_each_stage(void **state)
 	/* After-drain: its result is unknown; the rollout ends as failed, nothing rolls back. */
 	s = restored_state(RO_AFTER_DRAIN, &v1, &v2);
 	s->ro.oldv = -1;
-	s->slot[v1->vslot] = NULL;
-	free(v1);
+	s->slot[v1->vslot] = NULL; /* gone before the restart (freed with s) */
 	s->previous = -1;
 	EXPECT(s, ((struct fsm_event){.type = FE_RESTORED}), "policy; ro-timer off");
 	assert_int_equal(s->active, v2->vslot);
