@@ -214,7 +214,20 @@ install:
 	$(call msg,INSTALL,$(DESTDIR)/etc/baton/baton.conf.example)
 	$(Q)install -D -m 0644 examples/web.conf $(DESTDIR)/etc/baton/baton.conf.example
 
+# On the host itself (no DESTDIR), what a stopped agent left goes too: the
+# pins of the default bpf-dir (and with them the track program's link) and
+# the run-dir.  A running agent is never pulled out from under its services.
+BATON_BPFDIR ?= /sys/fs/bpf/baton
+BATON_RUNDIR ?= /run/baton
 uninstall:
+	$(Q)if [ -z "$(DESTDIR)" ] && [ -x $(SBINDIR)/baton ] && \
+		$(SBINDIR)/baton status >/dev/null 2>&1; then \
+		echo "uninstall: a baton agent is running; stop it first: baton shutdown --stop" >&2; \
+		exit 1; fi
 	$(call msg,RM,$(addprefix $(DESTDIR),$(INSTALLED)))
 	$(Q)rm -f $(addprefix $(DESTDIR),$(INSTALLED))
 	$(Q)rmdir $(DESTDIR)/etc/baton 2>/dev/null || true
+	$(Q)if [ -z "$(DESTDIR)" ]; then \
+		if [ -d $(BATON_BPFDIR) ]; then echo "  RM       $(BATON_BPFDIR)"; rm -rf $(BATON_BPFDIR); fi; \
+		rm -f $(BATON_RUNDIR)/state.json $(BATON_RUNDIR)/notify.sock; \
+		rmdir $(BATON_RUNDIR) 2>/dev/null || true; fi

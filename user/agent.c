@@ -397,10 +397,13 @@ int agent_main(const struct agent_opts *o)
 	notify_close();
 	services_free();
 	versions_bury();
-	if (stop_children)
-		state_remove(); /* nothing left to take over */
+	if (stop_children) {
+		/* Nothing left to take over: the host is as before the first start. */
+		state_remove();
+		notify_remove();
+	}
 	state_close();
-	dp_close();
+	dp_close(stop_children);
 	loop_close();
 	return 0;
 fail:
@@ -409,7 +412,7 @@ fail:
 	metrics_close();
 	notify_close();
 	versions_bury();
-	dp_close();
+	dp_close(false);
 	loop_close();
 	services_free();
 	return 1;

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The data-plane facade over steer and track; see dp.h. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,25 +39,104 @@ static void zero_queue(void *ctx, const struct track_event *e)
 	zq[zq_len++] = *e;
 }
 
+/* The pin directory, locked while this agent runs (flock, as libxdp and tubular do). */
+static int dir_fd = -1;
+static char dir_path[256];
+
+/*
+ * Only root may own the pin directory and write to it: anyone else could
+ * replace a pinned map or link between two agents.  Created 0700 when
+ * missing; one agent at a time.
+ */
+static int dir_lock(const char *bpf_dir, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (mkdir(bpf_dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", bpf_dir, strerror(errno));
+		return -errno;
+	}
+	dir_fd = open(bpf_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (dir_fd < 0 || fstat(dir_fd, &sb) < 0) {
+		int r = -errno;
+
+		snprintf(err, errlen, "cannot open %s: %s (bpf-dir must be a directory)", bpf_dir,
+			 strerror(errno));
+		if (dir_fd >= 0)
+			close(dir_fd);
+		dir_fd = -1;
+		return r;
+	}
+	if (sb.st_uid != 0 || (sb.st_mode & (S_IWGRP | S_IWOTH))) {
+		snprintf(err, errlen,
+			 "%s is owned by uid %u with mode %04o: only root may own and write the "
+			 "pin directory (remove it, or: chown root: %s && chmod 700 %s)",
+			 bpf_dir, (unsigned)sb.st_uid, (unsigned)(sb.st_mode & 07777), bpf_dir,
+			 bpf_dir);
+		close(dir_fd);
+		dir_fd = -1;
+		return -EPERM;
+	}
+	if (flock(dir_fd, LOCK_EX | LOCK_NB) < 0) {
+		int r = -errno;
+
+		snprintf(err, errlen,
+			 "another baton agent uses the pin directory %s (stop it first: baton "
+			 "shutdown, or give this agent another bpf-dir)",
+			 bpf_dir);
+		close(dir_fd);
+		dir_fd = -1;
+		return r;
+	}
+	snprintf(dir_path, sizeof(dir_path), "%s", bpf_dir);
+	return 0;
+}
+
 int dp_open(const char *bpf_dir, char *err, size_t errlen)
 {
-	int r = steer_open(&st, bpf_dir, err, errlen);
+	int r = dir_lock(bpf_dir, err, errlen);
 
 	if (r)
 		return r;
+	r = steer_open(&st, bpf_dir, err, errlen);
+	if (r) {
+		close(dir_fd);
+		dir_fd = -1;
+		return r;
+	}
 	r = track_open(&tr, bpf_dir, zero_queue, NULL, err, errlen);
-	if (r)
+	if (r) {
 		steer_close(&st);
+		close(dir_fd);
+		dir_fd = -1;
+	}
 	return r;
 }
 
-void dp_close(void)
+void dp_close(bool unpin)
 {
+	int r;
+
 	track_close(&tr);
 	steer_close(&st);
 	free(zq);
 	zq = NULL;
 	zq_len = zq_cap = zq_head = 0;
+	if (dir_fd < 0)
+		return;
+	/*
+	 * Nothing runs any more: the maps and the track link go with their pins
+	 * (the link detaches once its last pin and fd are gone).
+	 */
+	if (unpin) {
+		r = steer_unpin(dir_path);
+		if (r)
+			log_warnx("cannot remove the pins in %s: %s", dir_path, strerror(-r));
+		else
+			log_info("removed the pins in %s; the track program is detached", dir_path);
+	}
+	close(dir_fd);
+	dir_fd = -1;
 }
 
 int dp_zero_fd(void)

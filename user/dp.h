@@ -10,6 +10,7 @@
 #ifndef BATON_DP_H
 #define BATON_DP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <linux/types.h>
 
@@ -17,8 +18,13 @@
 #include "steer_user.h"
 #include "track_user.h"
 
+/*
+ * Lock the pin directory (root's only, one agent at a time), load and pin.
+ * 0, or -errno with a one-line err naming the path and the fix.
+ */
 int dp_open(const char *bpf_dir, char *err, size_t errlen);
-void dp_close(void);
+/* Drop the programs; with unpin (shutdown --stop) the pins and the directory go too. */
+void dp_close(bool unpin);
 
 /* A service's groups (one per listen address) and its policy entry. */
 int dp_service_add(struct service *s, char *err, size_t errlen);

@@ -30,6 +30,12 @@ const char *notify_path(void)
 	return path;
 }
 
+void notify_remove(void)
+{
+	if (path[0])
+		unlink(path);
+}
+
 void notify_close(void)
 {
 	if (notifyfd >= 0)

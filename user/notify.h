@@ -8,6 +8,8 @@
 /* Bind run_dir/notify.sock and watch it: 0, or -1 with err. */
 int notify_open(const char *run_dir, char *err, size_t errlen);
 void notify_close(void);
+/* Remove the socket's path (the agent stops for good). */
+void notify_remove(void);
 /* The path children get as NOTIFY_SOCKET. */
 const char *notify_path(void);
 void on_notify(void);
