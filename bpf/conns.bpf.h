@@ -181,6 +181,52 @@ static __always_inline int decision_put(const struct conn_key *k, const struct c
 	return decision_put_large(tag, now, own, now);
 }
 
+/* Give tag's decision in set to own: 0, or -1 if set holds none. */
+static __always_inline int decision_refresh_in(struct decision_set *set, __u64 tag,
+					       const struct conn_owner *own)
+{
+	struct decision *d;
+	__u32 i;
+	__u64 cur;
+
+	for (i = 0; i < DECISION_WAYS; i++) {
+		d = &set->way[i];
+		cur = d->claim;
+		if (!cur || DECISION_TAG(cur) != tag)
+			continue;
+		/* Still its own (not evicted since the read): as decision_put, claim then owner. */
+		if (__sync_val_compare_and_swap(&d->claim, cur, cur) != cur)
+			return -1;
+		d->owner = *own;
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * Give connection k's pending decision, if it has one, to own; never take a
+ * way or change a stamp.  For segments that are not SYNs (steer's
+ * seg_key()): a SYN-cookie ACK creates its connection on the listener it is
+ * steered to now, which differs from its SYN's when the policy changed in
+ * between; any other segment finds no decision, or one for its own 4-tuple
+ * that gets the version a cookie ACK would get, and cannot evict another.
+ */
+static __always_inline void decision_refresh(const struct conn_key *k, const struct conn_owner *own)
+{
+	struct decision_set *set;
+	__u32 hot, idx;
+	__u64 tag;
+
+	conn_hash(k, &tag, &hot);
+	set = bpf_map_lookup_elem(&decisions, &hot);
+	if (set && !decision_refresh_in(set, tag, own))
+		return;
+	idx = decision_large_set(tag);
+	set = bpf_map_lookup_elem(&decisions, &idx);
+	if (set)
+		decision_refresh_in(set, tag, own);
+}
+
 /* Take a decision of tag from set: 0, or -1 if it holds none. */
 static __always_inline int decision_take_from(struct decision_set *set, __u64 tag,
 					      struct conn_owner *own)

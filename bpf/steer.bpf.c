@@ -159,20 +159,55 @@ static __always_inline void sock_key(struct bpf_sock *sk, struct conn_key *k)
 	}
 }
 
+/* What seg_key() says a segment is. */
+enum seg_kind {
+	SEG_SYN = 0,   /* a SYN that a listener turns into a new request */
+	SEG_OTHER = 1, /* any other segment: steered, never recorded or counted */
+};
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
+static __always_inline int seg_kind(__u8 flags)
+{
+	flags &= TCP_FLAG_FIN | TCP_FLAG_SYN | TCP_FLAG_RST | TCP_FLAG_ACK;
+	return flags == TCP_FLAG_SYN ? SEG_SYN : SEG_OTHER;
+}
+
 /*
- * The 4-tuple of a new connection as a listener of family will see it,
- * from its SYN: the TCP header is at data, the addresses are read from the
- * IP header in one load.  The packet's own protocol decides the header: a
- * dual-stack IPv6 listener gets IPv4 SYNs, and its connections see them
- * IPv4-mapped (::ffff:a.b.c.d), as track does.
+ * The 4-tuple of a segment as a listener of family will see it, and whether
+ * it opens a connection: SEG_SYN, SEG_OTHER, or -1 if it cannot be read.
+ * The TCP header is at data (the kernel pulled it before the lookup), the
+ * addresses are read from the IP header in one load.  The packet's own
+ * protocol decides the header: a dual-stack IPv6 listener gets IPv4 SYNs,
+ * and its connections see them IPv4-mapped (::ffff:a.b.c.d), as track does.
+ *
+ * Not only SYNs get here.  tcp_v4_rcv() and tcp_v6_rcv() try the
+ * established hash first (requests in their handshake live there too), and
+ * any segment that matches nothing goes to listener lookup, so through this
+ * program: a stray or spoofed ACK, a late segment of a closed connection,
+ * and with SYN cookies the client's final ACK, for which the kernel kept no
+ * request.  That ACK is checked on, and its connection created in, the
+ * listener this program selects (the kernel's select_reuseport selftest
+ * counts a run for the SYN and one for the cookie ACK), so every segment is
+ * steered as its SYN was: the same hash and policy pick the same socket.
+ * Only a SYN without ACK, RST or FIN (what a listener turns into a request;
+ * it ignores or resets the rest) may write a decision or a count; anything
+ * else writing them would let an ACK spray evict real handshakes'
+ * decisions.
  */
-static __always_inline int syn_key(struct sk_reuseport_md *md, __u32 family, struct conn_key *k)
+static __always_inline int seg_key(struct sk_reuseport_md *md, __u32 family, struct conn_key *k)
 {
 	struct tcphdr *th = md->data;
+	__u8 flags;
 	__u32 a[8];
 
 	if (md->ip_protocol != IPPROTO_TCP || (void *)(th + 1) > md->data_end)
 		return -1;
+	/* The flags byte: FIN, SYN, RST, PSH, ACK, ... from the low bit. */
+	flags = ((const __u8 *)th)[13];
 	k->family = family;
 	k->lport = bpf_ntohs(th->dest);
 	k->rport = bpf_ntohs(th->source);
@@ -184,12 +219,12 @@ static __always_inline int syn_key(struct sk_reuseport_md *md, __u32 family, str
 		if (family == AF_INET) {
 			k->raddr[0] = a[0];
 			k->laddr[0] = a[1];
-			return 0;
+			return seg_kind(flags);
 		}
 		k->raddr[2] = k->laddr[2] = bpf_htonl(0xffff);
 		k->raddr[3] = a[0];
 		k->laddr[3] = a[1];
-		return 0;
+		return seg_kind(flags);
 	}
 	if (md->eth_protocol != bpf_htons(ETH_P_IPV6) || family != AF_INET6)
 		return -1;
@@ -199,7 +234,7 @@ static __always_inline int syn_key(struct sk_reuseport_md *md, __u32 family, str
 		return -1;
 	__builtin_memcpy(k->raddr, &a[0], 16);
 	__builtin_memcpy(k->laddr, &a[4], 16);
-	return 0;
+	return seg_kind(flags);
 }
 
 /* A client's address: IPv4 in addr[0]; network byte order. */
@@ -309,13 +344,35 @@ static __always_inline void record(struct steer_stats *st, struct bpf_sock *msk,
 	conn_leave(&old, 0);
 }
 
-/* Count a placement, and record it when the connection's 4-tuple is known. */
+/*
+ * A segment other than a SYN only updates a decision its own SYN left: a
+ * SYN-cookie ACK placed by a policy newer than its SYN's is counted for the
+ * version that got it.  Out of line on purpose, against the always_inline
+ * habit: such segments are rare, and inlined at each placement it added
+ * some 500 instructions around the SYN path.
+ */
+static __noinline void refresh(const struct conn_key *k, __u32 service, __u32 version)
+{
+	struct conn_owner own = {.service = service, .version = version};
+
+	decision_refresh(k, &own);
+}
+
+/*
+ * Count a placement, and record it when the connection's 4-tuple is known;
+ * for a segment that is not a SYN (st is NULL: it counts nothing) see
+ * refresh().
+ */
 static __always_inline void placed(struct steer_stats *st, struct bpf_sock *msk,
 				   const struct conn_key *k, __u32 service, __u32 version,
-				   int pinned, int fallback)
+				   int pinned, int fallback, int seg)
 {
-	if (k->family)
-		record(st, msk, k, service, version);
+	if (k->family) {
+		if (seg == SEG_OTHER)
+			refresh(k, service, version);
+		else
+			record(st, msk, k, service, version);
+	}
 	count_placed(st, msk != NULL, pinned, fallback);
 }
 
@@ -332,7 +389,7 @@ int steer(struct sk_reuseport_md *md)
 	struct client_addr cl = {};
 	struct conn_key key = {};
 	__u32 group, spread, point, vslot, i;
-	int have_client, r;
+	int have_client, r, seg = SEG_SYN;
 
 	if (!sk)
 		/* No listener to identify the group by; cannot happen for TCP.  Refuse. */
@@ -376,10 +433,16 @@ int steer(struct sk_reuseport_md *md)
 	ex = bpf_map_lookup_elem(&extras, &gi->service);
 
 	/* The connection's 4-tuple (family 0 when it cannot be read). */
-	if (msk)
+	if (msk) {
 		sock_key(msk, &key);
-	else if (syn_key(md, gk.family, &key))
-		key.family = 0;
+	} else {
+		seg = seg_key(md, gk.family, &key);
+		if (seg < 0)
+			key.family = 0;
+	}
+	/* Not a new connection (see seg_key): steer it, count nothing. */
+	if (seg == SEG_OTHER)
+		st = NULL;
 
 	if (!msk && key.family && (!ex || ex->probes)) {
 		struct steer_probe_key pk = {.group = group, .sport = key.rport};
@@ -409,7 +472,8 @@ int steer(struct sk_reuseport_md *md)
 		if (vslot < MAX_VERSIONS) {
 			r = select_version(md, group, svc, vslot, spread / WEIGHT_MAX);
 			if (r >= 0) {
-				placed(st, msk, &key, gi->service, svc->v[vslot].version, 1, r > 0);
+				placed(st, msk, &key, gi->service, svc->v[vslot].version, 1, r > 0,
+				       seg);
 				/* Selected a live socket of this client's pinned version. */
 				return SK_PASS;
 			}
@@ -432,7 +496,7 @@ int steer(struct sk_reuseport_md *md)
 	r = select_version(md, group, svc, vslot, spread / WEIGHT_MAX);
 	if (r >= 0) {
 		placed(st, msk, &key, gi->service, svc->v[vslot & (MAX_VERSIONS - 1)].version, 0,
-		       r > 0);
+		       r > 0, seg);
 		/* Selected a live socket of the version the weights chose. */
 		return SK_PASS;
 	}
@@ -442,7 +506,7 @@ int steer(struct sk_reuseport_md *md)
 		if (i == vslot || svc->v[i].state != VSTATE_ACTIVE || !svc->v[i].weight)
 			continue;
 		if (select_version(md, group, svc, i, spread / WEIGHT_MAX) >= 0) {
-			placed(st, msk, &key, gi->service, svc->v[i].version, 0, 1);
+			placed(st, msk, &key, gi->service, svc->v[i].version, 0, 1, seg);
 			/* Selected a live socket of another active version. */
 			return SK_PASS;
 		}

@@ -136,7 +136,11 @@ struct steer_extras {
 	__u32 pins;
 };
 
-/* stats: per-CPU counters per group, for tests, status and metrics. */
+/*
+ * stats: per-CPU counters per group, for tests, status and metrics.  Only
+ * SYNs and migrating requests count; other segments that reach steer (a
+ * stray ACK, a SYN-cookie ACK) are steered but count nothing.
+ */
 struct steer_stats {
 	__u64 selected; /* new connections placed by weight */
 	__u64 probes;	/* agent probes placed on their pinned socket */

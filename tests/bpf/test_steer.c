@@ -24,8 +24,12 @@
 
 #include <cmocka.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <net/if.h>
 
 #include "steer_user.h"
+#include "track.h"
+#include "drop_ack.skel.h"
 
 #define NV	2 /* versions in the group */
 #define NI	2 /* instances per version */
@@ -42,6 +46,8 @@ struct fixture {
 	struct sockaddr_storage caddr; /* what clients connect to */
 	socklen_t addrlen;
 	int lfd[NV][NI];
+	struct drop_ack_bpf *xdp; /* holds clients' final ACKs (hold_acks) */
+	struct bpf_link *xdp_link;
 };
 
 static int listener(struct fixture *f)
@@ -152,6 +158,8 @@ static int teardown(void **state)
 		for (i = 0; i < NI; i++)
 			if (f->lfd[v][i] >= 0)
 				close(f->lfd[v][i]);
+	bpf_link__destroy(f->xdp_link);
+	drop_ack_bpf__destroy(f->xdp);
 	steer_close(&f->st);
 	steer_unpin(f->pin_dir);
 	free(f);
@@ -837,6 +845,335 @@ static void test_pin_applies_to_migration(void **state)
 	close_n(NPIN, cfd);
 }
 
+/* A TcpExt counter of this network namespace (/proc/net/netstat), or -1. */
+static long long tcpext(const char *name)
+{
+	char names[8192], values[8192], *ns, *vs, *n, *v;
+	FILE *fp = fopen("/proc/net/netstat", "r");
+	long long r = -1;
+
+	assert_non_null(fp);
+	while (r < 0 && fgets(names, sizeof(names), fp) && fgets(values, sizeof(values), fp)) {
+		if (strncmp(names, "TcpExt:", 7))
+			continue;
+		strtok_r(names, " \n", &ns);
+		strtok_r(values, " \n", &vs);
+		while ((n = strtok_r(NULL, " \n", &ns)) && (v = strtok_r(NULL, " \n", &vs)))
+			if (!strcmp(n, name)) {
+				r = strtoll(v, NULL, 10);
+				break;
+			}
+	}
+	fclose(fp);
+	return r;
+}
+
+/* Decisions waiting for a handshake, over both tables. */
+static int count_decisions(struct fixture *f)
+{
+	char path[96];
+	struct decision_set set;
+	__u32 i;
+	int fd, w, n = 0;
+
+	snprintf(path, sizeof(path), "%s/decisions", f->pin_dir);
+	fd = bpf_obj_get(path);
+	assert_true(fd >= 0);
+	for (i = 0; i < DECISION_HOT_SETS + DECISION_SETS; i++) {
+		assert_int_equal(bpf_map_lookup_elem(fd, &i, &set), 0);
+		for (w = 0; w < DECISION_WAYS; w++)
+			n += set.way[w].claim != 0;
+	}
+	close(fd);
+	return n;
+}
+
+static __u32 csum_add(__u32 sum, const void *p, size_t len)
+{
+	const __u8 *b = p;
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		sum += b[i] << 8 | b[i + 1];
+	if (len & 1)
+		sum += b[len - 1] << 8;
+	return sum;
+}
+
+/*
+ * Send one bare TCP header with flags from src (a local address, any port)
+ * to the listeners' address, through a raw socket: no connection exists, so
+ * the segment goes to listener lookup and the steer program.
+ */
+static void send_segment(struct fixture *f, int raw, const struct sockaddr_storage *src, __u8 flags)
+{
+	struct sockaddr_storage dst = f->caddr;
+	__u8 seg[20] = {0};
+	__u32 sum = IPPROTO_TCP + sizeof(seg);
+	__u16 sport, dport;
+
+	if (f->family == AF_INET) {
+		const struct sockaddr_in *s = (const void *)src, *d = (const void *)&f->caddr;
+
+		sport = s->sin_port;
+		dport = d->sin_port;
+		sum = csum_add(sum, &s->sin_addr, 4);
+		sum = csum_add(sum, &d->sin_addr, 4);
+		((struct sockaddr_in *)&dst)->sin_port = 0;
+	} else {
+		const struct sockaddr_in6 *s = (const void *)src, *d = (const void *)&f->caddr;
+
+		sport = s->sin6_port;
+		dport = d->sin6_port;
+		sum = csum_add(sum, &s->sin6_addr, 16);
+		sum = csum_add(sum, &d->sin6_addr, 16);
+		((struct sockaddr_in6 *)&dst)->sin6_port = 0;
+	}
+	memcpy(&seg[0], &sport, 2);
+	memcpy(&seg[2], &dport, 2);
+	seg[4] = 0x12; /* sequence and acknowledgment numbers: anything */
+	seg[11] = 0x34;
+	seg[12] = 5 << 4; /* data offset: 5 words, no options */
+	seg[13] = flags;
+	seg[14] = 0x40; /* window */
+	sum = csum_add(sum, seg, sizeof(seg));
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	seg[16] = (__u8)(~sum >> 8);
+	seg[17] = (__u8)~sum;
+	assert_int_equal(sendto(raw, seg, sizeof(seg), 0, (struct sockaddr *)&dst, f->addrlen),
+			 (ssize_t)sizeof(seg));
+}
+
+/*
+ * Wait for n RSTs from the listeners' port: a listener answers a stray ACK
+ * (and nothing answers for a refused one but the kernel, with a RST too), so
+ * n RSTs mean the steer program has run for all n segments.  A raw TCP socket
+ * sees every TCP segment delivered on the node; IPv4 ones with their header.
+ */
+static void wait_rsts(struct fixture *f, int raw, int n)
+{
+	__u16 port = f->family == AF_INET ? ((struct sockaddr_in *)&f->caddr)->sin_port
+					  : ((struct sockaddr_in6 *)&f->caddr)->sin6_port;
+	struct pollfd p = {.fd = raw, .events = POLLIN};
+	__u8 buf[256], *th;
+	int got = 0, round;
+	ssize_t len;
+
+	for (round = 0; got < n && round < 100 * n; round++) {
+		if (poll(&p, 1, 2000) != 1)
+			fail_msg("%d of %d RSTs never came", n - got, n);
+		len = recv(raw, buf, sizeof(buf), 0);
+		assert_true(len > 0);
+		th = buf;
+		if (f->family == AF_INET) {
+			if (len < 20 || len < (buf[0] & 0xf) * 4 + 20)
+				continue;
+			th = buf + (buf[0] & 0xf) * 4;
+		} else if (len < 20) {
+			continue;
+		}
+		if (!memcmp(th, &port, 2) && (th[13] & 0x04))
+			got++;
+	}
+	assert_int_equal(got, n);
+}
+
+#define NSPRAY 64
+
+/*
+ * Segments that are not a SYN reach listener lookup whenever no connection
+ * matches them (a stray or spoofed ACK, a late segment of a closed
+ * connection): steer must neither record a decision for them (it would
+ * evict the decisions of real handshakes) nor count them as new connections.
+ */
+static void test_stray_segments_record_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_storage src = f->caddr;
+	struct steer_stats before, after;
+	int raw, k, decisions;
+
+	raw = socket(f->family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
+	assert_true(raw >= 0);
+	assert_int_equal(bind(raw, (struct sockaddr *)&src, f->addrlen), 0);
+	decisions = count_decisions(f);
+	assert_int_equal(steer_group_stats(&f->st, GROUP, &before), 0);
+	for (k = 0; k < NSPRAY; k++) {
+		if (f->family == AF_INET)
+			((struct sockaddr_in *)&src)->sin_port = htons(30000 + k);
+		else
+			((struct sockaddr_in6 *)&src)->sin6_port = htons(30000 + k);
+		/* ACK, SYN+ACK: each answered with a RST by the listener. */
+		send_segment(f, raw, &src, k & 1 ? 0x12 : 0x10);
+	}
+	wait_rsts(f, raw, NSPRAY);
+	close(raw);
+	assert_int_equal(steer_group_stats(&f->st, GROUP, &after), 0);
+	printf("%s: %d stray segments: selected +%llu, decisions +%d\n", fam_name(f), NSPRAY,
+	       (unsigned long long)(after.selected - before.selected),
+	       count_decisions(f) - decisions);
+	assert_int_equal(after.selected, before.selected);
+	assert_int_equal(after.dropped, before.dropped);
+	assert_int_equal(after.evicted, before.evicted);
+	assert_int_equal(count_decisions(f), decisions);
+}
+
+static void write_file(const char *path, const char *s)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	assert_true(fputs(s, fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
+}
+
+#define SYNCOOKIES "/proc/sys/net/ipv4/tcp_syncookies"
+
+/*
+ * With SYN cookies (always on here: 2) the kernel keeps no request, so the
+ * client's final ACK goes to listener lookup and runs steer a second time.
+ * That ACK must land on the version its SYN was given (or the kernel would
+ * build the connection on another listener), and the connection is counted
+ * once.
+ */
+static void test_syncookie_ack_counted_once(void **state)
+{
+	struct fixture *f = *state;
+	struct steer_stats before, after;
+	int counts[NV][NI], fds[N];
+
+	long long cookies = tcpext("SyncookiesRecv");
+
+	write_file(SYNCOOKIES, "2");
+	assert_int_equal(steer_group_stats(&f->st, GROUP, &before), 0);
+	connect_n(f, N, fds);
+	drain_counts(f, counts);
+	write_file(SYNCOOKIES, "1");
+	/* Most by cookie: a SYN that meets a TIME_WAIT of its 4-tuple gets a request. */
+	assert_true(tcpext("SyncookiesRecv") - cookies > N / 2);
+	assert_int_equal(steer_group_stats(&f->st, GROUP, &after), 0);
+	printf("%s: %d connections with SYN cookies: selected +%llu\n", fam_name(f), N,
+	       (unsigned long long)(after.selected - before.selected));
+	assert_int_equal(counts[0][0] + counts[0][1], N);
+	assert_int_equal(counts[1][0] + counts[1][1], 0);
+	assert_int_equal(after.selected - before.selected, N);
+	close_n(N, fds);
+}
+
+/* Drop (on) or deliver (off) the clients' pure ACKs to the listeners' port on lo. */
+static void hold_acks(struct fixture *f, int on)
+{
+	if (!f->xdp) {
+		f->xdp = drop_ack_bpf__open_and_load();
+		assert_non_null(f->xdp);
+		/* sin_port and sin6_port are at the same offset */
+		f->xdp->bss->port = ((struct sockaddr_in *)&f->caddr)->sin_port;
+		f->xdp_link = bpf_program__attach_xdp(f->xdp->progs.drop_ack, if_nametoindex("lo"));
+		assert_non_null(f->xdp_link);
+	}
+	__atomic_store_n(&f->xdp->bss->on, on, __ATOMIC_SEQ_CST);
+}
+
+/* The decision steer left for the connection of client fd: 0, or -1 if none. */
+static int decision_of(struct fixture *f, int fd, struct conn_owner *own)
+{
+	struct sockaddr_storage cl;
+	socklen_t len = sizeof(cl);
+	struct conn_key k = {.family = f->family};
+	struct decision_set set;
+	char path[96];
+	__u32 hot, idx[2];
+	__u64 tag;
+	int m, i, w, r = -1;
+
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&cl, &len), 0);
+	if (f->family == AF_INET) {
+		k.lport = ntohs(((struct sockaddr_in *)&f->caddr)->sin_port);
+		k.rport = ntohs(((struct sockaddr_in *)&cl)->sin_port);
+		memcpy(k.laddr, &((struct sockaddr_in *)&f->caddr)->sin_addr, 4);
+		memcpy(k.raddr, &((struct sockaddr_in *)&cl)->sin_addr, 4);
+	} else {
+		k.lport = ntohs(((struct sockaddr_in6 *)&f->caddr)->sin6_port);
+		k.rport = ntohs(((struct sockaddr_in6 *)&cl)->sin6_port);
+		memcpy(k.laddr, &((struct sockaddr_in6 *)&f->caddr)->sin6_addr, 16);
+		memcpy(k.raddr, &((struct sockaddr_in6 *)&cl)->sin6_addr, 16);
+	}
+	conn_hash(&k, &tag, &hot);
+	idx[0] = hot;
+	idx[1] = decision_large_set(tag);
+	snprintf(path, sizeof(path), "%s/decisions", f->pin_dir);
+	m = bpf_obj_get(path);
+	assert_true(m >= 0);
+	for (i = 0; i < 2 && r; i++) {
+		assert_int_equal(bpf_map_lookup_elem(m, &idx[i], &set), 0);
+		for (w = 0; w < DECISION_WAYS; w++)
+			if (set.way[w].claim && DECISION_TAG(set.way[w].claim) == tag) {
+				*own = set.way[w].owner;
+				r = 0;
+				break;
+			}
+	}
+	close(m);
+	return r;
+}
+
+/*
+ * A SYN-cookie handshake whose final ACK arrives after a switch: the SYN was
+ * steered to version 1, the ACK is steered to version 2 (the new policy)
+ * and the kernel builds the connection there, so the decision that track
+ * will count must name version 2.  The client's final pure ACK is held on
+ * lo; its first data segment (which carries the ACK) completes the
+ * handshake, by cookie (TcpExtSyncookiesRecv says so).
+ */
+static void test_syncookie_ack_after_switch(void **state)
+{
+	struct fixture *f = *state;
+	struct steer_stats before, after;
+	struct conn_owner own;
+	struct pollfd p[NI];
+	int counts[NV][NI];
+	int fd, i;
+
+	/*
+	 * A source no earlier test used: a SYN that finds a TIME_WAIT socket
+	 * of its 4-tuple gets a request, not a cookie.
+	 */
+	static __u16 port = 45000;
+	struct sockaddr_storage src;
+	long long cookies;
+
+	client_addr(f->family, NET_OTHER, 9, ++port, &src);
+	write_file(SYNCOOKIES, "2");
+	hold_acks(f, 1);
+	assert_int_equal(steer_group_stats(&f->st, GROUP, &before), 0);
+	cookies = tcpext("SyncookiesRecv");
+	fd = client_from(f, &src);
+	assert_int_equal(decision_of(f, fd, &own), 0);
+	assert_int_equal(own.version, 1);
+	set_policy(f, 1, 0);
+	hold_acks(f, 0);
+	assert_int_equal(send(fd, "x", 1, 0), 1);
+	for (i = 0; i < NI; i++) {
+		p[i].fd = f->lfd[1][i];
+		p[i].events = POLLIN;
+	}
+	assert_int_equal(poll(p, NI, 2000), 1);
+	write_file(SYNCOOKIES, "1");
+	assert_int_equal(tcpext("SyncookiesRecv") - cookies, 1);
+	drain_counts(f, counts);
+	assert_int_equal(counts[1][0] + counts[1][1], 1);
+	assert_int_equal(counts[0][0] + counts[0][1], 0);
+	assert_int_equal(decision_of(f, fd, &own), 0);
+	printf("%s: SYN to version 1, cookie ACK after the switch: decision says version %u\n",
+	       fam_name(f), own.version);
+	assert_int_equal(own.service, SERVICE);
+	assert_int_equal(own.version, 2);
+	assert_int_equal(steer_group_stats(&f->st, GROUP, &after), 0);
+	assert_int_equal(after.selected - before.selected, 1);
+	close(fd);
+}
+
 static void parse_ok(const char *s, int family, const char *addr, int len)
 {
 	struct steer_cidr c;
@@ -1097,6 +1434,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pin_falls_back_to_weights, setup6, teardown),
 	    cmocka_unit_test_setup_teardown(test_pin_applies_to_migration, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_pin_applies_to_migration, setup6, teardown),
+	    cmocka_unit_test_setup_teardown(test_stray_segments_record_nothing, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_stray_segments_record_nothing, setup6, teardown),
+	    cmocka_unit_test_setup_teardown(test_syncookie_ack_counted_once, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_syncookie_ack_counted_once, setup6, teardown),
+	    cmocka_unit_test_setup_teardown(test_syncookie_ack_after_switch, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_syncookie_ack_after_switch, setup6, teardown),
 	};
 
 	if (getenv("TEST_FILTER"))
