@@ -53,7 +53,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } services SEC(".maps");
 
-/* probes: agent probe source port -> the one socket it checks; agent writes. */
+/* probes: agent probe source address and port -> the one socket it checks; agent writes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_PROBES);
@@ -444,9 +444,14 @@ int steer(struct sk_reuseport_md *md)
 	if (seg == SEG_OTHER)
 		st = NULL;
 
-	if (!msk && key.family && (!ex || ex->probes)) {
-		struct steer_probe_key pk = {.group = group, .sport = key.rport};
-		struct steer_probe *pt = bpf_map_lookup_elem(&probes, &pk);
+	have_client = key.family && !client_of(&key, &cl);
+
+	if (!msk && have_client && (!ex || ex->probes)) {
+		struct steer_probe_key pk;
+		struct steer_probe *pt;
+
+		steer_probe_key_init(&pk, group, cl.family, cl.addr, key.rport);
+		pt = bpf_map_lookup_elem(&probes, &pk);
 
 		if (pt) {
 			if (pt->vslot < MAX_VERSIONS && pt->instance < MAX_INSTANCES &&
@@ -465,7 +470,6 @@ int steer(struct sk_reuseport_md *md)
 	}
 
 	spread = steer_mix(md->hash);
-	have_client = key.family && !client_of(&key, &cl);
 
 	if (have_client && (!ex || ex->pins)) {
 		vslot = pinned_vslot(svc, gi->service, &cl);

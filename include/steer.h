@@ -91,11 +91,20 @@ struct steer_service {
 	struct steer_version v[MAX_VERSIONS];
 };
 
-/* probes: a connection from the agent's probe source port goes to one socket. */
+/*
+ * probes: the agent's own probe connection goes to one socket.  The key is
+ * the probe's whole source, address and port, as the agent bound it (the
+ * checked address, loopback for a wildcard): the port alone would also
+ * catch any client whose ephemeral port happens to be the probe's.  The
+ * address is the client as steer sees it: IPv4 (also an IPv4 client of a
+ * dual-stack listener, ::ffff:a.b.c.d) in addr[0] with family
+ * STEER_AF_INET, so an IPv6 address can never match an IPv4 one.
+ */
 struct steer_probe_key {
 	__u32 group;
-	__u16 sport; /* host byte order */
-	__u16 pad;
+	__u16 family;  /* STEER_AF_INET or STEER_AF_INET6 */
+	__u16 sport;   /* host byte order */
+	__u32 addr[4]; /* network byte order; IPv4 in addr[0], the rest 0 */
 };
 
 struct steer_probe {
@@ -237,6 +246,19 @@ static inline __u32 steer_addr_point(__u32 family, const __u32 addr[4])
 	}
 	h ^= n * 4;
 	return steer_mix(h) % WEIGHT_MAX;
+}
+
+/* The probes key of a connection from (family, addr, sport), as steer_probe_key says. */
+static inline void steer_probe_key_init(struct steer_probe_key *k, __u32 group, __u32 family,
+					const __u32 addr[4], __u16 sport)
+{
+	__u32 i;
+
+	k->group = group;
+	k->family = (__u16)family;
+	k->sport = sport;
+	for (i = 0; i < 4; i++)
+		k->addr[i] = family == STEER_AF_INET && i ? 0 : addr[i];
 }
 
 /*

@@ -225,6 +225,7 @@ int hc_begin(struct hcheck *h, enum hc_kind kind, const struct sockaddr *dst, so
 	}
 	h->sport = ntohs(local.ss_family == AF_INET ? ((struct sockaddr_in *)&local)->sin_port
 						    : ((struct sockaddr_in6 *)&local)->sin6_port);
+	h->src = local;
 	h->fd = fd;
 	h->state = HCS_BEGUN;
 	return 0;

@@ -34,17 +34,19 @@ struct hcheck {
 	size_t nread; /* response bytes read, in[] included */
 	char req[HC_REQ_MAX];
 	char in[HC_LINE_MAX + 2];
-	__u16 sport;	  /* local port, host order, bound by hc_begin() */
-	char detail[128]; /* why it passed or failed: "HTTP 200", "connect: ..." */
+	__u16 sport;		     /* local port, host order, bound by hc_begin() */
+	struct sockaddr_storage src; /* local address and port, bound by hc_begin() */
+	char detail[128];	     /* why it passed or failed: "HTTP 200", "connect: ..." */
 };
 
 /*
  * Create a non-blocking socket bound to an ephemeral port on the address it
  * will connect to (a wildcard dst is checked on loopback: 0.0.0.0 ->
- * 127.0.0.1, :: -> ::1) and fill h->sport, so the caller can steer that port
- * before the SYN leaves.  path: the HTTP path for HC_HTTP ('/' then printable
- * ASCII, no spaces, shorter than HC_PATH_MAX), ignored for HC_TCP.  Returns 0,
- * or -errno with a one-line reason in err and h->fd -1.  Does not connect.
+ * 127.0.0.1, :: -> ::1) and fill h->sport and h->src, so the caller can
+ * steer connections from that address and port before the SYN leaves.
+ * path: the HTTP path for HC_HTTP ('/' then printable ASCII, no spaces,
+ * shorter than HC_PATH_MAX), ignored for HC_TCP.  Returns 0, or -errno with
+ * a one-line reason in err and h->fd -1.  Does not connect.
  */
 int hc_begin(struct hcheck *h, enum hc_kind kind, const struct sockaddr *dst, socklen_t len,
 	     const char *path, char *err, size_t errlen);

@@ -264,13 +264,50 @@ int steer_extras_get(struct steer *st, __u32 service, struct steer_extras *e)
 	return bpf_map_lookup_elem(st->extras_fd, &service, e) ? -errno : 0;
 }
 
-int steer_probe_add(struct steer *st, __u32 service, __u32 group, __u16 sport, __u32 vslot,
-		    __u32 instance)
+int steer_probe_key_from(__u32 group, const struct sockaddr *src, struct steer_probe_key *k)
 {
-	struct steer_probe_key k = {.group = group, .sport = sport};
-	struct steer_probe v = {.vslot = vslot, .instance = instance}, old;
-	int r, fresh = bpf_map_lookup_elem(st->probes_fd, &k, &old) != 0;
+	__u32 a[4] = {0};
+	__u16 port;
 
+	memset(k, 0, sizeof(*k));
+	if (src->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)src;
+
+		a[0] = sin->sin_addr.s_addr;
+		port = ntohs(sin->sin_port);
+		steer_probe_key_init(k, group, STEER_AF_INET, a, port);
+	} else if (src->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)src;
+
+		port = ntohs(sin6->sin6_port);
+		/* An IPv4 client of a dual-stack listener: steer sees it as IPv4. */
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			memcpy(a, &sin6->sin6_addr.s6_addr[12], 4);
+			steer_probe_key_init(k, group, STEER_AF_INET, a, port);
+		} else {
+			memcpy(a, &sin6->sin6_addr, 16);
+			steer_probe_key_init(k, group, STEER_AF_INET6, a, port);
+		}
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	/* Unbound: no connection comes from port 0 or a wildcard address. */
+	if (!port || (!a[0] && !a[1] && !a[2] && !a[3]))
+		return -EINVAL;
+	return 0;
+}
+
+int steer_probe_add(struct steer *st, __u32 service, __u32 group, const struct sockaddr *src,
+		    __u32 vslot, __u32 instance)
+{
+	struct steer_probe_key k;
+	struct steer_probe v = {.vslot = vslot, .instance = instance}, old;
+	int r, fresh;
+
+	r = steer_probe_key_from(group, src, &k);
+	if (r)
+		return r;
+	fresh = bpf_map_lookup_elem(st->probes_fd, &k, &old) != 0;
 	/* Count first: the program must never skip a probe that is in the map. */
 	if (fresh) {
 		r = extras_add(st, service, 1, 0);
@@ -283,10 +320,13 @@ int steer_probe_add(struct steer *st, __u32 service, __u32 group, __u16 sport, _
 	return r;
 }
 
-int steer_probe_del(struct steer *st, __u32 service, __u32 group, __u16 sport)
+int steer_probe_del(struct steer *st, __u32 service, __u32 group, const struct sockaddr *src)
 {
-	struct steer_probe_key k = {.group = group, .sport = sport};
+	struct steer_probe_key k;
+	int r = steer_probe_key_from(group, src, &k);
 
+	if (r)
+		return r;
 	if (bpf_map_delete_elem(st->probes_fd, &k))
 		return errno == ENOENT ? 0 : -errno;
 	return extras_add(st, service, -1, 0);

@@ -43,10 +43,17 @@ int steer_attach(struct steer *st, int fd);
 int steer_set_service(struct steer *st, __u32 service, const struct steer_service *p);
 int steer_get_service(struct steer *st, __u32 service, struct steer_service *p);
 int steer_del_service(struct steer *st, __u32 service);
-/* Probe pins of a group of service: connections from sport go to one socket. */
-int steer_probe_add(struct steer *st, __u32 service, __u32 group, __u16 sport, __u32 vslot,
-		    __u32 instance);
-int steer_probe_del(struct steer *st, __u32 service, __u32 group, __u16 sport);
+/*
+ * Probe pins of a group of service: connections from src (the probe
+ * socket's bound address and port, as getsockname() gives them) go to one
+ * socket.  -EINVAL for port 0 or a wildcard address, -EAFNOSUPPORT for
+ * neither IPv4 nor IPv6.
+ */
+int steer_probe_add(struct steer *st, __u32 service, __u32 group, const struct sockaddr *src,
+		    __u32 vslot, __u32 instance);
+int steer_probe_del(struct steer *st, __u32 service, __u32 group, const struct sockaddr *src);
+/* The probes key of connections from src to a group; 0 or -errno as steer_probe_add. */
+int steer_probe_key_from(__u32 group, const struct sockaddr *src, struct steer_probe_key *k);
 /* Remove every probe pin (a restarted agent's predecessor's); returns how many. */
 int steer_probe_clear(struct steer *st);
 /*

@@ -191,6 +191,19 @@ static int client(struct fixture *f, __u16 sport)
 	return fd;
 }
 
+/* The agent's probe source: the address clients connect to, with port. */
+static const struct sockaddr *probe_src(struct fixture *f, __u16 port)
+{
+	static struct sockaddr_storage ss;
+
+	ss = f->caddr;
+	if (f->family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
+	return (const struct sockaddr *)&ss;
+}
+
 /* Accept everything queued on each listener; counts per [version][instance]. */
 static void drain_counts(struct fixture *f, int counts[NV][NI])
 {
@@ -291,7 +304,7 @@ static void test_probe_reaches_pinned_socket(void **state)
 	int fd;
 
 	/* Version 2 (vslot 1) has weight 0, yet the probe reaches its instance 1. */
-	assert_int_equal(steer_probe_add(&f->st, SERVICE, GROUP, 41000, 1, 1), 0);
+	assert_int_equal(steer_probe_add(&f->st, SERVICE, GROUP, probe_src(f, 41000), 1, 1), 0);
 	fd = client(f, 41000);
 	drain_counts(f, counts);
 	assert_int_equal(counts[1][1], 1);
@@ -299,7 +312,7 @@ static void test_probe_reaches_pinned_socket(void **state)
 	close(fd);
 	assert_int_equal(steer_group_stats(&f->st, GROUP, &s), 0);
 	assert_int_equal(s.probes, 1);
-	assert_int_equal(steer_probe_del(&f->st, SERVICE, GROUP, 41000), 0);
+	assert_int_equal(steer_probe_del(&f->st, SERVICE, GROUP, probe_src(f, 41000)), 0);
 }
 
 static void test_probe_to_gone_socket_fails(void **state)
@@ -314,7 +327,7 @@ static void test_probe_to_gone_socket_fails(void **state)
 
 	close(f->lfd[1][0]);
 	f->lfd[1][0] = -1;
-	assert_int_equal(steer_probe_add(&f->st, SERVICE, GROUP, 41001, 1, 0), 0);
+	assert_int_equal(steer_probe_add(&f->st, SERVICE, GROUP, probe_src(f, 41001), 1, 0), 0);
 	if (f->family == AF_INET)
 		((struct sockaddr_in *)&ss)->sin_port = htons(41001);
 	else
@@ -335,7 +348,7 @@ static void test_probe_to_gone_socket_fails(void **state)
 	close(fd);
 	drain_counts(f, counts);
 	assert_int_equal(counts[0][0] + counts[0][1] + counts[1][1], 0);
-	steer_probe_del(&f->st, SERVICE, GROUP, 41001);
+	steer_probe_del(&f->st, SERVICE, GROUP, probe_src(f, 41001));
 }
 
 /*
@@ -845,6 +858,83 @@ static void test_pin_applies_to_migration(void **state)
 	close_n(NPIN, cfd);
 }
 
+/*
+ * A probe pin matches the agent's probe only: its source address and port.
+ * A client elsewhere (another address of the node's networks, or a remote
+ * host) whose ephemeral port happens to be the probe's goes by the weights,
+ * not to the starting instance the probe checks; the probe itself, from the
+ * address it is bound to, still reaches that instance.
+ */
+static void test_probe_pin_is_source_address(void **state)
+{
+	/* A port per run: a failed run leaves its sockets open. */
+	static __u16 port = 41002;
+	struct fixture *f = *state;
+	struct sockaddr_storage other, probe;
+	struct steer_stats s;
+	int counts[NV][NI];
+	int fd;
+
+	port++;
+	memcpy(&probe, probe_src(f, port), f->addrlen);
+	assert_int_equal(steer_probe_add(&f->st, SERVICE, GROUP, probe_src(f, port), 1, 1), 0);
+
+	client_addr(f->family, NET_OTHER, 0, port, &other);
+	fd = client_from(f, &other);
+	drain_counts(f, counts);
+	assert_int_equal(counts[1][0] + counts[1][1], 0);
+	assert_int_equal(counts[0][0] + counts[0][1], 1);
+	close(fd);
+
+	fd = client_from(f, &probe);
+	drain_counts(f, counts);
+	assert_int_equal(counts[1][1], 1);
+	assert_int_equal(counts[0][0] + counts[0][1] + counts[1][0], 0);
+	close(fd);
+	assert_int_equal(steer_group_stats(&f->st, GROUP, &s), 0);
+	assert_int_equal(s.probes, 1);
+	assert_int_equal(s.selected, 1);
+	assert_int_equal(steer_probe_del(&f->st, SERVICE, GROUP, probe_src(f, port)), 0);
+}
+
+/*
+ * Probe keys: an IPv4 source seen through an IPv6 socket (::ffff:a.b.c.d) is
+ * the IPv4 one, as steer sees a dual-stack listener's IPv4 clients; an
+ * unbound source (port 0, wildcard address) or another family is refused.
+ */
+static void test_probe_key_from(void **state)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(40000)};
+	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(40000)};
+	struct sockaddr_un {
+		sa_family_t family;
+		char path[8];
+	} un = {.family = AF_UNIX};
+	struct steer_probe_key k4, k6;
+
+	(void)state;
+	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+	inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6.sin6_addr);
+	assert_int_equal(steer_probe_key_from(GROUP, (struct sockaddr *)&sin, &k4), 0);
+	assert_int_equal(steer_probe_key_from(GROUP, (struct sockaddr *)&sin6, &k6), 0);
+	assert_memory_equal(&k4, &k6, sizeof(k4));
+	assert_int_equal(k4.family, STEER_AF_INET);
+	assert_int_equal(k4.sport, 40000);
+	assert_int_equal(k4.addr[0], htonl(INADDR_LOOPBACK));
+	assert_int_equal(k4.addr[1] | k4.addr[2] | k4.addr[3], 0);
+
+	inet_pton(AF_INET6, "::1", &sin6.sin6_addr);
+	assert_int_equal(steer_probe_key_from(GROUP, (struct sockaddr *)&sin6, &k6), 0);
+	assert_int_equal(k6.family, STEER_AF_INET6);
+	assert_memory_equal(k6.addr, &in6addr_loopback, 16);
+
+	sin.sin_port = 0;
+	assert_int_equal(steer_probe_key_from(GROUP, (struct sockaddr *)&sin, &k4), -EINVAL);
+	sin6.sin6_addr = in6addr_any;
+	assert_int_equal(steer_probe_key_from(GROUP, (struct sockaddr *)&sin6, &k6), -EINVAL);
+	assert_int_equal(steer_probe_key_from(GROUP, (struct sockaddr *)&un, &k4), -EAFNOSUPPORT);
+}
+
 /* A TcpExt counter of this network namespace (/proc/net/netstat), or -1. */
 static long long tcpext(const char *name)
 {
@@ -1282,12 +1372,14 @@ static void check_extras(struct fixture *f, __u32 probes, __u32 pins, __u32 othe
 
 	expect_extras(f, SERVICE, probes, pins);
 	expect_extras(f, other, 0, other_pins);
-	assert_int_equal(steer_probe_add(&f->st, SERVICE, GROUP, 42000, 0, 0), 0);
-	assert_int_equal(steer_probe_add(&f->st, SERVICE, GROUP, 42001, 0, 1), 0);
-	assert_int_equal(steer_probe_add(&f->st, SERVICE, GROUP, 42001, 1, 1), 0); /* replaced */
+	assert_int_equal(steer_probe_add(&f->st, SERVICE, GROUP, probe_src(f, 42000), 0, 0), 0);
+	assert_int_equal(steer_probe_add(&f->st, SERVICE, GROUP, probe_src(f, 42001), 0, 1), 0);
+	/* replaced */
+	assert_int_equal(steer_probe_add(&f->st, SERVICE, GROUP, probe_src(f, 42001), 1, 1), 0);
 	expect_extras(f, SERVICE, probes + 2, pins);
-	assert_int_equal(steer_probe_del(&f->st, SERVICE, GROUP, 42000), 0);
-	assert_int_equal(steer_probe_del(&f->st, SERVICE, GROUP, 42000), 0); /* gone already */
+	assert_int_equal(steer_probe_del(&f->st, SERVICE, GROUP, probe_src(f, 42000)), 0);
+	/* gone already */
+	assert_int_equal(steer_probe_del(&f->st, SERVICE, GROUP, probe_src(f, 42000)), 0);
 	expect_extras(f, SERVICE, probes + 1, pins);
 	for (i = 0; i < MAX_SERVICES; i++)
 		assert_int_equal(bpf_map_update_elem(f->st.extras_fd, &i, &zero, BPF_ANY), 0);
@@ -1434,6 +1526,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pin_falls_back_to_weights, setup6, teardown),
 	    cmocka_unit_test_setup_teardown(test_pin_applies_to_migration, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_pin_applies_to_migration, setup6, teardown),
+	    cmocka_unit_test(test_probe_key_from),
+	    cmocka_unit_test_setup_teardown(test_probe_pin_is_source_address, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_probe_pin_is_source_address, setup6, teardown),
+	    cmocka_unit_test_setup_teardown(test_probe_pin_is_source_address, setup4any, teardown),
 	    cmocka_unit_test_setup_teardown(test_stray_segments_record_nothing, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_stray_segments_record_nothing, setup6, teardown),
 	    cmocka_unit_test_setup_teardown(test_syncookie_ack_counted_once, setup4, teardown),

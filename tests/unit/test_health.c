@@ -394,6 +394,7 @@ static void begin(struct hcheck *h, enum hc_kind kind, const struct sockaddr_sto
 	assert_int_equal(getsockname(h->fd, (struct sockaddr *)&local, &llen), 0);
 	assert_int_not_equal(h->sport, 0);
 	assert_int_equal(port_of(&local), h->sport);
+	assert_memory_equal(&h->src, &local, llen);
 	make_addr(&want, dst->ss_family, loopback(dst->ss_family), h->sport);
 	assert_memory_equal(&local, &want, llen);
 	assert_int_equal(getpeername(h->fd, (struct sockaddr *)&want, &llen), -1);
