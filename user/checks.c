@@ -39,7 +39,7 @@ void check_close(struct version *v, int i)
 	if (k->hc.fd >= 0) {
 		ep_del(k->hc.fd);
 		if (k->hc_pinned)
-			dp_probe_del(v, k->hc.sport);
+			dp_probe_del(v, &k->hc.src);
 		hc_end(&k->hc);
 		k->hc.fd = -1;
 	}
@@ -136,7 +136,7 @@ void check_start(struct version *v, int i, bool for_ready)
 		return;
 	}
 	/* Pin before the SYN leaves, so the steer program sends it to this instance. */
-	if (dp_probe_add(v, i, k->hc.sport)) {
+	if (dp_probe_add(v, i, &k->hc.src)) {
 		check_result(v, i, false, "cannot pin the check's source port");
 		return;
 	}
@@ -292,7 +292,7 @@ void probe_stop(struct version *v, int i)
 
 	if (in->probe_fd < 0)
 		return;
-	dp_probe_del(v, in->probe_sport);
+	dp_probe_del(v, &in->probe_src);
 	close(in->probe_fd);
 	in->probe_fd = -1;
 }
@@ -330,11 +330,9 @@ void probe_start(struct version *v, int i)
 		close(fd);
 		return;
 	}
-	in->probe_sport =
-	    ntohs(src.ss_family == AF_INET ? ((struct sockaddr_in *)&src)->sin_port
-					   : ((struct sockaddr_in6 *)&src)->sin6_port);
+	in->probe_src = src;
 	/* Pin before the SYN leaves, so the steer program sends it to this instance. */
-	if (dp_probe_add(v, i, in->probe_sport)) {
+	if (dp_probe_add(v, i, &in->probe_src)) {
 		log_warn("%s: instance %d: probe: cannot pin source port", vname(v), i);
 		close(fd);
 		return;

@@ -57,8 +57,9 @@ int dp_zero_fd(void);
 int dp_zero_next(struct track_event *e);
 
 /* Probe pins: the agent's own check of one instance reaches exactly it. */
-int dp_probe_add(const struct version *v, int i, __u16 sport);
-int dp_probe_del(const struct version *v, __u16 sport);
+/* Keyed by the probe's bound source address and port (getsockname), so only it matches. */
+int dp_probe_add(const struct version *v, int i, const struct sockaddr_storage *src);
+int dp_probe_del(const struct version *v, const struct sockaddr_storage *src);
 int dp_probe_clear(void);
 /* Recount each service's pins and probes (after a restart). */
 int dp_extras_sync(void);

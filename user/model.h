@@ -13,6 +13,7 @@
 #define BATON_MODEL_H
 
 #include <stdbool.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
 #include <linux/types.h>
@@ -70,7 +71,7 @@ struct instance {
 	__u64 cookie[MAX_LISTEN];     /* their SO_COOKIE, to find them again after a restart */
 	unsigned long long starttime; /* /proc/PID/stat start time: guards against pid reuse */
 	int probe_fd;		      /* READY_TCP: connection through this instance's own socket */
-	__u16 probe_sport;
+	struct sockaddr_storage probe_src; /* its bound address and port: the steer probe key */
 	struct check chk;
 	struct evsrc ev;
 };
