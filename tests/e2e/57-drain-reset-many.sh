@@ -73,12 +73,9 @@ done
 check_eq "v1 holds $N connections" "$N" "$live"
 v1=$(version_pids 1)
 
-# v1 waits 3 s (drain-timeout) for its connections, then resets them; the
-# prober starts meanwhile.
-check "deploy v2" "$BATON" deploy web -- "$DEMO"
-
 # The prober: a status request every 10 ms on a new control connection (as
-# the CLI does), timing each from connect to the reply's end.
+# the CLI does), timing each from connect to the reply's end, from before
+# the deploy to after v1 exited.
 python3 - "$T" "$BATON_CONTROL" <<'PY' &
 import json, os, socket, sys, time
 t, path = sys.argv[1], sys.argv[2]
@@ -118,9 +115,11 @@ PY
 PROBER=$!
 EXTRA_PIDS="$HOLDER $PROBER"
 for _ in $(seq 100); do [ -e "$T/probing" ] && break; sleep 0.1; done
-# Only a prober that runs before the reset starts can see the agent stall.
-grep -q "v1: .* still open at drain-timeout" "$T/agent.log" &&
-	not_ok "the prober started after the reset began; nothing measured"
+check "the prober runs" test -e "$T/probing"
+# The prober runs before the deploy, so it sees the whole reset however slow
+# the machine is: v1 waits 3 s (drain-timeout) for its connections, then
+# resets them.
+check "deploy v2" "$BATON" deploy web -- "$DEMO"
 touch "$T/go"
 # shellcheck disable=SC2086 # one word per pid
 check "v1 exits after its connections are reset" wait_gone 40 $v1
