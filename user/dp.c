@@ -218,6 +218,11 @@ int dp_register(const struct version *v)
 	return track_register(&tr, v->svc->id, v->num);
 }
 
+int dp_ensure(const struct version *v)
+{
+	return track_ensure(&tr, v->svc->id, v->num);
+}
+
 int dp_counts(const struct version *v, struct version_counts *n)
 {
 	return track_counts(&tr, v->svc->id, v->num, n);

@@ -47,6 +47,8 @@ void dp_reattach(struct service *s, int j);
 /* A version's connection counters: register, read, watch for zero, reset, forget. */
 int dp_register(const struct version *v);
 int dp_counts(const struct version *v, struct version_counts *n);
+/* Counters of a version taken over: kept when the maps survived, new when they did not. */
+int dp_ensure(const struct version *v);
 int dp_watch(const struct version *v, int on);
 /* A cursor over v's connections for track_reset_step (drain-reset). */
 int dp_reset_begin(const struct version *v, struct track_reset **r);

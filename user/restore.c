@@ -262,6 +262,18 @@ void service_restore(struct service *s, json_t *js)
 	if (s->previous >= MAX_VERSIONS || (s->previous >= 0 && !s->slot[s->previous]))
 		s->previous = -1;
 	log_info("%s: took over %d version(s) from the previous agent", s->conf.name, n);
+	/*
+	 * Counters of every version taken over, kept when the maps survived and
+	 * new when their pins were removed (else the error-rate gate reads
+	 * nothing), and the policy, before this agent's program takes the
+	 * groups over.  Sockets cannot be placed again into new maps here: a
+	 * listener stays in the old, unpinned map while the old program holds
+	 * it (the kernel answers EBUSY); see the note on issue 17, item 1.
+	 */
+	for (i = 0; i < MAX_VERSIONS; i++)
+		if (s->slot[i] && dp_ensure(s->slot[i]))
+			log_warn("%s: cannot register its connection counters", vname(s->slot[i]));
+	dp_policy(s);
 	for (j = 0; j < s->conf.nlisten; j++)
 		dp_reattach(s, j);
 	rollout_resume(s, json_object_get(js, "rollout"));

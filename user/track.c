@@ -187,6 +187,16 @@ int track_register(struct track *t, __u32 service, __u32 version)
 	return bpf_map_update_elem(t->versions_fd, &k, &c, BPF_ANY) ? -errno : 0;
 }
 
+int track_ensure(struct track *t, __u32 service, __u32 version)
+{
+	struct version_key k = {.service = service, .version = version};
+	struct version_counts c = {0};
+
+	if (bpf_map_update_elem(t->versions_fd, &k, &c, BPF_NOEXIST) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
 int track_forget(struct track *t, __u32 service, __u32 version)
 {
 	struct version_key k = {.service = service, .version = version};

@@ -35,6 +35,8 @@ int track_ring_fd(struct track *t);
 int track_ring_consume(struct track *t);
 
 int track_register(struct track *t, __u32 service, __u32 version);
+/* Register a version's counters unless they exist (a restarted agent's, kept). */
+int track_ensure(struct track *t, __u32 service, __u32 version);
 int track_forget(struct track *t, __u32 service, __u32 version);
 /*
  * A version's counters.  lost (connections the kernel closed because the
