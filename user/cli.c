@@ -25,6 +25,14 @@ struct help {
 	const char *text;
 };
 
+/* A string field of the agent's reply, "" when it is missing or not a string. */
+static const char *str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
+}
+
 static const struct help helps[] = {
     {"agent", "baton agent [-d] [-n] [-v|-vv] [-f FILE]",
      "Run the node agent: load the steering program, start every service in FILE\n"
@@ -324,7 +332,7 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 /* Send a request, print progress lines, return the final reply (or NULL). */
 static json_t *call(const char *control, json_t *req, int timeout_ms)
 {
-	static char buf[CTL_MAX_LINE];
+	static char buf[CTL_MAX_REPLY];
 	size_t have = 0;
 	char err[512];
 	json_t *j;
@@ -350,7 +358,7 @@ static json_t *call(const char *control, json_t *req, int timeout_ms)
 			break;
 		}
 		if (json_object_get(j, "progress")) {
-			fprintf(stderr, "%s\n", json_string_value(json_object_get(j, "progress")));
+			fprintf(stderr, "%s\n", str(j, "progress"));
 			json_decref(j);
 			continue;
 		}
@@ -368,7 +376,7 @@ static int check_reply(const char *what, json_t *r)
 	if (json_is_true(json_object_get(r, "ok")))
 		return 0;
 	fprintf(stderr, "baton: %s: %s\n", what,
-		json_string_value(json_object_get(r, "error")) ?: "failed (no reason given)");
+		str(r, "error")[0] ? str(r, "error") : "failed (no reason given)");
 	json_decref(r);
 	return 1;
 }
@@ -467,7 +475,7 @@ send:
 	printf("%s: v%lld active (ready in %lld ms", o.service,
 	       (long long)json_integer_value(json_object_get(r, "version")),
 	       (long long)json_integer_value(json_object_get(r, "ready_ms")));
-	if (!strcmp(json_string_value(json_object_get(r, "strategy")) ?: "", "canary"))
+	if (!strcmp(str(r, "strategy"), "canary"))
 		printf(", canary rollout %.1f s",
 		       json_integer_value(json_object_get(r, "rollout_ms")) / 1000.0);
 	printf(")");
@@ -491,7 +499,7 @@ int cmd_rollback(int argc, char **argv)
 		 10000);
 	if (check_reply("rollback", r))
 		return 1;
-	printf("%s\n", json_string_value(json_object_get(r, "message")));
+	printf("%s\n", str(r, "message"));
 	json_decref(r);
 	return 0;
 }
@@ -506,7 +514,7 @@ static int simple(const char *name, json_t *req, struct client_opts *o)
 	r = call(o->control, req, 10000);
 	if (check_reply(name, r))
 		return 1;
-	printf("%s\n", json_string_value(json_object_get(r, "message")));
+	printf("%s\n", str(r, "message"));
 	json_decref(r);
 	return 0;
 }
@@ -660,7 +668,7 @@ int cmd_reload(int argc, char **argv)
 	r = call(o.control, json_pack("{s:s}", "cmd", "reload"), 30000);
 	if (check_reply("reload", r))
 		return 1;
-	printf("%s\n", json_string_value(json_object_get(r, "message")));
+	printf("%s\n", str(r, "message"));
 	json_decref(r);
 	return 0;
 }
@@ -678,7 +686,7 @@ int cmd_shutdown(int argc, char **argv)
 		 24 * 3600 * 1000);
 	if (check_reply("shutdown", r))
 		return 1;
-	printf("%s\n", json_string_value(json_object_get(r, "message")));
+	printf("%s\n", str(r, "message"));
 	json_decref(r);
 	return 0;
 }
@@ -700,9 +708,8 @@ static void print_rollout(json_t *s)
 				    json_real_value(p));
 		printf("%-12s rollout v%lld -> v%lld (%s): %s", "", from,
 		       (long long)json_integer_value(json_object_get(ro, "version")),
-		       json_string_value(json_object_get(ro, "strategy")),
-		       json_string_value(json_object_get(ro, "stage")));
-		if (!strcmp(json_string_value(json_object_get(ro, "stage")), "shifting traffic")) {
+		       str(ro, "strategy"), str(ro, "stage"));
+		if (!strcmp(str(ro, "stage"), "shifting traffic")) {
 			printf(", step %lld of %lld (%s%%) at %.2f%%",
 			       (long long)json_integer_value(json_object_get(ro, "step")),
 			       (long long)json_integer_value(json_object_get(ro, "nsteps")), steps,
@@ -729,22 +736,17 @@ static void print_rollout(json_t *s)
 			   (long long)json_integer_value(json_object_get(h, "passes")),
 			   (long long)json_integer_value(json_object_get(h, "failures")),
 			   (long long)json_integer_value(json_object_get(h, "failing")),
-			   json_string_value(json_object_get(h, "last"))[0]
-			       ? json_string_value(json_object_get(h, "last"))
-			       : "-");
-		if (json_string_value(json_object_get(ro, "errors")) &&
-		    json_string_value(json_object_get(ro, "errors"))[0])
-			printf("%-12s   kernel: %s\n", "",
-			       json_string_value(json_object_get(ro, "errors")));
+			   str(h, "last")[0] ? str(h, "last") : "-");
+		if (str(ro, "errors") && str(ro, "errors")[0])
+			printf("%-12s   kernel: %s\n", "", str(ro, "errors"));
 	}
 	json_array_foreach(pins, i, p)
-	    printf("%-12s pin %s -> v%lld\n", "", json_string_value(json_object_get(p, "cidr")),
+	    printf("%-12s pin %s -> v%lld\n", "", str(p, "cidr"),
 		   (long long)json_integer_value(json_object_get(p, "version")));
 	if (json_is_object(lr))
 		printf("%-12s last rollback: v%lld at %s: %s\n", "",
-		       (long long)json_integer_value(json_object_get(lr, "version")),
-		       json_string_value(json_object_get(lr, "at")),
-		       json_string_value(json_object_get(lr, "reason")));
+		       (long long)json_integer_value(json_object_get(lr, "version")), str(lr, "at"),
+		       str(lr, "reason"));
 }
 
 /* On a terminal: a bar of the weight, and the state in colour (unless NO_COLOR). */
@@ -782,7 +784,7 @@ static void print_table(json_t *services)
 	       "WEIGHT", tty ? "           " : "", "LIVE", "ACCEPTED", "INSTANCES", "PIDS");
 	json_array_foreach(services, i, s)
 	{
-		const char *name = json_string_value(json_object_get(s, "name"));
+		const char *name = str(s, "name");
 		json_t *vs = json_object_get(s, "versions");
 		json_t *st = json_object_get(s, "steer");
 
@@ -811,7 +813,7 @@ static void print_table(json_t *services)
 				 (long long)json_integer_value(json_object_get(v, "alive")),
 				 (long long)json_integer_value(json_object_get(v, "instances")));
 			{
-				const char *state = json_string_value(json_object_get(v, "state"));
+				const char *state = str(v, "state");
 				const char *col = state_colour(tty, state);
 
 				printf("%-12s %-8s %s%-10s%s %6.1f%%", k ? "" : name, ver, col,
@@ -910,7 +912,7 @@ int cmd_watch(int argc, char **argv)
 		ncur = 0;
 		json_array_foreach(json_object_get(r, "services"), i, svc)
 		{
-			const char *name = json_string_value(json_object_get(svc, "name"));
+			const char *name = str(svc, "name");
 
 			json_array_foreach(json_object_get(svc, "versions"), k, v)
 			{
@@ -931,8 +933,7 @@ int cmd_watch(int argc, char **argv)
 					ncur++;
 				}
 				{
-					const char *state =
-					    json_string_value(json_object_get(v, "state"));
+					const char *state = str(v, "state");
 					const char *col = state_colour(tty, state);
 
 					printf("%-12s v%-7lld %s%-10s%s %6.1f%%", k ? "" : name,

@@ -8,6 +8,8 @@
 
 /* Control protocol: one JSON object per line each way, over a unix socket. */
 #define CTL_MAX_LINE (64 * 1024)
+/* A reply (status of many services) may be longer than a request: the agent buffers it. */
+#define CTL_MAX_REPLY (16 * 1024 * 1024)
 /* A client must finish a request line within this time. */
 #define CTL_READ_TIMEOUT_MS 5000
 /* Requests per client: a burst of CTL_BURST, then CTL_RATE per second. */

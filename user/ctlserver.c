@@ -67,11 +67,79 @@ void reply_ok(struct client *c, const char *message)
 	reply(c, json_pack("{s:b, s:s}", "ok", 1, "message", message));
 }
 
+/* Send what the socket takes now; the rest when it is writable (EPOLLOUT). */
+static void client_flush(struct client *c)
+{
+	ssize_t n;
+
+	while (c->out_off < c->out_len) {
+		n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			ep_mod(c->fd, &c->ev, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+			return;
+		}
+		if (n <= 0) {
+			log_debug("control client went away before its reply");
+			c->out_len = c->out_off = 0;
+			return;
+		}
+		c->out_off += n;
+	}
+	c->out_len = c->out_off = 0;
+	ep_mod(c->fd, &c->ev, EPOLLIN | EPOLLRDHUP);
+}
+
+/*
+ * Replies are queued on the client and written as its socket takes them,
+ * never waiting: a status of many services is longer than a socket buffer.
+ * A client that does not read more than CTL_MAX_REPLY behind is dropped.
+ */
 void reply(struct client *c, json_t *msg)
 {
-	if (c && ctl_send(c->fd, msg) < 0)
-		log_debug("control client went away before its reply");
+	char *s;
+	size_t len;
+
+	if (!c || c->closed) {
+		json_decref(msg);
+		return;
+	}
+	s = json_dumps(msg, JSON_COMPACT);
 	json_decref(msg);
+	if (!s) {
+		log_warnx("control: out of memory for a reply to uid %d pid %d", (int)c->uid,
+			  (int)c->pid);
+		return;
+	}
+	len = strlen(s);
+	if (c->out_off && c->out_off == c->out_len)
+		c->out_len = c->out_off = 0;
+	if (c->out_len - c->out_off + len + 1 > CTL_MAX_REPLY) {
+		log_warnx("control: uid %d pid %d reads no replies (%zu bytes behind); closing",
+			  (int)c->uid, (int)c->pid, c->out_len - c->out_off);
+		free(s);
+		client_close(c);
+		return;
+	}
+	if (c->out_len + len + 1 > c->out_cap) {
+		size_t cap = c->out_len + len + 1 + 4096;
+		char *n = realloc(c->out, cap);
+
+		if (!n) {
+			free(s);
+			log_warnx("control: out of memory for a reply");
+			return;
+		}
+		c->out = n;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, s, len);
+	c->out[c->out_len + len] = '\n';
+	c->out_len += len + 1;
+	free(s);
+	client_flush(c);
 }
 
 void reply_err(struct client *c, const char *fmt, ...)
@@ -107,6 +175,12 @@ void client_close(struct client *c)
 	/* Every deploy it waits for goes on without a listener. */
 	services_client_gone(c);
 	agent_client_gone(c);
+	/* What is still queued gets one more try (a shutdown's last answer). */
+	if (c->out_off < c->out_len)
+		send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+		     MSG_NOSIGNAL | MSG_DONTWAIT);
+	free(c->out);
+	c->out = NULL;
 	ep_del(c->fd);
 	close(c->fd);
 	if (c->tfd >= 0) {
@@ -252,6 +326,11 @@ void on_client(struct client *c, unsigned events)
 
 	if (c->closed)
 		return;
+	if (events & EPOLLOUT) {
+		client_flush(c);
+		if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+			return;
+	}
 	n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
 	if (n <= 0) {
 		if (n < 0 && errno == EAGAIN)
@@ -259,7 +338,6 @@ void on_client(struct client *c, unsigned events)
 		client_close(c);
 		return;
 	}
-	(void)events;
 	c->len += n;
 	while ((nl = memchr(c->buf, '\n', c->len))) {
 		size_t line = nl - c->buf;

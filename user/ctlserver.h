@@ -24,6 +24,8 @@ struct client {
 	char buf[CTL_MAX_LINE];
 	size_t len;
 	bool closed; /* closed: events still queued for it are ignored */
+	char *out;   /* replies not yet written, out_off..out_len */
+	size_t out_len, out_off, out_cap;
 	struct client *next_dead;
 	bool readonly; /* a control-group member, not root */
 	uid_t uid;
