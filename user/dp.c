@@ -342,12 +342,32 @@ void dp_unplace(struct version *v)
 			steer_remove(&st, steer_slot(s->group[j], v->vslot, i));
 }
 
-/* Attach this agent's program to a group through a short-lived member socket. */
+/*
+ * Attach this agent's program to a group, through a listener of a version
+ * taken over (the copies restore.c got back), or, when there is none, a
+ * short-lived member socket.  Not a member when it can be helped: a
+ * listener that joins the group goes first in the IPv4 lookup list, and
+ * when it closes, a SYN whose lookup already picked it runs steer with a
+ * closed socket whose port reads 0; steer finds no group for port 0 and
+ * refuses the client.  Without a listener copy nothing is placed, so no
+ * client could be served anyway.
+ */
 void dp_reattach(struct service *s, int j)
 {
 	char err[256];
-	int fd = make_listener(&s->conf, j, err, sizeof(err)), r;
+	int fd, r, i, k;
 
+	for (i = 0; i < MAX_VERSIONS; i++)
+		for (k = 0; s->slot[i] && k < s->slot[i]->ninst; k++)
+			if (s->slot[i]->inst[k].lfd[j] >= 0) {
+				r = steer_attach(&st, s->slot[i]->inst[k].lfd[j]);
+				if (r)
+					log_warnx("%s: cannot reattach the steer program to %s: %s",
+						  s->conf.name, s->conf.listen[j].text,
+						  strerror(-r));
+				return;
+			}
+	fd = make_listener(&s->conf, j, err, sizeof(err));
 	if (fd < 0) {
 		log_warnx("%s: cannot reattach the steer program to %s: %s", s->conf.name,
 			  s->conf.listen[j].text, err);

@@ -124,6 +124,7 @@ json_t *status_json(struct service *s)
 		json_object_set_new(jv, "closed", json_integer((json_int_t)n.closed));
 		json_object_set_new(jv, "migrated_in", json_integer((json_int_t)n.migrated_in));
 		json_object_set_new(jv, "resets", json_integer((json_int_t)n.resets));
+		json_object_set_new(jv, "lost", json_integer((json_int_t)n.lost));
 		json_object_set_new(jv, "signalled", json_boolean(v->t_signal != 0));
 		json_object_set_new(jv, "adopted", json_boolean(v->adopted));
 		if (v->zero_to_signal_us >= 0)
@@ -133,11 +134,12 @@ json_t *status_json(struct service *s)
 	}
 	for (i = 0; i < s->nhist; i++)
 		json_array_append_new(
-		    hist, json_pack("{s:i, s:s, s:s, s:I, s:I, s:I}", "version", s->hist[i].num,
-				    "state", "stopped", "how", s->hist[i].how, "accepted",
-				    (json_int_t)s->hist[i].counts.accepted, "resets",
+		    hist, json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I}", "version",
+				    s->hist[i].num, "state", "stopped", "how", s->hist[i].how,
+				    "accepted", (json_int_t)s->hist[i].counts.accepted, "resets",
 				    (json_int_t)s->hist[i].counts.resets, "migrated_in",
-				    (json_int_t)s->hist[i].counts.migrated_in));
+				    (json_int_t)s->hist[i].counts.migrated_in, "lost",
+				    (json_int_t)s->hist[i].counts.lost));
 	j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "name",
 		      s->conf.name, "listen", listen, "active",
 		      s->active >= 0 ? json_integer(s->slot[s->active]->num) : json_null(),
