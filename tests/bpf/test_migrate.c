@@ -613,14 +613,18 @@ enum ending {
 
 /*
  * A child accepts the n queued connections from version 1's listeners,
- * closes the first `closes` of them itself, reports ready, and ends as
- * told.  Plain code: no cmocka in the child.
+ * closes the first `closes` of them itself, reports ready on `ready`, and
+ * ends as told.  END_EXIT exits only once `go` reads EOF: the
+ * parent first checks that nothing is lost while the child still holds its
+ * connections, and an exit right after "ready" would race that check.
+ * Plain code: no cmocka in the child.
  */
-static pid_t server_child(struct fixture *f, int n, int closes, enum ending how, int ready)
+static pid_t server_child(struct fixture *f, int n, int closes, enum ending how, int ready, int go)
 {
 	pid_t pid = fork();
 	int fds[NLOST];
 	int got = 0, round, i, c;
+	char b;
 
 	assert_true(pid >= 0);
 	if (pid)
@@ -645,6 +649,9 @@ static pid_t server_child(struct fixture *f, int n, int closes, enum ending how,
 	if (how == END_KILL)
 		for (;;)
 			pause();
+	/* Bounded by the alarm above. */
+	if (how == END_EXIT && read(go, &b, 1) < 0)
+		_exit(4);
 	_exit(0);
 }
 
@@ -671,19 +678,23 @@ static void wait_live(struct fixture *f, long long want, struct version_counts *
 static __u64 run_server_child(struct fixture *f, int closes, int unread, enum ending how)
 {
 	struct version_counts c;
-	int pfd[2], k;
+	int pfd[2], gfd[2], k;
 	pid_t pid;
 
 	connect_clients(f, NLOST);
 	for (k = NLOST - unread; k < NLOST; k++)
 		assert_int_equal(send(f->cfd[k], "x", 1, 0), 1);
 	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
-	pid = server_child(f, NLOST, closes, how, pfd[1]);
+	assert_int_equal(pipe2(gfd, O_CLOEXEC), 0);
+	pid = server_child(f, NLOST, closes, how, pfd[1], gfd[0]);
 	close(pfd[1]);
+	close(gfd[0]);
 	wait_ready(pfd[0]);
 	close(pfd[0]);
+	/* The child holds its connections until told to go: nothing lost yet. */
 	counts(f, 1, &c);
 	assert_int_equal(c.lost, 0);
+	close(gfd[1]); /* go: EOF (a write could meet a child already gone: SIGPIPE) */
 	reap(pid, how == END_KILL ? SIGKILL : 0);
 	/* The exit closed everything before waitpid returned: lost is final. */
 	counts(f, 1, &c);
