@@ -7,6 +7,14 @@
 . "$(dirname "$0")/lib.sh"
 
 DEPLOYS=${DEPLOYS:-20}
+# The load must outlast the deploys, or wrk's own end resets its in-flight
+# connections in the middle of them.  Every step of a deploy is bounded: the
+# deploy command 30 s, 10 checking requests 2 s each, 3 status calls 10 s
+# each, the old version's exit 8 s; so DEPLOYS * PER_DEPLOY bounds the loop,
+# and wrk runs for that plus a margin.  It is ended by PID once the deploys
+# are done.
+PER_DEPLOY=90
+LOAD_S=$((DEPLOYS * PER_DEPLOY + 60))
 write_conf "instances = 2" "ready = notify" "ready-timeout = 5s" "drain-policy = signal-then-wait" "drain-timeout = 5s" \
 	"kill-after = 2s" "backlog = 4096"
 start_agent || exit 1
@@ -16,13 +24,14 @@ for mode in ${MODES:-keepalive close}; do
 	[ $mode = close ] && hdr=(-H "Connection: close")
 	rst_start "$T/rst.$mode" || exit 1
 	nstat_snap "$T/nstat.before"
-	wrk_start "$T/wrk.$mode" -t2 -c50 -d120s --timeout 5s "${hdr[@]}" http://127.0.0.1:8080/
+	wrk_start "$T/wrk.$mode" -t2 -c50 -d${LOAD_S}s --timeout 5s "${hdr[@]}" http://127.0.0.1:8080/
 	sleep 1
 	bad_switch=0 bad_exit=0 bad_deploy=0
+	start=$SECONDS
 	for i in $(seq "$DEPLOYS"); do
 		old=$(active_version)
 		oldpids=$(version_pids "$old")
-		if ! out=$("$BATON" deploy web -- "$DEMO" 2>&1); then
+		if ! out=$(timeout 30 "$BATON" deploy web -- "$DEMO" 2>&1); then
 			bad_deploy=$((bad_deploy + 1)); echo "deploy $i: $out"; continue
 		fi
 		new=$(active_version)
@@ -32,11 +41,13 @@ for mode in ${MODES:-keepalive close}; do
 		# shellcheck disable=SC2086
 		wait_gone 8 $oldpids || bad_exit=$((bad_exit + 1))
 	done
+	took=$((SECONDS - start))
 	sleep 1
 	# Counters before wrk stops: wrk resets its in-flight connections on exit.
 	nstat_snap "$T/nstat.after"
+	check "$mode: the load outlasted the $DEPLOYS deploys (${took} s; wrk -d ${LOAD_S}s)" running "$WRK"
 	rst_stop
-	wrk_stop
+	check "$mode: wrk ended by PID within 10 s" wrk_stop
 	cat "$T/wrk.$mode"
 	for k in $NSTAT_KEYS; do
 		printf '%s %s; ' "$k" "$(nstat_delta "$T/nstat.before" "$T/nstat.after" $k)"

@@ -53,7 +53,7 @@ cleanup() {
 	fi
 	[ -n "$AGENT" ] && kill -9 "$AGENT" 2>/dev/null
 	for p in $(test_pids); do kill -9 "$p" 2>/dev/null; done
-	for p in ${EXTRA_PIDS:-}; do kill -9 "$p" 2>/dev/null; done
+	for p in ${EXTRA_PIDS:-} ${LOAD_PIDS:-}; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	[ -d "$BPFDIR" ] && rm -rf "$BPFDIR"
 	if [ "$FAIL" != 0 ] && [ -f "$T/agent.log" ]; then
@@ -168,12 +168,37 @@ rst_count() {
 }
 
 # wrk_start OUT [wrk args...]: background load, bounded by -d; stop with wrk_stop.
+# cleanup ends any still running (by PID: LOAD_PIDS).
 wrk_start() {
 	local out=$1; shift
 	wrk "$@" >"$out" 2>&1 &
 	WRK=$!
+	LOAD_PIDS="${LOAD_PIDS:-} $WRK"
 }
-wrk_stop() { kill -INT "$WRK" 2>/dev/null; wait "$WRK" 2>/dev/null; }
+# running PID: PID is alive (a child that exited but is not reaped yet is not).
+running() {
+	local st
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+# wrk_stop: end the load $WRK by PID with SIGINT (wrk prints its totals), and
+# reap it; bounded: after 10 s SIGKILL, and a non-zero status.
+wrk_stop() {
+	local i
+	kill -INT "$WRK" 2>/dev/null
+	for i in $(seq 100); do
+		running "$WRK" || break
+		sleep 0.1
+	done
+	if running "$WRK"; then
+		echo "wrk $WRK still running 10 s after SIGINT: killed"
+		kill -9 "$WRK" 2>/dev/null
+		wait "$WRK" 2>/dev/null
+		return 1
+	fi
+	wait "$WRK" 2>/dev/null
+	return 0
+}
 # wrk_field OUT connect|read|write|timeout|non2xx|requests
 wrk_field() {
 	case $2 in
