@@ -24,10 +24,16 @@ restart() {
 rollout_field() { "$BATON" status web --json | jq -r ".[0].rollout.$1"; }
 weight_of() { "$BATON" status web --json | jq -r ".[0].versions[] | select(.version == $1) | .weight"; }
 
+# The load must outlast the restarts (a run took 224-318 s here, and wrk ran
+# out at 300 s in one of them): wrk runs for an hour, every step below is
+# bounded, the test checks that both loads are still running after the last
+# restart, then ends them by PID.
+LOAD_S=3600
+start=$SECONDS
 nstat_snap "$T/nstat.before"
-wrk_start "$T/wrk.ka" -t1 -c20 -d300s --timeout 5s "$URL"
+wrk_start "$T/wrk.ka" -t1 -c20 -d${LOAD_S}s --timeout 5s "$URL"
 KA=$WRK
-wrk_start "$T/wrk.cl" -t1 -c10 -d300s --timeout 5s -H "Connection: close" "$URL"
+wrk_start "$T/wrk.cl" -t1 -c10 -d${LOAD_S}s --timeout 5s -H "Connection: close" "$URL"
 CL=$WRK
 sleep 0.5
 
@@ -90,8 +96,10 @@ check "IPv6 too" only_version "http://[::1]:8080/" "v$expect" 5
 
 sleep 1
 nstat_snap "$T/nstat.after"
-WRK=$KA wrk_stop
-WRK=$CL wrk_stop
+check "the load outlasted the restarts ($((SECONDS - start)) s; wrk -d ${LOAD_S}s)" \
+	eval 'running "$KA" && running "$CL"'
+check "keep-alive wrk ended by PID within 10 s" eval 'WRK=$KA wrk_stop'
+check "connection-per-request wrk ended by PID within 10 s" eval 'WRK=$CL wrk_stop'
 cat "$T/wrk.ka" "$T/wrk.cl"
 for w in ka cl; do
 	reqs=$(wrk_field "$T/wrk.$w" requests)
