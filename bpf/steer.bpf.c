@@ -401,8 +401,21 @@ int steer(struct sk_reuseport_md *md)
 	 * closed, and a closed listener's port reads 0: the request's own local
 	 * port is the service's port.
 	 */
-	if (msk)
+	if (msk) {
 		gk.port = msk->src_port;
+	} else if (!gk.port) {
+		/*
+		 * The listener this lookup picked was closed under it (a member
+		 * that joined the group and left, a version's listener going):
+		 * its port reads 0 until it is freed.  The segment's own
+		 * destination port is the service's; without it the group is
+		 * unknown and the client would be refused.
+		 */
+		struct tcphdr *th = md->data;
+
+		if ((void *)(th + 1) <= md->data_end)
+			gk.port = bpf_ntohs(th->dest);
+	}
 	if (gk.family == AF_INET) {
 		gk.addr[0] = sk->src_ip4;
 	} else {

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -259,6 +261,65 @@ static void test_all_to_active_version(void **state)
 	assert_int_equal(counts[1][0] + counts[1][1], N);
 	assert_int_equal(counts[0][0] + counts[0][1], 0);
 	close_n(N, fds);
+}
+
+/*
+ * A socket that joins the group and closes (not in the map: as a reattach
+ * member did, or a version's listener that goes) heads the IPv4 lookup list
+ * while it lives; a SYN whose lookup picked it just before close() runs
+ * steer with it as md->sk, and a closed socket's port reads 0.  steer takes
+ * the port from the segment then, so that SYN finds its group and a live
+ * socket: nothing is refused.  STEER_RACE_MS sets how long it runs.
+ */
+static void test_closing_member_refuses_nothing(void **state)
+{
+	struct fixture *f = *state;
+	const char *env = getenv("STEER_RACE_MS");
+	long long ms = env ? atoll(env) : 3000, end;
+	int refused = 0, served = 0, status = 0, v, i, fd, c;
+	struct timespec ts;
+	pid_t pid;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	end = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 + ms;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int one = 1;
+
+		for (;;) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			if (ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 >= end)
+				_exit(0);
+			fd = socket(f->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+			    bind(fd, (struct sockaddr *)&f->addr, f->addrlen) || listen(fd, 16))
+				_exit(2);
+			close(fd);
+		}
+	}
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if (ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 >= end)
+			break;
+		c = socket(f->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(c >= 0);
+		if (connect(c, (struct sockaddr *)&f->caddr, f->addrlen) == 0)
+			served++;
+		else if (errno == ECONNREFUSED)
+			refused++;
+		close(c);
+		for (v = 0; v < NV; v++)
+			for (i = 0; i < NI; i++)
+				while ((fd = accept4(f->lfd[v][i], NULL, NULL, SOCK_CLOEXEC)) >= 0)
+					close(fd);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	printf("closing members for %lld ms: %d connections served, %d refused\n", ms, served,
+	       refused);
+	assert_true(served > 100);
+	assert_int_equal(refused, 0);
 }
 
 static void test_weights_split(void **state)
@@ -1499,6 +1560,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_probe_reaches_pinned_socket, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_probe_to_gone_socket_fails, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_queued_connections_migrate, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_closing_member_refuses_nothing, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_all_to_active_version, setup6, teardown),
 	    cmocka_unit_test_setup_teardown(test_weights_split, setup6, teardown),
 	    cmocka_unit_test_setup_teardown(test_dead_instance_falls_back, setup6, teardown),
