@@ -277,6 +277,7 @@ static void test_closing_member_refuses_nothing(void **state)
 	const char *env = getenv("STEER_RACE_MS");
 	long long ms = env ? atoll(env) : 3000, end;
 	int refused = 0, served = 0, status = 0, v, i, fd, c;
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
 	struct timespec ts;
 	pid_t pid;
 
@@ -304,6 +305,8 @@ static void test_closing_member_refuses_nothing(void **state)
 			break;
 		c = socket(f->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		assert_true(c >= 0);
+		/* Closed by RST: tens of thousands of TIME_WAITs would take later tests' ports. */
+		assert_int_equal(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
 		if (connect(c, (struct sockaddr *)&f->caddr, f->addrlen) == 0)
 			served++;
 		else if (errno == ECONNREFUSED)
