@@ -33,7 +33,7 @@ endif
 .PHONY: fuzz fuzz-build
 
 BPF_PROGS := steer track
-USER_SRCS := user/adopt.c user/agent.c user/checks.c user/cli.c user/config.c user/control.c \
+USER_SRCS := user/adopt.c user/agent.c user/checks.c user/cli.c user/config.c user/confkeys.c user/confval.c user/control.c \
 	     user/ctlserver.c user/dp.c user/exec.c user/fsm.c user/fsm_ops.c user/fsm_rollout.c \
 	     user/fsm_version.c user/health.c user/listen.c user/log.c user/loop.c \
 	     user/main.c user/metrics.c user/model.c user/notify.c user/proc.c user/reload.c \
@@ -69,7 +69,7 @@ $(BUILD)/demo-server: tools/demo-server.c | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(LDFLAGS) -o $@
 
-$(BUILD)/test_config: tests/unit/test_config.c $(BUILD)/config.o
+$(BUILD)/test_config: tests/unit/test_config.c $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
 
@@ -79,11 +79,11 @@ $(BUILD)/test_health: tests/unit/test_health.c $(BUILD)/health.o
 
 FSM_OBJS  := fsm fsm_ops fsm_rollout fsm_version model
 $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) $(BUILD)/log.o \
-		   $(BUILD)/config.o
+		   $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
 
-$(BUILD)/test_proc: tests/unit/test_proc.c $(BUILD)/proc.o $(BUILD)/config.o
+$(BUILD)/test_proc: tests/unit/test_proc.c $(BUILD)/proc.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
 
@@ -138,7 +138,7 @@ FUZZERS      := config control http_status notify fsm
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(BUILD) \
 		-Itests/fuzz $(FUZZ_SAN)
-FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config fsm fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
+FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confval fsm fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
 
 $(FUZZ_DIR):
 	$(Q)mkdir -p $@
@@ -148,13 +148,13 @@ $(FUZZ_OBJS): $(FUZZ_DIR)/%.o: user/%.c $(wildcard user/*.h include/*.h) $(SKELS
 	$(call msg,CC,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(FUZZ_DIR)/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_DIR)/config.o
-$(FUZZ_DIR)/fuzz_control: tests/fuzz/fuzz_control.c $(FUZZ_DIR)/config.o $(FUZZ_DIR)/steer.o \
+$(FUZZ_DIR)/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_DIR)/config.o $(FUZZ_DIR)/confkeys.o $(FUZZ_DIR)/confval.o
+$(FUZZ_DIR)/fuzz_control: tests/fuzz/fuzz_control.c $(FUZZ_DIR)/config.o $(FUZZ_DIR)/confkeys.o $(FUZZ_DIR)/confval.o $(FUZZ_DIR)/steer.o \
 			  $(FUZZ_DIR)/log.o $(FUZZ_DIR)/reqparse.o
 $(FUZZ_DIR)/fuzz_http_status: tests/fuzz/fuzz_http_status.c $(FUZZ_DIR)/health.o
-$(FUZZ_DIR)/fuzz_notify: tests/fuzz/fuzz_notify.c $(FUZZ_DIR)/proc.o $(FUZZ_DIR)/config.o
+$(FUZZ_DIR)/fuzz_notify: tests/fuzz/fuzz_notify.c $(FUZZ_DIR)/proc.o $(FUZZ_DIR)/config.o $(FUZZ_DIR)/confkeys.o $(FUZZ_DIR)/confval.o
 $(FUZZ_DIR)/fuzz_fsm: tests/fuzz/fuzz_fsm.c $(patsubst %,$(FUZZ_DIR)/%.o,$(FSM_OBJS)) $(FUZZ_DIR)/log.o \
-		      $(FUZZ_DIR)/config.o
+		      $(FUZZ_DIR)/config.o $(FUZZ_DIR)/confkeys.o $(FUZZ_DIR)/confval.o
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz.h
 	$(call msg,CC,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(filter %.c %.o,$^) $(LIBS) -o $@

@@ -6,7 +6,7 @@
 #     the usage line `baton help CMD` prints (modulo roff escapes), and no
 #     section for a command that does not exist;
 #   - man/baton.conf.5 documents every key of docs/config.md, in the same
-#     section, and nothing else; and every key user/config.c accepts;
+#     section, and nothing else; and every key user/confkeys.c accepts;
 #   - both pages render with groff without a single warning;
 #   - baton.8 lists every metric the agent serves, and the Grafana dashboard
 #     is valid JSON that queries only those (and its PromQL parses);
@@ -100,7 +100,7 @@ check "baton.8 says SIGTERM and SIGINT leave the services running" \
 	grep -q 'End the agent but leave the services running' "$T/baton.8.txt"
 check "baton.8 describes BATON_CONTROL" grep -q '^\.B BATON_CONTROL$' man/baton.8
 
-# ---- baton.conf.5 against docs/config.md and user/config.c -----------------------
+# ---- baton.conf.5 against docs/config.md and user/confkeys.c -----------------------
 
 # "SECTION KEY" per key: [agent] keys are the rows of its table, [service NAME]
 # keys its "### key" headings.
@@ -111,19 +111,19 @@ awk '/^## /{ s = ($0 == "## [agent]") ? "agent" : ($0 == "## [service NAME]") ? 
 awk '/^\.SH/{ s = index($0, "[agent]") ? "agent" : index($0, "[service") ? "service" : "other" }
      /^\\fB[a-z][a-z\\-]*\\fR = / { k = $0; sub(/^\\fB/, "", k); sub(/\\fR.*/, "", k)
        gsub(/\\-/, "-", k); print s, k }' man/baton.conf.5 >"$T/keys.man"
-sed -n 's/^[[:space:]]*{"\([a-z][a-z-]*\)", SECT_\(AGENT\|SERVICE\),.*/\2 \1/p' user/config.c |
+sed -n 's/^[[:space:]]*{"\([a-z][a-z-]*\)", SECT_\(AGENT\|SERVICE\),.*/\2 \1/p' user/confkeys.c |
 	tr '[:upper:]' '[:lower:]' >"$T/keys.code"
 check "docs/config.md lists keys ($(wc -l <"$T/keys.docs"))" test "$(wc -l <"$T/keys.docs")" -ge 30
-check "user/config.c's key table is found ($(wc -l <"$T/keys.code"))" test "$(wc -l <"$T/keys.code")" -ge 30
+check "user/confkeys.c's key table is found ($(wc -l <"$T/keys.code"))" test "$(wc -l <"$T/keys.code")" -ge 30
 check_eq "baton.conf.5 defines keys only under [agent] and [service NAME]" "" \
 	"$(grep -v '^agent \|^service ' "$T/keys.man" | tr '\n' ' ')"
 check_eq "every key of docs/config.md is in baton.conf.5, same section" "" \
 	"$(missing "$T/keys.docs" "$T/keys.man")"
 check_eq "every key of baton.conf.5 is in docs/config.md, same section" "" \
 	"$(missing "$T/keys.man" "$T/keys.docs")"
-check_eq "every key user/config.c accepts is in baton.conf.5" "" \
+check_eq "every key user/confkeys.c accepts is in baton.conf.5" "" \
 	"$(missing "$T/keys.code" "$T/keys.man")"
-check_eq "baton.conf.5 has no key user/config.c refuses" "" \
+check_eq "baton.conf.5 has no key user/confkeys.c refuses" "" \
 	"$(missing "$T/keys.man" "$T/keys.code")"
 
 # ---- rendering -------------------------------------------------------------------

@@ -1,0 +1,571 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The keys of baton's configuration file: one setter each, checking the
+ * value and writing it into the section being read (config.c calls them
+ * through conf_keys).  See docs/config.md.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <limits.h>
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* steer.h, which config.h includes, expects __u32 and friends. */
+#include <linux/types.h>
+
+#include "config.h"
+#include "confparse.h"
+#include "confval.h"
+
+static int set_path(struct parser *p, const char *key, const char *val, char *dst, size_t size,
+		    const char *why)
+{
+	size_t len = strlen(val);
+
+	if (val[0] != '/')
+		return perr(p, "%s must be an absolute path, not \"%.*s\"", key, ECHO_MAX, val);
+	if (len >= size)
+		return perr(p, "%s is longer than %zu characters%s", key, size - 1, why);
+	memcpy(dst, val, len + 1);
+	return 0;
+}
+
+static int set_control(struct parser *p, const char *key, const char *val)
+{
+	return set_path(p, key, val, p->cfg->agent.control, sizeof(p->cfg->agent.control),
+			" (a unix socket path must fit in sun_path)");
+}
+
+static int set_bpf_dir(struct parser *p, const char *key, const char *val)
+{
+	return set_path(p, key, val, p->cfg->agent.bpf_dir, sizeof(p->cfg->agent.bpf_dir), "");
+}
+
+static int set_control_group(struct parser *p, const char *key, const char *val)
+{
+	struct group *gr;
+
+	if (strlen(val) >= sizeof(p->cfg->agent.control_group))
+		return perr(p, "%s: group name too long", key);
+	gr = getgrnam(val);
+	if (!gr)
+		return perr(p, "%s: no such group \"%.*s\" (create it: groupadd %.*s)", key,
+			    ECHO_MAX, val, ECHO_MAX, val);
+	if (gr->gr_gid == 0)
+		return perr(p, "%s: group %s is gid 0; give read-only access with another group",
+			    key, val);
+	snprintf(p->cfg->agent.control_group, sizeof(p->cfg->agent.control_group), "%s", val);
+	p->cfg->agent.control_gid = gr->gr_gid;
+	return 0;
+}
+
+static int set_metrics(struct parser *p, const char *key, const char *val)
+{
+	char msg[CONF_ERR_LEN];
+
+	if (!strcmp(val, "off")) {
+		p->cfg->agent.metrics.len = 0;
+		return 0;
+	}
+	if (parse_listen(val, &p->cfg->agent.metrics, msg, sizeof(msg)) < 0)
+		return perr(p, "%s: %s (or off)", key, msg);
+	return 0;
+}
+
+static int set_run_dir(struct parser *p, const char *key, const char *val)
+{
+	return set_path(p, key, val, p->cfg->agent.run_dir, sizeof(p->cfg->agent.run_dir), "");
+}
+
+static int set_workdir(struct parser *p, const char *key, const char *val)
+{
+	return set_path(p, key, val, p->svc->workdir, sizeof(p->svc->workdir), "");
+}
+
+static int set_listen(struct parser *p, const char *key, const char *val)
+{
+	struct service_conf *svc = p->svc;
+	int self = (int)(svc - p->cfg->services);
+	char msg[CONF_ERR_LEN];
+	struct listen_addr la;
+	int i, j;
+
+	if (parse_listen(val, &la, msg, sizeof(msg)) < 0)
+		return perr(p, "%s: %s", key, msg);
+	if (svc->nlisten >= MAX_LISTEN)
+		return perr(p, "more than %d listen addresses in [%s]", MAX_LISTEN, p->section);
+	/* The text is normalised by inet_ntop, so equal text is equal address. */
+	for (i = 0; i < p->cfg->nservices; i++) {
+		const struct service_conf *o = &p->cfg->services[i];
+
+		for (j = 0; j < o->nlisten; j++) {
+			if (strcmp(o->listen[j].text, la.text))
+				continue;
+			if (i == self)
+				return perr(p,
+					    "listen %s is given twice in [%s] (first at line %d)",
+					    la.text, p->section, p->listen_line[i][j]);
+			return perr(p, "listen %s is already used by service \"%s\" (line %d)",
+				    la.text, o->name, p->listen_line[i][j]);
+		}
+	}
+	p->listen_line[self][svc->nlisten] = p->lineno;
+	svc->listen[svc->nlisten++] = la;
+	return 0;
+}
+
+/*
+ * A command line for a key that runs something (exec, health-command, the
+ * hooks): split into argv, whose program must be an absolute path to an
+ * executable file.  Returns argc; on error argv is left empty.
+ */
+static int set_command(struct parser *p, const char *key, const char *val, char **argv)
+{
+	char msg[CONF_ERR_LEN];
+	const char *prog;
+	struct stat st;
+	int argc;
+
+	argc = split_command(val, argv, MAX_ARGS, msg, sizeof(msg));
+	/* inih cut the line at " ;" even inside quotes: the likely cause. */
+	if (argc < 0 && strstr(msg, "unterminated") &&
+	    (strstr(p->cur, " ;") || strstr(p->cur, "\t;")))
+		return perr(p, "%s: %s (\";\" after a space starts a comment, even in quotes)", key,
+			    msg);
+	if (argc < 0)
+		return perr(p, "%s: %s", key, msg);
+	prog = argv[0];
+
+	/* Checked now so that a typo fails `baton -n`, not the first deploy. */
+	if (prog[0] != '/') {
+		perr(p, "%s: the program must be an absolute path, not \"%.*s\"", key, ECHO_MAX,
+		     prog);
+		goto fail;
+	}
+	if (stat(prog, &st) < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			perr(p, "%s: %.*s not found", key, ECHO_MAX * 2, prog);
+		else
+			perr(p, "%s: %.*s: %s", key, ECHO_MAX * 2, prog, strerror(errno));
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		perr(p, "%s: %.*s is a directory", key, ECHO_MAX * 2, prog);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) || access(prog, X_OK) < 0) {
+		perr(p, "%s: %.*s not executable", key, ECHO_MAX * 2, prog);
+		goto fail;
+	}
+	return argc;
+fail:
+	free_argv(argv);
+	return -1;
+}
+
+static int set_exec(struct parser *p, const char *key, const char *val)
+{
+	int argc = set_command(p, key, val, p->svc->argv);
+
+	if (argc < 0)
+		return -1;
+	p->svc->argc = argc;
+	return 0;
+}
+
+static int set_health_command(struct parser *p, const char *key, const char *val)
+{
+	return set_command(p, key, val, p->svc->health_argv) < 0 ? -1 : 0;
+}
+
+static int set_hook(struct parser *p, const char *key, const char *val)
+{
+	int h;
+
+	for (h = 0; h < HOOK_COUNT; h++)
+		if (!strcmp(key, hook_name((enum hook_point)h)))
+			return set_command(p, key, val, p->svc->hook[h]) < 0 ? -1 : 0;
+	return perr(p, "%s: not a hook", key); /* a key table mistake */
+}
+
+static int set_instances(struct parser *p, const char *key, const char *val)
+{
+	unsigned long n;
+
+	if (parse_uint(val, MAX_INSTANCES, &n) < 0 || n < 1 || n > MAX_INSTANCES)
+		return perr(p, "%s must be 1..%d, not %.*s", key, MAX_INSTANCES, ECHO_MAX, val);
+	p->svc->instances = (int)n;
+	return 0;
+}
+
+static int set_backlog(struct parser *p, const char *key, const char *val)
+{
+	unsigned long n;
+
+	if (parse_uint(val, 65535, &n) < 0 || n < 1 || n > 65535)
+		return perr(p, "%s must be 1..65535, not %.*s", key, ECHO_MAX, val);
+	p->svc->backlog = (int)n;
+	return 0;
+}
+
+static int set_user(struct parser *p, const char *key, const char *val)
+{
+	struct passwd pw, *res = NULL;
+	size_t size = 4096;
+	char *buf = NULL, *nbuf;
+	int rc;
+
+	if (strlen(val) >= sizeof(p->svc->user))
+		return perr(p, "%s: name is longer than %zu characters", key,
+			    sizeof(p->svc->user) - 1);
+	for (;;) {
+		nbuf = realloc(buf, size);
+		if (!nbuf) {
+			free(buf);
+			return perr(p, "%s: out of memory", key);
+		}
+		buf = nbuf;
+		rc = getpwnam_r(val, &pw, buf, size, &res);
+		if (rc != ERANGE || size >= 1 << 20)
+			break;
+		size *= 2;
+	}
+	free(buf);
+	/* Not finding the name is not an error for getpwnam_r(3), but some
+	 * NSS modules still say so with one of these. */
+	if (rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM)
+		rc = 0;
+	if (rc)
+		return perr(p, "%s: cannot look up \"%.*s\": %s", key, ECHO_MAX, val, strerror(rc));
+	if (!res)
+		return perr(p,
+			    "%s: no such user \"%.*s\" (create it, or leave user out to run as the "
+			    "agent's user)",
+			    key, ECHO_MAX, val);
+	strcpy(p->svc->user, val);
+	return 0;
+}
+
+static bool env_reserved(const char *name, size_t len)
+{
+	return (len >= 7 && !strncmp(name, "LISTEN_", 7)) ||
+	       (len >= 6 && !strncmp(name, "BATON_", 6)) ||
+	       (len == 13 && !strncmp(name, "NOTIFY_SOCKET", 13));
+}
+
+static int set_environment(struct parser *p, const char *key, const char *val)
+{
+	struct service_conf *svc = p->svc;
+	const char *eq = strchr(val, '=');
+	size_t len, i;
+	int k;
+
+	if (!eq)
+		return perr(p, "%s: expected KEY=VALUE, not \"%.*s\"", key, ECHO_MAX, val);
+	len = (size_t)(eq - val);
+	if (!len)
+		return perr(p, "%s: missing variable name before \"=\"", key);
+	for (i = 0; i < len; i++) {
+		char c = val[i];
+
+		if (c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (i && c >= '0' && c <= '9'))
+			continue;
+		return perr(p,
+			    "%s: invalid variable name \"%.*s\" (letters, digits and _, not "
+			    "starting with a digit)",
+			    key, (int)(len < ECHO_MAX ? len : ECHO_MAX), val);
+	}
+	if (env_reserved(val, len))
+		return perr(
+		    p,
+		    "%s: %.*s is set by baton (LISTEN_*, NOTIFY_SOCKET and BATON_* are reserved)",
+		    key, (int)(len < ECHO_MAX ? len : ECHO_MAX), val);
+	for (k = 0; k < svc->nenv; k++) {
+		if (!strncmp(svc->env[k], val, len + 1))
+			return perr(p, "%s: %.*s is set twice in [%s] (first at line %d)", key,
+				    (int)(len < ECHO_MAX ? len : ECHO_MAX), val, p->section,
+				    p->env_line[k]);
+	}
+	if (svc->nenv >= MAX_ENV)
+		return perr(p, "more than %d environment entries in [%s]", MAX_ENV, p->section);
+	svc->env[svc->nenv] = strdup(val);
+	if (!svc->env[svc->nenv])
+		return perr(p, "%s: out of memory", key);
+	p->env_line[svc->nenv] = p->lineno;
+	svc->env[++svc->nenv] = NULL;
+	return 0;
+}
+
+static int set_ready(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "notify"))
+		p->svc->ready = READY_NOTIFY;
+	else if (!strcmp(val, "tcp"))
+		p->svc->ready = READY_TCP;
+	else if (!strcmp(val, "http"))
+		p->svc->ready = READY_HTTP;
+	else if (!strcmp(val, "exec"))
+		p->svc->ready = READY_EXEC;
+	else if (!strcmp(val, "none"))
+		p->svc->ready = READY_NONE;
+	else
+		return perr(p, "%s must be notify, tcp, http, exec or none, not \"%.*s\"", key,
+			    ECHO_MAX, val);
+	return 0;
+}
+
+static int set_drain_policy(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "wait-then-signal"))
+		p->svc->drain = DRAIN_WAIT_THEN_SIGNAL;
+	else if (!strcmp(val, "signal-then-wait"))
+		p->svc->drain = DRAIN_SIGNAL_THEN_WAIT;
+	else
+		return perr(p, "%s must be wait-then-signal or signal-then-wait, not \"%.*s\"", key,
+			    ECHO_MAX, val);
+	return 0;
+}
+
+static int set_exit_signal(struct parser *p, const char *key, const char *val)
+{
+	char msg[CONF_ERR_LEN];
+
+	if (parse_signal(val, &p->svc->exit_signal, msg, sizeof(msg)) < 0)
+		return perr(p, "%s: %s", key, msg);
+	return 0;
+}
+
+static int set_duration(struct parser *p, const char *key, const char *val, unsigned *dst,
+			bool zero_ok)
+{
+	char msg[CONF_ERR_LEN];
+	unsigned ms;
+
+	if (parse_duration_ms(val, &ms, msg, sizeof(msg)) < 0)
+		return perr(p, "%s: %s", key, msg);
+	/* A zero bound would make the wait it bounds fail at once. */
+	if (!ms && !zero_ok)
+		return perr(p, "%s must be more than 0", key);
+	*dst = ms;
+	return 0;
+}
+
+static int set_ready_timeout(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->ready_timeout_ms, false);
+}
+
+static int set_drain_delay(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->drain_delay_ms, true);
+}
+
+static int set_drain_timeout(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->drain_timeout_ms, false);
+}
+
+static int set_kill_after(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->kill_after_ms, false);
+}
+
+static int set_adopt(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "yes"))
+		p->svc->adopt = true;
+	else if (!strcmp(val, "no"))
+		p->svc->adopt = false;
+	else
+		return perr(p, "%s must be yes or no, not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
+static int set_drain_reset(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "yes"))
+		p->svc->drain_reset = true;
+	else if (!strcmp(val, "no"))
+		p->svc->drain_reset = false;
+	else
+		return perr(p, "%s must be yes or no, not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
+static int set_steering(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "sticky"))
+		p->svc->steering = STEER_STICKY;
+	else if (!strcmp(val, "per-connection"))
+		p->svc->steering = STEER_PER_CONNECTION;
+	else
+		return perr(p, "%s must be sticky or per-connection, not \"%.*s\"", key, ECHO_MAX,
+			    val);
+	return 0;
+}
+
+static int set_strategy(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "bluegreen"))
+		p->svc->strategy = STRATEGY_BLUEGREEN;
+	else if (!strcmp(val, "canary"))
+		p->svc->strategy = STRATEGY_CANARY;
+	else
+		return perr(p, "%s must be bluegreen or canary, not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
+static int set_steps(struct parser *p, const char *key, const char *val)
+{
+	char msg[CONF_ERR_LEN];
+	int n;
+
+	n = parse_steps(val, p->svc->steps, msg, sizeof(msg));
+	if (n < 0)
+		return perr(p, "%s: %s", key, msg);
+	p->svc->nsteps = n;
+	return 0;
+}
+
+static int set_bake(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->bake_ms, true);
+}
+
+static int set_health(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "none"))
+		p->svc->health = HEALTH_NONE;
+	else if (!strcmp(val, "tcp"))
+		p->svc->health = HEALTH_TCP;
+	else if (!strcmp(val, "http"))
+		p->svc->health = HEALTH_HTTP;
+	else if (!strcmp(val, "exec"))
+		p->svc->health = HEALTH_EXEC;
+	else
+		return perr(p, "%s must be none, tcp, http or exec, not \"%.*s\"", key, ECHO_MAX,
+			    val);
+	return 0;
+}
+
+/* Sent as is in "GET PATH HTTP/1.1": anything that could break the request
+ * line is refused. */
+static int set_health_path(struct parser *p, const char *key, const char *val)
+{
+	size_t len = strlen(val), i;
+
+	if (val[0] != '/')
+		return perr(p, "%s must start with \"/\", not \"%.*s\"", key, ECHO_MAX, val);
+	for (i = 0; i < len; i++) {
+		if (val[i] > ' ' && val[i] < 0x7f)
+			continue;
+		return perr(p,
+			    "%s may only contain printable ASCII characters, without spaces "
+			    "(percent-encode others): \"%.*s\"",
+			    key, ECHO_MAX, val);
+	}
+	if (len >= sizeof(p->svc->health_path))
+		return perr(p, "%s is longer than %zu characters", key,
+			    sizeof(p->svc->health_path) - 1);
+	memcpy(p->svc->health_path, val, len + 1);
+	return 0;
+}
+
+static int set_health_interval(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->health_interval_ms, false);
+}
+
+static int set_health_timeout(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->health_timeout_ms, false);
+}
+
+static int set_health_threshold(struct parser *p, const char *key, const char *val)
+{
+	unsigned long n;
+
+	if (parse_uint(val, 100, &n) < 0 || n < 1 || n > 100)
+		return perr(p, "%s must be 1..100, not %.*s", key, ECHO_MAX, val);
+	p->svc->health_threshold = (int)n;
+	return 0;
+}
+
+static int set_max_error_rate(struct parser *p, const char *key, const char *val)
+{
+	char msg[CONF_ERR_LEN];
+	unsigned bp;
+
+	if (!strcmp(val, "off")) {
+		p->svc->max_error_bp = ERROR_RATE_OFF;
+		return 0;
+	}
+	/* Neither a number nor a sign: most likely a word meant as "off". */
+	if (!is_digit(val[0]) && val[0] != '-' && val[0] != '.')
+		return perr(p, "%s must be a percentage (e.g. 1%%) or off, not \"%.*s\"", key,
+			    ECHO_MAX, val);
+	if (parse_percent_bp(val, &bp, msg, sizeof(msg)) < 0)
+		return perr(p, "%s: %s", key, msg);
+	p->svc->max_error_bp = (int)bp;
+	return 0;
+}
+
+static int set_hook_timeout(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->hook_timeout_ms, false);
+}
+
+const struct key_def conf_keys[] = {
+    {"control", SECT_AGENT, false, set_control},
+    {"bpf-dir", SECT_AGENT, false, set_bpf_dir},
+    {"run-dir", SECT_AGENT, false, set_run_dir},
+    {"control-group", SECT_AGENT, false, set_control_group},
+    {"metrics", SECT_AGENT, false, set_metrics},
+    {"listen", SECT_SERVICE, true, set_listen},
+    {"exec", SECT_SERVICE, false, set_exec},
+    {"instances", SECT_SERVICE, false, set_instances},
+    {"user", SECT_SERVICE, false, set_user},
+    {"workdir", SECT_SERVICE, false, set_workdir},
+    {"environment", SECT_SERVICE, true, set_environment},
+    {"ready", SECT_SERVICE, false, set_ready},
+    {"ready-timeout", SECT_SERVICE, false, set_ready_timeout},
+    {"drain-policy", SECT_SERVICE, false, set_drain_policy},
+    {"exit-signal", SECT_SERVICE, false, set_exit_signal},
+    {"drain-delay", SECT_SERVICE, false, set_drain_delay},
+    {"drain-timeout", SECT_SERVICE, false, set_drain_timeout},
+    {"kill-after", SECT_SERVICE, false, set_kill_after},
+    {"drain-reset", SECT_SERVICE, false, set_drain_reset},
+    {"adopt", SECT_SERVICE, false, set_adopt},
+    {"backlog", SECT_SERVICE, false, set_backlog},
+    {"steering", SECT_SERVICE, false, set_steering},
+    {"strategy", SECT_SERVICE, false, set_strategy},
+    {"steps", SECT_SERVICE, false, set_steps},
+    {"bake", SECT_SERVICE, false, set_bake},
+    {"health", SECT_SERVICE, false, set_health},
+    {"health-path", SECT_SERVICE, false, set_health_path},
+    {"health-command", SECT_SERVICE, false, set_health_command},
+    {"health-interval", SECT_SERVICE, false, set_health_interval},
+    {"health-timeout", SECT_SERVICE, false, set_health_timeout},
+    {"health-threshold", SECT_SERVICE, false, set_health_threshold},
+    {"max-error-rate", SECT_SERVICE, false, set_max_error_rate},
+    {"before-start", SECT_SERVICE, false, set_hook},
+    {"after-switch", SECT_SERVICE, false, set_hook},
+    {"after-drain", SECT_SERVICE, false, set_hook},
+    {"hook-timeout", SECT_SERVICE, false, set_hook_timeout},
+};
+
+const size_t conf_nkeys = sizeof(conf_keys) / sizeof(conf_keys[0]);
+_Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) <=
+		   sizeof(((struct parser *)0)->seen) / sizeof(int),
+	       "parser.seen too small for the key table");
