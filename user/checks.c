@@ -4,7 +4,8 @@
  * own socket: TCP probes, HTTP and exec checks (one at a time per
  * instance, each bounded by health-timeout), and the error rate the kernel
  * saw on the version under rollout.  A verdict goes to rollout.c
- * as an event (FE_UNHEALTHY, FE_READY through instance_ready).
+ * as an event (FE_CHECK, FE_ERROR_SAMPLE, FE_READY through instance_ready):
+ * the state machine counts them and decides.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,9 +25,22 @@
 #include "exec.h"
 #include "versions.h"
 
-static void unhealthy(struct version *v, enum rb_reason reason, const char *why)
+/* A health check's verdict: the state machine counts them against health-threshold. */
+static void health_result(struct version *v, int i, bool pass, const char *detail)
 {
-	struct fsm_event e = {.type = FE_UNHEALTHY, .v = v, .reason = reason, .why = why};
+	struct fsm_event e = {.type = FE_CHECK, .v = v, .inst = i, .ok = pass, .why = detail};
+
+	fsm_feed(v->svc, &e);
+}
+
+/* One health-interval's clients and failures: the state machine judges the rate. */
+static void error_sample(struct version *v, unsigned long long clients, unsigned long long failed)
+{
+	struct fsm_event e = {.type = FE_ERROR_SAMPLE,
+			      .v = v,
+			      .sample_clients = clients,
+			      .sample_failed = failed,
+			      .why = v->errors_last};
 
 	fsm_feed(v->svc, &e);
 }
@@ -53,9 +67,7 @@ void check_close(struct version *v, int i)
 
 static void check_result(struct version *v, int i, bool pass, const char *detail)
 {
-	const struct service_conf *c = &v->svc->conf;
 	struct check *k = &v->inst[i].chk;
-	char why[300];
 
 	snprintf(k->last, sizeof(k->last), "%s", detail);
 	check_close(v, i);
@@ -68,21 +80,7 @@ static void check_result(struct version *v, int i, bool pass, const char *detail
 		k->next_at = now_ms() + READY_RETRY_MS;
 		return;
 	}
-	if (pass) {
-		k->passes++;
-		k->fails = 0;
-		return;
-	}
-	k->failures++;
-	k->fails++;
-	log_warnx("%s: instance %d (pid %d) failed a health check (%d of %d in a row): %s",
-		  vname(v), i, v->inst[i].pid, k->fails, c->health_threshold, k->last);
-	if (k->fails >= c->health_threshold) {
-		snprintf(why, sizeof(why),
-			 "%s instance %d (pid %d) failed %d health checks in a row (last: %s)",
-			 vname(v), i, v->inst[i].pid, k->fails, k->last);
-		unhealthy(v, RB_HEALTH, why);
-	}
+	health_result(v, i, pass, k->last);
 }
 
 void check_start(struct version *v, int i, bool for_ready)
@@ -213,7 +211,6 @@ static void sample_errors(struct version *v)
 	const struct service_conf *c = &v->svc->conf;
 	struct version_counts n = {0};
 	__u64 drops = 0, d, da, dr, dd;
-	char why[300];
 	int i, j;
 
 	if (dp_counts(v, &n))
@@ -241,19 +238,7 @@ static void sample_errors(struct version *v)
 		 "full) in %u ms",
 		 (unsigned long long)da, (unsigned long long)dr, (unsigned long long)dd,
 		 c->health_interval_ms);
-	if (c->max_error_bp == ERROR_RATE_OFF || !(dr + dd) ||
-	    (dr + dd) * WEIGHT_MAX <= (__u64)c->max_error_bp * (da + dd)) {
-		v->bad_intervals = 0;
-		return;
-	}
-	v->bad_intervals++;
-	log_warnx("%s: %s, above max-error-rate %.2f%% (%d of %d in a row)", vname(v),
-		  v->errors_last, c->max_error_bp / 100.0, v->bad_intervals, c->health_threshold);
-	if (v->bad_intervals >= c->health_threshold) {
-		snprintf(why, sizeof(why), "%s failing clients: %s, above max-error-rate %.2f%%",
-			 vname(v), v->errors_last, c->max_error_bp / 100.0);
-		unhealthy(v, RB_ERRORS, why);
-	}
+	error_sample(v, da + dd, dr + dd);
 }
 
 /* The new version under rollout, every HEALTH_TICK_MS. */

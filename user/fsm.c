@@ -19,25 +19,16 @@
 #include "log.h"
 
 const char *const fsm_ev_names[FE_COUNT] = {
-    [FE_DEPLOY] = "deploy",
-    [FE_SPAWNED] = "spawned",
-    [FE_READY] = "ready",
-    [FE_EXIT] = "exit",
-    [FE_UNHEALTHY] = "unhealthy",
-    [FE_VTIMER] = "vtimer",
-    [FE_RO_TIMER] = "ro-timer",
-    [FE_HOOK_DONE] = "hook-done",
-    [FE_ZERO] = "zero",
-    [FE_RESET_DONE] = "reset-done",
-    [FE_PROMOTE] = "promote",
-    [FE_PAUSE] = "pause",
-    [FE_WEIGHT] = "weight",
-    [FE_ABORT] = "abort",
-    [FE_ROLLBACK] = "rollback",
-    [FE_REMOVE] = "remove",
-    [FE_SHUTDOWN] = "shutdown",
-    [FE_RESTORED] = "restored",
-    [FE_ADOPT_FIRST] = "adopt-first",
+    [FE_DEPLOY] = "deploy",	    [FE_SPAWNED] = "spawned",
+    [FE_READY] = "ready",	    [FE_EXIT] = "exit",
+    [FE_CHECK] = "check",	    [FE_ERROR_SAMPLE] = "error-sample",
+    [FE_VTIMER] = "vtimer",	    [FE_RO_TIMER] = "ro-timer",
+    [FE_HOOK_DONE] = "hook-done",   [FE_ZERO] = "zero",
+    [FE_RESET_DONE] = "reset-done", [FE_PROMOTE] = "promote",
+    [FE_PAUSE] = "pause",	    [FE_WEIGHT] = "weight",
+    [FE_ABORT] = "abort",	    [FE_ROLLBACK] = "rollback",
+    [FE_REMOVE] = "remove",	    [FE_SHUTDOWN] = "shutdown",
+    [FE_RESTORED] = "restored",	    [FE_ADOPT_FIRST] = "adopt-first",
 };
 
 const char *const fsm_act_names[FA_COUNT] = {
@@ -176,9 +167,14 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 		if (v)
 			fsm_on_exit(&f, v, e->inst, e->why ? e->why : "exited");
 		break;
-	case FE_UNHEALTHY:
-		fsm_rollout_fail(&f, e->reason == RB_ERRORS ? RB_ERRORS : RB_HEALTH,
-				 e->why ? e->why : "unhealthy");
+	case FE_CHECK:
+		if (v)
+			fsm_on_check(&f, v, e->inst, e->ok, e->why ? e->why : "");
+		break;
+	case FE_ERROR_SAMPLE:
+		if (v)
+			fsm_on_error_sample(&f, v, e->sample_clients, e->sample_failed,
+					    e->why ? e->why : "");
 		break;
 	case FE_VTIMER:
 		if (v)

@@ -36,25 +36,26 @@ struct deploy_opts {
 };
 
 enum fsm_ev {
-	FE_DEPLOY,	/* v: the new version (sockets made, nothing placed); opts; c waits */
-	FE_SPAWNED,	/* v: its instances started (ok), or not (why) */
-	FE_READY,	/* v, inst: the instance is ready */
-	FE_EXIT,	/* v, inst: the instance's process exited (why: how) */
-	FE_UNHEALTHY,	/* v: health checks or the error rate crossed the threshold (reason, why) */
-	FE_VTIMER,	/* v: its timer fired (a readiness tick, or a drain deadline) */
-	FE_RO_TIMER,	/* the rollout's deadline passed: bake end, hook timeout */
-	FE_HOOK_DONE,	/* the hook exited (ok) or could not run or was killed (why) */
-	FE_ZERO,	/* v: a watched version has no connection left */
-	FE_RESET_DONE,	/* v: its drain-reset is done (or could not run) */
-	FE_PROMOTE,	/* c; full: to 100% */
-	FE_PAUSE,	/* c */
-	FE_WEIGHT,	/* c; versions and weights (why: the request was malformed) */
-	FE_ABORT,	/* c */
-	FE_ROLLBACK,	/* c */
-	FE_REMOVE,	/* the service left the configuration */
-	FE_SHUTDOWN,	/* stop every version (baton shutdown --stop) */
-	FE_RESTORED,	/* taken over from a previous agent: versions as the state had them */
-	FE_ADOPT_FIRST, /* c; v: a running server becomes the first version */
+	FE_DEPLOY,	 /* v: the new version (sockets made, nothing placed); opts; c waits */
+	FE_SPAWNED,	 /* v: its instances started (ok), or not (why) */
+	FE_READY,	 /* v, inst: the instance is ready */
+	FE_EXIT,	 /* v, inst: the instance's process exited (why: how) */
+	FE_CHECK,	 /* v, inst: a health check's verdict (ok; why: its detail) */
+	FE_ERROR_SAMPLE, /* v: one health-interval's clients and failed ones (why: the text) */
+	FE_VTIMER,	 /* v: its timer fired (a readiness tick, or a drain deadline) */
+	FE_RO_TIMER,	 /* the rollout's deadline passed: bake end, hook timeout */
+	FE_HOOK_DONE,	 /* the hook exited (ok) or could not run or was killed (why) */
+	FE_ZERO,	 /* v: a watched version has no connection left */
+	FE_RESET_DONE,	 /* v: its drain-reset is done (or could not run) */
+	FE_PROMOTE,	 /* c; full: to 100% */
+	FE_PAUSE,	 /* c */
+	FE_WEIGHT,	 /* c; versions and weights (why: the request was malformed) */
+	FE_ABORT,	 /* c */
+	FE_ROLLBACK,	 /* c */
+	FE_REMOVE,	 /* the service left the configuration */
+	FE_SHUTDOWN,	 /* stop every version (baton shutdown --stop) */
+	FE_RESTORED,	 /* taken over from a previous agent: versions as the state had them */
+	FE_ADOPT_FIRST,	 /* c; v: a running server becomes the first version */
 	FE_COUNT,
 };
 
@@ -68,7 +69,7 @@ struct fsm_event {
 	bool full;    /* FE_PROMOTE */
 	int nweights; /* FE_WEIGHT: wnum[k] gets wbp[k] basis points */
 	int wnum[FSM_MAX_WEIGHTS], wbp[FSM_MAX_WEIGHTS];
-	enum rb_reason reason; /* FE_UNHEALTHY: RB_HEALTH or RB_ERRORS */
+	unsigned long long sample_clients, sample_failed; /* FE_ERROR_SAMPLE */
 	const char *why;
 	struct deploy_opts opts; /* FE_DEPLOY (opts.nsteps 0: the service's) */
 	bool have_opts;

@@ -75,4 +75,8 @@ void fsm_stop_all(struct fsm *f, bool removed, const char *why);
 void fsm_restored(struct fsm *f);
 void fsm_adopt_first(struct fsm *f, struct version *v, struct client *c);
 
+void fsm_on_check(struct fsm *f, struct version *v, int i, bool pass, const char *detail);
+void fsm_on_error_sample(struct fsm *f, struct version *v, unsigned long long clients,
+			 unsigned long long failed, const char *text);
+
 #endif /* BATON_FSM_INT_H */

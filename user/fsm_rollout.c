@@ -577,3 +577,58 @@ int fsm_rollback(struct fsm *f, char *msg, size_t msglen)
 		fsm_drain_begin(f, cur);
 	return 0;
 }
+
+/* ---- gates: health checks and the error rate the kernel saw ------------------------ */
+
+/* A health check's verdict: health-threshold failures in a row roll back. */
+void fsm_on_check(struct fsm *f, struct version *v, int i, bool pass, const char *detail)
+{
+	const struct service_conf *c = &f->s->conf;
+	struct check *k;
+	char why[300];
+
+	if (i < 0 || i >= v->ninst)
+		return;
+	k = &v->inst[i].chk;
+	if (pass) {
+		k->passes++;
+		k->fails = 0;
+		return;
+	}
+	k->failures++;
+	k->fails++;
+	log_warnx("%s: instance %d (pid %d) failed a health check (%d of %d in a row): %s",
+		  vname(v), i, v->inst[i].pid, k->fails, c->health_threshold, detail);
+	if (k->fails >= c->health_threshold) {
+		snprintf(why, sizeof(why),
+			 "%s instance %d (pid %d) failed %d health checks in a row (last: %s)",
+			 vname(v), i, v->inst[i].pid, k->fails, detail);
+		fsm_rollout_fail(f, RB_HEALTH, why);
+	}
+}
+
+/*
+ * One health-interval of the version under rollout: clients (new
+ * connections and accept-queue drops) and failed ones (server resets and
+ * drops).  Above max-error-rate health-threshold times in a row rolls back.
+ */
+void fsm_on_error_sample(struct fsm *f, struct version *v, unsigned long long clients,
+			 unsigned long long failed, const char *text)
+{
+	const struct service_conf *c = &f->s->conf;
+	char why[300];
+
+	if (c->max_error_bp == ERROR_RATE_OFF || !failed ||
+	    failed * WEIGHT_MAX <= (unsigned long long)c->max_error_bp * clients) {
+		v->bad_intervals = 0;
+		return;
+	}
+	v->bad_intervals++;
+	log_warnx("%s: %s, above max-error-rate %.2f%% (%d of %d in a row)", vname(v), text,
+		  c->max_error_bp / 100.0, v->bad_intervals, c->health_threshold);
+	if (v->bad_intervals >= c->health_threshold) {
+		snprintf(why, sizeof(why), "%s failing clients: %s, above max-error-rate %.2f%%",
+			 vname(v), text, c->max_error_bp / 100.0);
+		fsm_rollout_fail(f, RB_ERRORS, why);
+	}
+}

@@ -254,9 +254,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				continue; /* exec.c hears only the exit of a live process */
 			e.why = "exited";
 			break;
-		case FE_UNHEALTHY:
-			e.reason = arg % 2 ? RB_ERRORS : RB_HEALTH;
-			e.why = "unhealthy";
+		case FE_CHECK:
+			e.ok = arg % 3 == 0;
+			e.why = "503";
+			break;
+		case FE_ERROR_SAMPLE:
+			e.sample_clients = arg;
+			e.sample_failed = arg % 4;
+			e.why = "sample";
 			break;
 		case FE_HOOK_DONE:
 			e.ok = arg % 2;

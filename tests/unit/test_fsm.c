@@ -554,6 +554,83 @@ static void test_crash_while_stepping(void **state)
 	service_free(s);
 }
 
+/* The gates: health-threshold failed checks in a row, or bad error samples in a row, roll back. */
+static void test_health_and_error_gates(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	s->conf.strategy = STRATEGY_CANARY;
+	v1 = first_version(s);
+	v2 = start_new(s, C1, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+	/* Two failures, a pass (the run starts again), three failures: rolled back. */
+	EXPECT(s, ((struct fsm_event){.type = FE_CHECK, .v = v2, .inst = 0, .why = "503"}), "");
+	EXPECT(s, ((struct fsm_event){.type = FE_CHECK, .v = v2, .inst = 0, .why = "503"}), "");
+	EXPECT(s, ((struct fsm_event){.type = FE_CHECK, .v = v2, .inst = 0, .ok = true}), "");
+	EXPECT(s, ((struct fsm_event){.type = FE_CHECK, .v = v2, .inst = 0, .why = "503"}), "");
+	EXPECT(s, ((struct fsm_event){.type = FE_CHECK, .v = v2, .inst = 0, .why = "503"}), "");
+	assert_int_equal(v2->inst[0].chk.failures, 4);
+	assert_int_equal(v2->inst[0].chk.passes, 1);
+	EXPECT(
+	    s, ((struct fsm_event){.type = FE_CHECK, .v = v2, .inst = 0, .why = "503"}),
+	    "policy; deploy-done rolled-back; ro-timer off; stop-checks v2; unplace v2; watch v2 "
+	    "off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
+	assert_string_equal(
+	    text_of(FA_DEPLOY_DONE),
+	    "rolled back to v1: web v2 instance 0 (pid 200) failed 3 health checks in "
+	    "a row (last: 503)");
+	assert_int_equal(s->rollbacks[RB_HEALTH], 1);
+	assert_int_equal(v1->weight, WEIGHT_MAX);
+	service_free(s);
+
+	/* max-error-rate 1%: 2 of 100 failed is bad, 1 of 100 is not (and resets the run). */
+	s = service_new();
+	s->conf.strategy = STRATEGY_CANARY;
+	first_version(s);
+	v2 = start_new(s, C1, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+	EXPECT(s,
+	       ((struct fsm_event){.type = FE_ERROR_SAMPLE,
+				   .v = v2,
+				   .sample_clients = 100,
+				   .sample_failed = 2,
+				   .why = "sample"}),
+	       "");
+	EXPECT(s,
+	       ((struct fsm_event){.type = FE_ERROR_SAMPLE,
+				   .v = v2,
+				   .sample_clients = 100,
+				   .sample_failed = 1,
+				   .why = "sample"}),
+	       "");
+	assert_int_equal(v2->bad_intervals, 0);
+	EXPECT(s,
+	       ((struct fsm_event){.type = FE_ERROR_SAMPLE,
+				   .v = v2,
+				   .sample_clients = 100,
+				   .sample_failed = 2,
+				   .why = "sample"}),
+	       "");
+	EXPECT(s,
+	       ((struct fsm_event){.type = FE_ERROR_SAMPLE,
+				   .v = v2,
+				   .sample_clients = 100,
+				   .sample_failed = 50,
+				   .why = "sample"}),
+	       "");
+	EXPECT(
+	    s,
+	    ((struct fsm_event){.type = FE_ERROR_SAMPLE,
+				.v = v2,
+				.sample_clients = 0,
+				.sample_failed = 3,
+				.why = "sample"}),
+	    "policy; deploy-done rolled-back; ro-timer off; stop-checks v2; unplace v2; watch v2 "
+	    "off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
+	assert_int_equal(s->rollbacks[RB_ERRORS], 1);
+	service_free(s);
+}
+
 /* The old version is dead when the canary fails: nothing to give back, nothing leaks. */
 static void test_canary_rollback_impossible(void **state)
 {
@@ -832,6 +909,7 @@ int main(void)
 	    cmocka_unit_test(test_crash_while_starting),
 	    cmocka_unit_test(test_spawn_failure_and_ready_timeout),
 	    cmocka_unit_test(test_crash_while_stepping),
+	    cmocka_unit_test(test_health_and_error_gates),
 	    cmocka_unit_test(test_canary_rollback_impossible),
 	    cmocka_unit_test(test_hooks_and_failures),
 	    cmocka_unit_test(test_after_switch_hook_fails),
