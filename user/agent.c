@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "reload.h"
+#include "restore.h"
 #include "exec.h"
 #include "services.h"
 #include "statefile.h"
@@ -276,7 +277,8 @@ static int preflight(const struct agent_opts *o, json_t **stp)
 	/* Services a previous agent left running are taken over, not started. */
 	state_init(cfg->agent.run_dir);
 	st = state_load(err, sizeof(err));
-	if (json_is_null(st) || (st && state_fits(st, err, sizeof(err)))) {
+	if (json_is_null(st) ||
+	    (st && (state_fits(st, err, sizeof(err)) || state_netns_check(st, err, sizeof(err))))) {
 		json_decref(st);
 		return refuse_start("%s", err);
 	}

@@ -280,3 +280,60 @@ void service_restore(struct service *s, json_t *js)
 	/* The rules decide what each phase and the rollout need now. */
 	fsm_feed(s, &e);
 }
+
+/* The network namespace of pid as "net:[N]" into buf: 0, or -1 when it is gone. */
+static int netns_of(pid_t pid, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+
+	if (pid > 0)
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/ns/net");
+	n = readlink(path, buf, len - 1);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return 0;
+}
+
+int state_netns_check(json_t *st, char *err, size_t errlen)
+{
+	json_t *js, *jv, *ji;
+	size_t i, k, n;
+	char mine[64], theirs[64];
+
+	if (netns_of(0, mine, sizeof(mine)))
+		return 0;
+	json_array_foreach(json_object_get(st, "services"), i, js)
+	{
+		json_array_foreach(json_object_get(js, "versions"), k, jv)
+		{
+			json_array_foreach(json_object_get(jv, "instances"), n, ji)
+			{
+				pid_t pid = json_integer_value(json_object_get(ji, "pid"));
+				unsigned long long t =
+				    json_integer_value(json_object_get(ji, "starttime"));
+
+				if (pid <= 1 || !json_is_true(json_object_get(ji, "alive")) ||
+				    proc_starttime(pid) != t ||
+				    netns_of(pid, theirs, sizeof(theirs)))
+					continue;
+				if (strcmp(mine, theirs)) {
+					snprintf(
+					    err, errlen,
+					    "the state in this run-dir is of services in another "
+					    "network namespace (%s runs pid %d in %s, this agent "
+					    "is "
+					    "in %s): their sockets cannot be taken over from here; "
+					    "give this agent its own run-dir and bpf-dir",
+					    json_string_value(json_object_get(js, "name")) ?: "?",
+					    (int)pid, theirs, mine);
+					return -1;
+				}
+			}
+		}
+	}
+	return 0;
+}

@@ -10,4 +10,10 @@
 /* Versions, timers and the rollout of s from its state entry js. */
 void service_restore(struct service *s, json_t *js);
 
+/*
+ * Every process the state names runs in this agent's network namespace:
+ * 0, or -1 with err (refused, as adoption refuses such a process).
+ */
+int state_netns_check(json_t *st, char *err, size_t errlen);
+
 #endif /* BATON_RESTORE_H */
