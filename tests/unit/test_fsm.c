@@ -717,6 +717,48 @@ static void test_hooks_and_failures(void **state)
 	service_free(s);
 }
 
+/* The new version crashes while the after-switch hook runs, then while the old one drains. */
+static void test_crash_after_switch_and_while_old_drains(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	s->conf.hook[HOOK_AFTER_SWITCH][0] = hook_cmd[0];
+	v1 = first_version(s);
+	v2 =
+	    start_new(s, C1,
+		      "vtimer v2 off; health-checks v2; policy; unplace v1; run-hook after-switch; "
+		      "ro-timer +4000; progress");
+	/* During after-switch: the hook is killed, the kept old version takes everything back. */
+	EXPECT(
+	    s,
+	    ((struct fsm_event){.type = FE_EXIT, .v = v2, .inst = 0, .why = "killed by SIGSEGV"}),
+	    "stop-checks v2/0; kill-hook; vtimer v1 off; watch v1 off; place v1; policy; "
+	    "deploy-done rolled-back; ro-timer off; stop-checks v2; unplace v2; watch v2 off; "
+	    "release v2; signal v2 SIGTERM; vtimer v2 +3000; unplace-inst v2/0; release v2/0");
+	assert_int_equal(s->active, v1->vslot);
+	assert_int_equal(s->rollbacks[RB_EXIT], 1);
+	service_free(s);
+
+	/* While the old version drains for after-drain: nothing can go back; the rollout fails. */
+	s = service_new();
+	s->conf.hook[HOOK_AFTER_DRAIN][0] = hook_cmd[0];
+	v1 = first_version(s);
+	v2 =
+	    start_new(s, C1,
+		      "vtimer v2 off; policy; unplace v1; stop-checks v2; vtimer v2 off; progress; "
+		      "watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +3000");
+	assert_int_equal(s->ro.stage, RO_DRAIN_OLD);
+	EXPECT(
+	    s,
+	    ((struct fsm_event){.type = FE_EXIT, .v = v2, .inst = 0, .why = "killed by SIGSEGV"}),
+	    "stop-checks v2/0; unplace-inst v2/0; release v2/0");
+	assert_int_equal(s->ro.stage, RO_DRAIN_OLD);
+	assert_int_equal(s->active, v2->vslot);
+	service_free(s);
+}
+
 /* A failed after-switch hook rolls back to the old version, which was kept for it. */
 static void test_after_switch_hook_fails(void **state)
 {
@@ -913,6 +955,7 @@ int main(void)
 	    cmocka_unit_test(test_canary_rollback_impossible),
 	    cmocka_unit_test(test_hooks_and_failures),
 	    cmocka_unit_test(test_after_switch_hook_fails),
+	    cmocka_unit_test(test_crash_after_switch_and_while_old_drains),
 	    cmocka_unit_test(test_restore_each_stage),
 	    cmocka_unit_test(test_remove_mid_rollout),
 	    cmocka_unit_test(test_stale_events),
