@@ -53,14 +53,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } services SEC(".maps");
 
-/* probes: agent probe source address and port -> the one socket it checks; agent writes. */
+/*
+ * probe_srcs: agent probe source address and port -> the one socket it checks;
+ * agent writes.  (Named anew when its key became the whole source: an older
+ * build's "probes" pin, keyed by port, is left alone, so the maps that did
+ * not change are taken over across the upgrade.)
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_PROBES);
 	__type(key, struct steer_probe_key);
 	__type(value, struct steer_probe);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} probes SEC(".maps");
+} probe_srcs SEC(".maps");
 
 /* pins: (service, client CIDR) -> version, longest prefix wins; agent writes. */
 struct {
@@ -464,7 +469,7 @@ int steer(struct sk_reuseport_md *md)
 		struct steer_probe *pt;
 
 		steer_probe_key_init(&pk, group, cl.family, cl.addr, key.rport);
-		pt = bpf_map_lookup_elem(&probes, &pk);
+		pt = bpf_map_lookup_elem(&probe_srcs, &pk);
 
 		if (pt) {
 			if (pt->vslot < MAX_VERSIONS && pt->instance < MAX_INSTANCES &&

@@ -111,7 +111,7 @@ int steer_open(struct steer *st, const char *pin_dir, char *err, size_t errlen)
 	st->sockets_fd = bpf_map__fd(skel->maps.sockets);
 	st->groups_fd = bpf_map__fd(skel->maps.groups);
 	st->services_fd = bpf_map__fd(skel->maps.services);
-	st->probes_fd = bpf_map__fd(skel->maps.probes);
+	st->probes_fd = bpf_map__fd(skel->maps.probe_srcs);
 	st->stats_fd = bpf_map__fd(skel->maps.steer_stats);
 	st->pins_fd = bpf_map__fd(skel->maps.pins);
 	st->extras_fd = bpf_map__fd(skel->maps.extras);
