@@ -303,9 +303,10 @@ int agent_main(const struct agent_opts *o)
 	const struct config *cfg;
 	struct epoll_event evs[64];
 	json_t *st = NULL;
+	__u64 *cookies = NULL;
 	char err[512];
 	sigset_t mask;
-	int i, n;
+	int i, n, r, ncookies;
 
 	log_init("baton", o->verbose);
 	/* Privileges first; checking a configuration needs none. */
@@ -330,7 +331,10 @@ int agent_main(const struct agent_opts *o)
 		return 1;
 	}
 	libbpf_set_print(log_libbpf);
-	if (dp_open(cfg->agent.bpf_dir, err, sizeof(err))) {
+	ncookies = st ? state_cookies(st, &cookies) : 0;
+	r = dp_open(cfg->agent.bpf_dir, cookies, ncookies, err, sizeof(err));
+	free(cookies);
+	if (r) {
 		refuse_start("%s", err);
 		json_decref(st);
 		services_free();

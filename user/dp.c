@@ -10,9 +10,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
 #include "dp.h"
 #include "listen.h"
 #include "log.h"
+#include "orphan.h"
 
 static struct steer st;
 static struct track tr;
@@ -92,12 +95,46 @@ static int dir_lock(const char *bpf_dir, char *err, size_t errlen)
 	return 0;
 }
 
-int dp_open(const char *bpf_dir, char *err, size_t errlen)
+/* The previous agent's sockets map when its pin is gone (see orphan.c), and whether ours is new. */
+static struct orphan orph = {.fd = -1};
+static bool sockets_new;
+
+/*
+ * With the sockets pin gone while services run, take the previous agent's
+ * map over: pinned again, it is the one this agent loads with, and every
+ * listener stays where it is.  A map of another size cannot be: its
+ * listeners move into the new one as each service is restored.
+ */
+static void sockets_takeover(const char *bpf_dir, const __u64 *cookies, int n)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/sockets", bpf_dir);
+	if (!access(path, F_OK))
+		return; /* pinned: reused as it is */
+	sockets_new = true;
+	if (orphan_find(&orph, cookies, n))
+		return;
+	if (orph.max_entries == SOCKARRAY_SIZE && !bpf_obj_pin(orph.fd, path)) {
+		log_info("took over the previous agent's sockets map (map id %u, %d of its "
+			 "listeners), whose pin was removed",
+			 orph.id, orph.n);
+		sockets_new = false;
+		orphan_close(&orph);
+		return;
+	}
+	log_warnx("the previous agent's sockets map (map id %u) has %u slots, not %u: its %d "
+		  "listeners move into a new map as each service is restored",
+		  orph.id, orph.max_entries, (unsigned)SOCKARRAY_SIZE, orph.n);
+}
+
+int dp_open(const char *bpf_dir, const __u64 *cookies, int ncookies, char *err, size_t errlen)
 {
 	int r = dir_lock(bpf_dir, err, errlen);
 
 	if (r)
 		return r;
+	sockets_takeover(bpf_dir, cookies, ncookies);
 	r = steer_open(&st, bpf_dir, err, errlen);
 	if (r) {
 		close(dir_fd);
@@ -115,6 +152,7 @@ int dp_open(const char *bpf_dir, char *err, size_t errlen)
 
 void dp_close(bool unpin)
 {
+	orphan_close(&orph);
 	int r;
 
 	track_close(&tr);
@@ -330,6 +368,31 @@ void dp_place(struct version *v)
 				log_warnx("%s: cannot place instance %d's socket: %s", vname(v), i,
 					  strerror(-r));
 		}
+}
+
+bool dp_sockets_new(void)
+{
+	return sockets_new;
+}
+
+void dp_place_again(struct version *v)
+{
+	struct service *s = v->svc;
+	int i, j;
+
+	for (i = 0; i < v->ninst; i++)
+		for (j = 0; j < s->conf.nlisten; j++)
+			if (v->inst[i].lfd[j] >= 0 && orphan_evict(&orph, v->inst[i].cookie[j]) &&
+			    orph.fd >= 0)
+				log_warnx("%s: instance %d's %s listener was not in the previous "
+					  "agent's map",
+					  vname(v), i, s->conf.listen[j].text);
+	dp_place(v);
+}
+
+void dp_takeover_done(void)
+{
+	orphan_close(&orph);
 }
 
 void dp_unplace(struct version *v)

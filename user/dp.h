@@ -20,9 +20,11 @@
 
 /*
  * Lock the pin directory (root's only, one agent at a time), load and pin.
- * 0, or -errno with a one-line err naming the path and the fix.
+ * cookies: the listeners of the services a previous agent left running, to
+ * find its sockets map if its pin was removed.  0, or -errno with a
+ * one-line err naming the path and the fix.
  */
-int dp_open(const char *bpf_dir, char *err, size_t errlen);
+int dp_open(const char *bpf_dir, const __u64 *cookies, int ncookies, char *err, size_t errlen);
 /* Drop the programs; with unpin (shutdown --stop) the pins and the directory go too. */
 void dp_close(bool unpin);
 
@@ -38,6 +40,16 @@ void dp_service_stats(const struct service *s, struct steer_stats *sum);
  * machine's). */
 void dp_place(struct version *v);
 void dp_unplace(struct version *v);
+/*
+ * Whether this agent's sockets map is new although services may run (their
+ * pins were removed): the versions taken over must be placed again, with
+ * dp_place_again, which first takes each listener out of the previous
+ * agent's map.
+ */
+bool dp_sockets_new(void);
+void dp_place_again(struct version *v);
+/* Every service is restored: let the previous agent's map go. */
+void dp_takeover_done(void);
 void dp_unplace_instance(struct version *v, int i);
 /* Attach steer to the reuseport group fd is in (harmless when attached). */
 int dp_attach(int fd);

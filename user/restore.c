@@ -266,19 +266,56 @@ void service_restore(struct service *s, json_t *js)
 	 * Counters of every version taken over, kept when the maps survived and
 	 * new when their pins were removed (else the error-rate gate reads
 	 * nothing), and the policy, before this agent's program takes the
-	 * groups over.  Sockets cannot be placed again into new maps here: a
-	 * listener stays in the old, unpinned map while the old program holds
-	 * it (the kernel answers EBUSY); see the note on issue 17, item 1.
+	 * groups over.  The sockets map is the previous agent's, pinned again
+	 * by dp_open when its pin was removed, unless it did not fit.
 	 */
 	for (i = 0; i < MAX_VERSIONS; i++)
 		if (s->slot[i] && dp_ensure(s->slot[i]))
 			log_warn("%s: cannot register its connection counters", vname(s->slot[i]));
 	dp_policy(s);
+	/* A new sockets map (the pins were removed): every listener in it again first. */
+	for (i = 0; i < MAX_VERSIONS && dp_sockets_new(); i++)
+		if (s->slot[i] && s->slot[i]->placed)
+			dp_place_again(s->slot[i]);
 	for (j = 0; j < s->conf.nlisten; j++)
 		dp_reattach(s, j);
 	rollout_resume(s, json_object_get(js, "rollout"));
 	/* The rules decide what each phase and the rollout need now. */
 	fsm_feed(s, &e);
+}
+
+int state_cookies(json_t *st, __u64 **out)
+{
+	json_t *js, *jv, *ji, *c;
+	size_t i, k, n, m;
+	int cnt = 0, cap = 0;
+	__u64 *a = NULL, *na;
+
+	json_array_foreach(json_object_get(st, "services"), i, js)
+	    json_array_foreach(json_object_get(js, "versions"), k, jv)
+		json_array_foreach(json_object_get(jv, "instances"), n, ji)
+	{
+		if (!json_is_true(json_object_get(ji, "alive")))
+			continue;
+		json_array_foreach(json_object_get(ji, "cookies"), m, c)
+		{
+			if (!json_integer_value(c))
+				continue;
+			if (cnt == cap) {
+				cap = cap ? 2 * cap : 64;
+				na = realloc(a, cap * sizeof(*a));
+				if (!na) {
+					free(a);
+					*out = NULL;
+					return 0;
+				}
+				a = na;
+			}
+			a[cnt++] = (__u64)json_integer_value(c);
+		}
+	}
+	*out = a;
+	return cnt;
 }
 
 /* The network namespace of pid as "net:[N]" into buf: 0, or -1 when it is gone. */

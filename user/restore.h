@@ -15,5 +15,10 @@ void service_restore(struct service *s, json_t *js);
  * 0, or -1 with err (refused, as adoption refuses such a process).
  */
 int state_netns_check(json_t *st, char *err, size_t errlen);
+/*
+ * The socket cookies of every listener of the state's live instances, in
+ * a malloc'd array at *out (NULL when none): how many.
+ */
+int state_cookies(json_t *st, __u64 **out);
 
 #endif /* BATON_RESTORE_H */

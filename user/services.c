@@ -297,6 +297,7 @@ int services_start(json_t *st, char *err, size_t errlen)
 		if (service_first(s, js != NULL, err, errlen))
 			return -1;
 	}
+	dp_takeover_done();
 	return 0;
 }
 
