@@ -29,6 +29,7 @@
 #include <bpf/libbpf.h>
 #include <net/if.h>
 
+#include "orphan.h"
 #include "steer_user.h"
 #include "track.h"
 #include "drop_ack.skel.h"
@@ -1554,10 +1555,89 @@ static int group_teardown(void **state)
 	return route6("del");
 }
 
+static __u64 cookie_of(int fd)
+{
+	__u64 c = 0;
+	socklen_t len = sizeof(c);
+
+	assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len), 0);
+	return c;
+}
+
+/*
+ * The previous agent's sockets map, its pin gone (issue 17, item 1): a
+ * listener in it cannot be placed into another map (the kernel answers
+ * EBUSY), orphan_find finds the map by the listener's cookie and where it
+ * sits, and once evicted the listener can be placed.
+ */
+static void test_orphan_map_found_and_evicted(void **state)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts);
+	struct fixture *f = *state;
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), slot, k;
+	__u64 cookies[2], v, other;
+	struct orphan o;
+	int a = listener(f), b = listener(f), c = listener(f), old, i;
+	int fds[2] = {a, b};
+	__u32 slots[2] = {3, 7};
+
+	old = bpf_map_create(BPF_MAP_TYPE_REUSEPORT_SOCKARRAY, "sockets", 4, 8, 16, &opts);
+	assert_true(old >= 0);
+	assert_int_equal(bpf_obj_get_info_by_fd(old, &info, &len), 0);
+	for (i = 0; i < 2; i++) {
+		v = (__u64)fds[i];
+		assert_int_equal(bpf_map_update_elem(old, &slots[i], &v, BPF_ANY), 0);
+		cookies[i] = cookie_of(fds[i]);
+	}
+	/* What made a restart without pins refuse every client. */
+	assert_int_equal(steer_place(&f->st, steer_slot(GROUP, 1, 0), a), -EBUSY);
+
+	assert_int_equal(orphan_find(&o, cookies, 2), 0);
+	assert_int_equal(o.id, info.id);
+	assert_int_equal(o.max_entries, 16);
+	assert_int_equal(o.n, 2);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(orphan_slot(&o, cookies[i], &slot), 0);
+		assert_int_equal(slot, slots[i]);
+	}
+	other = cookie_of(c);
+	assert_int_equal(orphan_slot(&o, other, &slot), -ENOENT);
+	for (i = 0; i < 2; i++)
+		assert_int_equal(orphan_evict(&o, cookies[i]), 0);
+	for (k = 0; k < 16; k++)
+		assert_int_equal(bpf_map_lookup_elem(old, &k, &v), -ENOENT);
+	assert_int_equal(steer_place(&f->st, steer_slot(GROUP, 1, 0), a), 0);
+	assert_int_equal(steer_place(&f->st, steer_slot(GROUP, 1, 1), b), 0);
+	orphan_close(&o);
+	assert_int_equal(o.fd, -1);
+
+	/* A listener in no map: no map is found. */
+	assert_int_equal(orphan_find(&o, &other, 1), -ENOENT);
+	assert_int_equal(o.fd, -1);
+	/* One of this fixture's own listeners: its map, at its slot. */
+	other = cookie_of(f->lfd[0][1]);
+	assert_int_equal(orphan_find(&o, &other, 1), 0);
+	assert_int_equal(o.max_entries, SOCKARRAY_SIZE);
+	assert_int_equal(orphan_slot(&o, other, &slot), 0);
+	assert_int_equal(slot, steer_slot(GROUP, 0, 1));
+	orphan_close(&o);
+	/* Put the fixture's slots back as they were. */
+	steer_remove(&f->st, steer_slot(GROUP, 1, 0));
+	steer_remove(&f->st, steer_slot(GROUP, 1, 1));
+	assert_int_equal(steer_place(&f->st, steer_slot(GROUP, 1, 0), f->lfd[1][0]), 0);
+	assert_int_equal(steer_place(&f->st, steer_slot(GROUP, 1, 1), f->lfd[1][1]), 0);
+	close(old);
+	close(a);
+	close(b);
+	close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_all_to_active_version, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_orphan_map_found_and_evicted, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_weights_split, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_dead_instance_falls_back, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_probe_reaches_pinned_socket, setup4, teardown),
