@@ -25,6 +25,18 @@
 #include "exec.h"
 #include "versions.h"
 
+/*
+ * The first listen address at or after j that instance i has a socket on
+ * (an adopted server's instance may listen on some only), or nlisten.
+ */
+static int next_addr(const struct version *v, int i, int j)
+{
+	for (; j < v->svc->conf.nlisten; j++)
+		if (!v->adopted || v->inst[i].cookie[j])
+			return j;
+	return v->svc->conf.nlisten;
+}
+
 /* A health check's verdict: the state machine counts them against health-threshold. */
 static void health_result(struct version *v, int i, bool pass, const char *detail)
 {
@@ -53,7 +65,7 @@ void check_close(struct version *v, int i)
 	if (k->hc.fd >= 0) {
 		ep_del(k->hc.fd);
 		if (k->hc_pinned)
-			dp_probe_del(v, &k->hc.src);
+			dp_probe_del(v, k->addr, &k->hc.src);
 		hc_end(&k->hc);
 		k->hc.fd = -1;
 	}
@@ -65,12 +77,29 @@ void check_close(struct version *v, int i)
 	k->busy = false;
 }
 
+static void check_start_at(struct version *v, int i, bool for_ready, int j);
+
+/*
+ * A tcp or http check passes when it passes on every listen address of the
+ * instance, one after the other; the first failure is the verdict, and
+ * names the address when there are several.
+ */
 static void check_result(struct version *v, int i, bool pass, const char *detail)
 {
+	const struct service_conf *c = &v->svc->conf;
 	struct check *k = &v->inst[i].chk;
+	bool by_addr = k->pidfd < 0 && k->hc.fd >= 0;
+	int next = next_addr(v, i, k->addr + 1);
 
-	snprintf(k->last, sizeof(k->last), "%s", detail);
+	if (by_addr && c->nlisten > 1 && !pass)
+		snprintf(k->last, sizeof(k->last), "%s: %s", c->listen[k->addr].text, detail);
+	else
+		snprintf(k->last, sizeof(k->last), "%s", detail);
 	check_close(v, i);
+	if (by_addr && pass && next < c->nlisten) {
+		check_start_at(v, i, k->for_ready, next);
+		return;
+	}
 	if (k->for_ready) {
 		if (pass) {
 			instance_ready(v, i);
@@ -85,8 +114,15 @@ static void check_result(struct version *v, int i, bool pass, const char *detail
 
 void check_start(struct version *v, int i, bool for_ready)
 {
+	int j = next_addr(v, i, 0);
+
+	check_start_at(v, i, for_ready, j < v->svc->conf.nlisten ? j : 0);
+}
+
+static void check_start_at(struct version *v, int i, bool for_ready, int j)
+{
 	const struct service_conf *c = &v->svc->conf;
-	const struct listen_addr *la = &c->listen[0];
+	const struct listen_addr *la = &c->listen[j];
 	struct check *k = &v->inst[i].chk;
 	enum health_kind kind;
 	char err[256], detail[sizeof(k->hc.detail)];
@@ -99,6 +135,7 @@ void check_start(struct version *v, int i, bool for_ready)
 	else
 		kind = c->health;
 	k->for_ready = for_ready;
+	k->addr = j;
 	k->busy = true;
 	k->deadline = now_ms() + c->health_timeout_ms;
 	k->next_at = now_ms() + c->health_interval_ms;
@@ -134,7 +171,7 @@ void check_start(struct version *v, int i, bool for_ready)
 		return;
 	}
 	/* Pin before the SYN leaves, so the steer program sends it to this instance. */
-	if (dp_probe_add(v, i, &k->hc.src)) {
+	if (dp_probe_add(v, i, j, &k->hc.src)) {
 		check_result(v, i, false, "cannot pin the check's source port");
 		return;
 	}
@@ -277,19 +314,25 @@ void probe_stop(struct version *v, int i)
 
 	if (in->probe_fd < 0)
 		return;
-	dp_probe_del(v, &in->probe_src);
+	dp_probe_del(v, in->probe_addr, &in->probe_src);
 	close(in->probe_fd);
 	in->probe_fd = -1;
 }
 
 void probe_start(struct version *v, int i)
 {
-	const struct listen_addr *la = &v->svc->conf.listen[0];
-	struct sockaddr_storage src, dst = la->ss;
-	socklen_t slen = sizeof(src);
 	struct instance *in = &v->inst[i];
+	int j = next_addr(v, i, in->probe_addr);
+	const struct listen_addr *la;
+	struct sockaddr_storage src, dst;
+	socklen_t slen = sizeof(src);
 	int fd;
 
+	if (j >= v->svc->conf.nlisten)
+		j = 0;
+	in->probe_addr = j;
+	la = &v->svc->conf.listen[j];
+	dst = la->ss;
 	fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;
@@ -317,7 +360,7 @@ void probe_start(struct version *v, int i)
 	}
 	in->probe_src = src;
 	/* Pin before the SYN leaves, so the steer program sends it to this instance. */
-	if (dp_probe_add(v, i, &in->probe_src)) {
+	if (dp_probe_add(v, i, j, &in->probe_src)) {
 		log_warn("%s: instance %d: probe: cannot pin source port", vname(v), i);
 		close(fd);
 		return;
@@ -333,7 +376,8 @@ void probe_start(struct version *v, int i)
  * A probe is passed when its connection was established through the
  * instance's socket and the instance accepted it: the listener's accept
  * queue (tcpi_unacked on a listening socket) is empty again.  Nothing else
- * reaches a starting version, so the queue holds only the probe.
+ * reaches a starting version, so the queue holds only the probe.  The
+ * instance is ready once a probe passed on every listen address.
  */
 void probe_check(struct version *v, int i)
 {
@@ -341,7 +385,7 @@ void probe_check(struct version *v, int i)
 	struct pollfd p = {.fd = in->probe_fd, .events = POLLOUT};
 	struct tcp_info ti;
 	socklen_t len = sizeof(int);
-	int soerr = 0;
+	int soerr = 0, j;
 
 	if (in->probe_fd < 0) {
 		probe_start(v, i);
@@ -356,15 +400,23 @@ void probe_check(struct version *v, int i)
 		return;
 	}
 	len = sizeof(ti);
-	if (in->lfd[0] < 0 || getsockopt(in->lfd[0], IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) {
-		log_debug("%s: instance %d: probe: no listener to check", vname(v), i);
+	j = in->probe_addr;
+	if (in->lfd[j] < 0 || getsockopt(in->lfd[j], IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) {
+		log_debug("%s: instance %d: probe: no listener to check on %s", vname(v), i,
+			  v->svc->conf.listen[j].text);
 		return;
 	}
-	if (ti.tcpi_unacked == 0) {
-		probe_stop(v, i);
-		instance_ready(v, i);
-	} else {
-		log_debug("%s: instance %d: probe connected, %u queued", vname(v), i,
-			  ti.tcpi_unacked);
+	if (ti.tcpi_unacked) {
+		log_debug("%s: instance %d: probe on %s connected, %u queued", vname(v), i,
+			  v->svc->conf.listen[j].text, ti.tcpi_unacked);
+		return;
 	}
+	probe_stop(v, i);
+	in->probe_addr = next_addr(v, i, j + 1);
+	if (in->probe_addr < v->svc->conf.nlisten) {
+		probe_start(v, i);
+		return;
+	}
+	in->probe_addr = 0;
+	instance_ready(v, i);
 }

@@ -281,15 +281,15 @@ int dp_forget(const struct version *v)
 	return track_forget(&tr, v->svc->id, v->num);
 }
 
-int dp_probe_add(const struct version *v, int i, const struct sockaddr_storage *src)
+int dp_probe_add(const struct version *v, int i, int j, const struct sockaddr_storage *src)
 {
-	return steer_probe_add(&st, v->svc->id, v->svc->group[0], (const struct sockaddr *)src,
+	return steer_probe_add(&st, v->svc->id, v->svc->group[j], (const struct sockaddr *)src,
 			       v->vslot, i);
 }
 
-int dp_probe_del(const struct version *v, const struct sockaddr_storage *src)
+int dp_probe_del(const struct version *v, int j, const struct sockaddr_storage *src)
 {
-	return steer_probe_del(&st, v->svc->id, v->svc->group[0], (const struct sockaddr *)src);
+	return steer_probe_del(&st, v->svc->id, v->svc->group[j], (const struct sockaddr *)src);
 }
 
 int dp_probe_clear(void)

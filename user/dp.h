@@ -70,10 +70,13 @@ int dp_zero_fd(void);
 /* Next queued zero event: 1 with *e, 0 when there is none. */
 int dp_zero_next(struct track_event *e);
 
-/* Probe pins: the agent's own check of one instance reaches exactly it. */
-/* Keyed by the probe's bound source address and port (getsockname), so only it matches. */
-int dp_probe_add(const struct version *v, int i, const struct sockaddr_storage *src);
-int dp_probe_del(const struct version *v, const struct sockaddr_storage *src);
+/*
+ * Probe pins: the agent's own check of instance i on listen address j
+ * reaches exactly its socket there.  Keyed by the probe's bound source
+ * address and port (getsockname), so only it matches.
+ */
+int dp_probe_add(const struct version *v, int i, int j, const struct sockaddr_storage *src);
+int dp_probe_del(const struct version *v, int j, const struct sockaddr_storage *src);
 int dp_probe_clear(void);
 /* Recount each service's pins and probes (after a restart). */
 int dp_extras_sync(void);

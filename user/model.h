@@ -53,6 +53,7 @@ struct check {
 	long long next_at;  /* ms: when the next check may start */
 	struct hcheck hc;   /* tcp/http */
 	bool hc_pinned;
+	int addr; /* tcp/http: the listen address checked now; a check passes on all of them */
 	pid_t pid; /* exec: the check process, until reaped */
 	int pidfd;
 	int fails; /* consecutive failures */
@@ -72,6 +73,7 @@ struct instance {
 	unsigned long long starttime; /* /proc/PID/stat start time: guards against pid reuse */
 	int probe_fd;		      /* READY_TCP: connection through this instance's own socket */
 	struct sockaddr_storage probe_src; /* its bound address and port: the steer probe key */
+	int probe_addr; /* the listen address probed now: ready once every one passed */
 	struct check chk;
 	struct evsrc ev;
 };

@@ -69,7 +69,7 @@ void version_free(struct version *v)
 			close(v->inst[i].pidfd);
 		}
 		if (v->inst[i].probe_fd >= 0) {
-			dp_probe_del(v, &v->inst[i].probe_src);
+			dp_probe_del(v, v->inst[i].probe_addr, &v->inst[i].probe_src);
 			close(v->inst[i].probe_fd);
 		}
 		check_close(v, i);
