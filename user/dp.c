@@ -135,13 +135,16 @@ int dp_open(const char *bpf_dir, const __u64 *cookies, int ncookies, char *err, 
 	if (r)
 		return r;
 	sockets_takeover(bpf_dir, cookies, ncookies);
+	log_libbpf_quiet(true);
 	r = steer_open(&st, bpf_dir, err, errlen);
 	if (r) {
+		log_libbpf_quiet(false);
 		close(dir_fd);
 		dir_fd = -1;
 		return r;
 	}
 	r = track_open(&tr, bpf_dir, zero_queue, NULL, err, errlen);
+	log_libbpf_quiet(false);
 	if (r) {
 		steer_close(&st);
 		close(dir_fd);

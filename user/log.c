@@ -78,8 +78,17 @@ void fatalx(const char *fmt, ...)
 	exit(1);
 }
 
+static bool libbpf_quiet;
+
+void log_libbpf_quiet(bool on)
+{
+	libbpf_quiet = on;
+}
+
 int log_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
+	if (level == LIBBPF_WARN && libbpf_quiet && log_verbose < 1)
+		return 0;
 	if (level == LIBBPF_DEBUG && log_verbose < 2)
 		return 0;
 	if (level == LIBBPF_INFO && log_verbose < 1)

@@ -3,6 +3,7 @@
 #define BATON_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 /* 0: warnings and info; 1 (-v): debug; 2 (-vv): libbpf debug too. */
 extern int log_verbose;
@@ -16,5 +17,10 @@ void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn))
 void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 enum libbpf_print_level;
 int log_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap);
+/*
+ * While on (loading the programs), libbpf's warnings are shown only with
+ * -v: the caller's one-line error says what failed and how to fix it.
+ */
+void log_libbpf_quiet(bool on);
 
 #endif /* BATON_LOG_H */

@@ -69,8 +69,48 @@ static int pin_dir_prepare(const char *pin_dir, char *err, size_t errlen)
 	return 0;
 }
 
+int pin_mismatch(struct bpf_object *obj, char *buf, size_t len)
+{
+	struct bpf_map *m;
+
+	bpf_object__for_each_map(m, obj)
+	{
+		const char *path = bpf_map__pin_path(m);
+		struct bpf_map_info info = {};
+		__u32 ilen = sizeof(info);
+		struct stat sb;
+		int fd;
+
+		if (!path || lstat(path, &sb) < 0)
+			continue; /* not pinned (yet): created by this load */
+		fd = bpf_obj_get(path);
+		if (fd < 0) {
+			snprintf(buf, len, "%s is not a pinned map (%s)", path,
+				 S_ISDIR(sb.st_mode) ? "a directory" : strerror(errno));
+			return -EINVAL;
+		}
+		if (bpf_obj_get_info_by_fd(fd, &info, &ilen) ||
+		    info.type != bpf_map__type(m) || info.key_size != bpf_map__key_size(m) ||
+		    info.value_size != bpf_map__value_size(m) ||
+		    (info.max_entries != bpf_map__max_entries(m) &&
+		     bpf_map__type(m) != BPF_MAP_TYPE_RINGBUF &&
+		     bpf_map__type(m) != BPF_MAP_TYPE_PERF_EVENT_ARRAY)) {
+			snprintf(buf, len, "%s is not the map this build needs (type %u, key %u, "
+				 "value %u, %u entries; want %u, %u, %u, %u)", path, info.type,
+				 info.key_size, info.value_size, info.max_entries, bpf_map__type(m),
+				 bpf_map__key_size(m), bpf_map__value_size(m),
+				 bpf_map__max_entries(m));
+			close(fd);
+			return -EINVAL;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
 int steer_open(struct steer *st, const char *pin_dir, char *err, size_t errlen)
 {
+	char bad[384];
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
 	struct steer_bpf *skel;
 	int r;
@@ -88,7 +128,12 @@ int steer_open(struct steer *st, const char *pin_dir, char *err, size_t errlen)
 	}
 	r = steer_bpf__load(skel);
 	if (r) {
-		if (r == -EINVAL)
+		if (pin_mismatch(skel->obj, bad, sizeof(bad)))
+			snprintf(err, errlen,
+				 "cannot load the steer program: %s (remove the pins: rm -r %s, "
+				 "then restart)",
+				 bad, pin_dir);
+		else if (r == -EINVAL)
 			snprintf(
 			    err, errlen,
 			    "cannot load the steer program: the maps pinned in %s do not match "
@@ -101,7 +146,8 @@ int steer_open(struct steer *st, const char *pin_dir, char *err, size_t errlen)
 			snprintf(
 			    err, errlen,
 			    "cannot load the steer program: %s (the kernel needs sk_reuseport "
-			    "with migration, 5.14 or later; run with -vv for the verifier log)",
+			    "with migration, 5.14 or later; -v shows libbpf's messages, -vv the "
+			    "verifier log)",
 			    strerror(-r));
 		steer_bpf__destroy(skel);
 		return r;

@@ -28,6 +28,13 @@ struct steer {
  * Returns 0 or -errno with a one-line reason and fix in err.
  */
 int steer_open(struct steer *st, const char *pin_dir, char *err, size_t errlen);
+/*
+ * After a failed load of obj with pinned maps: the first pin that is not
+ * a map this build can reuse (a directory, another map type or size), as
+ * one line in buf, and -EINVAL; 0 when every pin fits.
+ */
+struct bpf_object;
+int pin_mismatch(struct bpf_object *obj, char *buf, size_t len);
 void steer_close(struct steer *st);
 /* Remove the pins (the maps live on while programs or fds use them). */
 int steer_unpin(const char *pin_dir);

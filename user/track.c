@@ -21,6 +21,7 @@
 #include <bpf/libbpf.h>
 
 #include "track.skel.h"
+#include "steer_user.h"
 #include "track_user.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -107,16 +108,32 @@ int track_open(struct track *t, const char *pin_dir, track_zero_fn fn, void *ctx
 		t->skel->rodata->netns_cookie = cookie;
 	}
 	r = track_bpf__load(t->skel);
+	if (r && pin_mismatch(t->skel->obj, link_path, sizeof(link_path))) {
+		snprintf(err, errlen,
+			 "cannot load the track program: %s (remove the pins: rm -r %s, then "
+			 "restart)",
+			 link_path, pin_dir);
+		goto fail;
+	}
 	if (r) {
 		snprintf(err, errlen,
 			 "cannot load the track program: %s (needs sock_ops and BTF; maps pinned "
-			 "in %s from another build? remove them with: rm -r %s)",
+			 "in %s from another build? remove them with: rm -r %s; -v shows libbpf's "
+			 "messages)",
 			 strerror(-r), pin_dir, pin_dir);
 		goto fail;
 	}
 	snprintf(link_path, sizeof(link_path), "%s/track_link", pin_dir);
 	/* A pinned link from an earlier agent: swap in this program, keep one attachment. */
 	t->link = access(link_path, F_OK) == 0 ? bpf_link__open(link_path) : NULL;
+	if (!t->link && access(link_path, F_OK) == 0) {
+		r = -EEXIST;
+		snprintf(err, errlen,
+			 "cannot load the track program: %s is not a pinned link (remove the "
+			 "pins: rm -r %s, then restart)",
+			 link_path, pin_dir);
+		goto fail;
+	}
 	if (t->link && bpf_link__update_program(t->link, t->skel->progs.track)) {
 		bpf_link__unpin(t->link);
 		bpf_link__destroy(t->link);

@@ -46,3 +46,23 @@ gone_prog() {
 }
 check "the track program is detached and gone" gone_prog
 check_eq "no state or socket is left in run-dir" "" "$(ls -A "$T/run")"
+
+# 4. A pin replaced by something else (what a user who could write the pin
+#    directory once could leave behind): the error names that path and the
+#    fix; after the fix, the agent takes its services over again.
+start_agent || exit 1
+kill -9 "$AGENT"
+wait_gone 5 "$AGENT"
+rm "$BPFDIR/services" && mkdir "$BPFDIR/services"
+expect_err "a directory in place of a map pin is named" \
+	"$BPFDIR/services is not a pinned map (a directory)" "$BATON" agent -d -f "$T/web.conf"
+rmdir "$BPFDIR/services"
+rm "$BPFDIR/track_link" && mkdir "$BPFDIR/track_link"
+expect_err "a directory in place of the link pin is named" \
+	"$BPFDIR/track_link is not a pinned link" "$BATON" agent -d -f "$T/web.conf"
+rm -r "$BPFDIR"
+start_agent || exit 1
+check "after rm -r of the pin directory, the agent took v1 over" \
+	grep -q "took over 1 version(s)" "$T/agent.log"
+check "and v1 serves" only_version http://127.0.0.1:8080/ v1 5
+check "shutdown --stop" "$BATON" shutdown --stop
