@@ -864,10 +864,16 @@ int cmd_status(int argc, char **argv)
 	r = call(o.control, req, 10000);
 	if (check_reply("status", r))
 		return 1;
+	if (!json_is_array(json_object_get(r, "services"))) {
+		fprintf(stderr, "baton status: the agent's reply has no list of services (is %s a "
+			"baton agent of this version?)\n", o.control);
+		json_decref(r);
+		return 1;
+	}
 	if (o.json) {
 		char *s = json_dumps(json_object_get(r, "services"), JSON_INDENT(2));
 
-		printf("%s\n", s);
+		printf("%s\n", s ? s : "[]");
 		free(s);
 	} else {
 		print_table(json_object_get(r, "services"));
