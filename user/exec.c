@@ -102,12 +102,13 @@ void reap_later(pid_t pid, int pidfd)
 void on_reap(struct reaping *r)
 {
 	siginfo_t si = {0};
-	int i;
+	int i, rc;
 
-	if (waitid(P_PIDFD, r->pidfd, &si, WEXITED | WNOHANG) < 0 && errno != ECHILD)
+	rc = waitid(P_PIDFD, r->pidfd, &si, WEXITED | WNOHANG);
+	if (rc < 0 && errno != ECHILD)
 		return;
-	if (errno != ECHILD && !si.si_pid)
-		return; /* not yet */
+	if (rc == 0 && !si.si_pid)
+		return; /* not yet (errno is stale after a success) */
 	ep_del(r->pidfd);
 	close(r->pidfd);
 	for (i = 0; i < REAP_MAX; i++)
