@@ -58,13 +58,5 @@ check "the load outlasted the restarts" eval 'running "$KA" && running "$CL"'
 check "keep-alive wrk ended by PID" eval 'WRK=$KA wrk_stop'
 check "connection-per-request wrk ended by PID" eval 'WRK=$CL wrk_stop'
 cat "$T/wrk.ka" "$T/wrk.cl"
-for w in ka cl; do
-	reqs=$(wrk_field "$T/wrk.$w" requests)
-	check "$w: wrk made real load ($reqs requests)" test "${reqs:-0}" -gt 1000
-	for f in connect read write timeout non2xx; do
-		check_eq "$w: wrk $f errors" 0 "$(wrk_field "$T/wrk.$w" $f)"
-	done
-done
-for k in TcpAttemptFails TcpEstabResets TcpExtListenOverflows TcpExtTCPMigrateReqFailure; do
-	check_eq "$k" 0 "$(nstat_delta "$T/nstat.before" "$T/nstat.after" $k)"
-done
+for w in ka cl; do check_wrk_clean "$w" "$T/wrk.$w"; done
+check_tcp_clean "$T/nstat.before" "$T/nstat.after"

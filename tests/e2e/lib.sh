@@ -207,3 +207,21 @@ wrk_field() {
 	*) sed -n "s/.*Socket errors:.* $2 \([0-9]*\).*/\1/p" "$1" | grep . || echo 0 ;;
 	esac
 }
+# check_wrk_clean NAME OUT: wrk (its totals in OUT) made real load (over
+# 1000 requests) and had no error of any class.
+check_wrk_clean() {
+	local reqs f
+	reqs=$(wrk_field "$2" requests)
+	check "$1: wrk made real load ($reqs requests)" test "${reqs:-0}" -gt 1000
+	for f in connect read write timeout non2xx; do
+		check_eq "$1: wrk $f errors" 0 "$(wrk_field "$2" $f)"
+	done
+}
+# check_tcp_clean BEFORE AFTER: no refused connection attempt, established
+# reset, accept-queue overflow or failed migration between two nstat_snap.
+check_tcp_clean() {
+	local k
+	for k in TcpAttemptFails TcpEstabResets TcpExtListenOverflows TcpExtTCPMigrateReqFailure; do
+		check_eq "$k" 0 "$(nstat_delta "$1" "$2" $k)"
+	done
+}
