@@ -305,13 +305,18 @@ int dp_extras_sync(void)
 	return steer_extras_sync(&st);
 }
 
-int dp_pin_set(const struct service *s, const struct steer_cidr *c, int num)
+/* Unique across services, so a cache of one service's pins never matches another's. */
+static unsigned pins_epoch;
+
+int dp_pin_set(struct service *s, const struct steer_cidr *c, int num)
 {
+	s->pins_gen = ++pins_epoch;
 	return steer_pin_set(&st, s->id, c, num);
 }
 
-int dp_pin_del(const struct service *s, const struct steer_cidr *c)
+int dp_pin_del(struct service *s, const struct steer_cidr *c)
 {
+	s->pins_gen = ++pins_epoch;
 	return steer_pin_del(&st, s->id, c);
 }
 
@@ -322,6 +327,7 @@ int dp_pin_list(const struct service *s, struct steer_cidr *out, __u32 *versions
 
 int dp_pin_del_version(const struct version *v)
 {
+	v->svc->pins_gen = ++pins_epoch;
 	return steer_pin_del_version(&st, v->svc->id, v->num);
 }
 

@@ -82,8 +82,8 @@ int dp_probe_clear(void);
 int dp_extras_sync(void);
 
 /* Client CIDR pins. */
-int dp_pin_set(const struct service *s, const struct steer_cidr *c, int num);
-int dp_pin_del(const struct service *s, const struct steer_cidr *c);
+int dp_pin_set(struct service *s, const struct steer_cidr *c, int num);
+int dp_pin_del(struct service *s, const struct steer_cidr *c);
 int dp_pin_list(const struct service *s, struct steer_cidr *out, __u32 *versions, int max);
 int dp_pin_del_version(const struct version *v);
 

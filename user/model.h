@@ -169,6 +169,7 @@ struct rollback_note {
 struct service {
 	struct service_conf conf;
 	int id;
+	unsigned pins_gen; /* bumped by dp.c at every change of the service's CIDR pins */
 	int group[MAX_LISTEN];
 	struct version *slot[MAX_VERSIONS];
 	int active;   /* vslot or -1 */

@@ -227,6 +227,33 @@ static void rollout_resume(struct service *s, json_t *jr)
 	kill_orphan_hook(s, jr);
 }
 
+/*
+ * The CIDR pins the state lists, set again: the same pins when the map
+ * survived, all of them again when its pin was removed.  A pin to a version
+ * that is gone is dropped, as the agent drops it when a version ends.
+ */
+static void pins_restore(struct service *s, json_t *pins)
+{
+	struct steer_cidr c;
+	char err[128];
+	json_t *p;
+	size_t k;
+	int num, r;
+
+	json_array_foreach(pins, k, p)
+	{
+		const char *text = json_string_value(json_object_get(p, "cidr"));
+
+		num = json_integer_value(json_object_get(p, "version"));
+		if (!text || steer_cidr_parse(text, &c, err, sizeof(err)) || !version_by_num(s, num))
+			continue;
+		r = dp_pin_set(s, &c, num);
+		if (r)
+			log_warnx("%s: cannot set its pin of %s to v%d again: %s", s->conf.name,
+				  text, num, strerror(-r));
+	}
+}
+
 void service_restore(struct service *s, json_t *js)
 {
 	struct fsm_event e = {.type = FE_RESTORED};
@@ -273,6 +300,7 @@ void service_restore(struct service *s, json_t *js)
 		if (s->slot[i] && dp_ensure(s->slot[i]))
 			log_warn("%s: cannot register its connection counters", vname(s->slot[i]));
 	dp_policy(s);
+	pins_restore(s, json_object_get(js, "pins"));
 	/* A new sockets map (the pins were removed): every listener in it again first. */
 	for (i = 0; i < MAX_VERSIONS && dp_sockets_new(); i++)
 		if (s->slot[i] && s->slot[i]->placed)

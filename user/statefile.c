@@ -11,6 +11,7 @@
 #include "proc.h"
 #include "services.h"
 #include "statefile.h"
+#include "status.h"
 
 /*
  * The pinned maps keep steering and counting while no agent runs; the
@@ -24,6 +25,11 @@
 
 static char run_dir[256];
 static char *state_last; /* the state file's content as last written */
+/* Each service's CIDR pins as last read from the map, by service id. */
+static struct {
+	unsigned gen;
+	json_t *j;
+} pins_cache[MAX_SERVICES];
 
 void state_init(const char *dir)
 {
@@ -32,8 +38,14 @@ void state_init(const char *dir)
 
 void state_close(void)
 {
+	int i;
+
 	free(state_last);
 	state_last = NULL;
+	for (i = 0; i < MAX_SERVICES; i++) {
+		json_decref(pins_cache[i].j);
+		pins_cache[i].j = NULL;
+	}
 }
 
 static json_t *state_version(struct version *v)
@@ -92,6 +104,17 @@ static char *state_text(void)
 	for (i = 0; (s = service_at(i)); i++) {
 		json_t *vs, *groups, *j;
 
+		/*
+		 * The CIDR pins, read from the map only when they changed: if the
+		 * pins are removed, a restarted agent sets them again.
+		 */
+		if (s->id >= 0 && s->id < MAX_SERVICES &&
+		    (!pins_cache[s->id].j || pins_cache[s->id].gen != s->pins_gen)) {
+			json_decref(pins_cache[s->id].j);
+			pins_cache[s->id].j = status_pins(s);
+			pins_cache[s->id].gen = s->pins_gen;
+		}
+
 		if (s->gone)
 			continue;
 		vs = json_array();
@@ -107,6 +130,8 @@ static char *state_text(void)
 			      "removed", s->removed, "id", s->id, "groups", groups, "next_num",
 			      s->next_num, "active", s->active, "previous", s->previous, "versions",
 			      vs, "rollout", state_rollout(s));
+		if (s->id >= 0 && s->id < MAX_SERVICES && json_array_size(pins_cache[s->id].j))
+			json_object_set_new(j, "pins", json_deep_copy(pins_cache[s->id].j));
 		if (s->last_rollback.num)
 			json_object_set_new(j, "last_rollback",
 					    json_pack("{s:i, s:I, s:s}", "num",

@@ -64,7 +64,7 @@ static json_t *rollout_json(struct service *s)
 }
 
 /* Every pin of the service (MAX_PINS at most exist). */
-static json_t *pins_json(struct service *s)
+json_t *status_pins(struct service *s)
 {
 	struct steer_cidr *cidrs = calloc(MAX_PINS, sizeof(*cidrs));
 	__u32 *vers = calloc(MAX_PINS, sizeof(*vers));
@@ -164,7 +164,7 @@ json_t *status_json(struct service *s)
 				      "kill_after_ms", (json_int_t)s->conf.kill_after_ms));
 	if (s->removed)
 		json_object_set_new(j, "removed", json_true());
-	json_object_set_new(j, "pins", pins_json(s));
+	json_object_set_new(j, "pins", status_pins(s));
 	if (s->last_rollback.num) {
 		char when[32];
 

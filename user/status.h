@@ -8,5 +8,7 @@
 #include "model.h"
 
 json_t *status_json(struct service *s);
+/* The service's CIDR pins from the map: [{"cidr", "version"}]. */
+json_t *status_pins(struct service *s);
 
 #endif /* BATON_STATUS_H */

@@ -5,7 +5,8 @@
 # tells an operator to do after a map-layout change), and it is started
 # again, 5 times: the new agent finds the previous one's sockets map by the
 # cookies in its state file and keeps every listener where it is, counts
-# connections in new maps, and deploys as before.  Zero failed requests.
+# connections in new maps, sets the CIDR pins again from its state file,
+# and deploys as before.  Zero failed requests.
 # (Issue 17, item 1: before, every SYN after such a restart was refused.)
 . "$(dirname "$0")/lib.sh"
 
@@ -13,6 +14,7 @@ write_conf "instances = 2" "ready = notify" "ready-timeout = 5s" "health = none"
 	"drain-timeout = 5s" "kill-after = 2s" "backlog = 4096"
 start_agent || exit 1
 URL=http://127.0.0.1:8080/
+pins() { "$BATON" status web --json | jq -r '.[0].pins[] | "\(.cidr) v\(.version)"'; }
 accepted() {
 	"$BATON" status web --json | jq -r ".[0].versions[] | select(.version == $1) | .accepted"
 }
@@ -25,6 +27,7 @@ nstat_snap "$T/nstat.before"
 sleep 0.5
 
 expect=1 bad_start=0 took=0
+check "pin 10.9.0.0/16 to v1" "$BATON" pin web 10.9.0.0/16 v1
 for i in 1 2 3 4 5; do
 	kill -9 "$AGENT"
 	wait_gone 5 "$AGENT"
@@ -36,6 +39,7 @@ for i in 1 2 3 4 5; do
 	# New connections are counted in the new maps.
 	a=$(accepted "$expect")
 	sleep 0.5
+	check_eq "restart $i: the CIDR pin is set again" "10.9.0.0/16 v$expect" "$(pins)"
 	check "restart $i: v$expect counts new connections again ($a, then $(accepted "$expect"))" \
 		test "$(accepted "$expect")" -gt "${a:-0}"
 	if [ "$i" = 3 ]; then
@@ -44,6 +48,8 @@ for i in 1 2 3 4 5; do
 		expect=$((expect + 1))
 		# shellcheck disable=SC2086
 		check "v$((expect - 1)) drained and exited" wait_gone 15 $old
+		check_eq "the pin to v$((expect - 1)) went with it" "" "$(pins)"
+		check "pin 10.9.0.0/16 to v$expect" "$BATON" pin web 10.9.0.0/16 "v$expect"
 	fi
 done
 check_eq "every agent came up" 0 "$bad_start"
