@@ -32,9 +32,9 @@ endif
 .PHONY: all deps test test-unit demo bench clean install
 .PHONY: fuzz fuzz-build
 
-BPF_PROGS := steer track
+BPF_PROGS := steer track drain
 USER_SRCS := user/adopt.c user/agent.c user/checks.c user/cli.c user/config.c user/confkeys.c user/confval.c user/control.c \
-	     user/ctlserver.c user/dp.c user/exec.c user/fsm.c user/fsm_ops.c user/fsm_rollout.c \
+	     user/ctlserver.c user/dp.c user/drain.c user/exec.c user/fsm.c user/fsm_ops.c user/fsm_rollout.c \
 	     user/fsm_version.c user/health.c user/listen.c user/log.c user/loop.c \
 	     user/main.c user/metrics.c user/model.c user/notify.c user/proc.c user/reload.c \
 	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \
@@ -42,7 +42,7 @@ USER_SRCS := user/adopt.c user/agent.c user/checks.c user/cli.c user/config.c us
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
-TESTS     += $(BUILD)/test_migrate $(BUILD)/test_fsm
+TESTS     += $(BUILD)/test_migrate $(BUILD)/test_fsm $(BUILD)/test_drain
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -98,6 +98,10 @@ $(BUILD)/drop_ack.bpf.o: tests/bpf/drop_ack.bpf.c | $(BUILD)
 
 $(BUILD)/test_migrate: tests/bpf/test_migrate.c $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o \
 		       $(BUILD)/drop_ack.skel.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDFLAGS) -lbpf -lelf -lz -lcmocka -o $@
+
+$(BUILD)/test_drain: tests/bpf/test_drain.c $(BUILD)/drain.o $(BUILD)/drain.skel.h
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDFLAGS) -lbpf -lelf -lz -lcmocka -o $@
 
