@@ -35,7 +35,7 @@ endif
 BPF_PROGS := steer track drain
 USER_SRCS := user/adopt.c user/agent.c user/checks.c user/cli.c user/config.c user/confkeys.c user/confval.c user/control.c \
 	     user/ctlserver.c user/dp.c user/drain.c user/exec.c user/fsm.c user/fsm_ops.c user/fsm_rollout.c \
-	     user/fsm_version.c user/health.c user/listen.c user/log.c user/loop.c \
+	     user/fsm_version.c user/health.c user/httpdrain.c user/listen.c user/log.c user/loop.c \
 	     user/main.c user/metrics.c user/model.c user/notify.c user/proc.c user/reload.c \
 	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \
 	     user/status.c user/steer.c user/track.c user/versions.c

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <linux/types.h>
 
+#include "drain.h"
 #include "model.h"
 #include "steer_user.h"
 #include "track_user.h"
@@ -57,6 +58,16 @@ int dp_forget(const struct version *v);
 int dp_zero_fd(void);
 /* Next queued zero event: 1 with *e, 0 when there is none. */
 int dp_zero_next(struct track_event *e);
+
+/*
+ * drain-http: a version's connections join (on) or leave (off) the drain
+ * sockhash at the next passes.  The drain program is loaded at the first
+ * use; -EOPNOTSUPP when it cannot be (logged once).
+ */
+int dp_http_drain(const struct version *v, int on);
+int dp_http_drain_stats(const struct version *v, struct drain_stats *st);
+/* One bounded step of a pass (drain_pass_step): 1 more, 0 complete, -errno. */
+int dp_http_drain_step(int budget, int *changed);
 
 /* Probe pins: the agent's own check of one instance reaches exactly it. */
 /* Keyed by the probe's bound source address and port (getsockname), so only it matches. */

@@ -23,6 +23,7 @@
 #include "ctlserver.h"
 #include "dp.h"
 #include "exec.h"
+#include "httpdrain.h"
 #include "log.h"
 #include "proc.h"
 #include "services.h"
@@ -409,6 +410,9 @@ static void perform(struct service *s, const struct fsm_action *a)
 		break;
 	case FA_RESET_STOP:
 		reset_stop(v);
+		break;
+	case FA_HTTP_DRAIN:
+		http_drain_perform(s, v, (int)a->arg);
 		break;
 	case FA_VTIMER:
 		timerfd_at(v->tfd, a->arg);

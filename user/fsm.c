@@ -43,6 +43,7 @@ const char *const fsm_act_names[FA_COUNT] = {
     [FA_WATCH] = "watch",
     [FA_RESET] = "reset",
     [FA_RESET_STOP] = "reset-stop",
+    [FA_HTTP_DRAIN] = "http-drain",
     [FA_VTIMER] = "vtimer",
     [FA_READY_CHECKS] = "ready-checks",
     [FA_HEALTH_CHECKS] = "health-checks",
