@@ -23,6 +23,11 @@
 #endif
 _Static_assert((DRAIN_SCAN_MAX & (DRAIN_SCAN_MAX - 1)) == 0, "DRAIN_SCAN_MAX: a power of 2");
 
+/* Responses up to this size leave the program in one piece (see drain_msg). */
+#ifndef DRAIN_LINEAR_MAX
+#define DRAIN_LINEAR_MAX 16384
+#endif
+
 /* Connections in the drain sockhash at once. */
 #ifndef DRAIN_MAX_SOCKS
 #define DRAIN_MAX_SOCKS 65536
