@@ -118,7 +118,7 @@ demo: deps
 	$(Q)tools/demo.sh $(BUILD)
 
 # Benchmarks (docs/performance.md): every part, or one with PART=steer|swaps|switch|proxy|footprint|scale|reset|rollout.
-BENCH_BINS := $(BUILD)/steer-bench $(BUILD)/loadgen
+BENCH_BINS := $(BUILD)/steer-bench $(BUILD)/loadgen $(BUILD)/drain-bench
 bench:
 	$(Q)tools/deps.sh bench
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
@@ -127,6 +127,10 @@ bench:
 $(BUILD)/steer-bench: tools/bench/steer-bench.c $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o $(LDFLAGS) -lbpf -lelf -lz -lm -pthread -o $@
+
+$(BUILD)/drain-bench: tools/bench/drain-bench.c $(BUILD)/drain.o $(BUILD)/drain.skel.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/drain.o $(LDFLAGS) -lbpf -lelf -lz -o $@
 
 $(BUILD)/loadgen: tools/bench/loadgen.c | $(BUILD)
 	$(call msg,CC,$@)

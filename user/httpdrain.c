@@ -12,8 +12,8 @@
 #include "log.h"
 #include "loop.h"
 
-/* Connections that join or leave per loop turn (each a sockhash update, about a µs). */
-#define PASS_BUDGET 256
+/* Connections that join or leave per loop turn: about 2 ms of work (drain-bench). */
+#define PASS_BUDGET 64
 /*
  * A pass that moved connections is followed by another this much later:
  * a handshake steered to the version before its sockets left the map may
