@@ -6,8 +6,12 @@
  * established connection whose version (track's `conns`) is in
  * drain_versions into drain_socks, a sockhash; a connection whose version
  * left drain_versions (rolled back into service) is taken out again.
- * Nothing else ever joins the sockhash: connections of active versions
- * never run drain_msg, and keep exactly their usual send path.
+ * With sticky steering and drain-http, a connection of a version with
+ * weight joins too when its client now maps to another version (steer's
+ * pure functions over its policy and pins: drain_resteer), so a canary's
+ * keep-alive clients follow the weights after one response; it leaves when
+ * its client maps back.  Nothing else ever joins the sockhash: other
+ * connections never run drain_msg, and keep exactly their usual send path.
  *
  * drain_msg (sk_msg, the sockhash's verdict program) sees every sendmsg,
  * writev and sendfile page of those connections.  A write is the first of a
@@ -59,6 +63,48 @@ struct {
 	__type(key, struct version_key);
 	__type(value, struct drain_stats);
 } drain_versions SEC(".maps");
+
+/*
+ * steer's policy, pins and their counts (pinned, shared; see bpf/steer.bpf.c):
+ * read here to tell where a client maps now.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SERVICES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct steer_service);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, MAX_PINS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct steer_pin_key);
+	__type(value, struct steer_pin);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pins SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct steer_extras);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} extras SEC(".maps");
+
+/*
+ * drain_resteer: services (sticky, drain-http) whose connections are asked
+ * to close when their client now maps to another version -> their stats;
+ * the agent adds and removes.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct drain_stats);
+} drain_resteer SEC(".maps");
 
 /* drain_socks: the connections drain_msg runs on; drain_join adds and removes. */
 struct {
@@ -114,6 +160,35 @@ static __always_inline int key_of(const struct sock_common *skc, struct conn_key
 	return -1;
 }
 
+/*
+ * The version a connection's client maps to now, if its service re-steers
+ * (drain_resteer) in sticky mode: a CIDR pin's, else the weights'.  0: do
+ * not ask (not re-steered, per-connection mode, no version with weight).
+ */
+static __always_inline __u32 maps_to(const struct conn_key *k, __u32 service)
+{
+	struct steer_service *pol;
+	struct steer_extras *ex;
+	struct steer_pin_key pk;
+	struct steer_pin *pin;
+	__u32 sfamily, addr[4];
+
+	if (!bpf_map_lookup_elem(&drain_resteer, &service))
+		return 0;
+	pol = bpf_map_lookup_elem(&services, &service);
+	if (!pol || pol->mode != STEER_STICKY)
+		return 0;
+	ex = bpf_map_lookup_elem(&extras, &service);
+	if (ex && ex->pins) {
+		drain_client_addr(k->family, k->raddr, &sfamily, addr);
+		steer_pin_key_init(&pk, service, sfamily, addr, sfamily == STEER_AF_INET ? 32 : 128);
+		pin = bpf_map_lookup_elem(&pins, &pk);
+		if (pin)
+			return pin->version;
+	}
+	return drain_sticky_version(pol, k->family, k->raddr);
+}
+
 SEC("iter/tcp")
 int drain_join(struct bpf_iter__tcp *ctx)
 {
@@ -125,6 +200,7 @@ int drain_join(struct bpf_iter__tcp *ctx)
 	struct conn_owner *o;
 	struct tcp_sock *tp;
 	struct drain_sk *st;
+	__u32 to, why = DW_DRAIN;
 	__u8 one = 1;
 
 	if (!skc || skc->skc_state != TCP_ESTABLISHED)
@@ -132,30 +208,44 @@ int drain_join(struct bpf_iter__tcp *ctx)
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp)
 		return 0;
+	if (key_of(skc, &k))
+		return 0;
 	st = bpf_sk_storage_get(&drain_skst, tp, 0, 0);
 	if (st) {
 		vk.service = st->service;
 		vk.version = st->version;
 		if (bpf_map_lookup_elem(&drain_versions, &vk))
 			return 0; /* joined, and its version still drains */
-		/* Its version is back in service: nothing of the drain stays on it. */
-		if (!key_of(skc, &k))
-			bpf_map_delete_elem(&drain_socks, &k);
+		if (st->why == DW_RESTEER) {
+			to = maps_to(&k, st->service);
+			if (to && to != st->version)
+				return 0; /* its client still maps elsewhere */
+		}
+		/*
+		 * Its version is back in service, or its client maps to it again:
+		 * nothing of the drain stays on it.
+		 */
+		bpf_map_delete_elem(&drain_socks, &k);
 		bpf_sk_storage_delete(&drain_skst, tp);
 		/* One byte out per socket changed: the reader's buffer bounds a batch. */
 		bpf_seq_write(seq, &one, 1);
 		return 0;
 	}
-	if (key_of(skc, &k))
-		return 0;
 	o = bpf_map_lookup_elem(&conns, &k);
 	if (!o)
 		return 0; /* not a connection baton counts */
 	vk.service = o->service;
 	vk.version = o->version;
 	ds = bpf_map_lookup_elem(&drain_versions, &vk);
-	if (!ds)
-		return 0; /* its version is not drained with drain-http */
+	if (!ds) {
+		to = maps_to(&k, o->service);
+		if (!to || to == o->version)
+			return 0; /* not drained, and its client stays on its version */
+		ds = bpf_map_lookup_elem(&drain_resteer, &vk.service);
+		if (!ds)
+			return 0;
+		why = DW_RESTEER;
+	}
 	st = bpf_sk_storage_get(&drain_skst, tp, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st)
 		return 0;
@@ -165,6 +255,7 @@ int drain_join(struct bpf_iter__tcp *ctx)
 	st->flags = 0;
 	st->service = o->service;
 	st->version = o->version;
+	st->why = why;
 	if (bpf_map_update_elem(&drain_socks, &k, tp, BPF_NOEXIST)) {
 		bpf_sk_storage_delete(&drain_skst, tp);
 		return 0; /* sockhash full, or not a socket it takes: drained as without drain-http */
@@ -272,9 +363,12 @@ int drain_msg(struct sk_msg_md *msg)
 		return SK_PASS; /* left alone: done, upgraded, or not (or no longer) drained */
 	vk.service = st->service;
 	vk.version = st->version;
-	ds = bpf_map_lookup_elem(&drain_versions, &vk);
+	if (st->why == DW_RESTEER)
+		ds = bpf_map_lookup_elem(&drain_resteer, &vk.service);
+	else
+		ds = bpf_map_lookup_elem(&drain_versions, &vk);
 	if (!ds)
-		return SK_PASS; /* its version went back into service: it leaves at the next pass */
+		return SK_PASS; /* no longer asked to close: it leaves at the next pass */
 	first = st->state == DS_WAIT;
 	if (first) {
 		tp = bpf_skc_to_tcp_sock(sk);

@@ -47,12 +47,20 @@ enum drain_state {
 #define DF_INSERTED 1 /* "Connection: close" inserted into this response */
 #define DF_COUNTED  2 /* this response is counted in rewritten */
 
+/* Why a connection joined. */
+enum drain_why {
+	DW_DRAIN = 0,	/* its version drains (drain_versions) */
+	DW_RESTEER = 1, /* its client now maps to another version (drain_resteer) */
+};
+
 struct drain_sk {
 	__u64 rx_mark; /* tcp bytes_received at the last response start (or at joining) */
 	__u32 state;   /* enum drain_state */
 	__u32 flags;   /* DF_* of the response in DS_HEADERS */
 	__u32 service;
 	__u32 version;
+	__u32 why; /* enum drain_why */
+	__u32 pad;
 };
 
 /*
@@ -67,6 +75,40 @@ struct drain_stats {
 	__u64 not_http;	 /* first writes after a request that were not an HTTP/1.x status line */
 	__u64 partial;	 /* HTTP/1.x first writes without a whole status line: untouched */
 };
+
+/*
+ * Sticky steering's version for a client now, as bpf/steer.bpf.c picks it
+ * by weight (pins aside): the version number, or 0 when no version has
+ * weight.  family and raddr as in struct conn_key (the server's view); an
+ * IPv4-mapped client of a dual-stack listener counts as IPv4, as in steer.
+ * Pure: the iterator and the tests compute the same.
+ */
+static inline void drain_client_addr(__u32 family, const __u32 raddr[4], __u32 *sfamily,
+				     __u32 addr[4])
+{
+	__u32 i;
+
+	/* ::ffff:a.b.c.d, network byte order: the third word is 00 00 ff ff */
+	if (family == 10 && !raddr[0] && !raddr[1] && raddr[2] == __builtin_bswap32(0xffff)) {
+		*sfamily = STEER_AF_INET;
+		addr[0] = raddr[3];
+		addr[1] = addr[2] = addr[3] = 0;
+		return;
+	}
+	*sfamily = family == 10 ? STEER_AF_INET6 : STEER_AF_INET;
+	for (i = 0; i < 4; i++)
+		addr[i] = *sfamily == STEER_AF_INET && i ? 0 : raddr[i];
+}
+
+static inline __u32 drain_sticky_version(const struct steer_service *pol, __u32 family,
+					 const __u32 raddr[4])
+{
+	__u32 sfamily, addr[4], slot;
+
+	drain_client_addr(family, raddr, &sfamily, addr);
+	slot = steer_pick_version(pol, steer_addr_point(sfamily, addr));
+	return slot < MAX_VERSIONS ? pol->v[slot].version : 0;
+}
 
 /* ---- the scan of a response head -------------------------------------------- */
 

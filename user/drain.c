@@ -121,6 +121,25 @@ int drain_stats(struct drain *d, __u32 service, __u32 version, struct drain_stat
 	return bpf_map_lookup_elem(d->versions_fd, &k, st) ? -errno : 0;
 }
 
+int drain_resteer(struct drain *d, __u32 service, int on)
+{
+	int fd = bpf_map__fd(d->skel->maps.drain_resteer);
+	struct drain_stats z = {0};
+
+	if (on)
+		return bpf_map_update_elem(fd, &service, &z, BPF_NOEXIST) && errno != EEXIST ? -errno
+											       : 0;
+	if (bpf_map_delete_elem(fd, &service) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int drain_resteer_stats(struct drain *d, __u32 service, struct drain_stats *st)
+{
+	return bpf_map_lookup_elem(bpf_map__fd(d->skel->maps.drain_resteer), &service, st) ? -errno
+											   : 0;
+}
+
 int drain_pass_step(struct drain *d, int budget, int *changed)
 {
 	char buf[512];

@@ -34,6 +34,9 @@ void drain_close(struct drain *d);
 /* Drain (on) or stop draining (off) a version's connections; a pass applies it. */
 int drain_version(struct drain *d, __u32 service, __u32 version, int on);
 int drain_stats(struct drain *d, __u32 service, __u32 version, struct drain_stats *st);
+/* Re-steer a sticky service's connections whose client maps to another version now (on/off). */
+int drain_resteer(struct drain *d, __u32 service, int on);
+int drain_resteer_stats(struct drain *d, __u32 service, struct drain_stats *st);
 /*
  * One bounded step of a pass over the namespace's TCP sockets: at most
  * budget connections join or leave the sockhash.  1: the pass goes on, 0:

@@ -308,8 +308,10 @@ int main(int argc, char **argv)
 		close(sfd[i]);
 	}
 	drain_close(&d);
-	snprintf(path, sizeof(path), "%s/conns", pin_dir);
-	unlink(path);
+	for (const char **m = (const char *[]){"conns", "services", "pins", "extras", NULL}; *m; m++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, *m);
+		unlink(path);
+	}
 	rmdir(pin_dir);
 	return 0;
 }
