@@ -279,6 +279,20 @@ int dp_http_drain_stats(const struct version *v, struct drain_stats *s)
 	return r ? r : drain_stats(&dr, v->svc->id, v->num, s);
 }
 
+int dp_http_resteer(const struct service *s, int on)
+{
+	int r = drain_ready();
+
+	return r ? r : drain_resteer(&dr, s->id, on);
+}
+
+int dp_http_resteer_stats(const struct service *s, struct drain_stats *st)
+{
+	if (dr_state <= 0)
+		return -EOPNOTSUPP;
+	return drain_resteer_stats(&dr, s->id, st);
+}
+
 int dp_http_drain_step(int budget, int *changed)
 {
 	*changed = 0;

@@ -66,6 +66,8 @@ int dp_zero_next(struct track_event *e);
  */
 int dp_http_drain(const struct version *v, int on);
 int dp_http_drain_stats(const struct version *v, struct drain_stats *st);
+int dp_http_resteer(const struct service *s, int on);
+int dp_http_resteer_stats(const struct service *s, struct drain_stats *st);
 /* One bounded step of a pass (drain_pass_step): 1 more, 0 complete, -errno. */
 int dp_http_drain_step(int budget, int *changed);
 

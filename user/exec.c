@@ -414,6 +414,9 @@ static void perform(struct service *s, const struct fsm_action *a)
 	case FA_HTTP_DRAIN:
 		http_drain_perform(s, v, (int)a->arg);
 		break;
+	case FA_HTTP_RESTEER:
+		http_resteer_perform(s, (int)a->arg);
+		break;
 	case FA_VTIMER:
 		timerfd_at(v->tfd, a->arg);
 		break;
@@ -440,6 +443,7 @@ static void perform(struct service *s, const struct fsm_action *a)
 		forget(s, v);
 		break;
 	case FA_SERVICE_GONE:
+		http_resteer_perform(s, 0);
 		dp_service_del(s);
 		if (s->ro_tfd >= 0) {
 			ep_del(s->ro_tfd);

@@ -105,6 +105,37 @@ void http_drain_perform(struct service *s, struct version *v, int how)
 	pass_soon(); /* its connections leave the sockhash */
 }
 
+void http_resteer_perform(struct service *s, int on)
+{
+	struct drain_stats st = {0};
+	int r;
+
+	if (on) {
+		if (!s->resteer_on) {
+			r = dp_http_resteer(s, 1);
+			if (r) {
+				log_warnx("%s: drain-http: keep-alive clients cannot follow the "
+					  "weights: %s",
+					  s->conf.name, strerror(-r));
+				return;
+			}
+			s->resteer_on = true;
+		}
+		pass_soon();
+		return;
+	}
+	if (!s->resteer_on)
+		return;
+	if (!dp_http_resteer_stats(s, &st))
+		log_info("%s: drain-http: %llu connection(s) whose clients moved to another "
+			 "version were asked to close, %llu response(s) rewritten",
+			 s->conf.name, (unsigned long long)st.joined,
+			 (unsigned long long)st.rewritten);
+	dp_http_resteer(s, 0);
+	s->resteer_on = false;
+	pass_soon();
+}
+
 void on_http_drain_tick(void)
 {
 	uint64_t n;

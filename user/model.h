@@ -189,6 +189,8 @@ struct service {
 	unsigned long rollbacks[RB_COUNT]; /* metrics: rollbacks by reason */
 	/* drain-http (metrics): connections its drains ended by a client's close, or left idle. */
 	unsigned long long drain_closed_by_client, drain_idle_closed, drain_rewritten;
+	bool resteering; /* the state machine asked for drain-http's re-steer (sticky) */
+	bool resteer_on; /* exec.c: the drain program has it */
 };
 
 /* "web v3", for logs (two calls may share a statement). */
