@@ -89,6 +89,10 @@ static int teardown(void **state)
 	close(f->lfd);
 	snprintf(path, sizeof(path), "%s/conns", f->pin_dir);
 	unlink(path);
+	for (const char **m = (const char *[]){"services", "pins", "extras", NULL}; *m; m++) {
+		snprintf(path, sizeof(path), "%s/%s", f->pin_dir, *m);
+		unlink(path);
+	}
 	rmdir(f->pin_dir);
 	free(f);
 	return 0;
@@ -390,6 +394,87 @@ static void active_never_joins_and_leave(void **state)
 	close_case(f, 1);
 }
 
+/*
+ * drain_resteer, sticky steering at 50/50: connections of v1 whose client
+ * maps to v2 now (and only those) join and get Connection: close; when the
+ * weights go back to v1, they leave untouched.
+ */
+#define NCLI 16
+static void resteer_follows_weights(void **state)
+{
+	struct fixture *f = *state;
+	struct steer_service pol = {.mode = STEER_STICKY};
+	struct conn_owner o = {.service = SERVICE, .version = 1};
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	int svc_fd = bpf_map__fd(f->d.skel->maps.services);
+	int cfd[NCLI], sfd[NCLI], i, away = 0, round;
+	__u32 svc = SERVICE, want[NCLI];
+	struct conn_key k;
+
+	pol.v[0] = (struct steer_version){.version = 1, .weight = 5000, .instances = 1,
+					  .state = VSTATE_ACTIVE};
+	pol.v[1] = (struct steer_version){.version = 2, .weight = 5000, .instances = 1,
+					  .state = VSTATE_ACTIVE};
+	assert_int_equal(bpf_map_update_elem(svc_fd, &svc, &pol, BPF_ANY), 0);
+	for (i = 0; i < NCLI; i++) {
+		struct sockaddr_in c = {.sin_family = AF_INET};
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(PORT)};
+
+		c.sin_addr.s_addr = htonl(0x7f000100 + i + 1); /* 127.0.1.(i+1) */
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		cfd[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(cfd[i] >= 0);
+		assert_int_equal(bind(cfd[i], (struct sockaddr *)&c, sizeof(c)), 0);
+		assert_int_equal(connect(cfd[i], (struct sockaddr *)&a, sizeof(a)), 0);
+		sfd[i] = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
+		assert_true(sfd[i] >= 0);
+		set_timeouts(cfd[i]);
+		set_timeouts(sfd[i]);
+		key_of(sfd[i], &k);
+		assert_int_equal(bpf_map_update_elem(f->conns_fd, &k, &o, BPF_ANY), 0);
+		want[i] = drain_sticky_version(&pol, AF_INET, k.raddr);
+		assert_true(want[i] == 1 || want[i] == 2);
+		away += want[i] == 2;
+	}
+	/* 16 addresses at 50/50: some of each, or the case proves nothing. */
+	assert_true(away > 0 && away < NCLI);
+	assert_int_equal(drain_resteer(&f->d, SERVICE, 1), 0);
+	assert_int_equal(pass(f), away);
+	assert_int_equal(drain_members(&f->d), away);
+	/* Back to v1 alone: they leave, untouched; then 50/50 again: they join again. */
+	pol.v[0].weight = WEIGHT_MAX;
+	pol.v[1].weight = 0;
+	assert_int_equal(bpf_map_update_elem(svc_fd, &svc, &pol, BPF_ANY), 0);
+	assert_int_equal(pass(f), away);
+	assert_int_equal(drain_members(&f->d), 0);
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < NCLI; i++) {
+			f->cfd = cfd[i];
+			f->sfd = sfd[i];
+			request(f);
+			swrite(f, resp);
+			expect(f, round && want[i] == 2
+				      ? "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+				      : resp);
+		}
+		if (round)
+			break;
+		pol.v[0].weight = 5000;
+		pol.v[1].weight = 5000;
+		assert_int_equal(bpf_map_update_elem(svc_fd, &svc, &pol, BPF_ANY), 0);
+		assert_int_equal(pass(f), away);
+	}
+	assert_int_equal(drain_resteer(&f->d, SERVICE, 0), 0);
+	assert_int_equal(bpf_map_delete_elem(svc_fd, &svc), 0);
+	pass(f);
+	for (i = 0; i < NCLI; i++) {
+		key_of(sfd[i], &k);
+		bpf_map_delete_elem(f->conns_fd, &k);
+		close(cfd[i]);
+		close(sfd[i]);
+	}
+}
+
 /* ---- the scan step, without a kernel ---------------------------------------------- */
 
 static struct drain_scan scan(const char *s, int later)
@@ -449,6 +534,7 @@ int main(void)
 	    cmocka_unit_test(writev_and_sendfile),
 	    cmocka_unit_test(not_http),
 	    cmocka_unit_test(active_never_joins_and_leave),
+	    cmocka_unit_test(resteer_follows_weights),
 	};
 	const struct CMUnitTest pure[] = {
 	    cmocka_unit_test(scan_heads),

@@ -126,6 +126,9 @@ static const char *render(void)
 			n += snprintf(buf + n, sizeof(buf) - n, " %s",
 				      a->arg == 1 ? "begin" : a->arg == 0 ? "end" : "cancel");
 			break;
+		case FA_HTTP_RESTEER:
+			n += snprintf(buf + n, sizeof(buf) - n, " %s", a->arg ? "on" : "off");
+			break;
 		case FA_VTIMER:
 		case FA_RO_TIMER:
 			if (a->arg)
@@ -192,13 +195,12 @@ static void spawned(struct version *v)
 	v->nalive = v->ninst;
 }
 
-/* A first version, started and ready: v1 active with all traffic. */
-static struct version *first_version(struct service *s)
+/* A first version, started and ready: v1 active with all traffic; its deploy's actions. */
+static struct version *first_version_expect(struct service *s, const char *deploy)
 {
 	struct version *v = version_make(s);
 
-	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = v}),
-	       "place v1; policy; attach v1; spawn v1");
+	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = v}), deploy);
 	spawned(v);
 	EXPECT(s, ((struct fsm_event){.type = FE_SPAWNED, .v = v, .ok = true}), "ready-checks v1");
 	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v, .inst = 0}), "");
@@ -208,6 +210,11 @@ static struct version *first_version(struct service *s)
 	assert_int_equal(s->ro.stage, RO_NONE);
 	assert_int_equal(v->weight, WEIGHT_MAX);
 	return v;
+}
+
+static struct version *first_version(struct service *s)
+{
+	return first_version_expect(s, "place v1; policy; attach v1; spawn v1");
 }
 
 /* A new version of s started and ready up to its first step; returns it. */
@@ -348,6 +355,7 @@ static void test_drain_http(void **state)
 	(void)state;
 	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
 	s->conf.drain_http = true;
+	s->conf.steering = STEER_PER_CONNECTION; /* no re-steer: see test_drain_http_resteer */
 	v1 = first_version(s);
 	start_new(s, NULL,
 		  "vtimer v2 off; policy; unplace v1; stop-checks v2; vtimer v2 off; ro-timer off; "
@@ -365,6 +373,7 @@ static void test_drain_http(void **state)
 	s = service_new();
 	s->conf.drain = DRAIN_SIGNAL_THEN_WAIT;
 	s->conf.drain_http = true;
+	s->conf.steering = STEER_PER_CONNECTION; /* no re-steer: see test_drain_http_resteer */
 	v1 = first_version(s);
 	start_new(s, NULL,
 		  "vtimer v2 off; policy; unplace v1; stop-checks v2; vtimer v2 off; ro-timer off; "
@@ -378,6 +387,7 @@ static void test_drain_http(void **state)
 	s = service_new();
 	s->conf.drain_delay_ms = 10000;
 	s->conf.drain_http = true;
+	s->conf.steering = STEER_PER_CONNECTION; /* no re-steer: see test_drain_http_resteer */
 	v1 = first_version(s);
 	v2 = start_new(s, NULL,
 		       "vtimer v2 off; policy; unplace v1; stop-checks v2; vtimer v2 off; ro-timer "
@@ -391,6 +401,43 @@ static void test_drain_http(void **state)
 	service_free(s);
 
 	/* Without drain-http nothing of it appears (the other tests' exact lists say so too). */
+}
+
+/*
+ * drain-http with sticky steering: every policy change asks the connections
+ * whose client now maps to another version to close (a canary's keep-alive
+ * clients follow the weights); a reload that turns drain-http off stops it.
+ */
+static void test_drain_http_resteer(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	s->conf.strategy = STRATEGY_CANARY;
+	s->conf.drain_http = true;
+	v1 = first_version_expect(s, "place v1; policy; http-resteer on; attach v1; spawn v1");
+	v2 = version_make(s);
+	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1}),
+	       "place v2; policy; http-resteer on; attach v2; spawn v2");
+	spawned(v2);
+	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v2, .ok = true});
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v2, .inst = 0}), "");
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v2, .inst = 1}),
+	       "vtimer v2 off; health-checks v2; policy; http-resteer on; ro-timer +2000; progress");
+	assert_int_equal(v2->weight, 1000);
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "policy; http-resteer on; ro-timer +2000; progress");
+	assert_int_equal(v1->weight, 5000);
+	/* drain-http turned off (a reload): the next policy change ends the re-steer, once. */
+	s->conf.drain_http = false;
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "policy; http-resteer off; unplace v1; stop-checks v2; vtimer v2 off; deploy-done ok; "
+	       "ro-timer off; watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +3000");
+	assert_false(s->resteering);
+	service_free(s);
 }
 
 /* ---- canary ------------------------------------------------------------------------ */
@@ -1008,6 +1055,7 @@ int main(void)
 	    cmocka_unit_test(test_drain_wait_for_zero),
 	    cmocka_unit_test(test_drain_reset_at_timeout),
 	    cmocka_unit_test(test_drain_http),
+	    cmocka_unit_test(test_drain_http_resteer),
 	    cmocka_unit_test(test_canary_steps_and_bake),
 	    cmocka_unit_test(test_promote_pause_weight_abort),
 	    cmocka_unit_test(test_rollback_within_drain_delay),
