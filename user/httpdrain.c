@@ -11,6 +11,7 @@
 #include "httpdrain.h"
 #include "log.h"
 #include "loop.h"
+#include "services.h"
 
 /* Connections that join or leave per loop turn: about 2 ms of work (drain-bench). */
 #define PASS_BUDGET 64
@@ -136,6 +137,24 @@ void http_resteer_perform(struct service *s, int on)
 	pass_soon();
 }
 
+/* After a pass: what re-steering did since the last line, per service. */
+static void resteer_report(void)
+{
+	struct drain_stats st;
+	struct service *s;
+	int i;
+
+	for (i = 0; (s = service_at(i)); i++) {
+		if (!s->resteer_on || dp_http_resteer_stats(s, &st) || st.joined == s->resteer_seen)
+			continue;
+		log_info("%s: drain-http: %llu connection(s) asked so far to close after their next "
+			 "response, their clients now mapping to another version (%llu rewritten)",
+			 s->conf.name, (unsigned long long)st.joined,
+			 (unsigned long long)st.rewritten);
+		s->resteer_seen = st.joined;
+	}
+}
+
 void on_http_drain_tick(void)
 {
 	uint64_t n;
@@ -156,6 +175,7 @@ void on_http_drain_tick(void)
 	else
 		log_debug("drain-http: a pass moved %d connection(s) in %lld ms", pass_changed,
 			  now_ms() - pass_t0);
+	resteer_report();
 	pass_t0 = 0;
 	if (again)
 		arm(now_ms());

@@ -191,6 +191,7 @@ struct service {
 	unsigned long long drain_closed_by_client, drain_idle_closed, drain_rewritten;
 	bool resteering; /* the state machine asked for drain-http's re-steer (sticky) */
 	bool resteer_on; /* exec.c: the drain program has it */
+	unsigned long long resteer_seen; /* httpdrain.c: re-steered connections last logged */
 };
 
 /* "web v3", for logs (two calls may share a statement). */
