@@ -86,3 +86,18 @@ check "close: the log says how each drain ended" \
 rewritten=$(grep -o "[0-9]* response(s) rewritten" "$T/agent.log" | awk '{s+=$1} END {print s+0}')
 check "close: responses were rewritten ($rewritten)" test "$rewritten" -gt 0
 grep "drain-http:" "$T/agent.log" | sed 's/^/  /' | tail -12
+
+# A keep-alive client that never sends again stays until drain-timeout, and
+# is counted as idle (drain_idle_closed), not as closed by its client.
+exec 5<>/dev/tcp/127.0.0.1/8080
+printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >&5
+timeout 2 head -c 12 <&5 >/dev/null
+old=$(active_version)
+oldpids=$(version_pids "$old")
+# shellcheck disable=SC2086
+check "deploy with an idle keep-alive connection open" timeout 30 "$BATON" deploy web -- $SRV
+# shellcheck disable=SC2086
+check "the old version exits after drain-timeout + kill-after" wait_gone 14 $oldpids
+exec 5<&-
+check "the idle connection is counted as idle" \
+	grep -q "web v$old: drain-http: 0 connection(s) closed by their clients, 1 idle until the drain ended" "$T/agent.log"
