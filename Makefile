@@ -32,17 +32,17 @@ endif
 .PHONY: all deps test test-unit demo bench clean install
 .PHONY: fuzz fuzz-build
 
-BPF_PROGS := steer track
+BPF_PROGS := steer track drain
 USER_SRCS := user/adopt.c user/agent.c user/checks.c user/cli.c user/config.c user/confkeys.c user/confval.c user/control.c \
-	     user/ctlserver.c user/dp.c user/exec.c user/fsm.c user/fsm_ops.c user/fsm_rollout.c \
-	     user/fsm_version.c user/health.c user/listen.c user/log.c user/loop.c \
+	     user/ctlserver.c user/dp.c user/drain.c user/exec.c user/fsm.c user/fsm_ops.c user/fsm_rollout.c \
+	     user/fsm_version.c user/health.c user/httpdrain.c user/listen.c user/log.c user/loop.c \
 	     user/main.c user/metrics.c user/model.c user/notify.c user/orphan.c user/proc.c user/reload.c \
 	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \
 	     user/status.c user/steer.c user/track.c user/versions.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
-TESTS     += $(BUILD)/test_migrate $(BUILD)/test_fsm $(BUILD)/test_listen
+TESTS     += $(BUILD)/test_migrate $(BUILD)/test_fsm $(BUILD)/test_listen $(BUILD)/test_drain
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -105,6 +105,10 @@ $(BUILD)/test_migrate: tests/bpf/test_migrate.c $(BUILD)/steer.o $(BUILD)/track.
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDFLAGS) -lbpf -lelf -lz -lcmocka -o $@
 
+$(BUILD)/test_drain: tests/bpf/test_drain.c $(BUILD)/drain.o $(BUILD)/drain.skel.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDFLAGS) -lbpf -lelf -lz -lcmocka -o $@
+
 deps:
 	$(Q)tools/deps.sh
 
@@ -118,7 +122,7 @@ demo: deps
 	$(Q)tools/demo.sh $(BUILD)
 
 # Benchmarks (docs/performance.md): every part, or one with PART=steer|swaps|switch|proxy|footprint|scale|reset|rollout.
-BENCH_BINS := $(BUILD)/steer-bench $(BUILD)/loadgen
+BENCH_BINS := $(BUILD)/steer-bench $(BUILD)/loadgen $(BUILD)/drain-bench
 bench:
 	$(Q)tools/deps.sh bench
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
@@ -127,6 +131,10 @@ bench:
 $(BUILD)/steer-bench: tools/bench/steer-bench.c $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o $(LDFLAGS) -lbpf -lelf -lz -lm -pthread -o $@
+
+$(BUILD)/drain-bench: tools/bench/drain-bench.c $(BUILD)/drain.o $(BUILD)/drain.skel.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/drain.o $(LDFLAGS) -lbpf -lelf -lz -o $@
 
 $(BUILD)/loadgen: tools/bench/loadgen.c | $(BUILD)
 	$(call msg,CC,$@)

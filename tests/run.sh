@@ -67,6 +67,7 @@ for s in $suites; do
 	bpf)
 		run steer unshare -n sh -c "ip link set lo up && exec $B/test_steer"
 		run migrate unshare -n sh -c "ip link set lo up && exec $B/test_migrate"
+		run drain unshare -n sh -c "ip link set lo up && exec $B/test_drain"
 		;;
 	e2e)
 		for t in ${E2E:-$(cd tests/e2e && ls [0-9]*.sh | sed 's/\.sh$//')}; do

@@ -164,6 +164,7 @@ static struct {
 	unsigned long idle_ms;
 	bool fail_ready;
 	bool no_accept;
+	bool keepalive_forever;
 	long unhealthy_after_ms; /* -1: never */
 	long exit_after_ms;	 /* -1: never */
 	unsigned long reset_every;
@@ -317,6 +318,7 @@ enum {
 	OPT_UNHEALTHY_AFTER,
 	OPT_RESET_EVERY,
 	OPT_EXIT_AFTER,
+	OPT_KEEPALIVE_FOREVER,
 	OPT_HELP,
 	OPT_COUNT,
 };
@@ -336,6 +338,10 @@ static const struct {
     [OPT_DRAIN_IDLE] = {"drain-idle-ms", "N",
 			"after SIGTERM, close connections idle for N ms (default 1000)"},
     [OPT_IDLE] = {"idle-ms", "N", "close keep-alive connections idle for N ms (default 60000)"},
+    [OPT_KEEPALIVE_FOREVER] = {"keepalive-forever", NULL,
+			       "drain like many third-party servers: never answer\n"
+			       "\"Connection: close\" on its own; on SIGTERM close idle\n"
+			       "connections at once and busy ones after their response"},
     [OPT_FAIL_READY] = {"fail-ready", NULL,
 			"exit 3 after --ready-delay-ms without sending READY=1"},
     [OPT_NO_ACCEPT] = {"no-accept", NULL,
@@ -383,6 +389,8 @@ static void usage(void)
 	       "\n"
 	       "SIGTERM or SIGINT: answer everything with \"Connection: close\", keep\n"
 	       "accepting until no connection is left, then close the listeners and exit 0.\n"
+	       "With --keepalive-forever the answers still say keep-alive, but each\n"
+	       "connection is closed after its answer, and idle ones at once.\n"
 	       "SIGQUIT: exit 0 at once.\n"
 	       "\n"
 	       "exit status: 0 stopped by a signal, 1 runtime error, 2 usage or setup\n"
@@ -467,6 +475,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case OPT_FAIL_READY:
 			srv.fail_ready = true;
+			break;
+		case OPT_KEEPALIVE_FOREVER:
+			srv.keepalive_forever = true;
 			break;
 		case OPT_NO_ACCEPT:
 			srv.no_accept = true;
@@ -628,6 +639,8 @@ static int64_t idle_deadline(const struct conn *c)
 {
 	if (!srv.draining)
 		return c->t + (int64_t)srv.idle_ms;
+	if (srv.keepalive_forever)
+		return srv.drain_start; /* closed at once, whatever a client is about to send */
 	return (c->t > srv.drain_start ? c->t : srv.drain_start) + (int64_t)srv.drain_idle_ms;
 }
 
@@ -1096,7 +1109,8 @@ static int wbuf_append(struct conn *c, const char *p, size_t n)
 static int respond(struct conn *c)
 {
 	bool close = c->close || srv.draining;
-	const struct resp *r = &srv.resp[c->status][close];
+	/* --keepalive-forever: it closes, but never says so (the race baton's drain-http ends). */
+	const struct resp *r = &srv.resp[c->status][c->close || (srv.draining && !srv.keepalive_forever)];
 
 	if (wbuf_append(c, r->buf, c->head ? r->head_len : r->len) < 0)
 		return -1;

@@ -32,6 +32,7 @@
 #include "reload.h"
 #include "restore.h"
 #include "exec.h"
+#include "httpdrain.h"
 #include "services.h"
 #include "statefile.h"
 #include "versions.h"
@@ -255,6 +256,9 @@ static void dispatch(const struct epoll_event *e)
 	case EV_RESET:
 		on_reset_tick();
 		break;
+	case EV_HTTP_DRAIN:
+		on_http_drain_tick();
+		break;
 	}
 }
 
@@ -290,7 +294,8 @@ static int preflight(const struct agent_opts *o, json_t **stp)
 				json_decref(st);
 				return refuse_start("%s: %s", cfg->services[i].name, err);
 			}
-	if (features_check(cfg->agent.bpf_dir, err, sizeof(err))) {
+	if (features_check(cfg->agent.bpf_dir, err, sizeof(err)) ||
+	    http_drain_config_check(cfg, err, sizeof(err))) {
 		json_decref(st);
 		return refuse_start("%s", err);
 	}

@@ -403,6 +403,17 @@ static int set_drain_reset(struct parser *p, const char *key, const char *val)
 	return 0;
 }
 
+static int set_drain_http(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "close"))
+		p->svc->drain_http = true;
+	else if (!strcmp(val, "off"))
+		p->svc->drain_http = false;
+	else
+		return perr(p, "%s must be close or off, not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
 static int set_steering(struct parser *p, const char *key, const char *val)
 {
 	if (!strcmp(val, "sticky"))
@@ -546,6 +557,7 @@ const struct key_def conf_keys[] = {
     {"drain-timeout", SECT_SERVICE, false, set_drain_timeout},
     {"kill-after", SECT_SERVICE, false, set_kill_after},
     {"drain-reset", SECT_SERVICE, false, set_drain_reset},
+    {"drain-http", SECT_SERVICE, false, set_drain_http},
     {"adopt", SECT_SERVICE, false, set_adopt},
     {"backlog", SECT_SERVICE, false, set_backlog},
     {"steering", SECT_SERVICE, false, set_steering},

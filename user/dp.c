@@ -13,12 +13,16 @@
 #include <bpf/bpf.h>
 
 #include "dp.h"
+#include "drain_user.h"
 #include "listen.h"
 #include "log.h"
 #include "orphan.h"
 
 static struct steer st;
 static struct track tr;
+/* drain-http's program: loaded at its first use; 1 loaded, -1 could not be. */
+static struct drain dr;
+static int dr_state;
 
 /* Zero events read from track's ring buffer, handed out by dp_zero_next. */
 static struct track_event *zq;
@@ -155,9 +159,12 @@ int dp_open(const char *bpf_dir, const __u64 *cookies, int ncookies, char *err, 
 
 void dp_close(bool unpin)
 {
-	orphan_close(&orph);
 	int r;
 
+	orphan_close(&orph);
+	if (dr_state > 0)
+		drain_close(&dr);
+	dr_state = 0;
 	track_close(&tr);
 	steer_close(&st);
 	free(zq);
@@ -282,6 +289,57 @@ int dp_reset_begin(const struct version *v, struct track_reset **r)
 int dp_forget(const struct version *v)
 {
 	return track_forget(&tr, v->svc->id, v->num);
+}
+
+static int drain_ready(void)
+{
+	char err[300];
+
+	if (dr_state)
+		return dr_state > 0 ? 0 : -EOPNOTSUPP;
+	if (drain_open(&dr, dir_path, err, sizeof(err))) {
+		log_warnx("drain-http: %s; versions drain without it", err);
+		dr_state = -1;
+		return -EOPNOTSUPP;
+	}
+	dr_state = 1;
+	return 0;
+}
+
+int dp_http_drain(const struct version *v, int on)
+{
+	int r = drain_ready();
+
+	return r ? r : drain_version(&dr, v->svc->id, v->num, on);
+}
+
+int dp_http_drain_stats(const struct version *v, struct drain_stats *s)
+{
+	int r = drain_ready();
+
+	return r ? r : drain_stats(&dr, v->svc->id, v->num, s);
+}
+
+int dp_http_resteer(const struct service *s, int on)
+{
+	int r = drain_ready();
+
+	return r ? r : drain_resteer(&dr, s->id, on);
+}
+
+int dp_http_resteer_stats(const struct service *s, struct drain_stats *st)
+{
+	if (dr_state <= 0)
+		return -EOPNOTSUPP;
+	return drain_resteer_stats(&dr, s->id, st);
+}
+
+int dp_http_drain_step(int budget, int *changed)
+{
+	*changed = 0;
+	if (dr_state <= 0)
+		return -EOPNOTSUPP;
+	return drain_pass_step(&dr, budget, changed);
 }
 
 int dp_probe_add(const struct version *v, int i, int j, const struct sockaddr_storage *src)

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <linux/types.h>
 
+#include "drain.h"
 #include "model.h"
 #include "steer_user.h"
 #include "track_user.h"
@@ -77,6 +78,19 @@ int dp_zero_next(struct track_event *e);
  */
 int dp_probe_add(const struct version *v, int i, int j, const struct sockaddr_storage *src);
 int dp_probe_del(const struct version *v, int j, const struct sockaddr_storage *src);
+
+/*
+ * drain-http: a version's connections join (on) or leave (off) the drain
+ * sockhash at the next passes.  The drain program is loaded at the first
+ * use; -EOPNOTSUPP when it cannot be (logged once).
+ */
+int dp_http_drain(const struct version *v, int on);
+int dp_http_drain_stats(const struct version *v, struct drain_stats *st);
+int dp_http_resteer(const struct service *s, int on);
+int dp_http_resteer_stats(const struct service *s, struct drain_stats *st);
+/* One bounded step of a pass (drain_pass_step): 1 more, 0 complete, -errno. */
+int dp_http_drain_step(int budget, int *changed);
+
 int dp_probe_clear(void);
 /* Recount each service's pins and probes (after a restart). */
 int dp_extras_sync(void);

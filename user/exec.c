@@ -23,6 +23,7 @@
 #include "ctlserver.h"
 #include "dp.h"
 #include "exec.h"
+#include "httpdrain.h"
 #include "log.h"
 #include "proc.h"
 #include "services.h"
@@ -411,6 +412,12 @@ static void perform(struct service *s, const struct fsm_action *a)
 	case FA_RESET_STOP:
 		reset_stop(v);
 		break;
+	case FA_HTTP_DRAIN:
+		http_drain_perform(s, v, (int)a->arg);
+		break;
+	case FA_HTTP_RESTEER:
+		http_resteer_perform(s, (int)a->arg);
+		break;
 	case FA_VTIMER:
 		timerfd_at(v->tfd, a->arg);
 		break;
@@ -437,6 +444,7 @@ static void perform(struct service *s, const struct fsm_action *a)
 		forget(s, v);
 		break;
 	case FA_SERVICE_GONE:
+		http_resteer_perform(s, 0);
 		dp_service_del(s);
 		if (s->ro_tfd >= 0) {
 			ep_del(s->ro_tfd);

@@ -43,6 +43,8 @@ const char *const fsm_act_names[FA_COUNT] = {
     [FA_WATCH] = "watch",
     [FA_RESET] = "reset",
     [FA_RESET_STOP] = "reset-stop",
+    [FA_HTTP_DRAIN] = "http-drain",
+    [FA_HTTP_RESTEER] = "http-resteer",
     [FA_VTIMER] = "vtimer",
     [FA_READY_CHECKS] = "ready-checks",
     [FA_HEALTH_CHECKS] = "health-checks",
@@ -121,7 +123,18 @@ void fsm_ro_timer(struct fsm *f, long long at)
 
 void fsm_policy(struct fsm *f)
 {
+	struct service *s = f->s;
+	bool resteer = s->conf.drain_http && s->conf.steering == STEER_STICKY;
+
 	fsm_emit(f, FA_POLICY, NULL, -1, 0);
+	/*
+	 * drain-http, sticky: after every policy change, connections whose
+	 * client now maps to another version are asked to close after their
+	 * next response, so keep-alive clients follow the weights too.
+	 */
+	if (resteer || s->resteering)
+		fsm_emit(f, FA_HTTP_RESTEER, NULL, -1, resteer);
+	s->resteering = resteer;
 }
 
 void fsm_place(struct fsm *f, struct version *v)

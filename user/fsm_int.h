@@ -38,6 +38,8 @@ void fsm_drain_signal(struct fsm *f, struct version *v);
 void fsm_drain_wait(struct fsm *f, struct version *v);
 void fsm_drain_next(struct fsm *f, struct version *v);
 void fsm_drain_begin(struct fsm *f, struct version *v);
+void fsm_http_drain_end(struct fsm *f, struct version *v, int how);
+void fsm_http_drain_restore(struct fsm *f, struct version *v);
 void fsm_version_abort(struct fsm *f, struct version *v, const char *why);
 void fsm_on_exit(struct fsm *f, struct version *v, int i, const char *desc);
 void fsm_on_vtimer(struct fsm *f, struct version *v);

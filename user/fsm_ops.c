@@ -267,10 +267,12 @@ void fsm_restored(struct fsm *f)
 				break; /* kept for the after-switch hook: handled with the rollout
 					*/
 			fsm_vtimer(f, v, v->t_switch + s->conf.drain_delay_ms);
+			fsm_http_drain_restore(f, v);
 			break;
 		case VP_DRAIN_WAIT:
 			fsm_vtimer(f, v, v->deadline);
 			fsm_emit(f, FA_WATCH, v, -1, 1);
+			fsm_http_drain_restore(f, v);
 			break;
 		case VP_DRAINING:
 		case VP_TERMINATING:

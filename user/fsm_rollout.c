@@ -112,6 +112,7 @@ void fsm_rollout_fail(struct fsm *f, enum rb_reason reason, const char *why)
 			/* Kept for the after-switch hook: its sockets are still the agent's. */
 			fsm_vtimer(f, ov, 0);
 			fsm_emit(f, FA_WATCH, ov, -1, 0);
+			fsm_http_drain_end(f, ov, -1);
 			fsm_place(f, ov);
 			ov->phase = VP_ACTIVE;
 		}
@@ -557,6 +558,7 @@ int fsm_rollback(struct fsm *f, char *msg, size_t msglen)
 	}
 	fsm_vtimer(f, prev, 0);
 	fsm_emit(f, FA_WATCH, prev, -1, 0);
+	fsm_http_drain_end(f, prev, -1);
 	fsm_place(f, prev);
 	prev->phase = VP_ACTIVE;
 	prev->weight = WEIGHT_MAX;

@@ -21,6 +21,7 @@ void fsm_version_stopped(struct fsm *f, struct version *v)
 	int k;
 
 	fsm_unplace(f, v);
+	fsm_http_drain_end(f, v, 0);
 	if (v->t_switch)
 		snprintf(how, sizeof(how), "stopped %.3f s after switch-out",
 			 (f->now - v->t_switch) / 1000.0);
@@ -53,6 +54,27 @@ void fsm_version_stopped(struct fsm *f, struct version *v)
 
 /* ---- the drain ---------------------------------------------------------------- */
 
+/* A version taken over while it drained: the drain program's sockhash did not survive. */
+void fsm_http_drain_restore(struct fsm *f, struct version *v)
+{
+	if (!f->s->conf.drain_http || v->http_draining)
+		return;
+	v->http_draining = true;
+	fsm_emit(f, FA_HTTP_DRAIN, v, -1, 1);
+}
+
+/*
+ * drain-http ends: how 0 when the drain is over (what is still open then is
+ * idle, and is counted so), -1 when the version goes back into service.
+ */
+void fsm_http_drain_end(struct fsm *f, struct version *v, int how)
+{
+	if (!v->http_draining)
+		return;
+	v->http_draining = false;
+	fsm_emit(f, FA_HTTP_DRAIN, v, -1, how);
+}
+
 /*
  * Drain, last step: the exit signal.  With signal-then-wait the version has
  * drain-timeout to exit (then SIGTERM, then SIGKILL after kill-after); with
@@ -67,6 +89,9 @@ void fsm_drain_signal(struct fsm *f, struct version *v)
 		v->resetting = false;
 	}
 	fsm_emit(f, FA_WATCH, v, -1, 0);
+	/* wait-then-signal: the wait is over; what is still open did not close for the rewrite. */
+	if (c->drain == DRAIN_WAIT_THEN_SIGNAL)
+		fsm_http_drain_end(f, v, 0);
 	v->t_signal = f->now;
 	fsm_emit(f, FA_RELEASE, v, -1, 0);
 	log_info("%s: draining, sending %s to %d process(es)", vname(v),
@@ -109,6 +134,11 @@ void fsm_drain_begin(struct fsm *f, struct version *v)
 	if (!v->nalive) {
 		fsm_version_stopped(f, v);
 		return;
+	}
+	/* After the unplace: no new connection reaches it; each it has closes after a response. */
+	if (c->drain_http && !v->http_draining) {
+		v->http_draining = true;
+		fsm_emit(f, FA_HTTP_DRAIN, v, -1, 1);
 	}
 	if (c->drain_delay_ms)
 		fsm_vtimer(f, v, v->t_switch + c->drain_delay_ms);
@@ -271,6 +301,8 @@ void fsm_on_vtimer(struct fsm *f, struct version *v)
 		fsm_drain_signal(f, v);
 		break;
 	case VP_DRAINING:
+		/* signal-then-wait: drain-timeout ends the time the rewrite had. */
+		fsm_http_drain_end(f, v, 0);
 		log_warnx("%s: %d process(es) still running at drain-timeout %u ms%s", vname(v),
 			  v->nalive, c->drain_timeout_ms,
 			  c->exit_signal != SIGTERM ? ", sending SIGTERM" : "");

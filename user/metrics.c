@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Prometheus metrics: GET /metrics on [agent] metrics, never blocking the loop. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,21 @@ static void put_label(FILE *f, const char *v)
 static void metric_head(FILE *f, const char *name, const char *type, const char *help)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One drain-http counter per service that has drain-http (offset of its field in the service). */
+static void drain_http_metric(FILE *f, const char *name, const char *help, size_t off)
+{
+	struct service *s;
+	int i;
+
+	metric_head(f, name, "counter", help);
+	for (i = 0; (s = service_at(i)); i++)
+		if (!s->gone && s->conf.drain_http) {
+			fprintf(f, "%s{service=\"", name);
+			put_label(f, s->conf.name);
+			fprintf(f, "\"} %llu\n", *(unsigned long long *)((char *)s + off));
+		}
 }
 
 static char *metrics_text(size_t *len)
@@ -195,6 +211,17 @@ static char *metrics_text(size_t *len)
 			put_label(f, s->conf.name);
 			fprintf(f, "\",reason=\"%s\"} %lu\n", rb_names[k], s->rollbacks[k]);
 		}
+	drain_http_metric(f, "baton_drain_closed_by_client_total",
+			  "drain-http: connections of drained versions that their clients closed "
+			  "during the drain.",
+			  offsetof(struct service, drain_closed_by_client));
+	drain_http_metric(f, "baton_drain_idle_closed_total",
+			  "drain-http: connections still open (idle) when a drain ended, closed "
+			  "by the server's exit.",
+			  offsetof(struct service, drain_idle_closed));
+	drain_http_metric(f, "baton_drain_rewritten_total",
+			  "drain-http: responses of drained versions rewritten to Connection: close.",
+			  offsetof(struct service, drain_rewritten));
 	if (fclose(f)) {
 		free(text);
 		return NULL;

@@ -103,6 +103,8 @@ struct version {
 	char errors_last[160];
 	__u64 lost_seen;	   /* connections lost to dead processes, already reported */
 	bool resetting;		   /* drain-reset under way: signalled once it is done */
+	bool http_draining;	   /* drain-http: its connections are asked to close */
+	long long hd_live0;	   /* exec.c: its live connections when drain-http began */
 	struct track_reset *reset; /* exec.c's cursor of that reset */
 	bool freed;		   /* freed: events still queued for it are ignored */
 	struct version *next_dead; /* freed versions, released after the epoll batch */
@@ -188,6 +190,11 @@ struct service {
 	bool gone;			   /* a free slot */
 	unsigned long rollouts[RR_COUNT];  /* metrics: rollouts by result */
 	unsigned long rollbacks[RB_COUNT]; /* metrics: rollbacks by reason */
+	/* drain-http (metrics): connections its drains ended by a client's close, or left idle. */
+	unsigned long long drain_closed_by_client, drain_idle_closed, drain_rewritten;
+	bool resteering; /* the state machine asked for drain-http's re-steer (sticky) */
+	bool resteer_on; /* exec.c: the drain program has it */
+	unsigned long long resteer_seen; /* httpdrain.c: re-steered connections last logged */
 };
 
 /* "web v3", for logs (two calls may share a statement). */

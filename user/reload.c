@@ -12,6 +12,7 @@
 #include "log.h"
 #include "reload.h"
 #include "exec.h"
+#include "httpdrain.h"
 #include "services.h"
 
 static bool listens_equal(const struct service_conf *a, const struct service_conf *b)
@@ -111,6 +112,10 @@ int reload(char *msg, size_t msglen)
 		goto fail;
 	}
 	/* Check everything before changing anything. */
+	if (http_drain_config_check(nc, err, sizeof(err))) {
+		snprintf(msg, msglen, "reload refused: %.1000s", err);
+		goto fail;
+	}
 	for (k = 0; k < nc->nservices; k++) {
 		struct service *s = service_find(nc->services[k].name);
 		int j;

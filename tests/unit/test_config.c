@@ -939,6 +939,7 @@ static void load_applies_defaults(void **state)
 	assert_int_equal(s->drain_timeout_ms, 30000);
 	assert_int_equal(s->kill_after_ms, 5000);
 	assert_false(s->drain_reset);
+	assert_false(s->drain_http);
 	assert_int_equal(s->backlog, 1024);
 	config_free(cfg);
 }
@@ -1661,6 +1662,8 @@ static void error_enums(void **state)
 			  "web.conf:4: drain-policy must be wait-then-signal or signal-then-wait");
 	assert_load_error(SVC("web", "80") "drain-reset = maybe\n",
 			  "web.conf:4: drain-reset must be yes or no, not \"maybe\"");
+	assert_load_error(SVC("web", "80") "drain-http = yes\n",
+			  "web.conf:4: drain-http must be close or off, not \"yes\"");
 	assert_load_error(SVC("web", "80") "exit-signal = SIGSEGV\n",
 			  "web.conf:4: exit-signal: unknown signal \"SIGSEGV\"");
 	assert_load_error(SVC("web", "80") "exit-signal = 0\n",

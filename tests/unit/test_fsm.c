@@ -122,6 +122,13 @@ static const char *render(void)
 		case FA_WATCH:
 			n += snprintf(buf + n, sizeof(buf) - n, " %s", a->arg ? "on" : "off");
 			break;
+		case FA_HTTP_DRAIN:
+			n += snprintf(buf + n, sizeof(buf) - n, " %s",
+				      a->arg == 1 ? "begin" : a->arg == 0 ? "end" : "cancel");
+			break;
+		case FA_HTTP_RESTEER:
+			n += snprintf(buf + n, sizeof(buf) - n, " %s", a->arg ? "on" : "off");
+			break;
 		case FA_VTIMER:
 		case FA_RO_TIMER:
 			if (a->arg)
@@ -188,13 +195,12 @@ static void spawned(struct version *v)
 	v->nalive = v->ninst;
 }
 
-/* A first version, started and ready: v1 active with all traffic. */
-static struct version *first_version(struct service *s)
+/* A first version, started and ready: v1 active with all traffic; its deploy's actions. */
+static struct version *first_version_expect(struct service *s, const char *deploy)
 {
 	struct version *v = version_make(s);
 
-	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = v}),
-	       "place v1; policy; attach v1; spawn v1");
+	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = v}), deploy);
 	spawned(v);
 	EXPECT(s, ((struct fsm_event){.type = FE_SPAWNED, .v = v, .ok = true}), "ready-checks v1");
 	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v, .inst = 0}), "");
@@ -204,6 +210,11 @@ static struct version *first_version(struct service *s)
 	assert_int_equal(s->ro.stage, RO_NONE);
 	assert_int_equal(v->weight, WEIGHT_MAX);
 	return v;
+}
+
+static struct version *first_version(struct service *s)
+{
+	return first_version_expect(s, "place v1; policy; attach v1; spawn v1");
 }
 
 /* A new version of s started and ready up to its first step; returns it. */
@@ -327,6 +338,105 @@ static void test_drain_reset_at_timeout(void **state)
 	EXPECT(s, ((struct fsm_event){.type = FE_ZERO, .v = v1, .zero_ns = 1, .now_ns = 1001}),
 	       "reset-stop v1; watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +1000");
 	EXPECT(s, ((struct fsm_event){.type = FE_RESET_DONE, .v = v1}), "");
+	service_free(s);
+}
+
+/*
+ * drain-http: it begins once the old version's sockets left the map, ends
+ * (and is counted) before the exit signal with wait-then-signal, at
+ * drain-timeout with signal-then-wait, and is cancelled (nothing stays on
+ * the connections) when the version goes back into service.
+ */
+static void test_drain_http(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	s->conf.drain_http = true;
+	s->conf.steering = STEER_PER_CONNECTION; /* no re-steer: see test_drain_http_resteer */
+	v1 = first_version(s);
+	start_new(s, NULL,
+		  "vtimer v2 off; policy; unplace v1; stop-checks v2; vtimer v2 off; ro-timer off; "
+		  "http-drain v1 begin; vtimer v1 +3000; watch v1 on");
+	assert_true(v1->http_draining);
+	now += 10;
+	EXPECT(s, ((struct fsm_event){.type = FE_ZERO, .v = v1, .zero_ns = 5000, .now_ns = 9000}),
+	       "watch v1 off; http-drain v1 end; release v1; signal v1 SIGTERM; vtimer v1 +1000");
+	assert_false(v1->http_draining);
+	/* Its exit: nothing more to end. */
+	assert_string_equal(all_exit(s, v1), "stop-checks v1/1; policy; forget v1");
+	service_free(s);
+
+	/* signal-then-wait: the rewrite has until drain-timeout. */
+	s = service_new();
+	s->conf.drain = DRAIN_SIGNAL_THEN_WAIT;
+	s->conf.drain_http = true;
+	s->conf.steering = STEER_PER_CONNECTION; /* no re-steer: see test_drain_http_resteer */
+	v1 = first_version(s);
+	start_new(s, NULL,
+		  "vtimer v2 off; policy; unplace v1; stop-checks v2; vtimer v2 off; ro-timer off; "
+		  "http-drain v1 begin; watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +3000");
+	now += 3000;
+	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v1}),
+	       "http-drain v1 end; vtimer v1 +1000");
+	service_free(s);
+
+	/* A rollback within drain-delay: cancelled, and the other one begins. */
+	s = service_new();
+	s->conf.drain_delay_ms = 10000;
+	s->conf.drain_http = true;
+	s->conf.steering = STEER_PER_CONNECTION; /* no re-steer: see test_drain_http_resteer */
+	v1 = first_version(s);
+	v2 = start_new(s, NULL,
+		       "vtimer v2 off; policy; unplace v1; stop-checks v2; vtimer v2 off; ro-timer "
+		       "off; http-drain v1 begin; vtimer v1 +10000");
+	now += 5000;
+	EXPECT(s, ((struct fsm_event){.type = FE_ROLLBACK, .c = C2}),
+	       "vtimer v1 off; watch v1 off; http-drain v1 cancel; place v1; policy; unplace v2; "
+	       "http-drain v2 begin; vtimer v2 +10000; reply ok");
+	assert_false(v1->http_draining);
+	assert_true(v2->http_draining);
+	service_free(s);
+
+	/* Without drain-http nothing of it appears (the other tests' exact lists say so too). */
+}
+
+/*
+ * drain-http with sticky steering: every policy change asks the connections
+ * whose client now maps to another version to close (a canary's keep-alive
+ * clients follow the weights); a reload that turns drain-http off stops it.
+ */
+static void test_drain_http_resteer(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	s->conf.strategy = STRATEGY_CANARY;
+	s->conf.drain_http = true;
+	v1 = first_version_expect(s, "place v1; policy; http-resteer on; attach v1; spawn v1");
+	v2 = version_make(s);
+	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1}),
+	       "place v2; policy; http-resteer on; attach v2; spawn v2");
+	spawned(v2);
+	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v2, .ok = true});
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v2, .inst = 0}), "");
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v2, .inst = 1}),
+	       "vtimer v2 off; health-checks v2; policy; http-resteer on; ro-timer +2000; progress");
+	assert_int_equal(v2->weight, 1000);
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "policy; http-resteer on; ro-timer +2000; progress");
+	assert_int_equal(v1->weight, 5000);
+	/* drain-http turned off (a reload): the next policy change ends the re-steer, once. */
+	s->conf.drain_http = false;
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "policy; http-resteer off; unplace v1; stop-checks v2; vtimer v2 off; deploy-done ok; "
+	       "ro-timer off; watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +3000");
+	assert_false(s->resteering);
 	service_free(s);
 }
 
@@ -944,6 +1054,8 @@ int main(void)
 	    cmocka_unit_test(test_bluegreen),
 	    cmocka_unit_test(test_drain_wait_for_zero),
 	    cmocka_unit_test(test_drain_reset_at_timeout),
+	    cmocka_unit_test(test_drain_http),
+	    cmocka_unit_test(test_drain_http_resteer),
 	    cmocka_unit_test(test_canary_steps_and_bake),
 	    cmocka_unit_test(test_promote_pause_weight_abort),
 	    cmocka_unit_test(test_rollback_within_drain_delay),
