@@ -87,6 +87,24 @@ static int set_run_dir(struct parser *p, const char *key, const char *val)
 	return set_path(p, key, val, p->cfg->agent.run_dir, sizeof(p->cfg->agent.run_dir), "");
 }
 
+static int set_cgroup_dir(struct parser *p, const char *key, const char *val)
+{
+	char *dir = p->cfg->agent.cgroup_dir;
+
+	if (!strcmp(val, "off")) {
+		snprintf(dir, sizeof(p->cfg->agent.cgroup_dir), "off");
+		return 0;
+	}
+	/* A cgroup path, as /proc/self/cgroup writes them: below the cgroup2 mount. */
+	if (val[0] != '/' || !strcmp(val, "/") || strstr(val, "/..") || strstr(val, "//") ||
+	    val[strlen(val) - 1] == '/')
+		return perr(p,
+			    "%s must be a cgroup path below the cgroup2 mount (e.g. /baton) or off, "
+			    "not \"%.*s\"",
+			    key, ECHO_MAX, val);
+	return set_path(p, key, val, dir, sizeof(p->cfg->agent.cgroup_dir), "");
+}
+
 static int set_workdir(struct parser *p, const char *key, const char *val)
 {
 	return set_path(p, key, val, p->svc->workdir, sizeof(p->svc->workdir), "");
@@ -346,6 +364,17 @@ static int set_exit_signal(struct parser *p, const char *key, const char *val)
 	return 0;
 }
 
+static int set_exit_signal_to(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "main"))
+		p->svc->exit_signal_all = false;
+	else if (!strcmp(val, "all"))
+		p->svc->exit_signal_all = true;
+	else
+		return perr(p, "%s must be main or all, not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
 static int set_duration(struct parser *p, const char *key, const char *val, unsigned *dst,
 			bool zero_ok)
 {
@@ -531,6 +560,7 @@ const struct key_def conf_keys[] = {
     {"bpf-dir", SECT_AGENT, false, set_bpf_dir},
     {"run-dir", SECT_AGENT, false, set_run_dir},
     {"control-group", SECT_AGENT, false, set_control_group},
+    {"cgroup-dir", SECT_AGENT, false, set_cgroup_dir},
     {"metrics", SECT_AGENT, false, set_metrics},
     {"listen", SECT_SERVICE, true, set_listen},
     {"exec", SECT_SERVICE, false, set_exec},
@@ -542,6 +572,7 @@ const struct key_def conf_keys[] = {
     {"ready-timeout", SECT_SERVICE, false, set_ready_timeout},
     {"drain-policy", SECT_SERVICE, false, set_drain_policy},
     {"exit-signal", SECT_SERVICE, false, set_exit_signal},
+    {"exit-signal-to", SECT_SERVICE, false, set_exit_signal_to},
     {"drain-delay", SECT_SERVICE, false, set_drain_delay},
     {"drain-timeout", SECT_SERVICE, false, set_drain_timeout},
     {"kill-after", SECT_SERVICE, false, set_kill_after},

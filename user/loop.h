@@ -23,6 +23,7 @@ enum ev_type {
 	EV_METRICS_CLIENT, /* one metrics request */
 	EV_REAP,	   /* a killed child, reaped when it is gone */
 	EV_RESET,	   /* the next step of the drain-resets under way */
+	EV_CGROUP,	   /* a version's cgroup.events changed (inotify) */
 };
 
 struct evsrc {

@@ -88,6 +88,14 @@ struct version {
 	struct instance inst[MAX_INSTANCES];
 	bool placed;	    /* sockets in the map */
 	bool adopted;	    /* a server baton did not start: instance 0's process owns all */
+	/*
+	 * Its processes beyond the instances' own: the version's cgroup
+	 * (cgroup.c), or, without one, each instance's process group.
+	 */
+	int cg_fd;  /* its cgroup's directory, or -1 */
+	int cg_wd;  /* the watch on its cgroup.events, or -1 */
+	bool tree;  /* the state machine's: processes of its tree may still run, besides
+		       nalive (set when its instances start, cleared by FE_TREE_EMPTY) */
 	unsigned weight;    /* basis points of new connections while active */
 	int tfd;	    /* timerfd for this version's current deadline */
 	long long deadline; /* ms, monotonic; 0: none */

@@ -200,6 +200,21 @@ child(const struct spawn_req *r, const struct passwd *pw, int last_cap, int pipe
 	sigset_t all;
 	int n = 0, i, fd, hi;
 
+	/*
+	 * Into the version's cgroup first, before this process can fork: from
+	 * here on every descendant is born in it.  (fork, then the child's own
+	 * write, rather than clone3(CLONE_INTO_CGROUP): the child runs C
+	 * library code below, which glibc's fork makes safe and a raw clone3
+	 * does not; and it works before Linux 5.7.)  A failure is reported
+	 * through the exec pipe like any other.
+	 */
+	if (r->in_cgroup) {
+		char me[24];
+		int len = snprintf(me, sizeof(me), "%d", (int)getpid());
+
+		if (write(r->cg_procs, me, (size_t)len) != len)
+			child_fail(pipefd, "join the version's cgroup");
+	}
 	/* The agent blocks signals for its signalfd; children start clean. */
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
@@ -403,4 +418,34 @@ unsigned long long proc_starttime(pid_t pid)
 	if (p)
 		t = strtoull(p + 1, NULL, 10);
 	return t;
+}
+
+/* State letter (R, S, D, T, t, Z...) and command name of pid, from /proc/PID/stat; -1 if gone. */
+int proc_state(pid_t pid, char *state, char *comm, size_t commlen)
+{
+	char path[64], buf[512], *open_p, *close_p;
+	ssize_t n;
+	size_t len;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	open_p = strchr(buf, '(');
+	close_p = strrchr(buf, ')');
+	if (!open_p || !close_p || close_p < open_p || close_p[1] != ' ' || !close_p[2])
+		return -1;
+	len = (size_t)(close_p - open_p - 1);
+	if (len >= commlen)
+		len = commlen - 1;
+	memcpy(comm, open_p + 1, len);
+	comm[len] = '\0';
+	*state = close_p[2];
+	return 0;
 }

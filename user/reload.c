@@ -97,6 +97,7 @@ int reload(char *msg, size_t msglen)
 	    strcmp(nc->agent.bpf_dir, services_config()->agent.bpf_dir) ||
 	    strcmp(nc->agent.run_dir, services_config()->agent.run_dir) ||
 	    strcmp(nc->agent.control_group, services_config()->agent.control_group) ||
+	    strcmp(nc->agent.cgroup_dir, services_config()->agent.cgroup_dir) ||
 	    strcmp(nc->agent.metrics.text, services_config()->agent.metrics.text) ||
 	    nc->agent.metrics.len != services_config()->agent.metrics.len) {
 		snprintf(msg, msglen,

@@ -94,6 +94,14 @@ void services_free(void)
 	config_free(&cfg);
 }
 
+/* Whether a running version of the service svc has number num (cgroups left by others: no). */
+bool services_version_known(const char *svc, int num)
+{
+	struct service *s = service_find(svc);
+
+	return s && !s->gone && version_by_num(s, num);
+}
+
 bool services_empty(void)
 {
 	int i, vs;

@@ -37,5 +37,6 @@ void services_client_gone(struct client *c);
 int services_stop_all(void);
 /* No version left anywhere. */
 bool services_empty(void);
+bool services_version_known(const char *svc, int num);
 
 #endif /* BATON_SERVICES_H */

@@ -3,7 +3,9 @@
 #ifndef BATON_VERSIONS_H
 #define BATON_VERSIONS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "model.h"
 
@@ -17,6 +19,23 @@ int version_spawn(struct version *v, char *err, size_t errlen);
 void version_free(struct version *v);
 void versions_bury(void);
 void signal_all(struct version *v, int sig);
+/*
+ * sig to every process of v's tree: its cgroup (SIGKILL: cgroup.kill), or
+ * its instances' process groups; an adopted server's own process only.
+ */
+void signal_tree(struct version *v, int sig);
+/* v's cgroup: made (a new version) or found again (restart); 0 also without cgroups. */
+int version_cgroup_open(struct version *v, bool make, char *err, size_t errlen);
+/* A version taken over: its cgroup found again, and whether its tree still runs. */
+void version_restore_tree(struct version *v);
+/* The version ended: its cgroup goes. */
+void version_cgroup_remove(struct version *v);
+/* Every pid of v's cgroup (up to max); the count, or -ENOENT without a cgroup. */
+int version_tree(struct version *v, pid_t *pids, int max);
+/* The tree of v is empty (a cgroup event, an exit, a deadline): tell the state machine. */
+void tree_check(struct version *v);
+/* The cgroup.events watch fired: look at every version's. */
+void on_cgroup_events(void);
 /* Give up the agent's copies of v's listeners (instance only, or all with -1). */
 void release_listeners(struct version *v, int only);
 
