@@ -41,7 +41,7 @@ static char own[CG_PATH];      /* the agent's cgroup at start, relative to mnt *
 static char sub[CG_PATH];      /* the subtree, relative to mnt */
 static char svcdir[CG_PATH + 300]; /* absolute: <mnt><sub>/services */
 static char controllers[256];	  /* what the services' cgroups may enable */
-static bool enabled, made_subtree;
+static bool enabled;
 static int ifd = -1;		  /* inotify: cgroup.events of each version */
 
 bool cg_enabled(void)
@@ -149,7 +149,6 @@ static int mkdir_ok(const char *path)
 int cg_open(const char *dir, char *note, size_t notelen)
 {
 	char path[sizeof(svcdir) + 64], buf[64];
-	struct stat st;
 	int r;
 
 	enabled = false;
@@ -173,7 +172,6 @@ int cg_open(const char *dir, char *note, size_t notelen)
 	else
 		memcpy(sub, own, sizeof(sub));
 	snprintf(path, sizeof(path), "%s%s", mnt, sub);
-	made_subtree = stat(path, &st) < 0;
 	r = mkdir_ok(path);
 	if (r) {
 		snprintf(note, notelen, "cannot create the cgroup %s: %s (no delegation?)", path,
@@ -343,8 +341,12 @@ void cg_close(bool stop)
 	if (!enabled || !stop)
 		return;
 	rmdir(svcdir);
-	/* The agent still lives in the agent leaf of its own cgroup: that one stays. */
-	if (made_subtree && strcmp(sub, own)) {
+	/*
+	 * The agent still lives in the agent leaf of its own cgroup: that one
+	 * stays.  Another subtree goes when empty, whoever made it (an agent
+	 * restarted on it finds it there).
+	 */
+	if (strcmp(sub, own)) {
 		snprintf(path, sizeof(path), "%s%s", mnt, sub);
 		rmdir(path);
 	}
