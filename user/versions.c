@@ -266,6 +266,29 @@ int version_tree(struct version *v, pid_t *pids, int max)
 	return cg_pids(v->cg_fd, pids, max);
 }
 
+int version_tree_stats(struct version *v, struct tree_stats *ts)
+{
+	pid_t pids[TREE_STATS_MAX];
+	int n, k;
+
+	memset(ts, 0, sizeof(*ts));
+	if (v->cg_fd < 0)
+		return -ENOENT;
+	n = cg_pids(v->cg_fd, pids, TREE_STATS_MAX);
+	if (n < 0)
+		return n;
+	ts->procs = n;
+	for (k = 0; k < n && k < TREE_STATS_MAX; k++) {
+		char st, comm[32];
+
+		if (!proc_state(pids[k], &st, comm, sizeof(comm)) && (st == 'T' || st == 't'))
+			ts->stopped++;
+	}
+	if (!cg_cpu_usec(v->cg_fd, &ts->cpu_usec))
+		ts->have_cpu = true;
+	return 0;
+}
+
 /* The kernel saw the last connection of a watched version close. */
 void on_zero(const struct track_event *te)
 {

@@ -34,6 +34,18 @@ void version_cgroup_remove(struct version *v);
 int version_tree(struct version *v, pid_t *pids, int max);
 /* The tree of v is empty (a cgroup event, an exit, a deadline): tell the state machine. */
 void tree_check(struct version *v);
+/* At most this many processes of a version are looked at for their state. */
+#define TREE_STATS_MAX 256
+
+struct tree_stats {
+	int procs;		     /* processes in its cgroup */
+	int stopped;		     /* of them stopped (T: SIGSTOP, a frozen version) */
+	unsigned long long cpu_usec; /* CPU time of every process it ran (cpu.stat) */
+	bool have_cpu;
+};
+
+/* Figures of v's cgroup: 0, or -ENOENT without one. */
+int version_tree_stats(struct version *v, struct tree_stats *ts);
 /* The cgroup.events watch fired: look at every version's. */
 void on_cgroup_events(void);
 /* Give up the agent's copies of v's listeners (instance only, or all with -1). */
