@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +231,73 @@ int cg_open(const char *dir, char *note, size_t notelen)
 	return 0;
 }
 
+int cg_offers(const char *dir, const char *ctrl, char *where, size_t wlen)
+{
+	char path[sizeof(svcdir) + 32], buf[256], *p, *tok, *save;
+	int fd;
+	ssize_t n;
+
+	if (dir && !strcmp(dir, CGROUP_DIR_OFF)) {
+		snprintf(where, wlen, "cgroups are off (cgroup-dir = off)");
+		return -1;
+	}
+	if (!find_mount() || !find_own()) {
+		snprintf(where, wlen, "no cgroup v2 is mounted");
+		return -1;
+	}
+	if (dir && dir[0])
+		snprintf(path, sizeof(path), "%s%.*s", mnt, CG_PATH - 1, dir);
+	else
+		snprintf(path, sizeof(path), "%s%s", mnt, strcmp(own, "/") ? own : "");
+	/* The subtree may not exist yet: its nearest ancestor offers at least as much. */
+	for (;;) {
+		size_t len = strlen(path);
+
+		snprintf(path + len, sizeof(path) - len, "/cgroup.controllers");
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		path[len] = '\0';
+		if (fd >= 0 || len <= strlen(mnt))
+			break;
+		p = strrchr(path, '/');
+		if (!p || p - path < (ptrdiff_t)strlen(mnt))
+			break;
+		*p = '\0';
+	}
+	snprintf(where, wlen, "%s/cgroup.controllers", path);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+		if (!strcmp(tok, ctrl))
+			return 1;
+	return 0;
+}
+
+/* "+memory" into cgroup.subtree_control of path and of each directory below it down to leaf's parent. */
+static int enable_down(const char *top, const char *leaf_parent, const char *ctrl)
+{
+	char path[PATH_MAX], buf[64];
+	size_t len = strlen(top);
+	const char *p = leaf_parent + len;
+	int r;
+
+	snprintf(buf, sizeof(buf), "+%s", ctrl);
+	for (;;) {
+		snprintf(path, sizeof(path), "%.*s/cgroup.subtree_control", (int)(p - leaf_parent),
+			 leaf_parent);
+		r = write_file(path, buf);
+		if (r)
+			return r;
+		if (!*p)
+			return 0;
+		p = strchr(p + 1, '/');
+		if (!p)
+			p = leaf_parent + strlen(leaf_parent);
+	}
+}
+
 static int version_path(char *buf, size_t len, const char *svc, int num)
 {
 	int n = num > 0 ? snprintf(buf, len, "%s/%s/v%d", svcdir, svc, num)
@@ -251,7 +319,54 @@ int cg_version_find(const char *svc, int num)
 	return fd < 0 ? -errno : fd;
 }
 
-int cg_version_make(const char *svc, int num, char *err, size_t errlen)
+/*
+ * The service's limits into a version's cgroup: its controllers enabled
+ * from the subtree down to the service's directory first (the agent is not
+ * in any of them: it lives in the agent leaf, or in the root).
+ */
+static int apply_limits(const char *svc, int fd, const struct cg_limits *lim, char *err,
+			size_t errlen)
+{
+	static const char *const ctrl[] = {"memory", "cpu", "pids"};
+	static const char *const file[] = {"memory.max", "cpu.max", "pids.max"};
+	char top[sizeof(svcdir)], parent[PATH_MAX], val[64];
+	int k, r, wfd;
+
+	for (k = 0; k < 3; k++) {
+		if (k == 0 && !lim->memory_max)
+			continue;
+		if (k == 1 && !lim->cpu_max_pct)
+			continue;
+		if (k == 2 && !lim->pids_max)
+			continue;
+		snprintf(top, sizeof(top), "%s%s", mnt, sub);
+		version_path(parent, sizeof(parent), svc, 0);
+		r = enable_down(top, parent, ctrl[k]);
+		if (r) {
+			snprintf(err, errlen, "cannot enable the %s controller under %s: %s", ctrl[k],
+				 top, strerror(-r));
+			return r;
+		}
+		if (k == 0)
+			snprintf(val, sizeof(val), "%llu", lim->memory_max);
+		else if (k == 1)
+			snprintf(val, sizeof(val), "%u 100000", lim->cpu_max_pct * 1000);
+		else
+			snprintf(val, sizeof(val), "%u", lim->pids_max);
+		wfd = openat(fd, file[k], O_WRONLY | O_CLOEXEC);
+		r = wfd < 0 || write(wfd, val, strlen(val)) < 0 ? -errno : 0;
+		if (wfd >= 0)
+			close(wfd);
+		if (r) {
+			snprintf(err, errlen, "cannot set %s to %s: %s", file[k], val, strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+int cg_version_make(const char *svc, int num, const struct cg_limits *lim, char *err,
+		    size_t errlen)
 {
 	char path[PATH_MAX];
 	int fd, r;
@@ -274,6 +389,11 @@ int cg_version_make(const char *svc, int num, char *err, size_t errlen)
 	if (fd < 0) {
 		r = -errno;
 		snprintf(err, errlen, "cannot open the cgroup %s: %s", path, strerror(-r));
+		return r;
+	}
+	r = apply_limits(svc, fd, lim, err, errlen);
+	if (r) {
+		close(fd);
 		return r;
 	}
 	/* A number is never given twice to a service; what holds it now was not baton's. */

@@ -27,11 +27,27 @@ const char *cg_subtree(void);
 /* The controllers the services' cgroups can use (cgroup.controllers of services/), or "". */
 const char *cg_controllers(void);
 
+/* A service's limits for each version's cgroup; 0: none. */
+struct cg_limits {
+	unsigned long long memory_max; /* bytes: memory.max */
+	unsigned cpu_max_pct;	       /* percent of one CPU: cpu.max */
+	unsigned pids_max;	       /* pids.max */
+};
+
 /*
- * A version's cgroup, made: its directory fd, or -errno with a one-line
- * reason in err (a cgroup of that name still holding processes is refused).
+ * Whether the cgroup the subtree dir (cgroup-dir; "" the default) would be,
+ * or its nearest existing ancestor, offers the controller ctrl: 1, 0, or -1
+ * when there is no cgroup v2 to use; where says which file was read or why.
+ * Used at config load, before cg_open.
  */
-int cg_version_make(const char *svc, int num, char *err, size_t errlen);
+int cg_offers(const char *dir, const char *ctrl, char *where, size_t wlen);
+/*
+ * A version's cgroup, made, with the service's limits: its directory fd, or
+ * -errno with a one-line reason in err (a cgroup of that name still holding
+ * processes is refused).
+ */
+int cg_version_make(const char *svc, int num, const struct cg_limits *lim, char *err,
+		    size_t errlen);
 /* A version's existing cgroup (after an agent restart): its directory fd, or -errno. */
 int cg_version_find(const char *svc, int num);
 /* rmdir a version's cgroup (empty), then its service's directory if that is empty too. */

@@ -86,6 +86,11 @@ struct service_conf {
 
 	bool adopt; /* versions are started outside baton and adopted (baton adopt) */
 
+	/* Limits of each version's cgroup (0: none); each needs its cgroup v2 controller. */
+	unsigned long long memory_max; /* memory-max, bytes */
+	unsigned cpu_max_pct;	       /* cpu-max, percent of one CPU */
+	unsigned pids_max;	       /* pids-max */
+
 	/* Steering and rollouts (issue 4). */
 	enum steer_mode steering;	 /* default STEER_STICKY */
 	enum strategy strategy;		 /* default STRATEGY_BLUEGREEN */

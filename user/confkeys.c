@@ -236,6 +236,69 @@ static int set_backlog(struct parser *p, const char *key, const char *val)
 	return 0;
 }
 
+static int set_memory_max(struct parser *p, const char *key, const char *val)
+{
+	unsigned long n;
+	char *end;
+	unsigned long long mul = 1;
+
+	if (!is_digit(val[0]))
+		goto bad;
+	errno = 0;
+	n = strtoul(val, &end, 10);
+	if (errno || !n)
+		goto bad;
+	if (*end == 'K' || *end == 'k')
+		mul = 1ULL << 10;
+	else if (*end == 'M' || *end == 'm')
+		mul = 1ULL << 20;
+	else if (*end == 'G' || *end == 'g')
+		mul = 1ULL << 30;
+	else if (*end)
+		goto bad;
+	if (*end && end[1])
+		goto bad;
+	/* At least a page and at most a petabyte: anything else is a typo. */
+	if ((unsigned long long)n > (1ULL << 50) / mul || n * mul < 4096)
+		goto bad;
+	p->svc->memory_max = n * mul;
+	return 0;
+bad:
+	return perr(p, "%s must be a size of 4096 bytes or more (e.g. 512M, 2G), not \"%.*s\"",
+		    key, ECHO_MAX, val);
+}
+
+static int set_cpu_max(struct parser *p, const char *key, const char *val)
+{
+	unsigned long n;
+	char num[16];
+	size_t len = strlen(val);
+
+	/* A percentage of one CPU: 50% is half of one, 200% two. */
+	if (len < 2 || len > sizeof(num) || val[len - 1] != '%')
+		goto bad;
+	memcpy(num, val, len - 1);
+	num[len - 1] = '\0';
+	if (parse_uint(num, 100000, &n) < 0 || n < 1 || n > 100000)
+		goto bad;
+	p->svc->cpu_max_pct = (unsigned)n;
+	return 0;
+bad:
+	return perr(p, "%s must be a percentage of one CPU, 1%% to 100000%% (e.g. 50%%, 200%%), not "
+		       "\"%.*s\"",
+		    key, ECHO_MAX, val);
+}
+
+static int set_pids_max(struct parser *p, const char *key, const char *val)
+{
+	unsigned long n;
+
+	if (parse_uint(val, 4194304, &n) < 0 || n < 1 || n > 4194304)
+		return perr(p, "%s must be 1..4194304, not %.*s", key, ECHO_MAX, val);
+	p->svc->pids_max = (unsigned)n;
+	return 0;
+}
+
 static int set_user(struct parser *p, const char *key, const char *val)
 {
 	struct passwd pw, *res = NULL;
@@ -579,6 +642,9 @@ const struct key_def conf_keys[] = {
     {"drain-reset", SECT_SERVICE, false, set_drain_reset},
     {"adopt", SECT_SERVICE, false, set_adopt},
     {"backlog", SECT_SERVICE, false, set_backlog},
+    {"memory-max", SECT_SERVICE, false, set_memory_max},
+    {"cpu-max", SECT_SERVICE, false, set_cpu_max},
+    {"pids-max", SECT_SERVICE, false, set_pids_max},
     {"steering", SECT_SERVICE, false, set_steering},
     {"strategy", SECT_SERVICE, false, set_strategy},
     {"steps", SECT_SERVICE, false, set_steps},

@@ -86,7 +86,8 @@ int reload(char *msg, size_t msglen)
 		snprintf(msg, msglen, "reload: out of memory");
 		return -1;
 	}
-	if (config_load(services_config_path(), nc, err, sizeof(err))) {
+	if (config_load(services_config_path(), nc, err, sizeof(err)) ||
+	    services_limits_check(nc, services_config_path(), err, sizeof(err))) {
 		for (char *p = err; (p = strchr(p, '\n'));)
 			*p = ';';
 		snprintf(msg, msglen, "reload refused, the running configuration stays: %.900s",

@@ -221,7 +221,13 @@ int version_cgroup_open(struct version *v, bool make, char *err, size_t errlen)
 
 	if (!cg_enabled() || v->adopted)
 		return 0;
-	fd = make ? cg_version_make(v->svc->conf.name, v->num, err, errlen)
+	struct cg_limits lim = {
+	    .memory_max = v->svc->conf.memory_max,
+	    .cpu_max_pct = v->svc->conf.cpu_max_pct,
+	    .pids_max = v->svc->conf.pids_max,
+	};
+
+	fd = make ? cg_version_make(v->svc->conf.name, v->num, &lim, err, errlen)
 		  : cg_version_find(v->svc->conf.name, v->num);
 	if (fd < 0)
 		return fd;
