@@ -13,6 +13,7 @@
  * child without a configured user therefore stays uid 0 but holds no
  * capability at all: it can touch what root owns, nothing more.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -448,4 +449,88 @@ int proc_state(pid_t pid, char *state, char *comm, size_t commlen)
 	comm[len] = '\0';
 	*state = close_p[2];
 	return 0;
+}
+
+/* Parent of pid from /proc/PID/stat (field 4); -1 if gone. */
+static pid_t proc_ppid(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p || !(p = strchr(p + 2, ' ')))
+		return -1;
+	return (pid_t)atoi(p + 1);
+}
+
+int proc_descendants(const pid_t *roots, int nroots, pid_t *out, int max)
+{
+	struct dirent *de;
+	pid_t *pid = NULL, *ppid = NULL, *np;
+	size_t n = 0, cap = 0;
+	int nout = 0, k, added;
+	size_t i;
+	DIR *d;
+
+	for (k = 0; k < nroots && nout < max; k++) {
+		int j;
+
+		for (j = 0; j < nout && out[j] != roots[k]; j++)
+			;
+		if (j == nout && roots[k] > 1 && !kill(roots[k], 0))
+			out[nout++] = roots[k];
+	}
+	d = opendir("/proc");
+	if (!d)
+		return nout;
+	while ((de = readdir(d))) {
+		pid_t p = (pid_t)atoi(de->d_name);
+
+		if (p <= 1)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 1024;
+			np = realloc(pid, cap * sizeof(*pid));
+			if (!np)
+				break;
+			pid = np;
+			np = realloc(ppid, cap * sizeof(*ppid));
+			if (!np)
+				break;
+			ppid = np;
+		}
+		pid[n] = p;
+		ppid[n] = proc_ppid(p);
+		n++;
+	}
+	closedir(d);
+	/* Each pass adds the children of what is in: as many passes as the tree is deep. */
+	do {
+		added = 0;
+		for (i = 0; i < n && nout < max; i++) {
+			bool in = false, parent_in = false;
+
+			for (k = 0; k < nout; k++) {
+				in |= out[k] == pid[i];
+				parent_in |= out[k] == ppid[i];
+			}
+			if (parent_in && !in) {
+				out[nout++] = pid[i];
+				added++;
+			}
+		}
+	} while (added && nout < max);
+	free(pid);
+	free(ppid);
+	return nout;
 }

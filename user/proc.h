@@ -48,4 +48,10 @@ unsigned long long proc_starttime(pid_t pid);
 /* State letter (R, S, D, T, Z...) and command name of pid; 0, or -1 when it is gone. */
 int proc_state(pid_t pid, char *state, char *comm, size_t commlen);
 
+/*
+ * The processes of roots (those still running) and all their descendants
+ * now, from one scan of /proc: up to max into out; returns the count.
+ */
+int proc_descendants(const pid_t *roots, int nroots, pid_t *out, int max);
+
 #endif /* BATON_PROC_H */

@@ -146,12 +146,50 @@ static bool pgroups(const struct version *v)
 	return v->cg_fd < 0 && !v->adopted;
 }
 
+void adopted_tree_note(struct version *v)
+{
+	pid_t pids[ADOPT_TREE_MAX];
+	int n, k;
+
+	n = v->inst[0].pid > 1 ? proc_descendants(&v->inst[0].pid, 1, pids, ADOPT_TREE_MAX) : 0;
+	for (k = 0, v->nadopt_tree = 0; k < n; k++) {
+		v->adopt_tree[v->nadopt_tree] = pids[k];
+		v->adopt_start[v->nadopt_tree] = proc_starttime(pids[k]);
+		if (v->adopt_start[v->nadopt_tree])
+			v->nadopt_tree++;
+	}
+	log_debug("%s: %d process(es) in the adopted tree", vname(v), v->nadopt_tree);
+}
+
+/*
+ * An adopted server cannot be moved into a cgroup: SIGKILL reaches every
+ * process found at adoption that is still the same process (start time),
+ * and all descendants of those and of its main process now.
+ */
+static void kill_adopted_tree(struct version *v)
+{
+	pid_t roots[ADOPT_TREE_MAX + 1], pids[4 * ADOPT_TREE_MAX];
+	int n = 0, k, m;
+
+	if (v->inst[0].pid > 1 && v->inst[0].alive)
+		roots[n++] = v->inst[0].pid;
+	for (k = 0; k < v->nadopt_tree; k++)
+		if (proc_starttime(v->adopt_tree[k]) == v->adopt_start[k])
+			roots[n++] = v->adopt_tree[k];
+	m = proc_descendants(roots, n, pids, 4 * ADOPT_TREE_MAX);
+	for (k = 0; k < m; k++)
+		kill(pids[k], SIGKILL);
+	log_info("%s: SIGKILL to the %d process(es) of its adopted tree", vname(v), m);
+}
+
 void signal_tree(struct version *v, int sig)
 {
 	struct fsm_event e = {.type = FE_TREE_EMPTY, .v = v};
 	int i, r = 0;
 
 	if (v->adopted) {
+		if (sig == SIGKILL)
+			kill_adopted_tree(v);
 		signal_all(v, sig);
 		return;
 	}
@@ -247,7 +285,13 @@ void version_restore_tree(struct version *v)
 
 	char err[200];
 
-	if (cg_enabled() && !v->adopted && version_cgroup_open(v, false, err, sizeof(err)) < 0)
+	if (v->adopted) {
+		/* What was found at adoption is not in the state: its main process's tree now. */
+		if (v->inst[0].alive)
+			adopted_tree_note(v);
+		return;
+	}
+	if (cg_enabled() && version_cgroup_open(v, false, err, sizeof(err)) < 0)
 		log_warnx("%s: has no cgroup (started without cgroups?): its tree is its "
 			  "instances' process groups",
 			  vname(v));

@@ -24,6 +24,8 @@ void signal_all(struct version *v, int sig);
  * its instances' process groups; an adopted server's own process only.
  */
 void signal_tree(struct version *v, int sig);
+/* An adopted version: remember the processes of its tree now (the kill-after bound kills them). */
+void adopted_tree_note(struct version *v);
 /* v's cgroup: made (a new version) or found again (restart); 0 also without cgroups. */
 int version_cgroup_open(struct version *v, bool make, char *err, size_t errlen);
 /* A version taken over: its cgroup found again, and whether its tree still runs. */
