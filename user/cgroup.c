@@ -586,6 +586,17 @@ int cg_cpu_usec(int dirfd, unsigned long long *usec)
 	return 0;
 }
 
+int cg_read_u64(int dirfd, const char *name, unsigned long long *val)
+{
+	char buf[64], *end;
+	int r = read_file_at(dirfd, name, buf, sizeof(buf));
+
+	if (r < 0)
+		return r;
+	*val = strtoull(buf, &end, 10);
+	return end == buf ? -EINVAL : 0;
+}
+
 int cg_watch(int dirfd)
 {
 	char path[64];

@@ -70,6 +70,9 @@ int cg_kill(int dirfd);
 /* cpu.stat usage_usec (no controller needed). 0 or -errno. */
 int cg_cpu_usec(int dirfd, unsigned long long *usec);
 
+/* A one-number file of the cgroup (memory.current, memory.peak): 0, or -errno (no controller). */
+int cg_read_u64(int dirfd, const char *name, unsigned long long *val);
+
 /* Changes of cgroup.events: one inotify fd for the loop, a watch per version. */
 int cg_events_fd(void);
 int cg_watch(int dirfd);

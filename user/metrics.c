@@ -160,8 +160,12 @@ static char *metrics_text(size_t *len)
 	     "Processes of the version's cgroup that are stopped (SIGSTOP: a frozen version)."},
 	    {"baton_version_cpu_seconds_total", "counter",
 	     "CPU time used by every process the version ran (cgroup cpu.stat usage_usec)."},
+	    {"baton_version_memory_bytes", "gauge",
+	     "Memory the version's cgroup uses (memory.current; with the memory controller)."},
+	    {"baton_version_memory_peak_bytes", "gauge",
+	     "Most memory the version's cgroup used (memory.peak; with the memory controller)."},
 	};
-	for (k = 0; k < 3; k++) {
+	for (k = 0; k < 5; k++) {
 		metric_head(f, tm[k][0], tm[k][1], tm[k][2]);
 		for (i = 0; (s = service_at(i)); i++)
 			for (j = 0; j < MAX_VERSIONS; j++) {
@@ -169,13 +173,16 @@ static char *metrics_text(size_t *len)
 				struct tree_stats ts;
 
 				if (!v || s->gone || version_tree_stats(v, &ts) ||
-				    (k == 2 && !ts.have_cpu))
+				    (k == 2 && !ts.have_cpu) || (k == 3 && !ts.have_mem) ||
+				    (k == 4 && !ts.have_mem_peak))
 					continue;
 				fprintf(f, "%s{service=\"", tm[k][0]);
 				put_label(f, s->conf.name);
 				fprintf(f, "\",version=\"v%d\"} ", v->num);
 				if (k == 2)
 					fprintf(f, "%.6f\n", ts.cpu_usec / 1e6);
+				else if (k >= 3)
+					fprintf(f, "%llu\n", k == 3 ? ts.mem : ts.mem_peak);
 				else
 					fprintf(f, "%d\n", k ? ts.stopped : ts.procs);
 			}

@@ -108,6 +108,11 @@ static void tree_json(struct version *v, json_t *jv)
 	json_object_set_new(jv, "tree_count", json_integer(n));
 	if (!cg_cpu_usec(v->cg_fd, &usec))
 		json_object_set_new(jv, "cpu_usec", json_integer((json_int_t)usec));
+	/* Only with the memory controller (hybrid hierarchies keep it on v1). */
+	if (!cg_read_u64(v->cg_fd, "memory.current", &usec))
+		json_object_set_new(jv, "memory_bytes", json_integer((json_int_t)usec));
+	if (!cg_read_u64(v->cg_fd, "memory.peak", &usec))
+		json_object_set_new(jv, "memory_peak_bytes", json_integer((json_int_t)usec));
 }
 
 /* Every pin of the service (MAX_PINS at most exist). */

@@ -336,6 +336,8 @@ int version_tree_stats(struct version *v, struct tree_stats *ts)
 	}
 	if (!cg_cpu_usec(v->cg_fd, &ts->cpu_usec))
 		ts->have_cpu = true;
+	ts->have_mem = !cg_read_u64(v->cg_fd, "memory.current", &ts->mem);
+	ts->have_mem_peak = !cg_read_u64(v->cg_fd, "memory.peak", &ts->mem_peak);
 	return 0;
 }
 

@@ -44,6 +44,9 @@ struct tree_stats {
 	int stopped;		     /* of them stopped (T: SIGSTOP, a frozen version) */
 	unsigned long long cpu_usec; /* CPU time of every process it ran (cpu.stat) */
 	bool have_cpu;
+	/* With the memory controller only: memory.current and memory.peak. */
+	unsigned long long mem, mem_peak;
+	bool have_mem, have_mem_peak;
 };
 
 /* Figures of v's cgroup: 0, or -ENOENT without one. */
