@@ -12,7 +12,9 @@
 [ -n "$CGMNT" ] || { echo "no cgroup v2 mounted: nothing to test"; exit 1; }
 EXEC="$DEMO --workers 2" write_conf "instances = 1" "ready = notify" "drain-timeout = 1s" \
 	"kill-after = 1s"
+sed -i "/^run-dir/a metrics = 127.0.0.1:9464" "$T/web.conf"
 start_agent || exit 1
+metric() { curl -s --max-time 2 http://127.0.0.1:9464/metrics | awk -v m="$1{service=\"web\",version=\"v1\"}" '$1 == m {print $2}'; }
 URL=http://127.0.0.1:8080/
 grep -q "versions run in cgroups under $CGDIR" "$T/agent.log" &&
 	ok "agent uses cgroups under $CGDIR" || not_ok "no cgroup line: $(grep -m1 cgroup "$T/agent.log")"
@@ -30,10 +32,22 @@ check "cpu time of v1 is reported" jq -e '.[0].versions[0].cpu_usec >= 0' <<<"$s
 check "v1 serves (a worker answers, not the master)" \
 	sh -c "curl -s --max-time 2 $URL | grep -q 'version=v1' && ! curl -s --max-time 2 $URL | grep -q 'pid=$main\$'"
 
+check_eq "/metrics: v1 has 3 processes" 3 "$(metric baton_version_processes)"
+check_eq "/metrics: none stopped" 0 "$(metric baton_version_stopped_processes)"
+check "/metrics: v1's CPU seconds ($(metric baton_version_cpu_seconds_total))" \
+	awk -v c="$(metric baton_version_cpu_seconds_total)" 'BEGIN {exit !(c != "" && c >= 0)}'
+if grep -qw memory "$CGMNT$CGDIR/cgroup.controllers"; then
+	check "/metrics: v1's memory (memory controller present)" test -n "$(metric baton_version_memory_bytes)"
+else
+	check_eq "/metrics: no memory figure without the memory controller" "" "$(metric baton_version_memory_bytes)"
+fi
+
 # Freeze every process of v1, then queue requests on its listener.
 for p in $tree; do kill -STOP "$p"; done
 check "status shows v1's processes stopped (T)" \
 	jq -e '[.[0].versions[0].tree[].state] | all(. == "T")' <<<"$("$BATON" status web --json)"
+check_eq "/metrics: all 3 stopped (a frozen version)" 3 "$(metric baton_version_stopped_processes)"
+check "text status shows them stopped" grep -q "3 process(es) in its cgroup: .*(T)" <<<"$("$BATON" status web)"
 N=20
 for i in $(seq $N); do
 	curl -s --max-time 20 -o "$T/q.$i" "$URL" &
