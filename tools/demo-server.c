@@ -1728,6 +1728,7 @@ static int next_timeout(void)
 /* --worker-daemon: a grandchild in its own session, detached from this worker. */
 static void spawn_daemon(void)
 {
+	sigset_t none;
 	pid_t p = fork();
 
 	if (p < 0) {
@@ -1742,8 +1743,6 @@ static void spawn_daemon(void)
 	if (fork() != 0)
 		_exit(0);
 	/* The grandchild: reparented to init, in no group of ours; holds what it inherited. */
-	sigset_t none;
-
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGTERM, SIG_IGN);

@@ -213,7 +213,7 @@ void signal_tree(struct version *v, int sig)
 		fsm_feed(v->svc, &e);
 }
 
-/* Whether any process of v's tree runs (besides none): 1, 0, or -1 when unknown. */
+/* Whether any process of v's tree runs: 1, 0, or -1 when that cannot be read. */
 static int tree_runs(struct version *v)
 {
 	int i, r;
@@ -255,16 +255,15 @@ void on_cgroup_events(void)
 
 int version_cgroup_open(struct version *v, bool make, char *err, size_t errlen)
 {
-	int fd;
-
-	if (!cg_enabled() || v->adopted)
-		return 0;
 	struct cg_limits lim = {
 	    .memory_max = v->svc->conf.memory_max,
 	    .cpu_max_pct = v->svc->conf.cpu_max_pct,
 	    .pids_max = v->svc->conf.pids_max,
 	};
+	int fd;
 
+	if (!cg_enabled() || v->adopted)
+		return 0;
 	fd = make ? cg_version_make(v->svc->conf.name, v->num, &lim, err, errlen)
 		  : cg_version_find(v->svc->conf.name, v->num);
 	if (fd < 0)
@@ -281,8 +280,6 @@ int version_cgroup_open(struct version *v, bool make, char *err, size_t errlen)
 
 void version_restore_tree(struct version *v)
 {
-	int r;
-
 	char err[200];
 
 	if (v->adopted) {
@@ -295,8 +292,8 @@ void version_restore_tree(struct version *v)
 		log_warnx("%s: has no cgroup (started without cgroups?): its tree is its "
 			  "instances' process groups",
 			  vname(v));
-	r = tree_runs(v);
-	v->tree = r != 0;
+	/* Unknown (-1) counts as running: the drain deadlines still bound it. */
+	v->tree = tree_runs(v) != 0;
 }
 
 void version_cgroup_remove(struct version *v)
