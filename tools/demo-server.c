@@ -40,6 +40,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -168,6 +169,10 @@ static struct {
 	long unhealthy_after_ms; /* -1: never */
 	long exit_after_ms;	 /* -1: never */
 	unsigned long reset_every;
+	unsigned long workers;
+	bool workers_ignore_term;
+	bool master_no_wait;
+	bool worker_daemon;
 
 	pid_t pid;
 	int ep;
@@ -319,6 +324,10 @@ enum {
 	OPT_RESET_EVERY,
 	OPT_EXIT_AFTER,
 	OPT_KEEPALIVE_FOREVER,
+	OPT_WORKERS,
+	OPT_WORKERS_IGNORE_TERM,
+	OPT_MASTER_NO_WAIT,
+	OPT_WORKER_DAEMON,
 	OPT_HELP,
 	OPT_COUNT,
 };
@@ -352,6 +361,18 @@ static const struct {
 			 "abort every Nth accepted connection with a RST (SO_LINGER 0)\n"
 			 "once its first request head is read, without answering"},
     [OPT_EXIT_AFTER] = {"exit-after-ms", "MS", "exit 3 MS ms after start, with no drain (a crash)"},
+    [OPT_WORKERS] = {"workers", "N",
+		     "pre-fork: a master forks N workers that accept on the inherited\n"
+		     "sockets (needs LISTEN_FDS); on SIGTERM it passes SIGTERM on and\n"
+		     "exits once they have"},
+    [OPT_WORKERS_IGNORE_TERM] = {"workers-ignore-term", NULL,
+				 "workers ignore SIGTERM and never exit on their own (hung)"},
+    [OPT_MASTER_NO_WAIT] = {"master-no-wait", NULL,
+			    "on SIGTERM the master passes it on and exits at once, leaving\n"
+			    "its workers behind"},
+    [OPT_WORKER_DAEMON] = {"worker-daemon", NULL,
+			   "each worker forks a child that double-forks a detached\n"
+			   "grandchild (own session) which sleeps forever"},
     [OPT_HELP] = {"help", NULL, "print this help and exit"},
 };
 
@@ -490,6 +511,20 @@ static void parse_args(int argc, char **argv)
 			break;
 		case OPT_EXIT_AFTER:
 			srv.exit_after_ms = (long)parse_ms(opts[o].name, val);
+			break;
+		case OPT_WORKERS:
+			srv.workers = parse_count(opts[o].name, val);
+			if (srv.workers > 64)
+				usage_error("--workers %lu: at most 64", srv.workers);
+			break;
+		case OPT_WORKERS_IGNORE_TERM:
+			srv.workers_ignore_term = true;
+			break;
+		case OPT_MASTER_NO_WAIT:
+			srv.master_no_wait = true;
+			break;
+		case OPT_WORKER_DAEMON:
+			srv.worker_daemon = true;
 			break;
 		case OPT_HELP:
 			usage();
@@ -1648,6 +1683,10 @@ static void on_signal(void)
 		case SIGINT:
 			if (srv.draining)
 				break;
+			if (srv.workers_ignore_term && srv.workers) {
+				log_info("%s ignored (--workers-ignore-term)", name);
+				break;
+			}
 			if (!srv.ready) {
 				log_info("%s received before ready, exiting", name);
 				exit(0);
@@ -1698,6 +1737,114 @@ static int next_timeout(void)
 	return d < 0 ? 0 : d > INT_MAX ? INT_MAX : (int)d;
 }
 
+/* ---- pre-fork mode (--workers) */
+
+/* --worker-daemon: a grandchild in its own session, detached from this worker. */
+static void spawn_daemon(void)
+{
+	sigset_t none;
+	pid_t p = fork();
+
+	if (p < 0) {
+		log_warn("fork (--worker-daemon)");
+		return;
+	}
+	if (p > 0) {
+		waitpid(p, NULL, 0);
+		return;
+	}
+	setsid();
+	if (fork() != 0)
+		_exit(0);
+	/* The grandchild: reparented to init, in no group of ours; holds what it inherited. */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGTERM, SIG_IGN);
+	for (;;)
+		pause();
+}
+
+/*
+ * The master: fork the workers (each takes the inherited sockets as its
+ * own), close its copies, say READY=1, then pass SIGTERM on and wait for
+ * them (or, --master-no-wait, leave at once).  Returns only in a worker.
+ */
+static void prefork(void)
+{
+	const char *pid_s = getenv("LISTEN_PID"), *fds_s = getenv("LISTEN_FDS");
+	pid_t workers[64];
+	sigset_t mask;
+	char pid_env[32];
+	unsigned long k;
+	int nfds, fd, sfd, left;
+
+	if (!pid_s || !fds_s || atol(pid_s) != (long)srv.pid || (nfds = atoi(fds_s)) < 1)
+		usage_error("--workers needs socket activation (LISTEN_FDS for this process)");
+	for (k = 0; k < srv.workers; k++) {
+		pid_t p = fork();
+
+		if (p < 0)
+			fatal("fork (--workers)");
+		if (p == 0) {
+			srv.pid = getpid();
+			snprintf(pid_env, sizeof(pid_env), "%d", (int)srv.pid);
+			setenv("LISTEN_PID", pid_env, 1);
+			unsetenv("NOTIFY_SOCKET");
+			snprintf(log_prefix, sizeof(log_prefix), "demo-server[%d] v=%s i=%s w=%lu: ",
+				 (int)srv.pid, srv.version, srv.instance, k);
+			if (srv.worker_daemon)
+				spawn_daemon();
+			return;
+		}
+		workers[k] = p;
+	}
+	for (fd = 3; fd < 3 + nfds; fd++)
+		close(fd);
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGQUIT);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0)
+		fatal("signalfd");
+	log_info("master: %lu worker(s) started", srv.workers);
+	notify_ready();
+	left = (int)srv.workers;
+	for (;;) {
+		struct signalfd_siginfo si;
+		pid_t p;
+
+		if (read(sfd, &si, sizeof(si)) != sizeof(si))
+			continue;
+		if (si.ssi_signo == SIGCHLD) {
+			while ((p = waitpid(-1, NULL, WNOHANG)) > 0) {
+				for (k = 0; k < srv.workers; k++)
+					if (workers[k] == p) {
+						workers[k] = 0;
+						left--;
+					}
+			}
+			if (!left) {
+				log_info("master: no worker left, exiting");
+				exit(srv.draining ? 0 : 3);
+			}
+			continue;
+		}
+		log_info("master: signal %d, passing it to %d worker(s)%s", (int)si.ssi_signo, left,
+			 srv.master_no_wait ? " and exiting (--master-no-wait)" : "");
+		srv.draining = true;
+		for (k = 0; k < srv.workers; k++)
+			if (workers[k])
+				kill(workers[k], (int)si.ssi_signo);
+		if (srv.master_no_wait)
+			exit(0);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct epoll_event evs[EVENTS_MAX], ev;
@@ -1715,6 +1862,8 @@ int main(int argc, char **argv)
 
 	parse_args(argc, argv);
 	setup_identity();
+	if (srv.workers)
+		prefork();
 	build_responses();
 	srv.unhealthy_at =
 	    srv.unhealthy_after_ms < 0 ? INT64_MAX : srv.start + srv.unhealthy_after_ms;

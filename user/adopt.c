@@ -325,6 +325,7 @@ struct version *version_adopt(struct service *s, pid_t pid, char *err, size_t er
 		v->inst[i].alive = true;
 	}
 	v->nalive = v->ninst;
+	adopted_tree_note(v);
 	ep_add(v->inst[0].pidfd, &v->inst[0].ev, EV_PIDFD, v, 0, EPOLLIN);
 	log_info("%s: adopted process %d: %d listener(s) on %d address(es)", vname(v), (int)pid, n,
 		 s->conf.nlisten);

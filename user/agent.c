@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "agent.h"
+#include "cgroup.h"
 #include "checks.h"
 #include "ctlserver.h"
 #include "dp.h"
@@ -41,7 +42,7 @@ static bool quit;
 static bool stop_children; /* shutdown request: stop every version first */
 static struct client *shutdown_waiter;
 static int sigfd = -1;
-static struct evsrc ev_sig, ev_ring;
+static struct evsrc ev_sig, ev_ring, ev_cgroup;
 
 void agent_check_shutdown(void)
 {
@@ -259,6 +260,9 @@ static void dispatch(const struct epoll_event *e)
 	case EV_HTTP_DRAIN:
 		on_http_drain_tick();
 		break;
+	case EV_CGROUP:
+		on_cgroup_events();
+		break;
 	}
 }
 
@@ -363,6 +367,16 @@ int agent_main(const struct agent_opts *o)
 	}
 	ep_add(sigfd, &ev_sig, EV_SIGNAL, NULL, 0, EPOLLIN);
 	ep_add(dp_zero_fd(), &ev_ring, EV_RING, NULL, 0, EPOLLIN);
+	/* Before any version starts or is taken over: each gets its cgroup. */
+	if (cg_open(cfg->agent.cgroup_dir, err, sizeof(err)))
+		log_warnx("%s: process trees fall back to process groups (a worker that leaves its "
+			  "instance's process group escapes the kill-after bound)",
+			  err);
+	else if (ep_add(cg_events_fd(), &ev_cgroup, EV_CGROUP, NULL, 0, EPOLLIN)) {
+		refuse_start("epoll: %s", strerror(errno));
+		goto fail;
+	} else
+		log_info("versions run in cgroups under %s", cg_subtree());
 	if (ctl_open(&cfg->agent, err, sizeof(err)) ||
 	    notify_open(cfg->agent.run_dir, err, sizeof(err)) ||
 	    (cfg->agent.metrics.len && metrics_open(&cfg->agent.metrics, err, sizeof(err)))) {
@@ -375,6 +389,14 @@ int agent_main(const struct agent_opts *o)
 	}
 	json_decref(st);
 	st = NULL;
+	{
+		int left = cg_sweep(services_version_known);
+
+		if (left)
+			log_warnx("%d cgroup(s) under %s/services hold processes of no version "
+				  "baton knows; left as they are",
+				  left, cg_subtree());
+	}
 	state_save();
 	{
 		char msg[128];
@@ -414,6 +436,7 @@ int agent_main(const struct agent_opts *o)
 		notify_remove();
 	}
 	state_close();
+	cg_close(stop_children);
 	dp_close(stop_children);
 	loop_close();
 	return 0;
@@ -423,6 +446,7 @@ fail:
 	metrics_close();
 	notify_close();
 	versions_bury();
+	cg_close(false);
 	dp_close(false);
 	loop_close();
 	services_free();

@@ -774,6 +774,38 @@ static const char *state_colour(int tty, const char *state)
 	return "\033[31m";
 }
 
+/*
+ * Every process of a version's cgroup, with its state (T: stopped), when it
+ * has more than the processes baton started or one of them is not running.
+ */
+static void print_tree(json_t *v)
+{
+	json_t *tree = json_object_get(v, "tree"), *pr;
+	long long n = json_integer_value(json_object_get(v, "tree_count"));
+	char line[1024];
+	size_t off = 0, p;
+	int odd = 0;
+
+	if (!json_is_array(tree))
+		return;
+	json_array_foreach(tree, p, pr)
+	{
+		const char *st = str(pr, "state");
+
+		if (strcmp(st, "R") && strcmp(st, "S") && strcmp(st, "D"))
+			odd++;
+		if (off < sizeof(line) - 48)
+			off += snprintf(line + off, sizeof(line) - off, "%s%lld %s (%s)",
+					p ? ", " : "",
+					(long long)json_integer_value(json_object_get(pr, "pid")),
+					str(pr, "name"), st);
+	}
+	if (n == json_integer_value(json_object_get(v, "alive")) && !odd)
+		return;
+	printf("%-12s %lld process(es) in its cgroup: %s%s\n", "", n, line,
+	       (size_t)n > json_array_size(tree) || off >= sizeof(line) - 48 ? ", ..." : "");
+}
+
 static void print_table(json_t *services)
 {
 	size_t i, k, p;
@@ -827,6 +859,7 @@ static void print_table(json_t *services)
 				    inst, pids);
 			}
 			(void)ready;
+			print_tree(v);
 		}
 		char addrs[512] = "";
 		size_t a, off = 0;

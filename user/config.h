@@ -75,6 +75,8 @@ struct service_conf {
 	unsigned ready_timeout_ms; /* default 10000 */
 	enum drain_policy drain;
 	int exit_signal;	   /* default SIGTERM */
+	bool exit_signal_all;	   /* exit-signal-to = all: exit signal and SIGTERM to every process
+				      of the version, not only those baton started */
 	unsigned drain_delay_ms;   /* default 0: time a drained version is kept, unsignalled, for
 				      rollback */
 	unsigned drain_timeout_ms; /* default 30000 */
@@ -84,6 +86,11 @@ struct service_conf {
 	int backlog;	  /* listen backlog, default 1024 */
 
 	bool adopt; /* versions are started outside baton and adopted (baton adopt) */
+
+	/* Limits of each version's cgroup (0: none); each needs its cgroup v2 controller. */
+	unsigned long long memory_max; /* memory-max, bytes */
+	unsigned cpu_max_pct;	       /* cpu-max, percent of one CPU */
+	unsigned pids_max;	       /* pids-max */
 
 	/* Steering and rollouts (issue 4). */
 	enum steer_mode steering;	 /* default STEER_STICKY */
@@ -108,6 +115,8 @@ struct agent_conf {
 	char bpf_dir[256];	    /* pin directory, default /sys/fs/bpf/baton */
 	char run_dir[256];	    /* state and notify sockets, default /run/baton */
 	char control_group[64];	    /* members may use read-only commands; empty: root only */
+	char cgroup_dir[256];	    /* cgroup v2 subtree for the versions; "": the agent's own
+				       cgroup (/baton from the root); "off": process groups */
 	struct listen_addr metrics; /* Prometheus /metrics; len 0: off */
 	gid_t control_gid;
 };

@@ -87,6 +87,24 @@ static int set_run_dir(struct parser *p, const char *key, const char *val)
 	return set_path(p, key, val, p->cfg->agent.run_dir, sizeof(p->cfg->agent.run_dir), "");
 }
 
+static int set_cgroup_dir(struct parser *p, const char *key, const char *val)
+{
+	char *dir = p->cfg->agent.cgroup_dir;
+
+	if (!strcmp(val, "off")) {
+		snprintf(dir, sizeof(p->cfg->agent.cgroup_dir), "off");
+		return 0;
+	}
+	/* A cgroup path, as /proc/self/cgroup writes them: below the cgroup2 mount. */
+	if (val[0] != '/' || !strcmp(val, "/") || strstr(val, "/..") || strstr(val, "//") ||
+	    val[strlen(val) - 1] == '/')
+		return perr(p,
+			    "%s must be a cgroup path below the cgroup2 mount (e.g. /baton) or off, "
+			    "not \"%.*s\"",
+			    key, ECHO_MAX, val);
+	return set_path(p, key, val, dir, sizeof(p->cfg->agent.cgroup_dir), "");
+}
+
 static int set_workdir(struct parser *p, const char *key, const char *val)
 {
 	return set_path(p, key, val, p->svc->workdir, sizeof(p->svc->workdir), "");
@@ -218,6 +236,69 @@ static int set_backlog(struct parser *p, const char *key, const char *val)
 	return 0;
 }
 
+static int set_memory_max(struct parser *p, const char *key, const char *val)
+{
+	unsigned long n;
+	char *end;
+	unsigned long long mul = 1;
+
+	if (!is_digit(val[0]))
+		goto bad;
+	errno = 0;
+	n = strtoul(val, &end, 10);
+	if (errno || !n)
+		goto bad;
+	if (*end == 'K' || *end == 'k')
+		mul = 1ULL << 10;
+	else if (*end == 'M' || *end == 'm')
+		mul = 1ULL << 20;
+	else if (*end == 'G' || *end == 'g')
+		mul = 1ULL << 30;
+	else if (*end)
+		goto bad;
+	if (*end && end[1])
+		goto bad;
+	/* At least a page and at most a petabyte: anything else is a typo. */
+	if ((unsigned long long)n > (1ULL << 50) / mul || n * mul < 4096)
+		goto bad;
+	p->svc->memory_max = n * mul;
+	return 0;
+bad:
+	return perr(p, "%s must be a size of 4096 bytes or more (e.g. 512M, 2G), not \"%.*s\"",
+		    key, ECHO_MAX, val);
+}
+
+static int set_cpu_max(struct parser *p, const char *key, const char *val)
+{
+	unsigned long n;
+	char num[16];
+	size_t len = strlen(val);
+
+	/* A percentage of one CPU: 50% is half of one, 200% two. */
+	if (len < 2 || len > sizeof(num) || val[len - 1] != '%')
+		goto bad;
+	memcpy(num, val, len - 1);
+	num[len - 1] = '\0';
+	if (parse_uint(num, 100000, &n) < 0 || n < 1 || n > 100000)
+		goto bad;
+	p->svc->cpu_max_pct = (unsigned)n;
+	return 0;
+bad:
+	return perr(p, "%s must be a percentage of one CPU, 1%% to 100000%% (e.g. 50%%, 200%%), not "
+		       "\"%.*s\"",
+		    key, ECHO_MAX, val);
+}
+
+static int set_pids_max(struct parser *p, const char *key, const char *val)
+{
+	unsigned long n;
+
+	if (parse_uint(val, 4194304, &n) < 0 || n < 1 || n > 4194304)
+		return perr(p, "%s must be 1..4194304, not %.*s", key, ECHO_MAX, val);
+	p->svc->pids_max = (unsigned)n;
+	return 0;
+}
+
 static int set_user(struct parser *p, const char *key, const char *val)
 {
 	struct passwd pw, *res = NULL;
@@ -343,6 +424,17 @@ static int set_exit_signal(struct parser *p, const char *key, const char *val)
 
 	if (parse_signal(val, &p->svc->exit_signal, msg, sizeof(msg)) < 0)
 		return perr(p, "%s: %s", key, msg);
+	return 0;
+}
+
+static int set_exit_signal_to(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "main"))
+		p->svc->exit_signal_all = false;
+	else if (!strcmp(val, "all"))
+		p->svc->exit_signal_all = true;
+	else
+		return perr(p, "%s must be main or all, not \"%.*s\"", key, ECHO_MAX, val);
 	return 0;
 }
 
@@ -542,6 +634,7 @@ const struct key_def conf_keys[] = {
     {"bpf-dir", SECT_AGENT, false, set_bpf_dir},
     {"run-dir", SECT_AGENT, false, set_run_dir},
     {"control-group", SECT_AGENT, false, set_control_group},
+    {"cgroup-dir", SECT_AGENT, false, set_cgroup_dir},
     {"metrics", SECT_AGENT, false, set_metrics},
     {"listen", SECT_SERVICE, true, set_listen},
     {"exec", SECT_SERVICE, false, set_exec},
@@ -553,6 +646,7 @@ const struct key_def conf_keys[] = {
     {"ready-timeout", SECT_SERVICE, false, set_ready_timeout},
     {"drain-policy", SECT_SERVICE, false, set_drain_policy},
     {"exit-signal", SECT_SERVICE, false, set_exit_signal},
+    {"exit-signal-to", SECT_SERVICE, false, set_exit_signal_to},
     {"drain-delay", SECT_SERVICE, false, set_drain_delay},
     {"drain-timeout", SECT_SERVICE, false, set_drain_timeout},
     {"kill-after", SECT_SERVICE, false, set_kill_after},
@@ -560,6 +654,9 @@ const struct key_def conf_keys[] = {
     {"drain-http", SECT_SERVICE, false, set_drain_http},
     {"adopt", SECT_SERVICE, false, set_adopt},
     {"backlog", SECT_SERVICE, false, set_backlog},
+    {"memory-max", SECT_SERVICE, false, set_memory_max},
+    {"cpu-max", SECT_SERVICE, false, set_cpu_max},
+    {"pids-max", SECT_SERVICE, false, set_pids_max},
     {"steering", SECT_SERVICE, false, set_steering},
     {"strategy", SECT_SERVICE, false, set_strategy},
     {"steps", SECT_SERVICE, false, set_steps},

@@ -342,6 +342,7 @@ static void forget(struct service *s, struct version *v)
 	if (n > 0)
 		log_info("%s: removed %d client pin(s) to it", vname(v), n);
 	dp_forget(v);
+	version_cgroup_remove(v);
 	version_free(v);
 }
 
@@ -398,10 +399,15 @@ static void perform(struct service *s, const struct fsm_action *a)
 				 v->argv[0]);
 		}
 		enqueue(s, &e);
+		/* A tree already empty (all died at once, or none started) gives no cgroup event. */
+		tree_check(v);
 		break;
 	}
 	case FA_SIGNAL:
 		signal_all(v, (int)a->arg);
+		break;
+	case FA_SIGNAL_TREE:
+		signal_tree(v, (int)a->arg);
 		break;
 	case FA_WATCH:
 		watch(s, v, a->arg != 0);

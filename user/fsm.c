@@ -29,6 +29,7 @@ const char *const fsm_ev_names[FE_COUNT] = {
     [FE_ABORT] = "abort",	    [FE_ROLLBACK] = "rollback",
     [FE_REMOVE] = "remove",	    [FE_SHUTDOWN] = "shutdown",
     [FE_RESTORED] = "restored",	    [FE_ADOPT_FIRST] = "adopt-first",
+    [FE_TREE_EMPTY] = "tree-empty",
 };
 
 const char *const fsm_act_names[FA_COUNT] = {
@@ -40,6 +41,7 @@ const char *const fsm_act_names[FA_COUNT] = {
     [FA_ATTACH] = "attach",
     [FA_SPAWN] = "spawn",
     [FA_SIGNAL] = "signal",
+    [FA_SIGNAL_TREE] = "signal-tree",
     [FA_WATCH] = "watch",
     [FA_RESET] = "reset",
     [FA_RESET_STOP] = "reset-stop",
@@ -169,6 +171,9 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 			fsm_deploy(&f, e);
 		break;
 	case FE_SPAWNED:
+		/* Even a start that failed half-way may have left processes (FE_TREE_EMPTY says). */
+		if (v && !v->adopted)
+			v->tree = true;
 		if (v)
 			fsm_deploy_spawned(&f, v, e->ok, e->why);
 		break;
@@ -245,6 +250,10 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 		if (v)
 			fsm_adopt_first(&f, v, e->c);
 		break;
+	case FE_TREE_EMPTY:
+		if (v)
+			fsm_on_tree_empty(&f, v);
+		break;
 	case FE_COUNT:
 		break;
 	}
@@ -286,7 +295,7 @@ const char *fsm_check(const struct service *s, const struct fsm_out *out)
 			}
 		}
 		/* A version with no process left is forgotten, unless it still is the service's. */
-		if (!v->nalive && v->phase != VP_ACTIVE && v->phase != VP_STARTING &&
+		if (!fsm_procs_left(v) && v->phase != VP_ACTIVE && v->phase != VP_STARTING &&
 		    !(v->phase == VP_DRAIN_DELAY && s->ro.stage == RO_AFTER_SWITCH &&
 		      s->ro.oldv == vs)) {
 			snprintf(why, sizeof(why),

@@ -56,6 +56,7 @@ enum fsm_ev {
 	FE_SHUTDOWN,	 /* stop every version (baton shutdown --stop) */
 	FE_RESTORED,	 /* taken over from a previous agent: versions as the state had them */
 	FE_ADOPT_FIRST,	 /* c; v: a running server becomes the first version */
+	FE_TREE_EMPTY,	 /* v: no process of its tree is left (its cgroup is empty) */
 	FE_COUNT,
 };
 
@@ -87,7 +88,8 @@ enum fsm_act {
 	FA_RELEASE,	 /* v, inst (-1: all): close the agent's copies of its listeners */
 	FA_ATTACH,	 /* v: attach steer to each group through v's sockets */
 	FA_SPAWN,	 /* v: start its instances (answered by FE_SPAWNED) */
-	FA_SIGNAL,	 /* v, arg: signal every live process */
+	FA_SIGNAL,	 /* v, arg: signal every live instance's process (those baton started) */
+	FA_SIGNAL_TREE,	 /* v, arg: signal every process of its tree (SIGKILL: the whole cgroup) */
 	FA_WATCH,	 /* v, arg 1/0: report its zero; with 1 an empty version answers FE_ZERO */
 	FA_RESET,	 /* v: reset its connections in bounded steps (answered by FE_RESET_DONE) */
 	FA_RESET_STOP,	 /* v: stop its drain-reset (it is signalled or back in service) */

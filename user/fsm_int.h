@@ -20,6 +20,16 @@ struct fsm {
 #define reply_ok(f, c, ...)  fsm_emit_text(f, FA_REPLY, c, true, false, __VA_ARGS__)
 #define reply_err(f, c, ...) fsm_emit_text(f, FA_REPLY, c, false, false, __VA_ARGS__)
 
+/*
+ * Whether any process of v may still run: an instance's own (nalive), or
+ * another of its tree (a worker, a detached grandchild: its cgroup is not
+ * empty).  A version stops only when neither is left.
+ */
+static inline bool fsm_procs_left(const struct version *v)
+{
+	return v->nalive > 0 || v->tree;
+}
+
 /* fsm.c */
 struct fsm_action *fsm_emit(struct fsm *f, enum fsm_act t, struct version *v, int inst,
 			    long long arg);
@@ -42,6 +52,8 @@ void fsm_http_drain_end(struct fsm *f, struct version *v, int how);
 void fsm_http_drain_restore(struct fsm *f, struct version *v);
 void fsm_version_abort(struct fsm *f, struct version *v, const char *why);
 void fsm_on_exit(struct fsm *f, struct version *v, int i, const char *desc);
+void fsm_on_tree_empty(struct fsm *f, struct version *v);
+void fsm_signal(struct fsm *f, struct version *v, int sig);
 void fsm_on_vtimer(struct fsm *f, struct version *v);
 void fsm_on_zero(struct fsm *f, struct version *v, const struct fsm_event *e);
 

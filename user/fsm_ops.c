@@ -253,7 +253,7 @@ void fsm_restored(struct fsm *f)
 
 		if (!v || v->phase != was[vs])
 			continue;
-		if (!v->nalive) {
+		if (!fsm_procs_left(v)) {
 			fsm_version_stopped(f, v);
 			continue;
 		}

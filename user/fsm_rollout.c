@@ -45,7 +45,7 @@ void fsm_drain_failed(struct fsm *f, struct version *v)
 	v->phase = VP_DRAIN_DELAY;
 	v->t_switch = f->now;
 	fsm_unplace(f, v);
-	if (!v->nalive) {
+	if (!fsm_procs_left(v)) {
 		fsm_version_stopped(f, v);
 		return;
 	}

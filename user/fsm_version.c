@@ -52,6 +52,22 @@ void fsm_version_stopped(struct fsm *f, struct version *v)
 	}
 }
 
+/* ---- signals -------------------------------------------------------------------- */
+
+/*
+ * The exit signal and SIGTERM go to the processes baton started (a
+ * pre-forking master decides what its workers do), or with exit-signal-to =
+ * all to every process of the version; SIGKILL, the last bound, always to
+ * the whole tree: nothing of a version outlives kill-after.
+ */
+void fsm_signal(struct fsm *f, struct version *v, int sig)
+{
+	if (sig == SIGKILL || f->s->conf.exit_signal_all)
+		fsm_emit(f, FA_SIGNAL_TREE, v, -1, sig);
+	else
+		fsm_emit(f, FA_SIGNAL, v, -1, sig);
+}
+
 /* ---- the drain ---------------------------------------------------------------- */
 
 /* A version taken over while it drained: the drain program's sockhash did not survive. */
@@ -96,7 +112,7 @@ void fsm_drain_signal(struct fsm *f, struct version *v)
 	fsm_emit(f, FA_RELEASE, v, -1, 0);
 	log_info("%s: draining, sending %s to %d process(es)", vname(v),
 		 signal_name(c->exit_signal), v->nalive);
-	fsm_emit(f, FA_SIGNAL, v, -1, c->exit_signal);
+	fsm_signal(f, v, c->exit_signal);
 	if (c->drain == DRAIN_SIGNAL_THEN_WAIT) {
 		v->phase = VP_DRAINING;
 		fsm_vtimer(f, v, v->t_signal + c->drain_timeout_ms);
@@ -131,7 +147,7 @@ void fsm_drain_begin(struct fsm *f, struct version *v)
 	v->phase = VP_DRAIN_DELAY;
 	v->t_switch = f->now;
 	fsm_unplace(f, v);
-	if (!v->nalive) {
+	if (!fsm_procs_left(v)) {
 		fsm_version_stopped(f, v);
 		return;
 	}
@@ -161,11 +177,11 @@ void fsm_version_abort(struct fsm *f, struct version *v, const char *why)
 	fsm_policy(f);
 	fsm_emit(f, FA_RELEASE, v, -1, 0);
 	v->phase = VP_ABORTING;
-	if (!v->nalive) {
+	if (!fsm_procs_left(v)) {
 		fsm_version_stopped(f, v);
 		return;
 	}
-	fsm_emit(f, FA_SIGNAL, v, -1, SIGTERM);
+	fsm_signal(f, v, SIGTERM);
 	fsm_vtimer(f, v, f->now + s->conf.kill_after_ms);
 }
 
@@ -242,7 +258,7 @@ void fsm_on_exit(struct fsm *f, struct version *v, int i, const char *desc)
 		}
 		if (ro_new(s) == v &&
 		    (s->ro.stage == RO_STEPPING || s->ro.stage == RO_AFTER_SWITCH)) {
-			bool last = !v->nalive;
+			bool last = !fsm_procs_left(v);
 
 			snprintf(why, sizeof(why), "%s instance %d (pid %d) %s during the rollout",
 				 vname(v), i, in->pid, desc);
@@ -259,10 +275,25 @@ void fsm_on_exit(struct fsm *f, struct version *v, int i, const char *desc)
 		return;
 	default:
 		log_debug("%s: pid %d %s", vname(v), in->pid, desc);
-		if (!v->nalive)
+		if (!fsm_procs_left(v))
 			fsm_version_stopped(f, v);
+		else if (!v->nalive)
+			log_info("%s: its started process(es) exited; other processes of it still "
+				 "run (stopped when none is left, killed at its bound)",
+				 vname(v));
 		return;
 	}
+}
+
+/* No process of v's tree is left: with its instances gone too, it has stopped. */
+void fsm_on_tree_empty(struct fsm *f, struct version *v)
+{
+	if (!v->tree)
+		return;
+	v->tree = false;
+	if (v->nalive || v->phase == VP_ACTIVE || v->phase == VP_STARTING)
+		return;
+	fsm_version_stopped(f, v);
 }
 
 void fsm_on_vtimer(struct fsm *f, struct version *v)
@@ -307,16 +338,17 @@ void fsm_on_vtimer(struct fsm *f, struct version *v)
 			  v->nalive, c->drain_timeout_ms,
 			  c->exit_signal != SIGTERM ? ", sending SIGTERM" : "");
 		if (c->exit_signal != SIGTERM)
-			fsm_emit(f, FA_SIGNAL, v, -1, SIGTERM);
+			fsm_signal(f, v, SIGTERM);
 		v->phase = VP_TERMINATING;
 		fsm_vtimer(f, v, f->now + c->kill_after_ms);
 		break;
 	case VP_TERMINATING:
 	case VP_ABORTING:
-		log_warnx(
-		    "%s: %d process(es) still running after kill-after %u ms, sending SIGKILL",
-		    vname(v), v->nalive, c->kill_after_ms);
-		fsm_emit(f, FA_SIGNAL, v, -1, SIGKILL);
+		log_warnx("%s: %d started process(es)%s still running after kill-after %u ms, "
+			  "sending SIGKILL to all its processes",
+			  vname(v), v->nalive, v->tree ? " and others of its tree" : "",
+			  c->kill_after_ms);
+		fsm_signal(f, v, SIGKILL);
 		v->phase = VP_KILLED;
 		fsm_vtimer(f, v, 0);
 		break;

@@ -24,6 +24,7 @@ enum ev_type {
 	EV_REAP,	   /* a killed child, reaped when it is gone */
 	EV_RESET,	   /* the next step of the drain-resets under way */
 	EV_HTTP_DRAIN,	   /* the next step of a drain-http pass */
+	EV_CGROUP,	   /* a version's cgroup.events changed (inotify) */
 };
 
 struct evsrc {

@@ -10,6 +10,7 @@
 
 #include "dp.h"
 #include "metrics.h"
+#include "versions.h"
 #include "services.h"
 
 #ifndef BATON_VERSION_STR
@@ -164,6 +165,42 @@ static char *metrics_text(size_t *len)
 						    : 0.0);
 				else
 					fprintf(f, "} %llu\n", val);
+			}
+	}
+
+	/* Per version, from its cgroup (versions without one have no line). */
+	static const char *const tm[][3] = {
+	    {"baton_version_processes", "gauge",
+	     "Processes in the version's cgroup (the ones baton started and all their descendants)."},
+	    {"baton_version_stopped_processes", "gauge",
+	     "Processes of the version's cgroup that are stopped (SIGSTOP: a frozen version)."},
+	    {"baton_version_cpu_seconds_total", "counter",
+	     "CPU time used by every process the version ran (cgroup cpu.stat usage_usec)."},
+	    {"baton_version_memory_bytes", "gauge",
+	     "Memory the version's cgroup uses (memory.current; with the memory controller)."},
+	    {"baton_version_memory_peak_bytes", "gauge",
+	     "Most memory the version's cgroup used (memory.peak; with the memory controller)."},
+	};
+	for (k = 0; k < 5; k++) {
+		metric_head(f, tm[k][0], tm[k][1], tm[k][2]);
+		for (i = 0; (s = service_at(i)); i++)
+			for (j = 0; j < MAX_VERSIONS; j++) {
+				struct version *v = s->slot[j];
+				struct tree_stats ts;
+
+				if (!v || s->gone || version_tree_stats(v, &ts) ||
+				    (k == 2 && !ts.have_cpu) || (k == 3 && !ts.have_mem) ||
+				    (k == 4 && !ts.have_mem_peak))
+					continue;
+				fprintf(f, "%s{service=\"", tm[k][0]);
+				put_label(f, s->conf.name);
+				fprintf(f, "\",version=\"v%d\"} ", v->num);
+				if (k == 2)
+					fprintf(f, "%.6f\n", ts.cpu_usec / 1e6);
+				else if (k >= 3)
+					fprintf(f, "%llu\n", k == 3 ? ts.mem : ts.mem_peak);
+				else
+					fprintf(f, "%d\n", k ? ts.stopped : ts.procs);
 			}
 	}
 

@@ -27,6 +27,7 @@
 #define HEALTH_TICK_MS 100 /* timer of a version under rollout: checks and error samples */
 #define READY_RETRY_MS 100 /* a failed http/exec readiness check is repeated after this */
 #define HISTORY	       8
+#define ADOPT_TREE_MAX 64 /* processes of an adopted server's tree remembered */
 
 enum vphase {
 	VP_STARTING,
@@ -90,6 +91,18 @@ struct version {
 	struct instance inst[MAX_INSTANCES];
 	bool placed;	    /* sockets in the map */
 	bool adopted;	    /* a server baton did not start: instance 0's process owns all */
+	/*
+	 * Its processes beyond the instances' own: the version's cgroup
+	 * (cgroup.c), or, without one, each instance's process group.
+	 */
+	int cg_fd;  /* its cgroup's directory, or -1 */
+	/* Adopted: the processes of its tree when adopted (they cannot be moved). */
+	pid_t adopt_tree[ADOPT_TREE_MAX];
+	unsigned long long adopt_start[ADOPT_TREE_MAX];
+	int nadopt_tree;
+	int cg_wd;  /* the watch on its cgroup.events, or -1 */
+	bool tree;  /* the state machine's: processes of its tree may still run, besides
+		       nalive (set when its instances start, cleared by FE_TREE_EMPTY) */
 	unsigned weight;    /* basis points of new connections while active */
 	int tfd;	    /* timerfd for this version's current deadline */
 	long long deadline; /* ms, monotonic; 0: none */

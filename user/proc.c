@@ -13,6 +13,7 @@
  * child without a configured user therefore stays uid 0 but holds no
  * capability at all: it can touch what root owns, nothing more.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -200,6 +201,21 @@ child(const struct spawn_req *r, const struct passwd *pw, int last_cap, int pipe
 	sigset_t all;
 	int n = 0, i, fd, hi;
 
+	/*
+	 * Into the version's cgroup first, before this process can fork: from
+	 * here on every descendant is born in it.  (fork, then the child's own
+	 * write, rather than clone3(CLONE_INTO_CGROUP): the child runs C
+	 * library code below, which glibc's fork makes safe and a raw clone3
+	 * does not; and it works before Linux 5.7.)  A failure is reported
+	 * through the exec pipe like any other.
+	 */
+	if (r->in_cgroup) {
+		char me[24];
+		int len = snprintf(me, sizeof(me), "%d", (int)getpid());
+
+		if (write(r->cg_procs, me, (size_t)len) != len)
+			child_fail(pipefd, "join the version's cgroup");
+	}
 	/* The agent blocks signals for its signalfd; children start clean. */
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
@@ -403,4 +419,118 @@ unsigned long long proc_starttime(pid_t pid)
 	if (p)
 		t = strtoull(p + 1, NULL, 10);
 	return t;
+}
+
+/* State letter (R, S, D, T, t, Z...) and command name of pid, from /proc/PID/stat; -1 if gone. */
+int proc_state(pid_t pid, char *state, char *comm, size_t commlen)
+{
+	char path[64], buf[512], *open_p, *close_p;
+	ssize_t n;
+	size_t len;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	open_p = strchr(buf, '(');
+	close_p = strrchr(buf, ')');
+	if (!open_p || !close_p || close_p < open_p || close_p[1] != ' ' || !close_p[2])
+		return -1;
+	len = (size_t)(close_p - open_p - 1);
+	if (len >= commlen)
+		len = commlen - 1;
+	memcpy(comm, open_p + 1, len);
+	comm[len] = '\0';
+	*state = close_p[2];
+	return 0;
+}
+
+/* Parent of pid from /proc/PID/stat (field 4); -1 if gone. */
+static pid_t proc_ppid(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p || !(p = strchr(p + 2, ' ')))
+		return -1;
+	return (pid_t)atoi(p + 1);
+}
+
+int proc_descendants(const pid_t *roots, int nroots, pid_t *out, int max)
+{
+	struct dirent *de;
+	pid_t *pid = NULL, *ppid = NULL, *np;
+	size_t n = 0, cap = 0;
+	int nout = 0, k, added;
+	size_t i;
+	DIR *d;
+
+	for (k = 0; k < nroots && nout < max; k++) {
+		int j;
+
+		for (j = 0; j < nout && out[j] != roots[k]; j++)
+			;
+		if (j == nout && roots[k] > 1 && !kill(roots[k], 0))
+			out[nout++] = roots[k];
+	}
+	d = opendir("/proc");
+	if (!d)
+		return nout;
+	while ((de = readdir(d))) {
+		pid_t p = (pid_t)atoi(de->d_name);
+
+		if (p <= 1)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 1024;
+			np = realloc(pid, cap * sizeof(*pid));
+			if (!np)
+				break;
+			pid = np;
+			np = realloc(ppid, cap * sizeof(*ppid));
+			if (!np)
+				break;
+			ppid = np;
+		}
+		pid[n] = p;
+		ppid[n] = proc_ppid(p);
+		n++;
+	}
+	closedir(d);
+	/* Each pass adds the children of what is in: as many passes as the tree is deep. */
+	do {
+		added = 0;
+		for (i = 0; i < n && nout < max; i++) {
+			bool in = false, parent_in = false;
+
+			for (k = 0; k < nout; k++) {
+				in |= out[k] == pid[i];
+				parent_in |= out[k] == ppid[i];
+			}
+			if (parent_in && !in) {
+				out[nout++] = pid[i];
+				added++;
+			}
+		}
+	} while (added && nout < max);
+	free(pid);
+	free(ppid);
+	return nout;
 }

@@ -2,6 +2,7 @@
 #ifndef BATON_PROC_H
 #define BATON_PROC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -18,6 +19,8 @@ struct spawn_req {
 	int instance;	     /* -1: not an instance: no BATON_INSTANCE */
 	const char *user;    /* "" or NULL: keep the agent's */
 	const char *workdir; /* "" or NULL: / */
+	bool in_cgroup;	     /* join the cgroup whose cgroup.procs is cg_procs before exec */
+	int cg_procs;
 };
 
 /*
@@ -41,5 +44,14 @@ int proc_reap(int pidfd, int *status, char *desc, size_t desclen);
 int proc_notify_ready(const char *msg, size_t len);
 /* Start time of pid (/proc/PID/stat field 22): tells a process from a reused pid; 0 if gone. */
 unsigned long long proc_starttime(pid_t pid);
+
+/* State letter (R, S, D, T, Z...) and command name of pid; 0, or -1 when it is gone. */
+int proc_state(pid_t pid, char *state, char *comm, size_t commlen);
+
+/*
+ * The processes of roots (those still running) and all their descendants
+ * now, from one scan of /proc: up to max into out; returns the count.
+ */
+int proc_descendants(const pid_t *roots, int nroots, pid_t *out, int max);
 
 #endif /* BATON_PROC_H */

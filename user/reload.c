@@ -87,7 +87,8 @@ int reload(char *msg, size_t msglen)
 		snprintf(msg, msglen, "reload: out of memory");
 		return -1;
 	}
-	if (config_load(services_config_path(), nc, err, sizeof(err))) {
+	if (config_load(services_config_path(), nc, err, sizeof(err)) ||
+	    services_limits_check(nc, services_config_path(), err, sizeof(err))) {
 		for (char *p = err; (p = strchr(p, '\n'));)
 			*p = ';';
 		snprintf(msg, msglen, "reload refused, the running configuration stays: %.900s",
@@ -98,6 +99,7 @@ int reload(char *msg, size_t msglen)
 	    strcmp(nc->agent.bpf_dir, services_config()->agent.bpf_dir) ||
 	    strcmp(nc->agent.run_dir, services_config()->agent.run_dir) ||
 	    strcmp(nc->agent.control_group, services_config()->agent.control_group) ||
+	    strcmp(nc->agent.cgroup_dir, services_config()->agent.cgroup_dir) ||
 	    strcmp(nc->agent.metrics.text, services_config()->agent.metrics.text) ||
 	    nc->agent.metrics.len != services_config()->agent.metrics.len) {
 		snprintf(msg, msglen,

@@ -162,6 +162,8 @@ static struct version *version_restore(struct service *s, json_t *jv, char *err,
 					  s->conf.listen[j].text);
 		}
 	}
+	/* Its cgroup is where it was: found again by name, watched, looked at. */
+	version_restore_tree(v);
 	s->slot[v->vslot] = v;
 	return v;
 }

@@ -20,6 +20,7 @@
 #include "proc.h"
 #include "restore.h"
 #include "exec.h"
+#include "cgroup.h"
 #include "services.h"
 #include "statefile.h"
 #include "versions.h"
@@ -29,10 +30,50 @@ static char cfg_path[4096];
 static struct service svc[MAX_SERVICES];
 static int nsvc;
 
+int services_limits_check(const struct config *c, const char *path, char *err, size_t errlen)
+{
+	static const char *const ctrl[] = {"memory", "cpu", "pids"};
+	static const char *const key[] = {"memory-max", "cpu-max", "pids-max"};
+	char where[1400];
+	int i, k, r;
+
+	for (i = 0; i < c->nservices; i++) {
+		const struct service_conf *sc = &c->services[i];
+		bool set[] = {sc->memory_max != 0, sc->cpu_max_pct != 0, sc->pids_max != 0};
+
+		for (k = 0; k < 3; k++) {
+			if (!set[k])
+				continue;
+			r = cg_offers(c->agent.cgroup_dir, ctrl[k], where, sizeof(where));
+			if (r == 1)
+				continue;
+			if (r < 0)
+				snprintf(err, errlen,
+					 "%s:%d: %s: %s needs a cgroup v2 with the %s controller: %s",
+					 path, sc->line, sc->name, key[k], ctrl[k], where);
+			else
+				snprintf(err, errlen,
+					 "%s:%d: %s: %s needs the cgroup v2 %s controller, which %s "
+					 "does not offer (on a hybrid hierarchy it is on cgroup v1): "
+					 "remove %s, or give baton a cgroup v2 with it",
+					 path, sc->line, sc->name, key[k], ctrl[k], where, key[k]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int services_load(const char *path, char *err, size_t errlen)
 {
 	snprintf(cfg_path, sizeof(cfg_path), "%s", path);
-	return config_load(path, &cfg, err, errlen);
+	if (config_load(path, &cfg, err, errlen))
+		return -1;
+	if (services_limits_check(&cfg, path, err, errlen)) {
+		config_free(&cfg);
+		memset(&cfg, 0, sizeof(cfg));
+		return -1;
+	}
+	return 0;
 }
 
 const char *services_config_path(void)
@@ -92,6 +133,14 @@ void services_free(void)
 			if (svc[i].slot[j])
 				version_free(svc[i].slot[j]);
 	config_free(&cfg);
+}
+
+/* Whether a running version of the service svc has number num (cgroups left by others: no). */
+bool services_version_known(const char *svc, int num)
+{
+	struct service *s = service_find(svc);
+
+	return s && !s->gone && version_by_num(s, num);
 }
 
 bool services_empty(void)

@@ -13,6 +13,8 @@ struct client;
 
 /* The configuration at path becomes the running one: 0, or -1 with err (one line per file). */
 int services_load(const char *path, char *err, size_t errlen);
+/* Each limit key (memory-max...) needs its controller: 0, or -1 with a one-line err. */
+int services_limits_check(const struct config *c, const char *path, char *err, size_t errlen);
 struct config *services_config(void);
 const char *services_config_path(void);
 /* A reload's configuration replaces the running one (the old one is freed). */
@@ -37,5 +39,6 @@ void services_client_gone(struct client *c);
 int services_stop_all(void);
 /* No version left anywhere. */
 bool services_empty(void);
+bool services_version_known(const char *svc, int num);
 
 #endif /* BATON_SERVICES_H */

@@ -5,9 +5,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "cgroup.h"
 #include "dp.h"
 #include "log.h"
+#include "proc.h"
 #include "status.h"
+#include "versions.h"
 
 static json_t *health_json(struct version *v)
 {
@@ -61,6 +64,55 @@ static json_t *rollout_json(struct service *s)
 		json_object_set_new(j, "errors", json_string(nv->errors_last));
 	}
 	return j;
+}
+
+/* At most this many processes of a version are listed (all are counted). */
+#define TREE_LIST_MAX 256
+
+/*
+ * Every process of v's cgroup with its state (T: stopped, so a frozen
+ * version shows as such) and name, their count, and the CPU time the
+ * cgroup used; without a cgroup, null and the started processes only.
+ */
+static void tree_json(struct version *v, json_t *jv)
+{
+	pid_t *pids = calloc(TREE_LIST_MAX, sizeof(*pids));
+	unsigned long long usec;
+	json_t *arr = json_array();
+	int n, k;
+
+	n = pids ? version_tree(v, pids, TREE_LIST_MAX) : -ENOMEM;
+	if (n < 0) {
+		json_decref(arr);
+		free(pids);
+		json_object_set_new(jv, "cgroup", json_null());
+		return;
+	}
+	for (k = 0; k < n && k < TREE_LIST_MAX; k++) {
+		char st = '?', comm[32] = "";
+
+		if (proc_state(pids[k], &st, comm, sizeof(comm)))
+			continue; /* exited since the list was read */
+		json_array_append_new(arr, json_pack("{s:i, s:s#, s:s}", "pid", (int)pids[k],
+						     "state", &st, (size_t)1, "name", comm));
+	}
+	free(pids);
+	{
+		char path[1400];
+
+		snprintf(path, sizeof(path), "%s/services/%s/v%d", cg_subtree(), v->svc->conf.name,
+			 v->num);
+		json_object_set_new(jv, "cgroup", json_string(path));
+	}
+	json_object_set_new(jv, "tree", arr);
+	json_object_set_new(jv, "tree_count", json_integer(n));
+	if (!cg_cpu_usec(v->cg_fd, &usec))
+		json_object_set_new(jv, "cpu_usec", json_integer((json_int_t)usec));
+	/* Only with the memory controller (hybrid hierarchies keep it on v1). */
+	if (!cg_read_u64(v->cg_fd, "memory.current", &usec))
+		json_object_set_new(jv, "memory_bytes", json_integer((json_int_t)usec));
+	if (!cg_read_u64(v->cg_fd, "memory.peak", &usec))
+		json_object_set_new(jv, "memory_peak_bytes", json_integer((json_int_t)usec));
 }
 
 /* Every pin of the service (MAX_PINS at most exist). */
@@ -127,6 +179,7 @@ json_t *status_json(struct service *s)
 		json_object_set_new(jv, "lost", json_integer((json_int_t)n.lost));
 		json_object_set_new(jv, "signalled", json_boolean(v->t_signal != 0));
 		json_object_set_new(jv, "adopted", json_boolean(v->adopted));
+		tree_json(v, jv);
 		if (v->zero_to_signal_us >= 0)
 			json_object_set_new(jv, "zero_to_signal_us",
 					    json_integer(v->zero_to_signal_us));

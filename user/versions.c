@@ -14,6 +14,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "checks.h"
 #include "dp.h"
 #include "listen.h"
@@ -82,6 +83,11 @@ void version_free(struct version *v)
 	}
 	reset_stop(v);
 	release_listeners(v, -1);
+	if (v->cg_wd >= 0)
+		cg_unwatch(v->cg_wd);
+	if (v->cg_fd >= 0)
+		close(v->cg_fd);
+	v->cg_fd = v->cg_wd = -1;
 	if (v->tfd >= 0) {
 		ep_del(v->tfd);
 		close(v->tfd);
@@ -105,6 +111,7 @@ struct version *version_alloc(struct service *s, char *err, size_t errlen)
 	}
 	v->svc = s;
 	v->tfd = -1;
+	v->cg_fd = v->cg_wd = -1;
 	v->zero_to_signal_us = -1;
 	for (i = 0; i < MAX_INSTANCES; i++) {
 		v->inst[i].pidfd = -1;
@@ -128,6 +135,207 @@ void signal_all(struct version *v, int sig)
 				log_warnx("%s: cannot signal pid %d: %s", vname(v), v->inst[i].pid,
 					  strerror(-r));
 		}
+}
+
+/*
+ * Without a cgroup, an instance's tree is its process group: it leads its
+ * own session (proc.c), and the group outlives it while a member runs.
+ */
+static bool pgroups(const struct version *v)
+{
+	return v->cg_fd < 0 && !v->adopted;
+}
+
+void adopted_tree_note(struct version *v)
+{
+	pid_t pids[ADOPT_TREE_MAX];
+	int n, k;
+
+	n = v->inst[0].pid > 1 ? proc_descendants(&v->inst[0].pid, 1, pids, ADOPT_TREE_MAX) : 0;
+	for (k = 0, v->nadopt_tree = 0; k < n; k++) {
+		v->adopt_tree[v->nadopt_tree] = pids[k];
+		v->adopt_start[v->nadopt_tree] = proc_starttime(pids[k]);
+		if (v->adopt_start[v->nadopt_tree])
+			v->nadopt_tree++;
+	}
+	log_debug("%s: %d process(es) in the adopted tree", vname(v), v->nadopt_tree);
+}
+
+/*
+ * An adopted server cannot be moved into a cgroup: SIGKILL reaches every
+ * process found at adoption that is still the same process (start time),
+ * and all descendants of those and of its main process now.
+ */
+static void kill_adopted_tree(struct version *v)
+{
+	pid_t roots[ADOPT_TREE_MAX + 1], pids[4 * ADOPT_TREE_MAX];
+	int n = 0, k, m;
+
+	if (v->inst[0].pid > 1 && v->inst[0].alive)
+		roots[n++] = v->inst[0].pid;
+	for (k = 0; k < v->nadopt_tree; k++)
+		if (proc_starttime(v->adopt_tree[k]) == v->adopt_start[k])
+			roots[n++] = v->adopt_tree[k];
+	m = proc_descendants(roots, n, pids, 4 * ADOPT_TREE_MAX);
+	for (k = 0; k < m; k++)
+		kill(pids[k], SIGKILL);
+	log_info("%s: SIGKILL to the %d process(es) of its adopted tree", vname(v), m);
+}
+
+void signal_tree(struct version *v, int sig)
+{
+	struct fsm_event e = {.type = FE_TREE_EMPTY, .v = v};
+	int i, r = 0;
+
+	if (v->adopted) {
+		if (sig == SIGKILL)
+			kill_adopted_tree(v);
+		signal_all(v, sig);
+		return;
+	}
+	if (v->cg_fd >= 0) {
+		r = sig == SIGKILL ? cg_kill(v->cg_fd) : cg_signal(v->cg_fd, sig);
+		if (r < 0)
+			log_warnx("%s: cannot signal its cgroup: %s", vname(v), strerror(-r));
+		else
+			return;
+	}
+	/* pid is still our child (not reaped) or its group outlived it. */
+	for (i = 0; i < v->ninst; i++)
+		if (v->inst[i].pid > 1)
+			kill(-v->inst[i].pid, sig);
+	signal_all(v, sig);
+	/*
+	 * Nothing tells when a process group is empty: after SIGKILL, which
+	 * nothing escapes, it counts as empty; its leader's exit still counts.
+	 */
+	if (sig == SIGKILL && pgroups(v))
+		fsm_feed(v->svc, &e);
+}
+
+/* Whether any process of v's tree runs: 1, 0, or -1 when that cannot be read. */
+static int tree_runs(struct version *v)
+{
+	int i, r;
+
+	if (v->cg_fd >= 0) {
+		r = cg_populated(v->cg_fd);
+		return r < 0 ? -1 : r;
+	}
+	if (!pgroups(v))
+		return 0;
+	for (i = 0; i < v->ninst; i++)
+		if (v->inst[i].pid > 1 && (kill(-v->inst[i].pid, 0) == 0 || errno == EPERM))
+			return 1;
+	return 0;
+}
+
+void tree_check(struct version *v)
+{
+	struct fsm_event e = {.type = FE_TREE_EMPTY, .v = v};
+
+	/* Also before FE_SPAWNED sets tree (queued, it is applied first). */
+	if (v->freed || tree_runs(v) != 0)
+		return;
+	fsm_feed(v->svc, &e);
+}
+
+void on_cgroup_events(void)
+{
+	struct service *s;
+	int i, vs;
+
+	cg_events_drain();
+	/* Which watch fired matters less than what each file says now. */
+	for (i = 0; (s = service_at(i)); i++)
+		for (vs = 0; vs < MAX_VERSIONS; vs++)
+			if (s->slot[vs] && s->slot[vs]->cg_fd >= 0 && s->slot[vs]->tree)
+				tree_check(s->slot[vs]);
+}
+
+int version_cgroup_open(struct version *v, bool make, char *err, size_t errlen)
+{
+	struct cg_limits lim = {
+	    .memory_max = v->svc->conf.memory_max,
+	    .cpu_max_pct = v->svc->conf.cpu_max_pct,
+	    .pids_max = v->svc->conf.pids_max,
+	};
+	int fd;
+
+	if (!cg_enabled() || v->adopted)
+		return 0;
+	fd = make ? cg_version_make(v->svc->conf.name, v->num, &lim, err, errlen)
+		  : cg_version_find(v->svc->conf.name, v->num);
+	if (fd < 0)
+		return fd;
+	v->cg_fd = fd;
+	v->cg_wd = cg_watch(fd);
+	if (v->cg_wd < 0) {
+		snprintf(err, errlen, "cannot watch %s's cgroup: %s", vname(v),
+			 strerror(-v->cg_wd));
+		return v->cg_wd;
+	}
+	return 0;
+}
+
+void version_restore_tree(struct version *v)
+{
+	char err[200];
+
+	if (v->adopted) {
+		/* What was found at adoption is not in the state: its main process's tree now. */
+		if (v->inst[0].alive)
+			adopted_tree_note(v);
+		return;
+	}
+	if (cg_enabled() && version_cgroup_open(v, false, err, sizeof(err)) < 0)
+		log_warnx("%s: has no cgroup (started without cgroups?): its tree is its "
+			  "instances' process groups",
+			  vname(v));
+	/* Unknown (-1) counts as running: the drain deadlines still bound it. */
+	v->tree = tree_runs(v) != 0;
+}
+
+void version_cgroup_remove(struct version *v)
+{
+	if (v->cg_fd < 0)
+		return;
+	cg_unwatch(v->cg_wd);
+	close(v->cg_fd);
+	v->cg_fd = v->cg_wd = -1;
+	cg_version_remove(v->svc->conf.name, v->num);
+}
+
+int version_tree(struct version *v, pid_t *pids, int max)
+{
+	if (v->cg_fd < 0)
+		return -ENOENT;
+	return cg_pids(v->cg_fd, pids, max);
+}
+
+int version_tree_stats(struct version *v, struct tree_stats *ts)
+{
+	pid_t pids[TREE_STATS_MAX];
+	int n, k;
+
+	memset(ts, 0, sizeof(*ts));
+	if (v->cg_fd < 0)
+		return -ENOENT;
+	n = cg_pids(v->cg_fd, pids, TREE_STATS_MAX);
+	if (n < 0)
+		return n;
+	ts->procs = n;
+	for (k = 0; k < n && k < TREE_STATS_MAX; k++) {
+		char st, comm[32];
+
+		if (!proc_state(pids[k], &st, comm, sizeof(comm)) && (st == 'T' || st == 't'))
+			ts->stopped++;
+	}
+	if (!cg_cpu_usec(v->cg_fd, &ts->cpu_usec))
+		ts->have_cpu = true;
+	ts->have_mem = !cg_read_u64(v->cg_fd, "memory.current", &ts->mem);
+	ts->have_mem_peak = !cg_read_u64(v->cg_fd, "memory.peak", &ts->mem_peak);
+	return 0;
 }
 
 /* The kernel saw the last connection of a watched version close. */
@@ -200,6 +408,8 @@ struct version *version_new(struct service *s, char *const *argv, char *err, siz
 		snprintf(err, errlen, "timerfd: %s", strerror(errno));
 		goto fail;
 	}
+	if (version_cgroup_open(v, true, err, errlen) < 0)
+		goto fail;
 	if (dp_register(v) < 0) {
 		snprintf(err, errlen, "cannot create the connection counters: %s", strerror(errno));
 		goto fail;
@@ -208,6 +418,7 @@ struct version *version_new(struct service *s, char *const *argv, char *err, siz
 	s->slot[vslot] = v;
 	return v;
 fail:
+	version_cgroup_remove(v);
 	version_free(v);
 	return NULL;
 }
@@ -238,11 +449,25 @@ int version_spawn(struct version *v, char *err, size_t errlen)
 		    .instance = i,
 		    .user = c->user,
 		    .workdir = c->workdir,
+		    .in_cgroup = v->cg_fd >= 0,
+		    .cg_procs = -1,
 		};
+		int cgp = -1;
 
+		if (v->cg_fd >= 0) {
+			cgp = cg_procs_fd(v->cg_fd);
+			if (cgp < 0) {
+				snprintf(err, errlen, "%s: cannot open its cgroup.procs: %s",
+					 vname(v), strerror(-cgp));
+				return cgp;
+			}
+			req.cg_procs = cgp;
+		}
 		for (j = 0; j < c->nlisten; j++)
 			fds[j] = in->lfd[j];
 		r = proc_spawn(&req, &in->pid, &in->pidfd, err, errlen);
+		if (cgp >= 0)
+			close(cgp);
 		if (r)
 			return r;
 		in->alive = true;
@@ -300,7 +525,10 @@ void on_exit_of(struct version *v, int i)
 	snprintf(in->exit_desc, sizeof(in->exit_desc), "%s", desc);
 	report_lost(v, i, desc);
 	e.why = desc;
-	fsm_feed(v->svc, &e);
+	/* The rest of its tree may be gone already: said first, the exit then ends it. */
+	tree_check(v);
+	if (!v->freed)
+		fsm_feed(v->svc, &e);
 }
 
 /*
@@ -345,6 +573,11 @@ void on_timer(struct version *v)
 			health_tick(v);
 		return;
 	}
+	/* Without cgroups nothing says when a process group empties: look at each deadline. */
+	if (pgroups(v))
+		tree_check(v);
+	if (v->freed)
+		return;
 	if (v->phase == VP_DRAIN_WAIT) {
 		struct version_counts cn = {0};
 

@@ -3,7 +3,9 @@
 #ifndef BATON_VERSIONS_H
 #define BATON_VERSIONS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "model.h"
 
@@ -17,6 +19,40 @@ int version_spawn(struct version *v, char *err, size_t errlen);
 void version_free(struct version *v);
 void versions_bury(void);
 void signal_all(struct version *v, int sig);
+/*
+ * sig to every process of v's tree: its cgroup (SIGKILL: cgroup.kill), or
+ * its instances' process groups; an adopted server's own process only.
+ */
+void signal_tree(struct version *v, int sig);
+/* An adopted version: remember the processes of its tree now (the kill-after bound kills them). */
+void adopted_tree_note(struct version *v);
+/* v's cgroup: made (a new version) or found again (restart); 0 also without cgroups. */
+int version_cgroup_open(struct version *v, bool make, char *err, size_t errlen);
+/* A version taken over: its cgroup found again, and whether its tree still runs. */
+void version_restore_tree(struct version *v);
+/* The version ended: its cgroup goes. */
+void version_cgroup_remove(struct version *v);
+/* Every pid of v's cgroup (up to max); the count, or -ENOENT without a cgroup. */
+int version_tree(struct version *v, pid_t *pids, int max);
+/* The tree of v is empty (a cgroup event, an exit, a deadline): tell the state machine. */
+void tree_check(struct version *v);
+/* At most this many processes of a version are looked at for their state. */
+#define TREE_STATS_MAX 256
+
+struct tree_stats {
+	int procs;		     /* processes in its cgroup */
+	int stopped;		     /* of them stopped (T: SIGSTOP, a frozen version) */
+	unsigned long long cpu_usec; /* CPU time of every process it ran (cpu.stat) */
+	bool have_cpu;
+	/* With the memory controller only: memory.current and memory.peak. */
+	unsigned long long mem, mem_peak;
+	bool have_mem, have_mem_peak;
+};
+
+/* Figures of v's cgroup: 0, or -ENOENT without one. */
+int version_tree_stats(struct version *v, struct tree_stats *ts);
+/* The cgroup.events watch fired: look at every version's. */
+void on_cgroup_events(void);
 /* Give up the agent's copies of v's listeners (instance only, or all with -1). */
 void release_listeners(struct version *v, int only);
 

@@ -36,6 +36,7 @@ cat >"$T2/web.conf" <<EOC
 control = $T2/control.sock
 bpf-dir = $BPFDIR-other
 run-dir = $T2/run
+cgroup-dir = $CGDIR/other
 [service web]
 listen = 127.0.0.1:8080
 exec = $DEMO

@@ -26,6 +26,7 @@ node() {
 control = $d/control.sock
 bpf-dir = $BPFDIR-n$1
 run-dir = $d/run
+cgroup-dir = $CGDIR/n$1
 [service web]
 listen = 127.0.0.1:8080
 exec = $DEMO

@@ -11,6 +11,10 @@ T=$(mktemp -d /tmp/baton-e2e.XXXXXX)
 TEST_ID=$$-$RANDOM
 BPFDIR=/sys/fs/bpf/baton-e2e-$TEST_ID
 export BATON_CONTROL=$T/control.sock
+# This test's own cgroup subtree (tests run in parallel with the same service
+# names), below the cgroup2 mount; empty CGMNT: no cgroup v2 here.
+CGMNT=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/self/mounts)
+CGDIR=/baton-e2e-$TEST_ID
 PASS=0 FAIL=0 AGENT=
 
 ip link set lo up
@@ -44,6 +48,19 @@ test_pids() {
 	done
 }
 
+# cg_cleanup: end what is left in this test's cgroups (by the kernel's list of
+# their pids) and remove them, deepest first.
+cg_cleanup() {
+	local d p
+	[ -n "$CGMNT" ] && [ -d "$CGMNT$CGDIR" ] || return 0
+	for d in $(find "$CGMNT$CGDIR" -depth -type d); do
+		for p in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+	done
+	for d in $(find "$CGMNT$CGDIR" -depth -type d); do
+		for p in $(seq 20); do rmdir "$d" 2>/dev/null && break; sleep 0.05; done
+	done
+}
+
 cleanup() {
 	local p
 	# The agent runs under ASan+UBSan: anything they reported is a failure.
@@ -56,6 +73,7 @@ cleanup() {
 	for p in ${EXTRA_PIDS:-} ${LOAD_PIDS:-}; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	[ -d "$BPFDIR" ] && rm -rf "$BPFDIR"
+	cg_cleanup
 	if [ "$FAIL" != 0 ] && [ -f "$T/agent.log" ]; then
 		cp "$T/agent.log" /tmp/baton-e2e-agent.log 2>/dev/null
 		echo "-- agent log (last 60 lines; all of it in /tmp/baton-e2e-agent.log):"
@@ -75,6 +93,7 @@ write_conf() {
 		echo "control = $T/control.sock"
 		echo "bpf-dir = $BPFDIR"
 		echo "run-dir = $T/run"
+		echo "cgroup-dir = ${CGROUP_DIR:-$CGDIR}"
 		echo "[service web]"
 		echo "listen = 127.0.0.1:8080"
 		echo "listen = [::1]:8080"

@@ -117,6 +117,7 @@ static const char *render(void)
 				n += snprintf(buf + n, sizeof(buf) - n, "/%d", a->inst);
 			break;
 		case FA_SIGNAL:
+		case FA_SIGNAL_TREE:
 			n += snprintf(buf + n, sizeof(buf) - n, " %s", signal_name((int)a->arg));
 			break;
 		case FA_WATCH:
@@ -156,11 +157,24 @@ static const char *render(void)
 	return buf;
 }
 
+/*
+ * exec.c's part before an instance's exit: a version whose other processes
+ * are gone already hears FE_TREE_EMPTY first (versions.c's tree_check).
+ * Tests of process trees that outlive their instance set trees_linger.
+ */
+static bool trees_linger;
+
 /* One event; the invariants must hold after it. */
 static const char *step(struct service *s, struct fsm_event e)
 {
 	const char *broken;
 
+	if (e.type == FE_EXIT && e.v && e.v->tree && !trees_linger) {
+		out.n = 0;
+		fsm_step(s, &(struct fsm_event){.type = FE_TREE_EMPTY, .v = e.v}, now, &out);
+		assert_int_equal(out.n, 0); /* its instances still run: nothing follows */
+		assert_false(e.v->tree);
+	}
 	out.n = 0;
 	out.overflow = false;
 	fsm_step(s, &e, now, &out);
@@ -269,11 +283,63 @@ static void test_bluegreen(void **state)
 	assert_int_equal(v1->phase, VP_TERMINATING);
 	now += 1000;
 	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v1}),
-	       "signal v1 SIGKILL; vtimer v1 off");
+	       "signal-tree v1 SIGKILL; vtimer v1 off");
 	assert_string_equal(all_exit(s, v1), "stop-checks v1/1; policy; forget v1");
 	assert_null(s->slot[0]);
 	assert_int_equal(s->nhist, 1);
 	assert_int_equal(s->hist[0].num, 1);
+	service_free(s);
+}
+
+/*
+ * A pre-forking server: its workers outlive the process baton started.  The
+ * version is stopped only when its tree is empty, its drain deadlines still
+ * run after the master's exit, and SIGKILL at kill-after goes to the whole
+ * tree.  With exit-signal-to = all the exit signal goes to the tree too.
+ */
+static void test_tree_outlives_instances(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	v1 = first_version(s);
+	assert_true(v1->tree);
+	v2 = start_new(s, C1,
+		       "vtimer v2 off; policy; unplace v1; stop-checks v2; vtimer v2 off; "
+		       "deploy-done ok; ro-timer off; watch v1 off; release v1; signal v1 SIGTERM; "
+		       "vtimer v1 +3000");
+	trees_linger = true;
+	/* The masters exit, their workers do not: v1 stays, draining, on its deadlines. */
+	assert_string_equal(all_exit(s, v1), "stop-checks v1/1");
+	assert_ptr_equal(s->slot[v1->vslot], v1);
+	assert_int_equal(v1->phase, VP_DRAINING);
+	assert_null(fsm_check(s, NULL));
+	now += 3000;
+	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v1}), "vtimer v1 +1000");
+	now += 1000;
+	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v1}),
+	       "signal-tree v1 SIGKILL; vtimer v1 off");
+	assert_int_equal(v1->phase, VP_KILLED);
+	EXPECT(s, ((struct fsm_event){.type = FE_TREE_EMPTY, .v = v1}), "policy; forget v1");
+	assert_null(s->slot[v1->vslot]);
+	/* An active version whose tree empties while its instances run: nothing changes. */
+	EXPECT(s, ((struct fsm_event){.type = FE_TREE_EMPTY, .v = v2}), "");
+	assert_false(v2->tree);
+	v2->tree = true;
+	/* exit-signal-to = all: the exit signal and SIGTERM reach every process. */
+	s->conf.exit_signal_all = true;
+	start_new(s, C1,
+		  "vtimer v3 off; policy; unplace v2; stop-checks v3; vtimer v3 off; "
+		  "deploy-done ok; ro-timer off; watch v2 off; release v2; signal-tree v2 SIGTERM; "
+		  "vtimer v2 +3000");
+	/* The tree empties first, the master's exit then ends the version. */
+	EXPECT(s, ((struct fsm_event){.type = FE_TREE_EMPTY, .v = v2}), "");
+	EXPECT(s, ((struct fsm_event){.type = FE_EXIT, .v = v2, .inst = 0, .why = "exited"}),
+	       "stop-checks v2/0");
+	EXPECT(s, ((struct fsm_event){.type = FE_EXIT, .v = v2, .inst = 1, .why = "exited"}),
+	       "stop-checks v2/1; policy; forget v2");
+	trees_linger = false;
 	service_free(s);
 }
 
@@ -620,10 +686,13 @@ static void test_spawn_failure_and_ready_timeout(void **state)
 	first_version(s);
 	v2 = version_make(s);
 	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+	/* What failed half-way may have left processes: their tree's end ends the version. */
 	EXPECT(
 	    s,
 	    ((struct fsm_event){.type = FE_SPAWNED, .v = v2, .ok = false, .why = "no such file"}),
-	    "deploy-done failed; ro-timer off; unplace v2; policy; release v2; policy; forget v2");
+	    "deploy-done failed; ro-timer off; unplace v2; policy; release v2; signal v2 SIGTERM; "
+	    "vtimer v2 +1000");
+	EXPECT(s, ((struct fsm_event){.type = FE_TREE_EMPTY, .v = v2}), "policy; forget v2");
 	/* Not ready by ready-timeout: the tick before it does nothing, the one after fails. */
 	v2 = version_make(s);
 	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
@@ -1052,6 +1121,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bluegreen),
+	    cmocka_unit_test(test_tree_outlives_instances),
 	    cmocka_unit_test(test_drain_wait_for_zero),
 	    cmocka_unit_test(test_drain_reset_at_timeout),
 	    cmocka_unit_test(test_drain_http),
