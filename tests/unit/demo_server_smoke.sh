@@ -101,7 +101,7 @@ start_server() {
 # stop_server: SIGTERM, bounded wait, SIGKILL as a last resort
 stop_server() {
 	kill -TERM "$SPID" 2>/dev/null || true
-	if ! wait_exit "$SPID" 3; then
+	if ! wait_exit "$SPID" 20; then
 		kill -KILL "$SPID" 2>/dev/null || true
 		wait_exit "$SPID" 1 || true
 	fi
@@ -425,7 +425,7 @@ else
 	else
 		fail "SIGTERM drain" "$msg"
 	fi
-	if wait_exit "$SPID" 2 && [ "$RC" = 0 ]; then
+	if wait_exit "$SPID" 10 && [ "$RC" = 0 ]; then
 		pass "SIGTERM: exit 0 within 2 s"
 	else
 		fail "SIGTERM exit" "rc=${RC:-still running}"
@@ -438,7 +438,7 @@ stop_server
 PORT=$(free_port)
 start_server "$TMP/idle.log" --listen "127.0.0.1:$PORT" --drain-idle-ms 300
 if wait_http "$PORT" && msg=$(python3 "$TMP/h.py" drain-idle "$PORT" "$SPID" 300) &&
-	wait_exit "$SPID" 2 && [ "$RC" = 0 ]; then
+	wait_exit "$SPID" 10 && [ "$RC" = 0 ]; then
 	pass "SIGTERM: silent keep-alive client closed after --drain-idle-ms, exit 0"
 else
 	fail "drain idle" "${msg:-} $(cat "$TMP/idle.log")"
@@ -560,7 +560,7 @@ if wait_http "$PORT"; then
 	# an idle keep-alive connection would hold up a drain: not this exit
 	exec {hold}<>"/dev/tcp/127.0.0.1/$PORT"
 	printf 'GET / HTTP/1.1\r\nHost: t\r\n\r\n' >&"$hold"
-	if wait_exit "$SPID" 3; then
+	if wait_exit "$SPID" 20; then
 		ms=$((($(date +%s%N) - t0) / 1000000))
 		if [ "$RC" = 3 ] && [ "$ms" -ge 800 ] && [ "$ms" -lt 2000 ] &&
 			grep -q "with 1 open connection" "$TMP/exit.log"; then
@@ -601,7 +601,7 @@ PORT=$(free_port)
 python3 "$TMP/h.py" activate "$BIN" "$PORT" wrong-pid 2>"$TMP/act2.log" &
 SPID=$!
 PIDS+=("$SPID")
-if wait_exit "$SPID" 3 && [ "$RC" = 2 ] &&
+if wait_exit "$SPID" 20 && [ "$RC" = 2 ] &&
 	grep -q "LISTEN_PID=1 is not this process" "$TMP/act2.log"; then
 	pass "socket activation: fds for another LISTEN_PID are ignored"
 else
@@ -661,7 +661,7 @@ for ((i = 0; i < 50; i++)); do
 done
 NOTIFY_SOCKET=$TMP/notify3.sock start_server "$TMP/fail.log" --listen "127.0.0.1:$(free_port)" \
 	--ready-delay-ms 100 --fail-ready
-if wait_exit "$SPID" 3 && [ "$RC" = 3 ] && wait_exit "$rpid" 4 && [ ! -e "$TMP/ready.out" ]; then
+if wait_exit "$SPID" 20 && [ "$RC" = 3 ] && wait_exit "$rpid" 20 && [ ! -e "$TMP/ready.out" ]; then
 	pass "--fail-ready: exit 3 without READY=1"
 else
 	fail "--fail-ready" "rc=${RC:-}"
