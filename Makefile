@@ -34,7 +34,7 @@ endif
 
 BPF_PROGS := steer track
 USER_SRCS := user/adopt.c user/agent.c user/checks.c user/cli.c user/config.c user/confkeys.c user/confval.c user/control.c \
-	     user/ctlserver.c user/dp.c user/exec.c user/fsm.c user/fsm_ops.c user/fsm_rollout.c \
+	     user/ctlserver.c user/dp.c user/exec.c user/features.c user/fsm.c user/fsm_ops.c user/fsm_rollout.c \
 	     user/fsm_version.c user/health.c user/listen.c user/log.c user/loop.c \
 	     user/main.c user/metrics.c user/model.c user/notify.c user/proc.c user/reload.c \
 	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \

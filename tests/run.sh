@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Run every test suite against the binaries in $1 and print one closing line,
 # "N passed, N failed", counting individual tests.  Needs root (network
-# namespaces, BPF).  TESTS="unit bpf e2e" selects suites; E2E="name ..." selects
+# namespaces, BPF).  TESTS="unit bpf e2e" selects suites (features: only the
+# kernel probes, which bpf runs too); E2E="name ..." selects
 # end-to-end scripts.
 set -u
 B=$(cd "${1:-build}" && pwd)
@@ -66,6 +67,10 @@ for s in $suites; do
 	bpf)
 		run steer unshare -n sh -c "ip link set lo up && exec $B/test_steer"
 		run migrate unshare -n sh -c "ip link set lo up && exec $B/test_migrate"
+		run features tests/bpf/features.sh "$B"
+		;;
+	features)
+		run features tests/bpf/features.sh "$B"
 		;;
 	e2e)
 		for t in ${E2E:-$(cd tests/e2e && ls [0-9]*.sh | sed 's/\.sh$//')}; do
