@@ -18,6 +18,7 @@
 #   BATON_SLOW    passed to the tests: time bounds scale by it (default 1
 #                 with KVM, 10 under TCG emulation)
 #   VERBOSE=1     show the whole console, not just the tests' lines
+#   DEPLOYS       passed to the tests (10-deploy-under-load's number of deploys)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -35,6 +36,12 @@ for c in qemu-system-x86_64 cpio; do
 	command -v $c >/dev/null || { echo "kvm: no $c (tools/deps.sh kernel)" >&2; exit 1; }
 done
 [ -x "$build/baton" ] || { echo "kvm: no $build/baton (make first)" >&2; exit 1; }
+for d in "$repo" "$build"; do
+	case $d/ in /tmp/* | /run/* | /proc/* | /sys/* | /dev/*)
+		echo "kvm: $d is under a directory the VM mounts anew; use a checkout elsewhere" >&2
+		exit 1 ;;
+	esac
+done
 
 # The kernel and its modules.
 if [ -f "$kernel" ]; then
@@ -85,7 +92,10 @@ trap 'exit 130' INT TERM
 	printf 'export REPO=%q BUILD=%q KVER=%q MODDIR=%q\n' "$repo" "$build" "$kver" "$moddir"
 	printf 'export TESTS=%q BATON_SLOW=%q\n' "${TESTS:-bpf e2e}" "$slow"
 	[ -n "${E2E:-}" ] && printf 'export E2E=%q\n' "$E2E"
-	[ -n "${VERBOSE:-}" ] && printf 'export VERBOSE=%q\n' "$VERBOSE"
+	# The tests' own knobs (loads; never what they assert).
+	for v in VERBOSE DEPLOYS MODES; do
+		[ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
+	done
 } >"$scratch/env"
 
 echo "kvm: $kver (${vmlinuz#"$repo"/}) under ${accel[1]%%,*}, BATON_SLOW=$slow, timeout ${timeout}s:" \
