@@ -113,14 +113,16 @@ test: deps
 # KERNEL=6.1 (Debian's package, fetched with apt-get download into build/kernel)
 # or KERNEL=path/to/vmlinuz; TESTS= and E2E= as for tests/run.sh.  KVM_E2E is
 # the core subset CI runs on Debian 12's kernel; in the VM 5 deploys of
-# each kind (DEPLOYS=) in 10-deploy-under-load prove what its 20 do here.
+# each kind (DEPLOYS=) in 10-deploy-under-load, and 25 agent restarts in
+# 64-agent-restart (RESTARTS=), prove what their 20 and 50 do here.
 KERNEL  ?= 6.1
 KVM_E2E := 10-deploy-under-load 20-rollback 40-migrate-frozen 50-counts 55-drain-wait 60-canary \
 	   64-agent-restart
 test-kernel: deps
 	$(Q)tools/deps.sh kernel
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 all
-	$(Q)E2E="$${E2E-$(KVM_E2E)}" DEPLOYS="$${DEPLOYS-5}" tests/kvm/run.sh $(KERNEL) $(BUILD)/san
+	$(Q)E2E="$${E2E-$(KVM_E2E)}" DEPLOYS="$${DEPLOYS-5}" RESTARTS="$${RESTARTS-25}" \
+		tests/kvm/run.sh $(KERNEL) $(BUILD)/san
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

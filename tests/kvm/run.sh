@@ -18,7 +18,8 @@
 #   BATON_SLOW    passed to the tests: time bounds scale by it (default 1
 #                 with KVM, 10 under TCG emulation)
 #   VERBOSE=1     show the whole console, not just the tests' lines
-#   DEPLOYS       passed to the tests (10-deploy-under-load's number of deploys)
+#   DEPLOYS, RESTARTS  passed to the tests (10-deploy-under-load's number of
+#                 deploys, 64-agent-restart's number of restarts)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -93,7 +94,7 @@ trap 'exit 130' INT TERM
 	printf 'export TESTS=%q BATON_SLOW=%q\n' "${TESTS:-bpf e2e}" "$slow"
 	[ -n "${E2E:-}" ] && printf 'export E2E=%q\n' "$E2E"
 	# The tests' own knobs (loads; never what they assert).
-	for v in VERBOSE DEPLOYS MODES; do
+	for v in VERBOSE DEPLOYS MODES RESTARTS; do
 		[ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
 	done
 } >"$scratch/env"
