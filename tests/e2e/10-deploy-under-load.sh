@@ -15,7 +15,7 @@ DEPLOYS=${DEPLOYS:-20}
 # are done.  Every one of these bounds scales by BATON_SLOW.
 PER_DEPLOY=$(slow 90)
 LOAD_S=$((DEPLOYS * PER_DEPLOY + $(slow 60)))
-write_conf "instances = 2" "ready = notify" "ready-timeout = 5s" "drain-policy = signal-then-wait" "drain-timeout = 5s" \
+write_conf "instances = 2" "ready = notify" "ready-timeout = $(slow 5)s" "drain-policy = signal-then-wait" "drain-timeout = 5s" \
 	"kill-after = 2s" "backlog = 4096"
 start_agent || exit 1
 

@@ -9,7 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 
 write_conf "instances = 2" "ready = http" "health-path = /healthz" "health-interval = 200ms" \
-	"ready-timeout = 5s" "drain-policy = signal-then-wait" "drain-timeout = 5s" \
+	"ready-timeout = $(slow 5)s" "drain-policy = signal-then-wait" "drain-timeout = 5s" \
 	"kill-after = 2s" "backlog = 4096"
 start_agent || exit 1
 URL=http://127.0.0.1:8080/

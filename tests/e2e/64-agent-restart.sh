@@ -8,7 +8,7 @@
 # requests; the final state is what was asked for.
 . "$(dirname "$0")/lib.sh"
 
-write_conf "instances = 2" "ready = notify" "ready-timeout = 5s" "health = none" \
+write_conf "instances = 2" "ready = notify" "ready-timeout = $(slow 5)s" "health = none" \
 	"drain-policy = signal-then-wait" "drain-timeout = 5s" "kill-after = 2s" "backlog = 4096"
 start_agent || exit 1
 URL=http://127.0.0.1:8080/

@@ -75,7 +75,8 @@ cleanup() {
 trap cleanup EXIT
 
 # write_conf [KEY=VALUE lines for the service...]: service "web" on v4 and v6,
-# running $EXEC (default: the demo server).
+# running $EXEC (default: the demo server).  Give ready-timeout as
+# "ready-timeout = $(slow 5)s": starting a version is slower under emulation.
 write_conf() {
 	{
 		echo "[agent]"
@@ -87,8 +88,13 @@ write_conf() {
 		echo "listen = [::1]:8080"
 		echo "exec = ${EXEC:-$DEMO}"
 		echo "environment = E2E_TEST_ID=$TEST_ID"
-		local kv
-		for kv in "$@"; do echo "$kv"; done
+		local kv ready=
+		for kv in "$@"; do
+			echo "$kv"
+			case $kv in ready-timeout*) ready=1 ;; esac
+		done
+		# The default ready-timeout (10 s) is a bound on time too.
+		[ -z "$ready" ] && [ "$SLOW" != 1 ] && echo "ready-timeout = $(slow 10)s"
 	} >"$T/web.conf"
 }
 
