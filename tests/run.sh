@@ -4,7 +4,7 @@
 # "N passed, N failed", counting individual tests.  Needs root (network
 # namespaces, BPF).  TESTS="unit bpf e2e" selects suites (features: only the
 # kernel probes, which bpf runs too); E2E="name ..." selects
-# end-to-end scripts.
+# end-to-end scripts; LOG_DIR=DIR keeps the whole log of each failed suite there.
 set -u
 B=$(cd "${1:-build}" && pwd)
 cd "$(dirname "$0")/.."
@@ -44,6 +44,8 @@ run() {
 	local rc=$? before=$fail
 	count "$name" "$log" "$rc"
 	if [ "$fail" != "$before" ]; then
+		# LOG_DIR (the VM run sets it): keep a failed suite's whole log.
+		[ -n "${LOG_DIR:-}" ] && cp "$log" "$LOG_DIR/$name.log"
 		grep -E '^(FAIL|\[  (ERROR|FAILED) )' "$log" | sed 's/^/    /'
 		echo "    -- last lines of the log:"
 		sed 's/^/    /' "$log" | tail -40

@@ -50,7 +50,8 @@ echo "kvm-guest: $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}'
 cd "$REPO" || die "no $REPO"
 start=$(date +%s)
 # TESTS, E2E and the tests' own knobs come from /kvm/env, exported.
-tests/run.sh "$BUILD" 2>&1 | tee /kvm/tests.log
+mkdir -p /kvm/logs
+LOG_DIR=/kvm/logs tests/run.sh "$BUILD" 2>&1 | tee /kvm/tests.log
 echo "${PIPESTATUS[0]}" >/kvm/rc
 echo "kvm-guest: tests took $(($(date +%s) - start)) s"
 trap - EXIT

@@ -150,6 +150,11 @@ if [ -z "$rc" ] || [ -z "$summary" ]; then
 	summary="${p:-0} passed, $((${f:-0} + 1)) failed"
 	rc=1
 fi
+# The whole logs of failed suites outlive the scratch directory.
+if [ -n "$(ls "$scratch/logs" 2>/dev/null)" ]; then
+	keep=$cache/logs-$(date +%Y%m%d-%H%M%S)
+	mv "$scratch/logs" "$keep" && echo "kvm: logs of the failed suites in $keep"
+fi
 echo "kvm: $kver, ${secs}s"
 echo "$summary"
 [ "$rc" = 0 ]
