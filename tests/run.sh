@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 # Run every test suite against the binaries in $1 and print one closing line,
 # "N passed, N failed", counting individual tests.  Needs root (network
-# namespaces, BPF).  TESTS="unit bpf e2e" selects suites; E2E="name ..." selects
-# end-to-end scripts.
+# namespaces, BPF).  TESTS="unit bpf e2e" selects suites (features: only the
+# kernel probes, which bpf runs too); E2E="name ..." selects
+# end-to-end scripts; LOG_DIR=DIR keeps the whole log of each failed suite there.
 set -u
 B=$(cd "${1:-build}" && pwd)
 cd "$(dirname "$0")/.."
@@ -43,6 +44,8 @@ run() {
 	local rc=$? before=$fail
 	count "$name" "$log" "$rc"
 	if [ "$fail" != "$before" ]; then
+		# LOG_DIR (the VM run sets it): keep a failed suite's whole log.
+		[ -n "${LOG_DIR:-}" ] && cp "$log" "$LOG_DIR/$name.log"
 		grep -E '^(FAIL|\[  (ERROR|FAILED) )' "$log" | sed 's/^/    /'
 		echo "    -- last lines of the log:"
 		sed 's/^/    /' "$log" | tail -40
@@ -68,6 +71,10 @@ for s in $suites; do
 		run steer unshare -n sh -c "ip link set lo up && exec $B/test_steer"
 		run migrate unshare -n sh -c "ip link set lo up && exec $B/test_migrate"
 		run drain unshare -n sh -c "ip link set lo up && exec $B/test_drain"
+		run features tests/bpf/features.sh "$B"
+		;;
+	features)
+		run features tests/bpf/features.sh "$B"
 		;;
 	e2e)
 		for t in ${E2E:-$(cd tests/e2e && ls [0-9]*.sh | sed 's/\.sh$//')}; do

@@ -2,14 +2,16 @@
 # SPDX-License-Identifier: MIT
 # Install the Debian packages baton needs to build, test and demo, only the
 # missing ones.  Runs apt-get update once, and only when something is missing.
-# usage: tools/deps.sh [bench|fuzz]   (bench: also what make bench compares against;
-# fuzz: also libFuzzer for clang 14, for make fuzz)
+# usage: tools/deps.sh [bench|fuzz|kernel]   (bench: also what make bench compares
+# against; fuzz: also libFuzzer for clang 14, for make fuzz; kernel: also qemu and
+# busybox-static, for make test-kernel's VM)
 set -eu
 pkgs="make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
 libinih-dev libjansson-dev libcmocka-dev wrk curl jq python3 tcpdump iproute2 procps util-linux
 nginx lighttpd prometheus groff-base ansible-core gunicorn"
 [ "${1:-}" = bench ] && pkgs="$pkgs nginx haproxy gnuplot-nox"
 [ "${1:-}" = fuzz ] && pkgs="$pkgs libclang-rt-14-dev"
+[ "${1:-}" = kernel ] && pkgs="$pkgs qemu-system-x86 busybox-static cpio kmod"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

@@ -105,6 +105,12 @@ static const struct help helps[] = {
     {"shutdown", "baton shutdown [--stop] [-s SOCKET]",
      "End the agent.  Without --stop, services keep running and steering stays as\n"
      "programmed.  With --stop every version is drained and stopped first."},
+    {"features", "baton features [--json]",
+     "Probe the running kernel for each facility baton uses, by loading a tiny\n"
+     "program or map (or looking for the file it makes), and print one line each:\n"
+     "supported or not, the upstream kernel that brought it, and what baton uses\n"
+     "it for.  Exits 1 when a facility the agent needs is missing.  Needs root.\n"
+     "--json prints the same as an array for scripts."},
     {"help", "baton help [COMMAND]", "Show help for every command, or for one."},
     {"version", "baton version", "Print baton's version."},
 };
@@ -140,7 +146,7 @@ int cmd_version(int argc, char **argv)
 	return 0;
 }
 
-static int usage_of(const char *name)
+int cmd_usage(const char *name)
 {
 	size_t i;
 
@@ -173,12 +179,12 @@ int cmd_agent(int argc, char **argv)
 		case 'h':
 			return cmd_help(1, (char *[]){"agent"});
 		default:
-			return usage_of("agent");
+			return cmd_usage("agent");
 		}
 	}
 	if (optind != argc) {
 		fprintf(stderr, "baton agent: unexpected argument \"%s\"\n", argv[optind]);
-		return usage_of("agent");
+		return cmd_usage("agent");
 	}
 	return agent_main(&o);
 }
@@ -265,7 +271,7 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 					"baton %s: --strategy, --steps and --bake are options "
 					"of deploy\n",
 					name);
-				return usage_of(name);
+				return cmd_usage(name);
 			}
 			if (c == 'T')
 				o->strategy = optarg;
@@ -280,7 +286,7 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 				fprintf(stderr, "baton %s: %s is an option of %s\n", name,
 					c == 'p' ? "--pid" : "--adopt-pid",
 					c == 'p' ? "adopt" : "deploy");
-				return usage_of(name);
+				return cmd_usage(name);
 			}
 			o->pid = strtol(optarg, &end, 10);
 			if (*end || o->pid < 2 || o->pid > 0x3fffffff) {
@@ -292,7 +298,7 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 		case 'F':
 			if (strcmp(name, "promote")) {
 				fprintf(stderr, "baton %s: --full is an option of promote\n", name);
-				return usage_of(name);
+				return cmd_usage(name);
 			}
 			o->full = 1;
 			break;
@@ -300,7 +306,7 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 			cmd_help(1, (char *[]){(char *)name});
 			exit(0);
 		default:
-			return usage_of(name);
+			return cmd_usage(name);
 		}
 	}
 	if (optind < argc && want_service) {
@@ -314,11 +320,11 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 		o->args[o->nargs++] = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "baton %s: unexpected argument \"%s\"\n", name, argv[optind]);
-		return usage_of(name);
+		return cmd_usage(name);
 	}
 	if (want_service == 2 && !o->service) {
 		fprintf(stderr, "baton %s: which service? (see: baton status)\n", name);
-		return usage_of(name);
+		return cmd_usage(name);
 	}
 	/* status and watch may be open to a control-group; the agent decides. */
 	if (geteuid() != 0 && strcmp(name, "status") && strcmp(name, "watch")) {
@@ -529,7 +535,7 @@ int cmd_adopt(int argc, char **argv)
 	if (!o.pid) {
 		fprintf(stderr, "baton adopt: which process? (baton adopt %s --pid PID)\n",
 			o.service);
-		return usage_of("adopt");
+		return cmd_usage("adopt");
 	}
 	return simple("adopt", json_pack("{s:I}", "pid", (json_int_t)o.pid), &o);
 }
@@ -585,7 +591,7 @@ int cmd_weight(int argc, char **argv)
 		return rc;
 	if (!o.nargs) {
 		fprintf(stderr, "baton weight: give a version's share, e.g. v2=10\n");
-		return usage_of("weight");
+		return cmd_usage("weight");
 	}
 	ws = json_object();
 	for (k = 0; k < o.nargs; k++) {
@@ -627,7 +633,7 @@ int cmd_pin(int argc, char **argv)
 			"baton pin: give a client CIDR and a version, e.g. "
 			"baton pin %s 10.1.0.0/16 v2\n",
 			o.service);
-		return usage_of("pin");
+		return cmd_usage("pin");
 	}
 	if (parse_version_arg(o.args[1], &num)) {
 		fprintf(stderr, "baton pin: expected a version such as v2, not \"%s\"\n",
@@ -651,7 +657,7 @@ int cmd_unpin(int argc, char **argv)
 			"baton unpin: give the client CIDR of the pin, e.g. "
 			"baton unpin %s 10.1.0.0/16\n",
 			o.service);
-		return usage_of("unpin");
+		return cmd_usage("unpin");
 	}
 	return simple("unpin", json_pack("{s:s}", "cidr", o.args[0]), &o);
 }

@@ -18,5 +18,8 @@ int cmd_pin(int argc, char **argv);
 int cmd_unpin(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_features(int argc, char **argv);
+/* Print a command's usage line to stderr; returns 2, the usage exit status. */
+int cmd_usage(const char *name);
 
 #endif /* BATON_CLI_H */

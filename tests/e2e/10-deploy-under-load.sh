@@ -12,10 +12,10 @@ DEPLOYS=${DEPLOYS:-20}
 # deploy command 30 s, 10 checking requests 2 s each, 3 status calls 10 s
 # each, the old version's exit 8 s; so DEPLOYS * PER_DEPLOY bounds the loop,
 # and wrk runs for that plus a margin.  It is ended by PID once the deploys
-# are done.
-PER_DEPLOY=90
-LOAD_S=$((DEPLOYS * PER_DEPLOY + 60))
-write_conf "instances = 2" "ready = notify" "ready-timeout = 5s" "drain-policy = signal-then-wait" "drain-timeout = 5s" \
+# are done.  Every one of these bounds scales by BATON_SLOW.
+PER_DEPLOY=$(slow 90)
+LOAD_S=$((DEPLOYS * PER_DEPLOY + $(slow 60)))
+write_conf "instances = 2" "ready = notify" "ready-timeout = $(slow 5)s" "drain-policy = signal-then-wait" "drain-timeout = 5s" \
 	"kill-after = 2s" "backlog = 4096"
 start_agent || exit 1
 
@@ -31,7 +31,7 @@ for mode in ${MODES:-keepalive close}; do
 	for i in $(seq "$DEPLOYS"); do
 		old=$(active_version)
 		oldpids=$(version_pids "$old")
-		if ! out=$(timeout 30 "$BATON" deploy web -- "$DEMO" 2>&1); then
+		if ! out=$(timeout "$(slow 30)" "$BATON" deploy web -- "$DEMO" 2>&1); then
 			bad_deploy=$((bad_deploy + 1)); echo "deploy $i: $out"; continue
 		fi
 		new=$(active_version)

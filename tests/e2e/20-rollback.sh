@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 
 # v1 drains idle keep-alive connections for up to 5 s after its exit signal.
-EXEC="$DEMO --drain-idle-ms 5000" write_conf "instances = 1" "ready = notify" "ready-timeout = 5s" \
+EXEC="$DEMO --drain-idle-ms 5000" write_conf "instances = 1" "ready = notify" "ready-timeout = $(slow 5)s" \
 	"drain-policy = signal-then-wait" "drain-delay = 3s" \
 	"drain-timeout = 3s" "kill-after = 1s"
 start_agent || exit 1
@@ -40,9 +40,10 @@ check "rollback with no previous version fails" test $rc -ne 0
 check "and says so" grep -q "no previous version is running" <<<"$out"
 
 # A slow new version; rollback aborts it and the deploy fails with that reason.
-"$BATON" deploy web -- "$DEMO" --ready-delay-ms 4000 >"$T/deploy.out" 2>&1 &
+# (v4 must still be starting when the rollback comes: its delay scales.)
+"$BATON" deploy web -- "$DEMO" --ready-delay-ms "$(slow 4000)" >"$T/deploy.out" 2>&1 &
 dep=$!
-for _ in $(seq 50); do [ -n "$(version_pids 4)" ] && break; sleep 0.1; done
+for _ in $(seq "$(slow 50)"); do [ -n "$(version_pids 4)" ] && break; sleep 0.1; done
 v4pids=$(version_pids 4)
 out=$("$BATON" rollback web 2>&1)
 check_eq "rollback aborts a deploy in progress" "deploy of web v4 aborted; web v3 stays active" "$out"

@@ -9,7 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 
 write_conf "instances = 2" "ready = http" "health-path = /healthz" "health-interval = 200ms" \
-	"ready-timeout = 5s" "drain-policy = signal-then-wait" "drain-timeout = 5s" \
+	"ready-timeout = $(slow 5)s" "drain-policy = signal-then-wait" "drain-timeout = 5s" \
 	"kill-after = 2s" "backlog = 4096"
 start_agent || exit 1
 URL=http://127.0.0.1:8080/
@@ -18,7 +18,7 @@ for i in $(seq 1 100); do ip -6 addr add "fd00:ba70::$i/128" dev lo nodad; done
 
 # served_from ADDR URL: the version that serves a new connection from ADDR.
 served_from() {
-	curl -s --max-time 2 --interface "$1" "$2" | sed -n 's/^version=\([^ ]*\) .*/\1/p'
+	curl -s --max-time "$(slow 2)" --interface "$1" "$2" | sed -n 's/^version=\([^ ]*\) .*/\1/p'
 }
 # assign FILE: "addr version" for 300 IPv4 and 100 IPv6 clients (20 at a time).
 assign() {
@@ -48,7 +48,7 @@ sleep 0.5
 
 "$BATON" deploy web --steps 10,50 --bake 0 -- "$DEMO" >"$T/deploy.out" 2>&1 &
 dep=$!
-for _ in $(seq 100); do
+for _ in $(seq "$(slow 100)"); do
 	[ "$("$BATON" status web --json | jq -r '.[0].rollout.waiting_for_promote')" = true ] && break
 	sleep 0.1
 done

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# The agent dies (kill -9) and is started again 50 times under wrk load
+# The agent dies (kill -9) and is started again 50 times (RESTARTS) under wrk load
 # (keep-alive and a new connection per request at once): steering goes on
 # while it is down, the restarted agent takes over its versions from the
 # state file and the pinned maps, finishes drains that were under way, and
@@ -8,7 +8,7 @@
 # requests; the final state is what was asked for.
 . "$(dirname "$0")/lib.sh"
 
-write_conf "instances = 2" "ready = notify" "ready-timeout = 5s" "health = none" \
+write_conf "instances = 2" "ready = notify" "ready-timeout = $(slow 5)s" "health = none" \
 	"drain-policy = signal-then-wait" "drain-timeout = 5s" "kill-after = 2s" "backlog = 4096"
 start_agent || exit 1
 URL=http://127.0.0.1:8080/
@@ -21,6 +21,11 @@ restart() {
 	cycles=$((cycles + 1))
 	start_agent >/dev/null || { bad_start=$((bad_start + 1)); echo "restart $cycles failed"; }
 }
+# RESTARTS (at least 25; the VM run takes fewer): 20 of them go to the canary
+# parts, the rest to plain restarts, with a deploy at every 5th.
+RESTARTS=${RESTARTS:-50}
+[ "$RESTARTS" -ge 25 ] || { echo "RESTARTS must be 25 or more"; exit 1; }
+PLAIN=$((RESTARTS - 20))
 rollout_field() { "$BATON" status web --json | jq -r ".[0].rollout.$1"; }
 weight_of() { "$BATON" status web --json | jq -r ".[0].versions[] | select(.version == $1) | .weight"; }
 
@@ -39,7 +44,7 @@ sleep 0.5
 
 # 1. Plain restarts; every 5th, a deploy, then death while the old version drains.
 expect=1 bad_drain=0
-for i in $(seq 30); do
+for i in $(seq "$PLAIN"); do
 	if [ $((i % 5)) = 0 ]; then
 		old=$(version_pids "$expect")
 		"$BATON" deploy web -- "$DEMO" >/dev/null || echo "deploy at cycle $i failed"
@@ -51,14 +56,14 @@ for i in $(seq 30); do
 		restart
 	fi
 done
-check_eq "30 restarts: every agent came up" 0 "$bad_start"
+check_eq "$PLAIN restarts: every agent came up" 0 "$bad_start"
 check_eq "v$expect is active" "$expect" "$(active_version)"
 check_eq "drains under way when the agent died finished" 0 "$bad_drain"
 check "new connections reach v$expect" only_version "$URL" "v$expect" 10
 
 # 2. Killed while a canary waits for promote, three times, then promoted.
 "$BATON" deploy web --steps 20,50 --bake 0 -- "$DEMO" >/dev/null 2>&1 &
-for _ in $(seq 100); do [ "$(rollout_field waiting_for_promote)" = true ] && break; sleep 0.1; done
+for _ in $(seq "$(slow 100)"); do [ "$(rollout_field waiting_for_promote)" = true ] && break; sleep 0.1; done
 new=$((expect + 1))
 for i in 1 2 3; do restart; done
 check_eq "after 3 restarts the rollout is still at step 1" 1 "$(rollout_field step)"
@@ -75,17 +80,17 @@ restart
 # 3. Killed while a canary bakes: the bake goes on and the rollout completes.
 old=$(version_pids "$expect")
 "$BATON" deploy web --steps 20,50 --bake 2s -- "$DEMO" >/dev/null 2>&1 &
-for _ in $(seq 100); do [ "$(rollout_field step)" = 1 ] && break; sleep 0.1; done
+for _ in $(seq "$(slow 100)"); do [ "$(rollout_field step)" = 1 ] && break; sleep 0.1; done
 new=$((expect + 1))
 for i in $(seq 8); do restart; sleep 0.3; done
-for _ in $(seq 100); do [ "$(active_version)" = "$new" ] && break; sleep 0.1; done
+for _ in $(seq "$(slow 100)"); do [ "$(active_version)" = "$new" ] && break; sleep 0.1; done
 check_eq "the baking rollout completed across restarts" "$new" "$(active_version)"
 check_eq "v$new has 100%" 10000 "$(weight_of $new)"
 # shellcheck disable=SC2086
 check "the replaced version exited" wait_gone 10 $old
 expect=$new
-while [ $cycles -lt 50 ]; do restart; done
-check_eq "50 restarts in all" 50 "$cycles"
+while [ $cycles -lt "$RESTARTS" ]; do restart; done
+check_eq "$RESTARTS restarts in all" "$RESTARTS" "$cycles"
 check_eq "every agent came up" 0 "$bad_start"
 check_eq "v$expect is active at the end" "$expect" "$(active_version)"
 check_eq "only v$expect runs" "$expect" \
@@ -98,8 +103,8 @@ sleep 1
 nstat_snap "$T/nstat.after"
 check "the load outlasted the restarts ($((SECONDS - start)) s; wrk -d ${LOAD_S}s)" \
 	eval 'running "$KA" && running "$CL"'
-check "keep-alive wrk ended by PID within 10 s" eval 'WRK=$KA wrk_stop'
-check "connection-per-request wrk ended by PID within 10 s" eval 'WRK=$CL wrk_stop'
+check "keep-alive wrk ended by PID within $(slow 10) s" eval 'WRK=$KA wrk_stop'
+check "connection-per-request wrk ended by PID within $(slow 10) s" eval 'WRK=$CL wrk_stop'
 cat "$T/wrk.ka" "$T/wrk.cl"
 for w in ka cl; do check_wrk_clean "$w" "$T/wrk.$w"; done
 check_tcp_clean "$T/nstat.before" "$T/nstat.after"

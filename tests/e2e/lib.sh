@@ -16,6 +16,13 @@ export BATON_CONTROL=$T/control.sock
 CGMNT=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/self/mounts)
 CGDIR=/baton-e2e-$TEST_ID
 PASS=0 FAIL=0 AGENT=
+# Time bounds scale by BATON_SLOW, a whole factor (tests/kvm/run.sh sets 10
+# under emulation, where everything runs 10-50x slower).  Only bounds on
+# time scale: counts and what a test asserts do not.
+SLOW=${BATON_SLOW:-1}
+case $SLOW in '' | *[!0-9]* | 0) echo "BATON_SLOW must be a whole number >= 1, not '$SLOW'"; exit 1 ;; esac
+# slow N: N seconds (or tries) scaled.
+slow() { echo $(($1 * SLOW)); }
 
 ip link set lo up
 
@@ -86,7 +93,8 @@ cleanup() {
 trap cleanup EXIT
 
 # write_conf [KEY=VALUE lines for the service...]: service "web" on v4 and v6,
-# running $EXEC (default: the demo server).
+# running $EXEC (default: the demo server).  Give ready-timeout as
+# "ready-timeout = $(slow 5)s": starting a version is slower under emulation.
 write_conf() {
 	{
 		echo "[agent]"
@@ -99,8 +107,13 @@ write_conf() {
 		echo "listen = [::1]:8080"
 		echo "exec = ${EXEC:-$DEMO}"
 		echo "environment = E2E_TEST_ID=$TEST_ID"
-		local kv
-		for kv in "$@"; do echo "$kv"; done
+		local kv ready=
+		for kv in "$@"; do
+			echo "$kv"
+			case $kv in ready-timeout*) ready=1 ;; esac
+		done
+		# The default ready-timeout (10 s) is a bound on time too.
+		[ -z "$ready" ] && [ "$SLOW" != 1 ] && echo "ready-timeout = $(slow 10)s"
 	} >"$T/web.conf"
 }
 
@@ -112,7 +125,7 @@ start_agent() {
 	disown "$AGENT" # ended by PID in cleanup; no job-control noise
 	local i
 	local out
-	for i in $(seq 100); do
+	for i in $(seq "$(slow 100)"); do
 		# (jq -e succeeds on empty input: require an answer first)
 		out=$("$BATON" status --json 2>/dev/null) && [ -n "$out" ] &&
 			jq -e 'all(.[].versions[].processes[]; .ready) and all(.[]; .active != null)' \
@@ -125,7 +138,7 @@ start_agent() {
 }
 
 # Version that serves a new connection: "v3".
-served_by() { curl -s --max-time 2 "$1" | sed -n 's/^version=\([^ ]*\) .*/\1/p'; }
+served_by() { curl -s --max-time "$(slow 2)" "$1" | sed -n 's/^version=\([^ ]*\) .*/\1/p'; }
 
 # only_version URL WANT N: N new connections, all served by WANT.
 only_version() {
@@ -143,9 +156,9 @@ version_pids() {
 }
 active_version() { "$BATON" status web --json | jq -r '.[0].active'; }
 
-# wait_gone SECONDS PID...: every PID exits within SECONDS.
+# wait_gone SECONDS PID...: every PID exits within SECONDS (scaled).
 wait_gone() {
-	local limit=$1 p end
+	local limit=$(($1 * SLOW)) p end
 	shift
 	end=$((SECONDS + limit))
 	for p in "$@"; do
@@ -172,7 +185,7 @@ rst_start() {
 	tcpdump -i lo -nn -l -S 'tcp[tcpflags] & tcp-rst != 0' >"$1" 2>"$1.err" &
 	RSTCAP=$!
 	local i
-	for i in $(seq 50); do grep -q "listening on" "$1.err" && return 0; sleep 0.1; done
+	for i in $(seq "$(slow 50)"); do grep -q "listening on" "$1.err" && return 0; sleep 0.1; done
 	echo "tcpdump did not start: $(cat "$1.err")"
 	return 1
 }
@@ -201,16 +214,16 @@ running() {
 	[ -n "$st" ] && [ "$st" != Z ]
 }
 # wrk_stop: end the load $WRK by PID with SIGINT (wrk prints its totals), and
-# reap it; bounded: after 10 s SIGKILL, and a non-zero status.
+# reap it; bounded: after 10 s (scaled) SIGKILL, and a non-zero status.
 wrk_stop() {
 	local i
 	kill -INT "$WRK" 2>/dev/null
-	for i in $(seq 100); do
+	for i in $(seq "$(slow 100)"); do
 		running "$WRK" || break
 		sleep 0.1
 	done
 	if running "$WRK"; then
-		echo "wrk $WRK still running 10 s after SIGINT: killed"
+		echo "wrk $WRK still running $(slow 10) s after SIGINT: killed"
 		kill -9 "$WRK" 2>/dev/null
 		wait "$WRK" 2>/dev/null
 		return 1

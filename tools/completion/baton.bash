@@ -8,7 +8,7 @@
 # Installed as share/bash-completion/completions/baton; to try it: . baton.bash
 # shellcheck disable=SC2016 # jq programs in single quotes, $s is a jq variable
 
-_baton_commands="agent deploy adopt promote pause abort weight pin unpin status watch rollback reload shutdown help version"
+_baton_commands="agent deploy adopt promote pause abort weight pin unpin status watch rollback reload shutdown features help version"
 
 # Options of each command, as `baton help CMD` gives them (and -h/--help).
 _baton_options() {
@@ -20,6 +20,7 @@ _baton_options() {
 	status) echo "--json -s --control -h --help" ;;
 	watch) echo "-n --interval --count -s --control -h --help" ;;
 	shutdown) echo "--stop -s --control -h --help" ;;
+	features) echo "--json -h --help" ;;
 	reload) echo "-s --control -h --help" ;;
 	pause | abort | weight | pin | unpin | rollback) echo "-s --control -h --help" ;;
 	esac
@@ -32,7 +33,7 @@ _baton_argopts() {
 	deploy) echo "--strategy --steps --bake --adopt-pid -s --control" ;;
 	adopt) echo "--pid -s --control" ;;
 	watch) echo "-n --interval --count -s --control" ;;
-	help | version) ;;
+	help | version | features) ;;
 	*) echo "-s --control" ;;
 	esac
 }
@@ -142,7 +143,7 @@ _baton() {
 		[ "${#pos[@]}" = 0 ] &&
 			mapfile -t COMPREPLY < <(compgen -W "$_baton_commands" -- "$cur")
 		;;
-	agent | shutdown | reload | version)
+	agent | shutdown | reload | version | features)
 		mapfile -t COMPREPLY < <(compgen -W "$(_baton_options "$cmd")" -- "$cur")
 		;;
 	*)
