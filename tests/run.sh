@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Run every test suite against the binaries in $1 and print one closing line,
 # "N passed, N failed", counting individual tests.  Needs root (network
-# namespaces, BPF).  TESTS="unit bpf e2e" selects suites (features: only the
-# kernel probes, which bpf runs too); E2E="name ..." selects
+# namespaces, BPF).  TESTS="unit bpf e2e" selects suites (steer, migrate,
+# drain, features: one of bpf's suites alone); E2E="name ..." selects
 # end-to-end scripts; LOG_DIR=DIR keeps the whole log of each failed suite there.
 set -u
 B=$(cd "${1:-build}" && pwd)
@@ -72,6 +72,15 @@ for s in $suites; do
 		run migrate unshare -n sh -c "ip link set lo up && exec $B/test_migrate"
 		run drain unshare -n sh -c "ip link set lo up && exec $B/test_drain"
 		run features tests/bpf/features.sh "$B"
+		;;
+	steer)
+		run steer unshare -n sh -c "ip link set lo up && exec $B/test_steer"
+		;;
+	migrate)
+		run migrate unshare -n sh -c "ip link set lo up && exec $B/test_migrate"
+		;;
+	drain)
+		run drain unshare -n sh -c "ip link set lo up && exec $B/test_drain"
 		;;
 	features)
 		run features tests/bpf/features.sh "$B"
