@@ -28,7 +28,12 @@ ln -sfn /proc/self/fd /dev/fd
 ln -sfn /proc/self/fd/0 /dev/stdin
 ln -sfn /proc/self/fd/1 /dev/stdout
 ln -sfn /proc/self/fd/2 /dev/stderr
-mount -t tmpfs -o mode=1777 tmp /tmp
+# A fresh /tmp, unless the checkout lives there (a CI clone in /tmp): then
+# the overlay's /tmp (the host's, read-only below a tmpfs upper) stays.
+case $REPO/ in
+/tmp/*) ;;
+*) mount -t tmpfs -o mode=1777 tmp /tmp ;;
+esac
 mount -t tmpfs -o mode=0755 run /run
 # cgroup v2 alone (unified), with every controller the kernel has enabled
 # for children: the place to test cgroup v2 with controllers.
