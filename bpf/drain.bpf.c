@@ -41,8 +41,8 @@
 
 #include "drain.h"
 
-#define AF_INET	       2
-#define AF_INET6       10
+#define AF_INET		2
+#define AF_INET6	10
 #define TCP_ESTABLISHED 1
 
 char LICENSE[] SEC("license") = "GPL";
@@ -181,7 +181,8 @@ static __always_inline __u32 maps_to(const struct conn_key *k, __u32 service)
 	ex = bpf_map_lookup_elem(&extras, &service);
 	if (ex && ex->pins) {
 		drain_client_addr(k->family, k->raddr, &sfamily, addr);
-		steer_pin_key_init(&pk, service, sfamily, addr, sfamily == STEER_AF_INET ? 32 : 128);
+		steer_pin_key_init(&pk, service, sfamily, addr,
+				   sfamily == STEER_AF_INET ? 32 : 128);
 		pin = bpf_map_lookup_elem(&pins, &pk);
 		if (pin)
 			return pin->version;
@@ -258,7 +259,8 @@ int drain_join(struct bpf_iter__tcp *ctx)
 	st->why = why;
 	if (bpf_map_update_elem(&drain_socks, &k, tp, BPF_NOEXIST)) {
 		bpf_sk_storage_delete(&drain_skst, tp);
-		return 0; /* sockhash full, or not a socket it takes: drained as without drain-http */
+		return 0; /* sockhash full, or not a socket it takes: drained as without drain-http
+			   */
 	}
 	__sync_fetch_and_add(&ds->joined, 1);
 	bpf_seq_write(seq, &one, 1);
@@ -375,7 +377,8 @@ int drain_msg(struct sk_msg_md *msg)
 		if (!tp)
 			return SK_PASS;
 		if (tp->bytes_received == st->rx_mark)
-			return SK_PASS; /* no request since the last response began: not a new one */
+			return SK_PASS; /* no request since the last response began: not a new one
+					 */
 		st->rx_mark = tp->bytes_received;
 		st->flags = 0;
 	}

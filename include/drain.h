@@ -117,7 +117,7 @@ static inline __u32 drain_sticky_version(const struct steer_service *pol, __u32 
 #define DC_OTHER     4 /* ... names another token */
 
 struct drain_scan {
-	__u32 sl_end;	/* offset after the status line's LF; 0: not seen (preset 1: a later write) */
+	__u32 sl_end; /* offset after the status line's LF; 0: not seen (preset 1: a later write) */
 	__u32 hdr_end;	/* offset after the blank line ending the head; 0: not seen */
 	__u32 ka_off;	/* offset of a keep-alive token in a Connection header */
 	__u32 tok_off;	/* offset of the current value token */
@@ -152,9 +152,9 @@ static inline void drain_tok_end(struct drain_scan *s)
  * two words: no static arrays, which the BPF object would have to place in
  * .rodata (and clang may merge with others).
  */
-#define DRAIN_W(a, b, c, d, e, f, g, h)                                                     \
-	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 |               \
-	 (__u64)(e) << 32 | (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
+#define DRAIN_W(a, b, c, d, e, f, g, h)                                                            \
+	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 |   \
+	 (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
 
 static inline __u8 drain_char(__u64 lo, __u64 hi, __u32 i)
 {
@@ -198,7 +198,8 @@ static inline int drain_scan_step(struct drain_scan *s, __u32 i, __u8 c)
 	if (!s->sl_end)
 		return 0; /* the status line */
 	if (s->name == 0) {
-		if (s->line_len > 11 || l != drain_char(DRAIN_NAME_LO, DRAIN_NAME_HI, s->line_len - 1u))
+		if (s->line_len > 11 ||
+		    l != drain_char(DRAIN_NAME_LO, DRAIN_NAME_HI, s->line_len - 1u))
 			s->name = 1;
 		else if (s->line_len == 11) {
 			s->name = 2;

@@ -1145,7 +1145,8 @@ static int respond(struct conn *c)
 {
 	bool close = c->close || srv.draining;
 	/* --keepalive-forever: it closes, but never says so (the race baton's drain-http ends). */
-	const struct resp *r = &srv.resp[c->status][c->close || (srv.draining && !srv.keepalive_forever)];
+	const struct resp *r =
+	    &srv.resp[c->status][c->close || (srv.draining && !srv.keepalive_forever)];
 
 	if (wbuf_append(c, r->buf, c->head ? r->head_len : r->len) < 0)
 		return -1;
@@ -1790,8 +1791,9 @@ static void prefork(void)
 			snprintf(pid_env, sizeof(pid_env), "%d", (int)srv.pid);
 			setenv("LISTEN_PID", pid_env, 1);
 			unsetenv("NOTIFY_SOCKET");
-			snprintf(log_prefix, sizeof(log_prefix), "demo-server[%d] v=%s i=%s w=%lu: ",
-				 (int)srv.pid, srv.version, srv.instance, k);
+			snprintf(log_prefix, sizeof(log_prefix),
+				 "demo-server[%d] v=%s i=%s w=%lu: ", (int)srv.pid, srv.version,
+				 srv.instance, k);
 			if (srv.worker_daemon)
 				spawn_daemon();
 			return;

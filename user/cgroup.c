@@ -37,13 +37,13 @@
 
 #define CG_PATH 1024
 
-static char mnt[256];	       /* the cgroup2 mount */
-static char own[CG_PATH];      /* the agent's cgroup at start, relative to mnt */
-static char sub[CG_PATH];      /* the subtree, relative to mnt */
+static char mnt[256];		   /* the cgroup2 mount */
+static char own[CG_PATH];	   /* the agent's cgroup at start, relative to mnt */
+static char sub[CG_PATH];	   /* the subtree, relative to mnt */
 static char svcdir[CG_PATH + 300]; /* absolute: <mnt><sub>/services */
-static char controllers[256];	  /* what the services' cgroups may enable */
+static char controllers[256];	   /* what the services' cgroups may enable */
 static bool enabled;
-static int ifd = -1;		  /* inotify: cgroup.events of each version */
+static int ifd = -1; /* inotify: cgroup.events of each version */
 
 bool cg_enabled(void)
 {
@@ -158,8 +158,9 @@ int cg_open(const char *dir, char *note, size_t notelen)
 		return 1;
 	}
 	if (!find_mount()) {
-		snprintf(note, notelen, "no cgroup v2 is mounted (mount -t cgroup2 none "
-					"/sys/fs/cgroup)");
+		snprintf(note, notelen,
+			 "no cgroup v2 is mounted (mount -t cgroup2 none "
+			 "/sys/fs/cgroup)");
 		return 1;
 	}
 	if (!find_own()) {
@@ -192,8 +193,9 @@ int cg_open(const char *dir, char *note, size_t notelen)
 			r = write_file(path, buf);
 		}
 		if (r) {
-			snprintf(note, notelen, "cannot move the agent into %s: %s (no delegation?)",
-				 path, strerror(-r));
+			snprintf(note, notelen,
+				 "cannot move the agent into %s: %s (no delegation?)", path,
+				 strerror(-r));
 			return 1;
 		}
 	}
@@ -275,7 +277,8 @@ int cg_offers(const char *dir, const char *ctrl, char *where, size_t wlen)
 	return 0;
 }
 
-/* "+memory" into cgroup.subtree_control of path and of each directory below it down to leaf's parent. */
+/* "+memory" into cgroup.subtree_control of path and of each directory below it down to leaf's
+ * parent. */
 static int enable_down(const char *top, const char *leaf_parent, const char *ctrl)
 {
 	char path[PATH_MAX], buf[64];
@@ -343,8 +346,8 @@ static int apply_limits(const char *svc, int fd, const struct cg_limits *lim, ch
 		version_path(parent, sizeof(parent), svc, 0);
 		r = enable_down(top, parent, ctrl[k]);
 		if (r) {
-			snprintf(err, errlen, "cannot enable the %s controller under %s: %s", ctrl[k],
-				 top, strerror(-r));
+			snprintf(err, errlen, "cannot enable the %s controller under %s: %s",
+				 ctrl[k], top, strerror(-r));
 			return r;
 		}
 		if (k == 0)
@@ -358,15 +361,15 @@ static int apply_limits(const char *svc, int fd, const struct cg_limits *lim, ch
 		if (wfd >= 0)
 			close(wfd);
 		if (r) {
-			snprintf(err, errlen, "cannot set %s to %s: %s", file[k], val, strerror(-r));
+			snprintf(err, errlen, "cannot set %s to %s: %s", file[k], val,
+				 strerror(-r));
 			return r;
 		}
 	}
 	return 0;
 }
 
-int cg_version_make(const char *svc, int num, const struct cg_limits *lim, char *err,
-		    size_t errlen)
+int cg_version_make(const char *svc, int num, const struct cg_limits *lim, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	int fd, r;

@@ -904,8 +904,10 @@ int cmd_status(int argc, char **argv)
 	if (check_reply("status", r))
 		return 1;
 	if (!json_is_array(json_object_get(r, "services"))) {
-		fprintf(stderr, "baton status: the agent's reply has no list of services (is %s a "
-			"baton agent of this version?)\n", o.control);
+		fprintf(stderr,
+			"baton status: the agent's reply has no list of services (is %s a "
+			"baton agent of this version?)\n",
+			o.control);
 		json_decref(r);
 		return 1;
 	}

@@ -82,8 +82,9 @@ struct service_conf {
 	unsigned drain_timeout_ms; /* default 30000 */
 	unsigned kill_after_ms;	   /* default 5000 */
 	bool drain_reset; /* default false: at drain-timeout, reset what is left (SOCK_DESTROY) */
-	bool drain_http;  /* default false (off); close: draining connections get Connection: close */
-	int backlog;	  /* listen backlog, default 1024 */
+	bool
+	    drain_http; /* default false (off); close: draining connections get Connection: close */
+	int backlog;	/* listen backlog, default 1024 */
 
 	bool adopt; /* versions are started outside baton and adopted (baton adopt) */
 

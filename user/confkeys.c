@@ -98,10 +98,11 @@ static int set_cgroup_dir(struct parser *p, const char *key, const char *val)
 	/* A cgroup path, as /proc/self/cgroup writes them: below the cgroup2 mount. */
 	if (val[0] != '/' || !strcmp(val, "/") || strstr(val, "/..") || strstr(val, "//") ||
 	    val[strlen(val) - 1] == '/')
-		return perr(p,
-			    "%s must be a cgroup path below the cgroup2 mount (e.g. /baton) or off, "
-			    "not \"%.*s\"",
-			    key, ECHO_MAX, val);
+		return perr(
+		    p,
+		    "%s must be a cgroup path below the cgroup2 mount (e.g. /baton) or off, "
+		    "not \"%.*s\"",
+		    key, ECHO_MAX, val);
 	return set_path(p, key, val, dir, sizeof(p->cfg->agent.cgroup_dir), "");
 }
 
@@ -264,8 +265,8 @@ static int set_memory_max(struct parser *p, const char *key, const char *val)
 	p->svc->memory_max = n * mul;
 	return 0;
 bad:
-	return perr(p, "%s must be a size of 4096 bytes or more (e.g. 512M, 2G), not \"%.*s\"",
-		    key, ECHO_MAX, val);
+	return perr(p, "%s must be a size of 4096 bytes or more (e.g. 512M, 2G), not \"%.*s\"", key,
+		    ECHO_MAX, val);
 }
 
 static int set_cpu_max(struct parser *p, const char *key, const char *val)
@@ -284,8 +285,9 @@ static int set_cpu_max(struct parser *p, const char *key, const char *val)
 	p->svc->cpu_max_pct = (unsigned)n;
 	return 0;
 bad:
-	return perr(p, "%s must be a percentage of one CPU, 1%% to 100000%% (e.g. 50%%, 200%%), not "
-		       "\"%.*s\"",
+	return perr(p,
+		    "%s must be a percentage of one CPU, 1%% to 100000%% (e.g. 50%%, 200%%), not "
+		    "\"%.*s\"",
 		    key, ECHO_MAX, val);
 }
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Loads bpf/drain.bpf.c: open -> share conns -> load -> attach sk_msg to the sockhash, iter link. */
+/* Loads bpf/drain.bpf.c: open -> share conns -> load -> attach sk_msg to the sockhash, iter link.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,8 +128,9 @@ int drain_resteer(struct drain *d, __u32 service, int on)
 	struct drain_stats z = {0};
 
 	if (on)
-		return bpf_map_update_elem(fd, &service, &z, BPF_NOEXIST) && errno != EEXIST ? -errno
-											       : 0;
+		return bpf_map_update_elem(fd, &service, &z, BPF_NOEXIST) && errno != EEXIST
+			   ? -errno
+			   : 0;
 	if (bpf_map_delete_elem(fd, &service) && errno != ENOENT)
 		return -errno;
 	return 0;

@@ -13,7 +13,7 @@ struct bpf_link;
 struct drain {
 	struct drain_bpf *skel;
 	struct bpf_link *iter;
-	int iter_fd;   /* the pass under way, or -1 */
+	int iter_fd; /* the pass under way, or -1 */
 	int versions_fd;
 	int socks_fd;
 };

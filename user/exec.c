@@ -399,7 +399,8 @@ static void perform(struct service *s, const struct fsm_action *a)
 				 v->argv[0]);
 		}
 		enqueue(s, &e);
-		/* A tree already empty (all died at once, or none started) gives no cgroup event. */
+		/* A tree already empty (all died at once, or none started) gives no cgroup event.
+		 */
 		tree_check(v);
 		break;
 	}

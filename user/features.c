@@ -26,14 +26,15 @@
 #include "cli.h"
 
 /* Raw instructions for the probe programs (the kernel's filter.h spelling). */
-#define INSN(c, d, s, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
-#define MOV64_IMM(d, i)	    INSN(BPF_ALU64 | BPF_MOV | BPF_K, d, 0, 0, i)
-#define MOV64_REG(d, s)	    INSN(BPF_ALU64 | BPF_MOV | BPF_X, d, s, 0, 0)
-#define LDX_DW(d, s, o)	    INSN(BPF_LDX | BPF_MEM | BPF_DW, d, s, o, 0)
-#define JEQ_IMM(d, i, o)    INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, o, i)
-#define CALL_KFUNC(id)	    INSN(BPF_JMP | BPF_CALL, 0, BPF_PSEUDO_KFUNC_CALL, 0, id)
-#define EXIT_INSN()	    INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
-#define NINSNS(a)	    (sizeof(a) / sizeof((a)[0]))
+#define INSN(c, d, s, o, i)                                                                        \
+	((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
+#define MOV64_IMM(d, i)	 INSN(BPF_ALU64 | BPF_MOV | BPF_K, d, 0, 0, i)
+#define MOV64_REG(d, s)	 INSN(BPF_ALU64 | BPF_MOV | BPF_X, d, s, 0, 0)
+#define LDX_DW(d, s, o)	 INSN(BPF_LDX | BPF_MEM | BPF_DW, d, s, o, 0)
+#define JEQ_IMM(d, i, o) INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, o, i)
+#define CALL_KFUNC(id)	 INSN(BPF_JMP | BPF_CALL, 0, BPF_PSEUDO_KFUNC_CALL, 0, id)
+#define EXIT_INSN()	 INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
+#define NINSNS(a)	 (sizeof(a) / sizeof((a)[0]))
 
 struct probe_ctx {
 	struct btf *vmlinux; /* NULL when the kernel has no BTF */
@@ -115,7 +116,8 @@ static int probe_sockops(struct probe_ctx *ctx)
 		return fail(ctx, "no sock_ops programs", NULL, 0);
 	return helper(ctx, BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie,
 		      "bpf_get_netns_cookie") &&
-	       helper(ctx, BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_skc_to_tcp_sock, "bpf_skc_to_tcp_sock") &&
+	       helper(ctx, BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_skc_to_tcp_sock,
+		      "bpf_skc_to_tcp_sock") &&
 	       helper(ctx, BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_current_task_btf,
 		      "bpf_get_current_task_btf");
 }
@@ -141,7 +143,8 @@ static int probe_iter_tcp(struct probe_ctx *ctx)
 	if (id < 0)
 		return 0;
 	o.attach_btf_id = id;
-	prog_fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "feature_probe", "GPL", prog, NINSNS(prog), &o);
+	prog_fd =
+	    bpf_prog_load(BPF_PROG_TYPE_TRACING, "feature_probe", "GPL", prog, NINSNS(prog), &o);
 	if (prog_fd < 0)
 		return fail(ctx, "the kernel refuses an %s program", "iter/tcp", errno);
 	link_fd = bpf_link_create(prog_fd, 0, BPF_TRACE_ITER, NULL);
@@ -182,12 +185,9 @@ static int probe_sock_destroy(struct probe_ctx *ctx)
 	{
 		const struct bpf_insn prog[] = {
 		    /* r2 = ctx->sk_common (struct bpf_iter__tcp: meta, sk_common, uid) */
-		    LDX_DW(BPF_REG_2, BPF_REG_1, 8),
-		    JEQ_IMM(BPF_REG_2, 0, 2),
-		    MOV64_REG(BPF_REG_1, BPF_REG_2),
-		    CALL_KFUNC(fn),
-		    MOV64_IMM(BPF_REG_0, 0),
-		    EXIT_INSN(),
+		    LDX_DW(BPF_REG_2, BPF_REG_1, 8), JEQ_IMM(BPF_REG_2, 0, 2),
+		    MOV64_REG(BPF_REG_1, BPF_REG_2), CALL_KFUNC(fn),
+		    MOV64_IMM(BPF_REG_0, 0),	     EXIT_INSN(),
 		};
 
 		return load(ctx, "an iter/tcp program calling bpf_sock_destroy",
@@ -203,8 +203,8 @@ static int tracepoint(struct probe_ctx *ctx, const char *typedef_name)
 
 	if (id < 0)
 		return 0;
-	return load(ctx, "a tp_btf program on it", BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP, id, prog,
-		    NINSNS(prog));
+	return load(ctx, "a tp_btf program on it", BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP, id,
+		    prog, NINSNS(prog));
 }
 
 static int probe_recv_length(struct probe_ctx *ctx)
@@ -244,7 +244,8 @@ static int probe_cgroup_kill(struct probe_ctx *ctx)
 	while (fgets(line, sizeof(line), f)) {
 		char dev[128], m[256], type[32];
 
-		if (sscanf(line, "%127s %255s %31s", dev, m, type) == 3 && !strcmp(type, "cgroup2")) {
+		if (sscanf(line, "%127s %255s %31s", dev, m, type) == 3 &&
+		    !strcmp(type, "cgroup2")) {
 			snprintf(mnt, sizeof(mnt), "%s", m);
 			break;
 		}
@@ -360,9 +361,9 @@ int cmd_features(int argc, char **argv)
 		if (!ok && f->needed)
 			missing++;
 		if (json) {
-			json_t *o = json_pack("{s:s, s:b, s:s, s:b, s:s}", "name", f->name, "supported",
-					      ok, "min_kernel", f->min_kernel, "needed", f->needed,
-					      "used_for", f->use);
+			json_t *o = json_pack("{s:s, s:b, s:s, s:b, s:s}", "name", f->name,
+					      "supported", ok, "min_kernel", f->min_kernel,
+					      "needed", f->needed, "used_for", f->use);
 
 			if (!ok)
 				json_object_set_new(o, "why", json_string(ctx.why));

@@ -171,7 +171,8 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 			fsm_deploy(&f, e);
 		break;
 	case FE_SPAWNED:
-		/* Even a start that failed half-way may have left processes (FE_TREE_EMPTY says). */
+		/* Even a start that failed half-way may have left processes (FE_TREE_EMPTY says).
+		 */
 		if (v && !v->adopted)
 			v->tree = true;
 		if (v)

@@ -95,11 +95,12 @@ void http_drain_perform(struct service *s, struct version *v, int how)
 			 vname(v), by_client, idle, (unsigned long long)st.rewritten,
 			 (unsigned long long)st.kept, (unsigned long long)st.joined);
 		if (!st.rewritten && (st.not_http || st.partial))
-			log_warnx("%s: drain-http: no response could be rewritten (%llu response(s) "
-				  "did not begin with an HTTP/1.x status line, %llu split it over "
-				  "writes): it drained as without drain-http",
-				  vname(v), (unsigned long long)st.not_http,
-				  (unsigned long long)st.partial);
+			log_warnx(
+			    "%s: drain-http: no response could be rewritten (%llu response(s) "
+			    "did not begin with an HTTP/1.x status line, %llu split it over "
+			    "writes): it drained as without drain-http",
+			    vname(v), (unsigned long long)st.not_http,
+			    (unsigned long long)st.partial);
 	}
 	dp_http_drain(v, 0);
 	ndraining--;
@@ -147,10 +148,10 @@ static void resteer_report(void)
 	for (i = 0; (s = service_at(i)); i++) {
 		if (!s->resteer_on || dp_http_resteer_stats(s, &st) || st.joined == s->resteer_seen)
 			continue;
-		log_info("%s: drain-http: %llu connection(s) asked so far to close after their next "
-			 "response, their clients now mapping to another version (%llu rewritten)",
-			 s->conf.name, (unsigned long long)st.joined,
-			 (unsigned long long)st.rewritten);
+		log_info(
+		    "%s: drain-http: %llu connection(s) asked so far to close after their next "
+		    "response, their clients now mapping to another version (%llu rewritten)",
+		    s->conf.name, (unsigned long long)st.joined, (unsigned long long)st.rewritten);
 		s->resteer_seen = st.joined;
 	}
 }

@@ -15,7 +15,8 @@
 
 /* FA_HTTP_DRAIN: how 1 begins, 0 ends the drain (counted), -1 back in service. */
 void http_drain_perform(struct service *s, struct version *v, int how);
-/* FA_HTTP_RESTEER: on 1, a pass asks connections whose client maps elsewhere to close; 0 ends it. */
+/* FA_HTTP_RESTEER: on 1, a pass asks connections whose client maps elsewhere to close; 0 ends it.
+ */
 void http_resteer_perform(struct service *s, int on);
 /* EV_HTTP_DRAIN: one bounded step of the pass under way. */
 void on_http_drain_tick(void);

@@ -171,7 +171,8 @@ static char *metrics_text(size_t *len)
 	/* Per version, from its cgroup (versions without one have no line). */
 	static const char *const tm[][3] = {
 	    {"baton_version_processes", "gauge",
-	     "Processes in the version's cgroup (the ones baton started and all their descendants)."},
+	     "Processes in the version's cgroup (the ones baton started and all their "
+	     "descendants)."},
 	    {"baton_version_stopped_processes", "gauge",
 	     "Processes of the version's cgroup that are stopped (SIGSTOP: a frozen version)."},
 	    {"baton_version_cpu_seconds_total", "counter",
@@ -256,9 +257,10 @@ static char *metrics_text(size_t *len)
 			  "drain-http: connections still open (idle) when a drain ended, closed "
 			  "by the server's exit.",
 			  offsetof(struct service, drain_idle_closed));
-	drain_http_metric(f, "baton_drain_rewritten_total",
-			  "drain-http: responses of drained versions rewritten to Connection: close.",
-			  offsetof(struct service, drain_rewritten));
+	drain_http_metric(
+	    f, "baton_drain_rewritten_total",
+	    "drain-http: responses of drained versions rewritten to Connection: close.",
+	    offsetof(struct service, drain_rewritten));
 	if (fclose(f)) {
 		free(text);
 		return NULL;

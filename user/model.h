@@ -54,7 +54,7 @@ struct check {
 	long long next_at;  /* ms: when the next check may start */
 	struct hcheck hc;   /* tcp/http */
 	bool hc_pinned;
-	int addr; /* tcp/http: the listen address checked now; a check passes on all of them */
+	int addr;  /* tcp/http: the listen address checked now; a check passes on all of them */
 	pid_t pid; /* exec: the check process, until reaped */
 	int pidfd;
 	int fails; /* consecutive failures */
@@ -89,20 +89,20 @@ struct version {
 	int nalive;
 	int nready;
 	struct instance inst[MAX_INSTANCES];
-	bool placed;	    /* sockets in the map */
-	bool adopted;	    /* a server baton did not start: instance 0's process owns all */
+	bool placed;  /* sockets in the map */
+	bool adopted; /* a server baton did not start: instance 0's process owns all */
 	/*
 	 * Its processes beyond the instances' own: the version's cgroup
 	 * (cgroup.c), or, without one, each instance's process group.
 	 */
-	int cg_fd;  /* its cgroup's directory, or -1 */
+	int cg_fd; /* its cgroup's directory, or -1 */
 	/* Adopted: the processes of its tree when adopted (they cannot be moved). */
 	pid_t adopt_tree[ADOPT_TREE_MAX];
 	unsigned long long adopt_start[ADOPT_TREE_MAX];
 	int nadopt_tree;
-	int cg_wd;  /* the watch on its cgroup.events, or -1 */
-	bool tree;  /* the state machine's: processes of its tree may still run, besides
-		       nalive (set when its instances start, cleared by FE_TREE_EMPTY) */
+	int cg_wd;	    /* the watch on its cgroup.events, or -1 */
+	bool tree;	    /* the state machine's: processes of its tree may still run, besides
+			       nalive (set when its instances start, cleared by FE_TREE_EMPTY) */
 	unsigned weight;    /* basis points of new connections while active */
 	int tfd;	    /* timerfd for this version's current deadline */
 	long long deadline; /* ms, monotonic; 0: none */

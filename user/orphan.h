@@ -17,7 +17,7 @@ struct orphan {
 	struct orphan_entry {
 		__u64 cookie;
 		__u32 slot;
-	} *e; /* one per cookie found, at most one per index of the map */
+	} * e; /* one per cookie found, at most one per index of the map */
 };
 
 /*

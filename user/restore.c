@@ -247,7 +247,8 @@ static void pins_restore(struct service *s, json_t *pins)
 		const char *text = json_string_value(json_object_get(p, "cidr"));
 
 		num = json_integer_value(json_object_get(p, "version"));
-		if (!text || steer_cidr_parse(text, &c, err, sizeof(err)) || !version_by_num(s, num))
+		if (!text || steer_cidr_parse(text, &c, err, sizeof(err)) ||
+		    !version_by_num(s, num))
 			continue;
 		r = dp_pin_set(s, &c, num);
 		if (r)

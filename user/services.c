@@ -48,15 +48,17 @@ int services_limits_check(const struct config *c, const char *path, char *err, s
 			if (r == 1)
 				continue;
 			if (r < 0)
-				snprintf(err, errlen,
-					 "%s:%d: %s: %s needs a cgroup v2 with the %s controller: %s",
-					 path, sc->line, sc->name, key[k], ctrl[k], where);
+				snprintf(
+				    err, errlen,
+				    "%s:%d: %s: %s needs a cgroup v2 with the %s controller: %s",
+				    path, sc->line, sc->name, key[k], ctrl[k], where);
 			else
-				snprintf(err, errlen,
-					 "%s:%d: %s: %s needs the cgroup v2 %s controller, which %s "
-					 "does not offer (on a hybrid hierarchy it is on cgroup v1): "
-					 "remove %s, or give baton a cgroup v2 with it",
-					 path, sc->line, sc->name, key[k], ctrl[k], where, key[k]);
+				snprintf(
+				    err, errlen,
+				    "%s:%d: %s: %s needs the cgroup v2 %s controller, which %s "
+				    "does not offer (on a hybrid hierarchy it is on cgroup v1): "
+				    "remove %s, or give baton a cgroup v2 with it",
+				    path, sc->line, sc->name, key[k], ctrl[k], where, key[k]);
 			return -1;
 		}
 	}

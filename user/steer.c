@@ -89,16 +89,17 @@ int pin_mismatch(struct bpf_object *obj, char *buf, size_t len)
 				 S_ISDIR(sb.st_mode) ? "a directory" : strerror(errno));
 			return -EINVAL;
 		}
-		if (bpf_obj_get_info_by_fd(fd, &info, &ilen) ||
-		    info.type != bpf_map__type(m) || info.key_size != bpf_map__key_size(m) ||
+		if (bpf_obj_get_info_by_fd(fd, &info, &ilen) || info.type != bpf_map__type(m) ||
+		    info.key_size != bpf_map__key_size(m) ||
 		    info.value_size != bpf_map__value_size(m) ||
 		    (info.max_entries != bpf_map__max_entries(m) &&
 		     bpf_map__type(m) != BPF_MAP_TYPE_RINGBUF &&
 		     bpf_map__type(m) != BPF_MAP_TYPE_PERF_EVENT_ARRAY)) {
-			snprintf(buf, len, "%s is not the map this build needs (type %u, key %u, "
-				 "value %u, %u entries; want %u, %u, %u, %u)", path, info.type,
-				 info.key_size, info.value_size, info.max_entries, bpf_map__type(m),
-				 bpf_map__key_size(m), bpf_map__value_size(m),
+			snprintf(buf, len,
+				 "%s is not the map this build needs (type %u, key %u, "
+				 "value %u, %u entries; want %u, %u, %u, %u)",
+				 path, info.type, info.key_size, info.value_size, info.max_entries,
+				 bpf_map__type(m), bpf_map__key_size(m), bpf_map__value_size(m),
 				 bpf_map__max_entries(m));
 			close(fd);
 			return -EINVAL;

@@ -247,7 +247,8 @@ static void http10_keepalive(void **state)
 static void already_close(void **state)
 {
 	struct fixture *f = *state;
-	static const char resp[] = "HTTP/1.1 200 OK\r\nconnection: close\r\nContent-Length: 1\r\n\r\nx";
+	static const char resp[] =
+	    "HTTP/1.1 200 OK\r\nconnection: close\r\nContent-Length: 1\r\n\r\nx";
 
 	connect_case(f, 1, 1);
 	request(f);
@@ -411,10 +412,10 @@ static void resteer_follows_weights(void **state)
 	__u32 svc = SERVICE, want[NCLI];
 	struct conn_key k;
 
-	pol.v[0] = (struct steer_version){.version = 1, .weight = 5000, .instances = 1,
-					  .state = VSTATE_ACTIVE};
-	pol.v[1] = (struct steer_version){.version = 2, .weight = 5000, .instances = 1,
-					  .state = VSTATE_ACTIVE};
+	pol.v[0] = (struct steer_version){
+	    .version = 1, .weight = 5000, .instances = 1, .state = VSTATE_ACTIVE};
+	pol.v[1] = (struct steer_version){
+	    .version = 2, .weight = 5000, .instances = 1, .state = VSTATE_ACTIVE};
 	assert_int_equal(bpf_map_update_elem(svc_fd, &svc, &pol, BPF_ANY), 0);
 	for (i = 0; i < NCLI; i++) {
 		struct sockaddr_in c = {.sin_family = AF_INET};
@@ -453,9 +454,9 @@ static void resteer_follows_weights(void **state)
 			f->sfd = sfd[i];
 			request(f);
 			swrite(f, resp);
-			expect(f, round && want[i] == 2
-				      ? "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
-				      : resp);
+			expect(f, round && want[i] == 2 ? "HTTP/1.1 200 OK\r\nConnection: "
+							  "close\r\nContent-Length: 2\r\n\r\nok"
+							: resp);
 		}
 		if (round)
 			break;

@@ -125,7 +125,9 @@ static const char *render(void)
 			break;
 		case FA_HTTP_DRAIN:
 			n += snprintf(buf + n, sizeof(buf) - n, " %s",
-				      a->arg == 1 ? "begin" : a->arg == 0 ? "end" : "cancel");
+				      a->arg == 1   ? "begin"
+				      : a->arg == 0 ? "end"
+						    : "cancel");
 			break;
 		case FA_HTTP_RESTEER:
 			n += snprintf(buf + n, sizeof(buf) - n, " %s", a->arg ? "on" : "off");
@@ -441,9 +443,10 @@ static void test_drain_http(void **state)
 	s->conf.drain_http = true;
 	s->conf.steering = STEER_PER_CONNECTION; /* no re-steer: see test_drain_http_resteer */
 	v1 = first_version(s);
-	start_new(s, NULL,
-		  "vtimer v2 off; policy; unplace v1; stop-checks v2; vtimer v2 off; ro-timer off; "
-		  "http-drain v1 begin; watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +3000");
+	start_new(
+	    s, NULL,
+	    "vtimer v2 off; policy; unplace v1; stop-checks v2; vtimer v2 off; ro-timer off; "
+	    "http-drain v1 begin; watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +3000");
 	now += 3000;
 	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v1}),
 	       "http-drain v1 end; vtimer v1 +1000");
@@ -489,8 +492,9 @@ static void test_drain_http_resteer(void **state)
 	spawned(v2);
 	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v2, .ok = true});
 	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v2, .inst = 0}), "");
-	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v2, .inst = 1}),
-	       "vtimer v2 off; health-checks v2; policy; http-resteer on; ro-timer +2000; progress");
+	EXPECT(
+	    s, ((struct fsm_event){.type = FE_READY, .v = v2, .inst = 1}),
+	    "vtimer v2 off; health-checks v2; policy; http-resteer on; ro-timer +2000; progress");
 	assert_int_equal(v2->weight, 1000);
 	now += 2000;
 	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
@@ -499,9 +503,10 @@ static void test_drain_http_resteer(void **state)
 	/* drain-http turned off (a reload): the next policy change ends the re-steer, once. */
 	s->conf.drain_http = false;
 	now += 2000;
-	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
-	       "policy; http-resteer off; unplace v1; stop-checks v2; vtimer v2 off; deploy-done ok; "
-	       "ro-timer off; watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +3000");
+	EXPECT(
+	    s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	    "policy; http-resteer off; unplace v1; stop-checks v2; vtimer v2 off; deploy-done ok; "
+	    "ro-timer off; watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +3000");
 	assert_false(s->resteering);
 	service_free(s);
 }

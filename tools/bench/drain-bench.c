@@ -121,7 +121,8 @@ static double responses(const int *cfd, const int *sfd, int n, size_t want)
 			got += r;
 		}
 		if (got != want) {
-			fprintf(stderr, "drain-bench: response of %zu bytes, want %zu\n", got, want);
+			fprintf(stderr, "drain-bench: response of %zu bytes, want %zu\n", got,
+				want);
 			exit(1);
 		}
 	}
@@ -179,7 +180,8 @@ int main(int argc, char **argv)
 		sfd[i] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (sfd[i] < 0)
 			die("accept");
-		if (getenv("NODELAY") && setsockopt(sfd[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		if (getenv("NODELAY") &&
+		    setsockopt(sfd[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
 			die("TCP_NODELAY");
 		key_of(sfd[i], &k);
 		if (bpf_map_update_elem(conns_fd, &k, &own, BPF_ANY))
@@ -192,8 +194,8 @@ int main(int argc, char **argv)
 	/* 2. the user-space way, into a second sockhash with the same program. */
 	hash2 = bpf_map_create(BPF_MAP_TYPE_SOCKHASH, "bench_hash", sizeof(struct conn_key),
 			       sizeof(__u64), n, NULL);
-	if (hash2 < 0 || bpf_prog_attach(bpf_program__fd(d.skel->progs.drain_msg), hash2,
-					 BPF_SK_MSG_VERDICT, 0))
+	if (hash2 < 0 ||
+	    bpf_prog_attach(bpf_program__fd(d.skel->progs.drain_msg), hash2, BPF_SK_MSG_VERDICT, 0))
 		die("second sockhash");
 	pidfd = syscall(SYS_pidfd_open, getpid(), 0);
 	if (pidfd < 0)
@@ -298,17 +300,19 @@ int main(int argc, char **argv)
 	printf("drain start to the first rewritten response read: %.2f ms\n", to_first / 1e3);
 	printf("server write() CPU per response: plain %.2f us, rewritten %.2f us (+%.2f us)\n",
 	       plain / (n + 1), rewritten / n, rewritten / n - plain / (n + 1));
-	printf("{\"connections\": %d, \"pass_ms\": %.2f, \"pass_steps\": %d, \"first_step_ms\": %.3f, "
-	       "\"longest_step_ms\": %.3f, \"pidfd_ms\": %.2f, \"first_rewrite_ms\": %.3f, "
-	       "\"write_plain_us\": %.3f, \"write_rewritten_us\": %.3f}\n",
-	       n + 1, total / 1e3, steps, first / 1e3, longest / 1e3, pidfd_us / 1e3, to_first / 1e3,
-	       plain / (n + 1), rewritten / n);
+	printf(
+	    "{\"connections\": %d, \"pass_ms\": %.2f, \"pass_steps\": %d, \"first_step_ms\": %.3f, "
+	    "\"longest_step_ms\": %.3f, \"pidfd_ms\": %.2f, \"first_rewrite_ms\": %.3f, "
+	    "\"write_plain_us\": %.3f, \"write_rewritten_us\": %.3f}\n",
+	    n + 1, total / 1e3, steps, first / 1e3, longest / 1e3, pidfd_us / 1e3, to_first / 1e3,
+	    plain / (n + 1), rewritten / n);
 	for (i = 0; i < n; i++) {
 		close(cfd[i]);
 		close(sfd[i]);
 	}
 	drain_close(&d);
-	for (const char **m = (const char *[]){"conns", "services", "pins", "extras", NULL}; *m; m++) {
+	for (const char **m = (const char *[]){"conns", "services", "pins", "extras", NULL}; *m;
+	     m++) {
 		snprintf(path, sizeof(path), "%s/%s", pin_dir, *m);
 		unlink(path);
 	}
