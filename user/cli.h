@@ -2,6 +2,10 @@
 #ifndef BATON_CLI_H
 #define BATON_CLI_H
 
+#define DEFAULT_CONFIG	  "/etc/baton/baton.conf"
+#define DEFAULT_CONTROL	  "/run/baton/control.sock"
+#define BATON_VERSION_STR "0.1.0"
+
 int cmd_agent(int argc, char **argv);
 int cmd_deploy(int argc, char **argv);
 int cmd_status(int argc, char **argv);

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/* The CLI's help: every command's usage line and text, help, version. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+struct help {
+	const char *name;
+	const char *usage;
+	const char *text;
+};
+
+static const struct help helps[] = {
+    {"agent", "baton agent [-d] [-n] [-v|-vv] [-f FILE]",
+     "Run the node agent: load the steering program, start every service in FILE\n"
+     "(default " DEFAULT_CONFIG ") and serve the control socket.\n"
+     "  -f FILE  configuration file\n"
+     "  -d       stay in the foreground, log to stderr (the agent never forks;\n"
+     "           -d is accepted for the usual daemon convention)\n"
+     "  -n       check the configuration, print \"configuration OK\" and exit\n"
+     "  -v, -vv  more logging (-vv adds libbpf's own messages)\n"
+     "SIGTERM or SIGINT ends the agent and leaves services running, steered as last\n"
+     "programmed; `baton shutdown --stop` stops them first."},
+    {"deploy",
+     "baton deploy SERVICE [--strategy bluegreen|canary] [--steps 5,25,50,100] [--bake 30s] "
+     "[-s SOCKET] {-- COMMAND [ARG...] | --adopt-pid PID}",
+     "Start COMMAND as the next version of SERVICE with the service's instance count\n"
+     "and wait until every instance is ready.  bluegreen (the default unless the\n"
+     "config says strategy = canary) then moves all new connections to it in one map\n"
+     "update and drains the version it replaces.  canary gives it each step's share\n"
+     "of new connections in turn (percent; 100 is implied last), each for the bake\n"
+     "time, while health checks and the kernel's error counters watch it; --bake 0\n"
+     "waits for `baton promote` at every step.  Any failure (a health threshold, an\n"
+     "instance exiting, resets or accept-queue drops above max-error-rate, a failing\n"
+     "hook) puts the old version back to 100% in one map update and drains the new\n"
+     "one.  Exits 0 when the new version has all traffic; non-zero with the reason\n"
+     "otherwise.  With --adopt-pid (services with adopt = yes) the new version is a\n"
+     "server already started outside baton, adopted as with baton adopt; its\n"
+     "sockets get no connection until baton places them."},
+    {"adopt", "baton adopt SERVICE --pid PID [-s SOCKET]",
+     "Take over a server that opened its own SO_REUSEPORT listeners (nginx with\n"
+     "`listen ... reuseport`) as SERVICE's active version: its listening sockets on\n"
+     "the service's addresses (the process's and its children's) are copied with\n"
+     "pidfd_getfd(2) and placed, then the steering program is attached.  The service\n"
+     "needs adopt = yes; later builds come in with baton deploy SERVICE --adopt-pid."},
+    {"promote", "baton promote SERVICE [--full] [-s SOCKET]",
+     "Move a canary rollout to its next step now (ending the bake, or continuing a\n"
+     "paused rollout); --full goes straight to 100%."},
+    {"pause", "baton pause SERVICE [-s SOCKET]",
+     "Hold a canary rollout at its current weight: the bake timer stops, health\n"
+     "checks go on (and still roll back).  baton promote continues."},
+    {"abort", "baton abort SERVICE [-s SOCKET]",
+     "Roll a rollout back: the old version gets all new connections again in one map\n"
+     "update, the new one drains and stops.  The waiting deploy exits non-zero."},
+    {"weight", "baton weight SERVICE vN=PERCENT [vM=PERCENT] [-s SOCKET]",
+     "Set the weights of the two versions of a rollout by hand, e.g. v2=10 (the other\n"
+     "version gets the rest).  Pauses the rollout; baton promote continues from the\n"
+     "next step above the weight set here."},
+    {"pin", "baton pin SERVICE CIDR vN [-s SOCKET]",
+     "Send clients from CIDR (10.1.0.0/16, 2001:db8::/32, or one address) to version\n"
+     "N whatever the weights, e.g. internal users to a canary.  The longest matching\n"
+     "prefix wins.  A pin to a version that is not active falls back to the weights;\n"
+     "pins to a version are removed when it stops."},
+    {"unpin", "baton unpin SERVICE CIDR [-s SOCKET]", "Remove the pin of CIDR."},
+    {"status", "baton status [SERVICE] [--json] [-s SOCKET]",
+     "Show each service's versions: state, weight, instances and pids, and the\n"
+     "steering counters.  --json prints the agent's answer for scripts."},
+    {"watch", "baton watch [SERVICE] [-n SECONDS] [--count N] [-s SOCKET]",
+     "Refresh a per-version view every SECONDS (default 1): state, weight, live\n"
+     "connections, and connections accepted per second since the last refresh.\n"
+     "Runs until interrupted, or for N refreshes with --count N."},
+    {"rollback", "baton rollback SERVICE [-s SOCKET]",
+     "Give all new connections back to the previous version while it is still\n"
+     "running and has not been told to exit (see drain-delay); abort a deploy in\n"
+     "progress.  Fails, naming why, when the previous version is gone."},
+    {"reload", "baton reload [-s SOCKET]",
+     "Read the configuration again (as SIGHUP to the agent does): added services\n"
+     "start, removed ones drain and stop, changed settings apply to what each\n"
+     "service does next; the traffic of every service goes on untouched.  A\n"
+     "configuration that is invalid, or that changes a running service's listen\n"
+     "addresses or [agent] settings, is refused as a whole and the running one stays."},
+    {"shutdown", "baton shutdown [--stop] [-s SOCKET]",
+     "End the agent.  Without --stop, services keep running and steering stays as\n"
+     "programmed.  With --stop every version is drained and stopped first."},
+    {"features", "baton features [--json]",
+     "Probe the running kernel for each facility baton uses, by loading a tiny\n"
+     "program or map (or looking for the file it makes), and print one line each:\n"
+     "supported or not, the upstream kernel that brought it, and what baton uses\n"
+     "it for.  Exits 1 when a facility the agent needs is missing.  Needs root.\n"
+     "--json prints the same as an array for scripts."},
+    {"help", "baton help [COMMAND]", "Show help for every command, or for one."},
+    {"version", "baton version", "Print baton's version."},
+};
+
+int cmd_help(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc >= 1 && argv) {
+		for (i = 0; i < sizeof(helps) / sizeof(helps[0]); i++)
+			if (!strcmp(argv[0], helps[i].name)) {
+				printf("usage: %s\n\n%s\n", helps[i].usage, helps[i].text);
+				return 0;
+			}
+		fprintf(stderr, "baton: no help for \"%s\" (see: baton help)\n", argv[0]);
+		return 2;
+	}
+	printf("baton: hot-swap local service binaries with zero dropped connections\n\n"
+	       "usage:\n");
+	for (i = 0; i < sizeof(helps) / sizeof(helps[0]); i++)
+		printf("  %s\n", helps[i].usage);
+	printf("\nThe control socket is %s unless -s SOCKET or $BATON_CONTROL says\n"
+	       "otherwise.  baton help COMMAND explains one command.\n",
+	       DEFAULT_CONTROL);
+	return 0;
+}
+
+int cmd_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("baton %s\n", BATON_VERSION_STR);
+	return 0;
+}
+
+int cmd_usage(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(helps) / sizeof(helps[0]); i++)
+		if (!strcmp(name, helps[i].name))
+			fprintf(stderr, "usage: %s\n", helps[i].usage);
+	return 2;
+}
