@@ -393,23 +393,34 @@ int proc_spawn(const struct spawn_req *r, pid_t *pid, int *pidfd, char *err, siz
 	return 0;
 }
 
-/* Field 22 of /proc/PID/stat: start time in clock ticks since boot; 0 if gone. */
-unsigned long long proc_starttime(pid_t pid)
+/* /proc/PID/stat into buf, NUL-terminated: its length, or -1 when pid is gone. */
+static ssize_t read_stat(pid_t pid, char *buf, size_t len)
 {
-	char path[64], buf[1024], *p;
-	unsigned long long t = 0;
+	char path[64];
 	ssize_t n;
-	int fd, k;
+	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
+		return -1;
+	n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return -1;
 	buf[n] = '\0';
+	return n;
+}
+
+/* Field 22 of /proc/PID/stat: start time in clock ticks since boot; 0 if gone. */
+unsigned long long proc_starttime(pid_t pid)
+{
+	char buf[1024], *p;
+	unsigned long long t = 0;
+	int k;
+
+	if (read_stat(pid, buf, sizeof(buf)) < 0)
+		return 0;
 	/* The command name may hold spaces and parentheses: count from the last ')'. */
 	p = strrchr(buf, ')');
 	if (!p)
@@ -424,20 +435,11 @@ unsigned long long proc_starttime(pid_t pid)
 /* State letter (R, S, D, T, t, Z...) and command name of pid, from /proc/PID/stat; -1 if gone. */
 int proc_state(pid_t pid, char *state, char *comm, size_t commlen)
 {
-	char path[64], buf[512], *open_p, *close_p;
-	ssize_t n;
+	char buf[512], *open_p, *close_p;
 	size_t len;
-	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (read_stat(pid, buf, sizeof(buf)) < 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
 	open_p = strchr(buf, '(');
 	close_p = strrchr(buf, ')');
 	if (!open_p || !close_p || close_p < open_p || close_p[1] != ' ' || !close_p[2])
@@ -454,19 +456,10 @@ int proc_state(pid_t pid, char *state, char *comm, size_t commlen)
 /* Parent of pid from /proc/PID/stat (field 4); -1 if gone. */
 static pid_t proc_ppid(pid_t pid)
 {
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
+	char buf[512], *p;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (read_stat(pid, buf, sizeof(buf)) < 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
 	p = strrchr(buf, ')');
 	if (!p || !(p = strchr(p + 2, ' ')))
 		return -1;
