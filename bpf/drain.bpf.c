@@ -122,9 +122,18 @@ struct {
 	__type(value, struct drain_sk);
 } drain_skst SEC(".maps");
 
-/* scratch: a copy of the bytes being scanned (per CPU); drain_msg writes and reads. */
+/*
+ * scratch: a copy of the bytes being scanned and the scan's state (per CPU);
+ * drain_msg writes and reads.  The state is here, not on the stack: older
+ * verifiers (6.1's) follow a bpf_loop callback once, so they take a stack
+ * copy's fields for the values one call can leave there (the Connection
+ * flags still 0) and remove the code that reads other values as dead (seen
+ * on 6.1: every keep-alive response got a second Connection header).  No
+ * verifier assumes what a map value holds.
+ */
 struct drain_buf {
 	__u8 b[DRAIN_SCAN_MAX];
+	struct drain_scan s;
 };
 
 struct {
@@ -269,20 +278,16 @@ int drain_join(struct bpf_iter__tcp *ctx)
 
 /* ---- the rewrite: sk_msg ------------------------------------------------------------- */
 
-struct scan_ctx {
-	struct drain_scan s;
-};
-
 static long scan_byte(__u64 i, void *ctx)
 {
-	struct scan_ctx *c = ctx;
 	struct drain_buf *b;
 	__u32 z = 0;
 
+	(void)ctx;
 	b = bpf_map_lookup_elem(&scratch, &z);
 	if (!b)
 		return 1;
-	return drain_scan_step(&c->s, (__u32)i, b->b[i & (DRAIN_SCAN_MAX - 1)]);
+	return drain_scan_step(&b->s, (__u32)i, b->b[i & (DRAIN_SCAN_MAX - 1)]);
 }
 
 /* Rewrite a keep-alive token at off to "close" and five spaces, after checking it is one. */
@@ -312,13 +317,21 @@ static __always_inline int insert_close(struct sk_msg_md *msg, __u32 off)
 	const __u64 h2 = DRAIN_W('e', '\r', '\n', 0, 0, 0, 0, 0);
 	__u8 *p = (__u8 *)(long)msg->data;
 	void *end = (void *)(long)msg->data_end;
+	__u32 idx;
 	__u8 *lf;
 	int i;
 
 	off &= DRAIN_SCAN_MAX - 1;
 	if (!off)
 		return -1;
-	lf = p + (off - 1);
+	/*
+	 * 6.1's verifier loses the bound of a 32-bit "off - 1" (it tracks no
+	 * subregister ranges through the add): mask it again where it cannot
+	 * be folded away.
+	 */
+	idx = off - 1;
+	asm volatile("%[i] &= %[m]" : [i] "+r"(idx) : [m] "i"(DRAIN_SCAN_MAX - 1));
+	lf = p + idx;
 	if ((void *)(lf + 1) > end || *lf != '\n')
 		return -1;
 	if (bpf_msg_push_data(msg, off, DRAIN_HDR_LEN, 0))
@@ -349,8 +362,8 @@ int drain_msg(struct sk_msg_md *msg)
 {
 	struct bpf_sock *sk = msg->sk;
 	struct version_key vk = {};
-	struct scan_ctx c = {};
 	struct drain_stats *ds;
+	struct drain_scan s;
 	struct drain_buf *b;
 	struct tcp_sock *tp;
 	struct drain_sk *st;
@@ -408,19 +421,21 @@ int drain_msg(struct sk_msg_md *msg)
 			__sync_fetch_and_add(&ds->kept, 1);
 			return SK_PASS; /* 101: the connection is no longer HTTP */
 		}
-	} else {
-		c.s.sl_end = 1; /* a later write of the head: header lines only */
 	}
-	bpf_loop(n, scan_byte, &c, 0);
-	if (first && !c.s.sl_end) {
+	__builtin_memset(&b->s, 0, sizeof(b->s));
+	if (!first)
+		b->s.sl_end = 1; /* a later write of the head: header lines only */
+	bpf_loop(n, scan_byte, NULL, 0);
+	s = b->s;
+	if (first && !s.sl_end) {
 		__sync_fetch_and_add(&ds->partial, 1);
 		return SK_PASS; /* no whole status line in the first write: the next response */
 	}
-	if ((c.s.conn & DC_KEEPALIVE) && !rewrite_keepalive(msg, c.s.ka_off))
+	if ((s.conn & DC_KEEPALIVE) && !rewrite_keepalive(msg, s.ka_off))
 		rewrote = true;
-	if (first && !(c.s.conn & (DC_CLOSE | DC_KEEPALIVE))) {
+	if (first && !(s.conn & (DC_CLOSE | DC_KEEPALIVE))) {
 		/* The pull above is still in place: data is byte 0. */
-		if (!insert_close(msg, c.s.sl_end)) {
+		if (!insert_close(msg, s.sl_end)) {
 			st->flags |= DF_INSERTED;
 			rewrote = true;
 		}
@@ -438,8 +453,8 @@ int drain_msg(struct sk_msg_md *msg)
 		st->flags |= DF_COUNTED;
 		__sync_fetch_and_add(&ds->rewritten, 1);
 	}
-	if (first && (c.s.conn & DC_CLOSE) && !rewrote)
+	if (first && (s.conn & DC_CLOSE) && !rewrote)
 		__sync_fetch_and_add(&ds->kept, 1);
-	st->state = c.s.hdr_end ? DS_DONE : DS_HEADERS;
+	st->state = s.hdr_end ? DS_DONE : DS_HEADERS;
 	return SK_PASS;
 }

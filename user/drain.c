@@ -43,7 +43,43 @@ int drain_supported(char *err, size_t errlen)
 			 u.release);
 		return -EOPNOTSUPP;
 	}
-	return 0;
+	return drain_probe(err, errlen);
+}
+
+int drain_probe(char *err, size_t errlen)
+{
+	struct drain_bpf *skel = drain_bpf__open();
+	struct bpf_link *iter = NULL;
+	struct bpf_map *m;
+	int r;
+
+	if (!skel) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open the drain program: %s", strerror(errno));
+		return r;
+	}
+	/* Nothing pinned: the probe's maps go with it. */
+	bpf_object__for_each_map(m, skel->obj) bpf_map__set_pin_path(m, NULL);
+	r = drain_bpf__load(skel);
+	if (r) {
+		snprintf(err, errlen,
+			 "this kernel refuses the drain program (%s); remove drain-http "
+			 "(baton -v ... shows the verifier's log; docs/kernels.md)",
+			 strerror(-r));
+		goto out;
+	}
+	iter = bpf_program__attach_iter(skel->progs.drain_join, NULL);
+	if (!iter) {
+		r = -errno;
+		snprintf(err, errlen,
+			 "this kernel cannot make the drain iterator (iter/tcp): %s; remove "
+			 "drain-http",
+			 strerror(errno));
+	}
+out:
+	bpf_link__destroy(iter);
+	drain_bpf__destroy(skel);
+	return r ? -EOPNOTSUPP : 0;
 }
 
 int drain_open(struct drain *d, const char *pin_dir, char *err, size_t errlen)

@@ -20,9 +20,15 @@ struct drain {
 
 /*
  * Whether this kernel can run drain-http: 0, or -EOPNOTSUPP with a one-line
- * err naming the missing feature (sk_msg, sockhash, iter/tcp, Linux 6.0).
+ * err naming the missing feature (sk_msg, sockhash, Linux 6.0, the programs load).
  */
 int drain_supported(char *err, size_t errlen);
+/*
+ * Whether this kernel loads the drain programs (nothing pinned, nothing
+ * attached to a socket): 0, or -EOPNOTSUPP with a one-line err.  The
+ * verifier is the only judge of which kernels can run them.
+ */
+int drain_probe(char *err, size_t errlen);
 /*
  * Load drain, sharing track's pinned conns under pin_dir, and attach the
  * sk_msg program to its (empty) sockhash.  Its own maps are not pinned:

@@ -24,6 +24,7 @@
 #include <linux/bpf.h>
 
 #include "cli.h"
+#include "drain_user.h"
 
 /* Raw instructions for the probe programs (the kernel's filter.h spelling). */
 #define INSN(c, d, s, o, i)                                                                        \
@@ -212,6 +213,14 @@ static int probe_recv_length(struct probe_ctx *ctx)
 	return tracepoint(ctx, "btf_trace_sock_recv_length");
 }
 
+/* drain-http's own programs, loaded (nothing pinned or attached to a socket). */
+static int probe_drain(struct probe_ctx *ctx)
+{
+	if (drain_supported(ctx->why, sizeof(ctx->why)))
+		return 0;
+	return 1;
+}
+
 static int probe_ringbuf(struct probe_ctx *ctx)
 {
 	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) == 1)
@@ -292,10 +301,14 @@ static const struct feature features[] = {
     {"ring buffer", "5.8", "telling the agent a draining version's last connection closed", 1,
      probe_ringbuf},
     {"kernel BTF", "5.4", "the track program (CO-RE, task BTF); iterators, kfuncs", 1, probe_btf},
-    {"cgroup.kill", "5.14", "stopping a version's processes at once (planned)", 0,
+    {"cgroup.kill", "5.14", "the kill-after bound on a version's whole process tree", 0,
      probe_cgroup_kill},
-    {"sk_msg + sockhash", "4.18", "socket redirection (planned)", 0, probe_skmsg},
-    {"bpf iterator (tcp)", "5.9", "walking a version's connections (planned)", 0, probe_iter_tcp},
+    {"sk_msg + sockhash", "4.18", "drain-http: rewriting a draining connection's response", 0,
+     probe_skmsg},
+    {"bpf iterator (tcp)", "5.9", "drain-http: joining a draining version's connections", 0,
+     probe_iter_tcp},
+    {"drain-http programs", "6.0",
+     "drain-http (its programs load; the iterator may update a sockhash)", 0, probe_drain},
     {"sock_recv_length tracepoint", "6.3", "per-version byte counts (planned)", 0,
      probe_recv_length},
     {"bpf_sock_destroy", "6.5", "closing idle connections of a drained version (planned)", 0,
