@@ -43,6 +43,7 @@ USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
 TESTS     += $(BUILD)/test_migrate $(BUILD)/test_fsm $(BUILD)/test_listen $(BUILD)/test_drain
+TESTS     += $(BUILD)/test_nlack
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -72,6 +73,10 @@ $(BUILD)/demo-server: tools/demo-server.c | $(BUILD)
 $(BUILD)/test_config: tests/unit/test_config.c $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+
+$(BUILD)/test_nlack: tests/unit/test_nlack.c user/nlack.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(LDFLAGS) -lcmocka -o $@
 
 $(BUILD)/test_listen: tests/unit/test_listen.c $(BUILD)/listen.o
 	$(call msg,CC,$@)

@@ -65,6 +65,7 @@ for s in $suites; do
 		run proc "$B/test_proc"
 		run fsm "$B/test_fsm"
 		run listen unshare -n sh -c "ip link set lo up && exec $B/test_listen"
+		run nlack "$B/test_nlack"
 		run docs tests/unit/docs_check.sh "$B"
 		;;
 	bpf)

@@ -23,9 +23,31 @@ void loop_close(void)
 	epfd = -1;
 }
 
+/* CPU time of the turn under way (since epoll_wait returned), and the longest so far. */
+static long long turn_start_us = -1, turn_max_us;
+
+static long long cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
 int loop_wait(struct epoll_event *evs, int max)
 {
-	return epoll_wait(epfd, evs, max, -1);
+	int n;
+
+	if (turn_start_us >= 0 && cpu_us() - turn_start_us > turn_max_us)
+		turn_max_us = cpu_us() - turn_start_us;
+	n = epoll_wait(epfd, evs, max, -1);
+	turn_start_us = cpu_us();
+	return n;
+}
+
+long long loop_turn_max_us(void)
+{
+	return turn_max_us;
 }
 
 long long now_ms(void)

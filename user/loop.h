@@ -39,6 +39,12 @@ int loop_open(void);
 void loop_close(void);
 /* Wait (no bound: an idle agent sleeps) for at most max events. */
 int loop_wait(struct epoll_event *evs, int max);
+/*
+ * The most CPU time one loop turn (from epoll_wait's return to the next
+ * call) took since the start, in us: what "no blocking work in one turn"
+ * means, measured where the machine's load does not count.
+ */
+long long loop_turn_max_us(void);
 int ep_add(int fd, struct evsrc *ev, int type, void *p, int idx, unsigned events);
 int ep_mod(int fd, struct evsrc *ev, unsigned events);
 void ep_del(int fd);

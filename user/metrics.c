@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "dp.h"
+#include "loop.h"
 #include "metrics.h"
 #include "versions.h"
 #include "services.h"
@@ -102,6 +103,9 @@ static char *metrics_text(size_t *len)
 		return NULL;
 	metric_head(f, "baton_info", "gauge", "The baton agent's build.");
 	fprintf(f, "baton_info{version=\"%s\"} 1\n", BATON_VERSION_STR);
+	metric_head(f, "baton_loop_turn_cpu_max_seconds", "gauge",
+		    "The most CPU time one turn of the agent's event loop took since it started.");
+	fprintf(f, "baton_loop_turn_cpu_max_seconds %.6f\n", loop_turn_max_us() / 1e6);
 
 	/* Per version, from the kernel's counters. */
 	static const struct {

@@ -16,6 +16,7 @@
 #include "ctlserver.h"
 #include "dp.h"
 #include "log.h"
+#include "loop.h"
 #include "reload.h"
 #include "reqparse.h"
 #include "requests.h"
@@ -133,7 +134,8 @@ void handle_request(struct client *c, json_t *req)
 		for (i = 0; (t = service_at(i)); i++)
 			if (!t->gone && (!s || s == t))
 				json_array_append_new(arr, status_json(t));
-		reply(c, json_pack("{s:b, s:o}", "ok", 1, "services", arr));
+		reply(c, json_pack("{s:b, s:o, s:{s:f}}", "ok", 1, "services", arr, "agent",
+				   "loop_turn_cpu_max_ms", loop_turn_max_us() / 1000.0));
 		return;
 	}
 	if (c->readonly) {

@@ -22,6 +22,7 @@
 
 #include "track.skel.h"
 #include "steer_user.h"
+#include "nlack.h"
 #include "track_user.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -401,16 +402,10 @@ static int reset_destroy(struct track_reset *r)
 		for (i = 0; i < (unsigned)m; i++) {
 			const struct nlmsghdr *h = (const struct nlmsghdr *)r->acks[i];
 			const struct nlmsgerr *e = NLMSG_DATA(h);
-			__u32 idx = h->nlmsg_seq - base;
+			int idx = nl_ack_index(h, mm[i].msg_len, base, n, acked);
 
-			/*
-			 * Match by sequence number: an ack of any other request
-			 * (a request of an earlier batch whose ack came late)
-			 * must not pass for one of these.
-			 */
-			if (mm[i].msg_len < NLMSG_LENGTH(sizeof(int)) ||
-			    h->nlmsg_type != NLMSG_ERROR || idx >= n || acked[idx])
-				continue;
+			if (idx < 0)
+				continue; /* not one of this batch's acks */
 			acked[idx] = true;
 			got++;
 			if (!e->error)

@@ -5,13 +5,15 @@
 # and every connection of the draining version is reset and counted.
 #
 # With one reset pass that blocks the event loop, 16k connections froze the
-# agent for seconds; a status request now waits at most one step.  The bound
-# asserted here (STATUS_MAX_MS, 250 ms) is looser than the benchmark's 50 ms
-# because the tests run the ASan build on shared cores.
+# agent for seconds; a status request now waits at most one step.  What is
+# asserted is the agent's own measure of its longest loop turn in CPU time
+# (TURN_MAX_MS, 50 ms, in the ASan build): a status request's wall time on
+# shared cores says as much about the machine's load as about the agent
+# (259 ms seen at load 13 with every turn short); it is printed.
 . "$(dirname "$0")/lib.sh"
 
 N=${RESET_CONNS:-16000}
-STATUS_MAX_MS=${STATUS_MAX_MS:-250}
+TURN_MAX_MS=${TURN_MAX_MS:-50}
 # One fd per connection in the client, and in the server's two instances
 # (about N/2 each): raise the limit where we may, else use the hard limit.
 ulimit -n $((N + 1024)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -129,8 +131,23 @@ read -r probes probe_fails worst_ms <"$T/probe"
 echo "status probes: $probes answered, $probe_fails failed, slowest ${worst_ms} ms"
 echo "slowest probes (start s, latency ms, v1's live in the answer): $(sort -k2 -rn "$T/probes" | head -5 | tr '\n' ' ')"
 check_eq "every status request answered" 0 "$probe_fails"
-check "status answered within $STATUS_MAX_MS ms while resetting (slowest ${worst_ms} ms)" \
-	test "$worst_ms" -le "$STATUS_MAX_MS"
+turn_ms=$(python3 - "$BATON_CONTROL" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(b'{"cmd": "status"}\n')
+buf = b""
+while not buf.endswith(b"\n"):
+    b = s.recv(65536)
+    if not b:
+        break
+    buf += b
+print(round(json.loads(buf)["agent"]["loop_turn_cpu_max_ms"]))
+PY
+)
+check "no loop turn took over $TURN_MAX_MS ms of CPU while resetting (longest ${turn_ms:-?} ms)" \
+	test "${turn_ms:-999999}" -le "$TURN_MAX_MS"
 wait "$HOLDER"
 check_eq "every client saw its connection reset" \
 	"data=0 eof=0 open=0 other=0 reset=$N" "$(cat "$T/result")"
