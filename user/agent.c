@@ -129,7 +129,7 @@ static int features_check(const char *bpf_dir, char *err, size_t errlen)
 	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_REUSEPORT, NULL) != 1) {
 		snprintf(err, errlen,
 			 "the kernel cannot load sk_reuseport BPF programs (baton "
-			 "needs Linux 5.14 or later with CONFIG_BPF_SYSCALL)");
+			 "needs Linux 5.15 or later with CONFIG_BPF_SYSCALL)");
 		return -1;
 	}
 	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, NULL) != 1) {
