@@ -7,6 +7,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "adopt.h"
+#include "cgroup.h"
 #include "dp.h"
 #include "exec.h"
 #include "log.h"
@@ -268,6 +270,7 @@ static void argv_of(pid_t pid, char **argv)
 struct version *version_adopt(struct service *s, pid_t pid, char *err, size_t errlen)
 {
 	struct adopted_sock socks[ADOPT_MAX_SOCKS];
+	char cgpath[PATH_MAX];
 	int count[MAX_LISTEN] = {0};
 	struct version *v;
 	int n, vslot, i, k;
@@ -290,6 +293,18 @@ struct version *version_adopt(struct service *s, pid_t pid, char *err, size_t er
 	n = adopt_collect(s, pid, socks, ADOPT_MAX_SOCKS, err, errlen);
 	if (n < 0)
 		return NULL;
+	/*
+	 * Its listeners were made in its cgroup (the master's, as a rule): the
+	 * track program must run there to count their connections.
+	 */
+	cgpath[0] = '\0';
+	if (cg_pid_path(pid, cgpath, sizeof(cgpath)) || dp_track_cover(cgpath, err, errlen)) {
+		if (!cgpath[0])
+			snprintf(err, errlen, "cannot read the cgroup v2 of process %d", (int)pid);
+		for (k = 0; k < n; k++)
+			close(socks[k].fd);
+		return NULL;
+	}
 	v = version_alloc(s, err, errlen);
 	if (!v) {
 		for (k = 0; k < n; k++)

@@ -5,6 +5,7 @@
  * docs/architecture.md for which file owns what.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -313,7 +314,7 @@ int agent_main(const struct agent_opts *o)
 	struct epoll_event evs[64];
 	json_t *st = NULL;
 	__u64 *cookies = NULL;
-	char err[512];
+	char err[512], cgpath[PATH_MAX] = "";
 	sigset_t mask;
 	int i, n, r, ncookies;
 
@@ -377,6 +378,14 @@ int agent_main(const struct agent_opts *o)
 		goto fail;
 	} else
 		log_info("versions run in cgroups under %s", cg_subtree());
+	/* Count connections of the listeners the agent makes: in its (now final) cgroup. */
+	if (cg_pid_path(getpid(), cgpath, sizeof(cgpath)) ||
+	    dp_track_scope(cgpath, err, sizeof(err))) {
+		refuse_start("cannot attach the track program to the agent's cgroup: %s",
+			     cgpath[0] ? err : "no cgroup v2 line in /proc/self/cgroup");
+		goto fail;
+	}
+	log_info("connections are counted on listeners made in %s", cgpath);
 	if (ctl_open(&cfg->agent, err, sizeof(err)) ||
 	    notify_open(cfg->agent.run_dir, err, sizeof(err)) ||
 	    (cfg->agent.metrics.len && metrics_open(&cfg->agent.metrics, err, sizeof(err)))) {

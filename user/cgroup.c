@@ -182,9 +182,12 @@ int cg_open(const char *dir, char *note, size_t notelen)
 	}
 	/*
 	 * In its own cgroup the agent would be a process of an inner cgroup:
-	 * move it to a leaf.  The root cgroup has no such rule.
+	 * move it to a leaf.  From the root cgroup it moves too, into the
+	 * subtree it made: the listeners it makes from then on are in its
+	 * cgroup, where the track program runs (track_scope), and so not on
+	 * every socket of the host.
 	 */
-	if (!strcmp(sub, own) && strcmp(own, "/")) {
+	if (!strcmp(sub, own) || !strcmp(own, "/")) {
 		snprintf(path, sizeof(path), "%s%s/agent", mnt, sub);
 		r = mkdir_ok(path);
 		if (!r) {
@@ -231,6 +234,31 @@ int cg_open(const char *dir, char *note, size_t notelen)
 	}
 	enabled = true;
 	return 0;
+}
+
+int cg_pid_path(pid_t pid, char *buf, size_t len)
+{
+	char path[64], line[PATH_MAX + 16];
+	FILE *f;
+	int r = -ENOENT;
+
+	if (!mnt[0] && !find_mount())
+		return -ENOENT;
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "0::", 3)) {
+			line[strcspn(line, "\n")] = '\0';
+			/* The root cgroup is the mount itself. */
+			if ((size_t)snprintf(buf, len, "%s%s", mnt,
+					     strcmp(line + 3, "/") ? line + 3 : "") < len)
+				r = 0;
+			break;
+		}
+	fclose(f);
+	return r;
 }
 
 int cg_offers(const char *dir, const char *ctrl, char *where, size_t wlen)
@@ -456,7 +484,7 @@ int cg_sweep(bool (*known)(const char *svc, int num))
 
 void cg_close(bool stop)
 {
-	char path[sizeof(svcdir)];
+	char path[sizeof(svcdir)], pid[32];
 
 	if (ifd >= 0)
 		close(ifd);
@@ -465,10 +493,19 @@ void cg_close(bool stop)
 		return;
 	rmdir(svcdir);
 	/*
-	 * The agent still lives in the agent leaf of its own cgroup: that one
-	 * stays.  Another subtree goes when empty, whoever made it (an agent
-	 * restarted on it finds it there).
+	 * An agent from a cgroup of its own still lives in the agent leaf of
+	 * it: that one stays.  Another subtree goes when empty, whoever made it
+	 * (an agent restarted on it finds it there).
 	 */
+	if (!strcmp(own, "/")) {
+		/* It came from the root cgroup into this subtree: back, so that all of it goes. */
+		snprintf(path, sizeof(path), "%s/cgroup.procs", mnt);
+		snprintf(pid, sizeof(pid), "%d", (int)getpid());
+		if (!write_file(path, pid)) {
+			snprintf(path, sizeof(path), "%s%s/agent", mnt, sub);
+			rmdir(path);
+		}
+	}
 	if (strcmp(sub, own)) {
 		snprintf(path, sizeof(path), "%s%s", mnt, sub);
 		rmdir(path);

@@ -21,6 +21,8 @@
  * process groups); never fails the start.
  */
 int cg_open(const char *dir, char *note, size_t notelen);
+/* The absolute path of pid's cgroup v2, or -errno. */
+int cg_pid_path(pid_t pid, char *buf, size_t len);
 bool cg_enabled(void);
 /* The subtree, relative to the cgroup2 mount ("/baton"), for logs. */
 const char *cg_subtree(void);

@@ -147,7 +147,7 @@ int dp_open(const char *bpf_dir, const __u64 *cookies, int ncookies, char *err, 
 		dir_fd = -1;
 		return r;
 	}
-	r = track_open(&tr, bpf_dir, zero_queue, NULL, err, errlen);
+	r = track_open(&tr, bpf_dir, false, zero_queue, NULL, err, errlen);
 	log_libbpf_quiet(false);
 	if (r) {
 		steer_close(&st);
@@ -155,6 +155,16 @@ int dp_open(const char *bpf_dir, const __u64 *cookies, int ncookies, char *err, 
 		dir_fd = -1;
 	}
 	return r;
+}
+
+int dp_track_scope(const char *cgroup, char *err, size_t errlen)
+{
+	return track_scope(&tr, cgroup, err, errlen);
+}
+
+int dp_track_cover(const char *cgroup, char *err, size_t errlen)
+{
+	return track_cover(&tr, cgroup, err, errlen);
 }
 
 void dp_close(bool unpin)

@@ -27,6 +27,13 @@
  */
 int dp_open(const char *bpf_dir, const __u64 *cookies, int ncookies, char *err, size_t errlen);
 /* Drop the programs; with unpin (shutdown --stop) the pins and the directory go too. */
+/*
+ * Where connections are counted: the track program runs for sockets made
+ * in the cgroup at cgroup (the agent's, where it makes every listener), and
+ * also (cover) in an adopted server's.  0 or -errno with err.
+ */
+int dp_track_scope(const char *cgroup, char *err, size_t errlen);
+int dp_track_cover(const char *cgroup, char *err, size_t errlen);
 void dp_close(bool unpin);
 
 /* A service's groups (one per listen address) and its policy entry. */

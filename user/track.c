@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Loads bpf/track.bpf.c: open -> pin root -> load -> attach to the cgroup v2 root. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,6 +17,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -63,12 +65,187 @@ static int on_sample(void *ctx, void *data, size_t len)
 	return 0;
 }
 
-int track_open(struct track *t, const char *pin_dir, track_zero_fn fn, void *ctx, char *err,
-	       size_t errlen)
+/* The cgroup id a cgroup link is attached to, or 0. */
+static __u64 link_cgroup(struct bpf_link *l)
+{
+	struct bpf_link_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (!l || bpf_obj_get_info_by_fd(bpf_link__fd(l), &info, &len) ||
+	    info.type != BPF_LINK_TYPE_CGROUP)
+		return 0;
+	return info.cgroup.cgroup_id;
+}
+
+/* A cgroup v2 directory's id: its inode number (kernfs ids are 64-bit inode numbers). */
+static __u64 cgroup_id(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) ? 0 : (__u64)st.st_ino;
+}
+
+/* Links an earlier agent pinned for adopted servers' cgroups: this program, in place. */
+static void reopen_extra(struct track *t)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d = opendir(t->pin_dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) && t->nextra < TRACK_MAX_EXTRA) {
+		struct bpf_link *l;
+
+		if (strncmp(e->d_name, "track_link_", 11))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", t->pin_dir, e->d_name);
+		l = bpf_link__open(path);
+		if (!l)
+			continue;
+		if (bpf_link__update_program(l, t->skel->progs.track)) {
+			bpf_link__unpin(l);
+			bpf_link__destroy(l);
+			continue;
+		}
+		t->extra_id[t->nextra] = link_cgroup(l);
+		t->extra[t->nextra++] = l;
+	}
+	closedir(d);
+}
+
+static struct bpf_link *attach_at(struct track *t, const char *path, char *err, size_t errlen)
+{
+	struct bpf_link *l;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open the cgroup %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	l = bpf_program__attach_cgroup(t->skel->progs.track, fd);
+	close(fd);
+	if (!l)
+		snprintf(err, errlen, "cannot attach the track program to %s: %s", path,
+			 strerror(errno));
+	return l;
+}
+
+int track_scope(struct track *t, const char *path, char *err, size_t errlen)
+{
+	char link_path[PATH_MAX];
+	struct bpf_link *l, *old = t->link;
+	__u64 id = cgroup_id(path);
+	int r;
+
+	if (!id) {
+		snprintf(err, errlen, "cannot find the cgroup %s: %s", path, strerror(errno));
+		return -ENOENT;
+	}
+	if (old && link_cgroup(old) == id)
+		return 0;
+	l = attach_at(t, path, err, errlen);
+	if (!l)
+		return -errno ? -errno : -EINVAL;
+	/* Counting goes on through the old attachment until the new one is pinned. */
+	snprintf(link_path, sizeof(link_path), "%s/track_link", t->pin_dir);
+	if (old)
+		bpf_link__unpin(old);
+	r = bpf_link__pin(l, link_path);
+	if (r) {
+		snprintf(err, errlen, "cannot pin %s: %s", link_path, strerror(-r));
+		if (old)
+			bpf_link__pin(old, link_path);
+		bpf_link__destroy(l);
+		return r;
+	}
+	bpf_link__destroy(old);
+	t->link = l;
+	return 0;
+}
+
+/* Whether the program runs for sockets made in the cgroup with this id. */
+static bool attached_to(struct track *t, __u64 id)
+{
+	int i;
+
+	if (id && id == link_cgroup(t->link))
+		return true;
+	for (i = 0; i < t->nextra; i++)
+		if (id && t->extra_id[i] == id)
+			return true;
+	return false;
+}
+
+int track_cover(struct track *t, const char *path, char *err, size_t errlen)
+{
+	char p[PATH_MAX], root[PATH_MAX], link_path[PATH_MAX + 32];
+	struct bpf_link *l;
+	__u64 id = cgroup_id(path);
+	int r;
+
+	if (!id) {
+		snprintf(err, errlen, "cannot find the cgroup %s: %s", path, strerror(errno));
+		return -ENOENT;
+	}
+	if (cgroup2_root(root, sizeof(root)) || strlen(path) >= sizeof(p))
+		return -ENOENT;
+	/* It, or a cgroup above it up to the mount, has the program already. */
+	snprintf(p, sizeof(p), "%s", path);
+	for (;;) {
+		char *slash;
+
+		if (attached_to(t, cgroup_id(p)))
+			return 0;
+		if (strlen(p) <= strlen(root))
+			break;
+		slash = strrchr(p, '/');
+		if (!slash || (size_t)(slash - p) < strlen(root))
+			snprintf(p, sizeof(p), "%s", root);
+		else
+			*slash = '\0';
+	}
+	if (t->nextra == TRACK_MAX_EXTRA) {
+		snprintf(err, errlen,
+			 "the track program is attached to %d cgroups already (adopted servers "
+			 "in as many cgroups); cannot count connections made in %s",
+			 TRACK_MAX_EXTRA, path);
+		return -ENOSPC;
+	}
+	l = attach_at(t, path, err, errlen);
+	if (!l)
+		return -errno ? -errno : -EINVAL;
+	snprintf(link_path, sizeof(link_path), "%s/track_link_%llu", t->pin_dir,
+		 (unsigned long long)id);
+	r = bpf_link__pin(l, link_path);
+	if (r) {
+		snprintf(err, errlen, "cannot pin %s: %s", link_path, strerror(-r));
+		bpf_link__destroy(l);
+		return r;
+	}
+	t->extra_id[t->nextra] = id;
+	t->extra[t->nextra++] = l;
+	return 0;
+}
+
+int track_cgroups(struct track *t, __u64 *ids, int max)
+{
+	int n = 0, i;
+
+	if (t->link && n < max)
+		ids[n++] = link_cgroup(t->link);
+	for (i = 0; i < t->nextra && n < max; i++)
+		ids[n++] = t->extra_id[i];
+	return n;
+}
+
+int track_open(struct track *t, const char *pin_dir, bool attach_root, track_zero_fn fn, void *ctx,
+	       char *err, size_t errlen)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
 	char cg[PATH_MAX], link_path[PATH_MAX];
-	int cgfd, r;
+	int r;
 
 	memset(t, 0, sizeof(*t));
 	r = cgroup2_root(cg, sizeof(cg));
@@ -124,6 +301,7 @@ int track_open(struct track *t, const char *pin_dir, track_zero_fn fn, void *ctx
 			 strerror(-r), pin_dir, pin_dir);
 		goto fail;
 	}
+	snprintf(t->pin_dir, sizeof(t->pin_dir), "%s", pin_dir);
 	snprintf(link_path, sizeof(link_path), "%s/track_link", pin_dir);
 	/* A pinned link from an earlier agent: swap in this program, keep one attachment. */
 	t->link = access(link_path, F_OK) == 0 ? bpf_link__open(link_path) : NULL;
@@ -140,27 +318,11 @@ int track_open(struct track *t, const char *pin_dir, track_zero_fn fn, void *ctx
 		bpf_link__destroy(t->link);
 		t->link = NULL;
 	}
-	if (!t->link) {
-		cgfd = open(cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (cgfd < 0) {
-			r = -errno;
-			snprintf(err, errlen, "cannot open cgroup root %s: %s", cg,
-				 strerror(errno));
+	reopen_extra(t);
+	if (!t->link && attach_root) {
+		r = track_scope(t, cg, err, errlen);
+		if (r)
 			goto fail;
-		}
-		t->link = bpf_program__attach_cgroup(t->skel->progs.track, cgfd);
-		close(cgfd);
-		if (!t->link) {
-			r = -errno;
-			snprintf(err, errlen, "cannot attach the track program to %s: %s", cg,
-				 strerror(errno));
-			goto fail;
-		}
-		r = bpf_link__pin(t->link, link_path);
-		if (r) {
-			snprintf(err, errlen, "cannot pin %s: %s", link_path, strerror(-r));
-			goto fail;
-		}
 	}
 	ring_ctx.fn = fn;
 	ring_ctx.ctx = ctx;
@@ -181,8 +343,10 @@ fail:
 void track_close(struct track *t)
 {
 	ring_buffer__free(t->rb);
-	/* Dropping our reference leaves the pinned link (and counting) in place. */
+	/* Dropping our references leaves the pinned links (and counting) in place. */
 	bpf_link__destroy(t->link);
+	while (t->nextra > 0)
+		bpf_link__destroy(t->extra[--t->nextra]);
 	track_bpf__destroy(t->skel);
 	memset(t, 0, sizeof(*t));
 }

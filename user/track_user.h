@@ -2,6 +2,7 @@
 #ifndef BATON_TRACK_USER_H
 #define BATON_TRACK_USER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <linux/types.h>
 
@@ -11,9 +12,17 @@ struct track_bpf;
 struct bpf_link;
 struct ring_buffer;
 
+/* cgroups the track program is attached to besides the main one (adopted servers'). */
+#define TRACK_MAX_EXTRA 16
+
 struct track {
 	struct track_bpf *skel;
-	struct bpf_link *link;
+	struct bpf_link *link; /* the main attachment (pin_dir/track_link), or NULL */
+	struct bpf_link
+	    *extra[TRACK_MAX_EXTRA]; /* pin_dir/track_link_<cgroup id> (bpffs takes no dot) */
+	__u64 extra_id[TRACK_MAX_EXTRA];
+	int nextra;
+	char pin_dir[256];
 	struct ring_buffer *rb;
 	int versions_fd;
 	int watch_fd;
@@ -22,13 +31,31 @@ struct track {
 typedef void (*track_zero_fn)(void *ctx, const struct track_event *e);
 
 /*
- * Load track with its maps pinned under pin_dir (sharing steer's), attach it
- * to the cgroup v2 root through a link pinned as pin_dir/track_link (an
- * existing pinned link is updated in place, so there is never a second
- * attachment).  Returns 0 or -errno with a one-line reason and fix in err.
+ * Load track with its maps pinned under pin_dir (sharing steer's).  Links
+ * pinned by an earlier agent (pin_dir/track_link and track_link_<id>) get
+ * this program in place, so counting never stops and there is never a
+ * second attachment.  Without a pinned main link, attach_root says whether
+ * to attach to the cgroup v2 root now (the tests), or to leave it to
+ * track_scope (the agent).  Returns 0 or -errno with a one-line reason and
+ * fix in err.
  */
-int track_open(struct track *t, const char *pin_dir, track_zero_fn fn, void *ctx, char *err,
-	       size_t errlen);
+int track_open(struct track *t, const char *pin_dir, bool attach_root, track_zero_fn fn, void *ctx,
+	       char *err, size_t errlen);
+/*
+ * Attach the program (the main link) to the cgroup at path, the subtree
+ * whose sockets baton counts, instead of where it was: a connection counts
+ * when its listener was made in a cgroup under it.  The new attachment is
+ * made before the old one goes.  0 or -errno with err.
+ */
+int track_scope(struct track *t, const char *path, char *err, size_t errlen);
+/*
+ * Make sure the program runs for sockets made in the cgroup at path (an
+ * adopted server's): nothing when path or a cgroup above it has it
+ * already, else one more link, pinned.  0 or -errno with err.
+ */
+int track_cover(struct track *t, const char *path, char *err, size_t errlen);
+/* The cgroups it runs for: ids of the main and the extra attachments (at most max). */
+int track_cgroups(struct track *t, __u64 *ids, int max);
 void track_close(struct track *t);
 /* The ring buffer's epoll fd, and draining it. */
 int track_ring_fd(struct track *t);

@@ -143,7 +143,7 @@ static int setup_family(void **state, int family, int fastopen, int dual)
 	snprintf(f->pin_dir, sizeof(f->pin_dir), "/sys/fs/bpf/baton-migrate-%d", getpid());
 	r = steer_open(&f->st, f->pin_dir, err, sizeof(err));
 	if (!r) {
-		r = track_open(&f->tr, f->pin_dir, on_zero, NULL, err, sizeof(err));
+		r = track_open(&f->tr, f->pin_dir, true, on_zero, NULL, err, sizeof(err));
 		if (r)
 			steer_close(&f->st);
 	}
