@@ -25,6 +25,7 @@
 #include "checks.h"
 #include "ctlserver.h"
 #include "dp.h"
+#include "events.h"
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
@@ -353,6 +354,8 @@ int agent_main(const struct agent_opts *o)
 		refuse_start("cannot create %s: %s", cfg->agent.run_dir, strerror(errno));
 		goto fail;
 	}
+	/* Before the services: a restarted agent's events follow the previous one's. */
+	events_open(cfg->agent.run_dir);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
@@ -436,6 +439,7 @@ int agent_main(const struct agent_opts *o)
 		notify_remove();
 	}
 	state_close();
+	events_close();
 	cg_close(stop_children);
 	dp_close(stop_children);
 	loop_close();
@@ -446,6 +450,7 @@ fail:
 	metrics_close();
 	notify_close();
 	versions_bury();
+	events_close();
 	cg_close(false);
 	dp_close(false);
 	loop_close();

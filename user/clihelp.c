@@ -70,6 +70,14 @@ static const struct help helps[] = {
      "Refresh a per-version view every SECONDS (default 1): state, weight, live\n"
      "connections, and connections accepted per second since the last refresh.\n"
      "Runs until interrupted, or for N refreshes with --count N."},
+    {"events", "baton events [SERVICE] [--json] [--follow] [--last N] [-s SOCKET]",
+     "List what happened to each service, oldest first: deploys, steps, gate\n"
+     "verdicts, promotions, completions, rollbacks and their reasons, drains,\n"
+     "crashes and connections lost with a process.  The agent keeps them in\n"
+     "RUN-DIR/events.jsonl (and one older events.jsonl.1, 1 MiB each) across\n"
+     "restarts, and logs each as an \"event: service=... event=...\" line.\n"
+     "--follow keeps printing new events as they happen; --json prints one JSON\n"
+     "object per line; --last N only the last N."},
     {"rollback", "baton rollback SERVICE [-s SOCKET]",
      "Give all new connections back to the previous version while it is still\n"
      "running and has not been told to exit (see drain-delay); abort a deploy in\n"

@@ -22,6 +22,7 @@
 #include "checks.h"
 #include "ctlserver.h"
 #include "dp.h"
+#include "events.h"
 #include "exec.h"
 #include "httpdrain.h"
 #include "log.h"
@@ -480,9 +481,11 @@ static void perform(struct service *s, const struct fsm_action *a)
 
 static void step(struct service *s, const struct fsm_event *e)
 {
+	struct ev_snap snap;
 	const char *broken;
 	int i;
 
+	events_before(s, e, &snap);
 	out.n = 0;
 	out.overflow = false;
 	fsm_step(s, e, now_ms(), &out);
@@ -493,6 +496,7 @@ static void step(struct service *s, const struct fsm_event *e)
 	/* An event an action leads to is queued (depth > 0), so out stays as it is. */
 	for (i = 0; i < out.n; i++)
 		perform(s, &out.a[i]);
+	events_after(s, e, &snap, &out);
 }
 
 void fsm_feed(struct service *s, const struct fsm_event *ev)
