@@ -38,6 +38,7 @@
 #include "services.h"
 #include "statefile.h"
 #include "versions.h"
+#include "webhook.h"
 
 static bool quit;
 static bool stop_children; /* shutdown request: stop every version first */
@@ -264,6 +265,15 @@ static void dispatch(const struct epoll_event *e)
 	case EV_CGROUP:
 		on_cgroup_events();
 		break;
+	case EV_WEBHOOK:
+		on_webhook_socket(ev->p, e->events);
+		break;
+	case EV_WEBHOOK_TIMER:
+		on_webhook_timer();
+		break;
+	case EV_WEBHOOK_RETRY:
+		on_webhook_retry();
+		break;
 	}
 }
 
@@ -380,7 +390,7 @@ int agent_main(const struct agent_opts *o)
 		goto fail;
 	} else
 		log_info("versions run in cgroups under %s", cg_subtree());
-	if (ctl_open(&cfg->agent, err, sizeof(err)) ||
+	if (webhook_open(err, sizeof(err)) || ctl_open(&cfg->agent, err, sizeof(err)) ||
 	    notify_open(cfg->agent.run_dir, err, sizeof(err)) ||
 	    (cfg->agent.metrics.len && metrics_open(&cfg->agent.metrics, err, sizeof(err)))) {
 		refuse_start("%s", err);
@@ -426,6 +436,7 @@ int agent_main(const struct agent_opts *o)
 		versions_bury();
 		ctl_bury();
 		metrics_bury();
+		webhook_bury();
 		state_save();
 	}
 	ctl_close();
@@ -439,6 +450,7 @@ int agent_main(const struct agent_opts *o)
 		notify_remove();
 	}
 	state_close();
+	webhook_close();
 	events_close();
 	cg_close(stop_children);
 	dp_close(stop_children);
@@ -450,6 +462,7 @@ fail:
 	metrics_close();
 	notify_close();
 	versions_bury();
+	webhook_close();
 	events_close();
 	cg_close(false);
 	dp_close(false);

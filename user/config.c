@@ -207,6 +207,10 @@ static void service_defaults(struct service_conf *svc)
 	svc->health_threshold = 3;
 	svc->max_error_bp = 100;
 	svc->hook_timeout_ms = 60000;
+	svc->webhook_timeout_ms = 5000;
+	svc->confirm_interval_ms = 10000;
+	svc->confirm_timeout_ms = 600000;
+	svc->approval_timeout_ms = 3600000;
 }
 
 /* The line a key was given on in the current section, 0 if it was not. */

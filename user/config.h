@@ -53,6 +53,44 @@ enum drain_policy {
 	DRAIN_SIGNAL_THEN_WAIT = 1, /* exit signal at drain start, then wait for exit */
 };
 
+/*
+ * What a webhook is sent for (webhook = EVENTS URL): event kinds of the
+ * event log, and the three confirmations a rollout waits for.
+ */
+enum wh_event {
+	WH_ROLLOUT_START,
+	WH_STEP,
+	WH_PAUSED,
+	WH_GATE,
+	WH_PROMOTED,
+	WH_COMPLETED,
+	WH_FAILED,
+	WH_ROLLED_BACK,
+	WH_DRAINING,
+	WH_DRAINED,
+	WH_STOPPED,
+	WH_CRASHED,
+	WH_LOST_CONNECTIONS,
+	WH_AGENT_RESTART,
+	WH_CONFIRM_ROLLOUT,   /* before a rollout starts anything */
+	WH_CONFIRM_STEP,      /* before each step after the first */
+	WH_CONFIRM_PROMOTION, /* before the new version takes 100% */
+	WH_COUNT,
+};
+#define WH_CONFIRM_MASK                                                                            \
+	((1u << WH_CONFIRM_ROLLOUT) | (1u << WH_CONFIRM_STEP) | (1u << WH_CONFIRM_PROMOTION))
+#define MAX_WEBHOOKS	8
+#define WEBHOOK_URL_MAX 512
+
+struct webhook_conf {
+	unsigned events; /* 1 << enum wh_event */
+	char url[WEBHOOK_URL_MAX];
+};
+
+extern const char *const wh_event_names[WH_COUNT];
+/* The webhook event of an event log kind ("step"), or -1. */
+int wh_event_of(const char *kind);
+
 struct listen_addr {
 	struct sockaddr_storage ss; /* AF_INET or AF_INET6, port set */
 	socklen_t len;
@@ -108,7 +146,16 @@ struct service_conf {
 	int max_error_bp;		 /* basis points, default 100 (1%); ERROR_RATE_OFF */
 	char *hook[HOOK_COUNT][MAX_ARGS + 1]; /* NULL-terminated argv or hook[i][0] NULL */
 	unsigned hook_timeout_ms;	      /* default 60000 */
-	int line;			      /* line of the [service ...] header */
+	/* Webhooks, confirmations and approvals (confhooks.c). */
+	struct webhook_conf webhook[MAX_WEBHOOKS];
+	int nwebhooks;
+	unsigned webhook_events;      /* every webhook's events together */
+	unsigned webhook_timeout_ms;  /* one request, default 5000 */
+	unsigned confirm_interval_ms; /* a confirmation not given is asked again, default 10000 */
+	unsigned confirm_timeout_ms;  /* a rollout not confirmed by then fails, default 600000 */
+	bool approve;		      /* each step waits for baton promote */
+	unsigned approval_timeout_ms; /* not promoted by then: rolled back, default 3600000 */
+	int line;		      /* line of the [service ...] header */
 };
 
 struct agent_conf {

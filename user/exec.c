@@ -29,6 +29,7 @@
 #include "proc.h"
 #include "services.h"
 #include "versions.h"
+#include "webhook.h"
 
 /* Events learned while performing actions: fed once the current actions are done. */
 #define QUEUE_MAX 64
@@ -473,6 +474,9 @@ static void perform(struct service *s, const struct fsm_action *a)
 		break;
 	case FA_PROGRESS:
 		progress(a->c, "%s", a->text);
+		break;
+	case FA_CONFIRM:
+		webhook_confirm(s, (int)a->arg);
 		break;
 	case FA_COUNT:
 		break;

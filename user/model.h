@@ -173,6 +173,11 @@ struct rollout {
 	int hook_pidfd;
 	struct evsrc hook_ev;
 	char hook_err[200]; /* after-drain failure, reported at the end */
+	/* Holds (fsm_confirm.c): a confirmation webhook's 2xx, an approval. */
+	int confirm;		    /* WH_CONFIRM_* awaited; 0: none */
+	int hold_step;		    /* the step it holds back */
+	long long confirm_deadline; /* ms: not confirmed by then, the rollout fails */
+	bool approve;		    /* each step waits for promote until approval-timeout */
 };
 
 struct rollback_note {

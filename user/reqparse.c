@@ -68,6 +68,7 @@ int request_deploy(json_t *req, const struct service_conf *conf, char **args, st
 	memset(o, 0, sizeof(*o));
 	o->strategy = conf->strategy;
 	o->bake_ms = conf->bake_ms;
+	o->approve = conf->approve;
 	args[0] = NULL;
 	jv = json_object_get(req, "adopt_pid");
 	if (jv || conf->adopt) {
@@ -158,6 +159,14 @@ options:
 			snprintf(err, errlen, "deploy: the last step must be 10000 (100%%)");
 			return -1;
 		}
+	}
+	jv = json_object_get(req, "approve");
+	if (jv) {
+		if (!json_is_boolean(jv)) {
+			snprintf(err, errlen, "deploy: approve must be true or false");
+			return -1;
+		}
+		o->approve = json_is_true(jv);
 	}
 	jv = json_object_get(req, "bake_ms");
 	if (jv) {
