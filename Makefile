@@ -34,9 +34,9 @@ endif
 
 BPF_PROGS := steer track drain
 USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c user/clievents.c user/clihelp.c user/config.c user/confhooks.c user/confkeys.c user/confval.c user/control.c \
-	     user/ctlserver.c user/dp.c user/drain.c user/events.c user/exec.c user/features.c user/fsm.c user/fsm_confirm.c user/fsm_ops.c user/fsm_rollout.c \
+	     user/ctlserver.c user/dp.c user/drain.c user/events.c user/exec.c user/features.c user/fsm.c user/fsm_confirm.c user/fsm_gate.c user/fsm_ops.c user/fsm_rollout.c \
 	     user/fsm_version.c user/health.c user/httpdrain.c user/listen.c user/log.c user/loop.c \
-	     user/main.c user/metrics.c user/model.c user/notify.c user/orphan.c user/proc.c user/reload.c \
+	     user/main.c user/metrics.c user/model.c user/notify.c user/orphan.c user/proc.c user/promgate.c user/reload.c \
 	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \
 	     user/status.c user/steer.c user/track.c user/versions.c user/webhook.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
@@ -82,7 +82,7 @@ $(BUILD)/test_health: tests/unit/test_health.c $(BUILD)/health.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -pthread -lcmocka -o $@
 
-FSM_OBJS  := fsm fsm_confirm fsm_ops fsm_rollout fsm_version model
+FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_ops fsm_rollout fsm_version model
 $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) $(BUILD)/log.o \
 		   $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
@@ -174,7 +174,7 @@ FUZZERS      := config control http_status notify fsm
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(BUILD) \
 		-Itests/fuzz $(FUZZ_SAN)
-FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confhooks confval fsm fsm_confirm fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
+FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confhooks confval fsm fsm_confirm fsm_gate fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
 
 $(FUZZ_DIR):
 	$(Q)mkdir -p $@

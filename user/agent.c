@@ -31,6 +31,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "notify.h"
+#include "promgate.h"
 #include "reload.h"
 #include "restore.h"
 #include "exec.h"
@@ -342,6 +343,9 @@ int agent_main(const struct agent_opts *o)
 	}
 	cfg = services_config();
 	if (o->check_only) {
+		/* An unreachable Prometheus is a warning: it may come up after the agent. */
+		if (promgate_check(cfg->agent.prometheus, err, sizeof(err)))
+			fprintf(stderr, "baton: %s\n", err);
 		printf("configuration OK\n");
 		services_free();
 		return 0;
@@ -411,6 +415,7 @@ int agent_main(const struct agent_opts *o)
 				  left, cg_subtree());
 	}
 	state_save();
+	promgate_probe();
 	{
 		char msg[128];
 		int ns = 0;

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The configuration keys of webhooks, confirmations and approvals:
+ * The configuration keys of webhooks, confirmations, approvals and gates:
  *   webhook = EVENTS URL          (EVENTS: a comma-separated list, or all)
  *   webhook-timeout, confirm-interval, confirm-timeout
  *   approve = yes|no, approval-timeout
+ *   prometheus = URL ([agent]); gate = NAME: <PromQL> <op> <threshold>,
+ *   gate-dry-run, gate-timeout
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "confparse.h"
@@ -150,4 +153,191 @@ int set_approve(struct parser *p, const char *key, const char *val)
 	else
 		return perr(p, "%s must be yes or no, not \"%.*s\"", key, ECHO_MAX, val);
 	return 0;
+}
+
+/* ---- Prometheus gates ----------------------------------------------------------- */
+
+const char *const gate_op_names[] = {
+    [GOP_LT] = "<",  [GOP_LE] = "<=", [GOP_GT] = ">",
+    [GOP_GE] = ">=", [GOP_EQ] = "==", [GOP_NE] = "!=",
+};
+
+static const char *const gate_vars[] = {"SERVICE", "VERSION", "PREVIOUS_VERSION",
+					"BASELINE_VERSION"};
+
+/* The variable at s (after a '$'): its index, or -1; *len its length. */
+static int gate_var(const char *s, size_t *len)
+{
+	size_t n = 0, k;
+
+	while (s[n] == '_' || (s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z') ||
+	       (s[n] >= '0' && s[n] <= '9'))
+		n++;
+	*len = n;
+	for (k = 0; k < sizeof(gate_vars) / sizeof(gate_vars[0]); k++)
+		if (strlen(gate_vars[k]) == n && !strncmp(s, gate_vars[k], n))
+			return (int)k;
+	return -1;
+}
+
+int gate_expand(const struct gate_conf *g, const char *service, int version, int previous,
+		char *out, size_t len)
+{
+	const char *s = g->query;
+	size_t o = 0, n;
+	char val[48];
+	int k, w;
+
+	while (*s) {
+		if (*s != '$' || (k = gate_var(s + 1, &n)) < 0) {
+			if (o + 1 >= len)
+				return -1;
+			out[o++] = *s++;
+			continue;
+		}
+		if (k == 0)
+			w = snprintf(val, sizeof(val), "%s", service);
+		else if (k == 1)
+			w = snprintf(val, sizeof(val), "v%d", version);
+		else
+			w = previous ? snprintf(val, sizeof(val), "v%d", previous)
+				     : snprintf(val, sizeof(val), "none");
+		if (o + w >= len)
+			return -1;
+		memcpy(out + o, val, w);
+		o += w;
+		s += n + 1;
+	}
+	out[o] = 0;
+	return 0;
+}
+
+bool gate_passes(const struct gate_conf *g, double v)
+{
+	if (v != v)
+		return false;
+	switch (g->op) {
+	case GOP_LT:
+		return v < g->threshold;
+	case GOP_LE:
+		return v <= g->threshold;
+	case GOP_GT:
+		return v > g->threshold;
+	case GOP_GE:
+		return v >= g->threshold;
+	case GOP_EQ:
+		return v == g->threshold;
+	case GOP_NE:
+		return v != g->threshold;
+	}
+	return false;
+}
+
+int set_prometheus(struct parser *p, const char *key, const char *val)
+{
+	size_t i;
+
+	if (strncmp(val, "http://", 7) && strncmp(val, "https://", 8))
+		return perr(
+		    p, "%s must be an http:// or https:// URL (http://HOST:9090), not \"%.*s\"",
+		    key, ECHO_MAX, val);
+	for (i = 0; val[i]; i++)
+		if ((unsigned char)val[i] <= ' ' || val[i] == 0x7f || val[i] == '?' ||
+		    val[i] == '#')
+			return perr(p,
+				    "%s: give the server's base URL, without spaces, query or "
+				    "fragment (http://HOST:9090)",
+				    key);
+	if (i >= sizeof(p->cfg->agent.prometheus))
+		return perr(p, "%s is longer than %zu characters", key,
+			    sizeof(p->cfg->agent.prometheus) - 1);
+	/* Queries go to URL/api/v1/query: one slash between. */
+	while (i > 8 && val[i - 1] == '/')
+		i--;
+	snprintf(p->cfg->agent.prometheus, sizeof(p->cfg->agent.prometheus), "%.*s", (int)i, val);
+	return 0;
+}
+
+/* gate = NAME: <PromQL> <op> <threshold> */
+int set_gate(struct parser *p, const char *key, const char *val)
+{
+	struct service_conf *c = p->svc;
+	const char *colon = strchr(val, ':'), *q, *end, *th, *op;
+	struct gate_conf g;
+	size_t n, qlen;
+	char num[64], *e;
+	int k;
+
+	memset(&g, 0, sizeof(g));
+	n = colon ? (size_t)(colon - val) : 0;
+	if (!colon || !n || n >= sizeof(g.name) ||
+	    strspn(val, "abcdefghijklmnopqrstuvwxyz0123456789_-") != n)
+		return perr(p,
+			    "%s must be NAME: <PromQL> <op> <threshold>, NAME of a-z, 0-9, _ and - "
+			    "(e.g. %s = errors: sum(rate(x[1m])) < 0.01)",
+			    key, key);
+	memcpy(g.name, val, n);
+	for (k = 0; k < c->ngates; k++)
+		if (!strcmp(c->gate[k].name, g.name))
+			return perr(p, "%s %s is given twice", key, g.name);
+	if (c->ngates == MAX_GATES)
+		return perr(p, "more than %d gates in one service", MAX_GATES);
+	q = colon + 1;
+	while (*q == ' ' || *q == '\t')
+		q++;
+	/* From the end: the threshold, then the operator, then the query. */
+	end = q + strlen(q);
+	th = end;
+	while (th > q && th[-1] != ' ' && th[-1] != '\t')
+		th--;
+	op = th;
+	while (op > q && (op[-1] == ' ' || op[-1] == '\t'))
+		op--;
+	while (op > q && op[-1] != ' ' && op[-1] != '\t')
+		op--;
+	qlen = op - q;
+	n = th - op;
+	while (n && (op[n - 1] == ' ' || op[n - 1] == '\t'))
+		n--;
+	for (k = 0; k <= GOP_NE; k++)
+		if (strlen(gate_op_names[k]) == n && !strncmp(op, gate_op_names[k], n))
+			break;
+	snprintf(num, sizeof(num), "%.*s", (int)(end - th), th);
+	g.threshold = strtod(num, &e);
+	if (k > GOP_NE || !*num || *e || g.threshold != g.threshold || !qlen)
+		return perr(p,
+			    "%s %s: needs <PromQL> <op> <threshold> at the end, <op> one of < <= "
+			    "> >= == != and a number (e.g. ... < 0.01)",
+			    key, g.name);
+	g.op = (enum gate_op)k;
+	while (qlen && (q[qlen - 1] == ' ' || q[qlen - 1] == '\t'))
+		qlen--;
+	if (qlen >= sizeof(g.query))
+		return perr(p, "%s %s: the query is longer than %zu characters", key, g.name,
+			    sizeof(g.query) - 1);
+	memcpy(g.query, q, qlen);
+	for (q = g.query; (q = strchr(q, '$')); q++)
+		if (gate_var(q + 1, &n) < 0)
+			return perr(p,
+				    "%s %s: unknown template variable $%.*s (known: $SERVICE, "
+				    "$VERSION, $PREVIOUS_VERSION, $BASELINE_VERSION)",
+				    key, g.name, (int)(n < 32 ? n : 32), q + 1);
+	c->gate[c->ngates++] = g;
+	return 0;
+}
+
+int set_gate_dry_run(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "yes"))
+		p->svc->gate_dry_run = true;
+	else if (!strcmp(val, "no"))
+		p->svc->gate_dry_run = false;
+	else
+		return perr(p, "%s must be yes or no, not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
+int set_gate_timeout(struct parser *p, const char *key, const char *val)
+{
+	return duration(p, key, val, &p->svc->gate_timeout_ms);
 }

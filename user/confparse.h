@@ -69,6 +69,10 @@ int set_confirm_interval(struct parser *p, const char *key, const char *val);
 int set_confirm_timeout(struct parser *p, const char *key, const char *val);
 int set_approve(struct parser *p, const char *key, const char *val);
 int set_approval_timeout(struct parser *p, const char *key, const char *val);
+int set_prometheus(struct parser *p, const char *key, const char *val);
+int set_gate(struct parser *p, const char *key, const char *val);
+int set_gate_dry_run(struct parser *p, const char *key, const char *val);
+int set_gate_timeout(struct parser *p, const char *key, const char *val);
 
 extern const struct key_def conf_keys[];
 extern const size_t conf_nkeys;

@@ -286,6 +286,8 @@ void events_before(const struct service *s, const struct fsm_event *e, struct ev
 		snap->phase[i] = s->slot[i] ? s->slot[i]->phase : VP_STARTING;
 	}
 	snap->bad_intervals = e->v && !e->v->freed ? e->v->bad_intervals : 0;
+	if (e->type == FE_GATE && e->v && !e->v->freed && e->inst >= 0 && e->inst < MAX_GATES)
+		snap->gate_prev = e->v->gate[e->inst].verdict;
 	snprintf(snap->last_error, sizeof(snap->last_error), "%s", s->last_error);
 }
 
@@ -320,6 +322,25 @@ static void ev_gate(const struct service *s, const struct fsm_event *e, const st
 
 	if (!v || v->freed)
 		return;
+	/* Prometheus gates: every failing verdict, and each change to another verdict. */
+	if (e->type == FE_GATE && e->inst >= 0 && e->inst < s->conf.ngates &&
+	    v->gate[e->inst].verdict != GV_NONE &&
+	    (v->gate[e->inst].verdict == GV_FAIL ||
+	     (int)v->gate[e->inst].verdict != snap->gate_prev)) {
+		const struct gate_state *st = &v->gate[e->inst];
+
+		new_event(&ev, s->conf.name, "gate", v->num);
+		copy_str(ev.reason, sizeof(ev.reason), e->why);
+		if (st->verdict == GV_FAIL)
+			snprintf(ev.text, sizeof(ev.text), "%s: v%d gate %s (%d of %d in a row)%s",
+				 s->conf.name, v->num, ev.reason, st->fails,
+				 s->conf.health_threshold,
+				 s->conf.gate_dry_run ? " (dry-run)" : "");
+		else
+			snprintf(ev.text, sizeof(ev.text), "%s: v%d gate %s", s->conf.name, v->num,
+				 ev.reason);
+		record(&ev);
+	}
 	if (e->type == FE_CHECK && !e->ok) {
 		new_event(&ev, s->conf.name, "gate", v->num);
 		copy_str(ev.reason, sizeof(ev.reason), e->why);

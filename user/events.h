@@ -55,6 +55,7 @@ struct ev_snap {
 	int num[MAX_VERSIONS];
 	enum vphase phase[MAX_VERSIONS];
 	int bad_intervals; /* of the event's version */
+	int gate_prev;	   /* FE_GATE: the gate's verdict before */
 	char last_error[300];
 };
 

@@ -29,7 +29,7 @@ const char *const fsm_ev_names[FE_COUNT] = {
     [FE_ABORT] = "abort",	    [FE_ROLLBACK] = "rollback",
     [FE_REMOVE] = "remove",	    [FE_SHUTDOWN] = "shutdown",
     [FE_RESTORED] = "restored",	    [FE_ADOPT_FIRST] = "adopt-first",
-    [FE_TREE_EMPTY] = "tree-empty", [FE_CONFIRMED] = "confirmed",
+    [FE_TREE_EMPTY] = "tree-empty", [FE_CONFIRMED] = "confirmed", [FE_GATE] = "gate",
 };
 
 const char *const fsm_act_names[FA_COUNT] = {
@@ -262,6 +262,10 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 		break;
 	case FE_CONFIRMED:
 		fsm_on_confirmed(&f, e->inst, e->ok);
+		break;
+	case FE_GATE:
+		if (v)
+			fsm_on_gate(&f, v, e->inst, e->verdict, e->value, e->why ? e->why : "");
 		break;
 	case FE_COUNT:
 		break;

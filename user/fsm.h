@@ -59,6 +59,7 @@ enum fsm_ev {
 	FE_ADOPT_FIRST,	 /* c; v: a running server becomes the first version */
 	FE_TREE_EMPTY,	 /* v: no process of its tree is left (its cgroup is empty) */
 	FE_CONFIRMED,	 /* inst: a confirmation webhook (WH_CONFIRM_*) answered 2xx (ok) */
+	FE_GATE,	 /* v, inst: gate inst's verdict (verdict, value; why: the text) */
 	FE_COUNT,
 };
 
@@ -73,6 +74,8 @@ struct fsm_event {
 	int nweights; /* FE_WEIGHT: wnum[k] gets wbp[k] basis points */
 	int wnum[FSM_MAX_WEIGHTS], wbp[FSM_MAX_WEIGHTS];
 	unsigned long long sample_clients, sample_failed; /* FE_ERROR_SAMPLE */
+	int verdict;					  /* FE_GATE: enum gate_verdict */
+	double value; /* FE_GATE: the query's value (NaN: none) */
 	const char *why;
 	struct deploy_opts opts; /* FE_DEPLOY (opts.nsteps 0: the service's) */
 	bool have_opts;

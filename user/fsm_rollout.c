@@ -247,6 +247,7 @@ void fsm_rollout_promote(struct fsm *f, bool full)
 	struct version *nv = ro_new(f->s);
 	int k;
 
+	ro->gate_hold = false; /* the bake's end, the gates, or the operator moves it */
 	for (k = 0; k < ro->nsteps - 1 && ro->steps[k] <= nv->weight; k++)
 		;
 	if (full)
@@ -277,7 +278,7 @@ void fsm_rollout_ready(struct fsm *f, struct version *v)
 	log_info("%s: %d instance(s) ready in %lld ms", vname(v), v->ninst, ro->ready_ms);
 	/* Checks run while the old version can still take traffic back. */
 	if ((ro->steps[0] < WEIGHT_MAX || c->hook[HOOK_AFTER_SWITCH][0]) &&
-	    (c->health != HEALTH_NONE || c->max_error_bp != ERROR_RATE_OFF))
+	    (c->health != HEALTH_NONE || c->max_error_bp != ERROR_RATE_OFF || c->ngates))
 		fsm_emit(f, FA_HEALTH_CHECKS, v, -1, 0);
 	fsm_rollout_apply(f);
 }
@@ -389,7 +390,7 @@ void fsm_on_ro_timer(struct fsm *f)
 	struct rollout *ro = &s->ro;
 	char why[128];
 
-	if (fsm_hold_timer(f))
+	if (fsm_hold_timer(f) || fsm_gate_timer(f))
 		return;
 	if (ro->hook_running && f->now >= s->ro_deadline) {
 		fsm_emit(f, FA_KILL_HOOK, NULL, -1, 0);
@@ -398,7 +399,8 @@ void fsm_on_ro_timer(struct fsm *f)
 		fsm_hook_done(f, false, why);
 		return;
 	}
-	if (ro->stage == RO_STEPPING && !ro->paused && ro->bake_end && f->now >= ro->bake_end)
+	if (ro->stage == RO_STEPPING && !ro->paused && ro->bake_end && f->now >= ro->bake_end &&
+	    !fsm_gate_hold(f))
 		fsm_rollout_promote(f, false);
 }
 

@@ -41,7 +41,12 @@ struct wh_req {
 	struct service *svc;
 	int point; /* WH_CONFIRM_*, or -1: an event */
 	unsigned interval_ms;
-	bool done;     /* this URL answered 2xx */
+	bool done; /* this URL answered 2xx */
+	/* A GET (http_get): its answer goes to get_done, once. */
+	void (*get_done)(void *ctx, const struct http_result *r);
+	void *ctx;
+	char *resp;
+	size_t resp_len;
 	char what[96]; /* "web rolled-back" for the log */
 };
 
@@ -135,6 +140,12 @@ static void req_free(int k)
 
 	if (!r)
 		return;
+	if (r->get_done) {
+		struct http_result res = {.err = "the agent is ending", .cancelled = true};
+
+		r->get_done(r->ctx, &res);
+	}
+	free(r->resp);
 	if (r->easy) {
 		curl_multi_remove_handle(multi, r->easy);
 		curl_easy_cleanup(r->easy);
@@ -194,6 +205,24 @@ static void retry_arm(void)
 		timerfd_at(rfd, at);
 }
 
+/* A GET's answer, kept up to HTTP_BODY_MAX (more fails the transfer). */
+static size_t keep(char *p, size_t size, size_t n, void *u)
+{
+	struct wh_req *r = u;
+	char *b;
+
+	if (r->resp_len + size * n > HTTP_BODY_MAX)
+		return 0;
+	b = realloc(r->resp, r->resp_len + size * n + 1);
+	if (!b)
+		return 0;
+	memcpy(b + r->resp_len, p, size * n);
+	r->resp = b;
+	r->resp_len += size * n;
+	b[r->resp_len] = 0;
+	return size * n;
+}
+
 static int req_start(struct wh_req *r)
 {
 	CURL *e = curl_easy_init();
@@ -201,15 +230,20 @@ static int req_start(struct wh_req *r)
 	if (!e)
 		return -ENOMEM;
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+	if (r->get_done) {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+	}
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)r->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "baton");
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, r->get_done ? keep : discard);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	if (curl_multi_add_handle(multi, e)) {
 		curl_easy_cleanup(e);
@@ -251,6 +285,27 @@ static struct wh_req *req_new(const char *url, json_t *body, unsigned timeout_ms
 	}
 	reqs[k] = r;
 	return r;
+}
+
+int http_get(const char *url, unsigned timeout_ms,
+	     void (*done)(void *ctx, const struct http_result *r), void *ctx)
+{
+	struct wh_req *r = req_new(url, json_object(), timeout_ms);
+	int k;
+
+	if (!r)
+		return -1;
+	r->get_done = done;
+	r->ctx = ctx;
+	snprintf(r->what, sizeof(r->what), "GET");
+	if (req_start(r)) {
+		r->get_done = NULL;
+		for (k = 0; k < WH_MAX_REQ; k++)
+			if (reqs[k] == r)
+				req_free(k);
+		return -1;
+	}
+	return 0;
 }
 
 /* The events listener: a POST to every webhook of the service that wants this event. */
@@ -369,6 +424,24 @@ static void finished(int k, CURLcode rc)
 	curl_multi_remove_handle(multi, r->easy);
 	curl_easy_cleanup(r->easy);
 	r->easy = NULL;
+	if (r->get_done) {
+		struct http_result res = {.ok = rc == CURLE_OK,
+					  .code = code,
+					  .body = r->resp ? r->resp : "",
+					  .len = r->resp_len,
+					  .err = rc == CURLE_OK ? NULL : curl_easy_strerror(rc)};
+		void (*done)(void *, const struct http_result *) = r->get_done;
+
+		/* Out of the table first: done may make the next request. */
+		reqs[k] = NULL;
+		r->get_done = NULL;
+		done(r->ctx, &res);
+		free(r->resp);
+		curl_slist_free_all(r->hdrs);
+		free(r->body);
+		free(r);
+		return;
+	}
 	if (rc == CURLE_OK && code >= 200 && code < 300) {
 		log_debug("webhook %s: %s answered %ld", r->what, r->url, code);
 		if (r->point < 0) {

@@ -30,4 +30,24 @@ void webhook_bury(void);
 /* FA_CONFIRM: ask s's webhooks of point (WH_CONFIRM_*) until a 2xx; point -1: stop. */
 void webhook_confirm(struct service *s, int point);
 
+/* What a GET gave: ok (a complete answer, any status) or err; body NUL-terminated. */
+struct http_result {
+	bool ok;
+	long code;
+	const char *body;
+	size_t len;
+	const char *err;
+	bool cancelled; /* the agent is ending: the caller's state may be gone */
+};
+
+#define HTTP_BODY_MAX (1024 * 1024) /* a longer answer is an error */
+
+/*
+ * GET url through the same loop (Prometheus queries): done(ctx, result) is
+ * called once, later, from the loop (with ok false if the agent ends
+ * first); never retried.  0, or -1 when no request can be made now.
+ */
+int http_get(const char *url, unsigned timeout_ms,
+	     void (*done)(void *ctx, const struct http_result *r), void *ctx);
+
 #endif /* BATON_WEBHOOK_H */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The state machine's holds (fsm_confirm.c), alone as test_fsm.c does it:
- * confirmation webhooks and approvals, each step's exact actions.
+ * The state machine's holds (fsm_confirm.c, fsm_gate.c), alone as
+ * test_fsm.c does it: confirmation webhooks, approvals and Prometheus
+ * gates, each step's exact actions.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -323,6 +324,119 @@ static void test_approval(void **state)
 	service_free(s);
 }
 
+/* exec.c's part: a gate's verdict on v. */
+static const char *gate(struct service *s, struct version *v, int verdict, double value)
+{
+	return step(s, (struct fsm_event){.type = FE_GATE,
+					  .v = v,
+					  .inst = 0,
+					  .verdict = verdict,
+					  .value = value,
+					  .why = verdict == GV_FAIL ? "errors = 0.1, fails < 0.05"
+						 : verdict == GV_PASS
+						     ? "errors = 0, passes < 0.05"
+						     : "errors: no data (inconclusive)"});
+}
+
+static struct service *gated(void)
+{
+	struct service *s = service_new(0);
+
+	s->conf.ngates = 1;
+	snprintf(s->conf.gate[0].name, sizeof(s->conf.gate[0].name), "errors");
+	s->conf.gate[0].op = GOP_LT;
+	s->conf.gate[0].threshold = 0.05;
+	s->conf.gate_timeout_ms = 5000;
+	return s;
+}
+
+static void test_gate_fails_in_a_row(void **state)
+{
+	struct service *s = gated();
+	struct version *v2;
+
+	(void)state;
+	first_version(s);
+	v2 = version_make(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+	/* Gates alone start the rollout's checks. */
+	ready_new(s, v2, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+	assert_string_equal(gate(s, v2, GV_FAIL, 0.1), "");
+	/* Inconclusive neither counts nor clears; a pass clears. */
+	assert_string_equal(gate(s, v2, GV_INCONCLUSIVE, 0), "");
+	assert_int_equal(v2->gate[0].fails, 1);
+	assert_string_equal(gate(s, v2, GV_PASS, 0), "");
+	assert_int_equal(v2->gate[0].fails, 0);
+	assert_string_equal(gate(s, v2, GV_FAIL, 0.1), "");
+	assert_string_equal(gate(s, v2, GV_FAIL, 0.1), "");
+	assert_string_equal(
+	    gate(s, v2, GV_FAIL, 0.1),
+	    "policy; deploy-done rolled-back; ro-timer off; stop-checks v2; unplace v2; "
+	    "watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
+	assert_string_equal(text_of(FA_DEPLOY_DONE),
+			    "rolled back to v1: gate errors failed 3 times in a row: errors = 0.1, "
+			    "fails < 0.05");
+	assert_int_equal(s->rollbacks[RB_GATE], 1);
+	service_free(s);
+}
+
+static void test_gate_inconclusive_holds_the_step(void **state)
+{
+	struct service *s = gated();
+	struct version *v2;
+
+	(void)state;
+	first_version(s);
+	v2 = version_make(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+	ready_new(s, v2, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+	gate(s, v2, GV_INCONCLUSIVE, 0);
+	/* The bake ends with no pass: the step waits up to gate-timeout. */
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "ro-timer +5000; progress");
+	assert_int_equal(v2->weight, 1000);
+	/* A pass: the next step at once. */
+	now += 1000;
+	assert_string_equal(gate(s, v2, GV_PASS, 0),
+			    "ro-timer off; policy; ro-timer +2000; progress");
+	assert_int_equal(v2->weight, 5000);
+	/* Then inconclusive again until gate-timeout: rolled back. */
+	gate(s, v2, GV_INCONCLUSIVE, 0);
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "ro-timer +5000; progress");
+	now += 4999;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "");
+	now += 1;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "policy; deploy-done rolled-back; ro-timer off; stop-checks v2; unplace v2; "
+	       "watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
+	assert_string_equal(text_of(FA_DEPLOY_DONE),
+			    "rolled back to v1: gate errors did not pass within gate-timeout 5.0 s "
+			    "(last: errors: no data (inconclusive))");
+	service_free(s);
+}
+
+static void test_gate_dry_run(void **state)
+{
+	struct service *s = gated();
+	struct version *v2;
+	int k;
+
+	(void)state;
+	s->conf.gate_dry_run = true;
+	first_version(s);
+	v2 = version_make(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+	ready_new(s, v2, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+	for (k = 0; k < 5; k++)
+		assert_string_equal(gate(s, v2, GV_FAIL, 0.1), "");
+	assert_int_equal(v2->gate[0].failures, 5);
+	/* Nor does it hold the step. */
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "policy; ro-timer +2000; progress");
+	service_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -330,6 +444,9 @@ int main(void)
 	    cmocka_unit_test(test_confirm_timeout_rolls_back),
 	    cmocka_unit_test(test_pause_ends_the_wait),
 	    cmocka_unit_test(test_approval),
+	    cmocka_unit_test(test_gate_fails_in_a_row),
+	    cmocka_unit_test(test_gate_inconclusive_holds_the_step),
+	    cmocka_unit_test(test_gate_dry_run),
 	};
 
 	log_init("test_fsm_hold", 0);
