@@ -75,19 +75,27 @@ deploy_canary() {
 }
 
 # 1. 10% 500s: rolled back by the gate.  Status and metrics are read while it runs.
-# Status and metrics once the gate has a failing verdict (bounded).
+# Status and metrics while the gate has a failing verdict (each polled, bounded).
 (
 	for _ in $(seq "$(slow 100)"); do
 		"$BATON" status web --json >"$T/status.bad"
 		[ "$(jq -r '.[0].rollout.gates[0].verdict // empty' "$T/status.bad")" = fail ] && break
 		sleep 0.1
 	done
-	curl -s http://127.0.0.1:9464/metrics >"$T/metrics.bad"
 ) &
 SNAP=$!
+(
+	for _ in $(seq "$(slow 300)"); do
+		curl -s --max-time 1 http://127.0.0.1:9464/metrics >"$T/metrics.bad.now"
+		grep -q '^baton_gate_verdicts{service="web",version="2",gate="errors",verdict="fail"} [1-9]' \
+			"$T/metrics.bad.now" && cp "$T/metrics.bad.now" "$T/metrics.bad" && break
+		sleep 0.05
+	done
+) &
+SNAP2=$!
 rc=0
 deploy_canary bad 9202 --error-rate 10 || rc=$?
-wait $SNAP
+wait $SNAP $SNAP2
 check "10% 500s: the deploy fails" test $rc -ne 0
 check "rolled back by the gate, with its value" \
 	grep -Eq "rolled back to v1: gate errors failed 2 times in a row: errors = 0\.[0-9]+, fails < 0\.05" "$T/deploy.bad"
@@ -95,7 +103,8 @@ check_eq "v1 is active" 1 "$(active_version)"
 jq -c '.[0].rollout.gates' "$T/status.bad"
 check "status shows the gate's verdict and value" \
 	jq -e '.[0].rollout.gates[0] | .name == "errors" and .verdict == "fail" and .value > 0.05 and .threshold == 0.05' "$T/status.bad"
-check "metrics show the gate's value" grep -q '^baton_gate_value{service="web",version="2",gate="errors"} 0\.' "$T/metrics.bad"
+check "metrics show the gate's failing value" \
+	grep -Eq '^baton_gate_value\{service="web",version="2",gate="errors"\} 0\.(0[5-9]|[1-9])' "$T/metrics.bad"
 check "the event log has the failing verdicts" \
 	jq -s -e 'any(.[]; .version == 2 and .event == "gate" and (.reason | test("errors = 0\\.[0-9]+, fails")))' \
 	<("$BATON" events web --json)
@@ -126,7 +135,8 @@ check_eq "v3 is still active" 3 "$(active_version)"
 conf
 check "reload without the ghost gate" "$BATON" reload
 load_start stop
-timeout 120 "$BATON" deploy web --steps 30 --bake 6s -- "$DEMO" --metrics-listen 127.0.0.1:9205 \
+# Two steps: Prometheus goes while the rollout still has a bake to end.
+timeout 120 "$BATON" deploy web --steps 30,60 --bake 8s -- "$DEMO" --metrics-listen 127.0.0.1:9205 \
 	>"$T/deploy.stop" 2>&1 &
 DEP=$!
 for _ in $(seq "$(slow 100)"); do
@@ -137,6 +147,8 @@ check_eq "the gate passed while Prometheus ran" pass \
 	"$("$BATON" status web --json | jq -r '.[0].rollout.gates[0].verdict // empty')"
 kill "$PROMPID"
 wait "$PROMPID" 2>/dev/null
+check_eq "Prometheus stopped while the rollout shifts traffic" "shifting traffic" \
+	"$("$BATON" status web --json | jq -r '.[0].rollout.stage // empty')"
 rc=0
 wait $DEP || rc=$?
 load_stop

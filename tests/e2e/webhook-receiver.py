@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 # A webhook receiver for the e2e tests: every POST's path and JSON body go to
-# LOG as one JSON line ({"path": ..., "body": ...}, appended, flushed), and
+# LOG as one JSON line ({"path": ..., "t": wall-clock seconds, "body": ...},
+# appended), and
 # the answer is the status the file STATUS holds when the request comes
 # (200 if it is missing); "hang" holds the request open until the test ends
 # the receiver.  usage: webhook-receiver.py PORT LOG STATUS
@@ -25,7 +26,7 @@ class Handler(BaseHTTPRequestHandler):
             body = {"unparsed": raw.decode("utf-8", "replace")}
         with lock, open(LOG, "a") as f:
             f.write(json.dumps({"path": self.path, "ctype": self.headers.get("Content-Type"),
-                                "body": body}) + "\n")
+                                "t": time.time(), "body": body}) + "\n")
         try:
             with open(STATUS) as f:
                 status = f.read().strip() or "200"
