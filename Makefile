@@ -16,7 +16,7 @@ PREFIX  ?= /usr/local
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(BUILD) $(SANFLAGS)
 LDFLAGS += $(SANFLAGS)
-LIBS    := -lbpf -lelf -lz -linih -ljansson
+LIBS    := -lbpf -lelf -lz -linih -ljansson -lcurl
 BPF_CFLAGS := -g -O2 -mcpu=v3 -target bpf -D__TARGET_ARCH_x86 -Ivmlinux -Iinclude -Ibpf -Wall -Werror
 
 ifeq ($(V),1)
@@ -33,17 +33,18 @@ endif
 .PHONY: fuzz fuzz-build test-kernel
 
 BPF_PROGS := steer track drain
-USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c user/clihelp.c user/config.c user/confkeys.c user/confval.c user/control.c \
-	     user/ctlserver.c user/dp.c user/drain.c user/exec.c user/features.c user/fsm.c user/fsm_ops.c user/fsm_rollout.c \
+USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c user/clievents.c user/clihelp.c user/config.c user/confhooks.c user/confkeys.c user/confval.c user/control.c \
+	     user/ctlserver.c user/dp.c user/drain.c user/events.c user/exec.c user/features.c user/fsm.c user/fsm_confirm.c user/fsm_gate.c user/fsm_ops.c user/fsm_rollout.c \
 	     user/fsm_version.c user/health.c user/httpdrain.c user/listen.c user/log.c user/loop.c \
-	     user/main.c user/metrics.c user/model.c user/notify.c user/orphan.c user/proc.c user/reload.c \
+	     user/main.c user/metrics.c user/model.c user/notify.c user/orphan.c user/proc.c user/promgate.c user/reload.c \
 	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \
-	     user/status.c user/steer.c user/track.c user/versions.c
+	     user/status.c user/steer.c user/track.c user/versions.c user/webhook.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
 TESTS     += $(BUILD)/test_migrate $(BUILD)/test_fsm $(BUILD)/test_listen $(BUILD)/test_drain
 TESTS     += $(BUILD)/test_nlack
+TESTS     += $(BUILD)/test_fsm_hold
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -70,7 +71,7 @@ $(BUILD)/demo-server: tools/demo-server.c | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(LDFLAGS) -o $@
 
-$(BUILD)/test_config: tests/unit/test_config.c $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confval.o
+$(BUILD)/test_config: tests/unit/test_config.c $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
 
@@ -86,13 +87,19 @@ $(BUILD)/test_health: tests/unit/test_health.c $(BUILD)/health.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -pthread -lcmocka -o $@
 
-FSM_OBJS  := fsm fsm_ops fsm_rollout fsm_version model
+FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_ops fsm_rollout fsm_version model
 $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) $(BUILD)/log.o \
-		   $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confval.o
+		   $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
 
-$(BUILD)/test_proc: tests/unit/test_proc.c $(BUILD)/proc.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confval.o
+$(BUILD)/test_fsm_hold: tests/unit/test_fsm_hold.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
+			$(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
+			$(BUILD)/confval.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+
+$(BUILD)/test_proc: tests/unit/test_proc.c $(BUILD)/proc.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
 
@@ -172,7 +179,7 @@ FUZZERS      := config control http_status notify fsm
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(BUILD) \
 		-Itests/fuzz $(FUZZ_SAN)
-FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confval fsm fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
+FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confhooks confval fsm fsm_confirm fsm_gate fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
 
 $(FUZZ_DIR):
 	$(Q)mkdir -p $@
@@ -182,13 +189,13 @@ $(FUZZ_OBJS): $(FUZZ_DIR)/%.o: user/%.c $(wildcard user/*.h include/*.h) $(SKELS
 	$(call msg,CC,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(FUZZ_DIR)/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_DIR)/config.o $(FUZZ_DIR)/confkeys.o $(FUZZ_DIR)/confval.o
-$(FUZZ_DIR)/fuzz_control: tests/fuzz/fuzz_control.c $(FUZZ_DIR)/config.o $(FUZZ_DIR)/confkeys.o $(FUZZ_DIR)/confval.o $(FUZZ_DIR)/steer.o \
+$(FUZZ_DIR)/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_DIR)/config.o $(FUZZ_DIR)/confkeys.o $(FUZZ_DIR)/confhooks.o $(FUZZ_DIR)/confval.o
+$(FUZZ_DIR)/fuzz_control: tests/fuzz/fuzz_control.c $(FUZZ_DIR)/config.o $(FUZZ_DIR)/confkeys.o $(FUZZ_DIR)/confhooks.o $(FUZZ_DIR)/confval.o $(FUZZ_DIR)/steer.o \
 			  $(FUZZ_DIR)/log.o $(FUZZ_DIR)/reqparse.o
 $(FUZZ_DIR)/fuzz_http_status: tests/fuzz/fuzz_http_status.c $(FUZZ_DIR)/health.o
-$(FUZZ_DIR)/fuzz_notify: tests/fuzz/fuzz_notify.c $(FUZZ_DIR)/proc.o $(FUZZ_DIR)/config.o $(FUZZ_DIR)/confkeys.o $(FUZZ_DIR)/confval.o
+$(FUZZ_DIR)/fuzz_notify: tests/fuzz/fuzz_notify.c $(FUZZ_DIR)/proc.o $(FUZZ_DIR)/config.o $(FUZZ_DIR)/confkeys.o $(FUZZ_DIR)/confhooks.o $(FUZZ_DIR)/confval.o
 $(FUZZ_DIR)/fuzz_fsm: tests/fuzz/fuzz_fsm.c $(patsubst %,$(FUZZ_DIR)/%.o,$(FSM_OBJS)) $(FUZZ_DIR)/log.o \
-		      $(FUZZ_DIR)/config.o $(FUZZ_DIR)/confkeys.o $(FUZZ_DIR)/confval.o
+		      $(FUZZ_DIR)/config.o $(FUZZ_DIR)/confkeys.o $(FUZZ_DIR)/confhooks.o $(FUZZ_DIR)/confval.o
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz.h
 	$(call msg,CC,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(filter %.c %.o,$^) $(LIBS) -o $@

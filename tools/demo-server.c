@@ -82,6 +82,8 @@ enum status {
 	ST_431,
 	ST_501,
 	ST_505,
+	ST_500,	    /* --error-rate */
+	ST_METRICS, /* GET /metrics: built per request */
 	ST_COUNT
 };
 
@@ -99,6 +101,8 @@ static const struct {
     [ST_431] = {431, "Request Header Fields Too Large"},
     [ST_501] = {501, "Not Implemented"},
     [ST_505] = {505, "HTTP Version Not Supported"},
+    [ST_500] = {500, "Internal Server Error", "error (--error-rate)\n"},
+    [ST_METRICS] = {200, "OK", ""},
 };
 
 /* Responses are built once at startup; only the Date field is rewritten, once a second. */
@@ -173,6 +177,10 @@ static struct {
 	bool workers_ignore_term;
 	bool master_no_wait;
 	bool worker_daemon;
+	unsigned error_bp;			/* --error-rate, basis points */
+	unsigned error_acc;			/* spreads the 500s evenly */
+	const char *metrics_listen;		/* --metrics-listen */
+	unsigned long long by_status[ST_COUNT]; /* answers by status (for /metrics) */
 
 	pid_t pid;
 	int ep;
@@ -328,6 +336,8 @@ enum {
 	OPT_WORKERS_IGNORE_TERM,
 	OPT_MASTER_NO_WAIT,
 	OPT_WORKER_DAEMON,
+	OPT_ERROR_RATE,
+	OPT_METRICS_LISTEN,
 	OPT_HELP,
 	OPT_COUNT,
 };
@@ -373,6 +383,13 @@ static const struct {
     [OPT_WORKER_DAEMON] = {"worker-daemon", NULL,
 			   "each worker forks a child that double-forks a detached\n"
 			   "grandchild (own session) which sleeps forever"},
+    [OPT_ERROR_RATE] = {"error-rate", "PCT",
+			"answer 500 to PCT percent of GETs (0..100, evenly spread;\n"
+			"not /healthz nor /metrics)"},
+    [OPT_METRICS_LISTEN] = {"metrics-listen", "ADDR:PORT",
+			    "also listen on ADDR:PORT itself, socket-activated or not\n"
+			    "(a port of this version's own for a Prometheus scrape of\n"
+			    "/metrics; one instance per port)"},
     [OPT_HELP] = {"help", NULL, "print this help and exit"},
 };
 
@@ -525,6 +542,19 @@ static void parse_args(int argc, char **argv)
 			break;
 		case OPT_WORKER_DAEMON:
 			srv.worker_daemon = true;
+			break;
+		case OPT_ERROR_RATE: {
+			char *end;
+			double pct = strtod(val, &end);
+
+			if (*end || !(pct >= 0 && pct <= 100))
+				usage_error("--error-rate '%s': expected a percentage, 0 to 100",
+					    val);
+			srv.error_bp = (unsigned)(pct * 100 + 0.5);
+			break;
+		}
+		case OPT_METRICS_LISTEN:
+			srv.metrics_listen = val;
 			break;
 		case OPT_HELP:
 			usage();
@@ -900,6 +930,8 @@ static void setup_listeners(void)
 		for (i = 0; i < srv.nlisten_spec; i++)
 			listen_on(srv.listen_spec[i]);
 	}
+	if (srv.metrics_listen && srv.nlfd < MAX_LISTENERS)
+		listen_on(srv.metrics_listen);
 	if (!srv.nlfd) {
 		fprintf(stderr, "demo-server: no listening socket: pass --listen ADDR:PORT "
 				"or start it with systemd socket activation (LISTEN_FDS)\n");
@@ -1140,6 +1172,45 @@ static int wbuf_append(struct conn *c, const char *p, size_t n)
 	return 0;
 }
 
+/*
+ * GET /metrics: the answers so far by status code, labelled with this
+ * version, in Prometheus' text format.
+ */
+static int respond_metrics(struct conn *c, bool close)
+{
+	char body[2048], head[300];
+	int bl = 0, hl, k, j;
+
+	bl += snprintf(body + bl, sizeof(body) - bl,
+		       "# HELP http_requests_total HTTP answers by status code.\n"
+		       "# TYPE http_requests_total counter\n");
+	/* One series per code (200 and 500 always, so that rate() has both from the start). */
+	for (k = 0; k < ST_COUNT; k++) {
+		int code = status_line[k].code;
+		unsigned long long n = 0;
+
+		for (j = 0; j < k && status_line[j].code != code; j++)
+			;
+		if (j < k)
+			continue; /* counted with the first status of this code */
+		for (j = k; j < ST_COUNT; j++)
+			if (status_line[j].code == code)
+				n += srv.by_status[j];
+		if (!n && code != 200 && code != 500)
+			continue;
+		bl += snprintf(body + bl, sizeof(body) - bl,
+			       "http_requests_total{version=\"%s\",code=\"%d\"} %llu\n",
+			       srv.version, code, n);
+	}
+	hl = snprintf(head, sizeof(head),
+		      "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+		      "Content-Length: %d\r\nConnection: %s\r\n\r\n",
+		      bl, close ? "close" : "keep-alive");
+	if (wbuf_append(c, head, hl) < 0 || (!c->head && wbuf_append(c, body, bl) < 0))
+		return -1;
+	return 0;
+}
+
 /* Queue the answer to the current request: 0, or -1 if the connection had to be closed. */
 static int respond(struct conn *c)
 {
@@ -1148,8 +1219,13 @@ static int respond(struct conn *c)
 	const struct resp *r =
 	    &srv.resp[c->status][c->close || (srv.draining && !srv.keepalive_forever)];
 
-	if (wbuf_append(c, r->buf, c->head ? r->head_len : r->len) < 0)
+	if (c->status == ST_METRICS) {
+		if (respond_metrics(c, c->close || (srv.draining && !srv.keepalive_forever)) < 0)
+			return -1;
+	} else if (wbuf_append(c, r->buf, c->head ? r->head_len : r->len) < 0) {
 		return -1;
+	}
+	srv.by_status[c->status]++;
 	srv.requests++;
 	if (close) {
 		/* whatever the client pipelined behind this request goes unanswered */
@@ -1238,6 +1314,7 @@ static bool is_healthz(const char *t, size_t n)
 struct request {
 	bool head;    /* HEAD: the answer carries no body */
 	bool healthz; /* the target is /healthz */
+	bool metrics; /* the target is /metrics */
 	bool close;   /* the client asked to close after the answer */
 	bool expect_continue;
 	uint64_t body_len;
@@ -1272,6 +1349,7 @@ static enum status parse_head(const char *p, size_t len, struct request *rq)
 	if (t == m + 1 || t == le)
 		return ST_400;
 	rq->healthz = is_healthz(m + 1, t - (m + 1));
+	rq->metrics = t - (m + 1) == 8 && !memcmp(m + 1, "/metrics", 8);
 	v = t + 1;
 	if (le - v != 8 || memcmp(v, "HTTP/", 5) || v[5] < '0' || v[5] > '9' || v[6] != '.' ||
 	    v[7] < '0' || v[7] > '9')
@@ -1385,6 +1463,12 @@ static int parse_request(struct conn *c)
 	}
 	if (st == ST_200 && rq.healthz)
 		st = srv.now >= srv.unhealthy_at ? ST_UNHEALTHY : ST_HEALTHY;
+	else if (st == ST_200 && rq.metrics)
+		st = ST_METRICS;
+	else if (st == ST_200 && srv.error_bp && (srv.error_acc += srv.error_bp) >= 10000) {
+		srv.error_acc -= 10000;
+		st = ST_500;
+	}
 	c->status = st;
 	c->close = rq.close;
 	c->body_left = rq.body_len;

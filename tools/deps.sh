@@ -7,7 +7,7 @@
 # busybox-static, for make test-kernel's VM)
 set -eu
 pkgs="make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
-libinih-dev libjansson-dev libcmocka-dev wrk curl jq python3 tcpdump iproute2 procps util-linux
+libinih-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev wrk curl jq python3 tcpdump iproute2 procps util-linux
 nginx lighttpd prometheus groff-base ansible-core gunicorn"
 [ "${1:-}" = bench ] && pkgs="$pkgs nginx haproxy gnuplot-nox"
 [ "${1:-}" = fuzz ] && pkgs="$pkgs libclang-rt-14-dev"

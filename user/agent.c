@@ -26,11 +26,13 @@
 #include "checks.h"
 #include "ctlserver.h"
 #include "dp.h"
+#include "events.h"
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
 #include "notify.h"
+#include "promgate.h"
 #include "reload.h"
 #include "restore.h"
 #include "exec.h"
@@ -38,6 +40,7 @@
 #include "services.h"
 #include "statefile.h"
 #include "versions.h"
+#include "webhook.h"
 
 static bool quit;
 static bool stop_children; /* shutdown request: stop every version first */
@@ -264,6 +267,15 @@ static void dispatch(const struct epoll_event *e)
 	case EV_CGROUP:
 		on_cgroup_events();
 		break;
+	case EV_WEBHOOK:
+		on_webhook_socket(ev->p, e->events);
+		break;
+	case EV_WEBHOOK_TIMER:
+		on_webhook_timer();
+		break;
+	case EV_WEBHOOK_RETRY:
+		on_webhook_retry();
+		break;
 	}
 }
 
@@ -332,6 +344,9 @@ int agent_main(const struct agent_opts *o)
 	}
 	cfg = services_config();
 	if (o->check_only) {
+		/* An unreachable Prometheus is a warning: it may come up after the agent. */
+		if (promgate_check(cfg->agent.prometheus, err, sizeof(err)))
+			fprintf(stderr, "baton: %s\n", err);
 		printf("configuration OK\n");
 		services_free();
 		return 0;
@@ -354,6 +369,8 @@ int agent_main(const struct agent_opts *o)
 		refuse_start("cannot create %s: %s", cfg->agent.run_dir, strerror(errno));
 		goto fail;
 	}
+	/* Before the services: a restarted agent's events follow the previous one's. */
+	events_open(cfg->agent.run_dir);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
@@ -386,7 +403,7 @@ int agent_main(const struct agent_opts *o)
 		goto fail;
 	}
 	log_info("connections are counted on listeners made in %s", cgpath);
-	if (ctl_open(&cfg->agent, err, sizeof(err)) ||
+	if (webhook_open(err, sizeof(err)) || ctl_open(&cfg->agent, err, sizeof(err)) ||
 	    notify_open(cfg->agent.run_dir, err, sizeof(err)) ||
 	    (cfg->agent.metrics.len && metrics_open(&cfg->agent.metrics, err, sizeof(err)))) {
 		refuse_start("%s", err);
@@ -407,6 +424,7 @@ int agent_main(const struct agent_opts *o)
 				  left, cg_subtree());
 	}
 	state_save();
+	promgate_probe();
 	{
 		char msg[128];
 		int ns = 0;
@@ -432,6 +450,7 @@ int agent_main(const struct agent_opts *o)
 		versions_bury();
 		ctl_bury();
 		metrics_bury();
+		webhook_bury();
 		state_save();
 	}
 	ctl_close();
@@ -445,6 +464,8 @@ int agent_main(const struct agent_opts *o)
 		notify_remove();
 	}
 	state_close();
+	webhook_close();
+	events_close();
 	cg_close(stop_children);
 	dp_close(stop_children);
 	loop_close();
@@ -455,6 +476,8 @@ fail:
 	metrics_close();
 	notify_close();
 	versions_bury();
+	webhook_close();
+	events_close();
 	cg_close(false);
 	dp_close(false);
 	loop_close();

@@ -21,6 +21,7 @@
 #include "checks.h"
 #include "dp.h"
 #include "log.h"
+#include "promgate.h"
 #include "proc.h"
 #include "exec.h"
 #include "versions.h"
@@ -305,6 +306,8 @@ void health_tick(struct version *v)
 		v->next_sample = now + c->health_interval_ms;
 		sample_errors(v);
 	}
+	if (c->ngates && !v->freed && s->ro.stage != RO_NONE && ro_new(s) == v)
+		promgate_tick(v, now);
 }
 
 /* ---- TCP readiness: a probe through the instance's own socket ------------ */

@@ -72,7 +72,8 @@ struct client_opts {
 	const char *steps;
 	const char *bake;
 	int full;
-	long pid; /* adopt --pid, deploy --adopt-pid */
+	int approve; /* deploy --approve */
+	long pid;    /* adopt --pid, deploy --adopt-pid */
 };
 
 /*
@@ -82,6 +83,7 @@ struct client_opts {
 static int parse_client(const char *name, int argc, char **argv, struct client_opts *o,
 			int want_service)
 {
+	/* clang-format off */
 	static const struct option lo[] = {{"json", no_argument, NULL, 'j'},
 					   {"stop", no_argument, NULL, 'S'},
 					   {"interval", required_argument, NULL, 'n'},
@@ -94,7 +96,9 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 					   {"full", no_argument, NULL, 'F'},
 					   {"pid", required_argument, NULL, 'p'},
 					   {"adopt-pid", required_argument, NULL, 'A'},
+					   {"approve", no_argument, NULL, 'Y'},
 					   {NULL, 0, NULL, 0}};
+	/* clang-format on */
 	char err[256];
 	int c;
 
@@ -161,6 +165,14 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 					name, c == 'p' ? "--pid" : "--adopt-pid", optarg);
 				return 2;
 			}
+			break;
+		case 'Y':
+			if (!o->deploy_opts) {
+				fprintf(stderr, "baton %s: --approve is an option of deploy\n",
+					name);
+				return cmd_usage(name);
+			}
+			o->approve = 1;
 			break;
 		case 'F':
 			if (strcmp(name, "promote")) {
@@ -303,8 +315,10 @@ send:
 			o.strategy);
 		return 2;
 	}
-	if ((o.steps || o.bake) && o.strategy && !strcmp(o.strategy, "bluegreen")) {
-		fprintf(stderr, "baton deploy: --steps and --bake belong to --strategy canary\n");
+	if ((o.steps || o.bake || o.approve) && o.strategy && !strcmp(o.strategy, "bluegreen")) {
+		fprintf(
+		    stderr,
+		    "baton deploy: --steps, --bake and --approve belong to --strategy canary\n");
 		return 2;
 	}
 	if (o.steps) {
@@ -327,8 +341,10 @@ send:
 			json_array_append_new(args, json_string(argv[i]));
 		json_object_set_new(req, "argv", args);
 	}
-	/* --steps or --bake alone mean a canary. */
-	if (o.strategy || o.steps || o.bake)
+	/* --steps, --bake or --approve alone mean a canary. */
+	if (o.approve)
+		json_object_set_new(req, "approve", json_true());
+	if (o.strategy || o.steps || o.bake || o.approve)
 		json_object_set_new(req, "strategy",
 				    json_string(o.strategy ? o.strategy : "canary"));
 	if (nsteps > 0) {

@@ -10,6 +10,7 @@ int cmd_agent(int argc, char **argv);
 int cmd_deploy(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
+int cmd_events(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_shutdown(int argc, char **argv);
 int cmd_reload(int argc, char **argv);

@@ -24,7 +24,7 @@ static const struct help helps[] = {
      "programmed; `baton shutdown --stop` stops them first."},
     {"deploy",
      "baton deploy SERVICE [--strategy bluegreen|canary] [--steps 5,25,50,100] [--bake 30s] "
-     "[-s SOCKET] {-- COMMAND [ARG...] | --adopt-pid PID}",
+     "[--approve] [-s SOCKET] {-- COMMAND [ARG...] | --adopt-pid PID}",
      "Start COMMAND as the next version of SERVICE with the service's instance count\n"
      "and wait until every instance is ready.  bluegreen (the default unless the\n"
      "config says strategy = canary) then moves all new connections to it in one map\n"
@@ -37,7 +37,10 @@ static const struct help helps[] = {
      "one.  Exits 0 when the new version has all traffic; non-zero with the reason\n"
      "otherwise.  With --adopt-pid (services with adopt = yes) the new version is a\n"
      "server already started outside baton, adopted as with baton adopt; its\n"
-     "sockets get no connection until baton places them."},
+     "sockets get no connection until baton places them.  --approve (or approve = yes)\n"
+     "makes each canary step wait for `baton promote` instead of a bake, and rolls\n"
+     "back when nobody promotes within approval-timeout.  Confirmation webhooks\n"
+     "(webhook = confirm-step URL, ...) hold a step until their URL answers 2xx."},
     {"adopt", "baton adopt SERVICE --pid PID [-s SOCKET]",
      "Take over a server that opened its own SO_REUSEPORT listeners (nginx with\n"
      "`listen ... reuseport`) as SERVICE's active version: its listening sockets on\n"
@@ -70,6 +73,14 @@ static const struct help helps[] = {
      "Refresh a per-version view every SECONDS (default 1): state, weight, live\n"
      "connections, and connections accepted per second since the last refresh.\n"
      "Runs until interrupted, or for N refreshes with --count N."},
+    {"events", "baton events [SERVICE] [--json] [--follow] [--last N] [-s SOCKET]",
+     "List what happened to each service, oldest first: deploys, steps, gate\n"
+     "verdicts, promotions, completions, rollbacks and their reasons, drains,\n"
+     "crashes and connections lost with a process.  The agent keeps them in\n"
+     "RUN-DIR/events.jsonl (and one older events.jsonl.1, 1 MiB each) across\n"
+     "restarts, and logs each as an \"event: service=... event=...\" line.\n"
+     "--follow keeps printing new events as they happen; --json prints one JSON\n"
+     "object per line; --last N only the last N."},
     {"rollback", "baton rollback SERVICE [-s SOCKET]",
      "Give all new connections back to the previous version while it is still\n"
      "running and has not been told to exit (see drain-delay); abort a deploy in\n"

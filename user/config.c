@@ -207,6 +207,11 @@ static void service_defaults(struct service_conf *svc)
 	svc->health_threshold = 3;
 	svc->max_error_bp = 100;
 	svc->hook_timeout_ms = 60000;
+	svc->webhook_timeout_ms = 5000;
+	svc->confirm_interval_ms = 10000;
+	svc->confirm_timeout_ms = 600000;
+	svc->approval_timeout_ms = 3600000;
+	svc->gate_timeout_ms = 300000;
 }
 
 /* The line a key was given on in the current section, 0 if it was not. */
@@ -476,6 +481,11 @@ static int check_services(struct parser *p)
 		if (!svc->nlisten)
 			return perr(p,
 				    "service \"%s\" has no listen address (add listen = ADDR:PORT)",
+				    svc->name);
+		if (svc->ngates && !p->cfg->agent.prometheus[0])
+			return perr(p,
+				    "service \"%s\" has gates but no Prometheus to ask (add "
+				    "prometheus = http://HOST:9090 to [agent])",
 				    svc->name);
 		if (!svc->argc && !svc->adopt)
 			return perr(

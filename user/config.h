@@ -53,6 +53,67 @@ enum drain_policy {
 	DRAIN_SIGNAL_THEN_WAIT = 1, /* exit signal at drain start, then wait for exit */
 };
 
+/*
+ * What a webhook is sent for (webhook = EVENTS URL): event kinds of the
+ * event log, and the three confirmations a rollout waits for.
+ */
+enum wh_event {
+	WH_ROLLOUT_START,
+	WH_STEP,
+	WH_PAUSED,
+	WH_GATE,
+	WH_PROMOTED,
+	WH_COMPLETED,
+	WH_FAILED,
+	WH_ROLLED_BACK,
+	WH_DRAINING,
+	WH_DRAINED,
+	WH_STOPPED,
+	WH_CRASHED,
+	WH_LOST_CONNECTIONS,
+	WH_AGENT_RESTART,
+	WH_CONFIRM_ROLLOUT,   /* before a rollout starts anything */
+	WH_CONFIRM_STEP,      /* before each step after the first */
+	WH_CONFIRM_PROMOTION, /* before the new version takes 100% */
+	WH_COUNT,
+};
+#define WH_CONFIRM_MASK                                                                            \
+	((1u << WH_CONFIRM_ROLLOUT) | (1u << WH_CONFIRM_STEP) | (1u << WH_CONFIRM_PROMOTION))
+#define MAX_WEBHOOKS	8
+#define WEBHOOK_URL_MAX 512
+
+struct webhook_conf {
+	unsigned events; /* 1 << enum wh_event */
+	char url[WEBHOOK_URL_MAX];
+};
+
+extern const char *const wh_event_names[WH_COUNT];
+/* The webhook event of an event log kind ("step"), or -1. */
+int wh_event_of(const char *kind);
+
+/* gate = NAME: <PromQL> <op> <threshold>: a Prometheus query judged each health-interval. */
+#define MAX_GATES      8
+#define GATE_QUERY_MAX 1024
+enum gate_op { GOP_LT, GOP_LE, GOP_GT, GOP_GE, GOP_EQ, GOP_NE };
+
+struct gate_conf {
+	char name[32];
+	char query[GATE_QUERY_MAX]; /* as written, $SERVICE etc. not yet replaced */
+	enum gate_op op;
+	double threshold;
+};
+
+extern const char *const gate_op_names[];
+/*
+ * The query of g for one rollout: $SERVICE, $VERSION, $PREVIOUS_VERSION and
+ * $BASELINE_VERSION replaced ("web", "v3", "v2", "v2").  0, or -1 when it
+ * does not fit in len.
+ */
+int gate_expand(const struct gate_conf *g, const char *service, int version, int previous,
+		char *out, size_t len);
+/* Whether value passes g (a NaN never does). */
+bool gate_passes(const struct gate_conf *g, double value);
+
 struct listen_addr {
 	struct sockaddr_storage ss; /* AF_INET or AF_INET6, port set */
 	socklen_t len;
@@ -108,7 +169,21 @@ struct service_conf {
 	int max_error_bp;		 /* basis points, default 100 (1%); ERROR_RATE_OFF */
 	char *hook[HOOK_COUNT][MAX_ARGS + 1]; /* NULL-terminated argv or hook[i][0] NULL */
 	unsigned hook_timeout_ms;	      /* default 60000 */
-	int line;			      /* line of the [service ...] header */
+	/* Webhooks, confirmations and approvals (confhooks.c). */
+	struct webhook_conf webhook[MAX_WEBHOOKS];
+	int nwebhooks;
+	unsigned webhook_events;      /* every webhook's events together */
+	unsigned webhook_timeout_ms;  /* one request, default 5000 */
+	unsigned confirm_interval_ms; /* a confirmation not given is asked again, default 10000 */
+	unsigned confirm_timeout_ms;  /* a rollout not confirmed by then fails, default 600000 */
+	bool approve;		      /* each step waits for baton promote */
+	unsigned approval_timeout_ms; /* not promoted by then: rolled back, default 3600000 */
+	/* Prometheus gates (confhooks.c, promgate.c). */
+	struct gate_conf gate[MAX_GATES];
+	int ngates;
+	bool gate_dry_run;	  /* verdicts shown and logged, never acted on */
+	unsigned gate_timeout_ms; /* a step waits this long for its gates to pass, default 300000 */
+	int line;		  /* line of the [service ...] header */
 };
 
 struct agent_conf {
@@ -119,6 +194,7 @@ struct agent_conf {
 	char cgroup_dir[256];	    /* cgroup v2 subtree for the versions; "": the agent's own
 				       cgroup (/baton from the root); "off": process groups */
 	struct listen_addr metrics; /* Prometheus /metrics; len 0: off */
+	char prometheus[256];	    /* the server gates query, http(s)://HOST:PORT; "": none */
 	gid_t control_gid;
 };
 

@@ -57,10 +57,22 @@ struct parser {
 	char section[256];	  /* as in the header, for messages */
 	struct service_conf *svc; /* current service */
 	int agent_line;
-	int seen[48]; /* per key: line it was set on in this section */
+	int seen[64]; /* per key: line it was set on in this section */
 	int env_line[MAX_ENV];
 	int listen_line[MAX_SERVICES][MAX_LISTEN];
 };
+
+/* confhooks.c: webhooks, confirmations, approvals. */
+int set_webhook(struct parser *p, const char *key, const char *val);
+int set_webhook_timeout(struct parser *p, const char *key, const char *val);
+int set_confirm_interval(struct parser *p, const char *key, const char *val);
+int set_confirm_timeout(struct parser *p, const char *key, const char *val);
+int set_approve(struct parser *p, const char *key, const char *val);
+int set_approval_timeout(struct parser *p, const char *key, const char *val);
+int set_prometheus(struct parser *p, const char *key, const char *val);
+int set_gate(struct parser *p, const char *key, const char *val);
+int set_gate_dry_run(struct parser *p, const char *key, const char *val);
+int set_gate_timeout(struct parser *p, const char *key, const char *val);
 
 extern const struct key_def conf_keys[];
 extern const size_t conf_nkeys;

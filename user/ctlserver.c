@@ -13,6 +13,7 @@
 
 #include "agent.h"
 #include "ctlserver.h"
+#include "events.h"
 #include "log.h"
 #include "requests.h"
 #include "services.h"
@@ -175,6 +176,7 @@ void client_close(struct client *c)
 	/* Every deploy it waits for goes on without a listener. */
 	services_client_gone(c);
 	agent_client_gone(c);
+	events_client_gone(c);
 	/* What is still queued gets one more try (a shutdown's last answer). */
 	if (c->out_off < c->out_len)
 		send(c->fd, c->out + c->out_off, c->out_len - c->out_off,

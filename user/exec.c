@@ -22,12 +22,14 @@
 #include "checks.h"
 #include "ctlserver.h"
 #include "dp.h"
+#include "events.h"
 #include "exec.h"
 #include "httpdrain.h"
 #include "log.h"
 #include "proc.h"
 #include "services.h"
 #include "versions.h"
+#include "webhook.h"
 
 /* Events learned while performing actions: fed once the current actions are done. */
 #define QUEUE_MAX 64
@@ -473,6 +475,9 @@ static void perform(struct service *s, const struct fsm_action *a)
 	case FA_PROGRESS:
 		progress(a->c, "%s", a->text);
 		break;
+	case FA_CONFIRM:
+		webhook_confirm(s, (int)a->arg);
+		break;
 	case FA_COUNT:
 		break;
 	}
@@ -480,9 +485,11 @@ static void perform(struct service *s, const struct fsm_action *a)
 
 static void step(struct service *s, const struct fsm_event *e)
 {
+	struct ev_snap snap;
 	const char *broken;
 	int i;
 
+	events_before(s, e, &snap);
 	out.n = 0;
 	out.overflow = false;
 	fsm_step(s, e, now_ms(), &out);
@@ -493,6 +500,7 @@ static void step(struct service *s, const struct fsm_event *e)
 	/* An event an action leads to is queued (depth > 0), so out stays as it is. */
 	for (i = 0; i < out.n; i++)
 		perform(s, &out.a[i]);
+	events_after(s, e, &snap, &out);
 }
 
 void fsm_feed(struct service *s, const struct fsm_event *ev)

@@ -19,17 +19,29 @@
 #include "log.h"
 
 const char *const fsm_ev_names[FE_COUNT] = {
-    [FE_DEPLOY] = "deploy",	    [FE_SPAWNED] = "spawned",
-    [FE_READY] = "ready",	    [FE_EXIT] = "exit",
-    [FE_CHECK] = "check",	    [FE_ERROR_SAMPLE] = "error-sample",
-    [FE_VTIMER] = "vtimer",	    [FE_RO_TIMER] = "ro-timer",
-    [FE_HOOK_DONE] = "hook-done",   [FE_ZERO] = "zero",
-    [FE_RESET_DONE] = "reset-done", [FE_PROMOTE] = "promote",
-    [FE_PAUSE] = "pause",	    [FE_WEIGHT] = "weight",
-    [FE_ABORT] = "abort",	    [FE_ROLLBACK] = "rollback",
-    [FE_REMOVE] = "remove",	    [FE_SHUTDOWN] = "shutdown",
-    [FE_RESTORED] = "restored",	    [FE_ADOPT_FIRST] = "adopt-first",
+    [FE_DEPLOY] = "deploy",
+    [FE_SPAWNED] = "spawned",
+    [FE_READY] = "ready",
+    [FE_EXIT] = "exit",
+    [FE_CHECK] = "check",
+    [FE_ERROR_SAMPLE] = "error-sample",
+    [FE_VTIMER] = "vtimer",
+    [FE_RO_TIMER] = "ro-timer",
+    [FE_HOOK_DONE] = "hook-done",
+    [FE_ZERO] = "zero",
+    [FE_RESET_DONE] = "reset-done",
+    [FE_PROMOTE] = "promote",
+    [FE_PAUSE] = "pause",
+    [FE_WEIGHT] = "weight",
+    [FE_ABORT] = "abort",
+    [FE_ROLLBACK] = "rollback",
+    [FE_REMOVE] = "remove",
+    [FE_SHUTDOWN] = "shutdown",
+    [FE_RESTORED] = "restored",
+    [FE_ADOPT_FIRST] = "adopt-first",
     [FE_TREE_EMPTY] = "tree-empty",
+    [FE_CONFIRMED] = "confirmed",
+    [FE_GATE] = "gate",
 };
 
 const char *const fsm_act_names[FA_COUNT] = {
@@ -59,6 +71,7 @@ const char *const fsm_act_names[FA_COUNT] = {
     [FA_REPLY] = "reply",
     [FA_DEPLOY_DONE] = "deploy-done",
     [FA_PROGRESS] = "progress",
+    [FA_CONFIRM] = "confirm",
 };
 
 struct fsm_action *fsm_emit(struct fsm *f, enum fsm_act t, struct version *v, int inst,
@@ -220,8 +233,12 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 		if (!fsm_in_rollout(&f, e->c, "promote"))
 			break;
 		fsm_rollout_promote(&f, e->full);
-		reply_ok(&f, e->c, "%s",
-			 e->full ? "promoted to 100%" : "promoted to the next step");
+		if (s->ro.confirm)
+			reply_ok(&f, e->c, "waiting for the %s webhook's 2xx",
+				 wh_event_names[s->ro.confirm]);
+		else
+			reply_ok(&f, e->c, "%s",
+				 e->full ? "promoted to 100%" : "promoted to the next step");
 		break;
 	case FE_PAUSE:
 		fsm_op_pause(&f, e->c);
@@ -254,6 +271,13 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 	case FE_TREE_EMPTY:
 		if (v)
 			fsm_on_tree_empty(&f, v);
+		break;
+	case FE_CONFIRMED:
+		fsm_on_confirmed(&f, e->inst, e->ok);
+		break;
+	case FE_GATE:
+		if (v)
+			fsm_on_gate(&f, v, e->inst, e->verdict, e->value, e->why ? e->why : "");
 		break;
 	case FE_COUNT:
 		break;

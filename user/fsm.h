@@ -33,6 +33,7 @@ struct deploy_opts {
 	unsigned steps[MAX_STEPS];
 	int nsteps;
 	unsigned bake_ms;
+	bool approve; /* each step waits for promote, until approval-timeout */
 };
 
 enum fsm_ev {
@@ -57,6 +58,8 @@ enum fsm_ev {
 	FE_RESTORED,	 /* taken over from a previous agent: versions as the state had them */
 	FE_ADOPT_FIRST,	 /* c; v: a running server becomes the first version */
 	FE_TREE_EMPTY,	 /* v: no process of its tree is left (its cgroup is empty) */
+	FE_CONFIRMED,	 /* inst: a confirmation webhook (WH_CONFIRM_*) answered 2xx (ok) */
+	FE_GATE,	 /* v, inst: gate inst's verdict (verdict, value; why: the text) */
 	FE_COUNT,
 };
 
@@ -71,6 +74,8 @@ struct fsm_event {
 	int nweights; /* FE_WEIGHT: wnum[k] gets wbp[k] basis points */
 	int wnum[FSM_MAX_WEIGHTS], wbp[FSM_MAX_WEIGHTS];
 	unsigned long long sample_clients, sample_failed; /* FE_ERROR_SAMPLE */
+	int verdict;					  /* FE_GATE: enum gate_verdict */
+	double value; /* FE_GATE: the query's value (NaN: none) */
 	const char *why;
 	struct deploy_opts opts; /* FE_DEPLOY (opts.nsteps 0: the service's) */
 	bool have_opts;
@@ -109,6 +114,8 @@ enum fsm_act {
 	FA_REPLY,	  /* c: ok and text: the final answer to a request */
 	FA_DEPLOY_DONE,	  /* c: the final answer to a deploy (ok, rolled_back, text) */
 	FA_PROGRESS,	  /* c: a progress line for a waiting deploy */
+	FA_CONFIRM, /* arg: ask the confirmation webhooks of WH_CONFIRM_* until one answers 2xx
+		       (FE_CONFIRMED); -1: stop asking */
 	FA_COUNT,
 };
 

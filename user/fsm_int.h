@@ -89,6 +89,20 @@ void fsm_stop_all(struct fsm *f, bool removed, const char *why);
 void fsm_restored(struct fsm *f);
 void fsm_adopt_first(struct fsm *f, struct version *v, struct client *c);
 
+/* fsm_confirm.c */
+bool fsm_confirm_hold(struct fsm *f, int point, int step);
+void fsm_confirm_stop(struct fsm *f);
+bool fsm_hold_timer(struct fsm *f);
+void fsm_on_confirmed(struct fsm *f, int point, bool ok);
+void fsm_deploy_go(struct fsm *f);
+
+/* fsm_gate.c */
+bool fsm_gates_pass(const struct service *s, const struct version *v);
+void fsm_on_gate(struct fsm *f, struct version *v, int g, int verdict, double value,
+		 const char *text);
+bool fsm_gate_hold(struct fsm *f);
+bool fsm_gate_timer(struct fsm *f);
+
 void fsm_on_check(struct fsm *f, struct version *v, int i, bool pass, const char *detail);
 void fsm_on_error_sample(struct fsm *f, struct version *v, unsigned long long clients,
 			 unsigned long long failed, const char *text);

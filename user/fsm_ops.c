@@ -43,6 +43,7 @@ void fsm_op_pause(struct fsm *f, struct client *c)
 		return;
 	}
 	ro->paused = true;
+	fsm_confirm_stop(f); /* the operator holds it now; promote asks again */
 	ro->bake_left = ro->bake_end ? ro->bake_end - f->now : 0;
 	if (ro->bake_left < 0)
 		ro->bake_left = 0;
@@ -124,6 +125,7 @@ void fsm_op_weight(struct fsm *f, const struct fsm_event *e)
 		ro->bake_left = ro->bake_end ? ro->bake_end - f->now : 0;
 	ro->paused = true;
 	ro->manual = true;
+	fsm_confirm_stop(f);
 	fsm_ro_timer(f, 0);
 	log_info("%s: v%d %.2f%%, v%d %.2f%%; rollout paused", s->conf.name, ro->new_num,
 		 wn / 100.0, ro->old_num, wo / 100.0);

@@ -19,6 +19,7 @@ void fsm_rollout_end(struct fsm *f, bool ok, const char *why, bool rolled_back)
 	struct rollout *ro = &s->ro;
 
 	s->rollouts[ok ? RR_COMPLETED : rolled_back ? RR_ROLLED_BACK : RR_FAILED]++;
+	fsm_confirm_stop(f);
 	if (ro->waiter)
 		fsm_emit_text(f, FA_DEPLOY_DONE, ro->waiter, ok, rolled_back, "%s", why ? why : "");
 	if (ok)
@@ -222,8 +223,9 @@ void fsm_rollout_apply(struct fsm *f)
 		ro->bake_end = f->now + ro->bake_ms;
 		fsm_ro_timer(f, ro->bake_end);
 	} else {
+		/* Waiting for promote; with approve, until approval-timeout. */
 		ro->bake_end = 0;
-		fsm_ro_timer(f, 0);
+		fsm_ro_timer(f, ro->approve ? f->now + s->conf.approval_timeout_ms : 0);
 	}
 	log_info("%s: v%d takes %.2f%% of new connections (step %d of %d)%s", s->conf.name,
 		 ro->new_num, w / 100.0, ro->step + 1, ro->nsteps,
@@ -245,9 +247,16 @@ void fsm_rollout_promote(struct fsm *f, bool full)
 	struct version *nv = ro_new(f->s);
 	int k;
 
+	ro->gate_hold = false; /* the bake's end, the gates, or the operator moves it */
 	for (k = 0; k < ro->nsteps - 1 && ro->steps[k] <= nv->weight; k++)
 		;
-	ro->step = full ? ro->nsteps - 1 : k;
+	if (full)
+		k = ro->nsteps - 1;
+	/* Before each step after the first, and before 100%: a confirmation, if asked. */
+	if (fsm_confirm_hold(f, ro->steps[k] >= WEIGHT_MAX ? WH_CONFIRM_PROMOTION : WH_CONFIRM_STEP,
+			     k))
+		return;
+	ro->step = k;
 	ro->paused = false;
 	ro->manual = false;
 	fsm_rollout_apply(f);
@@ -269,7 +278,7 @@ void fsm_rollout_ready(struct fsm *f, struct version *v)
 	log_info("%s: %d instance(s) ready in %lld ms", vname(v), v->ninst, ro->ready_ms);
 	/* Checks run while the old version can still take traffic back. */
 	if ((ro->steps[0] < WEIGHT_MAX || c->hook[HOOK_AFTER_SWITCH][0]) &&
-	    (c->health != HEALTH_NONE || c->max_error_bp != ERROR_RATE_OFF))
+	    (c->health != HEALTH_NONE || c->max_error_bp != ERROR_RATE_OFF || c->ngates))
 		fsm_emit(f, FA_HEALTH_CHECKS, v, -1, 0);
 	fsm_rollout_apply(f);
 }
@@ -381,6 +390,8 @@ void fsm_on_ro_timer(struct fsm *f)
 	struct rollout *ro = &s->ro;
 	char why[128];
 
+	if (fsm_hold_timer(f) || fsm_gate_timer(f))
+		return;
 	if (ro->hook_running && f->now >= s->ro_deadline) {
 		fsm_emit(f, FA_KILL_HOOK, NULL, -1, 0);
 		snprintf(why, sizeof(why), "did not finish within hook-timeout %u ms (killed)",
@@ -388,7 +399,8 @@ void fsm_on_ro_timer(struct fsm *f)
 		fsm_hook_done(f, false, why);
 		return;
 	}
-	if (ro->stage == RO_STEPPING && !ro->paused && ro->bake_end && f->now >= ro->bake_end)
+	if (ro->stage == RO_STEPPING && !ro->paused && ro->bake_end && f->now >= ro->bake_end &&
+	    !fsm_gate_hold(f))
 		fsm_rollout_promote(f, false);
 }
 
@@ -434,13 +446,26 @@ void fsm_deploy(struct fsm *f, const struct fsm_event *e)
 		memcpy(ro->steps, o && o->nsteps ? o->steps : conf->steps,
 		       sizeof(ro->steps[0]) * ro->nsteps);
 		ro->bake_ms = o ? o->bake_ms : conf->bake_ms;
+		ro->approve = o ? o->approve : conf->approve;
+		if (ro->approve)
+			ro->bake_ms = 0; /* approval replaces the bake */
 	} else {
 		ro->nsteps = 1;
 		ro->steps[0] = WEIGHT_MAX;
 	}
 	ro->waiter = e->c;
-	if (ro->oldv >= 0 && conf->hook[HOOK_BEFORE_START][0]) {
-		ro->stage = RO_BEFORE_START;
+	if (ro->oldv >= 0 && fsm_confirm_hold(f, WH_CONFIRM_ROLLOUT, 0))
+		return;
+	fsm_deploy_go(f);
+}
+
+/* Confirmed (or nothing to confirm): the before-start hook, or the start. */
+void fsm_deploy_go(struct fsm *f)
+{
+	struct service *s = f->s;
+
+	if (s->ro.oldv >= 0 && s->conf.hook[HOOK_BEFORE_START][0]) {
+		s->ro.stage = RO_BEFORE_START;
 		fsm_hook_start(f, HOOK_BEFORE_START);
 		return;
 	}

@@ -25,6 +25,9 @@ enum ev_type {
 	EV_RESET,	   /* the next step of the drain-resets under way */
 	EV_HTTP_DRAIN,	   /* the next step of a drain-http pass */
 	EV_CGROUP,	   /* a version's cgroup.events changed (inotify) */
+	EV_WEBHOOK,	   /* a webhook transfer's socket (libcurl's) */
+	EV_WEBHOOK_TIMER,  /* libcurl's timeout */
+	EV_WEBHOOK_RETRY,  /* webhooks to send again */
 };
 
 struct evsrc {

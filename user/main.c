@@ -16,7 +16,7 @@ static const struct cmd cmds[] = {
     {"watch", cmd_watch},	{"version", cmd_version},   {"promote", cmd_promote},
     {"pause", cmd_pause},	{"abort", cmd_abort},	    {"weight", cmd_weight},
     {"pin", cmd_pin},		{"unpin", cmd_unpin},	    {"adopt", cmd_adopt},
-    {"reload", cmd_reload},	{"features", cmd_features},
+    {"reload", cmd_reload},	{"features", cmd_features}, {"events", cmd_events},
 };
 
 int main(int argc, char **argv)

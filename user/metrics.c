@@ -75,6 +75,47 @@ static void metric_head(FILE *f, const char *name, const char *type, const char 
 }
 
 /* One drain-http counter per service that has drain-http (offset of its field in the service). */
+/* Prometheus gates of each rollout under way: the last value, and verdicts by kind. */
+static void gate_metrics(FILE *f)
+{
+	struct service *s;
+	struct version *nv;
+	int i, g;
+
+	metric_head(f, "baton_gate_value", "gauge",
+		    "The last value of each Prometheus gate's query on the version under rollout.");
+	for (i = 0; (s = service_at(i)); i++) {
+		nv = s->gone || s->ro.stage == RO_NONE ? NULL : ro_new(s);
+		for (g = 0; nv && g < s->conf.ngates; g++)
+			if (nv->gate[g].verdict == GV_PASS || nv->gate[g].verdict == GV_FAIL) {
+				fputs("baton_gate_value{service=\"", f);
+				put_label(f, s->conf.name);
+				fprintf(f, "\",version=\"%d\",gate=\"", nv->num);
+				put_label(f, s->conf.gate[g].name);
+				fprintf(f, "\"} %.17g\n", nv->gate[g].value);
+			}
+	}
+	metric_head(f, "baton_gate_verdicts", "gauge",
+		    "Verdicts of each Prometheus gate on the version under rollout, by verdict.");
+	for (i = 0; (s = service_at(i)); i++) {
+		nv = s->gone || s->ro.stage == RO_NONE ? NULL : ro_new(s);
+		for (g = 0; nv && g < s->conf.ngates; g++) {
+			unsigned long n[] = {nv->gate[g].passes, nv->gate[g].failures,
+					     nv->gate[g].inconclusive};
+			static const char *const vn[] = {"pass", "fail", "inconclusive"};
+			int k;
+
+			for (k = 0; k < 3; k++) {
+				fputs("baton_gate_verdicts{service=\"", f);
+				put_label(f, s->conf.name);
+				fprintf(f, "\",version=\"%d\",gate=\"", nv->num);
+				put_label(f, s->conf.gate[g].name);
+				fprintf(f, "\",verdict=\"%s\"} %lu\n", vn[k], n[k]);
+			}
+		}
+	}
+}
+
 static void drain_http_metric(FILE *f, const char *name, const char *help, size_t off)
 {
 	struct service *s;
@@ -253,6 +294,7 @@ static char *metrics_text(size_t *len)
 			put_label(f, s->conf.name);
 			fprintf(f, "\",reason=\"%s\"} %lu\n", rb_names[k], s->rollbacks[k]);
 		}
+	gate_metrics(f);
 	drain_http_metric(f, "baton_drain_closed_by_client_total",
 			  "drain-http: connections of drained versions that their clients closed "
 			  "during the drain.",

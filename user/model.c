@@ -22,8 +22,15 @@ const char *const stage_names[] = {
 };
 
 const char *const rb_names[] = {
-    [RB_HEALTH] = "health", [RB_ERRORS] = "errors",	[RB_EXIT] = "exit",
-    [RB_HOOK] = "hook",	    [RB_OPERATOR] = "operator", [RB_RESTART] = "restart",
+    [RB_HEALTH] = "health",	[RB_ERRORS] = "errors",	  [RB_EXIT] = "exit", [RB_HOOK] = "hook",
+    [RB_OPERATOR] = "operator", [RB_RESTART] = "restart", [RB_GATE] = "gate",
+};
+
+const char *const gate_verdict_names[] = {
+    [GV_NONE] = "none",
+    [GV_PASS] = "pass",
+    [GV_FAIL] = "fail",
+    [GV_INCONCLUSIVE] = "inconclusive",
 };
 
 const char *vname(const struct version *v)

@@ -63,6 +63,22 @@ struct check {
 	struct evsrc ev;
 };
 
+/* A Prometheus gate's verdict: no data, an error or a timeout is never a pass. */
+enum gate_verdict { GV_NONE = 0, GV_PASS, GV_FAIL, GV_INCONCLUSIVE };
+
+extern const char *const gate_verdict_names[];
+
+/* One gate's view of the new version under rollout. */
+struct gate_state {
+	enum gate_verdict verdict; /* the last one */
+	double value;		   /* NaN: none */
+	int fails;		   /* failing verdicts in a row */
+	unsigned long passes, failures, inconclusive;
+	char last[200];
+	bool busy;	   /* promgate.c: a query in flight */
+	long long next_at; /* promgate.c: when the next query is due (ms) */
+};
+
 struct instance {
 	pid_t pid;
 	int pidfd;
@@ -114,6 +130,7 @@ struct version {
 	__u64 base_accepted, base_resets, base_drops;
 	int bad_intervals;
 	char errors_last[160];
+	struct gate_state gate[MAX_GATES]; /* Prometheus gates, while under rollout */
 	__u64 lost_seen;	   /* connections lost to dead processes, already reported */
 	bool resetting;		   /* drain-reset under way: signalled once it is done */
 	bool http_draining;	   /* drain-http: its connections are asked to close */
@@ -143,7 +160,16 @@ enum ro_stage {
 extern const char *const stage_names[];
 
 /* Why a rollout failed or rolled back; metrics label them. */
-enum rb_reason { RB_HEALTH, RB_ERRORS, RB_EXIT, RB_HOOK, RB_OPERATOR, RB_RESTART, RB_COUNT };
+enum rb_reason {
+	RB_HEALTH,
+	RB_ERRORS,
+	RB_EXIT,
+	RB_HOOK,
+	RB_OPERATOR,
+	RB_RESTART,
+	RB_GATE,
+	RB_COUNT
+};
 
 extern const char *const rb_names[];
 
@@ -173,6 +199,13 @@ struct rollout {
 	int hook_pidfd;
 	struct evsrc hook_ev;
 	char hook_err[200]; /* after-drain failure, reported at the end */
+	/* Holds (fsm_confirm.c): a confirmation webhook's 2xx, an approval. */
+	int confirm;		    /* WH_CONFIRM_* awaited; 0: none */
+	int hold_step;		    /* the step it holds back */
+	long long confirm_deadline; /* ms: not confirmed by then, the rollout fails */
+	bool approve;		    /* each step waits for promote until approval-timeout */
+	bool gate_hold;		    /* the bake ended; the step waits for every gate to pass */
+	long long gate_deadline;    /* ms: still not passing then, the rollout fails */
 };
 
 struct rollback_note {

@@ -17,6 +17,7 @@ static const char *const cmd_names[RC_COUNT] = {
     [RC_DEPLOY] = "deploy",   [RC_ROLLBACK] = "rollback", [RC_ABORT] = "abort",
     [RC_PROMOTE] = "promote", [RC_PAUSE] = "pause",	  [RC_WEIGHT] = "weight",
     [RC_PIN] = "pin",	      [RC_UNPIN] = "unpin",	  [RC_ADOPT] = "adopt",
+    [RC_EVENTS] = "events",
 };
 
 int request_parse(json_t *req, struct request *r, char *err, size_t errlen)
@@ -45,6 +46,16 @@ int request_parse(json_t *req, struct request *r, char *err, size_t errlen)
 			r->cmd = k;
 	r->stop = json_is_true(json_object_get(req, "stop"));
 	r->full = json_is_true(json_object_get(req, "full"));
+	r->follow = json_is_true(json_object_get(req, "follow"));
+	jv = json_object_get(req, "last");
+	if (r->cmd == RC_EVENTS && jv) {
+		if (!json_is_integer(jv) || json_integer_value(jv) < 0 ||
+		    json_integer_value(jv) > 1000000) {
+			snprintf(err, errlen, "bad request: \"last\" must be 0..1000000 events");
+			return -1;
+		}
+		r->last = (int)json_integer_value(jv);
+	}
 	return 0;
 }
 
@@ -57,6 +68,7 @@ int request_deploy(json_t *req, const struct service_conf *conf, char **args, st
 	memset(o, 0, sizeof(*o));
 	o->strategy = conf->strategy;
 	o->bake_ms = conf->bake_ms;
+	o->approve = conf->approve;
 	args[0] = NULL;
 	jv = json_object_get(req, "adopt_pid");
 	if (jv || conf->adopt) {
@@ -147,6 +159,14 @@ options:
 			snprintf(err, errlen, "deploy: the last step must be 10000 (100%%)");
 			return -1;
 		}
+	}
+	jv = json_object_get(req, "approve");
+	if (jv) {
+		if (!json_is_boolean(jv)) {
+			snprintf(err, errlen, "deploy: approve must be true or false");
+			return -1;
+		}
+		o->approve = json_is_true(jv);
 	}
 	jv = json_object_get(req, "bake_ms");
 	if (jv) {

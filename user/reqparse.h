@@ -25,6 +25,7 @@ enum req_cmd {
 	RC_PIN,
 	RC_UNPIN,
 	RC_ADOPT,
+	RC_EVENTS,
 	RC_COUNT,
 	RC_UNKNOWN = RC_COUNT,
 };
@@ -35,6 +36,8 @@ struct request {
 	const char *service; /* NULL: none given */
 	bool stop;	     /* shutdown --stop */
 	bool full;	     /* promote --full */
+	bool follow;	     /* events --follow */
+	int last;	     /* events: the last N (0: all kept) */
 };
 
 /* The envelope: 0, or -1 with err (not an object, no "cmd", "service" not a string). */

@@ -15,6 +15,7 @@
 #include "agent.h"
 #include "ctlserver.h"
 #include "dp.h"
+#include "events.h"
 #include "log.h"
 #include "loop.h"
 #include "reload.h"
@@ -138,12 +139,20 @@ void handle_request(struct client *c, json_t *req)
 				   "loop_turn_cpu_max_ms", loop_turn_max_us() / 1000.0));
 		return;
 	}
+	if (r.cmd == RC_EVENTS) {
+		/* Read-only, as status; a service removed since keeps its events. */
+		if (r.service && !s && !events_has(r.service))
+			reply_err(c, "unknown service %s (baton status lists them)", r.service);
+		else
+			events_request(c, r.service, r.last, r.follow);
+		return;
+	}
 	if (c->readonly) {
 		log_warnx("control: refused \"%s\" from uid %d pid %d (group %s is read-only)",
 			  r.name, (int)c->uid, (int)c->pid, services_config()->agent.control_group);
 		reply_err(c,
 			  "permission denied: %s changes state; members of group %s may only use "
-			  "status and watch (run it as root)",
+			  "status, watch and events (run it as root)",
 			  r.name, services_config()->agent.control_group);
 		return;
 	}
@@ -163,7 +172,7 @@ void handle_request(struct client *c, json_t *req)
 	case RC_UNKNOWN:
 		reply_err(c,
 			  "unknown command \"%s\" (known: status, deploy, rollback, abort, "
-			  "promote, pause, weight, pin, unpin, adopt, reload, shutdown)",
+			  "promote, pause, weight, pin, unpin, adopt, events, reload, shutdown)",
 			  r.name);
 		return;
 	default:

@@ -28,6 +28,31 @@ static json_t *health_json(struct version *v)
 	return arr;
 }
 
+/* Each Prometheus gate's last verdict on the new version, with its value. */
+static json_t *gates_json(const struct service *s, const struct version *nv)
+{
+	json_t *arr = json_array();
+	int g;
+
+	for (g = 0; g < s->conf.ngates; g++) {
+		const struct gate_state *st = &nv->gate[g];
+		json_t *o = json_pack(
+		    "{s:s, s:s, s:s, s:f, s:i, s:I, s:I, s:I, s:s, s:b}", "name",
+		    s->conf.gate[g].name, "verdict", gate_verdict_names[st->verdict], "op",
+		    gate_op_names[s->conf.gate[g].op], "threshold", s->conf.gate[g].threshold,
+		    "fails_in_a_row", st->fails, "passes", (json_int_t)st->passes, "failures",
+		    (json_int_t)st->failures, "inconclusive", (json_int_t)st->inconclusive, "last",
+		    st->last, "dry_run", s->conf.gate_dry_run);
+
+		json_object_set_new(o, "value",
+				    st->verdict == GV_PASS || st->verdict == GV_FAIL
+					? json_real(st->value)
+					: json_null());
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
 static json_t *rollout_json(struct service *s)
 {
 	struct rollout *ro = &s->ro;
@@ -63,6 +88,13 @@ static json_t *rollout_json(struct service *s)
 		json_object_set_new(j, "health", health_json(nv));
 		json_object_set_new(j, "errors", json_string(nv->errors_last));
 	}
+	if (nv && s->conf.ngates)
+		json_object_set_new(j, "gates", gates_json(s, nv));
+	if (ro->confirm)
+		json_object_set_new(j, "waiting_for_webhook",
+				    json_string(wh_event_names[ro->confirm]));
+	if (ro->gate_hold)
+		json_object_set_new(j, "waiting_for_gates", json_true());
 	return j;
 }
 

@@ -17,6 +17,7 @@
 #include "cgroup.h"
 #include "checks.h"
 #include "dp.h"
+#include "events.h"
 #include "listen.h"
 #include "log.h"
 #include "notify.h"
@@ -500,6 +501,10 @@ static void report_lost(struct version *v, int i, const char *desc)
 		return;
 	log_warnx("%s: instance %d (pid %d) %s: %llu open connection(s) lost with it", vname(v), i,
 		  v->inst[i].pid, desc, (unsigned long long)(n.lost - v->lost_seen));
+	events_add(v->svc->conf.name, "lost-connections", v->num,
+		   "%s: v%d instance %d (pid %d) %s: %llu open connection(s) lost with it",
+		   v->svc->conf.name, v->num, i, v->inst[i].pid, desc,
+		   (unsigned long long)(n.lost - v->lost_seen));
 	v->lost_seen = n.lost;
 }
 

@@ -36,7 +36,7 @@ print(s.makefile().readline().strip())
 PY
 }
 check "a member's raw deploy is refused, and told why" \
-	grep -q "permission denied: deploy changes state; members of group $GROUP may only use status and watch" \
+	grep -q "permission denied: deploy changes state; members of group $GROUP may only use status, watch and events" \
 	<<<"$(raw '{"cmd":"deploy","service":"web","argv":["/bin/true"]}
 ')"
 check "the agent logs who tried" grep -q "control: refused \"deploy\" from uid 65534" "$T/agent.log"

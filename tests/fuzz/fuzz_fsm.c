@@ -212,6 +212,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s->conf.health = (b >> 1) % 2 ? HEALTH_HTTP : HEALTH_NONE;
 	s->conf.max_error_bp = (b >> 2) % 2 ? 100 : ERROR_RATE_OFF;
 	s->conf.hook_timeout_ms = 200;
+	/* Confirmation webhooks (any of the three) and approvals. */
+	s->conf.webhook_events = ((b >> 3) % 8) << WH_CONFIRM_ROLLOUT;
+	s->conf.confirm_interval_ms = 100;
+	s->conf.confirm_timeout_ms = 400;
+	s->conf.approve = (b >> 6) % 2;
+	s->conf.approval_timeout_ms = 300;
+	/* A Prometheus gate (verdicts come as FE_GATE), maybe dry-run. */
+	s->conf.ngates = (b >> 7) % 2;
+	s->conf.gate_dry_run = (a >> 1) % 2 && (b >> 5) % 2;
+	s->conf.gate_timeout_ms = 300;
 	for (i = 0; i < HOOK_COUNT; i++)
 		if ((b >> (3 + i)) % 2)
 			s->conf.hook[i][0] = cmd[0];
@@ -283,6 +293,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case FE_RESTORED:
 			continue; /* needs a state file's world; the unit test covers it */
+		case FE_GATE:
+			e.v = s->ro.stage != RO_NONE ? ro_new(s) : NULL;
+			e.inst = arg % 2;
+			e.verdict = arg % 4;
+			e.value = arg % 3;
+			e.why = "gate";
+			break;
+		case FE_CONFIRMED:
+			e.inst = WH_CONFIRM_ROLLOUT + arg % 3;
+			e.ok = arg % 5 != 0;
+			break;
 		default:
 			break;
 		}

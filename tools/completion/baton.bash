@@ -8,17 +8,18 @@
 # Installed as share/bash-completion/completions/baton; to try it: . baton.bash
 # shellcheck disable=SC2016 # jq programs in single quotes, $s is a jq variable
 
-_baton_commands="agent deploy adopt promote pause abort weight pin unpin status watch rollback reload shutdown features help version"
+_baton_commands="agent deploy adopt promote pause abort weight pin unpin status watch events rollback reload shutdown features help version"
 
 # Options of each command, as `baton help CMD` gives them (and -h/--help).
 _baton_options() {
 	case $1 in
 	agent) echo "-f -d -n -v -vv -h" ;;
-	deploy) echo "--strategy --steps --bake --adopt-pid -s --control -- -h --help" ;;
+	deploy) echo "--strategy --steps --bake --approve --adopt-pid -s --control -- -h --help" ;;
 	adopt) echo "--pid -s --control -h --help" ;;
 	promote) echo "--full -s --control -h --help" ;;
 	status) echo "--json -s --control -h --help" ;;
 	watch) echo "-n --interval --count -s --control -h --help" ;;
+	events) echo "--json --follow --last -s --control -h --help" ;;
 	shutdown) echo "--stop -s --control -h --help" ;;
 	features) echo "--json -h --help" ;;
 	reload) echo "-s --control -h --help" ;;
@@ -33,6 +34,7 @@ _baton_argopts() {
 	deploy) echo "--strategy --steps --bake --adopt-pid -s --control" ;;
 	adopt) echo "--pid -s --control" ;;
 	watch) echo "-n --interval --count -s --control" ;;
+	events) echo "--last -s --control" ;;
 	help | version | features) ;;
 	*) echo "-s --control" ;;
 	esac

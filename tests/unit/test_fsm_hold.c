@@ -1,0 +1,454 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The state machine's holds (fsm_confirm.c, fsm_gate.c), alone as
+ * test_fsm.c does it: confirmation webhooks, approvals and Prometheus
+ * gates, each step's exact actions.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fsm.h"
+#include "log.h"
+
+static struct fsm_out out;
+static long long now = 1000000;
+static char *cmd[] = {"/bin/true", NULL};
+static struct client *const C1 = (struct client *)0x1, *const C2 = (struct client *)0x2;
+
+/* A canary service: 1 instance ready by notify, steps 10%, 50%, 100%, bake 2 s. */
+static struct service *service_new(unsigned webhook_events)
+{
+	struct service *s = calloc(1, sizeof(*s));
+
+	snprintf(s->conf.name, sizeof(s->conf.name), "web");
+	s->conf.nlisten = 1;
+	s->conf.instances = 1;
+	s->conf.ready = READY_NOTIFY;
+	s->conf.ready_timeout_ms = 5000;
+	s->conf.drain = DRAIN_SIGNAL_THEN_WAIT;
+	s->conf.exit_signal = SIGTERM;
+	s->conf.drain_timeout_ms = 3000;
+	s->conf.kill_after_ms = 1000;
+	s->conf.strategy = STRATEGY_CANARY;
+	s->conf.nsteps = 3;
+	s->conf.steps[0] = 1000;
+	s->conf.steps[1] = 5000;
+	s->conf.steps[2] = WEIGHT_MAX;
+	s->conf.bake_ms = 2000;
+	s->conf.health = HEALTH_NONE;
+	s->conf.max_error_bp = ERROR_RATE_OFF;
+	s->conf.health_threshold = 3;
+	s->conf.hook_timeout_ms = 4000;
+	s->conf.webhook_events = webhook_events;
+	s->conf.confirm_interval_ms = 500;
+	s->conf.confirm_timeout_ms = 7000;
+	s->conf.approval_timeout_ms = 9000;
+	s->active = s->previous = s->starting = -1;
+	s->ro.newv = s->ro.oldv = -1;
+	s->next_num = 1;
+	return s;
+}
+
+static struct version *made[8];
+static int nmade;
+
+static void service_free(struct service *s)
+{
+	int i;
+
+	for (i = 0; i < nmade; i++)
+		free(made[i]);
+	nmade = 0;
+	free(s);
+}
+
+static struct version *version_make(struct service *s)
+{
+	struct version *v = calloc(1, sizeof(*v));
+	int i;
+
+	for (i = 0; s->slot[i]; i++)
+		;
+	v->svc = s;
+	v->vslot = i;
+	v->num = s->next_num++;
+	v->ninst = s->conf.instances;
+	v->argv[0] = cmd[0];
+	v->zero_to_signal_us = -1;
+	s->slot[i] = v;
+	made[nmade++] = v;
+	return v;
+}
+
+/* The actions of the last step as one line, as test_fsm.c renders them. */
+static const char *render(void)
+{
+	static char buf[4096];
+	size_t n = 0;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; i < out.n && n < sizeof(buf) - 64; i++) {
+		const struct fsm_action *a = &out.a[i];
+
+		n += snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? "; " : "",
+			      fsm_act_names[a->type]);
+		if (a->v)
+			n += snprintf(buf + n, sizeof(buf) - n, " v%d", a->v->num);
+		switch (a->type) {
+		case FA_SIGNAL:
+			n += snprintf(buf + n, sizeof(buf) - n, " %s", signal_name((int)a->arg));
+			break;
+		case FA_WATCH:
+			n += snprintf(buf + n, sizeof(buf) - n, " %s", a->arg ? "on" : "off");
+			break;
+		case FA_VTIMER:
+		case FA_RO_TIMER:
+			if (a->arg)
+				n += snprintf(buf + n, sizeof(buf) - n, " %+lld", a->arg - now);
+			else
+				n += snprintf(buf + n, sizeof(buf) - n, " off");
+			break;
+		case FA_CONFIRM:
+			n += snprintf(buf + n, sizeof(buf) - n, " %s",
+				      a->arg < 0 ? "stop" : wh_event_names[a->arg]);
+			break;
+		case FA_REPLY:
+			n += snprintf(buf + n, sizeof(buf) - n, " %s", a->ok ? "ok" : "err");
+			break;
+		case FA_DEPLOY_DONE:
+			n += snprintf(buf + n, sizeof(buf) - n, " %s",
+				      a->ok	       ? "ok"
+				      : a->rolled_back ? "rolled-back"
+						       : "failed");
+			break;
+		default:
+			break;
+		}
+	}
+	return buf;
+}
+
+static const char *step(struct service *s, struct fsm_event e)
+{
+	const char *broken;
+
+	out.n = 0;
+	out.overflow = false;
+	fsm_step(s, &e, now, &out);
+	broken = fsm_check(s, &out);
+	if (broken)
+		fail_msg("after %s: %s (actions: %s)", fsm_ev_names[e.type], broken, render());
+	return render();
+}
+
+static const char *text_of(enum fsm_act t)
+{
+	int i;
+
+	for (i = 0; i < out.n; i++)
+		if (out.a[i].type == t)
+			return out.a[i].text;
+	return "";
+}
+
+#define EXPECT(s, e, want) assert_string_equal(step(s, e), want)
+
+static void spawned(struct version *v)
+{
+	v->inst[0].alive = true;
+	v->inst[0].pid = 100 * v->num;
+	v->nalive = 1;
+	v->tree = false;
+}
+
+static struct version *first_version(struct service *s)
+{
+	struct version *v = version_make(s);
+
+	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = v}),
+	       "place v1; policy; attach v1; spawn v1");
+	spawned(v);
+	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v, .ok = true});
+	v->tree = false;
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v, .inst = 0}),
+	       "vtimer v1 off; ro-timer off");
+	return v;
+}
+
+/* v2 started and ready: its first step's actions are at_ready. */
+static struct version *ready_new(struct service *s, struct version *v, const char *at_ready)
+{
+	spawned(v);
+	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v, .ok = true});
+	v->tree = false;
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v, .inst = 0}), at_ready);
+	return v;
+}
+
+static void test_confirm_rollout_and_promotion(void **state)
+{
+	struct service *s = service_new((1u << WH_CONFIRM_ROLLOUT) | (1u << WH_CONFIRM_PROMOTION));
+	struct version *v2;
+
+	(void)state;
+	first_version(s);
+	v2 = version_make(s);
+	/* Nothing starts before the confirm-rollout webhook's 2xx. */
+	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1}),
+	       "confirm confirm-rollout; ro-timer +7000; progress");
+	assert_int_equal(s->ro.stage, RO_BEFORE_START);
+	/* A 2xx of another confirmation, or a failure, changes nothing. */
+	EXPECT(s, ((struct fsm_event){.type = FE_CONFIRMED, .inst = WH_CONFIRM_STEP, .ok = true}),
+	       "");
+	EXPECT(s,
+	       ((struct fsm_event){.type = FE_CONFIRMED, .inst = WH_CONFIRM_ROLLOUT, .ok = false}),
+	       "");
+	EXPECT(s,
+	       ((struct fsm_event){.type = FE_CONFIRMED, .inst = WH_CONFIRM_ROLLOUT, .ok = true}),
+	       "confirm stop; ro-timer off; place v2; policy; attach v2; spawn v2");
+	ready_new(s, v2, "vtimer v2 off; policy; ro-timer +2000; progress");
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "policy; ro-timer +2000; progress");
+	assert_int_equal(v2->weight, 5000);
+	/* The bake of the last step below 100% ends: held for confirm-promotion. */
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "confirm confirm-promotion; ro-timer +7000; progress");
+	assert_int_equal(v2->weight, 5000);
+	/* promote while held: still held, and said so. */
+	EXPECT(s, ((struct fsm_event){.type = FE_PROMOTE, .c = C2}), "reply ok");
+	assert_string_equal(text_of(FA_REPLY), "waiting for the confirm-promotion webhook's 2xx");
+	now += 1000;
+	EXPECT(s,
+	       ((struct fsm_event){.type = FE_CONFIRMED, .inst = WH_CONFIRM_PROMOTION, .ok = true}),
+	       "confirm stop; ro-timer off; policy; unplace v1; stop-checks v2; vtimer v2 off; "
+	       "deploy-done ok; ro-timer off; watch v1 off; release v1; signal v1 SIGTERM; "
+	       "vtimer v1 +3000");
+	assert_int_equal(v2->weight, WEIGHT_MAX);
+	service_free(s);
+}
+
+static void test_confirm_timeout_rolls_back(void **state)
+{
+	struct service *s = service_new(1u << WH_CONFIRM_STEP);
+	struct version *v1, *v2;
+
+	(void)state;
+	v1 = first_version(s);
+	v2 = version_make(s);
+	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1}),
+	       "place v2; policy; attach v2; spawn v2");
+	/* The first step needs no confirm-step; the second does. */
+	ready_new(s, v2, "vtimer v2 off; policy; ro-timer +2000; progress");
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "confirm confirm-step; ro-timer +7000; progress");
+	/* Early: nothing. */
+	now += 6999;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "");
+	now += 1;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "policy; confirm stop; deploy-done rolled-back; ro-timer off; stop-checks v2; "
+	       "unplace v2; watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
+	assert_string_equal(text_of(FA_DEPLOY_DONE),
+			    "rolled back to v1: the confirm-step webhook did not answer 2xx within "
+			    "confirm-timeout 7.0 s");
+	assert_int_equal(v1->weight, WEIGHT_MAX);
+	assert_int_equal(s->ro.confirm, 0);
+	service_free(s);
+}
+
+static void test_pause_ends_the_wait(void **state)
+{
+	struct service *s = service_new(1u << WH_CONFIRM_STEP);
+	struct version *v2;
+
+	(void)state;
+	first_version(s);
+	v2 = version_make(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+	ready_new(s, v2, "vtimer v2 off; policy; ro-timer +2000; progress");
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "confirm confirm-step; ro-timer +7000; progress");
+	EXPECT(s, ((struct fsm_event){.type = FE_PAUSE, .c = C2}),
+	       "confirm stop; ro-timer off; reply ok");
+	/* A late 2xx no longer moves anything; promote asks again. */
+	EXPECT(s, ((struct fsm_event){.type = FE_CONFIRMED, .inst = WH_CONFIRM_STEP, .ok = true}),
+	       "");
+	EXPECT(s, ((struct fsm_event){.type = FE_PROMOTE, .c = C2}),
+	       "confirm confirm-step; ro-timer +7000; progress; reply ok");
+	EXPECT(s, ((struct fsm_event){.type = FE_CONFIRMED, .inst = WH_CONFIRM_STEP, .ok = true}),
+	       "confirm stop; ro-timer off; policy; ro-timer +2000; progress");
+	assert_int_equal(v2->weight, 5000);
+	service_free(s);
+}
+
+static void test_approval(void **state)
+{
+	struct service *s = service_new(0);
+	struct version *v2;
+
+	(void)state;
+	first_version(s);
+	v2 = version_make(s);
+	step(s, (struct fsm_event){
+		    .type = FE_DEPLOY,
+		    .v = v2,
+		    .c = C1,
+		    .have_opts = true,
+		    .opts = {.strategy = STRATEGY_CANARY, .bake_ms = 2000, .approve = true}});
+	/* No bake: each step waits for promote, until approval-timeout. */
+	ready_new(s, v2, "vtimer v2 off; policy; ro-timer +9000; progress");
+	now += 5000;
+	EXPECT(s, ((struct fsm_event){.type = FE_PROMOTE, .c = C2}),
+	       "policy; ro-timer +9000; progress; reply ok");
+	assert_int_equal(v2->weight, 5000);
+	now += 8999;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "");
+	now += 1;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "policy; deploy-done rolled-back; ro-timer off; stop-checks v2; unplace v2; "
+	       "watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
+	assert_string_equal(text_of(FA_DEPLOY_DONE),
+			    "rolled back to v1: v2 was not approved within approval-timeout 9.0 s "
+			    "(nobody ran baton promote web)");
+	service_free(s);
+}
+
+/* exec.c's part: a gate's verdict on v. */
+static const char *gate(struct service *s, struct version *v, int verdict, double value)
+{
+	return step(s, (struct fsm_event){.type = FE_GATE,
+					  .v = v,
+					  .inst = 0,
+					  .verdict = verdict,
+					  .value = value,
+					  .why = verdict == GV_FAIL ? "errors = 0.1, fails < 0.05"
+						 : verdict == GV_PASS
+						     ? "errors = 0, passes < 0.05"
+						     : "errors: no data (inconclusive)"});
+}
+
+static struct service *gated(void)
+{
+	struct service *s = service_new(0);
+
+	s->conf.ngates = 1;
+	snprintf(s->conf.gate[0].name, sizeof(s->conf.gate[0].name), "errors");
+	s->conf.gate[0].op = GOP_LT;
+	s->conf.gate[0].threshold = 0.05;
+	s->conf.gate_timeout_ms = 5000;
+	return s;
+}
+
+static void test_gate_fails_in_a_row(void **state)
+{
+	struct service *s = gated();
+	struct version *v2;
+
+	(void)state;
+	first_version(s);
+	v2 = version_make(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+	/* Gates alone start the rollout's checks. */
+	ready_new(s, v2, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+	assert_string_equal(gate(s, v2, GV_FAIL, 0.1), "");
+	/* Inconclusive neither counts nor clears; a pass clears. */
+	assert_string_equal(gate(s, v2, GV_INCONCLUSIVE, 0), "");
+	assert_int_equal(v2->gate[0].fails, 1);
+	assert_string_equal(gate(s, v2, GV_PASS, 0), "");
+	assert_int_equal(v2->gate[0].fails, 0);
+	assert_string_equal(gate(s, v2, GV_FAIL, 0.1), "");
+	assert_string_equal(gate(s, v2, GV_FAIL, 0.1), "");
+	assert_string_equal(
+	    gate(s, v2, GV_FAIL, 0.1),
+	    "policy; deploy-done rolled-back; ro-timer off; stop-checks v2; unplace v2; "
+	    "watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
+	assert_string_equal(text_of(FA_DEPLOY_DONE),
+			    "rolled back to v1: gate errors failed 3 times in a row: errors = 0.1, "
+			    "fails < 0.05");
+	assert_int_equal(s->rollbacks[RB_GATE], 1);
+	service_free(s);
+}
+
+static void test_gate_inconclusive_holds_the_step(void **state)
+{
+	struct service *s = gated();
+	struct version *v2;
+
+	(void)state;
+	first_version(s);
+	v2 = version_make(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+	ready_new(s, v2, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+	gate(s, v2, GV_INCONCLUSIVE, 0);
+	/* The bake ends with no pass: the step waits up to gate-timeout. */
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "ro-timer +5000; progress");
+	assert_int_equal(v2->weight, 1000);
+	/* A pass: the next step at once. */
+	now += 1000;
+	assert_string_equal(gate(s, v2, GV_PASS, 0),
+			    "ro-timer off; policy; ro-timer +2000; progress");
+	assert_int_equal(v2->weight, 5000);
+	/* Then inconclusive again until gate-timeout: rolled back. */
+	gate(s, v2, GV_INCONCLUSIVE, 0);
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "ro-timer +5000; progress");
+	now += 4999;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "");
+	now += 1;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "policy; deploy-done rolled-back; ro-timer off; stop-checks v2; unplace v2; "
+	       "watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
+	assert_string_equal(text_of(FA_DEPLOY_DONE),
+			    "rolled back to v1: gate errors did not pass within gate-timeout 5.0 s "
+			    "(last: errors: no data (inconclusive))");
+	service_free(s);
+}
+
+static void test_gate_dry_run(void **state)
+{
+	struct service *s = gated();
+	struct version *v2;
+	int k;
+
+	(void)state;
+	s->conf.gate_dry_run = true;
+	first_version(s);
+	v2 = version_make(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+	ready_new(s, v2, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+	for (k = 0; k < 5; k++)
+		assert_string_equal(gate(s, v2, GV_FAIL, 0.1), "");
+	assert_int_equal(v2->gate[0].failures, 5);
+	/* Nor does it hold the step. */
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "policy; ro-timer +2000; progress");
+	service_free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_confirm_rollout_and_promotion),
+	    cmocka_unit_test(test_confirm_timeout_rolls_back),
+	    cmocka_unit_test(test_pause_ends_the_wait),
+	    cmocka_unit_test(test_approval),
+	    cmocka_unit_test(test_gate_fails_in_a_row),
+	    cmocka_unit_test(test_gate_inconclusive_holds_the_step),
+	    cmocka_unit_test(test_gate_dry_run),
+	};
+
+	log_init("test_fsm_hold", 0);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
