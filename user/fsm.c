@@ -30,6 +30,7 @@ const char *const fsm_ev_names[FE_COUNT] = {
     [FE_REMOVE] = "remove",	    [FE_SHUTDOWN] = "shutdown",
     [FE_RESTORED] = "restored",	    [FE_ADOPT_FIRST] = "adopt-first",
     [FE_TREE_EMPTY] = "tree-empty",
+    [FE_INST_CONNS] = "inst-conns",
 };
 
 const char *const fsm_act_names[FA_COUNT] = {
@@ -59,6 +60,10 @@ const char *const fsm_act_names[FA_COUNT] = {
     [FA_REPLY] = "reply",
     [FA_DEPLOY_DONE] = "deploy-done",
     [FA_PROGRESS] = "progress",
+    [FA_PLACE_INST] = "place-inst",
+    [FA_SPAWN_INST] = "spawn-inst",
+    [FA_SIGNAL_INST] = "signal-inst",
+    [FA_INST_CONNS] = "inst-conns",
 };
 
 struct fsm_action *fsm_emit(struct fsm *f, enum fsm_act t, struct version *v, int inst,
@@ -175,7 +180,9 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 		 */
 		if (v && !v->adopted)
 			v->tree = true;
-		if (v)
+		if (v && fsm_rolling(s))
+			fsm_rolling_spawned(&f, v, e->inst, e->ok, e->why);
+		else if (v)
 			fsm_deploy_spawned(&f, v, e->ok, e->why);
 		break;
 	case FE_READY:
@@ -254,6 +261,10 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 	case FE_TREE_EMPTY:
 		if (v)
 			fsm_on_tree_empty(&f, v);
+		break;
+	case FE_INST_CONNS:
+		if (v)
+			fsm_rolling_conns(&f, v, e);
 		break;
 	case FE_COUNT:
 		break;

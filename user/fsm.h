@@ -33,6 +33,8 @@ struct deploy_opts {
 	unsigned steps[MAX_STEPS];
 	int nsteps;
 	unsigned bake_ms;
+	int max_surge, max_unavail; /* rolling: counts, checked (rollconf.c) */
+	unsigned pause_ms;
 };
 
 enum fsm_ev {
@@ -57,6 +59,7 @@ enum fsm_ev {
 	FE_RESTORED,	 /* taken over from a previous agent: versions as the state had them */
 	FE_ADOPT_FIRST,	 /* c; v: a running server becomes the first version */
 	FE_TREE_EMPTY,	 /* v: no process of its tree is left (its cgroup is empty) */
+	FE_INST_CONNS,	 /* v: each instance's live connections (inst_conns; ok false: unknown) */
 	FE_COUNT,
 };
 
@@ -78,6 +81,7 @@ struct fsm_event {
 	long long zero_ns; /* FE_ZERO: kernel time of the last close; 0 unknown */
 	long long now_ns;  /* FE_ZERO: CLOCK_MONOTONIC ns when it was read */
 	time_t wall;	   /* wall clock, for the rollback note */
+	long long inst_conns[MAX_INSTANCES]; /* FE_INST_CONNS */
 };
 
 enum fsm_act {
@@ -109,6 +113,10 @@ enum fsm_act {
 	FA_REPLY,	  /* c: ok and text: the final answer to a request */
 	FA_DEPLOY_DONE,	  /* c: the final answer to a deploy (ok, rolled_back, text) */
 	FA_PROGRESS,	  /* c: a progress line for a waiting deploy */
+	FA_PLACE_INST,	  /* v, inst: one instance's sockets into the map */
+	FA_SPAWN_INST,	  /* v, inst: start one instance (its exit, not FE_SPAWNED, tells failure) */
+	FA_SIGNAL_INST,	  /* v, inst, arg: signal one instance's process */
+	FA_INST_CONNS,	  /* v: count each instance's live connections (answered by FE_INST_CONNS) */
 	FA_COUNT,
 };
 
@@ -147,6 +155,11 @@ int fsm_can_deploy(const struct service *s, char *err, size_t errlen);
  * actions to perform, in order (appended: out->n is not reset).
  */
 void fsm_step(struct service *s, const struct fsm_event *e, long long now, struct fsm_out *out);
+/*
+ * Rolling: v (the new version, or the old one being restored) has started
+ * instances that are not ready yet, so its timer ticks their readiness.
+ */
+bool fsm_rolling_ticks(const struct service *s, const struct version *v);
 /* The invariants above: NULL, or the first one s breaks. */
 const char *fsm_check(const struct service *s, const struct fsm_out *out);
 

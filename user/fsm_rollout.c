@@ -70,6 +70,8 @@ void fsm_rollout_fail(struct fsm *f, enum rb_reason reason, const char *why)
 	struct version *nv = ro_new(s), *ov = ro_old(s);
 	char msg[FSM_TEXT];
 
+	if (fsm_rolling_fail(f, reason, why))
+		return;
 	switch (ro->stage) {
 	case RO_NONE:
 		return;
@@ -140,6 +142,9 @@ void fsm_rollout_fail(struct fsm *f, enum rb_reason reason, const char *why)
 		log_warnx("%s: %s", s->conf.name, msg);
 		fsm_rollout_end(f, false, msg, false);
 		return;
+	case RO_ROLLING:
+	case RO_ROLLING_BACK:
+		return; /* fsm_rolling_fail above */
 	}
 }
 
@@ -245,6 +250,10 @@ void fsm_rollout_promote(struct fsm *f, bool full)
 	struct version *nv = ro_new(f->s);
 	int k;
 
+	if (fsm_rolling(f->s)) {
+		fsm_rolling_promote(f, full);
+		return;
+	}
 	for (k = 0; k < ro->nsteps - 1 && ro->steps[k] <= nv->weight; k++)
 		;
 	ro->step = full ? ro->nsteps - 1 : k;
@@ -296,6 +305,10 @@ void fsm_instance_ready(struct fsm *f, struct version *v, int i)
 	v->inst[i].ready = true;
 	v->nready++;
 	log_debug("%s: instance %d (pid %d) ready", vname(v), i, v->inst[i].pid);
+	if (fsm_rolling(s)) {
+		fsm_rolling_ready(f, v, i);
+		return;
+	}
 	if (v->nready != v->ninst)
 		return;
 	if (v->phase == VP_STARTING && s->ro.stage == RO_STARTING && ro_new(s) == v)
@@ -381,6 +394,10 @@ void fsm_on_ro_timer(struct fsm *f)
 	struct rollout *ro = &s->ro;
 	char why[128];
 
+	if (fsm_rolling(s)) {
+		fsm_rolling_timer(f);
+		return;
+	}
 	if (ro->hook_running && f->now >= s->ro_deadline) {
 		fsm_emit(f, FA_KILL_HOOK, NULL, -1, 0);
 		snprintf(why, sizeof(why), "did not finish within hook-timeout %u ms (killed)",
@@ -438,6 +455,8 @@ void fsm_deploy(struct fsm *f, const struct fsm_event *e)
 		ro->nsteps = 1;
 		ro->steps[0] = WEIGHT_MAX;
 	}
+	if (ro->strategy == STRATEGY_ROLLING)
+		fsm_rolling_deploy_opts(ro, conf, o);
 	ro->waiter = e->c;
 	if (ro->oldv >= 0 && conf->hook[HOOK_BEFORE_START][0]) {
 		ro->stage = RO_BEFORE_START;
@@ -453,6 +472,8 @@ void fsm_deploy_start(struct fsm *f)
 	struct service *s = f->s;
 	struct version *v = ro_new(s);
 
+	if (s->ro.strategy == STRATEGY_ROLLING && fsm_rolling_begin(f))
+		return;
 	s->ro.stage = RO_STARTING;
 	v->t_start = f->now;
 	s->starting = v->vslot;
@@ -525,7 +546,12 @@ int fsm_rollback(struct fsm *f, char *msg, size_t msglen)
 		fsm_rollout_fail(f, RB_OPERATOR, "aborted by baton rollback");
 		return 0;
 	}
-	if (ro->stage == RO_STEPPING || ro->stage == RO_AFTER_SWITCH) {
+	if (ro->stage == RO_ROLLING_BACK) {
+		snprintf(msg, msglen, "%s: the rolling rollout of v%d is already rolling back",
+			 s->conf.name, ro->new_num);
+		return -EALREADY;
+	}
+	if (ro->stage == RO_STEPPING || ro->stage == RO_AFTER_SWITCH || ro->stage == RO_ROLLING) {
 		int num = ro->new_num, old = ro->old_num;
 
 		fsm_rollout_fail(f, RB_OPERATOR, "rolled back by baton rollback");
