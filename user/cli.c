@@ -282,8 +282,9 @@ static int deploy_rolling_opts(const struct client_opts *o, unsigned *pause)
 	if (!o->max_surge && !o->max_unavail && !o->pause)
 		return 0;
 	if ((o->strategy && strcmp(o->strategy, "rolling")) || o->steps || o->bake) {
-		fprintf(stderr, "baton deploy: --max-surge, --max-unavailable and --pause belong to "
-				"--strategy rolling\n");
+		fprintf(stderr,
+			"baton deploy: --max-surge, --max-unavailable and --pause belong to "
+			"--strategy rolling\n");
 		return 2;
 	}
 	if (o->max_surge && roll_amount_parse(o->max_surge, &a, err, sizeof(err))) {

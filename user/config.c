@@ -238,8 +238,7 @@ static int service_end_rolling(struct parser *p)
 		return 0;
 	if (roll_resolve(svc->instances, svc->max_surge, svc->max_unavail, &su, &un, msg,
 			 sizeof(msg)) < 0)
-		return perr_at(p, line ? line : uline ? uline : key_line(p, "strategy"), "%s",
-			       msg);
+		return perr_at(p, line ? line : uline ? uline : key_line(p, "strategy"), "%s", msg);
 	return 0;
 }
 

@@ -29,8 +29,7 @@ const char *const fsm_ev_names[FE_COUNT] = {
     [FE_ABORT] = "abort",	    [FE_ROLLBACK] = "rollback",
     [FE_REMOVE] = "remove",	    [FE_SHUTDOWN] = "shutdown",
     [FE_RESTORED] = "restored",	    [FE_ADOPT_FIRST] = "adopt-first",
-    [FE_TREE_EMPTY] = "tree-empty",
-    [FE_INST_CONNS] = "inst-conns",
+    [FE_TREE_EMPTY] = "tree-empty", [FE_INST_CONNS] = "inst-conns",
 };
 
 const char *const fsm_act_names[FA_COUNT] = {

@@ -77,10 +77,10 @@ struct fsm_event {
 	const char *why;
 	struct deploy_opts opts; /* FE_DEPLOY (opts.nsteps 0: the service's) */
 	bool have_opts;
-	struct client *c;  /* who waits for the answer, or NULL */
-	long long zero_ns; /* FE_ZERO: kernel time of the last close; 0 unknown */
-	long long now_ns;  /* FE_ZERO: CLOCK_MONOTONIC ns when it was read */
-	time_t wall;	   /* wall clock, for the rollback note */
+	struct client *c;		     /* who waits for the answer, or NULL */
+	long long zero_ns;		     /* FE_ZERO: kernel time of the last close; 0 unknown */
+	long long now_ns;		     /* FE_ZERO: CLOCK_MONOTONIC ns when it was read */
+	time_t wall;			     /* wall clock, for the rollback note */
 	long long inst_conns[MAX_INSTANCES]; /* FE_INST_CONNS */
 };
 
@@ -114,9 +114,9 @@ enum fsm_act {
 	FA_DEPLOY_DONE,	  /* c: the final answer to a deploy (ok, rolled_back, text) */
 	FA_PROGRESS,	  /* c: a progress line for a waiting deploy */
 	FA_PLACE_INST,	  /* v, inst: one instance's sockets into the map */
-	FA_SPAWN_INST,	  /* v, inst: start one instance (its exit, not FE_SPAWNED, tells failure) */
-	FA_SIGNAL_INST,	  /* v, inst, arg: signal one instance's process */
-	FA_INST_CONNS,	  /* v: count each instance's live connections (answered by FE_INST_CONNS) */
+	FA_SPAWN_INST,	/* v, inst: start one instance (its exit, not FE_SPAWNED, tells failure) */
+	FA_SIGNAL_INST, /* v, inst, arg: signal one instance's process */
+	FA_INST_CONNS,	/* v: count each instance's live connections (answered by FE_INST_CONNS) */
 	FA_COUNT,
 };
 

@@ -64,8 +64,7 @@ void fsm_op_abort(struct fsm *f, struct client *c)
 	struct service *s = f->s;
 	int num = s->ro.new_num, old = s->ro.old_num;
 
-	if (s->ro.stage == RO_NONE ||
-	    (s->ro.stage >= RO_DRAIN_OLD && s->ro.stage != RO_ROLLING)) {
+	if (s->ro.stage == RO_NONE || (s->ro.stage >= RO_DRAIN_OLD && s->ro.stage != RO_ROLLING)) {
 		reply_err(f, c,
 			  "%s: no rollout to abort (baton rollback gives traffic back to the "
 			  "previous version while it runs)",

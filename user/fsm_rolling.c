@@ -281,8 +281,8 @@ void fsm_rolling_ready(struct fsm *f, struct version *v, int i)
 	weights(f);
 	log_info("%s: %d of %d instance(s) serving, %.2f%% of new connections", vname(v),
 		 v->serve_n, v->ninst, v->weight / 100.0);
-	fsm_progress(f, "%s: %d of %d instance(s) serving (%.2f%%)", vname(v), v->serve_n,
-		     v->ninst, v->weight / 100.0);
+	fsm_progress(f, "%s: %d of %d instance(s) serving (%.2f%%)", vname(v), v->serve_n, v->ninst,
+		     v->weight / 100.0);
 	if (!starting(v) && ro->pause_ms && v->serve_n < v->ninst) {
 		ro->pause_end = f->now + ro->pause_ms;
 		fsm_progress(f, "%s: pause %.1f s before the next batch", s->conf.name,
@@ -526,7 +526,8 @@ void fsm_rolling_timer(struct fsm *f)
 
 		if (!in->retiring || !in->alive || !in->retire_at || f->now < in->retire_at)
 			continue;
-		/* As a version's drain: drain-timeout, then SIGTERM, then SIGKILL after kill-after. */
+		/* As a version's drain: drain-timeout, then SIGTERM, then SIGKILL after kill-after.
+		 */
 		if (in->retire_step == 0 && c->exit_signal != SIGTERM) {
 			log_warnx("%s: retired instance %d (pid %d) still runs at drain-timeout, "
 				  "sending SIGTERM",
@@ -591,8 +592,7 @@ void fsm_rolling_spawned(struct fsm *f, struct version *v, int i, bool ok, const
 
 	if (ok || i < 0 || i >= v->ninst)
 		return;
-	snprintf(msg, sizeof(msg), "%s instance %d cannot start: %s", vname(v), i,
-		 why ? why : "?");
+	snprintf(msg, sizeof(msg), "%s instance %d cannot start: %s", vname(v), i, why ? why : "?");
 	fsm_emit(f, FA_UNPLACE_INST, v, i, 0);
 	if (v->vslot == ro->newv && ro->stage == RO_ROLLING) {
 		fsm_rolling_fail(f, RB_EXIT, msg);

@@ -78,11 +78,11 @@ struct instance {
 	struct check chk;
 	struct evsrc ev;
 	/* strategy = rolling (fsm_rolling.c): */
-	bool started;	  /* its process was started in this version's life */
-	bool retiring;	  /* out of the map, told to exit: it never serves again */
-	int retire_step;  /* 0: exit signal sent, 1: SIGTERM, 2: SIGKILL */
+	bool started;	     /* its process was started in this version's life */
+	bool retiring;	     /* out of the map, told to exit: it never serves again */
+	int retire_step;     /* 0: exit signal sent, 1: SIGTERM, 2: SIGKILL */
 	long long retire_at; /* ms: when the next signal is due (0: none) */
-	bool restarted;	  /* started again by a rollback: not restarted twice */
+	bool restarted;	     /* started again by a rollback: not restarted twice */
 };
 
 struct version {
@@ -183,13 +183,13 @@ struct rollout {
 	struct evsrc hook_ev;
 	char hook_err[200]; /* after-drain failure, reported at the end */
 	/* strategy = rolling (fsm_rolling.c) */
-	int surge, unavail;	/* max-surge, max-unavailable as counts */
-	unsigned pause_ms;	/* between batches */
-	long long pause_end;	/* ms: the next batch waits until then (0: no pause) */
-	bool counting;		/* FA_INST_CONNS asked, FE_INST_CONNS not yet back */
-	int batch;		/* batches started */
-	int retired;		/* old instances retired */
-	char fail_why[320];	/* rolling back: why, for the deploy's answer at the end */
+	int surge, unavail;  /* max-surge, max-unavailable as counts */
+	unsigned pause_ms;   /* between batches */
+	long long pause_end; /* ms: the next batch waits until then (0: no pause) */
+	bool counting;	     /* FA_INST_CONNS asked, FE_INST_CONNS not yet back */
+	int batch;	     /* batches started */
+	int retired;	     /* old instances retired */
+	char fail_why[320];  /* rolling back: why, for the deploy's answer at the end */
 	enum rb_reason fail_reason;
 };
 

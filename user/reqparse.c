@@ -54,14 +54,16 @@ static int request_rolling(json_t *req, const struct service_conf *conf, struct 
 			   char *err, size_t errlen)
 {
 	struct roll_amount su = conf->max_surge, un = conf->max_unavail;
-	json_t *js = json_object_get(req, "max_surge"), *ju = json_object_get(req, "max_unavailable");
+	json_t *js = json_object_get(req, "max_surge"),
+	       *ju = json_object_get(req, "max_unavailable");
 	json_t *jp = json_object_get(req, "pause_ms");
 	char msg[200];
 
 	o->pause_ms = conf->pause_ms;
 	if ((js || ju || jp) && o->strategy != STRATEGY_ROLLING) {
-		snprintf(err, errlen, "deploy: max-surge, max-unavailable and pause belong to "
-				      "strategy rolling");
+		snprintf(err, errlen,
+			 "deploy: max-surge, max-unavailable and pause belong to "
+			 "strategy rolling");
 		return -1;
 	}
 	if (o->strategy != STRATEGY_ROLLING)
@@ -70,8 +72,9 @@ static int request_rolling(json_t *req, const struct service_conf *conf, struct 
 		    roll_amount_parse(json_string_value(js), &su, msg, sizeof(msg)) < 0)) ||
 	    (ju && (!json_is_string(ju) ||
 		    roll_amount_parse(json_string_value(ju), &un, msg, sizeof(msg)) < 0))) {
-		snprintf(err, errlen, "deploy: max_surge and max_unavailable are a count or a "
-				      "percentage as a string (\"1\", \"25%%\")");
+		snprintf(err, errlen,
+			 "deploy: max_surge and max_unavailable are a count or a "
+			 "percentage as a string (\"1\", \"25%%\")");
 		return -1;
 	}
 	if (jp) {
@@ -161,8 +164,9 @@ options:
 		else if (st && !strcmp(st, "rolling"))
 			o->strategy = STRATEGY_ROLLING;
 		else {
-			snprintf(err, errlen,
-				 "deploy: strategy must be \"canary\", \"bluegreen\" or \"rolling\"");
+			snprintf(
+			    err, errlen,
+			    "deploy: strategy must be \"canary\", \"bluegreen\" or \"rolling\"");
 			return -1;
 		}
 	}

@@ -24,12 +24,14 @@ int roll_amount_parse(const char *s, struct roll_amount *a, char *err, size_t er
 	memcpy(num, s, len);
 	num[len] = '\0';
 	/* parse_uint saturates at max + 1 */
-	if (parse_uint(num, pct ? 100 : MAX_INSTANCES, &n) < 0 || n > (pct ? 100u : MAX_INSTANCES)) {
+	if (parse_uint(num, pct ? 100 : MAX_INSTANCES, &n) < 0 ||
+	    n > (pct ? 100u : MAX_INSTANCES)) {
 		if (pct)
 			snprintf(err, errlen, "\"%.32s\" is not a percentage 0%%..100%%", s);
 		else
-			snprintf(err, errlen, "\"%.32s\" is not a count 0..%d (or a percentage, e.g. 25%%)",
-				 s, MAX_INSTANCES);
+			snprintf(err, errlen,
+				 "\"%.32s\" is not a count 0..%d (or a percentage, e.g. 25%%)", s,
+				 MAX_INSTANCES);
 		return -1;
 	}
 	a->n = (int)n;
@@ -43,7 +45,7 @@ int roll_resolve(int instances, struct roll_amount surge, struct roll_amount una
 	int su, un;
 
 	if (!surge.pct && surge.n > instances) {
-		snprintf(err, errlen, "max-surge %d is above instances (%d); give 1..%d", surge.n,
+		snprintf(err, errlen, "max-surge %d is above instances (%d); give 0..%d", surge.n,
 			 instances, instances);
 		return -1;
 	}
@@ -56,10 +58,11 @@ int roll_resolve(int instances, struct roll_amount surge, struct roll_amount una
 	su = surge.pct ? (surge.n * instances + 99) / 100 : surge.n;
 	un = unavail.pct ? unavail.n * instances / 100 : unavail.n;
 	if (!su && !un) {
-		snprintf(err, errlen,
-			 "max-surge and max-unavailable are both 0 (for %d instance(s)): no instance "
-			 "could start or stop; make one of them at least 1",
-			 instances);
+		snprintf(
+		    err, errlen,
+		    "max-surge and max-unavailable are both 0 (for %d instance(s)): no instance "
+		    "could start or stop; make one of them at least 1",
+		    instances);
 		return -1;
 	}
 	if (un >= instances) {
@@ -69,10 +72,11 @@ int roll_resolve(int instances, struct roll_amount surge, struct roll_amount una
 				 "the service down; give max-surge at least 1%s",
 				 un, instances, instances > 1 ? " or a lower max-unavailable" : "");
 		else
-			snprintf(err, errlen,
-				 "max-unavailable %d of %d instance(s) would leave none serving; give "
-				 "0..%d",
-				 un, instances, instances - 1);
+			snprintf(
+			    err, errlen,
+			    "max-unavailable %d of %d instance(s) would leave none serving; give "
+			    "0..%d",
+			    un, instances, instances - 1);
 		return -1;
 	}
 	*nsurge = su;

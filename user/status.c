@@ -87,8 +87,7 @@ static json_t *rollout_json(struct service *s)
 	else if (ro->bake_end)
 		left = ro->bake_end - now_ms() > 0 ? ro->bake_end - now_ms() : 0;
 	j = json_pack("{s:s, s:s, s:i, s:o, s:i, s:i, s:o, s:b, s:b, s:I, s:I}", "stage",
-		      stage_names[ro->stage], "strategy",
-		      strategy_name(ro->strategy), "version",
+		      stage_names[ro->stage], "strategy", strategy_name(ro->strategy), "version",
 		      ro->new_num, "from", ro->old_num ? json_integer(ro->old_num) : json_null(),
 		      "step", ro->step + 1, "nsteps", ro->nsteps, "steps", steps, "paused",
 		      ro->paused, "manual", ro->manual, "bake_left_ms", (json_int_t)left,
@@ -249,10 +248,9 @@ json_t *status_json(struct service *s)
 	json_object_set_new(j, "rollout", rollout_json(s));
 	json_object_set_new(j, "settings",
 			    json_pack("{s:s, s:i, s:I, s:s, s:s, s:I, s:I, s:I}", "strategy",
-				      strategy_name(s->conf.strategy),
-				      "instances", s->conf.instances, "bake_ms",
-				      (json_int_t)s->conf.bake_ms, "ready",
-				      ready_kind_name(s->conf.ready), "drain_policy",
+				      strategy_name(s->conf.strategy), "instances",
+				      s->conf.instances, "bake_ms", (json_int_t)s->conf.bake_ms,
+				      "ready", ready_kind_name(s->conf.ready), "drain_policy",
 				      s->conf.drain == DRAIN_WAIT_THEN_SIGNAL ? "wait-then-signal"
 									      : "signal-then-wait",
 				      "drain_delay_ms", (json_int_t)s->conf.drain_delay_ms,

@@ -1926,15 +1926,18 @@ static void load_rolling(void **state)
 	assert_false(s->max_surge.pct);
 	assert_int_equal(s->max_unavail.n, 0);
 	assert_int_equal(s->pause_ms, 0);
+	config_free(cfg);
 	assert_load_ok(SVC("web", "80") "strategy = rolling\ninstances = 4\nmax-surge = 25%\n"
 					"max-unavailable = 0\npause = 5s\n");
 	assert_int_equal(s->max_surge.n, 25);
 	assert_true(s->max_surge.pct);
 	assert_int_equal(s->pause_ms, 5000);
+	config_free(cfg);
 	assert_load_ok(SVC("web", "80") "strategy = rolling\ninstances = 4\nmax-surge = 0\n"
 					"max-unavailable = 1\n");
 	assert_int_equal(s->max_surge.n, 0);
 	assert_int_equal(s->max_unavail.n, 1);
+	config_free(cfg);
 	/* The bad input: each one line, naming the fix. */
 	assert_load_error(SVC("web", "80") "strategy = rolling\ninstances = 4\nmax-surge = 0\n"
 					   "max-unavailable = 0\n",
@@ -1942,7 +1945,7 @@ static void load_rolling(void **state)
 			  "instance(s)): no instance could start or stop; make one of them at "
 			  "least 1");
 	assert_load_error(SVC("web", "80") "strategy = rolling\ninstances = 4\nmax-surge = 5\n",
-			  "web.conf:6: max-surge 5 is above instances (4); give 1..4");
+			  "web.conf:6: max-surge 5 is above instances (4); give 0..4");
 	assert_load_error(SVC("web", "80") "instances = 4\nmax-unavailable = 6\n",
 			  "web.conf:5: max-unavailable 6 is above instances (4); give 0..3");
 	assert_load_error(SVC("web", "80") "strategy = rolling\nmax-surge = 0\n"
@@ -1959,8 +1962,10 @@ static void load_rolling(void **state)
 			  "web.conf:4: max-surge: \"two\" is not a count 0..32 (or a percentage, "
 			  "e.g. 25%)");
 	/* 10% of 4 is 0.4: a surge rounds up (1), an unavailable count down (0). */
+	config_free(cfg);
 	assert_load_ok(SVC("web", "80") "strategy = rolling\ninstances = 4\nmax-surge = 10%\n"
 					"max-unavailable = 10%\n");
+	config_free(cfg);
 }
 
 static void error_duplicate_rollout_keys(void **state)

@@ -212,8 +212,7 @@ static struct version *first_version(struct service *s)
 	return v;
 }
 
-static struct fsm_event conns(struct version *v, long long a, long long b, long long c,
-			      long long d)
+static struct fsm_event conns(struct version *v, long long a, long long b, long long c, long long d)
 {
 	struct fsm_event e = {.type = FE_INST_CONNS, .v = v, .ok = true};
 
@@ -233,7 +232,7 @@ static void setup_two(struct service *s)
 {
 	max_procs = 0;
 	min_serving = 1000;
-	nv_ = NULL;
+	nv_ = ov_ = NULL; /* the last test's, freed */
 	ov_ = first_version(s);
 	max_procs = 0;
 	min_serving = 1000;
@@ -309,7 +308,8 @@ static void test_in_place(void **state)
 	setup_two(s);
 	ov = ov_;
 	nv = nv_;
-	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = nv}), "policy; attach v2; inst-conns v1");
+	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = nv}),
+	       "policy; attach v2; inst-conns v1");
 	EXPECT(s, conns(ov, 2, 2, 2, 2),
 	       "policy; unplace-inst v1/0; release v1/0; signal-inst v1/0 SIGTERM; ro-timer +3000");
 	for (k = 0; k < 4; k++) {
@@ -429,8 +429,9 @@ static void test_pause_promote_abort(void **state)
 	       "place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off");
 	start_spawned();
 	EXPECT(s, ((struct fsm_event){.type = FE_PAUSE, .c = C1}), "reply");
-	EXPECT(s, ((struct fsm_event){.type = FE_WEIGHT, .c = C1, .nweights = 1, .wnum = {2},
-				      .wbp = {5000}}),
+	EXPECT(s,
+	       ((struct fsm_event){
+		   .type = FE_WEIGHT, .c = C1, .nweights = 1, .wnum = {2}, .wbp = {5000}}),
 	       "reply");
 	EXPECT(s, ev(FE_READY, nv, 1), "policy; ro-timer +2000");
 	assert_int_equal(nv->serve_n, 2);
@@ -438,9 +439,10 @@ static void test_pause_promote_abort(void **state)
 	       "inst-conns v1; ro-timer off; reply");
 	step(s, conns(ov, 1, -1, 1, 1));
 	assert_true(ov->inst[0].retiring);
-	EXPECT(s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
-	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
-	       "SIGTERM; vtimer v2 +3000; place-inst v1/1; spawn-inst v1/1; ready-checks v1; reply");
+	EXPECT(
+	    s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
+	    "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
+	    "SIGTERM; vtimer v2 +3000; place-inst v1/1; spawn-inst v1/1; ready-checks v1; reply");
 	assert_int_equal(s->rollbacks[RB_OPERATOR], 1);
 	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
 	start_spawned();
