@@ -590,7 +590,8 @@ void fsm_rolling_spawned(struct fsm *f, struct version *v, int i, bool ok, const
 	struct rollout *ro = &s->ro;
 	char msg[300];
 
-	if (ok || i < 0 || i >= v->ninst)
+	/* Only a start that was asked for (started) and did not happen (not alive). */
+	if (ok || i < 0 || i >= v->ninst || !v->inst[i].started || v->inst[i].alive)
 		return;
 	snprintf(msg, sizeof(msg), "%s instance %d cannot start: %s", vname(v), i, why ? why : "?");
 	fsm_emit(f, FA_UNPLACE_INST, v, i, 0);
