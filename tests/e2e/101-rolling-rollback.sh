@@ -6,7 +6,10 @@
 #     rollout rolls back, the old instance that had left starts again, 4
 #     old instances serve, the deploy exits non-zero with the reason, zero
 #     failed requests;
-#  2. bad input (the issue's list): a one-line error each, nothing changed.
+#  2. bad input (the issue's list): a one-line error each, nothing changed;
+#  3. the agent is killed (kill -9) in the middle of a rolling rollout: the
+#     restarted agent does not know which old instances left, so it rolls
+#     back: the old version serves with 4 instances again.
 . "$(dirname "$0")/lib.sh"
 
 write_conf "instances = 4" "ready = notify" "ready-timeout = $(slow 3)s" \
@@ -72,3 +75,26 @@ sed -e 's/^instances = 4/instances = 1/' -e 's/^max-surge = 1/max-surge = 0/' \
 	-e 's/^max-unavailable = 0/max-unavailable = 1/' "$T/web.conf" >"$T/one.conf"
 expect_err "instances = 1, max-surge = 0" "max-surge 0 with max-unavailable 1 of 1 instance(s) would take the service down" \
 	"$BATON" agent -n -f "$T/one.conf"
+
+# 3. kill -9 of the agent mid-rollout (pause 30 s holds it after batch 1).
+active=$(active_version)
+"$BATON" deploy web --pause 30s -- "$DEMO" >"$T/deploy.restart" 2>&1 &
+dep=$!
+for _ in $(seq "$(slow 100)"); do
+	[ "$("$BATON" status web --json | jq -r '.[0].rollout.rolling.new.serving // 0')" = 1 ] && break
+	sleep 0.1
+done
+check_eq "one new instance serves before the restart" 1 \
+	"$("$BATON" status web --json | jq -r '.[0].rollout.rolling.new.serving // 0')"
+kill -9 "$AGENT"
+wait_gone 5 "$AGENT"
+wait "$dep" 2>/dev/null
+start_agent >/dev/null
+for _ in $(seq "$(slow 100)"); do
+	[ "$("$BATON" status web --json | jq -r '.[0].rollout')" = null ] && break
+	sleep 0.1
+done
+check_eq "after the restart v$active is active" "$active" "$(active_version)"
+check_eq "with 4 ready instances" 4 \
+	"$("$BATON" status web --json | jq -r "[.[0].versions[] | select(.version == $active) | .processes[] | select(.alive and .ready)] | length")"
+check "the rollback says why" sh -c "'$BATON' status web --json | jq -r '.[0].last_rollback.reason' | grep -q 'agent restarted during the rolling rollout'"
