@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: MIT
 # Rolling replacement under wrk load (keep-alive and a new connection per
 # request at once), sampled every 20 ms:
-#  1. instances = 4, max-surge 1, max-unavailable 0, pause 3 s: never more
+#  1. instances = 4, max-surge 1, max-unavailable 0, pause 5 s: never more
 #     than 5 processes of the service (its cgroups), never fewer than 4
 #     serving instances (the agent's steering state); the new version's
 #     share of new connections (the kernel's accepted counts of each
-#     version, over 1 s of each pause) steps through 25/50/75/100% (+-5);
+#     version, while the policy holds each weight) steps through 25/50/75/100%;
 #  2. max-surge 0, max-unavailable 1 (in place): never more than 4 processes.
 # Zero failed requests in every class, no refused or reset connection.
 . "$(dirname "$0")/lib.sh"
@@ -14,7 +14,7 @@
 write_conf "instances = 4" "ready = notify" "ready-timeout = $(slow 5)s" \
 	"drain-policy = signal-then-wait" "drain-timeout = 5s" "kill-after = 2s" "backlog = 4096" \
 	"steering = per-connection" "strategy = rolling" "max-surge = 1" "max-unavailable = 0" \
-	"pause = 3s"
+	"pause = 5s"
 start_agent || exit 1
 URL=http://127.0.0.1:8080/
 [ -n "$CGMNT" ] || { not_ok "no cgroup v2 mount: the process count needs the versions' cgroups"; exit 1; }
@@ -67,18 +67,23 @@ serving_sampler() {
 }
 # share_sampler OUT NEW OLD: every 0.2 s, from the kernel's maps (not baton
 # status, which is slow on a loaded machine): NEW's weight in the policy and
-# both versions' accepted connections, as "weight accepted-new accepted-old".
+# both versions' accepted connections, as "weight accepted-new accepted-old"
+# (one python process: jq per sample was too slow to start under load).
 share_sampler() {
-	local end=$((SECONDS + $(slow 120))) w c
-	while [ $SECONDS -lt $end ] && [ ! -e "$T/stop-sampler" ]; do
-		w=$(bpftool -j map dump pinned "$BPFDIR/services" |
-			jq -r "[.[0].formatted.value.v[] | select(.version == $2) | .weight][0] // 0")
-		c=$(bpftool -j map dump pinned "$BPFDIR/versions" |
-			jq -r "[.[].formatted | select(.key.version == $2) | .value.accepted][0] // 0,
-				[.[].formatted | select(.key.version == $3) | .value.accepted][0] // 0" | tr '\n' ' ')
-		echo "$w $c"
-		sleep 0.2
-	done >"$1"
+	python3 - "$BPFDIR" "$2" "$3" "$T/stop-sampler" "$(slow 120)" >"$1" <<'PY'
+import json, os, subprocess, sys, time
+bpf, new, old, stop, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+def dump(name):
+    out = subprocess.run(["bpftool", "-j", "map", "dump", "pinned", bpf + "/" + name],
+                         capture_output=True, text=True).stdout
+    return [e["formatted"] for e in json.loads(out or "[]")]
+end = time.monotonic() + limit
+while time.monotonic() < end and not os.path.exists(stop):
+    w = [v["weight"] for e in dump("services") for v in e["value"]["v"] if v["version"] == new]
+    acc = {e["key"]["version"]: e["value"]["accepted"] for e in dump("versions")}
+    print(w[0] if w else 0, acc.get(new, 0), acc.get(old, 0), flush=True)
+    time.sleep(0.2)
+PY
 }
 # share_at FILE WEIGHT: percent of new connections the new version got while
 # the policy gave it WEIGHT (between consecutive samples both at WEIGHT),
@@ -105,6 +110,14 @@ run() {
 	serving_sampler "$T/$name" & local ss=$!
 	share_sampler "$T/$name.share" "$new" "$old" & local sh=$!
 	EXTRA_PIDS="${EXTRA_PIDS:-} $sp $ss $sh"
+	# The deploy starts once every sampler runs (a loaded machine starts
+	# python or bpftool late: a sampler that begins after the rollout sees
+	# nothing of it).
+	for _ in $(seq "$(slow 300)"); do
+		[ -s "$T/$name.procs" ] && [ -s "$T/$name.share" ] && [ -s "$T/$name.serving" ] && break
+		sleep 0.1
+	done
+	check "$name: the samplers run" test -s "$T/$name.procs" -a -s "$T/$name.share" -a -s "$T/$name.serving"
 	timeout "$(slow 120)" "$BATON" deploy web "$@" -- "$DEMO" >"$T/deploy.$name" 2>&1 &
 	local dep=$!
 	wait "$dep" || rc=$?
