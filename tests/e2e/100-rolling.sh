@@ -6,7 +6,7 @@
 #     than 5 processes of the service (its cgroups), never fewer than 4
 #     serving instances (the agent's steering state); the new version's
 #     share of new connections (the kernel's accepted counts of each
-#     version, while the policy holds each weight) steps through 25/50/75/100%;
+#     version, while the policy holds each weight) steps through 25/50/75/100% (+-5);
 #  2. max-surge 0, max-unavailable 1 (in place): never more than 4 processes.
 # Zero failed requests in every class, no refused or reset connection.
 . "$(dirname "$0")/lib.sh"
