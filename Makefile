@@ -45,7 +45,6 @@ USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
 TESTS     += $(BUILD)/test_migrate $(BUILD)/test_fsm $(BUILD)/test_listen $(BUILD)/test_drain
-TESTS     += $(BUILD)/test_fsm_rolling
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -93,6 +92,7 @@ $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) 
 # The config parser reads max-surge and max-unavailable with rollconf.c.
 $(BUILD)/test_config $(BUILD)/test_fsm $(BUILD)/test_fsm_rolling $(BUILD)/test_proc: $(BUILD)/rollconf.o
 
+all: $(BUILD)/test_fsm_rolling
 $(BUILD)/test_fsm_rolling: tests/unit/test_fsm_rolling.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
 			   $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
