@@ -39,6 +39,8 @@ USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c us
 	     user/main.c user/metrics.c user/model.c user/notify.c user/orphan.c user/proc.c user/promgate.c user/reload.c \
 	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \
 	     user/status.c user/steer.c user/track.c user/versions.c user/webhook.c
+# Rolling rollouts (issue 18).
+USER_SRCS += user/rollconf.c user/fsm_rolling.c user/instconns.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
@@ -87,7 +89,7 @@ $(BUILD)/test_health: tests/unit/test_health.c $(BUILD)/health.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -pthread -lcmocka -o $@
 
-FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_ops fsm_rollout fsm_version model
+FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_ops fsm_rollout fsm_version fsm_rolling model
 $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) $(BUILD)/log.o \
 		   $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
@@ -96,6 +98,16 @@ $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) 
 $(BUILD)/test_fsm_hold: tests/unit/test_fsm_hold.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
 			$(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
 			$(BUILD)/confval.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+
+# The config parser reads max-surge and max-unavailable with rollconf.c.
+$(BUILD)/test_config $(BUILD)/test_fsm $(BUILD)/test_fsm_rolling $(BUILD)/test_fsm_hold $(BUILD)/test_proc: $(BUILD)/rollconf.o
+
+all: $(BUILD)/test_fsm_rolling
+$(BUILD)/test_fsm_rolling: tests/unit/test_fsm_rolling.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
+			   $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
+			   $(BUILD)/confval.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
 
@@ -180,6 +192,7 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fn
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(BUILD) \
 		-Itests/fuzz $(FUZZ_SAN)
 FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confhooks confval fsm fsm_confirm fsm_gate fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
+FUZZ_OBJS    += $(FUZZ_DIR)/rollconf.o $(FUZZ_DIR)/fsm_rolling.o
 
 $(FUZZ_DIR):
 	$(Q)mkdir -p $@
@@ -196,6 +209,7 @@ $(FUZZ_DIR)/fuzz_http_status: tests/fuzz/fuzz_http_status.c $(FUZZ_DIR)/health.o
 $(FUZZ_DIR)/fuzz_notify: tests/fuzz/fuzz_notify.c $(FUZZ_DIR)/proc.o $(FUZZ_DIR)/config.o $(FUZZ_DIR)/confkeys.o $(FUZZ_DIR)/confhooks.o $(FUZZ_DIR)/confval.o
 $(FUZZ_DIR)/fuzz_fsm: tests/fuzz/fuzz_fsm.c $(patsubst %,$(FUZZ_DIR)/%.o,$(FSM_OBJS)) $(FUZZ_DIR)/log.o \
 		      $(FUZZ_DIR)/config.o $(FUZZ_DIR)/confkeys.o $(FUZZ_DIR)/confhooks.o $(FUZZ_DIR)/confval.o
+$(FUZZ_DIR)/fuzz_config $(FUZZ_DIR)/fuzz_control $(FUZZ_DIR)/fuzz_notify $(FUZZ_DIR)/fuzz_fsm: $(FUZZ_DIR)/rollconf.o
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz.h
 	$(call msg,CC,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(filter %.c %.o,$^) $(LIBS) -o $@

@@ -65,6 +65,7 @@ for s in $suites; do
 		run proc "$B/test_proc"
 		run fsm "$B/test_fsm"
 		run fsm-hold "$B/test_fsm_hold"
+		run fsm-rolling "$B/test_fsm_rolling"
 		run listen unshare -n sh -c "ip link set lo up && exec $B/test_listen"
 		run nlack "$B/test_nlack"
 		run docs tests/unit/docs_check.sh "$B"

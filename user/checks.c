@@ -292,7 +292,8 @@ void health_tick(struct version *v)
 	 * free v: it still has live instances, which now drain.
 	 */
 	for (i = 0; i < v->ninst; i++) {
-		if (!v->inst[i].alive)
+		/* rolling: an instance still starting is readiness-checked, not health-checked */
+		if (!v->inst[i].alive || !v->inst[i].ready)
 			continue;
 		check_timed_out(v, i, now);
 		if (s->ro.stage == RO_NONE || ro_new(s) != v)

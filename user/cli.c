@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "config.h"
 #include "control.h"
+#include "rollconf.h"
 
 /* A string field of the agent's reply, "" when it is missing or not a string. */
 static const char *str(json_t *o, const char *key)
@@ -71,6 +72,7 @@ struct client_opts {
 	const char *strategy; /* as given */
 	const char *steps;
 	const char *bake;
+	const char *max_surge, *max_unavail, *pause; /* --strategy rolling */
 	int full;
 	int approve; /* deploy --approve */
 	long pid;    /* adopt --pid, deploy --adopt-pid */
@@ -94,6 +96,9 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 					   {"steps", required_argument, NULL, 'P'},
 					   {"bake", required_argument, NULL, 'B'},
 					   {"full", no_argument, NULL, 'F'},
+					   {"max-surge", required_argument, NULL, 'U'},
+					   {"max-unavailable", required_argument, NULL, 'V'},
+					   {"pause", required_argument, NULL, 'W'},
 					   {"pid", required_argument, NULL, 'p'},
 					   {"adopt-pid", required_argument, NULL, 'A'},
 					   {"approve", no_argument, NULL, 'Y'},
@@ -133,6 +138,20 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 			break;
 		case 's':
 			o->control = optarg;
+			break;
+		case 'U':
+		case 'V':
+		case 'W':
+			if (!o->deploy_opts) {
+				fprintf(stderr,
+					"baton %s: --max-surge, --max-unavailable and --pause are "
+					"options of deploy\n",
+					name);
+				return cmd_usage(name);
+			}
+			*(c == 'U'   ? &o->max_surge
+			  : c == 'V' ? &o->max_unavail
+				     : &o->pause) = optarg;
 			break;
 		case 'T':
 		case 'P':
@@ -266,11 +285,40 @@ static int check_reply(const char *what, json_t *r)
 	return 1;
 }
 
+/* The rolling options' syntax; instances are the agent's to check against. */
+static int deploy_rolling_opts(const struct client_opts *o, unsigned *pause)
+{
+	struct roll_amount a;
+	char err[256];
+
+	if (!o->max_surge && !o->max_unavail && !o->pause)
+		return 0;
+	if ((o->strategy && strcmp(o->strategy, "rolling")) || o->steps || o->bake) {
+		fprintf(stderr,
+			"baton deploy: --max-surge, --max-unavailable and --pause belong to "
+			"--strategy rolling\n");
+		return 2;
+	}
+	if (o->max_surge && roll_amount_parse(o->max_surge, &a, err, sizeof(err))) {
+		fprintf(stderr, "baton deploy: --max-surge: %s\n", err);
+		return 2;
+	}
+	if (o->max_unavail && roll_amount_parse(o->max_unavail, &a, err, sizeof(err))) {
+		fprintf(stderr, "baton deploy: --max-unavailable: %s\n", err);
+		return 2;
+	}
+	if (o->pause && parse_duration_ms(o->pause, pause, err, sizeof(err))) {
+		fprintf(stderr, "baton deploy: --pause: %s\n", err);
+		return 2;
+	}
+	return 0;
+}
+
 int cmd_deploy(int argc, char **argv)
 {
 	struct client_opts o = {.deploy_opts = 1};
 	json_t *args, *r, *prev, *req;
-	unsigned steps[MAX_STEPS], bake;
+	unsigned steps[MAX_STEPS], bake, pause = 0;
 	int rest, i, rc, nsteps = 0;
 	char err[256];
 
@@ -310,11 +358,16 @@ int cmd_deploy(int argc, char **argv)
 		return 1;
 	}
 send:
-	if (o.strategy && strcmp(o.strategy, "canary") && strcmp(o.strategy, "bluegreen")) {
-		fprintf(stderr, "baton deploy: --strategy is bluegreen or canary, not \"%s\"\n",
+	if (o.strategy && strcmp(o.strategy, "canary") && strcmp(o.strategy, "bluegreen") &&
+	    strcmp(o.strategy, "rolling")) {
+		fprintf(stderr,
+			"baton deploy: --strategy is bluegreen, canary or rolling, not \"%s\"\n",
 			o.strategy);
 		return 2;
 	}
+	rc = deploy_rolling_opts(&o, &pause);
+	if (rc)
+		return rc;
 	if ((o.steps || o.bake || o.approve) && o.strategy && !strcmp(o.strategy, "bluegreen")) {
 		fprintf(
 		    stderr,
@@ -356,6 +409,16 @@ send:
 	}
 	if (o.bake)
 		json_object_set_new(req, "bake_ms", json_integer(bake));
+	/* --max-surge, --max-unavailable or --pause alone mean rolling. */
+	if (o.max_surge || o.max_unavail || o.pause) {
+		json_object_set_new(req, "strategy", json_string("rolling"));
+		if (o.max_surge)
+			json_object_set_new(req, "max_surge", json_string(o.max_surge));
+		if (o.max_unavail)
+			json_object_set_new(req, "max_unavailable", json_string(o.max_unavail));
+		if (o.pause)
+			json_object_set_new(req, "pause_ms", json_integer(pause));
+	}
 	/* The agent bounds every stage of the rollout; this only guards a hung agent. */
 	r = call(o.control, req, 7 * 24 * 3600 * 1000);
 	if (check_reply("deploy failed", r))
@@ -364,8 +427,8 @@ send:
 	printf("%s: v%lld active (ready in %lld ms", o.service,
 	       (long long)json_integer_value(json_object_get(r, "version")),
 	       (long long)json_integer_value(json_object_get(r, "ready_ms")));
-	if (!strcmp(str(r, "strategy"), "canary"))
-		printf(", canary rollout %.1f s",
+	if (!strcmp(str(r, "strategy"), "canary") || !strcmp(str(r, "strategy"), "rolling"))
+		printf(", %s rollout %.1f s", str(r, "strategy"),
 		       json_integer_value(json_object_get(r, "rollout_ms")) / 1000.0);
 	printf(")");
 	if (json_is_integer(prev))
@@ -598,7 +661,20 @@ static void print_rollout(json_t *s)
 		printf("%-12s rollout v%lld -> v%lld (%s): %s", "", from,
 		       (long long)json_integer_value(json_object_get(ro, "version")),
 		       str(ro, "strategy"), str(ro, "stage"));
-		if (!strcmp(str(ro, "stage"), "shifting traffic")) {
+		if (json_is_object(json_object_get(ro, "rolling"))) {
+			json_t *rl = json_object_get(ro, "rolling");
+			json_t *n = json_object_get(rl, "new"), *o = json_object_get(rl, "old");
+
+			printf(", v%lld %lld serving %lld starting, v%lld %lld serving %lld "
+			       "draining, at %.2f%%%s",
+			       (long long)json_integer_value(json_object_get(ro, "version")),
+			       (long long)json_integer_value(json_object_get(n, "serving")),
+			       (long long)json_integer_value(json_object_get(n, "starting")), from,
+			       (long long)json_integer_value(json_object_get(o, "serving")),
+			       (long long)json_integer_value(json_object_get(o, "draining")),
+			       json_integer_value(json_object_get(ro, "weight")) / 100.0,
+			       json_is_true(json_object_get(ro, "paused")) ? ", paused" : "");
+		} else if (!strcmp(str(ro, "stage"), "shifting traffic")) {
 			printf(", step %lld of %lld (%s%%) at %.2f%%",
 			       (long long)json_integer_value(json_object_get(ro, "step")),
 			       (long long)json_integer_value(json_object_get(ro, "nsteps")), steps,

@@ -23,8 +23,9 @@ static const struct help helps[] = {
      "SIGTERM or SIGINT ends the agent and leaves services running, steered as last\n"
      "programmed; `baton shutdown --stop` stops them first."},
     {"deploy",
-     "baton deploy SERVICE [--strategy bluegreen|canary] [--steps 5,25,50,100] [--bake 30s] "
-     "[--approve] [-s SOCKET] {-- COMMAND [ARG...] | --adopt-pid PID}",
+     "baton deploy SERVICE [--strategy bluegreen|canary|rolling] [--steps 5,25,50,100] "
+     "[--bake 30s] [--approve] [--max-surge 1] [--max-unavailable 0] [--pause 5s] "
+     "[-s SOCKET] {-- COMMAND [ARG...] | --adopt-pid PID}",
      "Start COMMAND as the next version of SERVICE with the service's instance count\n"
      "and wait until every instance is ready.  bluegreen (the default unless the\n"
      "config says strategy = canary) then moves all new connections to it in one map\n"
@@ -34,7 +35,14 @@ static const struct help helps[] = {
      "waits for `baton promote` at every step.  Any failure (a health threshold, an\n"
      "instance exiting, resets or accept-queue drops above max-error-rate, a failing\n"
      "hook) puts the old version back to 100% in one map update and drains the new\n"
-     "one.  Exits 0 when the new version has all traffic; non-zero with the reason\n"
+     "one.  rolling replaces the instances a few at a time, never running two whole\n"
+     "copies: --max-surge new instances start at once (processes never pass\n"
+     "instances + max-surge), each takes traffic once ready, and old instances leave\n"
+     "(the one with the fewest live connections first) as far as serving instances\n"
+     "stay at least instances - max-unavailable; --pause between batches, health\n"
+     "gates as canary; a failure rolls back and starts the old instances that left\n"
+     "again.  A count or a percentage of instances each; the options alone mean\n"
+     "rolling.  Exits 0 when the new version has all traffic; non-zero with the reason\n"
      "otherwise.  With --adopt-pid (services with adopt = yes) the new version is a\n"
      "server already started outside baton, adopted as with baton adopt; its\n"
      "sockets get no connection until baton places them.  --approve (or approve = yes)\n"

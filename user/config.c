@@ -31,6 +31,7 @@
 
 #include "config.h"
 #include "confparse.h"
+#include "rollconf.h"
 #include "confval.h"
 
 /* ---- the file parser -------------------------------------------------- */
@@ -212,6 +213,7 @@ static void service_defaults(struct service_conf *svc)
 	svc->confirm_timeout_ms = 600000;
 	svc->approval_timeout_ms = 3600000;
 	svc->gate_timeout_ms = 300000;
+	svc->max_surge.n = 1;
 }
 
 /* The line a key was given on in the current section, 0 if it was not. */
@@ -230,6 +232,21 @@ static int key_line(const struct parser *p, const char *name)
  * read (keys may come in any order): derived defaults, then the checks, each
  * reported at the line of the key at fault.
  */
+static int service_end_rolling(struct parser *p)
+{
+	struct service_conf *svc = p->svc;
+	int line = key_line(p, "max-surge"), uline = key_line(p, "max-unavailable");
+	char msg[CONF_ERR_LEN];
+	int su, un;
+
+	if (svc->strategy != STRATEGY_ROLLING && !line && !uline)
+		return 0;
+	if (roll_resolve(svc->instances, svc->max_surge, svc->max_unavail, &su, &un, msg,
+			 sizeof(msg)) < 0)
+		return perr_at(p, line ? line : uline ? uline : key_line(p, "strategy"), "%s", msg);
+	return 0;
+}
+
 static int service_end(struct parser *p)
 {
 	struct service_conf *svc = p->svc;
@@ -292,8 +309,7 @@ static int service_end(struct parser *p)
 	if (path_line && !uses_http)
 		return perr_at(p, path_line,
 			       "health-path is set but neither ready nor health is http");
-
-	return 0;
+	return service_end_rolling(p);
 }
 
 static int unknown_section(struct parser *p, const char *name)

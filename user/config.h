@@ -35,6 +35,13 @@ enum health_kind {
 enum strategy {
 	STRATEGY_BLUEGREEN = 0, /* one step: all new connections move at once */
 	STRATEGY_CANARY = 1,	/* steps of weight, each baked, health-gated */
+	STRATEGY_ROLLING = 2,	/* instance by instance, never two whole copies (rolling.h) */
+};
+
+/* max-surge / max-unavailable as given: a count, or a percentage of instances. */
+struct roll_amount {
+	int n;
+	bool pct;
 };
 
 enum hook_point {
@@ -184,6 +191,10 @@ struct service_conf {
 	bool gate_dry_run;	  /* verdicts shown and logged, never acted on */
 	unsigned gate_timeout_ms; /* a step waits this long for its gates to pass, default 300000 */
 	int line;		  /* line of the [service ...] header */
+	/* strategy = rolling (issue 18): resolved by roll_resolve() against instances. */
+	struct roll_amount max_surge;	/* default 1 */
+	struct roll_amount max_unavail; /* default 0 */
+	unsigned pause_ms;		/* default 0: between batches of new instances */
 };
 
 struct agent_conf {

@@ -26,6 +26,7 @@
 #include "config.h"
 #include "confparse.h"
 #include "confval.h"
+#include "rollconf.h"
 
 static int set_path(struct parser *p, const char *key, const char *val, char *dst, size_t size,
 		    const char *why)
@@ -526,9 +527,37 @@ static int set_strategy(struct parser *p, const char *key, const char *val)
 		p->svc->strategy = STRATEGY_BLUEGREEN;
 	else if (!strcmp(val, "canary"))
 		p->svc->strategy = STRATEGY_CANARY;
+	else if (!strcmp(val, "rolling"))
+		p->svc->strategy = STRATEGY_ROLLING;
 	else
-		return perr(p, "%s must be bluegreen or canary, not \"%.*s\"", key, ECHO_MAX, val);
+		return perr(p, "%s must be bluegreen, canary or rolling, not \"%.*s\"", key,
+			    ECHO_MAX, val);
 	return 0;
+}
+
+static int set_roll_amount(struct parser *p, const char *key, const char *val,
+			   struct roll_amount *a)
+{
+	char msg[CONF_ERR_LEN];
+
+	if (roll_amount_parse(val, a, msg, sizeof(msg)) < 0)
+		return perr(p, "%s: %s", key, msg);
+	return 0;
+}
+
+static int set_max_surge(struct parser *p, const char *key, const char *val)
+{
+	return set_roll_amount(p, key, val, &p->svc->max_surge);
+}
+
+static int set_max_unavail(struct parser *p, const char *key, const char *val)
+{
+	return set_roll_amount(p, key, val, &p->svc->max_unavail);
+}
+
+static int set_pause(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->pause_ms, true);
 }
 
 static int set_steps(struct parser *p, const char *key, const char *val)
@@ -664,6 +693,9 @@ const struct key_def conf_keys[] = {
     {"strategy", SECT_SERVICE, false, set_strategy},
     {"steps", SECT_SERVICE, false, set_steps},
     {"bake", SECT_SERVICE, false, set_bake},
+    {"max-surge", SECT_SERVICE, false, set_max_surge},
+    {"max-unavailable", SECT_SERVICE, false, set_max_unavail},
+    {"pause", SECT_SERVICE, false, set_pause},
     {"health", SECT_SERVICE, false, set_health},
     {"health-path", SECT_SERVICE, false, set_health_path},
     {"health-command", SECT_SERVICE, false, set_health_command},

@@ -410,7 +410,8 @@ int dp_policy(struct service *s)
 		if (!v)
 			continue;
 		p.v[i].version = v->num;
-		p.v[i].instances = v->ninst;
+		/* rolling: only the new version's ready prefix takes clients */
+		p.v[i].instances = v->serve_n ? v->serve_n : v->ninst;
 		switch (v->phase) {
 		case VP_STARTING:
 			p.v[i].state = VSTATE_STARTING;
@@ -445,6 +446,21 @@ void dp_place(struct version *v)
 				log_warnx("%s: cannot place instance %d's socket: %s", vname(v), i,
 					  strerror(-r));
 		}
+}
+
+void dp_place_instance(struct version *v, int i)
+{
+	struct service *s = v->svc;
+	int j, r;
+
+	for (j = 0; j < s->conf.nlisten; j++) {
+		if (v->inst[i].lfd[j] < 0)
+			continue;
+		r = steer_place(&st, steer_slot(s->group[j], v->vslot, i), v->inst[i].lfd[j]);
+		if (r)
+			log_warnx("%s: cannot place instance %d's socket: %s", vname(v), i,
+				  strerror(-r));
+	}
 }
 
 bool dp_sockets_new(void)

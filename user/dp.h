@@ -59,6 +59,8 @@ void dp_place_again(struct version *v);
 /* Every service is restored: let the previous agent's map go. */
 void dp_takeover_done(void);
 void dp_unplace_instance(struct version *v, int i);
+/* One instance's sockets into the map (rolling). */
+void dp_place_instance(struct version *v, int i);
 /* Attach steer to the reuseport group fd is in (harmless when attached). */
 int dp_attach(int fd);
 /* Attach this agent's program to group j of s through a short-lived member socket. */

@@ -25,6 +25,7 @@
 #include "events.h"
 #include "exec.h"
 #include "httpdrain.h"
+#include "instconns.h"
 #include "log.h"
 #include "proc.h"
 #include "services.h"
@@ -299,12 +300,15 @@ static void ready_checks(struct version *v)
 	int i;
 
 	timerfd_every(v->tfd, PROBE_TICK_MS);
+	/* Only instances that run and are not ready (rolling starts them a few at a time). */
 	if (c->ready == READY_TCP)
 		for (i = 0; i < v->ninst; i++)
-			probe_start(v, i);
+			if (v->inst[i].alive && !v->inst[i].ready)
+				probe_start(v, i);
 	if (c->ready == READY_HTTP || c->ready == READY_EXEC)
 		for (i = 0; i < v->ninst && s->slot[v->vslot] == v && !v->freed; i++)
-			check_start(v, i, true);
+			if (v->inst[i].alive && !v->inst[i].ready && !v->inst[i].chk.busy)
+				check_start(v, i, true);
 }
 
 static void health_checks(struct version *v)
@@ -357,11 +361,30 @@ static void deploy_done(struct service *s, const struct fsm_action *a)
 		      json_pack("{s:b, s:i, s:I, s:o, s:s, s:I}", "ok", 1, "version", ro->new_num,
 				"ready_ms", (json_int_t)ro->ready_ms, "previous",
 				ro->old_num ? json_integer(ro->old_num) : json_null(), "strategy",
-				ro->strategy == STRATEGY_CANARY ? "canary" : "bluegreen",
+				ro->strategy == STRATEGY_CANARY	   ? "canary"
+				: ro->strategy == STRATEGY_ROLLING ? "rolling"
+								   : "bluegreen",
 				"rollout_ms", (json_int_t)(now_ms() - ro->t_start)));
 	else
 		reply(a->c, json_pack("{s:b, s:s, s:i, s:b}", "ok", 0, "error", a->text, "version",
 				      ro->new_num, "rolled_back", a->rolled_back));
+}
+
+/* One instance (rolling): FE_SPAWNED with inst says whether it started. */
+static void spawn_one(struct service *s, struct version *v, int i)
+{
+	struct fsm_event e = {.type = FE_SPAWNED, .v = v, .inst = i, .ok = true};
+	char err[300];
+
+	if (version_spawn_one(v, i, err, sizeof(err))) {
+		e.ok = false;
+		e.why = err;
+	} else {
+		log_info("%s: started instance %d (pid %d) of %s", vname(v), i, v->inst[i].pid,
+			 v->argv[0]);
+	}
+	enqueue(s, &e);
+	tree_check(v);
 }
 
 static void perform(struct service *s, const struct fsm_action *a)
@@ -409,6 +432,22 @@ static void perform(struct service *s, const struct fsm_action *a)
 	case FA_SIGNAL:
 		signal_all(v, (int)a->arg);
 		break;
+	case FA_PLACE_INST:
+		dp_place_instance(v, a->inst);
+		break;
+	case FA_SPAWN_INST:
+		spawn_one(s, v, a->inst);
+		break;
+	case FA_SIGNAL_INST:
+		signal_one(v, a->inst, (int)a->arg);
+		break;
+	case FA_INST_CONNS: {
+		struct fsm_event e = {.type = FE_INST_CONNS, .v = v};
+
+		e.ok = !instance_conns(v, e.inst_conns);
+		enqueue(s, &e);
+		break;
+	}
 	case FA_SIGNAL_TREE:
 		signal_tree(v, (int)a->arg);
 		break;

@@ -42,6 +42,7 @@ const char *const fsm_ev_names[FE_COUNT] = {
     [FE_TREE_EMPTY] = "tree-empty",
     [FE_CONFIRMED] = "confirmed",
     [FE_GATE] = "gate",
+    [FE_INST_CONNS] = "inst-conns",
 };
 
 const char *const fsm_act_names[FA_COUNT] = {
@@ -72,6 +73,10 @@ const char *const fsm_act_names[FA_COUNT] = {
     [FA_DEPLOY_DONE] = "deploy-done",
     [FA_PROGRESS] = "progress",
     [FA_CONFIRM] = "confirm",
+    [FA_PLACE_INST] = "place-inst",
+    [FA_SPAWN_INST] = "spawn-inst",
+    [FA_SIGNAL_INST] = "signal-inst",
+    [FA_INST_CONNS] = "inst-conns",
 };
 
 struct fsm_action *fsm_emit(struct fsm *f, enum fsm_act t, struct version *v, int inst,
@@ -188,7 +193,9 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 		 */
 		if (v && !v->adopted)
 			v->tree = true;
-		if (v)
+		if (v && fsm_rolling(s))
+			fsm_rolling_spawned(&f, v, e->inst, e->ok, e->why);
+		else if (v)
 			fsm_deploy_spawned(&f, v, e->ok, e->why);
 		break;
 	case FE_READY:
@@ -278,6 +285,10 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 	case FE_GATE:
 		if (v)
 			fsm_on_gate(&f, v, e->inst, e->verdict, e->value, e->why ? e->why : "");
+		break;
+	case FE_INST_CONNS:
+		if (v)
+			fsm_rolling_conns(&f, v, e);
 		break;
 	case FE_COUNT:
 		break;

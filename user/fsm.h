@@ -34,6 +34,8 @@ struct deploy_opts {
 	int nsteps;
 	unsigned bake_ms;
 	bool approve; /* each step waits for promote, until approval-timeout */
+	int max_surge, max_unavail; /* rolling: counts, checked (rollconf.c) */
+	unsigned pause_ms;
 };
 
 enum fsm_ev {
@@ -60,6 +62,7 @@ enum fsm_ev {
 	FE_TREE_EMPTY,	 /* v: no process of its tree is left (its cgroup is empty) */
 	FE_CONFIRMED,	 /* inst: a confirmation webhook (WH_CONFIRM_*) answered 2xx (ok) */
 	FE_GATE,	 /* v, inst: gate inst's verdict (verdict, value; why: the text) */
+	FE_INST_CONNS,	 /* v: each instance's live connections (inst_conns; ok false: unknown) */
 	FE_COUNT,
 };
 
@@ -79,10 +82,11 @@ struct fsm_event {
 	const char *why;
 	struct deploy_opts opts; /* FE_DEPLOY (opts.nsteps 0: the service's) */
 	bool have_opts;
-	struct client *c;  /* who waits for the answer, or NULL */
-	long long zero_ns; /* FE_ZERO: kernel time of the last close; 0 unknown */
-	long long now_ns;  /* FE_ZERO: CLOCK_MONOTONIC ns when it was read */
-	time_t wall;	   /* wall clock, for the rollback note */
+	struct client *c;		     /* who waits for the answer, or NULL */
+	long long zero_ns;		     /* FE_ZERO: kernel time of the last close; 0 unknown */
+	long long now_ns;		     /* FE_ZERO: CLOCK_MONOTONIC ns when it was read */
+	time_t wall;			     /* wall clock, for the rollback note */
+	long long inst_conns[MAX_INSTANCES]; /* FE_INST_CONNS */
 };
 
 enum fsm_act {
@@ -116,6 +120,10 @@ enum fsm_act {
 	FA_PROGRESS,	  /* c: a progress line for a waiting deploy */
 	FA_CONFIRM, /* arg: ask the confirmation webhooks of WH_CONFIRM_* until one answers 2xx
 		       (FE_CONFIRMED); -1: stop asking */
+	FA_PLACE_INST,	  /* v, inst: one instance's sockets into the map */
+	FA_SPAWN_INST,	/* v, inst: start one instance (its exit, not FE_SPAWNED, tells failure) */
+	FA_SIGNAL_INST, /* v, inst, arg: signal one instance's process */
+	FA_INST_CONNS,	/* v: count each instance's live connections (answered by FE_INST_CONNS) */
 	FA_COUNT,
 };
 
@@ -154,6 +162,11 @@ int fsm_can_deploy(const struct service *s, char *err, size_t errlen);
  * actions to perform, in order (appended: out->n is not reset).
  */
 void fsm_step(struct service *s, const struct fsm_event *e, long long now, struct fsm_out *out);
+/*
+ * Rolling: v (the new version, or the old one being restored) has started
+ * instances that are not ready yet, so its timer ticks their readiness.
+ */
+bool fsm_rolling_ticks(const struct service *s, const struct version *v);
 /* The invariants above: NULL, or the first one s breaks. */
 const char *fsm_check(const struct service *s, const struct fsm_out *out);
 

@@ -80,6 +80,21 @@ void fsm_deploy_spawned(struct fsm *f, struct version *v, bool ok, const char *w
 bool fsm_starting(const struct service *s, const struct version *v);
 int fsm_rollback(struct fsm *f, char *msg, size_t msglen);
 
+/* fsm_rolling.c */
+bool fsm_rolling(const struct service *s);
+void fsm_rolling_deploy_opts(struct rollout *ro, const struct service_conf *c,
+			     const struct deploy_opts *o);
+bool fsm_rolling_begin(struct fsm *f);
+void fsm_rolling_conns(struct fsm *f, struct version *v, const struct fsm_event *e);
+void fsm_rolling_ready(struct fsm *f, struct version *v, int i);
+void fsm_rolling_spawned(struct fsm *f, struct version *v, int i, bool ok, const char *why);
+bool fsm_rolling_fail(struct fsm *f, enum rb_reason reason, const char *why);
+bool fsm_rolling_exit(struct fsm *f, struct version *v, int i, const char *desc);
+bool fsm_rolling_vtimer(struct fsm *f, struct version *v);
+void fsm_rolling_timer(struct fsm *f);
+void fsm_rolling_pause(struct fsm *f, struct client *c);
+void fsm_rolling_promote(struct fsm *f, bool full);
+
 /* fsm_ops.c */
 bool fsm_in_rollout(struct fsm *f, struct client *c, const char *cmd);
 void fsm_op_pause(struct fsm *f, struct client *c);

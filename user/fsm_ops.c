@@ -16,7 +16,7 @@ bool fsm_in_rollout(struct fsm *f, struct client *c, const char *cmd)
 {
 	struct service *s = f->s;
 
-	if (s->ro.stage == RO_STEPPING)
+	if (s->ro.stage == RO_STEPPING || s->ro.stage == RO_ROLLING)
 		return true;
 	if (s->ro.stage == RO_NONE)
 		reply_err(f, c,
@@ -37,6 +37,10 @@ void fsm_op_pause(struct fsm *f, struct client *c)
 
 	if (!fsm_in_rollout(f, c, "pause"))
 		return;
+	if (ro->stage == RO_ROLLING) {
+		fsm_rolling_pause(f, c);
+		return;
+	}
 	if (ro->paused) {
 		reply_err(f, c, "%s: the rollout is already paused (baton promote %s continues it)",
 			  s->conf.name, s->conf.name);
@@ -61,7 +65,7 @@ void fsm_op_abort(struct fsm *f, struct client *c)
 	struct service *s = f->s;
 	int num = s->ro.new_num, old = s->ro.old_num;
 
-	if (s->ro.stage == RO_NONE || s->ro.stage >= RO_DRAIN_OLD) {
+	if (s->ro.stage == RO_NONE || (s->ro.stage >= RO_DRAIN_OLD && s->ro.stage != RO_ROLLING)) {
 		reply_err(f, c,
 			  "%s: no rollout to abort (baton rollback gives traffic back to the "
 			  "previous version while it runs)",
@@ -89,6 +93,13 @@ void fsm_op_weight(struct fsm *f, const struct fsm_event *e)
 		return;
 	if (e->why) {
 		reply_err(f, e->c, "%s", e->why);
+		return;
+	}
+	if (ro->stage == RO_ROLLING) {
+		reply_err(f, e->c,
+			  "weight: in a rolling rollout each version's weight is its share of "
+			  "serving instances; use baton pause / promote / abort %s",
+			  s->conf.name);
 		return;
 	}
 	nv = ro_new(s);
@@ -223,6 +234,14 @@ void fsm_restored(struct fsm *f)
 	case RO_DRAIN_OLD:
 		if (!ro_old(s))
 			fsm_hook_start(f, HOOK_AFTER_DRAIN);
+		break;
+	case RO_ROLLING:
+	case RO_ROLLING_BACK:
+		/* Which old instances left and which new ones serve is not in the state. */
+		ro->stage = RO_ROLLING;
+		fsm_rollout_fail(f, RB_RESTART,
+				 "the agent restarted during the rolling rollout; the old version "
+				 "is brought back");
 		break;
 	case RO_STEPPING:
 		if (!nv) {

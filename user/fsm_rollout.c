@@ -71,6 +71,8 @@ void fsm_rollout_fail(struct fsm *f, enum rb_reason reason, const char *why)
 	struct version *nv = ro_new(s), *ov = ro_old(s);
 	char msg[FSM_TEXT];
 
+	if (fsm_rolling_fail(f, reason, why))
+		return;
 	switch (ro->stage) {
 	case RO_NONE:
 		return;
@@ -141,6 +143,9 @@ void fsm_rollout_fail(struct fsm *f, enum rb_reason reason, const char *why)
 		log_warnx("%s: %s", s->conf.name, msg);
 		fsm_rollout_end(f, false, msg, false);
 		return;
+	case RO_ROLLING:
+	case RO_ROLLING_BACK:
+		return; /* fsm_rolling_fail above */
 	}
 }
 
@@ -248,6 +253,10 @@ void fsm_rollout_promote(struct fsm *f, bool full)
 	int k;
 
 	ro->gate_hold = false; /* the bake's end, the gates, or the operator moves it */
+	if (fsm_rolling(f->s)) {
+		fsm_rolling_promote(f, full);
+		return;
+	}
 	for (k = 0; k < ro->nsteps - 1 && ro->steps[k] <= nv->weight; k++)
 		;
 	if (full)
@@ -305,6 +314,10 @@ void fsm_instance_ready(struct fsm *f, struct version *v, int i)
 	v->inst[i].ready = true;
 	v->nready++;
 	log_debug("%s: instance %d (pid %d) ready", vname(v), i, v->inst[i].pid);
+	if (fsm_rolling(s)) {
+		fsm_rolling_ready(f, v, i);
+		return;
+	}
 	if (v->nready != v->ninst)
 		return;
 	if (v->phase == VP_STARTING && s->ro.stage == RO_STARTING && ro_new(s) == v)
@@ -392,6 +405,10 @@ void fsm_on_ro_timer(struct fsm *f)
 
 	if (fsm_hold_timer(f) || fsm_gate_timer(f))
 		return;
+	if (fsm_rolling(s)) {
+		fsm_rolling_timer(f);
+		return;
+	}
 	if (ro->hook_running && f->now >= s->ro_deadline) {
 		fsm_emit(f, FA_KILL_HOOK, NULL, -1, 0);
 		snprintf(why, sizeof(why), "did not finish within hook-timeout %u ms (killed)",
@@ -453,6 +470,8 @@ void fsm_deploy(struct fsm *f, const struct fsm_event *e)
 		ro->nsteps = 1;
 		ro->steps[0] = WEIGHT_MAX;
 	}
+	if (ro->strategy == STRATEGY_ROLLING)
+		fsm_rolling_deploy_opts(ro, conf, o);
 	ro->waiter = e->c;
 	if (ro->oldv >= 0 && fsm_confirm_hold(f, WH_CONFIRM_ROLLOUT, 0))
 		return;
@@ -478,6 +497,8 @@ void fsm_deploy_start(struct fsm *f)
 	struct service *s = f->s;
 	struct version *v = ro_new(s);
 
+	if (s->ro.strategy == STRATEGY_ROLLING && fsm_rolling_begin(f))
+		return;
 	s->ro.stage = RO_STARTING;
 	v->t_start = f->now;
 	s->starting = v->vslot;
@@ -550,7 +571,12 @@ int fsm_rollback(struct fsm *f, char *msg, size_t msglen)
 		fsm_rollout_fail(f, RB_OPERATOR, "aborted by baton rollback");
 		return 0;
 	}
-	if (ro->stage == RO_STEPPING || ro->stage == RO_AFTER_SWITCH) {
+	if (ro->stage == RO_ROLLING_BACK) {
+		snprintf(msg, msglen, "%s: the rolling rollout of v%d is already rolling back",
+			 s->conf.name, ro->new_num);
+		return -EALREADY;
+	}
+	if (ro->stage == RO_STEPPING || ro->stage == RO_AFTER_SWITCH || ro->stage == RO_ROLLING) {
 		int num = ro->new_num, old = ro->old_num;
 
 		fsm_rollout_fail(f, RB_OPERATOR, "rolled back by baton rollback");

@@ -212,6 +212,8 @@ void fsm_on_exit(struct fsm *f, struct version *v, int i, const char *desc)
 			}
 	}
 	fsm_emit(f, FA_STOP_CHECKS, v, i, 0);
+	if (fsm_rolling(s) && fsm_rolling_exit(f, v, i, desc))
+		return;
 	switch (v->phase) {
 	case VP_STARTING:
 		snprintf(why, sizeof(why), "instance %d (pid %d) %s before it was ready", i,
@@ -300,6 +302,8 @@ void fsm_on_vtimer(struct fsm *f, struct version *v)
 {
 	const struct service_conf *c = &f->s->conf;
 
+	if (fsm_rolling(f->s) && fsm_rolling_vtimer(f, v))
+		return;
 	if (fsm_starting(f->s, v)) {
 		char why[256];
 

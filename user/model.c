@@ -19,6 +19,8 @@ const char *const stage_names[] = {
     [RO_AFTER_SWITCH] = "after-switch hook",
     [RO_DRAIN_OLD] = "draining the old version",
     [RO_AFTER_DRAIN] = "after-drain hook",
+    [RO_ROLLING] = "replacing instances",
+    [RO_ROLLING_BACK] = "rolling back",
 };
 
 const char *const rb_names[] = {

@@ -93,6 +93,12 @@ struct instance {
 	int probe_addr; /* the listen address probed now: ready once every one passed */
 	struct check chk;
 	struct evsrc ev;
+	/* strategy = rolling (fsm_rolling.c): */
+	bool started;	     /* its process was started in this version's life */
+	bool retiring;	     /* out of the map, told to exit: it never serves again */
+	int retire_step;     /* 0: exit signal sent, 1: SIGTERM, 2: SIGKILL */
+	long long retire_at; /* ms: when the next signal is due (0: none) */
+	bool restarted;	     /* started again by a rollback: not restarted twice */
 };
 
 struct version {
@@ -106,6 +112,7 @@ struct version {
 	int nready;
 	struct instance inst[MAX_INSTANCES];
 	bool placed;  /* sockets in the map */
+	int serve_n;  /* rolling: steer spreads over instances 0..serve_n-1 (0: all ninst) */
 	bool adopted; /* a server baton did not start: instance 0's process owns all */
 	/*
 	 * Its processes beyond the instances' own: the version's cgroup
@@ -155,6 +162,8 @@ enum ro_stage {
 	RO_AFTER_SWITCH, /* 100%: after-switch hook running, old version kept */
 	RO_DRAIN_OLD,	 /* old version draining; after-drain hook follows */
 	RO_AFTER_DRAIN,	 /* after-drain hook running */
+	RO_ROLLING,	 /* rolling: instances replaced batch by batch (fsm_rolling.c) */
+	RO_ROLLING_BACK, /* rolling, failed: the old version is brought back to instances */
 };
 
 extern const char *const stage_names[];
@@ -206,6 +215,15 @@ struct rollout {
 	bool approve;		    /* each step waits for promote until approval-timeout */
 	bool gate_hold;		    /* the bake ended; the step waits for every gate to pass */
 	long long gate_deadline;    /* ms: still not passing then, the rollout fails */
+	/* strategy = rolling (fsm_rolling.c) */
+	int surge, unavail;  /* max-surge, max-unavailable as counts */
+	unsigned pause_ms;   /* between batches */
+	long long pause_end; /* ms: the next batch waits until then (0: no pause) */
+	bool counting;	     /* FA_INST_CONNS asked, FE_INST_CONNS not yet back */
+	int batch;	     /* batches started */
+	int retired;	     /* old instances retired */
+	char fail_why[320];  /* rolling back: why, for the deploy's answer at the end */
+	enum rb_reason fail_reason;
 };
 
 struct rollback_note {

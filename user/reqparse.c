@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "reqparse.h"
+#include "rollconf.h"
 
 static const char *const cmd_names[RC_COUNT] = {
     [RC_STATUS] = "status",   [RC_RELOAD] = "reload",	  [RC_SHUTDOWN] = "shutdown",
@@ -55,6 +56,50 @@ int request_parse(json_t *req, struct request *r, char *err, size_t errlen)
 			return -1;
 		}
 		r->last = (int)json_integer_value(jv);
+	}
+	return 0;
+}
+
+/* max_surge, max_unavailable ("2", "25%") and pause_ms, checked against instances. */
+static int request_rolling(json_t *req, const struct service_conf *conf, struct deploy_opts *o,
+			   char *err, size_t errlen)
+{
+	struct roll_amount su = conf->max_surge, un = conf->max_unavail;
+	json_t *js = json_object_get(req, "max_surge"),
+	       *ju = json_object_get(req, "max_unavailable");
+	json_t *jp = json_object_get(req, "pause_ms");
+	char msg[200];
+
+	o->pause_ms = conf->pause_ms;
+	if ((js || ju || jp) && o->strategy != STRATEGY_ROLLING) {
+		snprintf(err, errlen,
+			 "deploy: max-surge, max-unavailable and pause belong to "
+			 "strategy rolling");
+		return -1;
+	}
+	if (o->strategy != STRATEGY_ROLLING)
+		return 0;
+	if ((js && (!json_is_string(js) ||
+		    roll_amount_parse(json_string_value(js), &su, msg, sizeof(msg)) < 0)) ||
+	    (ju && (!json_is_string(ju) ||
+		    roll_amount_parse(json_string_value(ju), &un, msg, sizeof(msg)) < 0))) {
+		snprintf(err, errlen,
+			 "deploy: max_surge and max_unavailable are a count or a "
+			 "percentage as a string (\"1\", \"25%%\")");
+		return -1;
+	}
+	if (jp) {
+		if (!json_is_integer(jp) || json_integer_value(jp) < 0 ||
+		    json_integer_value(jp) > 24 * 3600 * 1000LL) {
+			snprintf(err, errlen, "deploy: pause_ms must be 0..86400000");
+			return -1;
+		}
+		o->pause_ms = (unsigned)json_integer_value(jp);
+	}
+	if (roll_resolve(conf->instances, su, un, &o->max_surge, &o->max_unavail, msg,
+			 sizeof(msg)) < 0) {
+		snprintf(err, errlen, "deploy: %s: %s", conf->name, msg);
+		return -1;
 	}
 	return 0;
 }
@@ -128,12 +173,17 @@ options:
 			o->strategy = STRATEGY_CANARY;
 		else if (st && !strcmp(st, "bluegreen"))
 			o->strategy = STRATEGY_BLUEGREEN;
+		else if (st && !strcmp(st, "rolling"))
+			o->strategy = STRATEGY_ROLLING;
 		else {
-			snprintf(err, errlen,
-				 "deploy: strategy must be \"canary\" or \"bluegreen\"");
+			snprintf(
+			    err, errlen,
+			    "deploy: strategy must be \"canary\", \"bluegreen\" or \"rolling\"");
 			return -1;
 		}
 	}
+	if (request_rolling(req, conf, o, err, errlen) < 0)
+		return -1;
 	jv = json_object_get(req, "steps");
 	if (jv) {
 		unsigned prev = 0;

@@ -194,7 +194,7 @@ static void rollout_resume(struct service *s, json_t *jr)
 	ro->hook_pidfd = -1;
 	ro->newv = ro->oldv = -1;
 	ro->stage = json_integer_value(json_object_get(jr, "stage"));
-	if (ro->stage == RO_NONE || ro->stage > RO_AFTER_DRAIN) {
+	if (ro->stage == RO_NONE || ro->stage > RO_ROLLING_BACK) {
 		ro->stage = RO_NONE;
 		return;
 	}

@@ -53,6 +53,47 @@ static json_t *gates_json(const struct service *s, const struct version *nv)
 	return arr;
 }
 
+static const char *strategy_name(enum strategy st)
+{
+	return st == STRATEGY_CANARY ? "canary" : st == STRATEGY_ROLLING ? "rolling" : "bluegreen";
+}
+
+/* A rolling rollout's progress: each version's instances serving, starting, draining. */
+static json_t *rolling_json(struct service *s)
+{
+	struct rollout *ro = &s->ro;
+	struct version *vs[2] = {ro_new(s), ro_old(s)};
+	int k, i, serving, starting, draining;
+	json_t *j;
+
+	j = json_pack("{s:i, s:i, s:I, s:i, s:i}", "max_surge", ro->surge, "max_unavailable",
+		      ro->unavail, "pause_ms", (json_int_t)ro->pause_ms, "batch", ro->batch,
+		      "retired", ro->retired);
+	for (k = 0; k < 2; k++) {
+		struct version *v = vs[k];
+
+		serving = starting = draining = 0;
+		for (i = 0; v && i < v->ninst; i++) {
+			const struct instance *in = &v->inst[i];
+
+			if (!in->alive)
+				continue;
+			if (in->retiring || (v->phase != VP_ACTIVE && v->phase != VP_STARTING))
+				draining++;
+			else if (!in->ready)
+				starting++;
+			else if (k == 1 || i < v->serve_n)
+				serving++;
+			else
+				starting++;
+		}
+		json_object_set_new(j, k ? "old" : "new",
+				    json_pack("{s:i, s:i, s:i}", "serving", serving, "starting",
+					      starting, "draining", draining));
+	}
+	return j;
+}
+
 static json_t *rollout_json(struct service *s)
 {
 	struct rollout *ro = &s->ro;
@@ -71,8 +112,7 @@ static json_t *rollout_json(struct service *s)
 	else if (ro->bake_end)
 		left = ro->bake_end - now_ms() > 0 ? ro->bake_end - now_ms() : 0;
 	j = json_pack("{s:s, s:s, s:i, s:o, s:i, s:i, s:o, s:b, s:b, s:I, s:I}", "stage",
-		      stage_names[ro->stage], "strategy",
-		      ro->strategy == STRATEGY_CANARY ? "canary" : "bluegreen", "version",
+		      stage_names[ro->stage], "strategy", strategy_name(ro->strategy), "version",
 		      ro->new_num, "from", ro->old_num ? json_integer(ro->old_num) : json_null(),
 		      "step", ro->step + 1, "nsteps", ro->nsteps, "steps", steps, "paused",
 		      ro->paused, "manual", ro->manual, "bake_left_ms", (json_int_t)left,
@@ -82,9 +122,11 @@ static json_t *rollout_json(struct service *s)
 	json_object_set_new(j, "bake_ms", json_integer(ro->bake_ms));
 	json_object_set_new(j, "waiting_for_promote",
 			    json_boolean(ro->stage == RO_STEPPING && !ro->bake_end));
+	if (ro->strategy == STRATEGY_ROLLING)
+		json_object_set_new(j, "rolling", rolling_json(s));
 	if (ro->hook_running)
 		json_object_set_new(j, "hook", json_string(hook_name(ro->hook)));
-	if (nv && ro->stage >= RO_STEPPING) {
+	if (nv && ro->stage >= RO_STEPPING && ro->stage != RO_ROLLING_BACK) {
 		json_object_set_new(j, "health", health_json(nv));
 		json_object_set_new(j, "errors", json_string(nv->errors_last));
 	}
@@ -238,10 +280,9 @@ json_t *status_json(struct service *s)
 	json_object_set_new(j, "rollout", rollout_json(s));
 	json_object_set_new(j, "settings",
 			    json_pack("{s:s, s:i, s:I, s:s, s:s, s:I, s:I, s:I}", "strategy",
-				      s->conf.strategy == STRATEGY_CANARY ? "canary" : "bluegreen",
-				      "instances", s->conf.instances, "bake_ms",
-				      (json_int_t)s->conf.bake_ms, "ready",
-				      ready_kind_name(s->conf.ready), "drain_policy",
+				      strategy_name(s->conf.strategy), "instances",
+				      s->conf.instances, "bake_ms", (json_int_t)s->conf.bake_ms,
+				      "ready", ready_kind_name(s->conf.ready), "drain_policy",
 				      s->conf.drain == DRAIN_WAIT_THEN_SIGNAL ? "wait-then-signal"
 									      : "signal-then-wait",
 				      "drain_delay_ms", (json_int_t)s->conf.drain_delay_ms,

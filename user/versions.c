@@ -23,6 +23,7 @@
 #include "notify.h"
 #include "proc.h"
 #include "exec.h"
+#include "fsm.h"
 #include "services.h"
 #include "versions.h"
 
@@ -123,6 +124,17 @@ struct version *version_alloc(struct service *s, char *err, size_t errlen)
 			v->inst[i].lfd[j] = -1;
 	}
 	return v;
+}
+
+void signal_one(struct version *v, int i, int sig)
+{
+	int r;
+
+	if (i < 0 || i >= v->ninst || !v->inst[i].alive || v->inst[i].pidfd < 0)
+		return;
+	r = proc_signal(v->inst[i].pidfd, sig);
+	if (r && r != -ESRCH)
+		log_warnx("%s: cannot signal pid %d: %s", vname(v), v->inst[i].pid, strerror(-r));
 }
 
 void signal_all(struct version *v, int sig)
@@ -424,58 +436,77 @@ fail:
 	return NULL;
 }
 
-int version_spawn(struct version *v, char *err, size_t errlen)
+/* Start instance i of v on its listeners (made again if a retired process closed them). */
+int version_spawn_one(struct version *v, int i, char *err, size_t errlen)
 {
 	const struct service_conf *c = &v->svc->conf;
+	struct instance *in = &v->inst[i];
 	char names[MAX_LISTEN * 40] = "";
 	int fds[MAX_LISTEN];
-	int i, j, r;
+	int j, r, cgp = -1;
+	struct spawn_req req = {
+	    .argv = v->argv,
+	    .env = c->env,
+	    .fds = fds,
+	    .nfds = c->nlisten,
+	    .fdnames = names,
+	    .notify = c->ready == READY_NOTIFY ? notify_path() : NULL,
+	    .service = c->name,
+	    .version = v->num,
+	    .instance = i,
+	    .user = c->user,
+	    .workdir = c->workdir,
+	    .in_cgroup = v->cg_fd >= 0,
+	    .cg_procs = -1,
+	};
 
 	for (j = 0; j < c->nlisten; j++) {
 		if (j)
 			strcat(names, ":");
 		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s-%d", c->name, j);
 	}
-	for (i = 0; i < v->ninst; i++) {
-		struct instance *in = &v->inst[i];
-		struct spawn_req req = {
-		    .argv = v->argv,
-		    .env = c->env,
-		    .fds = fds,
-		    .nfds = c->nlisten,
-		    .fdnames = names,
-		    .notify = c->ready == READY_NOTIFY ? notify_path() : NULL,
-		    .service = c->name,
-		    .version = v->num,
-		    .instance = i,
-		    .user = c->user,
-		    .workdir = c->workdir,
-		    .in_cgroup = v->cg_fd >= 0,
-		    .cg_procs = -1,
-		};
-		int cgp = -1;
+	for (j = 0; j < c->nlisten; j++)
+		if (in->lfd[j] < 0) {
+			socklen_t clen = sizeof(in->cookie[j]);
 
-		if (v->cg_fd >= 0) {
-			cgp = cg_procs_fd(v->cg_fd);
-			if (cgp < 0) {
-				snprintf(err, errlen, "%s: cannot open its cgroup.procs: %s",
-					 vname(v), strerror(-cgp));
-				return cgp;
-			}
-			req.cg_procs = cgp;
+			in->lfd[j] = make_listener(c, j, err, errlen);
+			if (in->lfd[j] < 0)
+				return -EADDRNOTAVAIL;
+			getsockopt(in->lfd[j], SOL_SOCKET, SO_COOKIE, &in->cookie[j], &clen);
 		}
-		for (j = 0; j < c->nlisten; j++)
-			fds[j] = in->lfd[j];
-		r = proc_spawn(&req, &in->pid, &in->pidfd, err, errlen);
-		if (cgp >= 0)
-			close(cgp);
+	if (v->cg_fd >= 0) {
+		cgp = cg_procs_fd(v->cg_fd);
+		if (cgp < 0) {
+			snprintf(err, errlen, "%s: cannot open its cgroup.procs: %s", vname(v),
+				 strerror(-cgp));
+			return cgp;
+		}
+		req.cg_procs = cgp;
+	}
+	for (j = 0; j < c->nlisten; j++)
+		fds[j] = in->lfd[j];
+	r = proc_spawn(&req, &in->pid, &in->pidfd, err, errlen);
+	if (cgp >= 0)
+		close(cgp);
+	if (r)
+		return r;
+	in->alive = true;
+	in->starttime = proc_starttime(in->pid);
+	in->exit_desc[0] = '\0';
+	v->nalive++;
+	ep_add(in->pidfd, &in->ev, EV_PIDFD, v, i, EPOLLIN);
+	log_debug("%s: instance %d started, pid %d", vname(v), i, in->pid);
+	return 0;
+}
+
+int version_spawn(struct version *v, char *err, size_t errlen)
+{
+	int i, r;
+
+	for (i = 0; i < v->ninst; i++) {
+		r = version_spawn_one(v, i, err, errlen);
 		if (r)
 			return r;
-		in->alive = true;
-		in->starttime = proc_starttime(in->pid);
-		v->nalive++;
-		ep_add(in->pidfd, &in->ev, EV_PIDFD, v, i, EPOLLIN);
-		log_debug("%s: instance %d started, pid %d", vname(v), i, in->pid);
 	}
 	return 0;
 }
@@ -553,9 +584,13 @@ void on_timer(struct version *v)
 	if (v->freed || read(v->tfd, &n, sizeof(n)) < 0)
 		return;
 	now = now_ms();
-	if (v->phase == VP_STARTING || (v->phase == VP_ACTIVE && s->starting == v->vslot)) {
-		for (i = 0; i < v->ninst; i++) {
-			if (v->inst[i].ready)
+	if (v->phase == VP_STARTING || (v->phase == VP_ACTIVE && s->starting == v->vslot) ||
+	    fsm_rolling_ticks(s, v)) {
+		/* rolling: the new version's serving instances are health-checked meanwhile */
+		if (v->phase == VP_ACTIVE && ro_new(s) == v && s->ro.stage == RO_ROLLING)
+			health_tick(v);
+		for (i = 0; i < v->ninst && !v->freed; i++) {
+			if (v->inst[i].ready || !v->inst[i].alive)
 				continue;
 			if (c->ready == READY_TCP)
 				probe_check(v, i);
@@ -566,15 +601,16 @@ void on_timer(struct version *v)
 			}
 			/* A readiness result may have switched or ended the deploy. */
 			if (v->freed || !(v->phase == VP_STARTING ||
-					  (v->phase == VP_ACTIVE && s->starting == v->vslot)))
+					  (v->phase == VP_ACTIVE && s->starting == v->vslot) ||
+					  fsm_rolling_ticks(s, v)))
 				return;
 		}
 		fsm_feed(s, &e);
 		return;
 	}
 	if (v->phase == VP_ACTIVE) {
-		if (ro_new(s) == v &&
-		    (s->ro.stage == RO_STEPPING || s->ro.stage == RO_AFTER_SWITCH))
+		if (ro_new(s) == v && (s->ro.stage == RO_STEPPING ||
+				       s->ro.stage == RO_AFTER_SWITCH || s->ro.stage == RO_ROLLING))
 			health_tick(v);
 		return;
 	}

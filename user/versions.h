@@ -15,6 +15,8 @@ struct version *version_alloc(struct service *s, char *err, size_t errlen);
 struct version *version_new(struct service *s, char *const *argv, char *err, size_t errlen);
 /* Start its instances with their sockets (socket activation). */
 int version_spawn(struct version *v, char *err, size_t errlen);
+int version_spawn_one(struct version *v, int i, char *err, size_t errlen);
+void signal_one(struct version *v, int i, int sig);
 /* Close what v holds; the memory goes after this epoll batch (versions_bury). */
 void version_free(struct version *v);
 void versions_bury(void);

@@ -114,6 +114,29 @@ static void perform(struct run *r)
 						  .why = ok ? NULL : "cannot start"});
 			break;
 		}
+		case FA_SPAWN_INST: {
+			bool ok = next(r) % 8;
+
+			if (ok) {
+				a->v->inst[a->inst].alive = true;
+				a->v->inst[a->inst].pid = 100 * a->v->num + a->inst;
+				a->v->nalive++;
+			}
+			owe(r, (struct fsm_event){.type = FE_SPAWNED,
+						  .v = a->v,
+						  .inst = a->inst,
+						  .ok = ok,
+						  .why = ok ? NULL : "cannot start"});
+			break;
+		}
+		case FA_INST_CONNS: {
+			struct fsm_event e = {.type = FE_INST_CONNS, .v = a->v, .ok = next(r) % 4};
+
+			for (k = 0; k < MAX_INSTANCES; k++)
+				e.inst_conns[k] = next(r) % 5;
+			owe(r, e);
+			break;
+		}
 		case FA_WATCH:
 			if (a->arg && next(r) % 2)
 				owe(r, (struct fsm_event){.type = FE_ZERO, .v = a->v});
@@ -179,7 +202,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static bool quiet;
 	struct run *r = calloc(1, sizeof(*r));
 	struct service *s = calloc(1, sizeof(*s));
-	int a, b, i;
+	int a, b, c, i;
 
 	if (!quiet) {
 		log_init("fuzz_fsm", -1);
@@ -192,6 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r->now = 1000000;
 	a = next(r);
 	b = next(r);
+	c = next(r);
 	snprintf(s->conf.name, sizeof(s->conf.name), "web");
 	s->conf.nlisten = 1;
 	s->conf.instances = 1 + a % 3;
@@ -201,6 +225,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s->conf.drain_delay_ms = (a >> 5) % 2 ? 500 : 0;
 	s->conf.drain_reset = (a >> 6) % 2;
 	s->conf.strategy = (a >> 7) % 2 ? STRATEGY_CANARY : STRATEGY_BLUEGREEN;
+	/* A third byte: rolling, max-surge 1 or 0 (then max-unavailable 1), a pause. */
+	if (c % 2)
+		s->conf.strategy = STRATEGY_ROLLING;
+	s->conf.max_surge.n = s->conf.instances == 1 || (c >> 1) % 2;
+	s->conf.max_unavail.n = !s->conf.max_surge.n || (c >> 2) % 2;
+	if (s->conf.max_unavail.n >= s->conf.instances)
+		s->conf.max_unavail.n = s->conf.instances - 1;
+	s->conf.pause_ms = (c >> 3) % 2 ? 150 : 0;
 	s->conf.ready_timeout_ms = 300;
 	s->conf.drain_timeout_ms = 300;
 	s->conf.kill_after_ms = 100;

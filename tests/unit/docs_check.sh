@@ -219,7 +219,7 @@ check_eq "completion offers vN for pin after the CIDR" "v1 v2" "$(complete_line 
 check_eq "completion offers vN for pin after an IPv6 CIDR" "v1 v2" \
 	"$(complete_line "$T/fake-baton pin web 2001:db8::/32 ")"
 check_eq "completion offers pinned CIDRs for unpin" "10.1.0.0/16" "$(complete_line "$T/fake-baton unpin web ")"
-check_eq "completion offers the strategies" "bluegreen canary" \
+check_eq "completion offers the strategies" "bluegreen canary rolling" \
 	"$(complete_line "$T/fake-baton deploy web --strategy ")"
 check_eq "completion offers commands after help" "$(sort "$T/cmds" | tr '\n' ' ' | sed 's/ $//')" \
 	"$(complete_line "$T/fake-baton help ")"

@@ -1727,7 +1727,8 @@ static void error_rollout_enums(void **state)
 	assert_load_error(SVC("web", "80") "steering = Sticky\n",
 			  "web.conf:4: steering must be sticky or per-connection");
 	assert_load_error(SVC("web", "80") "strategy = blue-green\n",
-			  "web.conf:4: strategy must be bluegreen or canary, not \"blue-green\"");
+			  "web.conf:4: strategy must be bluegreen, canary or rolling, not "
+			  "\"blue-green\"");
 	assert_load_error(SVC("web", "80") "health = yes\n",
 			  "web.conf:4: health must be none, tcp, http or exec, not \"yes\"");
 	assert_load_error(SVC("web", "80") "health = notify\n",
@@ -1913,6 +1914,60 @@ static void error_hooks(void **state)
 	}
 }
 
+/* strategy = rolling: max-surge and max-unavailable, counts or percentages of instances. */
+static void load_rolling(void **state)
+{
+	const struct service_conf *s = &cfg->services[0];
+
+	(void)state;
+	assert_load_ok(SVC("web", "80") "strategy = rolling\ninstances = 4\n");
+	assert_int_equal(s->strategy, STRATEGY_ROLLING);
+	assert_int_equal(s->max_surge.n, 1);
+	assert_false(s->max_surge.pct);
+	assert_int_equal(s->max_unavail.n, 0);
+	assert_int_equal(s->pause_ms, 0);
+	config_free(cfg);
+	assert_load_ok(SVC("web", "80") "strategy = rolling\ninstances = 4\nmax-surge = 25%\n"
+					"max-unavailable = 0\npause = 5s\n");
+	assert_int_equal(s->max_surge.n, 25);
+	assert_true(s->max_surge.pct);
+	assert_int_equal(s->pause_ms, 5000);
+	config_free(cfg);
+	assert_load_ok(SVC("web", "80") "strategy = rolling\ninstances = 4\nmax-surge = 0\n"
+					"max-unavailable = 1\n");
+	assert_int_equal(s->max_surge.n, 0);
+	assert_int_equal(s->max_unavail.n, 1);
+	config_free(cfg);
+	/* The bad input: each one line, naming the fix. */
+	assert_load_error(SVC("web", "80") "strategy = rolling\ninstances = 4\nmax-surge = 0\n"
+					   "max-unavailable = 0\n",
+			  "web.conf:6: max-surge and max-unavailable are both 0 (for 4 "
+			  "instance(s)): no instance could start or stop; make one of them at "
+			  "least 1");
+	assert_load_error(SVC("web", "80") "strategy = rolling\ninstances = 4\nmax-surge = 5\n",
+			  "web.conf:6: max-surge 5 is above instances (4); give 0..4");
+	assert_load_error(SVC("web", "80") "instances = 4\nmax-unavailable = 6\n",
+			  "web.conf:5: max-unavailable 6 is above instances (4); give 0..3");
+	assert_load_error(SVC("web", "80") "strategy = rolling\nmax-surge = 0\n"
+					   "max-unavailable = 1\n",
+			  "web.conf:5: max-surge 0 with max-unavailable 1 of 1 instance(s) would "
+			  "take the service down; give max-surge at least 1");
+	assert_load_error(SVC("web", "80") "strategy = rolling\ninstances = 2\n"
+					   "max-unavailable = 100%\n",
+			  "web.conf:6: max-unavailable 2 of 2 instance(s) would leave none "
+			  "serving; give 0..1");
+	assert_load_error(SVC("web", "80") "max-surge = 101%\n",
+			  "web.conf:4: max-surge: \"101%\" is not a percentage 0%..100%");
+	assert_load_error(SVC("web", "80") "max-surge = two\n",
+			  "web.conf:4: max-surge: \"two\" is not a count 0..32 (or a percentage, "
+			  "e.g. 25%)");
+	/* 10% of 4 is 0.4: a surge rounds up (1), an unavailable count down (0). */
+	config_free(cfg);
+	assert_load_ok(SVC("web", "80") "strategy = rolling\ninstances = 4\nmax-surge = 10%\n"
+					"max-unavailable = 10%\n");
+	config_free(cfg);
+}
+
 static void error_duplicate_rollout_keys(void **state)
 {
 	static const struct {
@@ -1920,6 +1975,9 @@ static void error_duplicate_rollout_keys(void **state)
 	} keys[] = {
 	    {"steering", "sticky"},
 	    {"strategy", "canary"},
+	    {"max-surge", "1"},
+	    {"max-unavailable", "0"},
+	    {"pause", "1s"},
 	    {"steps", "5,100"},
 	    {"bake", "1s"},
 	    {"health", "none"},
@@ -2081,6 +2139,7 @@ int main(void)
 	    cmocka_unit_test(error_health_path),
 	    cmocka_unit_test(error_health_command),
 	    cmocka_unit_test(error_hooks),
+	    cmocka_unit_test(load_rolling),
 	    cmocka_unit_test(error_duplicate_rollout_keys),
 	    cmocka_unit_test(error_rollout_key_names),
 	    cmocka_unit_test(error_rollout_leaves_nothing_allocated),

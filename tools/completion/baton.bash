@@ -14,7 +14,7 @@ _baton_commands="agent deploy adopt promote pause abort weight pin unpin status 
 _baton_options() {
 	case $1 in
 	agent) echo "-f -d -n -v -vv -h" ;;
-	deploy) echo "--strategy --steps --bake --approve --adopt-pid -s --control -- -h --help" ;;
+	deploy) echo "--strategy --steps --bake --approve --max-surge --max-unavailable --pause --adopt-pid -s --control -- -h --help" ;;
 	adopt) echo "--pid -s --control -h --help" ;;
 	promote) echo "--full -s --control -h --help" ;;
 	status) echo "--json -s --control -h --help" ;;
@@ -31,7 +31,7 @@ _baton_options() {
 _baton_argopts() {
 	case $1 in
 	agent) echo "-f" ;;
-	deploy) echo "--strategy --steps --bake --adopt-pid -s --control" ;;
+	deploy) echo "--strategy --steps --bake --max-surge --max-unavailable --pause --adopt-pid -s --control" ;;
 	adopt) echo "--pid -s --control" ;;
 	watch) echo "-n --interval --count -s --control" ;;
 	events) echo "--last -s --control" ;;
@@ -112,13 +112,19 @@ _baton() {
 			mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 			;;
 		--strategy)
-			mapfile -t COMPREPLY < <(compgen -W "bluegreen canary" -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W "bluegreen canary rolling" -- "$cur")
 			;;
 		--steps)
 			mapfile -t COMPREPLY < <(compgen -W "5,25,50,100" -- "$cur")
 			;;
 		--bake)
 			mapfile -t COMPREPLY < <(compgen -W "0 30s 1m" -- "$cur")
+			;;
+		--max-surge | --max-unavailable)
+			mapfile -t COMPREPLY < <(compgen -W "0 1 25%" -- "$cur")
+			;;
+		--pause)
+			mapfile -t COMPREPLY < <(compgen -W "0 5s 30s" -- "$cur")
 			;;
 		--pid | --adopt-pid)
 			mapfile -t COMPREPLY < <(compgen -W "$(ps -e -o pid= 2>/dev/null)" -- "$cur")

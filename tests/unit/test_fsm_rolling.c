@@ -1,0 +1,527 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * strategy = rolling in the state machine alone (user/fsm_rolling.c): no
+ * root, no BPF, no processes.  The test plays exec.c (it starts the
+ * instances a spawn-inst names, answers inst-conns with chosen counts) and
+ * asserts the exact actions of each step, the invariants after it, and at
+ * every step the bounds of the issue: processes <= instances + max-surge,
+ * serving instances >= instances - max-unavailable.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fsm.h"
+#include "log.h"
+#include "rollconf.h"
+
+static struct fsm_out out;
+static long long now = 1000000;
+static char *cmd[] = {"/bin/true", NULL};
+static struct client *const C1 = (struct client *)0x1;
+
+/* 4 instances, ready by notify, signal-then-wait, no gates unless a test sets them. */
+static struct service *service_new(int surge, int unavail)
+{
+	struct service *s = calloc(1, sizeof(*s));
+
+	snprintf(s->conf.name, sizeof(s->conf.name), "web");
+	s->conf.nlisten = 1;
+	s->conf.instances = 4;
+	s->conf.ready = READY_NOTIFY;
+	s->conf.ready_timeout_ms = 5000;
+	s->conf.drain = DRAIN_SIGNAL_THEN_WAIT;
+	s->conf.exit_signal = SIGTERM;
+	s->conf.drain_timeout_ms = 3000;
+	s->conf.kill_after_ms = 1000;
+	s->conf.strategy = STRATEGY_ROLLING;
+	s->conf.max_surge.n = surge;
+	s->conf.max_unavail.n = unavail;
+	s->conf.health = HEALTH_NONE;
+	s->conf.health_threshold = 3;
+	s->conf.max_error_bp = ERROR_RATE_OFF;
+	s->conf.hook_timeout_ms = 4000;
+	s->active = s->previous = s->starting = -1;
+	s->ro.newv = s->ro.oldv = -1;
+	s->next_num = 1;
+	return s;
+}
+
+static struct version *made[16];
+static int nmade;
+
+static void service_free(struct service *s)
+{
+	int i;
+
+	for (i = 0; i < nmade; i++)
+		free(made[i]);
+	nmade = 0;
+	free(s);
+}
+
+static struct version *version_make(struct service *s)
+{
+	struct version *v = calloc(1, sizeof(*v));
+	int i;
+
+	for (i = 0; s->slot[i]; i++)
+		;
+	v->svc = s;
+	v->vslot = i;
+	v->num = s->next_num++;
+	v->ninst = s->conf.instances;
+	v->argv[0] = cmd[0];
+	v->zero_to_signal_us = -1;
+	s->slot[i] = v;
+	made[nmade++] = v;
+	return v;
+}
+
+static const char *render(void)
+{
+	static char buf[4096];
+	size_t n = 0;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; i < out.n && n < sizeof(buf) - 64; i++) {
+		const struct fsm_action *a = &out.a[i];
+
+		if (a->type == FA_PROGRESS)
+			continue;
+		n += snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? "; " : "",
+			      fsm_act_names[a->type]);
+		if (a->v)
+			n += snprintf(buf + n, sizeof(buf) - n, " v%d", a->v->num);
+		switch (a->type) {
+		case FA_UNPLACE_INST:
+		case FA_PLACE_INST:
+		case FA_SPAWN_INST:
+		case FA_STOP_CHECKS:
+		case FA_RELEASE:
+			if (a->inst >= 0)
+				n += snprintf(buf + n, sizeof(buf) - n, "/%d", a->inst);
+			break;
+		case FA_SIGNAL_INST:
+			n += snprintf(buf + n, sizeof(buf) - n, "/%d %s", a->inst,
+				      signal_name((int)a->arg));
+			break;
+		case FA_SIGNAL:
+		case FA_SIGNAL_TREE:
+			n += snprintf(buf + n, sizeof(buf) - n, " %s", signal_name((int)a->arg));
+			break;
+		case FA_VTIMER:
+		case FA_RO_TIMER:
+			if (a->arg)
+				n += snprintf(buf + n, sizeof(buf) - n, " %+lld", a->arg - now);
+			else
+				n += snprintf(buf + n, sizeof(buf) - n, " off");
+			break;
+		case FA_DEPLOY_DONE:
+			n += snprintf(buf + n, sizeof(buf) - n, " %s",
+				      a->ok	       ? "ok"
+				      : a->rolled_back ? "rolled-back"
+						       : "failed");
+			break;
+		default:
+			break;
+		}
+	}
+	return buf;
+}
+
+static struct version *nv_, *ov_;
+static int max_procs, min_serving = 1000;
+
+/* Processes and serving instances now, as the steering map sees them. */
+static void bounds(struct service *s)
+{
+	int i, procs = 0, serving = 0;
+
+	for (i = 0; i < 4; i++) {
+		if (ov_) {
+			procs += ov_->inst[i].alive;
+			serving += ov_->inst[i].alive && ov_->inst[i].ready &&
+				   !ov_->inst[i].retiring && ov_->phase == VP_ACTIVE;
+		}
+		if (nv_)
+			procs += nv_->inst[i].alive;
+	}
+	if (nv_ && s->slot[nv_->vslot] == nv_ && nv_->phase == VP_ACTIVE)
+		serving += nv_->serve_n;
+	if (procs > max_procs)
+		max_procs = procs;
+	if (serving < min_serving)
+		min_serving = serving;
+}
+
+static const char *step(struct service *s, struct fsm_event e)
+{
+	const char *broken;
+
+	out.n = 0;
+	out.overflow = false;
+	fsm_step(s, &e, now, &out);
+	broken = fsm_check(s, &out);
+	if (broken)
+		fail_msg("after %s: %s (actions: %s)", fsm_ev_names[e.type], broken, render());
+	bounds(s);
+	return render();
+}
+
+#define EXPECT(s, e, want) assert_string_equal(step(s, e), want)
+
+/* exec.c's part of a spawn-inst: the process runs. */
+static void start(struct version *v, int i)
+{
+	v->inst[i].alive = true;
+	v->inst[i].pid = 100 * v->num + i;
+	v->nalive++;
+}
+
+/* exec.c's part of the last step: start what spawn-inst named. */
+static void start_spawned(void)
+{
+	int i;
+
+	for (i = 0; i < out.n; i++)
+		if (out.a[i].type == FA_SPAWN_INST)
+			start(out.a[i].v, out.a[i].inst);
+}
+
+static struct version *first_version(struct service *s)
+{
+	struct version *v = version_make(s);
+	int i;
+
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v});
+	for (i = 0; i < 4; i++)
+		start(v, i);
+	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v, .ok = true});
+	for (i = 0; i < 4; i++)
+		step(s, (struct fsm_event){.type = FE_READY, .v = v, .inst = i});
+	assert_int_equal(s->active, v->vslot);
+	v->tree = false; /* the tests end processes by FE_EXIT alone */
+	return v;
+}
+
+static struct fsm_event conns(struct version *v, long long a, long long b, long long c, long long d)
+{
+	struct fsm_event e = {.type = FE_INST_CONNS, .v = v, .ok = true};
+
+	e.inst_conns[0] = a;
+	e.inst_conns[1] = b;
+	e.inst_conns[2] = c;
+	e.inst_conns[3] = d;
+	return e;
+}
+
+static struct fsm_event ev(enum fsm_ev t, struct version *v, int i)
+{
+	return (struct fsm_event){.type = t, .v = v, .inst = i, .ok = true, .why = "exited"};
+}
+
+static void setup_two(struct service *s)
+{
+	max_procs = 0;
+	min_serving = 1000;
+	nv_ = ov_ = NULL; /* the last test's, freed */
+	ov_ = first_version(s);
+	max_procs = 0;
+	min_serving = 1000;
+	nv_ = version_make(s);
+}
+
+/* max-surge 1, max-unavailable 0: one new instance, then the old one with fewest connections. */
+static void test_surge_one(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1}),
+	       "policy; attach v2; place-inst v2/0; spawn-inst v2/0; ready-checks v2");
+	assert_int_equal(s->ro.stage, RO_ROLLING);
+	assert_int_equal(nv->phase, VP_STARTING);
+	start_spawned();
+	EXPECT(s, ev(FE_SPAWNED, nv, 0), "");
+	/* Ready: v2 takes 1 of 5 serving instances' share, then one old instance is chosen. */
+	EXPECT(s, ev(FE_READY, nv, 0), "policy; inst-conns v1");
+	assert_int_equal(nv->weight, 2000);
+	assert_int_equal(nv->serve_n, 1);
+	/* The fewest live connections: instance 2. */
+	EXPECT(s, conns(ov, 9, 4, 1, 7),
+	       "policy; unplace-inst v1/2; release v1/2; signal-inst v1/2 SIGTERM; ro-timer +3000");
+	assert_int_equal(nv->weight, 2500);
+	assert_true(ov->inst[2].retiring);
+	/* No room until it exits: 5 processes. */
+	EXPECT(s, ev(FE_EXIT, ov, 2),
+	       "stop-checks v1/2; place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off");
+	start_spawned();
+	EXPECT(s, ev(FE_READY, nv, 1), "policy; inst-conns v1");
+	assert_int_equal(nv->weight, 4000);
+	EXPECT(s, conns(ov, 3, 0, -1, 5),
+	       "policy; unplace-inst v1/1; release v1/1; signal-inst v1/1 SIGTERM; ro-timer +3000");
+	assert_int_equal(nv->weight, 5000);
+	EXPECT(s, ev(FE_EXIT, ov, 1),
+	       "stop-checks v1/1; place-inst v2/2; spawn-inst v2/2; ready-checks v2; ro-timer off");
+	start_spawned();
+	EXPECT(s, ev(FE_READY, nv, 2), "policy; inst-conns v1");
+	EXPECT(s, conns(ov, 8, -1, -1, 2),
+	       "policy; unplace-inst v1/3; release v1/3; signal-inst v1/3 SIGTERM; ro-timer +3000");
+	assert_int_equal(nv->weight, 7500);
+	EXPECT(s, ev(FE_EXIT, ov, 3),
+	       "stop-checks v1/3; place-inst v2/3; spawn-inst v2/3; ready-checks v2; ro-timer off");
+	start_spawned();
+	/* The last one: v2 has all, the last old instance drains as a version does. */
+	EXPECT(s, ev(FE_READY, nv, 3),
+	       "stop-checks v2; vtimer v2 off; policy; unplace v1; release v1; signal-inst v1/0 "
+	       "SIGTERM; deploy-done ok; ro-timer off; vtimer v1 +3000");
+	assert_int_equal(nv->weight, WEIGHT_MAX);
+	assert_int_equal(s->active, nv->vslot);
+	assert_int_equal(s->ro.stage, RO_NONE);
+	assert_int_equal(ov->phase, VP_DRAINING);
+	EXPECT(s, ev(FE_EXIT, ov, 0), "stop-checks v1/0; policy; forget v1");
+	assert_int_equal(max_procs, 5);
+	assert_int_equal(min_serving, 4);
+	service_free(s);
+}
+
+/* max-surge 0, max-unavailable 1: in place, never more than 4 processes. */
+static void test_in_place(void **state)
+{
+	struct service *s = service_new(0, 1);
+	struct version *ov, *nv;
+	int k;
+
+	(void)state;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = nv}),
+	       "policy; attach v2; inst-conns v1");
+	EXPECT(s, conns(ov, 2, 2, 2, 2),
+	       "policy; unplace-inst v1/0; release v1/0; signal-inst v1/0 SIGTERM; ro-timer +3000");
+	for (k = 0; k < 4; k++) {
+		char want[256];
+
+		snprintf(want, sizeof(want),
+			 "stop-checks v1/%d; place-inst v2/%d; spawn-inst v2/%d; ready-checks v2; "
+			 "ro-timer off",
+			 k, k, k);
+		EXPECT(s, ev(FE_EXIT, ov, k), want);
+		start_spawned();
+		if (k < 3) {
+			EXPECT(s, ev(FE_READY, nv, k), "policy; inst-conns v1");
+			snprintf(want, sizeof(want),
+				 "policy; unplace-inst v1/%d; release v1/%d; signal-inst v1/%d "
+				 "SIGTERM; ro-timer +3000",
+				 k + 1, k + 1, k + 1);
+			/* equal counts: the lowest index goes */
+			EXPECT(s, conns(ov, -1, 0, 0, 0), want);
+		}
+	}
+	EXPECT(s, ev(FE_READY, nv, 3),
+	       "stop-checks v2; vtimer v2 off; policy; unplace v1; release v1; ro-timer off; "
+	       "policy; forget v1");
+	assert_int_equal(max_procs, 4);
+	assert_int_equal(min_serving, 3);
+	assert_null(s->slot[ov->vslot]);
+	service_free(s);
+}
+
+/* A new instance not ready in the second batch: v1 back to 4 instances. */
+static void test_ready_timeout_rolls_back(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	step(s, conns(ov, 1, 0, 1, 1));
+	step(s, ev(FE_EXIT, ov, 1));
+	start_spawned();
+	assert_true(nv->inst[1].alive);
+	/* Before the deadline nothing; after it, the rollback. */
+	now += 4999;
+	EXPECT(s, ev(FE_VTIMER, nv, -1), "");
+	now += 1;
+	EXPECT(s, ev(FE_VTIMER, nv, -1),
+	       "stop-checks v2/1; vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; "
+	       "release v2; signal v2 SIGTERM; vtimer v2 +3000; place-inst v1/1; spawn-inst v1/1; "
+	       "ready-checks v1");
+	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
+	assert_int_equal(ov->weight, WEIGHT_MAX);
+	assert_int_equal(nv->weight, 0);
+	assert_int_equal(s->active, ov->vslot);
+	start_spawned();
+	EXPECT(s, ev(FE_READY, ov, 1), "deploy-done rolled-back; ro-timer off");
+	assert_int_equal(s->ro.stage, RO_NONE);
+	assert_int_equal(s->rollbacks[RB_HEALTH], 1);
+	assert_int_equal(ov->nalive, 4);
+	service_free(s);
+}
+
+/* A new instance that dies rolls back; an old one still draining restarts when it exited. */
+static void test_crash_rolls_back(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	step(s, conns(ov, 1, 1, 1, 0));
+	assert_true(ov->inst[3].retiring);
+	EXPECT(s, ev(FE_EXIT, nv, 0),
+	       "stop-checks v2/0; vtimer v2 off; policy; stop-checks v2; unplace v2; policy; "
+	       "forget v2");
+	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
+	assert_int_equal(ov->weight, WEIGHT_MAX);
+	/* Instance 3 was told to exit: it starts again once it has. */
+	EXPECT(s, ev(FE_EXIT, ov, 3),
+	       "stop-checks v1/3; place-inst v1/3; spawn-inst v1/3; ready-checks v1; ro-timer off");
+	start_spawned();
+	EXPECT(s, ev(FE_READY, ov, 3), "deploy-done rolled-back; ro-timer off");
+	assert_int_equal(s->rollbacks[RB_EXIT], 1);
+	service_free(s);
+}
+
+/* pause holds the next batch, promote continues, abort rolls back; weight is refused. */
+static void test_pause_promote_abort(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.pause_ms = 2000;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1});
+	start_spawned();
+	EXPECT(s, ev(FE_READY, nv, 0), "policy; inst-conns v1; ro-timer +2000");
+	EXPECT(s, conns(ov, 1, 0, 1, 1),
+	       "policy; unplace-inst v1/1; release v1/1; signal-inst v1/1 SIGTERM");
+	/* The pause between batches holds the next start. */
+	EXPECT(s, ev(FE_EXIT, ov, 1), "stop-checks v1/1");
+	now += 2000;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1),
+	       "place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off");
+	start_spawned();
+	EXPECT(s, ((struct fsm_event){.type = FE_PAUSE, .c = C1}), "reply");
+	EXPECT(s,
+	       ((struct fsm_event){
+		   .type = FE_WEIGHT, .c = C1, .nweights = 1, .wnum = {2}, .wbp = {5000}}),
+	       "reply");
+	EXPECT(s, ev(FE_READY, nv, 1), "policy; ro-timer +2000");
+	assert_int_equal(nv->serve_n, 2);
+	EXPECT(s, ((struct fsm_event){.type = FE_PROMOTE, .c = C1}),
+	       "inst-conns v1; ro-timer off; reply");
+	step(s, conns(ov, 1, -1, 1, 1));
+	assert_true(ov->inst[0].retiring);
+	EXPECT(
+	    s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
+	    "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
+	    "SIGTERM; vtimer v2 +3000; place-inst v1/1; spawn-inst v1/1; ready-checks v1; reply");
+	assert_int_equal(s->rollbacks[RB_OPERATOR], 1);
+	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
+	start_spawned();
+	EXPECT(s, ev(FE_READY, ov, 1), "");
+	EXPECT(s, ev(FE_EXIT, ov, 0),
+	       "stop-checks v1/0; place-inst v1/0; spawn-inst v1/0; ready-checks v1; ro-timer off");
+	start_spawned();
+	EXPECT(s, ev(FE_READY, ov, 0), "deploy-done rolled-back; ro-timer off");
+	assert_int_equal(ov->nalive, 4);
+	assert_int_equal(s->ro.stage, RO_NONE);
+	service_free(s);
+}
+
+/* A retired instance that does not exit: SIGKILL after drain-timeout (exit signal SIGTERM). */
+static void test_retired_instance_bounded(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.exit_signal = SIGUSR1;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	EXPECT(s, conns(ov, 0, 1, 1, 1),
+	       "policy; unplace-inst v1/0; release v1/0; signal-inst v1/0 SIGUSR1; ro-timer +3000");
+	now += 3000;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "signal-inst v1/0 SIGTERM; ro-timer +1000");
+	now += 1000;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "signal-inst v1/0 SIGKILL; ro-timer off");
+	service_free(s);
+}
+
+/* roll_resolve: the issue's bad input, and Kubernetes' rounding. */
+static void test_resolve(void **state)
+{
+	char err[200];
+	int su, un;
+
+	(void)state;
+	assert_int_equal(roll_resolve(4, (struct roll_amount){1, false},
+				      (struct roll_amount){0, false}, &su, &un, err, sizeof(err)),
+			 0);
+	assert_int_equal(su, 1);
+	assert_int_equal(un, 0);
+	assert_int_equal(roll_resolve(4, (struct roll_amount){10, true},
+				      (struct roll_amount){30, true}, &su, &un, err, sizeof(err)),
+			 0);
+	assert_int_equal(su, 1); /* 0.4 up */
+	assert_int_equal(un, 1); /* 1.2 down */
+	assert_int_equal(roll_resolve(4, (struct roll_amount){0, false},
+				      (struct roll_amount){0, false}, &su, &un, err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "both 0"));
+	assert_int_equal(roll_resolve(1, (struct roll_amount){0, false},
+				      (struct roll_amount){1, false}, &su, &un, err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "would take the service down"));
+	assert_int_equal(roll_resolve(4, (struct roll_amount){5, false},
+				      (struct roll_amount){0, false}, &su, &un, err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "above instances"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_surge_one),
+	    cmocka_unit_test(test_in_place),
+	    cmocka_unit_test(test_ready_timeout_rolls_back),
+	    cmocka_unit_test(test_crash_rolls_back),
+	    cmocka_unit_test(test_pause_promote_abort),
+	    cmocka_unit_test(test_retired_instance_bounded),
+	    cmocka_unit_test(test_resolve),
+	};
+
+	log_init("test_fsm_rolling", -1);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
