@@ -16,7 +16,7 @@ PREFIX  ?= /usr/local
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(BUILD) $(SANFLAGS)
 LDFLAGS += $(SANFLAGS)
-LIBS    := -lbpf -lelf -lz -linih -ljansson
+LIBS    := -lbpf -lelf -lz -linih -ljansson -lm
 BPF_CFLAGS := -g -O2 -mcpu=v3 -target bpf -D__TARGET_ARCH_x86 -Ivmlinux -Iinclude -Ibpf -Wall -Werror
 
 ifeq ($(V),1)
@@ -32,10 +32,10 @@ endif
 .PHONY: all deps test test-unit demo bench clean install
 .PHONY: fuzz fuzz-build test-kernel
 
-BPF_PROGS := steer track drain
-USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c user/clihelp.c user/config.c user/confkeys.c user/confval.c user/control.c \
-	     user/ctlserver.c user/dp.c user/drain.c user/exec.c user/features.c user/fsm.c user/fsm_ops.c user/fsm_rollout.c \
-	     user/fsm_version.c user/health.c user/httpdrain.c user/listen.c user/log.c user/loop.c \
+BPF_PROGS := steer track drain latency
+USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c user/clihelp.c user/clilat.c user/config.c user/confkeys.c user/confval.c user/control.c \
+	     user/ctlserver.c user/dp.c user/drain.c user/exec.c user/features.c user/fsm.c user/fsm_ops.c user/fsm_gates.c user/fsm_rollout.c \
+	     user/fsm_version.c user/health.c user/httpdrain.c user/lathist.c user/latency.c user/latview.c user/listen.c user/log.c user/loop.c \
 	     user/main.c user/metrics.c user/model.c user/notify.c user/orphan.c user/proc.c user/reload.c \
 	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \
 	     user/status.c user/steer.c user/track.c user/versions.c
@@ -43,6 +43,7 @@ USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
 TESTS     += $(BUILD)/test_migrate $(BUILD)/test_fsm $(BUILD)/test_listen $(BUILD)/test_drain
+TESTS     += $(BUILD)/test_lathist
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -73,6 +74,10 @@ $(BUILD)/test_config: tests/unit/test_config.c $(BUILD)/config.o $(BUILD)/confke
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
 
+$(BUILD)/test_lathist: tests/unit/test_lathist.c $(BUILD)/lathist.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -lm -o $@
+
 $(BUILD)/test_listen: tests/unit/test_listen.c $(BUILD)/listen.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -o $@
@@ -81,7 +86,7 @@ $(BUILD)/test_health: tests/unit/test_health.c $(BUILD)/health.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -pthread -lcmocka -o $@
 
-FSM_OBJS  := fsm fsm_ops fsm_rollout fsm_version model
+FSM_OBJS  := fsm fsm_gates fsm_ops fsm_rollout fsm_version model
 $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) $(BUILD)/log.o \
 		   $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
@@ -167,7 +172,7 @@ FUZZERS      := config control http_status notify fsm
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(BUILD) \
 		-Itests/fuzz $(FUZZ_SAN)
-FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confval fsm fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
+FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confval fsm fsm_gates fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
 
 $(FUZZ_DIR):
 	$(Q)mkdir -p $@

@@ -64,6 +64,7 @@ for s in $suites; do
 		run demo-server tests/unit/demo_server_smoke.sh "$B/demo-server"
 		run proc "$B/test_proc"
 		run fsm "$B/test_fsm"
+		run lathist "$B/test_lathist"
 		run listen unshare -n sh -c "ip link set lo up && exec $B/test_listen"
 		run docs tests/unit/docs_check.sh "$B"
 		;;

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "proc.h"
 #include "exec.h"
+#include "latview.h"
 #include "versions.h"
 
 /*
@@ -304,6 +305,8 @@ void health_tick(struct version *v)
 	if (now >= v->next_sample) {
 		v->next_sample = now + c->health_interval_ms;
 		sample_errors(v);
+		if (s->ro.stage != RO_NONE && ro_new(s) == v && fsm_gates_on(c))
+			latview_gate_sample(v);
 	}
 }
 

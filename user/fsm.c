@@ -29,7 +29,7 @@ const char *const fsm_ev_names[FE_COUNT] = {
     [FE_ABORT] = "abort",	    [FE_ROLLBACK] = "rollback",
     [FE_REMOVE] = "remove",	    [FE_SHUTDOWN] = "shutdown",
     [FE_RESTORED] = "restored",	    [FE_ADOPT_FIRST] = "adopt-first",
-    [FE_TREE_EMPTY] = "tree-empty",
+    [FE_TREE_EMPTY] = "tree-empty", [FE_LAT_SAMPLE] = "latency-sample",
 };
 
 const char *const fsm_act_names[FA_COUNT] = {
@@ -189,6 +189,10 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 	case FE_CHECK:
 		if (v)
 			fsm_on_check(&f, v, e->inst, e->ok, e->why ? e->why : "");
+		break;
+	case FE_LAT_SAMPLE:
+		if (v)
+			fsm_on_latency_sample(&f, v, &e->lat, e->why ? e->why : "");
 		break;
 	case FE_ERROR_SAMPLE:
 		if (v)

@@ -57,10 +57,21 @@ enum fsm_ev {
 	FE_RESTORED,	 /* taken over from a previous agent: versions as the state had them */
 	FE_ADOPT_FIRST,	 /* c; v: a running server becomes the first version */
 	FE_TREE_EMPTY,	 /* v: no process of its tree is left (its cgroup is empty) */
+	FE_LAT_SAMPLE,	 /* v: its latency over the gate window (lat; why: the text) */
 	FE_COUNT,
 };
 
 #define FSM_MAX_WEIGHTS 16
+
+/* FE_LAT_SAMPLE: the new version's latency over its gate window (fsm_gates.c). */
+struct fsm_lat_sample {
+	unsigned long long n, p99_us;	      /* responses and their p99 */
+	unsigned long long acc_n, acc_p99_us; /* connections accepted and their accept wait p99 */
+	unsigned long long window_ms;	      /* how long the window was */
+	bool conclusive; /* n >= min-samples: the window closes with a verdict */
+};
+
+bool fsm_gates_on(const struct service_conf *c);
 
 struct fsm_event {
 	enum fsm_ev type;
@@ -71,6 +82,7 @@ struct fsm_event {
 	int nweights; /* FE_WEIGHT: wnum[k] gets wbp[k] basis points */
 	int wnum[FSM_MAX_WEIGHTS], wbp[FSM_MAX_WEIGHTS];
 	unsigned long long sample_clients, sample_failed; /* FE_ERROR_SAMPLE */
+	struct fsm_lat_sample lat;			  /* FE_LAT_SAMPLE */
 	const char *why;
 	struct deploy_opts opts; /* FE_DEPLOY (opts.nsteps 0: the service's) */
 	bool have_opts;

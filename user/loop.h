@@ -25,6 +25,7 @@ enum ev_type {
 	EV_RESET,	   /* the next step of the drain-resets under way */
 	EV_HTTP_DRAIN,	   /* the next step of a drain-http pass */
 	EV_CGROUP,	   /* a version's cgroup.events changed (inotify) */
+	EV_LATENCY,	   /* read every version's latency (latview.c) */
 };
 
 struct evsrc {

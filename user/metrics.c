@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "dp.h"
+#include "latview.h"
 #include "metrics.h"
 #include "versions.h"
 #include "services.h"
@@ -234,6 +235,7 @@ static char *metrics_text(size_t *len)
 							      : st.evicted));
 		}
 	}
+	latview_metrics(f);
 	metric_head(f, "baton_rollouts_total", "counter", "Deploys that ended, by result.");
 	for (i = 0; (s = service_at(i)); i++)
 		for (k = 0; k < RR_COUNT && !s->gone; k++) {

@@ -22,8 +22,9 @@ const char *const stage_names[] = {
 };
 
 const char *const rb_names[] = {
-    [RB_HEALTH] = "health", [RB_ERRORS] = "errors",	[RB_EXIT] = "exit",
-    [RB_HOOK] = "hook",	    [RB_OPERATOR] = "operator", [RB_RESTART] = "restart",
+    [RB_HEALTH] = "health",   [RB_ERRORS] = "errors",	  [RB_EXIT] = "exit",
+    [RB_HOOK] = "hook",	      [RB_OPERATOR] = "operator", [RB_RESTART] = "restart",
+    [RB_LATENCY] = "latency",
 };
 
 const char *vname(const struct version *v)

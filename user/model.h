@@ -22,6 +22,7 @@
 #include "health.h"
 #include "loop.h"
 #include "track.h"
+#include "lathist.h"
 
 #define PROBE_TICK_MS  50
 #define HEALTH_TICK_MS 100 /* timer of a version under rollout: checks and error samples */
@@ -114,6 +115,7 @@ struct version {
 	__u64 base_accepted, base_resets, base_drops;
 	int bad_intervals;
 	char errors_last[160];
+	struct lat_view lat;	   /* latview.c: its latency, per interval and per gate window */
 	__u64 lost_seen;	   /* connections lost to dead processes, already reported */
 	bool resetting;		   /* drain-reset under way: signalled once it is done */
 	bool http_draining;	   /* drain-http: its connections are asked to close */
@@ -143,7 +145,16 @@ enum ro_stage {
 extern const char *const stage_names[];
 
 /* Why a rollout failed or rolled back; metrics label them. */
-enum rb_reason { RB_HEALTH, RB_ERRORS, RB_EXIT, RB_HOOK, RB_OPERATOR, RB_RESTART, RB_COUNT };
+enum rb_reason {
+	RB_HEALTH,
+	RB_ERRORS,
+	RB_EXIT,
+	RB_HOOK,
+	RB_OPERATOR,
+	RB_RESTART,
+	RB_LATENCY,
+	RB_COUNT
+};
 
 extern const char *const rb_names[];
 
@@ -173,6 +184,12 @@ struct rollout {
 	int hook_pidfd;
 	struct evsrc hook_ev;
 	char hook_err[200]; /* after-drain failure, reported at the end */
+	/* Latency gates (fsm_gates.c), per step. */
+	long long gate_step_t; /* ms: the step's weight was applied */
+	bool gate_pass;	       /* a conclusive sample within the bounds in this step */
+	bool gate_holding;     /* bake over, held for a conclusive sample */
+	int gate_bad;	       /* conclusive samples over a bound in a row */
+	char gate_last[320];   /* the last verdict, with its numbers */
 };
 
 struct rollback_note {
