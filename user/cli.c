@@ -862,6 +862,7 @@ int cmd_watch(int argc, char **argv)
 					       (long long)json_integer_value(
 						   json_object_get(v, "live")),
 					       rate);
+					cli_print_latency(v);
 				}
 			}
 		}
