@@ -14,7 +14,7 @@
 . "$(dirname "$0")/lib.sh"
 
 write_conf "instances = 1" "ready = http" "health-path = /healthz" "health-interval = 500ms" \
-	"health-timeout = 1s" "health-threshold = 2" "max-p99 = 100ms" "min-samples = 50" \
+	"health-timeout = $(slow 1)s" "health-threshold = 2" "max-p99 = 100ms" "min-samples = 50" \
 	"analysis-timeout = $(slow 6)s" "ready-timeout = $(slow 5)s" "drain-policy = wait-then-signal" \
 	"drain-timeout = 5s" "kill-after = 2s" "backlog = 4096" "steering = per-connection"
 sed -i "/^run-dir/a metrics = 127.0.0.1:9464" "$T/web.conf"
