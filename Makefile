@@ -16,7 +16,7 @@ PREFIX  ?= /usr/local
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(BUILD) $(SANFLAGS)
 LDFLAGS += $(SANFLAGS)
-LIBS    := -lbpf -lelf -lz -linih -ljansson -lcurl
+LIBS    := -lbpf -lelf -lz -linih -ljansson -lcurl -lm
 BPF_CFLAGS := -g -O2 -mcpu=v3 -target bpf -D__TARGET_ARCH_x86 -Ivmlinux -Iinclude -Ibpf -Wall -Werror
 
 ifeq ($(V),1)
@@ -32,10 +32,10 @@ endif
 .PHONY: all deps test test-unit demo bench clean install
 .PHONY: fuzz fuzz-build test-kernel
 
-BPF_PROGS := steer track drain
-USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c user/clievents.c user/clihelp.c user/config.c user/confhooks.c user/confkeys.c user/confval.c user/control.c \
-	     user/ctlserver.c user/dp.c user/drain.c user/events.c user/exec.c user/features.c user/fsm.c user/fsm_confirm.c user/fsm_gate.c user/fsm_ops.c user/fsm_rollout.c \
-	     user/fsm_version.c user/health.c user/httpdrain.c user/listen.c user/log.c user/loop.c \
+BPF_PROGS := steer track drain latency
+USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c user/clievents.c user/clihelp.c user/clilat.c user/config.c user/confhooks.c user/confkeys.c user/confval.c user/control.c \
+	     user/ctlserver.c user/dp.c user/drain.c user/events.c user/exec.c user/features.c user/fsm.c user/fsm_confirm.c user/fsm_gate.c user/fsm_gates.c user/fsm_ops.c user/fsm_rollout.c \
+	     user/fsm_version.c user/health.c user/httpdrain.c user/lathist.c user/latency.c user/latview.c user/listen.c user/log.c user/loop.c \
 	     user/main.c user/metrics.c user/model.c user/notify.c user/orphan.c user/proc.c user/promgate.c user/reload.c \
 	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \
 	     user/status.c user/steer.c user/track.c user/versions.c user/webhook.c
@@ -47,6 +47,7 @@ TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUI
 TESTS     += $(BUILD)/test_migrate $(BUILD)/test_fsm $(BUILD)/test_listen $(BUILD)/test_drain
 TESTS     += $(BUILD)/test_nlack
 TESTS     += $(BUILD)/test_fsm_hold
+TESTS     += $(BUILD)/test_lathist
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -80,6 +81,9 @@ $(BUILD)/test_config: tests/unit/test_config.c $(BUILD)/config.o $(BUILD)/confke
 $(BUILD)/test_nlack: tests/unit/test_nlack.c user/nlack.h
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(LDFLAGS) -lcmocka -o $@
+$(BUILD)/test_lathist: tests/unit/test_lathist.c $(BUILD)/lathist.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -lm -o $@
 
 $(BUILD)/test_listen: tests/unit/test_listen.c $(BUILD)/listen.o
 	$(call msg,CC,$@)
@@ -89,7 +93,7 @@ $(BUILD)/test_health: tests/unit/test_health.c $(BUILD)/health.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -pthread -lcmocka -o $@
 
-FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_ops fsm_rollout fsm_version fsm_rolling model
+FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version fsm_rolling model
 $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) $(BUILD)/log.o \
 		   $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
@@ -191,7 +195,7 @@ FUZZERS      := config control http_status notify fsm
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(BUILD) \
 		-Itests/fuzz $(FUZZ_SAN)
-FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confhooks confval fsm fsm_confirm fsm_gate fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
+FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confhooks confval fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
 FUZZ_OBJS    += $(FUZZ_DIR)/rollconf.o $(FUZZ_DIR)/fsm_rolling.o
 
 $(FUZZ_DIR):

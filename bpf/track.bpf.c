@@ -18,6 +18,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "conns.bpf.h"
+#include "latency.bpf.h"
 
 #define AF_INET	 2
 #define AF_INET6 10
@@ -51,6 +52,46 @@ static __always_inline int key_of(const struct bpf_sock_ops *skops, struct conn_
 	return -1;
 }
 
+/* Measure this connection's accept wait and response times (bpf/latency.bpf.c). */
+static __always_inline void latency_begin(struct bpf_sock_ops *skops, const struct conn_owner *own)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct lat_sock *ls;
+
+	if (!sk)
+		return;
+	ls = bpf_sk_storage_get(&lat_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!ls)
+		return; /* out of memory: this connection is not measured */
+	ls->service = own->service;
+	ls->version = own->version;
+	ls->req_ns = 0;
+	ls->est_ns = bpf_ktime_get_ns();
+}
+
+/*
+ * An outgoing segment of a counted connection (HDR_OPT_LEN_CB, asked for by
+ * WRITE_HDR_OPT_CB_FLAG; this program reserves no option space, so the
+ * segment is unchanged).  skb_len is the payload: the kernel asks before it
+ * pushes the TCP header; 0 for a pure ACK and for the MSS computation.
+ */
+static __always_inline void latency_sent(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct lat_sock *ls;
+	__u64 now;
+
+	if (!skops->skb_len || !sk)
+		return;
+	ls = bpf_sk_storage_get(&lat_socks, sk, 0, 0);
+	if (!ls || !ls->req_ns)
+		return;
+	now = bpf_ktime_get_ns();
+	if (now > ls->req_ns)
+		lat_record(ls, LAT_RESPONSE, now - ls->req_ns);
+	ls->req_ns = 0;
+}
+
 static __always_inline void established(struct bpf_sock_ops *skops)
 {
 	struct conn_key k = {};
@@ -68,8 +109,10 @@ static __always_inline void established(struct bpf_sock_ops *skops)
 		return; /* conns full or a duplicate: not counted rather than miscounted */
 	__sync_fetch_and_add(&c->accepted, 1);
 	__sync_fetch_and_add(&c->live, 1);
-	/* Ask for state changes on this socket, to see its close. */
-	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	latency_begin(skops, &own);
+	/* Ask for state changes on this socket, to see its close, and for its outgoing segments. */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG |
+					     BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
 }
 
 /*
@@ -198,6 +241,9 @@ int track(struct bpf_sock_ops *skops)
 	switch (skops->op) {
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		established(skops);
+		break;
+	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
+		latency_sent(skops);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] == BPF_TCP_CLOSE)

@@ -24,6 +24,7 @@
 #include "promgate.h"
 #include "proc.h"
 #include "exec.h"
+#include "latview.h"
 #include "versions.h"
 
 /*
@@ -306,6 +307,8 @@ void health_tick(struct version *v)
 	if (now >= v->next_sample) {
 		v->next_sample = now + c->health_interval_ms;
 		sample_errors(v);
+		if (s->ro.stage != RO_NONE && ro_new(s) == v && fsm_gates_on(c))
+			latview_gate_sample(v);
 	}
 	if (c->ngates && !v->freed && s->ro.stage != RO_NONE && ro_new(s) == v)
 		promgate_tick(v, now);

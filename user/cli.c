@@ -704,6 +704,7 @@ static void print_rollout(json_t *s)
 			   str(h, "last")[0] ? str(h, "last") : "-");
 		if (str(ro, "errors") && str(ro, "errors")[0])
 			printf("%-12s   kernel: %s\n", "", str(ro, "errors"));
+		cli_print_gates(ro);
 	}
 	json_array_foreach(pins, i, p)
 	    printf("%-12s pin %s -> v%lld\n", "", str(p, "cidr"),
@@ -825,6 +826,7 @@ static void print_table(json_t *services)
 			}
 			(void)ready;
 			print_tree(v);
+			cli_print_latency(v);
 		}
 		char addrs[512] = "";
 		size_t a, off = 0;
@@ -952,6 +954,7 @@ int cmd_watch(int argc, char **argv)
 					       (long long)json_integer_value(
 						   json_object_get(v, "live")),
 					       rate);
+					cli_print_latency(v);
 				}
 			}
 		}

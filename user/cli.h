@@ -24,6 +24,10 @@ int cmd_unpin(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_features(int argc, char **argv);
+/* clilat.c: status lines of latency (a version's JSON) and latency gates (the rollout's). */
+#include <jansson.h>
+void cli_print_latency(json_t *v);
+void cli_print_gates(json_t *ro);
 /* Print a command's usage line to stderr; returns 2, the usage exit status. */
 int cmd_usage(const char *name);
 

@@ -207,6 +207,8 @@ static void service_defaults(struct service_conf *svc)
 	svc->health_timeout_ms = 1000;
 	svc->health_threshold = 3;
 	svc->max_error_bp = 100;
+	svc->min_samples = 100;
+	svc->analysis_timeout_ms = 300000;
 	svc->hook_timeout_ms = 60000;
 	svc->webhook_timeout_ms = 5000;
 	svc->confirm_interval_ms = 10000;

@@ -174,6 +174,11 @@ struct service_conf {
 	unsigned health_timeout_ms;	 /* default 1000 */
 	int health_threshold;		 /* consecutive failures that roll back, default 3 */
 	int max_error_bp;		 /* basis points, default 100 (1%); ERROR_RATE_OFF */
+	/* Latency gates (fsm_gates.c): 0 = off. */
+	unsigned max_p99_ms;	      /* response time p99 of the new version */
+	unsigned max_accept_p99_ms;   /* accept wait p99 of the new version */
+	unsigned min_samples;	      /* responses a verdict needs, default 100 */
+	unsigned analysis_timeout_ms; /* a step inconclusive this long fails, default 300 s */
 	char *hook[HOOK_COUNT][MAX_ARGS + 1]; /* NULL-terminated argv or hook[i][0] NULL */
 	unsigned hook_timeout_ms;	      /* default 60000 */
 	/* Webhooks, confirmations and approvals (confhooks.c). */

@@ -655,6 +655,48 @@ static int set_max_error_rate(struct parser *p, const char *key, const char *val
 	return 0;
 }
 
+/* A latency bound or window: "off" where off_ok, else a duration with its unit (500ms, not 500). */
+static int set_gate_duration(struct parser *p, const char *key, const char *val, unsigned *dst,
+			     bool off_ok)
+{
+	size_t len = strlen(val);
+
+	if (off_ok && !strcmp(val, "off")) {
+		*dst = 0;
+		return 0;
+	}
+	if (len && is_digit(val[len - 1]))
+		return perr(p, "%s needs a unit: %.*sms or %.*ss, not %.*s", key, ECHO_MAX, val,
+			    ECHO_MAX, val, ECHO_MAX, val);
+	return set_duration(p, key, val, dst, false);
+}
+
+static int set_max_p99(struct parser *p, const char *key, const char *val)
+{
+	return set_gate_duration(p, key, val, &p->svc->max_p99_ms, true);
+}
+
+static int set_max_accept_p99(struct parser *p, const char *key, const char *val)
+{
+	return set_gate_duration(p, key, val, &p->svc->max_accept_p99_ms, true);
+}
+
+static int set_min_samples(struct parser *p, const char *key, const char *val)
+{
+	unsigned long n;
+
+	if (parse_uint(val, 10000000, &n) < 0 || n < 1)
+		return perr(p, "%s must be a count of requests, 1..10000000, not %.*s", key,
+			    ECHO_MAX, val);
+	p->svc->min_samples = (unsigned)n;
+	return 0;
+}
+
+static int set_analysis_timeout(struct parser *p, const char *key, const char *val)
+{
+	return set_gate_duration(p, key, val, &p->svc->analysis_timeout_ms, false);
+}
+
 static int set_hook_timeout(struct parser *p, const char *key, const char *val)
 {
 	return set_duration(p, key, val, &p->svc->hook_timeout_ms, false);
@@ -712,6 +754,10 @@ const struct key_def conf_keys[] = {
     {"gate", SECT_SERVICE, true, set_gate},
     {"gate-dry-run", SECT_SERVICE, false, set_gate_dry_run},
     {"gate-timeout", SECT_SERVICE, false, set_gate_timeout},
+    {"max-p99", SECT_SERVICE, false, set_max_p99},
+    {"max-accept-wait-p99", SECT_SERVICE, false, set_max_accept_p99},
+    {"min-samples", SECT_SERVICE, false, set_min_samples},
+    {"analysis-timeout", SECT_SERVICE, false, set_analysis_timeout},
     {"before-start", SECT_SERVICE, false, set_hook},
     {"after-switch", SECT_SERVICE, false, set_hook},
     {"after-drain", SECT_SERVICE, false, set_hook},

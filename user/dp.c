@@ -13,6 +13,7 @@
 #include <bpf/bpf.h>
 
 #include "dp.h"
+#include "latency_user.h"
 #include "drain_user.h"
 #include "listen.h"
 #include "log.h"
@@ -20,6 +21,7 @@
 
 static struct steer st;
 static struct track tr;
+static struct latency lat = {.hist_fd = -1};
 /* drain-http's program: loaded at its first use; 1 loaded, -1 could not be. */
 static struct drain dr;
 static int dr_state;
@@ -148,6 +150,13 @@ int dp_open(const char *bpf_dir, const __u64 *cookies, int ncookies, char *err, 
 		return r;
 	}
 	r = track_open(&tr, bpf_dir, false, zero_queue, NULL, err, errlen);
+	if (!r) {
+		char lerr[256];
+
+		/* Without it the services run as before, unmeasured: a warning, not a failure. */
+		if (latency_open(&lat, bpf_dir, lerr, sizeof(lerr)))
+			log_warnx("latency is not measured: %s", lerr);
+	}
 	log_libbpf_quiet(false);
 	if (r) {
 		steer_close(&st);
@@ -175,6 +184,7 @@ void dp_close(bool unpin)
 	if (dr_state > 0)
 		drain_close(&dr);
 	dr_state = 0;
+	latency_close(&lat);
 	track_close(&tr);
 	steer_close(&st);
 	free(zq);
@@ -273,12 +283,20 @@ int dp_attach(int fd)
 
 int dp_register(const struct version *v)
 {
+	latency_register(&lat, v->svc->id, v->num);
 	return track_register(&tr, v->svc->id, v->num);
 }
 
 int dp_ensure(const struct version *v)
 {
+	/* A restarted agent measures from now: its histograms start empty. */
+	latency_register(&lat, v->svc->id, v->num);
 	return track_ensure(&tr, v->svc->id, v->num);
+}
+
+int dp_latency(const struct version *v, struct lat_hist *h)
+{
+	return latency_read(&lat, v->svc->id, v->num, h);
 }
 
 int dp_counts(const struct version *v, struct version_counts *n)
@@ -298,6 +316,7 @@ int dp_reset_begin(const struct version *v, struct track_reset **r)
 
 int dp_forget(const struct version *v)
 {
+	latency_forget(&lat, v->svc->id, v->num);
 	return track_forget(&tr, v->svc->id, v->num);
 }
 

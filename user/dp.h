@@ -15,6 +15,7 @@
 #include <linux/types.h>
 
 #include "drain.h"
+#include "latency.h"
 #include "model.h"
 #include "steer_user.h"
 #include "track_user.h"
@@ -69,6 +70,8 @@ void dp_reattach(struct service *s, int j);
 /* A version's connection counters: register, read, watch for zero, reset, forget. */
 int dp_register(const struct version *v);
 int dp_counts(const struct version *v, struct version_counts *n);
+/* A version's latency histograms since it was registered; -ENOTSUP when not measured. */
+int dp_latency(const struct version *v, struct lat_hist *h);
 /* Counters of a version taken over: kept when the maps survived, new when they did not. */
 int dp_ensure(const struct version *v);
 int dp_watch(const struct version *v, int on);

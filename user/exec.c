@@ -321,6 +321,7 @@ static void health_checks(struct version *v)
 	v->next_sample = now;
 	v->sampled = false;
 	v->bad_intervals = 0;
+	v->lat.win_on = false;
 	timerfd_every(v->tfd, HEALTH_TICK_MS);
 }
 

@@ -43,6 +43,7 @@ const char *const fsm_ev_names[FE_COUNT] = {
     [FE_CONFIRMED] = "confirmed",
     [FE_GATE] = "gate",
     [FE_INST_CONNS] = "inst-conns",
+    [FE_LAT_SAMPLE] = "latency-sample",
 };
 
 const char *const fsm_act_names[FA_COUNT] = {
@@ -209,6 +210,10 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 	case FE_CHECK:
 		if (v)
 			fsm_on_check(&f, v, e->inst, e->ok, e->why ? e->why : "");
+		break;
+	case FE_LAT_SAMPLE:
+		if (v)
+			fsm_on_latency_sample(&f, v, &e->lat, e->why ? e->why : "");
 		break;
 	case FE_ERROR_SAMPLE:
 		if (v)

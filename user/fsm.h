@@ -63,10 +63,21 @@ enum fsm_ev {
 	FE_CONFIRMED,	 /* inst: a confirmation webhook (WH_CONFIRM_*) answered 2xx (ok) */
 	FE_GATE,	 /* v, inst: gate inst's verdict (verdict, value; why: the text) */
 	FE_INST_CONNS,	 /* v: each instance's live connections (inst_conns; ok false: unknown) */
+	FE_LAT_SAMPLE,	 /* v: its latency over the gate window (lat; why: the text) */
 	FE_COUNT,
 };
 
 #define FSM_MAX_WEIGHTS 16
+
+/* FE_LAT_SAMPLE: the new version's latency over its gate window (fsm_gates.c). */
+struct fsm_lat_sample {
+	unsigned long long n, p99_us;	      /* responses and their p99 */
+	unsigned long long acc_n, acc_p99_us; /* connections accepted and their accept wait p99 */
+	unsigned long long window_ms;	      /* how long the window was */
+	bool conclusive; /* n >= min-samples: the window closes with a verdict */
+};
+
+bool fsm_gates_on(const struct service_conf *c);
 
 struct fsm_event {
 	enum fsm_ev type;
@@ -79,6 +90,7 @@ struct fsm_event {
 	unsigned long long sample_clients, sample_failed; /* FE_ERROR_SAMPLE */
 	int verdict;					  /* FE_GATE: enum gate_verdict */
 	double value; /* FE_GATE: the query's value (NaN: none) */
+	struct fsm_lat_sample lat;			  /* FE_LAT_SAMPLE */
 	const char *why;
 	struct deploy_opts opts; /* FE_DEPLOY (opts.nsteps 0: the service's) */
 	bool have_opts;

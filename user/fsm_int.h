@@ -74,6 +74,11 @@ void fsm_instance_ready(struct fsm *f, struct version *v, int i);
 void fsm_hook_start(struct fsm *f, enum hook_point h);
 void fsm_hook_done(struct fsm *f, bool ok, const char *desc);
 void fsm_on_ro_timer(struct fsm *f);
+/* fsm_gates.c: latency gates of canary steps. */
+void fsm_gates_step(struct fsm *f);
+bool fsm_gates_hold(struct fsm *f);
+void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_lat_sample *l,
+			   const char *text);
 void fsm_deploy(struct fsm *f, const struct fsm_event *e);
 void fsm_deploy_start(struct fsm *f);
 void fsm_deploy_spawned(struct fsm *f, struct version *v, bool ok, const char *why);

@@ -224,6 +224,7 @@ void fsm_rollout_apply(struct fsm *f)
 		return;
 	}
 	fsm_rollout_weights(f, w);
+	fsm_gates_step(f);
 	if (ro->bake_ms) {
 		ro->bake_end = f->now + ro->bake_ms;
 		fsm_ro_timer(f, ro->bake_end);
@@ -287,7 +288,8 @@ void fsm_rollout_ready(struct fsm *f, struct version *v)
 	log_info("%s: %d instance(s) ready in %lld ms", vname(v), v->ninst, ro->ready_ms);
 	/* Checks run while the old version can still take traffic back. */
 	if ((ro->steps[0] < WEIGHT_MAX || c->hook[HOOK_AFTER_SWITCH][0]) &&
-	    (c->health != HEALTH_NONE || c->max_error_bp != ERROR_RATE_OFF || c->ngates))
+	    (c->health != HEALTH_NONE || c->max_error_bp != ERROR_RATE_OFF || c->ngates ||
+	     fsm_gates_on(c)))
 		fsm_emit(f, FA_HEALTH_CHECKS, v, -1, 0);
 	fsm_rollout_apply(f);
 }
@@ -417,7 +419,7 @@ void fsm_on_ro_timer(struct fsm *f)
 		return;
 	}
 	if (ro->stage == RO_STEPPING && !ro->paused && ro->bake_end && f->now >= ro->bake_end &&
-	    !fsm_gate_hold(f))
+	    !fsm_gate_hold(f) && !fsm_gates_hold(f))
 		fsm_rollout_promote(f, false);
 }
 

@@ -28,6 +28,7 @@ enum ev_type {
 	EV_WEBHOOK,	   /* a webhook transfer's socket (libcurl's) */
 	EV_WEBHOOK_TIMER,  /* libcurl's timeout */
 	EV_WEBHOOK_RETRY,  /* webhooks to send again */
+	EV_LATENCY,	   /* read every version's latency (latview.c) */
 };
 
 struct evsrc {

@@ -10,6 +10,7 @@
 
 #include "dp.h"
 #include "loop.h"
+#include "latview.h"
 #include "metrics.h"
 #include "versions.h"
 #include "services.h"
@@ -279,6 +280,7 @@ static char *metrics_text(size_t *len)
 							      : st.evicted));
 		}
 	}
+	latview_metrics(f);
 	metric_head(f, "baton_rollouts_total", "counter", "Deploys that ended, by result.");
 	for (i = 0; (s = service_at(i)); i++)
 		for (k = 0; k < RR_COUNT && !s->gone; k++) {

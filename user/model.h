@@ -22,6 +22,7 @@
 #include "health.h"
 #include "loop.h"
 #include "track.h"
+#include "lathist.h"
 
 #define PROBE_TICK_MS  50
 #define HEALTH_TICK_MS 100 /* timer of a version under rollout: checks and error samples */
@@ -138,6 +139,7 @@ struct version {
 	int bad_intervals;
 	char errors_last[160];
 	struct gate_state gate[MAX_GATES]; /* Prometheus gates, while under rollout */
+	struct lat_view lat;	   /* latview.c: its latency, per interval and per gate window */
 	__u64 lost_seen;	   /* connections lost to dead processes, already reported */
 	bool resetting;		   /* drain-reset under way: signalled once it is done */
 	bool http_draining;	   /* drain-http: its connections are asked to close */
@@ -177,6 +179,7 @@ enum rb_reason {
 	RB_OPERATOR,
 	RB_RESTART,
 	RB_GATE,
+	RB_LATENCY,
 	RB_COUNT
 };
 
@@ -224,6 +227,12 @@ struct rollout {
 	int retired;	     /* old instances retired */
 	char fail_why[320];  /* rolling back: why, for the deploy's answer at the end */
 	enum rb_reason fail_reason;
+	/* Latency gates (fsm_gates.c), per step. */
+	long long gate_step_t; /* ms: the step's weight was applied */
+	bool gate_pass;	       /* a conclusive sample within the bounds in this step */
+	bool gate_holding;     /* bake over, held for a conclusive sample */
+	int gate_bad;	       /* conclusive samples over a bound in a row */
+	char gate_last[320];   /* the last verdict, with its numbers */
 };
 
 struct rollback_note {

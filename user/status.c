@@ -7,6 +7,8 @@
 
 #include "cgroup.h"
 #include "dp.h"
+#include "fsm.h"
+#include "latview.h"
 #include "log.h"
 #include "proc.h"
 #include "status.h"
@@ -129,6 +131,8 @@ static json_t *rollout_json(struct service *s)
 	if (nv && ro->stage >= RO_STEPPING && ro->stage != RO_ROLLING_BACK) {
 		json_object_set_new(j, "health", health_json(nv));
 		json_object_set_new(j, "errors", json_string(nv->errors_last));
+		if (fsm_gates_on(&s->conf))
+			json_object_set_new(j, "gates", json_string(ro->gate_last));
 	}
 	if (nv && s->conf.ngates)
 		json_object_set_new(j, "gates", gates_json(s, nv));
@@ -253,6 +257,7 @@ json_t *status_json(struct service *s)
 		json_object_set_new(jv, "lost", json_integer((json_int_t)n.lost));
 		json_object_set_new(jv, "signalled", json_boolean(v->t_signal != 0));
 		json_object_set_new(jv, "adopted", json_boolean(v->adopted));
+		json_object_set_new(jv, "latency", latview_json(v));
 		tree_json(v, jv);
 		if (v->zero_to_signal_us >= 0)
 			json_object_set_new(jv, "zero_to_signal_us",

@@ -243,6 +243,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s->conf.bake_ms = b % 2 ? 200 : 0;
 	s->conf.health = (b >> 1) % 2 ? HEALTH_HTTP : HEALTH_NONE;
 	s->conf.max_error_bp = (b >> 2) % 2 ? 100 : ERROR_RATE_OFF;
+	s->conf.max_p99_ms = (b >> 6) % 2 ? 500 : 0;
+	s->conf.min_samples = 100;
+	s->conf.analysis_timeout_ms = 1000;
 	s->conf.hook_timeout_ms = 200;
 	/* Confirmation webhooks (any of the three) and approvals. */
 	s->conf.webhook_events = ((b >> 3) % 8) << WH_CONFIRM_ROLLOUT;
@@ -304,6 +307,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			e.sample_clients = arg;
 			e.sample_failed = arg % 4;
 			e.why = "sample";
+			break;
+		case FE_LAT_SAMPLE:
+			e.lat.n = arg % 3 ? 100 + arg : arg % 100;
+			e.lat.conclusive = e.lat.n >= 100;
+			e.lat.p99_us = (arg % 5) * 200000;
+			e.lat.window_ms = 1000;
+			e.why = "latency";
 			break;
 		case FE_HOOK_DONE:
 			e.ok = arg % 2;

@@ -815,6 +815,108 @@ static void test_health_and_error_gates(void **state)
 	service_free(s);
 }
 
+/* One latency sample of v: n responses with p99_us; conclusive at min-samples (100 here). */
+static struct fsm_event lat_ev(struct version *v, unsigned long long n, unsigned long long p99_us)
+{
+	return (struct fsm_event){
+	    .type = FE_LAT_SAMPLE,
+	    .v = v,
+	    .lat = {.n = n, .p99_us = p99_us, .window_ms = 1000, .conclusive = n >= 100},
+	    .why = "sample"};
+}
+
+/*
+ * Latency gates: over max-p99 health-threshold times in a row rolls back
+ * with the numbers; a bake that ends without a conclusive sample holds the
+ * step until one passes; inconclusive until analysis-timeout fails.
+ */
+static void test_latency_gates(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	s->conf.strategy = STRATEGY_CANARY;
+	s->conf.max_p99_ms = 500;
+	s->conf.min_samples = 100;
+	s->conf.analysis_timeout_ms = 10000;
+	v1 = first_version(s);
+	v2 = start_new(s, C1, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+	/* Over, within (the run starts again), then over three times: rolled back. */
+	EXPECT(s, lat_ev(v2, 1204, 812000), "");
+	EXPECT(s, lat_ev(v2, 1204, 100000), "");
+	assert_int_equal(s->ro.gate_bad, 0);
+	EXPECT(s, lat_ev(v2, 1204, 812000), "");
+	/* An inconclusive sample (too few) neither counts nor resets the run. */
+	EXPECT(s, lat_ev(v2, 40, 10), "");
+	EXPECT(s, lat_ev(v2, 1204, 812000), "");
+	EXPECT(
+	    s, lat_ev(v2, 1204, 812000),
+	    "policy; deploy-done rolled-back; ro-timer off; stop-checks v2; unplace v2; watch v2 "
+	    "off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
+	assert_string_equal(
+	    text_of(FA_DEPLOY_DONE),
+	    "rolled back to v1: web v2 p99 812 ms > max-p99 500 ms over 1204 requests");
+	assert_int_equal(s->rollbacks[RB_LATENCY], 1);
+	assert_int_equal(v1->weight, WEIGHT_MAX);
+	service_free(s);
+
+	/* The bake ends before a verdict: held; the first passing sample promotes. */
+	s = service_new();
+	s->conf.strategy = STRATEGY_CANARY;
+	s->conf.max_p99_ms = 500;
+	s->conf.min_samples = 100;
+	s->conf.analysis_timeout_ms = 10000;
+	first_version(s);
+	v2 = start_new(s, C1, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+	EXPECT(s, lat_ev(v2, 40, 1000), "");
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "progress");
+	assert_int_equal(v2->weight, 1000);
+	assert_true(s->ro.gate_holding);
+	EXPECT(s, lat_ev(v2, 150, 20000), "policy; ro-timer +2000; progress");
+	assert_int_equal(v2->weight, 5000);
+	/* A passing verdict before the bake ends lets that step go on time. */
+	EXPECT(s, lat_ev(v2, 150, 20000), "");
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "policy; unplace v1; stop-checks v2; vtimer v2 off; deploy-done ok; ro-timer off; "
+	       "watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +3000");
+	service_free(s);
+
+	/* Too little traffic: inconclusive until analysis-timeout, then failed. */
+	s = service_new();
+	s->conf.strategy = STRATEGY_CANARY;
+	s->conf.max_p99_ms = 500;
+	s->conf.min_samples = 100;
+	s->conf.analysis_timeout_ms = 10000;
+	first_version(s);
+	v2 = start_new(s, C1, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+	now += 9999;
+	EXPECT(s, lat_ev(v2, 12, 1000), "");
+	now += 2;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "progress");
+	EXPECT(
+	    s, lat_ev(v2, 13, 1000),
+	    "policy; deploy-done rolled-back; ro-timer off; stop-checks v2; unplace v2; watch v2 "
+	    "off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
+	assert_string_equal(text_of(FA_DEPLOY_DONE),
+			    "rolled back to v1: web v2 inconclusive: 13 requests in 1.0 s, fewer "
+			    "than min-samples 100 within analysis-timeout 10000 ms");
+	service_free(s);
+
+	/* Gates off: samples change nothing. */
+	s = service_new();
+	s->conf.strategy = STRATEGY_CANARY;
+	first_version(s);
+	v2 = start_new(s, C1, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+	EXPECT(s, lat_ev(v2, 1204, 9000000), "");
+	EXPECT(s, lat_ev(v2, 1204, 9000000), "");
+	EXPECT(s, lat_ev(v2, 1204, 9000000), "");
+	assert_int_equal(v2->weight, 1000);
+	service_free(s);
+}
+
 /* The old version is dead when the canary fails: nothing to give back, nothing leaks. */
 static void test_canary_rollback_impossible(void **state)
 {
@@ -1139,6 +1241,7 @@ int main(void)
 	    cmocka_unit_test(test_spawn_failure_and_ready_timeout),
 	    cmocka_unit_test(test_crash_while_stepping),
 	    cmocka_unit_test(test_health_and_error_gates),
+	    cmocka_unit_test(test_latency_gates),
 	    cmocka_unit_test(test_canary_rollback_impossible),
 	    cmocka_unit_test(test_hooks_and_failures),
 	    cmocka_unit_test(test_after_switch_hook_fails),

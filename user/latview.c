@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Each version's latency as the agent shows and judges it: every
+ * LAT_TICK_MS the cumulative histograms of every version are read (dp.c)
+ * and the last interval's quantiles kept for status and metrics; every
+ * health-interval the version under rollout's gate window goes to the
+ * state machine (FE_LAT_SAMPLE), closing once it holds min-samples.
+ */
+#include <stdio.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "dp.h"
+#include "exec.h"
+#include "fsm.h"
+#include "latview.h"
+#include "log.h"
+#include "loop.h"
+#include "services.h"
+
+static int tfd = -1;
+static struct evsrc tev;
+
+void latview_start(void)
+{
+	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (tfd < 0 || ep_add(tfd, &tev, EV_LATENCY, NULL, 0, EPOLLIN)) {
+		log_warn("latency: timerfd");
+		if (tfd >= 0)
+			close(tfd);
+		tfd = -1;
+		return;
+	}
+	timerfd_every(tfd, LAT_TICK_MS);
+}
+
+static void tick_version(struct version *v)
+{
+	struct lat_view *lv = &v->lat;
+	struct lat_hist d;
+	int k;
+
+	if (dp_latency(v, &lv->cum))
+		return;
+	if (!lv->have) {
+		lv->have = true;
+		lv->prev = lv->cum;
+		return;
+	}
+	lat_diff(&d, &lv->cum, &lv->prev);
+	for (k = 0; k < LAT_KINDS; k++)
+		lat_stats_of(&d, k, &lv->last[k]);
+	lv->prev = lv->cum;
+}
+
+void on_latency_tick(void)
+{
+	struct service *s;
+	uint64_t n;
+	int i, j;
+
+	if (read(tfd, &n, sizeof(n)) < 0)
+		return;
+	for (i = 0; (s = service_at(i)); i++)
+		for (j = 0; j < MAX_VERSIONS; j++)
+			if (s->slot[j] && !s->slot[j]->freed)
+				tick_version(s->slot[j]);
+}
+
+void latview_gate_sample(struct version *v)
+{
+	const struct service_conf *c = &v->svc->conf;
+	struct lat_view *lv = &v->lat;
+	struct fsm_event e = {.type = FE_LAT_SAMPLE, .v = v};
+	struct lat_hist cur, win;
+	struct lat_stats r, a;
+	char text[200], p50[24], p99[24], ap99[24];
+	long long now = now_ms();
+
+	if (dp_latency(v, &cur))
+		return;
+	if (!lv->win_on) {
+		lv->win_on = true;
+		lv->win_t = now;
+		lv->base = cur;
+		return;
+	}
+	lat_diff(&win, &cur, &lv->base);
+	lat_stats_of(&win, LAT_RESPONSE, &r);
+	lat_stats_of(&win, LAT_ACCEPT, &a);
+	e.lat.n = r.n;
+	e.lat.p99_us = r.p99_us;
+	e.lat.acc_n = a.n;
+	e.lat.acc_p99_us = a.p99_us;
+	e.lat.window_ms = now - lv->win_t;
+	e.lat.conclusive = r.n >= c->min_samples;
+	snprintf(text, sizeof(text),
+		 "p50 %s p99 %s over %llu requests in %.1f s; accept wait p99 %s over %llu "
+		 "connections",
+		 lat_fmt(r.p50_us, p50, sizeof(p50)), lat_fmt(r.p99_us, p99, sizeof(p99)),
+		 (unsigned long long)r.n, e.lat.window_ms / 1000.0,
+		 lat_fmt(a.p99_us, ap99, sizeof(ap99)), (unsigned long long)a.n);
+	e.why = text;
+	if (e.lat.conclusive) {
+		lv->base = cur;
+		lv->win_t = now;
+	}
+	fsm_feed(v->svc, &e);
+}
+
+static json_t *stats_json(const struct lat_stats *s)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I}", "count", (json_int_t)s->n, "mean_us",
+			 (json_int_t)s->mean_us, "p50_us", (json_int_t)s->p50_us, "p90_us",
+			 (json_int_t)s->p90_us, "p99_us", (json_int_t)s->p99_us);
+}
+
+json_t *latview_json(const struct version *v)
+{
+	const struct lat_view *lv = &v->lat;
+
+	if (!lv->have)
+		return json_null();
+	return json_pack("{s:i, s:o, s:o}", "interval_ms", LAT_TICK_MS, "response",
+			 stats_json(&lv->last[LAT_RESPONSE]), "accept_wait",
+			 stats_json(&lv->last[LAT_ACCEPT]));
+}
+
+static void put_name(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if (*s == '\n') {
+			fputs("\\n", f);
+			continue;
+		}
+		fputc(*s, f);
+	}
+}
+
+/* Prometheus' bucket bounds: powers of two from 128 us to 16.8 s (all bucket bounds of ours). */
+#define PROM_FIRST 7
+#define PROM_LAST  24
+
+void latview_metrics(FILE *f)
+{
+	static const char *const names[LAT_KINDS][2] = {
+	    {"baton_version_response_seconds",
+	     "Time from the server's read of a request to its first write of the response, "
+	     "measured in the kernel on the connections baton counts."},
+	    {"baton_version_accept_wait_seconds",
+	     "Time from a connection's completed handshake to the server's first read of it."},
+	};
+	static struct lat_hist h;
+	struct service *s;
+	int k, i, j, b;
+
+	for (k = 0; k < LAT_KINDS; k++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", names[k][0], names[k][1],
+			names[k][0]);
+		for (i = 0; (s = service_at(i)); i++)
+			for (j = 0; j < MAX_VERSIONS; j++) {
+				struct version *v = s->slot[j];
+
+				if (!v || v->freed || s->gone || dp_latency(v, &h))
+					continue;
+				for (b = PROM_FIRST; b <= PROM_LAST + 1; b++) {
+					fprintf(f, "%s_bucket{service=\"", names[k][0]);
+					put_name(f, s->conf.name);
+					if (b <= PROM_LAST)
+						fprintf(f, "\",version=\"v%d\",le=\"%.9g\"} %llu\n",
+							v->num, (1ULL << b) / 1e6,
+							(unsigned long long)lat_count_below(
+							    &h, k, 1ULL << b));
+					else
+						fprintf(f, "\",version=\"v%d\",le=\"+Inf\"} %llu\n",
+							v->num,
+							(unsigned long long)lat_count(&h, k));
+				}
+				fprintf(f, "%s_sum{service=\"", names[k][0]);
+				put_name(f, s->conf.name);
+				fprintf(f, "\",version=\"v%d\"} %.6f\n", v->num, h.sum_us[k] / 1e6);
+				fprintf(f, "%s_count{service=\"", names[k][0]);
+				put_name(f, s->conf.name);
+				fprintf(f, "\",version=\"v%d\"} %llu\n", v->num,
+					(unsigned long long)lat_count(&h, k));
+			}
+	}
+}
