@@ -33,7 +33,7 @@ struct deploy_opts {
 	unsigned steps[MAX_STEPS];
 	int nsteps;
 	unsigned bake_ms;
-	bool approve; /* each step waits for promote, until approval-timeout */
+	bool approve;		    /* each step waits for promote, until approval-timeout */
 	int max_surge, max_unavail; /* rolling: counts, checked (rollconf.c) */
 	unsigned pause_ms;
 };
@@ -89,8 +89,8 @@ struct fsm_event {
 	int wnum[FSM_MAX_WEIGHTS], wbp[FSM_MAX_WEIGHTS];
 	unsigned long long sample_clients, sample_failed; /* FE_ERROR_SAMPLE */
 	int verdict;					  /* FE_GATE: enum gate_verdict */
-	double value; /* FE_GATE: the query's value (NaN: none) */
-	struct fsm_lat_sample lat;			  /* FE_LAT_SAMPLE */
+	double value;		   /* FE_GATE: the query's value (NaN: none) */
+	struct fsm_lat_sample lat; /* FE_LAT_SAMPLE */
 	const char *why;
 	struct deploy_opts opts; /* FE_DEPLOY (opts.nsteps 0: the service's) */
 	bool have_opts;
@@ -130,9 +130,9 @@ enum fsm_act {
 	FA_REPLY,	  /* c: ok and text: the final answer to a request */
 	FA_DEPLOY_DONE,	  /* c: the final answer to a deploy (ok, rolled_back, text) */
 	FA_PROGRESS,	  /* c: a progress line for a waiting deploy */
-	FA_CONFIRM, /* arg: ask the confirmation webhooks of WH_CONFIRM_* until one answers 2xx
-		       (FE_CONFIRMED); -1: stop asking */
-	FA_PLACE_INST,	  /* v, inst: one instance's sockets into the map */
+	FA_CONFIRM,	/* arg: ask the confirmation webhooks of WH_CONFIRM_* until one answers 2xx
+			   (FE_CONFIRMED); -1: stop asking */
+	FA_PLACE_INST,	/* v, inst: one instance's sockets into the map */
 	FA_SPAWN_INST,	/* v, inst: start one instance (its exit, not FE_SPAWNED, tells failure) */
 	FA_SIGNAL_INST, /* v, inst, arg: signal one instance's process */
 	FA_INST_CONNS,	/* v: count each instance's live connections (answered by FE_INST_CONNS) */

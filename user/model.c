@@ -24,9 +24,9 @@ const char *const stage_names[] = {
 };
 
 const char *const rb_names[] = {
-    [RB_HEALTH] = "health",	[RB_ERRORS] = "errors",	  [RB_EXIT] = "exit", [RB_HOOK] = "hook",
-    [RB_OPERATOR] = "operator", [RB_RESTART] = "restart", [RB_GATE] = "gate",
-    [RB_LATENCY] = "latency",
+    [RB_HEALTH] = "health", [RB_ERRORS] = "errors",	[RB_EXIT] = "exit",
+    [RB_HOOK] = "hook",	    [RB_OPERATOR] = "operator", [RB_RESTART] = "restart",
+    [RB_GATE] = "gate",	    [RB_LATENCY] = "latency",
 };
 
 const char *const gate_verdict_names[] = {
