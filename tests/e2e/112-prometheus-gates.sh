@@ -111,8 +111,18 @@ check "the event log has the failing verdicts" \
 check "and the reason of the rollback" \
 	jq -s -e 'any(.[]; .version == 2 and .event == "rolled-back" and (.text | test("\\(gate\\)")))' \
 	<("$BATON" events web --json)
-check "Prometheus scraped baton's own metrics" \
-	sh -c "curl -s 'http://$PROM/api/v1/query?query=baton_rollbacks_total%7Breason%3D%22gate%22%7D' | jq -e '.data.result[0].value[1] == \"1\"' >/dev/null"
+# The rollback counted by baton reaches Prometheus at its next scrape (every
+# 1 s): wait for it, within a few intervals.
+prom_has_rollback() {
+	local i
+	for i in $(seq "$(slow 50)"); do
+		curl -s "http://$PROM/api/v1/query?query=baton_rollbacks_total%7Breason%3D%22gate%22%7D" |
+			jq -e '.data.result[0].value[1] == "1"' >/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+check "Prometheus scraped baton's own metrics" prom_has_rollback
 
 # 2. A healthy canary completes.
 check "a healthy canary completes" deploy_canary good 9203

@@ -62,7 +62,7 @@ check "help for one command" grep -q "^usage: baton deploy SERVICE" <<<"$("$BATO
 expect_err "help for an unknown command" 'no help for "nope"' "$BATON" help nope
 
 # Rollout commands: bad arguments, and no rollout to act on.
-expect_err "deploy: unknown strategy" "--strategy is bluegreen or canary" \
+expect_err "deploy: unknown strategy" "--strategy is bluegreen, canary or rolling" \
 	"$BATON" deploy web --strategy blue -- "$DEMO"
 expect_err "deploy: steps not increasing" "--steps:" "$BATON" deploy web --steps 50,25 -- "$DEMO"
 expect_err "deploy: bad bake" "--bake:" "$BATON" deploy web --bake soon -- "$DEMO"
