@@ -471,6 +471,8 @@ int agent_main(const struct agent_opts *o)
 	state_close();
 	webhook_close();
 	events_close();
+	if (stop_children)
+		events_remove();
 	cg_close(stop_children);
 	dp_close(stop_children);
 	loop_close();

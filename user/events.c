@@ -172,6 +172,14 @@ void events_close(void)
 	fd = -1;
 }
 
+void events_remove(void)
+{
+	if (path[0])
+		unlink(path);
+	if (path_old[0])
+		unlink(path_old);
+}
+
 /* Append one line; past EVENTS_FILE_MAX the file becomes .1 (the older .1 goes). */
 static void persist(const struct event *ev)
 {

@@ -62,6 +62,11 @@ struct ev_snap {
 /* Read the previous agent's events back from run_dir; 0 or -errno (said in the log). */
 int events_open(const char *run_dir);
 void events_close(void);
+/*
+ * Remove the log's files (shutdown --stop: the host as before the first
+ * start; the log lines stay in the agent's log).
+ */
+void events_remove(void);
 
 void events_before(const struct service *s, const struct fsm_event *e, struct ev_snap *snap);
 void events_after(const struct service *s, const struct fsm_event *e, const struct ev_snap *snap,
