@@ -48,6 +48,9 @@ struct wh_req {
 	char *resp;
 	size_t resp_len;
 	char what[96]; /* "web rolled-back" for the log */
+	/* An event: sent after every earlier event to the same URL is done. */
+	unsigned long long order;
+	bool queued; /* waiting for an earlier event to the same URL */
 };
 
 static CURLM *multi;
@@ -56,6 +59,7 @@ static struct evsrc tev, rev;
 static struct wh_req *reqs[WH_MAX_REQ];
 static struct wh_sock *dead;
 static bool global_init;
+static unsigned long long next_order;
 
 static void on_event(const struct event *ev);
 
@@ -308,6 +312,37 @@ int http_get(const char *url, unsigned timeout_ms,
 	return 0;
 }
 
+static bool is_event(const struct wh_req *r)
+{
+	return r->point < 0 && !r->get_done;
+}
+
+/* An earlier event to r's URL is still in flight, retrying or queued. */
+static bool behind(const struct wh_req *r)
+{
+	int k;
+
+	for (k = 0; k < WH_MAX_REQ; k++)
+		if (reqs[k] && reqs[k] != r && is_event(reqs[k]) && reqs[k]->order < r->order &&
+		    !strcmp(reqs[k]->url, r->url))
+			return true;
+	return false;
+}
+
+/* Events reach each URL one at a time, in the order they happened: start
+ * every queued one that nothing is ahead of any more. */
+static void advance(void)
+{
+	int k;
+
+	for (k = 0; k < WH_MAX_REQ; k++)
+		if (reqs[k] && reqs[k]->queued && !behind(reqs[k])) {
+			reqs[k]->queued = false;
+			if (req_start(reqs[k]))
+				reqs[k]->retry_at = now_ms() + 1000;
+		}
+}
+
 /* The events listener: a POST to every webhook of the service that wants this event. */
 static void on_event(const struct event *ev)
 {
@@ -327,7 +362,10 @@ static void on_event(const struct event *ev)
 			continue;
 		}
 		snprintf(r->what, sizeof(r->what), "%s %s", ev->service, ev->kind);
-		if (req_start(r))
+		r->order = ++next_order;
+		if (behind(r))
+			r->queued = true;
+		else if (req_start(r))
 			r->retry_at = now_ms() + 1000;
 	}
 	retry_arm();
@@ -483,6 +521,7 @@ static void check_done(void)
 			if (k < WH_MAX_REQ)
 				finished(k, m->data.result);
 		}
+	advance();
 	retry_arm();
 }
 

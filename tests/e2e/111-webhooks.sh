@@ -15,9 +15,10 @@
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 
-# receiver PORT NAME: start one; its log is $T/NAME.log, its answer $T/NAME.status.
+# receiver PORT NAME [SLOW]: start one; its log is $T/NAME.log, its answer
+# $T/NAME.status; the event SLOW is answered 0.3 s late.
 receiver() {
-	python3 "$HERE/webhook-receiver.py" "$1" "$T/$2.log" "$T/$2.status" &
+	python3 "$HERE/webhook-receiver.py" "$1" "$T/$2.log" "$T/$2.status" ${3:+"$3"} &
 	EXTRA_PIDS="${EXTRA_PIDS:-} $!"
 	local i
 	for i in $(seq "$(slow 50)"); do
@@ -27,7 +28,8 @@ receiver() {
 	echo "receiver on $1 did not start"
 	return 1
 }
-receiver 9101 events || exit 1
+# promoted is answered late: completed, which follows it at once, must wait.
+receiver 9101 events promoted || exit 1
 receiver 9102 confirm || exit 1
 echo 200 >"$T/confirm.status"
 

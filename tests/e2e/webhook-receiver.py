@@ -5,7 +5,10 @@
 # appended), and
 # the answer is the status the file STATUS holds when the request comes
 # (200 if it is missing); "hang" holds the request open until the test ends
-# the receiver.  usage: webhook-receiver.py PORT LOG STATUS
+# the receiver.  With SLOW set to an event name, a POST of that event waits
+# 0.3 s before it is logged and answered, so that a sender that does not
+# wait for it would be seen sending the next one first.
+# usage: webhook-receiver.py PORT LOG STATUS [SLOW]
 import json
 import sys
 import threading
@@ -13,6 +16,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT, LOG, STATUS = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+SLOW = sys.argv[4] if len(sys.argv) > 4 else None
 lock = threading.Lock()
 
 
@@ -24,6 +28,8 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except ValueError:
             body = {"unparsed": raw.decode("utf-8", "replace")}
+        if SLOW and isinstance(body, dict) and body.get("event") == SLOW:
+            time.sleep(0.3)
         with lock, open(LOG, "a") as f:
             f.write(json.dumps({"path": self.path, "ctype": self.headers.get("Content-Type"),
                                 "t": time.time(), "body": body}) + "\n")
