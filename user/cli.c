@@ -74,8 +74,10 @@ struct client_opts {
 	const char *bake;
 	const char *max_surge, *max_unavail, *pause; /* --strategy rolling */
 	int full;
-	int approve; /* deploy --approve */
-	long pid;    /* adopt --pid, deploy --adopt-pid */
+	int approve;		      /* deploy --approve */
+	long pid;		      /* adopt --pid, deploy --adopt-pid */
+	const char *env[MAX_ENV + 1]; /* deploy --env, as given (nenv may be more) */
+	int nenv;
 };
 
 /*
@@ -102,6 +104,7 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 					   {"pid", required_argument, NULL, 'p'},
 					   {"adopt-pid", required_argument, NULL, 'A'},
 					   {"approve", no_argument, NULL, 'Y'},
+					   {"env", required_argument, NULL, 'E'},
 					   {NULL, 0, NULL, 0}};
 	/* clang-format on */
 	char err[256];
@@ -186,12 +189,16 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 			}
 			break;
 		case 'Y':
+		case 'E':
 			if (!o->deploy_opts) {
-				fprintf(stderr, "baton %s: --approve is an option of deploy\n",
-					name);
+				fprintf(stderr, "baton %s: %s is an option of deploy\n", name,
+					c == 'Y' ? "--approve" : "--env");
 				return cmd_usage(name);
 			}
-			o->approve = 1;
+			if (c == 'Y')
+				o->approve = 1;
+			else if (o->nenv++ < MAX_ENV)
+				o->env[o->nenv - 1] = optarg;
 			break;
 		case 'F':
 			if (strcmp(name, "promote")) {
@@ -386,6 +393,8 @@ send:
 		return 2;
 	}
 	req = json_pack("{s:s, s:s}", "cmd", "deploy", "service", o.service);
+	if (cli_deploy_env(o.env, o.nenv, o.pid, req))
+		return json_decref(req), 2;
 	if (o.pid) {
 		json_object_set_new(req, "adopt_pid", json_integer(o.pid));
 	} else {

@@ -28,6 +28,8 @@ int cmd_features(int argc, char **argv);
 #include <jansson.h>
 void cli_print_latency(json_t *v);
 void cli_print_gates(json_t *ro);
+/* clienv.c: deploy --env into the request, checked as the agent checks it; 0, or 2 (said why). */
+int cli_deploy_env(const char *const *env, int nenv, long adopt_pid, json_t *req);
 /* Print a command's usage line to stderr; returns 2, the usage exit status. */
 int cmd_usage(const char *name);
 

@@ -25,7 +25,7 @@ static const struct help helps[] = {
     {"deploy",
      "baton deploy SERVICE [--strategy bluegreen|canary|rolling] [--steps 5,25,50,100] "
      "[--bake 30s] [--approve] [--max-surge 1] [--max-unavailable 0] [--pause 5s] "
-     "[-s SOCKET] {-- COMMAND [ARG...] | --adopt-pid PID}",
+     "[--env KEY=VALUE]... [-s SOCKET] {-- COMMAND [ARG...] | --adopt-pid PID}",
      "Start COMMAND as the next version of SERVICE with the service's instance count\n"
      "and wait until every instance is ready.  bluegreen (the default unless the\n"
      "config says strategy = canary) then moves all new connections to it in one map\n"
@@ -50,7 +50,12 @@ static const struct help helps[] = {
      "sockets get no connection until baton places them.  --approve (or approve = yes)\n"
      "makes each canary step wait for `baton promote` instead of a bake, and rolls\n"
      "back when nobody promotes within approval-timeout.  Confirmation webhooks\n"
-     "(webhook = confirm-step URL, ...) hold a step until their URL answers 2xx."},
+     "(webhook = confirm-step URL, ...) hold a step until their URL answers 2xx.\n"
+     "--env KEY=VALUE (repeatable, at most 32, each up to 1024 bytes) is this\n"
+     "version's own environment, on top of the service's environment = lines (a\n"
+     "name in both takes this value); it stays with the version through agent\n"
+     "restarts and rollbacks.  Every instance also gets BATON_SERVICE, BATON_VERSION\n"
+     "(v2) and BATON_INSTANCE; LISTEN_*, NOTIFY_SOCKET and BATON_* are baton's."},
     {"adopt", "baton adopt SERVICE --pid PID [-s SOCKET]",
      "Take over a server that opened its own SO_REUSEPORT listeners (nginx with\n"
      "`listen ... reuseport`) as SERVICE's active version: its listening sockets on\n"

@@ -240,6 +240,20 @@ int parse_service_name(const char *s, char *err, size_t errlen);
  * or more than max args. */
 int split_command(const char *s, char **argv, int max, char *err, size_t errlen);
 void free_argv(char **argv);
+/*
+ * Environment variables: a name of letters, digits and _ (not starting with
+ * a digit), not one baton sets itself (LISTEN_*, NOTIFY_SOCKET, BATON_*).
+ */
+bool env_name_valid(const char *name, size_t len);
+bool env_name_reserved(const char *name, size_t len);
+#define DEPLOY_ENV_LEN 1024 /* bytes of one deploy --env KEY=VALUE */
+/*
+ * A version's own environment (deploy --env): n entries, each "KEY=VALUE" of
+ * len[i] bytes (a NUL inside one is an error), at most MAX_ENV, no name twice.
+ * The same rules in the CLI and the agent: 0, or -1 with a one-line reason in
+ * err that says what to change.
+ */
+int env_list_check(const char *const *kv, const size_t *len, int n, char *err, size_t errlen);
 
 const char *ready_kind_name(enum ready_kind k);
 const char *health_kind_name(enum health_kind k);

@@ -340,18 +340,11 @@ static int set_user(struct parser *p, const char *key, const char *val)
 	return 0;
 }
 
-static bool env_reserved(const char *name, size_t len)
-{
-	return (len >= 7 && !strncmp(name, "LISTEN_", 7)) ||
-	       (len >= 6 && !strncmp(name, "BATON_", 6)) ||
-	       (len == 13 && !strncmp(name, "NOTIFY_SOCKET", 13));
-}
-
 static int set_environment(struct parser *p, const char *key, const char *val)
 {
 	struct service_conf *svc = p->svc;
 	const char *eq = strchr(val, '=');
-	size_t len, i;
+	size_t len;
 	int k;
 
 	if (!eq)
@@ -359,18 +352,12 @@ static int set_environment(struct parser *p, const char *key, const char *val)
 	len = (size_t)(eq - val);
 	if (!len)
 		return perr(p, "%s: missing variable name before \"=\"", key);
-	for (i = 0; i < len; i++) {
-		char c = val[i];
-
-		if (c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (i && c >= '0' && c <= '9'))
-			continue;
+	if (!env_name_valid(val, len))
 		return perr(p,
 			    "%s: invalid variable name \"%.*s\" (letters, digits and _, not "
 			    "starting with a digit)",
 			    key, (int)(len < ECHO_MAX ? len : ECHO_MAX), val);
-	}
-	if (env_reserved(val, len))
+	if (env_name_reserved(val, len))
 		return perr(
 		    p,
 		    "%s: %.*s is set by baton (LISTEN_*, NOTIFY_SOCKET and BATON_* are reserved)",

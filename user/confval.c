@@ -330,6 +330,102 @@ void free_argv(char **argv)
 	}
 }
 
+bool env_name_valid(const char *name, size_t len)
+{
+	size_t i;
+
+	if (!len)
+		return false;
+	for (i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (i && c >= '0' && c <= '9')))
+			return false;
+	}
+	return true;
+}
+
+bool env_name_reserved(const char *name, size_t len)
+{
+	return (len >= 7 && !strncmp(name, "LISTEN_", 7)) ||
+	       (len >= 6 && !strncmp(name, "BATON_", 6)) ||
+	       (len == 13 && !strncmp(name, "NOTIFY_SOCKET", 13));
+}
+
+/* The client's text in an error: its start, control characters as '?'. */
+static void echo_of(const char *s, size_t len, char *out, size_t outlen)
+{
+	size_t i;
+
+	for (i = 0; i < len && i < ECHO_MAX && i + 1 < outlen; i++)
+		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	out[i] = '\0';
+}
+
+int env_list_check(const char *const *kv, const size_t *len, int n, char *err, size_t errlen)
+{
+	char echo[ECHO_MAX + 1];
+	int i, k;
+
+	if (n > MAX_ENV) {
+		seterr(err, errlen,
+		       "more than %d --env variables (put the ones every version shares in the "
+		       "service's environment = lines)",
+		       MAX_ENV);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		const char *eq = memchr(kv[i], '=', len[i]);
+		size_t klen = eq ? (size_t)(eq - kv[i]) : len[i];
+
+		echo_of(kv[i], klen, echo, sizeof(echo));
+		if (memchr(kv[i], '\0', len[i])) {
+			seterr(err, errlen, "--env %s: a NUL byte cannot be in the environment",
+			       echo);
+			return -1;
+		}
+		if (!eq) {
+			seterr(err, errlen, "--env \"%s\": expected KEY=VALUE (--env %s=value)",
+			       echo, env_name_valid(kv[i], klen) ? echo : "NAME");
+			return -1;
+		}
+		if (!klen) {
+			seterr(err, errlen,
+			       "--env: missing variable name before \"=\" (--env NAME=value)");
+			return -1;
+		}
+		if (!env_name_valid(kv[i], klen)) {
+			seterr(err, errlen,
+			       "--env: invalid variable name \"%s\" (letters, digits and _, not "
+			       "starting with a digit)",
+			       echo);
+			return -1;
+		}
+		if (env_name_reserved(kv[i], klen)) {
+			seterr(err, errlen,
+			       "--env: %s is set by baton (LISTEN_*, NOTIFY_SOCKET and BATON_* are "
+			       "reserved; use another name)",
+			       echo);
+			return -1;
+		}
+		if (len[i] > DEPLOY_ENV_LEN) {
+			seterr(err, errlen,
+			       "--env %s: longer than %d bytes (give the server a file to read "
+			       "instead)",
+			       echo, DEPLOY_ENV_LEN);
+			return -1;
+		}
+		for (k = 0; k < i; k++)
+			if (len[k] > klen && !strncmp(kv[k], kv[i], klen + 1)) {
+				seterr(err, errlen,
+				       "--env %s is given twice (give each variable once)", echo);
+				return -1;
+			}
+	}
+	return 0;
+}
+
 static bool is_blank(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';

@@ -571,8 +571,8 @@ void fsm_feed(struct service *s, const struct fsm_event *ev)
 	agent_check_shutdown();
 }
 
-int deploy(struct service *s, char *const *argv, const struct deploy_opts *o, struct client *c,
-	   char *err, size_t errlen)
+int deploy(struct service *s, char *const *argv, char *const *env, const struct deploy_opts *o,
+	   struct client *c, char *err, size_t errlen)
 {
 	struct fsm_event e = {.type = FE_DEPLOY, .c = c};
 	struct version *v;
@@ -584,7 +584,7 @@ int deploy(struct service *s, char *const *argv, const struct deploy_opts *o, st
 	if (o && o->adopt_pid)
 		v = version_adopt(s, o->adopt_pid, err, errlen);
 	else
-		v = version_new(s, argv, err, errlen);
+		v = version_new(s, argv, env, err, errlen);
 	if (!v)
 		return -ENOMEM;
 	e.v = v;

@@ -19,8 +19,8 @@ void fsm_feed(struct service *s, const struct fsm_event *e);
  * whatever happens to it next (the waiting client c, if any, gets exactly
  * one final reply).
  */
-int deploy(struct service *s, char *const *argv, const struct deploy_opts *o, struct client *c,
-	   char *err, size_t errlen);
+int deploy(struct service *s, char *const *argv, char *const *env, const struct deploy_opts *o,
+	   struct client *c, char *err, size_t errlen);
 /* Events: the hook exited; the rollout timer fired. */
 void on_hook(struct service *s);
 void on_ro_timer(struct service *s);

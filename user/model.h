@@ -107,7 +107,10 @@ struct version {
 	int num;
 	int vslot;
 	enum vphase phase;
+	/* What it runs: the command, and its own environment (deploy --env, after
+	   the service's environment = lines, which it overrides); malloc'd. */
 	char *argv[MAX_ARGS + 1];
+	char *env[MAX_ENV + 1]; /* "KEY=VALUE", NULL-terminated */
 	int ninst;
 	int nalive;
 	int nready;

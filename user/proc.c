@@ -38,7 +38,7 @@
 #define P_PIDFD 3
 #endif
 
-#define ENV_MAX (MAX_ENV + 16)
+#define ENV_MAX (2 * MAX_ENV + 16) /* the config's, the version's, baton's own */
 
 /* A child's file mode creation mask; the config has no key for it. */
 #define CHILD_UMASK 022
@@ -153,6 +153,18 @@ static int env_has(char *const *env, const char *prefix)
 	return 0;
 }
 
+/* Whether env has an entry of the name that kv ("NAME=...") has. */
+static int env_named(char *const *env, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	size_t len = eq ? (size_t)(eq - kv) + 1 : strlen(kv);
+
+	for (; env && *env; env++)
+		if (!strncmp(*env, kv, len))
+			return 1;
+	return 0;
+}
+
 /*
  * Empty the bounding set: after this no execve, whatever the uid or the
  * file's capabilities, can give the child a capability.  Needs CAP_SETPCAP,
@@ -257,8 +269,10 @@ child(const struct spawn_req *r, const struct passwd *pw, int last_cap, int pipe
 	 */
 	if (!env_has(r->env, "PATH=") && !env_has(r->env2, "PATH="))
 		envp[n++] = DEFAULT_PATH;
+	/* env2 (a version's own environment, or the agent's) overrides env by name. */
 	for (i = 0; r->env && r->env[i] && n < ENV_MAX - 10; i++)
-		envp[n++] = r->env[i];
+		if (!env_named(r->env2, r->env[i]))
+			envp[n++] = r->env[i];
 	for (i = 0; r->env2 && r->env2[i] && n < ENV_MAX - 10; i++)
 		envp[n++] = r->env2[i];
 	snprintf(fds_env, sizeof(fds_env), "LISTEN_FDS=%d", r->nfds);

@@ -9,7 +9,8 @@
 struct spawn_req {
 	char *const *argv;   /* argv[0] is an absolute path */
 	char *const *env;    /* extra "KEY=VALUE" from the config, NULL-terminated */
-	char *const *env2;   /* more "KEY=VALUE" set by the agent (hooks, checks), or NULL */
+	char *const *env2;   /* more "KEY=VALUE": the version's own (deploy --env) or the agent's
+				(hooks, checks); a name in both is env2's; or NULL */
 	const int *fds;	     /* listening sockets, passed as fds 3.. */
 	int nfds;	     /* 0: not a server (a hook or a check): no LISTEN_* variables */
 	const char *fdnames; /* LISTEN_FDNAMES, ':'-separated */

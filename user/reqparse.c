@@ -104,8 +104,48 @@ static int request_rolling(json_t *req, const struct service_conf *conf, struct 
 	return 0;
 }
 
-int request_deploy(json_t *req, const struct service_conf *conf, char **args, struct deploy_opts *o,
-		   char *err, size_t errlen)
+/* deploy's "env": ["KEY=VALUE", ...] into env (pointing into req), checked as the CLI does. */
+static int request_env(json_t *req, char **env, char *err, size_t errlen)
+{
+	json_t *je = json_object_get(req, "env"), *a;
+	const char *kv[MAX_ENV];
+	size_t len[MAX_ENV], i;
+	char msg[256];
+
+	env[0] = NULL;
+	if (!je)
+		return 0;
+	if (!json_is_array(je)) {
+		snprintf(err, errlen, "deploy: env must be a list of \"KEY=VALUE\" strings");
+		return -1;
+	}
+	if (json_array_size(je) > MAX_ENV) {
+		env_list_check(NULL, NULL, MAX_ENV + 1, msg, sizeof(msg));
+		snprintf(err, errlen, "deploy: %s", msg);
+		return -1;
+	}
+	json_array_foreach(je, i, a)
+	{
+		if (!json_is_string(a)) {
+			snprintf(err, errlen,
+				 "deploy: env must be a list of \"KEY=VALUE\" strings");
+			return -1;
+		}
+		kv[i] = json_string_value(a);
+		len[i] = json_string_length(a);
+	}
+	if (env_list_check(kv, len, (int)json_array_size(je), msg, sizeof(msg))) {
+		snprintf(err, errlen, "deploy: %s", msg);
+		return -1;
+	}
+	for (i = 0; i < json_array_size(je); i++)
+		env[i] = (char *)kv[i];
+	env[i] = NULL;
+	return 0;
+}
+
+int request_deploy(json_t *req, const struct service_conf *conf, char **args, char **env,
+		   struct deploy_opts *o, char *err, size_t errlen)
 {
 	json_t *argv = json_object_get(req, "argv"), *a, *jv;
 	size_t i, n;
@@ -115,6 +155,7 @@ int request_deploy(json_t *req, const struct service_conf *conf, char **args, st
 	o->bake_ms = conf->bake_ms;
 	o->approve = conf->approve;
 	args[0] = NULL;
+	env[0] = NULL;
 	jv = json_object_get(req, "adopt_pid");
 	if (jv || conf->adopt) {
 		if (!conf->adopt) {
@@ -135,6 +176,12 @@ int request_deploy(json_t *req, const struct service_conf *conf, char **args, st
 		if (argv) {
 			snprintf(err, errlen,
 				 "deploy: give either a command or --adopt-pid, not both");
+			return -1;
+		}
+		if (json_object_get(req, "env")) {
+			snprintf(err, errlen,
+				 "deploy: --env is for versions baton starts; an adopted server "
+				 "keeps the environment it was started with (leave --env out)");
 			return -1;
 		}
 		o->adopt_pid = (pid_t)json_integer_value(jv);
@@ -162,6 +209,10 @@ int request_deploy(json_t *req, const struct service_conf *conf, char **args, st
 		for (char *p = err; *p; p++)
 			if ((unsigned char)*p < 0x20)
 				*p = '?';
+		return -1;
+	}
+	if (request_env(req, env, err, errlen) < 0) {
+		args[0] = NULL;
 		return -1;
 	}
 options:

@@ -44,12 +44,13 @@ struct request {
 int request_parse(json_t *req, struct request *r, char *err, size_t errlen);
 /*
  * deploy's fields for a service configured as conf: the command (args point
- * into req, NULL-terminated) or the pid to adopt, and the options, defaults
- * from conf.  0, or -1 with err.  Whether args[0] is executable is the
- * caller's to check.
+ * into req, NULL-terminated) and its own environment (env, MAX_ENV + 1
+ * entries, likewise), or the pid to adopt, and the options, defaults from
+ * conf.  0, or -1 with err.  Whether args[0] is executable is the caller's
+ * to check.
  */
-int request_deploy(json_t *req, const struct service_conf *conf, char **args, struct deploy_opts *o,
-		   char *err, size_t errlen);
+int request_deploy(json_t *req, const struct service_conf *conf, char **args, char **env,
+		   struct deploy_opts *o, char *err, size_t errlen);
 /*
  * weight's {"weights": {"VERSION": BP}} into e (nweights, wnum, wbp): -1
  * with err when there is no such object; a malformed entry is e->why (in

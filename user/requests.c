@@ -27,10 +27,10 @@
 
 static void req_deploy(struct client *c, struct service *s, json_t *req)
 {
-	char *args[MAX_ARGS + 1], err[512];
+	char *args[MAX_ARGS + 1], *env[MAX_ENV + 1], err[512];
 	struct deploy_opts o;
 
-	if (request_deploy(req, &s->conf, args, &o, err, sizeof(err))) {
+	if (request_deploy(req, &s->conf, args, env, &o, err, sizeof(err))) {
 		reply_err(c, "%s", err);
 		return;
 	}
@@ -38,7 +38,7 @@ static void req_deploy(struct client *c, struct service *s, json_t *req)
 		reply_err(c, "deploy: %.200s: %s", args[0], strerror(errno));
 		return;
 	}
-	if (deploy(s, args, &o, c, err, sizeof(err)))
+	if (deploy(s, args, env, &o, c, err, sizeof(err)))
 		reply_err(c, "%s", err);
 }
 

@@ -71,6 +71,32 @@ static bool holds_listeners(enum vphase p)
 	return p == VP_STARTING || p == VP_ACTIVE || p == VP_DRAIN_DELAY || p == VP_DRAIN_WAIT;
 }
 
+/* A version's own environment (deploy --env), as deploy checks it; none in older state files. */
+static int version_env_restore(struct version *v, json_t *je)
+{
+	const char *kv[MAX_ENV];
+	size_t len[MAX_ENV], k;
+	json_t *a;
+
+	if (!je)
+		return 0;
+	if (!json_is_array(je) || json_array_size(je) > MAX_ENV)
+		return -1;
+	json_array_foreach(je, k, a)
+	{
+		if (!json_is_string(a))
+			return -1;
+		kv[k] = json_string_value(a);
+		len[k] = json_string_length(a);
+	}
+	if (env_list_check(kv, len, (int)json_array_size(je), NULL, 0) < 0)
+		return -1;
+	for (k = 0; k < json_array_size(je); k++)
+		if (!(v->env[k] = strdup(kv[k])))
+			return -1;
+	return 0;
+}
+
 static struct version *version_restore(struct service *s, json_t *jv, char *err, size_t errlen)
 {
 	json_t *insts = json_object_get(jv, "instances"), *ji, *a;
@@ -102,6 +128,12 @@ static struct version *version_restore(struct service *s, json_t *jv, char *err,
 	}
 	json_array_foreach(json_object_get(jv, "argv"), k, a) v->argv[k] =
 	    strdup(json_string_value(a) ?: "");
+	if (version_env_restore(v, json_object_get(jv, "env")) < 0) {
+		snprintf(err, errlen, "%s: the state file has a bad environment for v%d",
+			 s->conf.name, v->num);
+		version_free(v);
+		return NULL;
+	}
 	v->ninst = json_array_size(insts);
 	v->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (v->tfd < 0 || ep_add(v->tfd, &v->ev, EV_TIMER, v, 0, EPOLLIN)) {

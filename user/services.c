@@ -269,7 +269,7 @@ int service_first(struct service *s, bool taken_over, char *err, size_t errlen)
 	}
 	if (taken_over)
 		log_warnx("%s: no version survived; starting the configured one", s->conf.name);
-	if (deploy(s, s->conf.argv, NULL, NULL, err, errlen))
+	if (deploy(s, s->conf.argv, NULL, NULL, NULL, err, errlen))
 		return -1;
 	if (s->active < 0) {
 		snprintf(err, errlen, "%s: first version failed to start: %s", s->conf.name,

@@ -71,6 +71,12 @@ static json_t *state_version(struct version *v)
 		      v->placed, "adopted", v->adopted, "t_start", (json_int_t)v->t_start,
 		      "t_switch", (json_int_t)v->t_switch, "t_signal", (json_int_t)v->t_signal,
 		      "deadline", (json_int_t)v->deadline, "argv", argv, "instances", insts);
+	if (v->env[0]) { /* absent in state files from before deploy --env */
+		argv = json_array();
+		for (k = 0; v->env[k]; k++)
+			json_array_append_new(argv, json_string(v->env[k]));
+		json_object_set_new(j, "env", argv);
+	}
 	return j;
 }
 

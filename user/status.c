@@ -257,6 +257,10 @@ json_t *status_json(struct service *s)
 		json_object_set_new(jv, "lost", json_integer((json_int_t)n.lost));
 		json_object_set_new(jv, "signalled", json_boolean(v->t_signal != 0));
 		json_object_set_new(jv, "adopted", json_boolean(v->adopted));
+		argv = json_array(); /* its own environment (deploy --env) */
+		for (k = 0; v->env[k]; k++)
+			json_array_append_new(argv, json_string(v->env[k]));
+		json_object_set_new(jv, "env", argv);
 		json_object_set_new(jv, "latency", latview_json(v));
 		tree_json(v, jv);
 		if (v->zero_to_signal_us >= 0)

@@ -95,6 +95,7 @@ void version_free(struct version *v)
 		close(v->tfd);
 	}
 	free_argv(v->argv);
+	free_argv(v->env);
 	/* Later events of this epoll batch may still name v: free it after the batch. */
 	v->freed = true;
 	v->next_dead = dead;
@@ -379,7 +380,8 @@ void on_zero(const struct track_event *te)
 
 /* A version's timer ticking every ms (probes, checks). */
 
-struct version *version_new(struct service *s, char *const *argv, char *err, size_t errlen)
+struct version *version_new(struct service *s, char *const *argv, char *const *env, char *err,
+			    size_t errlen)
 {
 	const struct service_conf *c = &s->conf;
 	struct version *v;
@@ -402,6 +404,13 @@ struct version *version_new(struct service *s, char *const *argv, char *err, siz
 	for (n = 0; argv[n] && n < MAX_ARGS; n++) {
 		v->argv[n] = strdup(argv[n]);
 		if (!v->argv[n]) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+	}
+	for (n = 0; env && env[n] && n < MAX_ENV; n++) {
+		v->env[n] = strdup(env[n]);
+		if (!v->env[n]) {
 			snprintf(err, errlen, "out of memory");
 			goto fail;
 		}
@@ -447,6 +456,7 @@ int version_spawn_one(struct version *v, int i, char *err, size_t errlen)
 	struct spawn_req req = {
 	    .argv = v->argv,
 	    .env = c->env,
+	    .env2 = v->env,
 	    .fds = fds,
 	    .nfds = c->nlisten,
 	    .fdnames = names,

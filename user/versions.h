@@ -12,7 +12,9 @@
 /* A zeroed version of s with every fd marked absent, so version_free is always safe. */
 struct version *version_alloc(struct service *s, char *err, size_t errlen);
 /* A new version of s running argv: its listeners, timer and counters; not started. */
-struct version *version_new(struct service *s, char *const *argv, char *err, size_t errlen);
+/* argv and env (NULL: none) are copied into the version. */
+struct version *version_new(struct service *s, char *const *argv, char *const *env, char *err,
+			    size_t errlen);
 /* Start its instances with their sockets (socket activation). */
 int version_spawn(struct version *v, char *err, size_t errlen);
 int version_spawn_one(struct version *v, int i, char *err, size_t errlen);

@@ -111,7 +111,7 @@ static void check_string(const char *s)
 static void check_request(json_t *req)
 {
 	static struct service_conf confs[2];
-	char err[512], why[200], *args[MAX_ARGS + 1];
+	char err[512], why[200], *args[MAX_ARGS + 1], *env[MAX_ENV + 1];
 	struct deploy_opts o;
 	struct steer_cidr cidr;
 	struct request r;
@@ -133,7 +133,7 @@ static void check_request(json_t *req)
 		c->adopt = k;
 		c->bake_ms = 1000;
 		memset(err, 0, sizeof(err));
-		rc = request_deploy(req, c, args, &o, err, sizeof(err));
+		rc = request_deploy(req, c, args, env, &o, err, sizeof(err));
 		fuzz_check_err("request_deploy", rc, err, sizeof(err));
 		if (!rc) {
 			FUZZ_CHECK(k ? o.adopt_pid >= 2 : args[0] && args[0][0] == '/',
@@ -147,6 +147,10 @@ static void check_request(json_t *req)
 				FUZZ_CHECK(o.steps[o.nsteps - 1] == WEIGHT_MAX, "last step %u",
 					   o.steps[o.nsteps - 1]);
 			FUZZ_CHECK(o.bake_ms <= 7 * 24 * 3600 * 1000U, "bake %u", o.bake_ms);
+			for (i = 0; env[i]; i++)
+				FUZZ_CHECK(i < MAX_ENV && strchr(env[i], '=') > env[i] &&
+					       strlen(env[i]) <= DEPLOY_ENV_LEN,
+					   "env entry %d", i);
 		}
 		memset(err, 0, sizeof(err));
 		rc = request_adopt(req, c, &pid, err, sizeof(err));

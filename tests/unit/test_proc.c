@@ -335,8 +335,9 @@ static char *const sleep_argv[] = {"/bin/sleep", "30", NULL};
 
 static void spawn_user_child(void)
 {
-	static char *const env[] = {"FOO=bar baz", NULL};
-	static char *const env2[] = {"EXTRA=1", NULL};
+	/* MODE in both: env2's (a version's own environment) wins, once. */
+	static char *const env[] = {"FOO=bar baz", "MODE=config", NULL};
+	static char *const env2[] = {"EXTRA=1", "MODE=deploy", NULL};
 	struct spawn_req r = {
 	    .argv = sleep_argv,
 	    .env = env,
@@ -421,6 +422,7 @@ static void user_child_environ(void **state)
 	    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 	    "FOO=bar baz",
 	    "EXTRA=1",
+	    "MODE=deploy",
 	    "LISTEN_FDS=2",
 	    pid_var,
 	    "LISTEN_FDNAMES=http:https",
