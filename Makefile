@@ -46,7 +46,7 @@ SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
 TESTS     += $(BUILD)/test_migrate $(BUILD)/test_fsm $(BUILD)/test_listen $(BUILD)/test_drain
 TESTS     += $(BUILD)/test_nlack
-TESTS     += $(BUILD)/test_fsm_hold
+TESTS     += $(BUILD)/test_fsm_hold $(BUILD)/test_fsm_ready
 TESTS     += $(BUILD)/test_lathist
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
@@ -105,8 +105,14 @@ $(BUILD)/test_fsm_hold: tests/unit/test_fsm_hold.c $(patsubst %,$(BUILD)/%.o,$(F
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
 
+$(BUILD)/test_fsm_ready: tests/unit/test_fsm_ready.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
+			 $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
+			 $(BUILD)/confval.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+
 # The config parser reads max-surge and max-unavailable with rollconf.c.
-$(BUILD)/test_config $(BUILD)/test_fsm $(BUILD)/test_fsm_rolling $(BUILD)/test_fsm_hold $(BUILD)/test_proc: $(BUILD)/rollconf.o
+$(BUILD)/test_config $(BUILD)/test_fsm $(BUILD)/test_fsm_rolling $(BUILD)/test_fsm_hold $(BUILD)/test_fsm_ready $(BUILD)/test_proc: $(BUILD)/rollconf.o
 
 all: $(BUILD)/test_fsm_rolling
 $(BUILD)/test_fsm_rolling: tests/unit/test_fsm_rolling.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \

@@ -65,6 +65,7 @@ for s in $suites; do
 		run proc "$B/test_proc"
 		run fsm "$B/test_fsm"
 		run fsm-hold "$B/test_fsm_hold"
+		run fsm-ready "$B/test_fsm_ready"
 		run fsm-rolling "$B/test_fsm_rolling"
 		run lathist "$B/test_lathist"
 		run listen unshare -n sh -c "ip link set lo up && exec $B/test_listen"

@@ -165,6 +165,7 @@ static struct {
 	int nlisten_spec;
 	unsigned long delay_ms;
 	unsigned long ready_delay_ms;
+	unsigned long accept_delay_ms; /* --accept-delay-ms: READY=1 this long before accepting */
 	unsigned long drain_idle_ms;
 	unsigned long idle_ms;
 	bool fail_ready;
@@ -190,6 +191,7 @@ static struct {
 	bool listeners_closed;
 	bool accepting; /* listeners registered for EPOLLIN */
 	int64_t accept_pause_until;
+	bool accept_delayed; /* the pause is --accept-delay-ms's, after READY=1 */
 	int64_t accept_warned;
 
 	int64_t now; /* CLOCK_MONOTONIC ms, updated once per epoll batch */
@@ -324,6 +326,7 @@ enum {
 	OPT_VERSION,
 	OPT_DELAY,
 	OPT_READY_DELAY,
+	OPT_ACCEPT_DELAY,
 	OPT_DRAIN_IDLE,
 	OPT_IDLE,
 	OPT_FAIL_READY,
@@ -354,6 +357,9 @@ static const struct {
     [OPT_DELAY] = {"delay-ms", "N", "wait N ms before answering each request"},
     [OPT_READY_DELAY] = {"ready-delay-ms", "N",
 			 "wait N ms after start before READY=1 and accepting"},
+    [OPT_ACCEPT_DELAY] = {"accept-delay-ms", "N",
+			  "accept only N ms after READY=1 (a master that reports ready\n"
+			  "before its workers accept)"},
     [OPT_DRAIN_IDLE] = {"drain-idle-ms", "N",
 			"after SIGTERM, close connections idle for N ms (default 1000)"},
     [OPT_IDLE] = {"idle-ms", "N", "close keep-alive connections idle for N ms (default 60000)"},
@@ -504,6 +510,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case OPT_READY_DELAY:
 			srv.ready_delay_ms = parse_ms(opts[o].name, val);
+			break;
+		case OPT_ACCEPT_DELAY:
+			srv.accept_delay_ms = parse_ms(opts[o].name, val);
 			break;
 		case OPT_DRAIN_IDLE:
 			srv.drain_idle_ms = parse_ms(opts[o].name, val);
@@ -1025,6 +1034,12 @@ static void become_ready(void)
 	}
 	srv.ready = true;
 	notify_ready();
+	if (srv.accept_delay_ms) {
+		/* The listeners' queues fill meanwhile: nobody reads them. */
+		srv.accept_pause_until = srv.now + (int64_t)srv.accept_delay_ms;
+		srv.accept_delayed = true;
+		log_info("not accepting for %lu ms (--accept-delay-ms)", srv.accept_delay_ms);
+	}
 	listeners_update();
 }
 
@@ -2010,6 +2025,10 @@ int main(int argc, char **argv)
 			become_ready();
 		if (srv.accept_pause_until && srv.now >= srv.accept_pause_until) {
 			srv.accept_pause_until = 0;
+			if (srv.accept_delayed)
+				log_info("accepting now, %lu ms after READY=1 (--accept-delay-ms)",
+					 srv.accept_delay_ms);
+			srv.accept_delayed = false;
 			listeners_update();
 		}
 		run_timers();

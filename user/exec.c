@@ -434,6 +434,12 @@ static void perform(struct service *s, const struct fsm_action *a)
 		signal_all(v, (int)a->arg);
 		break;
 	case FA_PLACE_INST:
+		/*
+		 * An instance started again (rolling rollback) gets new listeners:
+		 * made here, so that they are the ones placed (and probed).
+		 */
+		if (!v->adopted && version_listeners(v, a->inst, err, sizeof(err)))
+			log_warnx("%s: instance %d: %s", vname(v), a->inst, err);
 		dp_place_instance(v, a->inst);
 		break;
 	case FA_SPAWN_INST:
@@ -469,6 +475,10 @@ static void perform(struct service *s, const struct fsm_action *a)
 		break;
 	case FA_VTIMER:
 		timerfd_at(v->tfd, a->arg);
+		break;
+	case FA_ACCEPT_PROBE:
+		if (v->inst[a->inst].probe_fd < 0)
+			probe_start(v, a->inst); /* checked at each readiness tick (on_timer) */
 		break;
 	case FA_READY_CHECKS:
 		ready_checks(v);

@@ -44,6 +44,7 @@ const char *const fsm_ev_names[FE_COUNT] = {
     [FE_GATE] = "gate",
     [FE_INST_CONNS] = "inst-conns",
     [FE_LAT_SAMPLE] = "latency-sample",
+    [FE_NOTIFIED] = "notified",
 };
 
 const char *const fsm_act_names[FA_COUNT] = {
@@ -78,6 +79,7 @@ const char *const fsm_act_names[FA_COUNT] = {
     [FA_SPAWN_INST] = "spawn-inst",
     [FA_SIGNAL_INST] = "signal-inst",
     [FA_INST_CONNS] = "inst-conns",
+    [FA_ACCEPT_PROBE] = "accept-probe",
 };
 
 struct fsm_action *fsm_emit(struct fsm *f, enum fsm_act t, struct version *v, int inst,
@@ -202,6 +204,10 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 	case FE_READY:
 		if (v)
 			fsm_instance_ready(&f, v, e->inst);
+		break;
+	case FE_NOTIFIED:
+		if (v)
+			fsm_instance_notified(&f, v, e->inst);
 		break;
 	case FE_EXIT:
 		if (v)

@@ -41,7 +41,8 @@ struct deploy_opts {
 enum fsm_ev {
 	FE_DEPLOY,	 /* v: the new version (sockets made, nothing placed); opts; c waits */
 	FE_SPAWNED,	 /* v: its instances started (ok), or not (why) */
-	FE_READY,	 /* v, inst: the instance is ready */
+	FE_READY,	 /* v, inst: the instance is ready (its readiness check passed; with ready =
+			    notify: a connection accepted after READY=1, FA_ACCEPT_PROBE) */
 	FE_EXIT,	 /* v, inst: the instance's process exited (why: how) */
 	FE_CHECK,	 /* v, inst: a health check's verdict (ok; why: its detail) */
 	FE_ERROR_SAMPLE, /* v: one health-interval's clients and failed ones (why: the text) */
@@ -64,6 +65,7 @@ enum fsm_ev {
 	FE_GATE,	 /* v, inst: gate inst's verdict (verdict, value; why: the text) */
 	FE_INST_CONNS,	 /* v: each instance's live connections (inst_conns; ok false: unknown) */
 	FE_LAT_SAMPLE,	 /* v: its latency over the gate window (lat; why: the text) */
+	FE_NOTIFIED,	 /* v, inst: the instance sent READY=1 (ready = notify) */
 	FE_COUNT,
 };
 
@@ -130,12 +132,14 @@ enum fsm_act {
 	FA_REPLY,	  /* c: ok and text: the final answer to a request */
 	FA_DEPLOY_DONE,	  /* c: the final answer to a deploy (ok, rolled_back, text) */
 	FA_PROGRESS,	  /* c: a progress line for a waiting deploy */
-	FA_CONFIRM,	/* arg: ask the confirmation webhooks of WH_CONFIRM_* until one answers 2xx
-			   (FE_CONFIRMED); -1: stop asking */
-	FA_PLACE_INST,	/* v, inst: one instance's sockets into the map */
-	FA_SPAWN_INST,	/* v, inst: start one instance (its exit, not FE_SPAWNED, tells failure) */
-	FA_SIGNAL_INST, /* v, inst, arg: signal one instance's process */
-	FA_INST_CONNS,	/* v: count each instance's live connections (answered by FE_INST_CONNS) */
+	FA_CONFIRM,	 /* arg: ask the confirmation webhooks of WH_CONFIRM_* until one answers 2xx
+			    (FE_CONFIRMED); -1: stop asking */
+	FA_PLACE_INST,	 /* v, inst: one instance's sockets into the map */
+	FA_SPAWN_INST,	 /* v, inst: start one instance (its exit, not FE_SPAWNED, tells failure) */
+	FA_SIGNAL_INST,	 /* v, inst, arg: signal one instance's process */
+	FA_INST_CONNS,	 /* v: count each instance's live connections (answered by FE_INST_CONNS) */
+	FA_ACCEPT_PROBE, /* v, inst: probe that it accepts a connection through its own socket on
+			    each listen address, every PROBE_TICK_MS (answered by FE_READY) */
 	FA_COUNT,
 };
 

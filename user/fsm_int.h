@@ -71,6 +71,7 @@ void fsm_rollout_promote(struct fsm *f, bool full);
 void fsm_rollout_ready(struct fsm *f, struct version *v);
 void fsm_first_version_done(struct fsm *f, struct version *v);
 void fsm_instance_ready(struct fsm *f, struct version *v, int i);
+void fsm_instance_notified(struct fsm *f, struct version *v, int i);
 void fsm_hook_start(struct fsm *f, enum hook_point h);
 void fsm_hook_done(struct fsm *f, bool ok, const char *desc);
 void fsm_on_ro_timer(struct fsm *f);

@@ -145,6 +145,7 @@ static void spawn(struct fsm *f, struct version *v, int i)
 		in->ready = false;
 		v->nready--;
 	}
+	in->notified = false;
 	in->started = true;
 	in->retiring = false;
 	in->retire_at = 0;

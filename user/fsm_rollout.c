@@ -307,6 +307,34 @@ void fsm_first_version_done(struct fsm *f, struct version *v)
 	fsm_rollout_end(f, true, NULL, false);
 }
 
+/*
+ * READY=1 from instance i (ready = notify).  A server may send it from a
+ * master before any worker accepts, and a version whose queue nobody reads
+ * must not get traffic: the instance is ready only once a connection through
+ * its own socket was accepted (FA_ACCEPT_PROBE, the tcp readiness probe,
+ * answered by FE_READY), within the same ready-timeout.  Outside a wait for
+ * readiness nothing depends on it: ready at once, as it always was.
+ */
+void fsm_instance_notified(struct fsm *f, struct version *v, int i)
+{
+	struct service *s = f->s;
+	struct instance *in;
+
+	if (i < 0 || i >= v->ninst || s->conf.ready != READY_NOTIFY)
+		return;
+	in = &v->inst[i];
+	if (in->ready || in->notified || !in->alive)
+		return;
+	if (!fsm_starting(s, v) && !fsm_rolling_ticks(s, v)) {
+		fsm_instance_ready(f, v, i);
+		return;
+	}
+	in->notified = true;
+	log_debug("%s: instance %d (pid %d) sent READY=1; ready once it accepts a connection",
+		  vname(v), i, in->pid);
+	fsm_emit(f, FA_ACCEPT_PROBE, v, i, 0);
+}
+
 void fsm_instance_ready(struct fsm *f, struct version *v, int i)
 {
 	struct service *s = f->s;
@@ -314,6 +342,7 @@ void fsm_instance_ready(struct fsm *f, struct version *v, int i)
 	if (i < 0 || i >= v->ninst || v->inst[i].ready)
 		return;
 	v->inst[i].ready = true;
+	v->inst[i].notified = false;
 	v->nready++;
 	log_debug("%s: instance %d (pid %d) ready", vname(v), i, v->inst[i].pid);
 	if (fsm_rolling(s)) {

@@ -306,13 +306,17 @@ void fsm_on_vtimer(struct fsm *f, struct version *v)
 		return;
 	if (fsm_starting(f->s, v)) {
 		char why[256];
+		int i, mute = 0;
 
 		/* The readiness tick: only its deadline is a rule. */
 		if (v->nready == v->ninst || !v->deadline || f->now < v->deadline)
 			return;
+		for (i = 0; i < v->ninst; i++)
+			mute += v->inst[i].notified && !v->inst[i].ready;
 		snprintf(why, sizeof(why),
-			 "%d of %d instance(s) not ready within ready-timeout %u ms",
-			 v->ninst - v->nready, v->ninst, c->ready_timeout_ms);
+			 "%d of %d instance(s) not ready within ready-timeout %u ms%s",
+			 v->ninst - v->nready, v->ninst, c->ready_timeout_ms,
+			 mute ? " (sent READY=1 but accepted no connection)" : "");
 		fsm_emit(f, FA_STOP_CHECKS, v, -1, 0);
 		fsm_rollout_fail(f, RB_HEALTH, why);
 		return;

@@ -84,6 +84,7 @@ struct instance {
 	pid_t pid;
 	int pidfd;
 	bool ready;
+	bool notified; /* ready = notify: sent READY=1, its accepting not yet seen */
 	bool alive;
 	char exit_desc[64];
 	int lfd[MAX_LISTEN];	      /* the agent's copies of this instance's listeners */

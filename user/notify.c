@@ -84,7 +84,7 @@ void on_notify(void)
 				for (in = 0; in < v->ninst; in++)
 					if (v->inst[in].alive && v->inst[in].pid == cred->pid) {
 						if (proc_notify_ready(buf, (size_t)n))
-							instance_ready(v, in);
+							instance_notified(v, in);
 						goto next;
 					}
 			}

@@ -445,6 +445,24 @@ fail:
 	return NULL;
 }
 
+int version_listeners(struct version *v, int i, char *err, size_t errlen)
+{
+	const struct service_conf *c = &v->svc->conf;
+	struct instance *in = &v->inst[i];
+	int j;
+
+	for (j = 0; j < c->nlisten; j++)
+		if (in->lfd[j] < 0) {
+			socklen_t clen = sizeof(in->cookie[j]);
+
+			in->lfd[j] = make_listener(c, j, err, errlen);
+			if (in->lfd[j] < 0)
+				return -EADDRNOTAVAIL;
+			getsockopt(in->lfd[j], SOL_SOCKET, SO_COOKIE, &in->cookie[j], &clen);
+		}
+	return 0;
+}
+
 /* Start instance i of v on its listeners (made again if a retired process closed them). */
 int version_spawn_one(struct version *v, int i, char *err, size_t errlen)
 {
@@ -475,15 +493,9 @@ int version_spawn_one(struct version *v, int i, char *err, size_t errlen)
 			strcat(names, ":");
 		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s-%d", c->name, j);
 	}
-	for (j = 0; j < c->nlisten; j++)
-		if (in->lfd[j] < 0) {
-			socklen_t clen = sizeof(in->cookie[j]);
-
-			in->lfd[j] = make_listener(c, j, err, errlen);
-			if (in->lfd[j] < 0)
-				return -EADDRNOTAVAIL;
-			getsockopt(in->lfd[j], SOL_SOCKET, SO_COOKIE, &in->cookie[j], &clen);
-		}
+	r = version_listeners(v, i, err, errlen);
+	if (r)
+		return r;
 	if (v->cg_fd >= 0) {
 		cgp = cg_procs_fd(v->cg_fd);
 		if (cgp < 0) {
@@ -519,6 +531,16 @@ int version_spawn(struct version *v, char *err, size_t errlen)
 			return r;
 	}
 	return 0;
+}
+
+/* READY=1 from instance i: the state machine says whether it is ready yet. */
+void instance_notified(struct version *v, int i)
+{
+	struct fsm_event e = {.type = FE_NOTIFIED, .v = v, .inst = i};
+
+	if (v->freed || v->inst[i].ready)
+		return;
+	fsm_feed(v->svc, &e);
 }
 
 void instance_ready(struct version *v, int i)
@@ -602,7 +624,8 @@ void on_timer(struct version *v)
 		for (i = 0; i < v->ninst && !v->freed; i++) {
 			if (v->inst[i].ready || !v->inst[i].alive)
 				continue;
-			if (c->ready == READY_TCP)
+			if (c->ready == READY_TCP ||
+			    (c->ready == READY_NOTIFY && v->inst[i].notified))
 				probe_check(v, i);
 			if (c->ready == READY_HTTP || c->ready == READY_EXEC) {
 				check_timed_out(v, i, now);

@@ -62,6 +62,13 @@ void release_listeners(struct version *v, int only);
 
 /* An instance is ready (readiness check, probe or READY=1): tells the state machine. */
 void instance_ready(struct version *v, int i);
+/*
+ * Instance i's listeners, made again where the agent gave up its copies (a
+ * retired instance of a rolling rollout that starts again): 0, or -errno with err.
+ */
+int version_listeners(struct version *v, int i, char *err, size_t errlen);
+/* READY=1 from instance i (FE_NOTIFIED): ready once it also accepts (fsm_rollout.c). */
+void instance_notified(struct version *v, int i);
 
 /* Events: an instance exited, the version's timer fired, a watched version reached 0. */
 void on_exit_of(struct version *v, int i);

@@ -137,6 +137,16 @@ static void perform(struct run *r)
 			owe(r, e);
 			break;
 		}
+		case FA_ACCEPT_PROBE:
+			/* Only after READY=1, for an instance not ready yet; it may never accept.
+			 */
+			FUZZ_CHECK(r->s->conf.ready == READY_NOTIFY &&
+				       a->v->inst[a->inst].notified && !a->v->inst[a->inst].ready,
+				   "accept-probe v%d/%d without READY=1", a->v->num, a->inst);
+			if (next(r) % 2)
+				owe(r, (struct fsm_event){
+					   .type = FE_READY, .v = a->v, .inst = a->inst});
+			break;
 		case FA_WATCH:
 			if (a->arg && next(r) % 2)
 				owe(r, (struct fsm_event){.type = FE_ZERO, .v = a->v});
@@ -219,7 +229,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(s->conf.name, sizeof(s->conf.name), "web");
 	s->conf.nlisten = 1;
 	s->conf.instances = 1 + a % 3;
-	s->conf.ready = (a >> 2) % 2 ? READY_HTTP : READY_NONE;
+	s->conf.ready = (a >> 2) % 2 ? READY_HTTP : (c >> 4) % 2 ? READY_NOTIFY : READY_NONE;
 	s->conf.drain = (a >> 3) % 2 ? DRAIN_WAIT_THEN_SIGNAL : DRAIN_SIGNAL_THEN_WAIT;
 	s->conf.exit_signal = (a >> 4) % 2 ? SIGQUIT : SIGTERM;
 	s->conf.drain_delay_ms = (a >> 5) % 2 ? 500 : 0;
