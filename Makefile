@@ -41,12 +41,13 @@ USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c us
 	     user/status.c user/steer.c user/track.c user/versions.c user/webhook.c
 # Rolling rollouts (issue 18).
 USER_SRCS += user/rollconf.c user/fsm_rolling.c user/instconns.c
-USER_SRCS += user/sockcg.c
+USER_SRCS += user/sockcg.c user/acceptq.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
 TESTS     += $(BUILD)/test_migrate $(BUILD)/test_fsm $(BUILD)/test_listen $(BUILD)/test_drain
 TESTS     += $(BUILD)/test_nlack
+TESTS     += $(BUILD)/test_acceptq
 TESTS     += $(BUILD)/test_fsm_hold
 TESTS     += $(BUILD)/test_lathist
 
@@ -80,6 +81,10 @@ $(BUILD)/test_config: tests/unit/test_config.c $(BUILD)/config.o $(BUILD)/confke
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
 
 $(BUILD)/test_nlack: tests/unit/test_nlack.c user/nlack.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(LDFLAGS) -lcmocka -o $@
+
+$(BUILD)/test_acceptq: tests/unit/test_acceptq.c user/acceptq.h
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(LDFLAGS) -lcmocka -o $@
 $(BUILD)/test_lathist: tests/unit/test_lathist.c $(BUILD)/lathist.o

@@ -69,6 +69,7 @@ for s in $suites; do
 		run lathist "$B/test_lathist"
 		run listen unshare -n sh -c "ip link set lo up && exec $B/test_listen"
 		run nlack "$B/test_nlack"
+		run acceptq "$B/test_acceptq"
 		run docs tests/unit/docs_check.sh "$B"
 		;;
 	bpf)

@@ -826,6 +826,15 @@ static void print_table(json_t *services)
 			}
 			(void)ready;
 			print_tree(v);
+			if (json_integer_value(json_object_get(v, "not_accepting_ms")))
+				printf(
+				    "%-12s not accepting: %lld connection(s) queued, none accepted "
+				    "for %.1f s\n",
+				    "",
+				    (long long)json_integer_value(
+					json_object_get(v, "accept_queue")),
+				    json_integer_value(json_object_get(v, "not_accepting_ms")) /
+					1000.0);
 			cli_print_latency(v);
 		}
 		char addrs[512] = "";

@@ -29,6 +29,7 @@ enum ev_type {
 	EV_WEBHOOK_TIMER,  /* libcurl's timeout */
 	EV_WEBHOOK_RETRY,  /* webhooks to send again */
 	EV_LATENCY,	   /* read every version's latency (latview.c) */
+	EV_ACCEPTQ,	   /* read every version's accept queues (acceptq.c) */
 };
 
 struct evsrc {

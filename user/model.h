@@ -23,6 +23,7 @@
 #include "loop.h"
 #include "track.h"
 #include "lathist.h"
+#include "acceptq.h"
 
 #define PROBE_TICK_MS  50
 #define HEALTH_TICK_MS 100 /* timer of a version under rollout: checks and error samples */
@@ -140,6 +141,7 @@ struct version {
 	char errors_last[160];
 	struct gate_state gate[MAX_GATES]; /* Prometheus gates, while under rollout */
 	struct lat_view lat;	   /* latview.c: its latency, per interval and per gate window */
+	struct acceptq acceptq;	   /* acceptq.c: whether it accepts */
 	__u64 lost_seen;	   /* connections lost to dead processes, already reported */
 	bool resetting;		   /* drain-reset under way: signalled once it is done */
 	bool http_draining;	   /* drain-http: its connections are asked to close */

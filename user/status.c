@@ -258,6 +258,9 @@ json_t *status_json(struct service *s)
 		json_object_set_new(jv, "signalled", json_boolean(v->t_signal != 0));
 		json_object_set_new(jv, "adopted", json_boolean(v->adopted));
 		json_object_set_new(jv, "latency", latview_json(v));
+		json_object_set_new(jv, "accept_queue", json_integer(v->acceptq.queue));
+		json_object_set_new(jv, "not_accepting_ms",
+				    json_integer(acceptq_stalled_ms(&v->acceptq, now_ms())));
 		tree_json(v, jv);
 		if (v->zero_to_signal_us >= 0)
 			json_object_set_new(jv, "zero_to_signal_us",
