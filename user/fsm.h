@@ -94,10 +94,11 @@ struct fsm_event {
 	const char *why;
 	struct deploy_opts opts; /* FE_DEPLOY (opts.nsteps 0: the service's) */
 	bool have_opts;
-	struct client *c;		     /* who waits for the answer, or NULL */
-	long long zero_ns;		     /* FE_ZERO: kernel time of the last close; 0 unknown */
-	long long now_ns;		     /* FE_ZERO: CLOCK_MONOTONIC ns when it was read */
-	time_t wall;			     /* wall clock, for the rollback note */
+	struct client *c;      /* who waits for the answer, or NULL */
+	long long zero_ns;     /* FE_ZERO: kernel time of the last close; 0 unknown */
+	long long now_ns;      /* FE_ZERO: CLOCK_MONOTONIC ns when it was read */
+	long long turn_cpu_us; /* FE_ZERO: the agent's CPU in this loop turn before it */
+	time_t wall;	       /* wall clock, for the rollback note */
 	long long inst_conns[MAX_INSTANCES]; /* FE_INST_CONNS */
 };
 

@@ -370,7 +370,9 @@ void fsm_on_zero(struct fsm *f, struct version *v, const struct fsm_event *e)
 	fsm_drain_signal(f, v);
 	if (e->zero_ns) {
 		v->zero_to_signal_us = (e->now_ns - e->zero_ns) / 1000;
-		log_info("%s: last connection closed; signalled %lld us later", vname(v),
-			 v->zero_to_signal_us);
+		v->zero_turn_cpu_us = e->turn_cpu_us;
+		log_info("%s: last connection closed; signalled %lld us later (%lld us of the "
+			 "agent's CPU in that loop turn)",
+			 vname(v), v->zero_to_signal_us, v->zero_turn_cpu_us);
 	}
 }

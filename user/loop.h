@@ -50,6 +50,8 @@ int loop_wait(struct epoll_event *evs, int max);
  * means, measured where the machine's load does not count.
  */
 long long loop_turn_max_us(void);
+/* The CPU time the turn under way has used so far, in us. */
+long long loop_turn_cpu_us(void);
 int ep_add(int fd, struct evsrc *ev, int type, void *p, int idx, unsigned events);
 int ep_mod(int fd, struct evsrc *ev, unsigned events);
 void ep_del(int fd);

@@ -133,6 +133,7 @@ struct version {
 	long long deadline; /* ms, monotonic; 0: none */
 	long long t_start, t_switch, t_signal;
 	long long zero_to_signal_us; /* last close (kernel time) to exit signal; -1: not by zero */
+	long long zero_turn_cpu_us;  /* of which the agent's CPU in that loop turn */
 	/* Kernel-observed errors while under rollout, per health-interval. */
 	long long next_sample;
 	bool sampled;

@@ -265,6 +265,9 @@ json_t *status_json(struct service *s)
 		if (v->zero_to_signal_us >= 0)
 			json_object_set_new(jv, "zero_to_signal_us",
 					    json_integer(v->zero_to_signal_us));
+		if (v->zero_to_signal_us >= 0)
+			json_object_set_new(jv, "zero_turn_cpu_us",
+					    json_integer(v->zero_turn_cpu_us));
 		json_array_append_new(vs, jv);
 	}
 	for (i = 0; i < s->nhist; i++)

@@ -369,6 +369,7 @@ void on_zero(const struct track_event *te)
 			    .v = v,
 			    .zero_ns = (long long)te->ktime_ns,
 			    .now_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec,
+			    .turn_cpu_us = loop_turn_cpu_us(),
 			};
 
 			if (v && v->num == (int)te->version && v->phase == VP_DRAIN_WAIT)

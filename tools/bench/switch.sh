@@ -72,7 +72,7 @@ if [ "${SWITCH_METHOD:-}" = drain ]; then
 		exec 5>&-
 		grep_wait 2 "d v$i: last connection closed; signalled" || missed=$((missed + 1))
 	done
-	sed -n 's/.*last connection closed; signalled \([0-9]*\) us later/\1/p' "$T/agent.log" | sort -n >"$T/us"
+	sed -n 's/.*last connection closed; signalled \([0-9]*\) us later.*/\1/p' "$T/agent.log" | sort -n >"$T/us"
 	jq -n --argjson n "$(wc -l <"$T/us")" --argjson missed "$missed" \
 		--argjson p50 "$(pct 50 <"$T/us")" --argjson p99 "$(pct 99 <"$T/us")" \
 		--argjson max "$(pct 100 <"$T/us")" \
