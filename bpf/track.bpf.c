@@ -52,21 +52,28 @@ static __always_inline int key_of(const struct bpf_sock_ops *skops, struct conn_
 	return -1;
 }
 
-/* Measure this connection's accept wait and response times (bpf/latency.bpf.c). */
-static __always_inline void latency_begin(struct bpf_sock_ops *skops, const struct conn_owner *own)
+/*
+ * Measure this connection's accept wait and response times
+ * (bpf/latency.bpf.c) if the agent measures its version (a latency entry):
+ * 1 if so.  A connection left unmeasured gets no storage, so no latency
+ * program does more than look for it.
+ */
+static __always_inline int latency_begin(struct bpf_sock_ops *skops, const struct conn_owner *own)
 {
+	struct version_key k = {.service = own->service, .version = own->version};
 	struct bpf_sock *sk = skops->sk;
 	struct lat_sock *ls;
 
-	if (!sk)
-		return;
+	if (!sk || !bpf_map_lookup_elem(&latency, &k))
+		return 0;
 	ls = bpf_sk_storage_get(&lat_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!ls)
-		return; /* out of memory: this connection is not measured */
+		return 0; /* out of memory: this connection is not measured */
 	ls->service = own->service;
 	ls->version = own->version;
 	ls->req_ns = 0;
 	ls->est_ns = bpf_ktime_get_ns();
+	return 1;
 }
 
 /*
@@ -109,10 +116,11 @@ static __always_inline void established(struct bpf_sock_ops *skops)
 		return; /* conns full or a duplicate: not counted rather than miscounted */
 	__sync_fetch_and_add(&c->accepted, 1);
 	__sync_fetch_and_add(&c->live, 1);
-	latency_begin(skops, &own);
-	/* Ask for state changes on this socket, to see its close, and for its outgoing segments. */
-	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG |
-					     BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+	/* Ask for state changes on this socket, to see its close, and for its outgoing segments if
+	 * measured. */
+	bpf_sock_ops_cb_flags_set(
+	    skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG |
+		       (latency_begin(skops, &own) ? BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG : 0));
 }
 
 /*

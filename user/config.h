@@ -179,6 +179,7 @@ struct service_conf {
 	unsigned max_accept_p99_ms;   /* accept wait p99 of the new version */
 	unsigned min_samples;	      /* responses a verdict needs, default 100 */
 	unsigned analysis_timeout_ms; /* a step inconclusive this long fails, default 300 s */
+	bool latency_off;	      /* latency = off: this service's versions are not measured */
 	char *hook[HOOK_COUNT][MAX_ARGS + 1]; /* NULL-terminated argv or hook[i][0] NULL */
 	unsigned hook_timeout_ms;	      /* default 60000 */
 	/* Webhooks, confirmations and approvals (confhooks.c). */
@@ -211,6 +212,7 @@ struct agent_conf {
 				       cgroup (/baton from the root); "off": process groups */
 	struct listen_addr metrics; /* Prometheus /metrics; len 0: off */
 	char prometheus[256];	    /* the server gates query, http(s)://HOST:PORT; "": none */
+	bool latency_off; /* latency = off: nothing measured, latency programs not attached */
 	gid_t control_gid;
 };
 

@@ -697,6 +697,24 @@ static int set_analysis_timeout(struct parser *p, const char *key, const char *v
 	return set_gate_duration(p, key, val, &p->svc->analysis_timeout_ms, false);
 }
 
+/* latency = on | off, agent-wide in [agent], per service in [service NAME]. */
+static int set_latency(struct parser *p, const char *key, const char *val)
+{
+	bool off;
+
+	if (!strcmp(val, "off"))
+		off = true;
+	else if (!strcmp(val, "on"))
+		off = false;
+	else
+		return perr(p, "%s must be on or off, not \"%.*s\"", key, ECHO_MAX, val);
+	if (p->kind == SECT_AGENT)
+		p->cfg->agent.latency_off = off;
+	else
+		p->svc->latency_off = off;
+	return 0;
+}
+
 static int set_hook_timeout(struct parser *p, const char *key, const char *val)
 {
 	return set_duration(p, key, val, &p->svc->hook_timeout_ms, false);
@@ -710,6 +728,7 @@ const struct key_def conf_keys[] = {
     {"cgroup-dir", SECT_AGENT, false, set_cgroup_dir},
     {"metrics", SECT_AGENT, false, set_metrics},
     {"prometheus", SECT_AGENT, false, set_prometheus},
+    {"latency", SECT_AGENT, false, set_latency},
     {"listen", SECT_SERVICE, true, set_listen},
     {"exec", SECT_SERVICE, false, set_exec},
     {"instances", SECT_SERVICE, false, set_instances},
@@ -758,6 +777,7 @@ const struct key_def conf_keys[] = {
     {"max-accept-wait-p99", SECT_SERVICE, false, set_max_accept_p99},
     {"min-samples", SECT_SERVICE, false, set_min_samples},
     {"analysis-timeout", SECT_SERVICE, false, set_analysis_timeout},
+    {"latency", SECT_SERVICE, false, set_latency},
     {"before-start", SECT_SERVICE, false, set_hook},
     {"after-switch", SECT_SERVICE, false, set_hook},
     {"after-drain", SECT_SERVICE, false, set_hook},

@@ -35,6 +35,14 @@ int dp_open(const char *bpf_dir, const __u64 *cookies, int ncookies, char *err, 
  */
 int dp_track_scope(const char *cgroup, char *err, size_t errlen);
 int dp_track_cover(const char *cgroup, char *err, size_t errlen);
+/*
+ * [agent] latency, before dp_open: off loads nothing that runs (no latency
+ * program attached) and measures no version.  On, the latency ingress
+ * program follows track's cgroups (scope, cover).
+ */
+void dp_set_latency(bool on);
+/* Measure v's latency or not, as its service's latency setting says (at register, at reload). */
+void dp_measure(const struct version *v);
 void dp_close(bool unpin);
 
 /* A service's groups (one per listen address) and its policy entry. */

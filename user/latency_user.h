@@ -3,31 +3,50 @@
 #ifndef BATON_LATENCY_USER_H
 #define BATON_LATENCY_USER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <linux/types.h>
 
 #include "latency.h"
+#include "track_user.h"
 
 struct latency_bpf;
 struct bpf_link;
 
+/* cgroups the ingress program follows track to: its main one and adopted servers'. */
+#define LAT_MAX_CGROUPS (1 + TRACK_MAX_EXTRA)
+
 struct latency {
 	struct latency_bpf *skel;
-	struct bpf_link *recv, *send; /* tcp_probe; sock_graft (NULL: no accept waits) */
-	int hist_fd;		      /* -1: not measuring */
+	struct bpf_link *recv[LAT_MAX_CGROUPS]; /* cgroup_skb/ingress, one per cgroup */
+	__u64 recv_id[LAT_MAX_CGROUPS];
+	int nrecv;
+	struct bpf_link *graft; /* sock_graft (NULL: no accept waits) */
+	int hist_fd;		/* -1: not loaded */
+	bool measure;		/* false: latency = off, the map only (to forget) */
 	int ncpu;
 	struct lat_hist *buf; /* one value per possible CPU, for lookups */
 };
 
 /*
- * Load latency with its maps pinned under pin_dir (shared with track) and
- * attach its tracepoint and return probe (not pinned: the incoming side and
- * accept waits are measured while this agent runs).  0, or -errno with a one-line reason in err; on
- * failure nothing is measured and every call below returns -ENOTSUP.
+ * Load latency with its maps pinned under pin_dir (shared with track),
+ * forget the versions an earlier agent measured, and, if measure, attach
+ * the accept hook (not pinned: the incoming side and accept waits are
+ * measured while this agent runs).  Without measure nothing is attached
+ * and latency_register refuses (latency = off).  0, or -errno with a
+ * one-line reason in err; on failure nothing is measured and every call
+ * below returns -ENOTSUP.
  */
-int latency_open(struct latency *l, const char *pin_dir, char *err, size_t errlen);
+int latency_open(struct latency *l, const char *pin_dir, bool measure, char *err, size_t errlen);
+/*
+ * Run the ingress program for sockets made in exactly the cgroups with
+ * these ids (track's: track_cgroups), so that no other socket of the host
+ * runs it: attach where missing, detach where no longer listed.  0, or the
+ * last -errno with err (the other cgroups are done).
+ */
+int latency_follow(struct latency *l, const __u64 *ids, int n, char *err, size_t errlen);
 void latency_close(struct latency *l);
-/* Start (zeroed) or stop measuring a version. */
+/* Start measuring a version (zeroed; kept if measured already), or stop. */
 int latency_register(struct latency *l, __u32 service, __u32 version);
 int latency_forget(struct latency *l, __u32 service, __u32 version);
 /* A version's histograms since it was registered, summed over the CPUs. */
