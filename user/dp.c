@@ -174,7 +174,7 @@ void dp_set_latency(bool on)
 	lat_on = on;
 }
 
-/* The latency ingress program runs where track does, and nowhere else. */
+/* The latency cgroup_skb programs run where track does, and nowhere else. */
 static void latency_follow_track(void)
 {
 	__u64 ids[1 + TRACK_MAX_EXTRA];

@@ -37,8 +37,8 @@ int dp_track_scope(const char *cgroup, char *err, size_t errlen);
 int dp_track_cover(const char *cgroup, char *err, size_t errlen);
 /*
  * [agent] latency, before dp_open: off loads nothing that runs (no latency
- * program attached) and measures no version.  On, the latency ingress
- * program follows track's cgroups (scope, cover).
+ * program attached) and measures no version.  On, the latency cgroup_skb
+ * programs follow track's cgroups (scope, cover).
  */
 void dp_set_latency(bool on);
 /* Measure v's latency or not, as its service's latency setting says (at register, at reload). */

@@ -133,54 +133,72 @@ static int cgroup_open_id(__u64 id)
 	return fd;
 }
 
+/* Drop the attachments to the i-th cgroup. */
+static void unfollow(struct latency *l, int i)
+{
+	bpf_link__destroy(l->rx[i]);
+	bpf_link__destroy(l->tx[i]);
+	l->ncg--;
+	l->rx[i] = l->rx[l->ncg];
+	l->tx[i] = l->tx[l->ncg];
+	l->cg_id[i] = l->cg_id[l->ncg];
+}
+
+/* Attach both programs to the cgroup with this id: 0 or -errno with err. */
+static int follow(struct latency *l, __u64 id, char *err, size_t errlen)
+{
+	struct bpf_link *rx, *tx = NULL;
+	int fd, r = 0;
+
+	if (l->ncg == LAT_MAX_CGROUPS) {
+		snprintf(err, errlen, "attached to %d cgroups already", LAT_MAX_CGROUPS);
+		return -ENOSPC;
+	}
+	fd = cgroup_open_id(id);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open the cgroup with id %llu: %s",
+			 (unsigned long long)id, strerror(-fd));
+		return fd;
+	}
+	/* Both or neither: a request seen without its response would never end. */
+	rx = bpf_program__attach_cgroup(l->skel->progs.lat_rx, fd);
+	if (rx)
+		tx = bpf_program__attach_cgroup(l->skel->progs.lat_tx, fd);
+	if (!tx)
+		r = errno ? -errno : -EINVAL;
+	close(fd);
+	if (!tx) {
+		bpf_link__destroy(rx);
+		snprintf(err, errlen, "cannot attach the latency programs to cgroup %llu: %s",
+			 (unsigned long long)id, strerror(-r));
+		return r;
+	}
+	l->cg_id[l->ncg] = id;
+	l->rx[l->ncg] = rx;
+	l->tx[l->ncg++] = tx;
+	return 0;
+}
+
 int latency_follow(struct latency *l, const __u64 *ids, int n, char *err, size_t errlen)
 {
-	int i, j, fd, r = 0;
+	int i, j, r = 0, e;
 
 	if (!l->measure)
 		return 0;
 	/* Attachments to cgroups track left go (track_scope moved its main one). */
-	for (i = 0; i < l->nrecv;) {
-		for (j = 0; j < n && ids[j] != l->recv_id[i]; j++)
+	for (i = 0; i < l->ncg;) {
+		for (j = 0; j < n && ids[j] != l->cg_id[i]; j++)
 			;
-		if (j < n) {
+		if (j < n)
 			i++;
-			continue;
-		}
-		bpf_link__destroy(l->recv[i]);
-		l->recv[i] = l->recv[--l->nrecv];
-		l->recv_id[i] = l->recv_id[l->nrecv];
+		else
+			unfollow(l, i);
 	}
 	for (j = 0; j < n; j++) {
-		struct bpf_link *link;
-
-		for (i = 0; i < l->nrecv && l->recv_id[i] != ids[j]; i++)
+		for (i = 0; i < l->ncg && l->cg_id[i] != ids[j]; i++)
 			;
-		if (i < l->nrecv || !ids[j])
-			continue;
-		if (l->nrecv == LAT_MAX_CGROUPS) {
-			snprintf(err, errlen, "attached to %d cgroups already", LAT_MAX_CGROUPS);
-			r = -ENOSPC;
-			continue;
-		}
-		fd = cgroup_open_id(ids[j]);
-		if (fd < 0) {
-			snprintf(err, errlen, "cannot open the cgroup with id %llu: %s",
-				 (unsigned long long)ids[j], strerror(-fd));
-			r = fd;
-			continue;
-		}
-		link = bpf_program__attach_cgroup(l->skel->progs.lat_rx, fd);
-		close(fd);
-		if (!link) {
-			r = -errno;
-			snprintf(err, errlen,
-				 "cannot attach the latency program to cgroup %llu: %s",
-				 (unsigned long long)ids[j], strerror(errno));
-			continue;
-		}
-		l->recv_id[l->nrecv] = ids[j];
-		l->recv[l->nrecv++] = link;
+		if (i == l->ncg && ids[j] && (e = follow(l, ids[j], err, errlen)))
+			r = e;
 	}
 	return r;
 }
@@ -188,8 +206,8 @@ int latency_follow(struct latency *l, const __u64 *ids, int n, char *err, size_t
 void latency_close(struct latency *l)
 {
 	bpf_link__destroy(l->graft);
-	while (l->nrecv > 0)
-		bpf_link__destroy(l->recv[--l->nrecv]);
+	while (l->ncg > 0)
+		unfollow(l, l->ncg - 1);
 	latency_bpf__destroy(l->skel);
 	free(l->buf);
 	memset(l, 0, sizeof(*l));

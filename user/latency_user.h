@@ -13,14 +13,15 @@
 struct latency_bpf;
 struct bpf_link;
 
-/* cgroups the ingress program follows track to: its main one and adopted servers'. */
+/* cgroups the cgroup_skb programs follow track to: its main one and adopted servers'. */
 #define LAT_MAX_CGROUPS (1 + TRACK_MAX_EXTRA)
 
 struct latency {
 	struct latency_bpf *skel;
-	struct bpf_link *recv[LAT_MAX_CGROUPS]; /* cgroup_skb/ingress, one per cgroup */
-	__u64 recv_id[LAT_MAX_CGROUPS];
-	int nrecv;
+	/* cgroup_skb ingress and egress, per cgroup track runs for */
+	struct bpf_link *rx[LAT_MAX_CGROUPS], *tx[LAT_MAX_CGROUPS];
+	__u64 cg_id[LAT_MAX_CGROUPS];
+	int ncg;
 	struct bpf_link *graft; /* sock_graft (NULL: no accept waits) */
 	int hist_fd;		/* -1: not loaded */
 	bool measure;		/* false: latency = off, the map only (to forget) */
@@ -31,17 +32,17 @@ struct latency {
 /*
  * Load latency with its maps pinned under pin_dir (shared with track),
  * forget the versions an earlier agent measured, and, if measure, attach
- * the accept hook (not pinned: the incoming side and accept waits are
- * measured while this agent runs).  Without measure nothing is attached
+ * the accept hook (links not pinned: latency is measured while this agent
+ * runs).  Without measure nothing is attached
  * and latency_register refuses (latency = off).  0, or -errno with a
  * one-line reason in err; on failure nothing is measured and every call
  * below returns -ENOTSUP.
  */
 int latency_open(struct latency *l, const char *pin_dir, bool measure, char *err, size_t errlen);
 /*
- * Run the ingress program for sockets made in exactly the cgroups with
- * these ids (track's: track_cgroups), so that no other socket of the host
- * runs it: attach where missing, detach where no longer listed.  0, or the
+ * Run the cgroup_skb programs for sockets made in exactly the cgroups
+ * with these ids (track's: track_cgroups), so that no other socket of the
+ * host runs them: attach where missing, detach where no longer listed.  0, or the
  * last -errno with err (the other cgroups are done).
  */
 int latency_follow(struct latency *l, const __u64 *ids, int n, char *err, size_t errlen);
