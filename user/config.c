@@ -311,7 +311,7 @@ static int service_end(struct parser *p)
 	if (path_line && !uses_http)
 		return perr_at(p, path_line,
 			       "health-path is set but neither ready nor health is http");
-	if (svc->latency_off && (svc->max_p99_ms || svc->max_accept_p99_ms)) {
+	if (svc->latency == LATENCY_OFF && (svc->max_p99_ms || svc->max_accept_p99_ms)) {
 		const char *k = svc->max_p99_ms ? "max-p99" : "max-accept-wait-p99";
 
 		return perr_at(p, key_line(p, k),

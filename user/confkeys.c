@@ -697,21 +697,24 @@ static int set_analysis_timeout(struct parser *p, const char *key, const char *v
 	return set_gate_duration(p, key, val, &p->svc->analysis_timeout_ms, false);
 }
 
-/* latency = on | off, agent-wide in [agent], per service in [service NAME]. */
+/* latency: on | off in [agent]; auto | on | off in [service NAME]. */
 static int set_latency(struct parser *p, const char *key, const char *val)
 {
-	bool off;
-
-	if (!strcmp(val, "off"))
-		off = true;
+	if (p->kind == SECT_AGENT) {
+		if (strcmp(val, "on") && strcmp(val, "off"))
+			return perr(p, "%s must be on or off in [agent], not \"%.*s\"", key,
+				    ECHO_MAX, val);
+		p->cfg->agent.latency_off = !strcmp(val, "off");
+		return 0;
+	}
+	if (!strcmp(val, "auto"))
+		p->svc->latency = LATENCY_AUTO;
 	else if (!strcmp(val, "on"))
-		off = false;
+		p->svc->latency = LATENCY_ON;
+	else if (!strcmp(val, "off"))
+		p->svc->latency = LATENCY_OFF;
 	else
-		return perr(p, "%s must be on or off, not \"%.*s\"", key, ECHO_MAX, val);
-	if (p->kind == SECT_AGENT)
-		p->cfg->agent.latency_off = off;
-	else
-		p->svc->latency_off = off;
+		return perr(p, "%s must be auto, on or off, not \"%.*s\"", key, ECHO_MAX, val);
 	return 0;
 }
 

@@ -23,6 +23,7 @@ static struct steer st;
 static struct track tr;
 static struct latency lat = {.hist_fd = -1};
 static bool lat_on = true; /* [agent] latency */
+static bool lat_wanted;	   /* a version was measured: the latency programs follow track */
 /* drain-http's program: loaded at its first use; 1 loaded, -1 could not be. */
 static struct drain dr;
 static int dr_state;
@@ -179,8 +180,11 @@ static void latency_follow_track(void)
 {
 	__u64 ids[1 + TRACK_MAX_EXTRA];
 	char err[256];
-	int n = track_cgroups(&tr, ids, 1 + TRACK_MAX_EXTRA);
+	int n;
 
+	if (!lat_wanted)
+		return;
+	n = track_cgroups(&tr, ids, 1 + TRACK_MAX_EXTRA);
 	if (latency_follow(&lat, ids, n, err, sizeof(err)))
 		log_warnx("response times are not measured on some listeners: %s", err);
 }
@@ -311,10 +315,16 @@ int dp_attach(int fd)
 void dp_measure(const struct version *v)
 {
 	/* Registered: track gives its new connections latency state; else none. */
-	if (lat_on && !v->svc->conf.latency_off)
+	if (lat_on && LATENCY_MEASURED(&v->svc->conf)) {
 		latency_register(&lat, v->svc->id, v->num);
-	else
+		/* The programs run from the first version measured on (none: no cost at all). */
+		if (!lat_wanted) {
+			lat_wanted = true;
+			latency_follow_track();
+		}
+	} else {
 		latency_forget(&lat, v->svc->id, v->num);
+	}
 }
 
 int dp_register(const struct version *v)
