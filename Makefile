@@ -48,6 +48,7 @@ TESTS     += $(BUILD)/test_migrate $(BUILD)/test_fsm $(BUILD)/test_listen $(BUIL
 TESTS     += $(BUILD)/test_nlack
 TESTS     += $(BUILD)/test_fsm_hold
 TESTS     += $(BUILD)/test_lathist
+TESTS     += $(BUILD)/test_conflat
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -75,6 +76,10 @@ $(BUILD)/demo-server: tools/demo-server.c | $(BUILD)
 	$(Q)$(CC) $(CFLAGS) $< $(LDFLAGS) -o $@
 
 $(BUILD)/test_config: tests/unit/test_config.c $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+
+$(BUILD)/test_conflat: tests/unit/test_conflat.c $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o $(BUILD)/rollconf.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
 

@@ -16,6 +16,9 @@
  *   keep-alive (one connection per client per window, requests on it):
  *     off     steer + track, latency off
  *     on      steer + track + latency
+ *     miss    steer + track, the latency programs attached but this version
+ *             not measured (what a service without latency pays while
+ *             another one is measured)
  *
  * Between windows only the programs and the version's latency entry
  * change.  A round is one short window of each mode, in an order that
@@ -77,8 +80,8 @@
 #define MAX_ROUNDS 4000
 #define MAX_FD	   65536
 
-enum mode { M_KERNEL, M_FULL, M_LAT, NMODES };
-static const char *mode_name[NMODES] = {"kernel", "full", "lat"};
+enum mode { M_KERNEL, M_FULL, M_LAT, M_MISS, NMODES };
+static const char *mode_name[NMODES] = {"kernel", "full", "lat", "miss"};
 
 static struct {
 	int rounds;
@@ -384,7 +387,7 @@ static int set_mode(enum mode m)
 {
 	int zero = 0;
 
-	if (m != M_LAT && llink) {
+	if (m != M_LAT && m != M_MISS && llink) {
 		bpf_link__destroy(llink);
 		bpf_link__destroy(llink_tx);
 		llink = llink_tx = NULL;
@@ -405,7 +408,7 @@ static int set_mode(enum mode m)
 		return -1;
 	if (!tlink && !(tlink = bpf_program__attach_cgroup(tskel->progs.track, cgfd)))
 		return -1;
-	if (m == M_LAT && !llink &&
+	if ((m == M_LAT || m == M_MISS) && !llink &&
 	    (!(llink = bpf_program__attach_cgroup(lskel->progs.lat_rx, cgfd)) ||
 	     !(llink_tx = bpf_program__attach_cgroup(lskel->progs.lat_tx, cgfd))))
 		return -1;
@@ -591,7 +594,7 @@ int main(int argc, char **argv)
 					   {"port", 1, 0, 'p'},	   {"json", 1, 0, 'j'},
 					   {"pin-dir", 1, 0, 'd'}, {0, 0, 0, 0}};
 	struct steer_service svc = {.mode = STEER_STICKY};
-	double ratio[4][MAX_ROUNDS], med[4], cil[4], cih[4];
+	double ratio[5][MAX_ROUNDS], med[5], cil[5], cih[5];
 	uint64_t errs = 0;
 	struct runstat sc = {0}, sk = {0}, su = {0};
 	long pp_in = 0, pp_out = 0;
@@ -703,9 +706,9 @@ int main(int argc, char **argv)
 		pthread_create(&clients[i].th, NULL, client_main, &clients[i]);
 	}
 
-	/* Rounds: new connections over the three modes, then keep-alive over full and lat. */
+	/* Rounds: new connections over kernel, full, lat; then keep-alive over full, lat, miss. */
 	for (int ka = 0; ka < 2; ka++) {
-		int nm = ka ? 2 : 3;
+		int nm = 3;
 
 		keepalive = ka;
 		for (k = 0; k < o.rounds; k++) {
@@ -713,8 +716,7 @@ int main(int argc, char **argv)
 				/* Cycle the order: each mode first, last and between equally often.
 				 */
 				enum mode m =
-				    ka ? (enum mode)(M_FULL + (k + i) % 2)
-				       : (enum mode)(((k / 3) % 2 ? (k + 2 * i) : (k + i)) % 3);
+				    (enum mode)(ka + ((k / 3) % 2 ? (k + 2 * i) : (k + i)) % 3);
 
 				rates[ka][m][k] = window(m, &errs);
 				if (rates[ka][m][k] < 0) {
@@ -729,10 +731,11 @@ int main(int argc, char **argv)
 				ratio[2][k] = rates[0][M_FULL][k] / rates[0][M_KERNEL][k];
 			} else {
 				ratio[3][k] = rates[1][M_LAT][k] / rates[1][M_FULL][k];
+				ratio[4][k] = rates[1][M_MISS][k] / rates[1][M_FULL][k];
 			}
 		}
 	}
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 5; i++)
 		med[i] = median_ci(ratio[i], o.rounds, &cil[i], &cih[i]);
 
 	/* Run time, with statistics on (they cost time themselves: not in the windows above). */
@@ -803,7 +806,8 @@ stop:
 			"  \"lat_full\": {\"median\": %.4f, \"ci95\": [%.4f, %.4f]},\n"
 			"  \"full_kernel\": {\"median\": %.4f, \"ci95\": [%.4f, %.4f]}},\n"
 			" \"keepalive\": {\"off\": %.0f, \"on\": %.0f,\n"
-			"  \"on_off\": {\"median\": %.4f, \"ci95\": [%.4f, %.4f]}},\n"
+			"  \"on_off\": {\"median\": %.4f, \"ci95\": [%.4f, %.4f]},\n"
+			"  \"miss_off\": {\"median\": %.4f, \"ci95\": [%.4f, %.4f]}},\n"
 			" \"stats\": {\"conn\": {\"rx_ns_per_run\": %.1f, \"rx_runs\": %.2f,"
 			" \"tx_ns_per_run\": %.1f, \"tx_runs\": %.2f, \"ns\": %.0f},\n"
 			"  \"keepalive\": {\"rx_ns_per_run\": %.1f, \"rx_runs\": %.2f,"
@@ -813,20 +817,20 @@ stop:
 			"  \"other_cgroup\": {\"round_trips\": %ld, \"runs\": %llu}}}\n",
 			o.rounds, o.seconds, o.clients, (unsigned long long)errs, kr, fr, lr,
 			med[0], cil[0], cih[0], med[1], cil[1], cih[1], med[2], cil[2], cih[2],
-			kaoff, kaon, med[3], cil[3], cih[3], per(sc.lns, sc.lcnt),
-			per(sc.lcnt, sc.reqs), per(sc.tns, sc.tcnt), per(sc.tcnt, sc.reqs),
-			per(sc.lns + sc.tns, sc.reqs), per(sk.lns, sk.lcnt), per(sk.lcnt, sk.reqs),
-			per(sk.tns, sk.tcnt), per(sk.tcnt, sk.reqs), per(sk.lns + sk.tns, sk.reqs),
-			pp_in, (unsigned long long)su.lcnt, per(su.lns, su.lcnt),
-			(unsigned long long)su.tcnt, per(su.tns, su.tcnt), pp_out,
-			(unsigned long long)runs_out);
+			kaoff, kaon, med[3], cil[3], cih[3], med[4], cil[4], cih[4],
+			per(sc.lns, sc.lcnt), per(sc.lcnt, sc.reqs), per(sc.tns, sc.tcnt),
+			per(sc.tcnt, sc.reqs), per(sc.lns + sc.tns, sc.reqs), per(sk.lns, sk.lcnt),
+			per(sk.lcnt, sk.reqs), per(sk.tns, sk.tcnt), per(sk.tcnt, sk.reqs),
+			per(sk.lns + sk.tns, sk.reqs), pp_in, (unsigned long long)su.lcnt,
+			per(su.lns, su.lcnt), (unsigned long long)su.tcnt, per(su.tns, su.tcnt),
+			pp_out, (unsigned long long)runs_out);
 		fprintf(
 		    stderr,
 		    "lat-bench: new conns/s kernel %.0f full %.0f lat %.0f: lat/kernel %.4f "
 		    "(%.4f-%.4f), lat/full %.4f (%.4f-%.4f); keep-alive req/s off %.0f on %.0f: "
-		    "on/off %.4f (%.4f-%.4f); errors %llu\n",
+		    "on/off %.4f (%.4f-%.4f), unmeasured/off %.4f (%.4f-%.4f); errors %llu\n",
 		    kr, fr, lr, med[0], cil[0], cih[0], med[1], cil[1], cih[1], kaoff, kaon, med[3],
-		    cil[3], cih[3], (unsigned long long)errs);
+		    cil[3], cih[3], med[4], cil[4], cih[4], (unsigned long long)errs);
 	}
 	if (out != stdout)
 		fclose(out);

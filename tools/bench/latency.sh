@@ -10,6 +10,8 @@
 #    request; on a socket of the same cgroup baton does not count; and how
 #    often they ran for a socket of another cgroup (the host's other
 #    servers: must be never).
+#  - keep-alive requests/s of a version not measured (latency = off or auto
+#    without a gate) while the programs are attached for another one;
 # usage: tools/bench/latency.sh BUILD_DIR OUT_JSON
 . "$(dirname "$0")/common.sh"
 bench_enter "$@"
@@ -40,6 +42,8 @@ row "same, against steer + track with latency = off" "$(g conn.lat)/s" "$(g conn
 	"$(ratio conn.lat_full 0.97)"
 row "keep-alive requests/s, latency on against off" "$(g keepalive.on)/s" \
 	"$(g keepalive.off)/s" "$(ratio keepalive.on_off 0.97)"
+row "keep-alive requests/s of a version not measured while another is, against latency off" \
+	"-" "-" "$(ratio keepalive.miss_off 0.97)"
 row "latency programs' run time per new connection (BPF run-time stats)" \
 	"$(g stats.conn.ns) ns ($(g stats.conn.rx_runs) in x $(g stats.conn.rx_ns_per_run) ns, $(g stats.conn.tx_runs) out x $(g stats.conn.tx_ns_per_run) ns)" "-" "-"
 row "latency programs' run time per keep-alive request" \
