@@ -67,6 +67,9 @@ ok_reqs=0
 for _ in $(seq $N); do curl -sf -o /dev/null http://127.0.0.1:8080/ && ok_reqs=$((ok_reqs + 1)); done
 check_eq "web serves on: $N requests answered" "$N" "$ok_reqs"
 check_eq "v1 is no longer measured: no response histogram in /metrics" "" "$(count)"
+sleep 1.2
+check_eq "and status --json shows no latency for it" null \
+	"$("$BATON" status web --json | jq -c '.[0].versions[0].latency')"
 # On again: a new histogram, which has exactly the requests made from now on.
 sed -i "s/^latency = off/latency = on/" "$T/web.conf"
 out=$("$BATON" reload 2>&1)
