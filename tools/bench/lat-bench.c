@@ -1,18 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * lat-bench: the cost of measuring latency (bpf/latency.bpf.c and track's
- * write callback), side by side in one process, as ratios of one run.
+ * lat-bench: the cost of measuring latency (bpf/latency.bpf.c's cgroup_skb
+ * programs), side by side in one process, as ratios of one run.
  *
  * One reuseport group of 2 instances on 127.0.0.1:PORT, each served by an
- * epoll thread answering HTTP requests; client threads on 127.1.x.y.  This
- * process lives in a cgroup v2 of its own, where track and the latency
- * ingress program are attached, as the agent's cgroup is.  Two loads:
+ * epoll thread answering HTTP requests; client threads on 127.1.x.y.  The
+ * listeners are made in a cgroup v2 of this process's own, where track and
+ * the latency programs are attached, as in the agent's cgroup; then the
+ * process goes back to its cgroup, so that the clients' sockets are
+ * another cgroup's (accepted connections keep their listener's).  Two loads:
  *
  *   new connections (connect, request, answer, close), in three modes:
  *     kernel  no program: the kernel's reuseport hash
  *     full    steer + track, latency off (the version is not measured)
- *     lat     steer + track + latency: the version measured, the ingress
- *             program attached
+ *     lat     steer + track + latency: the version measured, the latency
+ *             programs attached
  *   keep-alive (one connection per client per window, requests on it):
  *     off     steer + track, latency off
  *     on      steer + track + latency
@@ -25,11 +27,11 @@
  * cycles through the permutations; each round gives a ratio, and the median
  * over the rounds is reported with a distribution-free 95% interval.
  *
- * Then, with BPF run-time statistics on (BPF_ENABLE_STATS): the ingress
- * program's and track's run time per run and per request, and the cost
- * where baton does not count: ping-pong on a plain listener in the same
- * cgroup (the program runs and finds no state), and in a child process in
- * the cgroup this process came from (the program must not run at all).
+ * Then, with BPF run-time statistics on (BPF_ENABLE_STATS): the ingress and
+ * egress programs' run time per run, per connection and per request, and
+ * the cost where baton does not count: ping-pong with a plain listener made
+ * in the same cgroup (the programs run and find no state), and in a child
+ * process in the cgroup this process came from (they must not run at all).
  *
  * Run as root in a private network namespace (lo up).  Writes one JSON
  * object to --json FILE (or stdout), a summary to stderr.
