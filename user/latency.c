@@ -86,16 +86,7 @@ int latency_open(struct latency *l, const char *pin_dir, bool measure, char *err
 	l->hist_fd = bpf_map__fd(l->skel->maps.latency);
 	forget_all(l->hist_fd);
 	l->measure = measure;
-	if (!measure)
-		return 0; /* the map only, to forget; nothing attached, nothing runs */
-	/* Without the BPF LSM (not among the active LSMs) only accept waits go unmeasured. */
-	l->graft = bpf_program__autoload(l->skel->progs.lat_graft)
-		       ? bpf_program__attach(l->skel->progs.lat_graft)
-		       : NULL;
-	if (!l->graft && bpf_program__autoload(l->skel->progs.lat_graft))
-		log_warnx("accept waits are not measured: cannot attach to the sock_graft LSM "
-			  "hook: %s (is \"bpf\" in the kernel's lsm= list?)",
-			  strerror(errno));
+	/* Attached at the first latency_follow: until a version is measured, nothing runs. */
 	return 0;
 fail:
 	latency_close(l);
@@ -185,6 +176,22 @@ int latency_follow(struct latency *l, const __u64 *ids, int n, char *err, size_t
 
 	if (!l->measure)
 		return 0;
+	/*
+	 * The accept hook runs for every accept() of the host (a lookup that
+	 * finds nothing on others): attached once something is measured.
+	 */
+	if (!l->graft_tried) {
+		l->graft_tried = true;
+		/* Without the BPF LSM (not among the active LSMs) only accept waits go unmeasured.
+		 */
+		l->graft = bpf_program__autoload(l->skel->progs.lat_graft)
+			       ? bpf_program__attach(l->skel->progs.lat_graft)
+			       : NULL;
+		if (!l->graft && bpf_program__autoload(l->skel->progs.lat_graft))
+			log_warnx("accept waits are not measured: cannot attach to the sock_graft "
+				  "LSM hook: %s (is \"bpf\" in the kernel's lsm= list?)",
+				  strerror(errno));
+	}
 	/* Attachments to cgroups track left go (track_scope moved its main one). */
 	for (i = 0; i < l->ncg;) {
 		for (j = 0; j < n && ids[j] != l->cg_id[i]; j++)

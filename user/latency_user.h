@@ -23,6 +23,7 @@ struct latency {
 	__u64 cg_id[LAT_MAX_CGROUPS];
 	int ncg;
 	struct bpf_link *graft; /* sock_graft (NULL: no accept waits) */
+	bool graft_tried;	/* attached (or failed to) at the first latency_follow */
 	int hist_fd;		/* -1: not loaded */
 	bool measure;		/* false: latency = off, the map only (to forget) */
 	int ncpu;
@@ -31,9 +32,9 @@ struct latency {
 
 /*
  * Load latency with its maps pinned under pin_dir (shared with track),
- * forget the versions an earlier agent measured, and, if measure, attach
- * the accept hook (links not pinned: latency is measured while this agent
- * runs).  Without measure nothing is attached
+ * and forget the versions an earlier agent measured; nothing is attached
+ * before latency_follow (links not pinned: latency is measured while this
+ * agent runs).  Without measure nothing is attached
  * and latency_register refuses (latency = off).  0, or -errno with a
  * one-line reason in err; on failure nothing is measured and every call
  * below returns -ENOTSUP.
@@ -42,7 +43,8 @@ int latency_open(struct latency *l, const char *pin_dir, bool measure, char *err
 /*
  * Run the cgroup_skb programs for sockets made in exactly the cgroups
  * with these ids (track's: track_cgroups), so that no other socket of the
- * host runs them: attach where missing, detach where no longer listed.  0, or the
+ * host runs them: attach where missing, detach where no longer listed;
+ * the first call also attaches the accept hook.  0, or the
  * last -errno with err (the other cgroups are done).
  */
 int latency_follow(struct latency *l, const __u64 *ids, int n, char *err, size_t errlen);
