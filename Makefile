@@ -50,6 +50,7 @@ TESTS     += $(BUILD)/test_nlack
 TESTS     += $(BUILD)/test_acceptq
 TESTS     += $(BUILD)/test_fsm_hold
 TESTS     += $(BUILD)/test_lathist
+TESTS     += $(BUILD)/test_conflat
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -77,6 +78,10 @@ $(BUILD)/demo-server: tools/demo-server.c | $(BUILD)
 	$(Q)$(CC) $(CFLAGS) $< $(LDFLAGS) -o $@
 
 $(BUILD)/test_config: tests/unit/test_config.c $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+
+$(BUILD)/test_conflat: tests/unit/test_conflat.c $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o $(BUILD)/rollconf.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
 
@@ -173,13 +178,17 @@ demo: deps
 	$(Q)tools/demo.sh $(BUILD)
 
 # Benchmarks (docs/performance.md): every part, or one with PART=steer|swaps|switch|proxy|footprint|scale|reset|rollout.
-BENCH_BINS := $(BUILD)/steer-bench $(BUILD)/loadgen $(BUILD)/drain-bench
+BENCH_BINS := $(BUILD)/steer-bench $(BUILD)/loadgen $(BUILD)/drain-bench $(BUILD)/lat-bench
 bench:
 	$(Q)tools/deps.sh bench
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
 	$(Q)tools/bench/run.sh $(BUILD) $(PART)
 
 $(BUILD)/steer-bench: tools/bench/steer-bench.c $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o $(LDFLAGS) -lbpf -lelf -lz -lm -pthread -o $@
+
+$(BUILD)/lat-bench: tools/bench/lat-bench.c $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o $(LDFLAGS) -lbpf -lelf -lz -lm -pthread -o $@
 

@@ -52,13 +52,19 @@ static __always_inline int key_of(const struct bpf_sock_ops *skops, struct conn_
 	return -1;
 }
 
-/* Measure this connection's accept wait and response times (bpf/latency.bpf.c). */
+/*
+ * Measure this connection's accept wait and response times
+ * (bpf/latency.bpf.c) if the agent measures its version (it made the
+ * version's latency entry).  A connection left unmeasured gets no storage,
+ * and the latency programs do no more than look for it.
+ */
 static __always_inline void latency_begin(struct bpf_sock_ops *skops, const struct conn_owner *own)
 {
+	struct version_key k = {.service = own->service, .version = own->version};
 	struct bpf_sock *sk = skops->sk;
 	struct lat_sock *ls;
 
-	if (!sk)
+	if (!sk || !bpf_map_lookup_elem(&latency, &k))
 		return;
 	ls = bpf_sk_storage_get(&lat_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!ls)
@@ -67,29 +73,6 @@ static __always_inline void latency_begin(struct bpf_sock_ops *skops, const stru
 	ls->version = own->version;
 	ls->req_ns = 0;
 	ls->est_ns = bpf_ktime_get_ns();
-}
-
-/*
- * An outgoing segment of a counted connection (HDR_OPT_LEN_CB, asked for by
- * WRITE_HDR_OPT_CB_FLAG; this program reserves no option space, so the
- * segment is unchanged).  skb_len is the payload: the kernel asks before it
- * pushes the TCP header; 0 for a pure ACK and for the MSS computation.
- */
-static __always_inline void latency_sent(struct bpf_sock_ops *skops)
-{
-	struct bpf_sock *sk = skops->sk;
-	struct lat_sock *ls;
-	__u64 now;
-
-	if (!skops->skb_len || !sk)
-		return;
-	ls = bpf_sk_storage_get(&lat_socks, sk, 0, 0);
-	if (!ls || !ls->req_ns)
-		return;
-	now = bpf_ktime_get_ns();
-	if (now > ls->req_ns)
-		lat_record(ls, LAT_RESPONSE, now - ls->req_ns);
-	ls->req_ns = 0;
 }
 
 static __always_inline void established(struct bpf_sock_ops *skops)
@@ -110,9 +93,8 @@ static __always_inline void established(struct bpf_sock_ops *skops)
 	__sync_fetch_and_add(&c->accepted, 1);
 	__sync_fetch_and_add(&c->live, 1);
 	latency_begin(skops, &own);
-	/* Ask for state changes on this socket, to see its close, and for its outgoing segments. */
-	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG |
-					     BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+	/* Ask for state changes on this socket, to see its close. */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
 /*
@@ -241,9 +223,6 @@ int track(struct bpf_sock_ops *skops)
 	switch (skops->op) {
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		established(skops);
-		break;
-	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
-		latency_sent(skops);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] == BPF_TCP_CLOSE)

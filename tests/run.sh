@@ -67,6 +67,7 @@ for s in $suites; do
 		run fsm-hold "$B/test_fsm_hold"
 		run fsm-rolling "$B/test_fsm_rolling"
 		run lathist "$B/test_lathist"
+		run conflat "$B/test_conflat"
 		run listen unshare -n sh -c "ip link set lo up && exec $B/test_listen"
 		run nlack "$B/test_nlack"
 		run acceptq "$B/test_acceptq"

@@ -364,6 +364,7 @@ int agent_main(const struct agent_opts *o)
 	}
 	libbpf_set_print(log_libbpf);
 	ncookies = st ? state_cookies(st, &cookies) : 0;
+	dp_set_latency(!cfg->agent.latency_off);
 	r = dp_open(cfg->agent.bpf_dir, cookies, ncookies, err, sizeof(err));
 	free(cookies);
 	if (r) {

@@ -78,7 +78,10 @@ static const struct help helps[] = {
     {"unpin", "baton unpin SERVICE CIDR [-s SOCKET]", "Remove the pin of CIDR."},
     {"status", "baton status [SERVICE] [--json] [-s SOCKET]",
      "Show each service's versions: state, weight, instances and pids, and the\n"
-     "steering counters.  --json prints the agent's answer for scripts."},
+     "steering counters, and the response time p50/p90/p99 of the last second of\n"
+     "each version the kernel measures (latency = on, or auto with a latency gate\n"
+     "such as max-p99; [agent] latency = off measures none).  --json prints the\n"
+     "agent's answer for scripts."},
     {"watch", "baton watch [SERVICE] [-n SECONDS] [--count N] [-s SOCKET]",
      "Refresh a per-version view every SECONDS (default 1): state, weight, live\n"
      "connections, and connections accepted per second since the last refresh.\n"

@@ -311,6 +311,14 @@ static int service_end(struct parser *p)
 	if (path_line && !uses_http)
 		return perr_at(p, path_line,
 			       "health-path is set but neither ready nor health is http");
+	if (svc->latency == LATENCY_OFF && (svc->max_p99_ms || svc->max_accept_p99_ms)) {
+		const char *k = svc->max_p99_ms ? "max-p99" : "max-accept-wait-p99";
+
+		return perr_at(p, key_line(p, k),
+			       "%s needs latency measured, but latency = off (line %d): remove "
+			       "one of them",
+			       k, key_line(p, "latency"));
+	}
 	return service_end_rolling(p);
 }
 
@@ -500,6 +508,12 @@ static int check_services(struct parser *p)
 			return perr(p,
 				    "service \"%s\" has no listen address (add listen = ADDR:PORT)",
 				    svc->name);
+		if (p->cfg->agent.latency_off && (svc->max_p99_ms || svc->max_accept_p99_ms))
+			return perr(
+			    p,
+			    "service \"%s\" has a latency gate (%s) but [agent] has latency "
+			    "= off: remove one of them",
+			    svc->name, svc->max_p99_ms ? "max-p99" : "max-accept-wait-p99");
 		if (svc->ngates && !p->cfg->agent.prometheus[0])
 			return perr(p,
 				    "service \"%s\" has gates but no Prometheus to ask (add "

@@ -697,6 +697,27 @@ static int set_analysis_timeout(struct parser *p, const char *key, const char *v
 	return set_gate_duration(p, key, val, &p->svc->analysis_timeout_ms, false);
 }
 
+/* latency: on | off in [agent]; auto | on | off in [service NAME]. */
+static int set_latency(struct parser *p, const char *key, const char *val)
+{
+	if (p->kind == SECT_AGENT) {
+		if (strcmp(val, "on") && strcmp(val, "off"))
+			return perr(p, "%s must be on or off in [agent], not \"%.*s\"", key,
+				    ECHO_MAX, val);
+		p->cfg->agent.latency_off = !strcmp(val, "off");
+		return 0;
+	}
+	if (!strcmp(val, "auto"))
+		p->svc->latency = LATENCY_AUTO;
+	else if (!strcmp(val, "on"))
+		p->svc->latency = LATENCY_ON;
+	else if (!strcmp(val, "off"))
+		p->svc->latency = LATENCY_OFF;
+	else
+		return perr(p, "%s must be auto, on or off, not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
 static int set_hook_timeout(struct parser *p, const char *key, const char *val)
 {
 	return set_duration(p, key, val, &p->svc->hook_timeout_ms, false);
@@ -710,6 +731,7 @@ const struct key_def conf_keys[] = {
     {"cgroup-dir", SECT_AGENT, false, set_cgroup_dir},
     {"metrics", SECT_AGENT, false, set_metrics},
     {"prometheus", SECT_AGENT, false, set_prometheus},
+    {"latency", SECT_AGENT, false, set_latency},
     {"listen", SECT_SERVICE, true, set_listen},
     {"exec", SECT_SERVICE, false, set_exec},
     {"instances", SECT_SERVICE, false, set_instances},
@@ -758,6 +780,7 @@ const struct key_def conf_keys[] = {
     {"max-accept-wait-p99", SECT_SERVICE, false, set_max_accept_p99},
     {"min-samples", SECT_SERVICE, false, set_min_samples},
     {"analysis-timeout", SECT_SERVICE, false, set_analysis_timeout},
+    {"latency", SECT_SERVICE, false, set_latency},
     {"before-start", SECT_SERVICE, false, set_hook},
     {"after-switch", SECT_SERVICE, false, set_hook},
     {"after-drain", SECT_SERVICE, false, set_hook},

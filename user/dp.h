@@ -35,6 +35,16 @@ int dp_open(const char *bpf_dir, const __u64 *cookies, int ncookies, char *err, 
  */
 int dp_track_scope(const char *cgroup, char *err, size_t errlen);
 int dp_track_cover(const char *cgroup, char *err, size_t errlen);
+/*
+ * [agent] latency, before dp_open: off loads nothing that runs and measures
+ * no version.  On, the latency cgroup_skb programs are attached where track
+ * is (scope, cover) from the first version measured on: a host that
+ * measures nothing runs nothing.
+ */
+void dp_set_latency(bool on);
+/* Measure v's latency or not, as its service's latency setting says (LATENCY_MEASURED; at
+ * register, at reload). */
+void dp_measure(const struct version *v);
 void dp_close(bool unpin);
 
 /* A service's groups (one per listen address) and its policy entry. */
