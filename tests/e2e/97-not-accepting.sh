@@ -71,6 +71,10 @@ check_eq "logged once" 1 "$(grep -c 'web v2: not accepting: 10 connection(s) que
 
 # 3. A frozen version: v3, stopped with SIGSTOP, then thawed.
 check "deploy v3" "$BATON" deploy web -- "$DEMO"
+# Hung v2 goes at drain-timeout + kill-after; its 10 queued requests move to
+# v3 (and must be answered) before v3 is frozen, so that v3's queue is ours.
+for _ in $(seq "$(slow 100)"); do [ "$(cat "$T"/q.hung.* 2>/dev/null | grep -c version=v3)" = 10 ] && break; sleep 0.1; done
+check_eq "v2's 10 queued requests were answered by v3" 10 "$(cat "$T"/q.hung.* 2>/dev/null | grep -c version=v3)"
 v3=$(version_pids 3)
 # shellcheck disable=SC2086
 kill -STOP $v3
