@@ -206,6 +206,7 @@ static void service_defaults(struct service_conf *svc)
 	svc->health_interval_ms = 1000;
 	svc->health_timeout_ms = 1000;
 	svc->health_threshold = 3;
+	svc->keep_versions = KEEP_VERSIONS_DEFAULT;
 	svc->max_error_bp = 100;
 	svc->min_samples = 100;
 	svc->analysis_timeout_ms = 300000;

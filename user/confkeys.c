@@ -636,6 +636,20 @@ static int set_health_threshold(struct parser *p, const char *key, const char *v
 	return 0;
 }
 
+static int set_keep_versions(struct parser *p, const char *key, const char *val)
+{
+	unsigned long n;
+
+	/* The current version and at least one to roll back to. */
+	if (parse_uint(val, KEEP_VERSIONS_MAX, &n) < 0 || n < 2 || n > KEEP_VERSIONS_MAX)
+		return perr(p,
+			    "%s must be 2..%d (the current version and those baton rollback can "
+			    "go back to), not %.*s",
+			    key, KEEP_VERSIONS_MAX, ECHO_MAX, val);
+	p->svc->keep_versions = (int)n;
+	return 0;
+}
+
 static int set_max_error_rate(struct parser *p, const char *key, const char *val)
 {
 	char msg[CONF_ERR_LEN];
@@ -738,6 +752,7 @@ const struct key_def conf_keys[] = {
     {"max-surge", SECT_SERVICE, false, set_max_surge},
     {"max-unavailable", SECT_SERVICE, false, set_max_unavail},
     {"pause", SECT_SERVICE, false, set_pause},
+    {"keep-versions", SECT_SERVICE, false, set_keep_versions},
     {"health", SECT_SERVICE, false, set_health},
     {"health-path", SECT_SERVICE, false, set_health_path},
     {"health-command", SECT_SERVICE, false, set_health_command},
