@@ -207,6 +207,7 @@ FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude 
 		-Itests/fuzz $(FUZZ_SAN)
 FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confhooks confval fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
 FUZZ_OBJS    += $(FUZZ_DIR)/rollconf.o $(FUZZ_DIR)/fsm_rolling.o
+FUZZ_OBJS    += $(FUZZ_DIR)/fsm_history.o $(FUZZ_DIR)/history.o
 
 $(FUZZ_DIR):
 	$(Q)mkdir -p $@

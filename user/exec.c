@@ -624,7 +624,7 @@ static void redeploy(struct service *s, int num, struct client *c)
 	}
 	v = version_new_spec(s, NULL, &r->spec, err, sizeof(err));
 	if (!v) {
-		reply_err(c, "rollback: %s", err);
+		reply_err(c, "%s", err);
 		return;
 	}
 	log_info("%s: v%d is v%d started again (baton rollback)", s->conf.name, v->num, num);

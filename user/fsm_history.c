@@ -23,12 +23,20 @@ static void mark(struct fsm *f, int num, enum vr_end end, const char *how)
 {
 	struct vrecord *r = num ? history_find(f->s, num) : NULL;
 
+	unsigned last = 0;
+	int k;
+
 	if (!r)
 		return;
 	r->end = end;
 	r->ended = end == VR_ACTIVE ? 0 : f->wall;
-	if (end == VR_ACTIVE)
+	if (end == VR_ACTIVE) {
+		for (k = 0; k < f->s->nvrec; k++)
+			if (f->s->vrec[k].activated > last)
+				last = f->s->vrec[k].activated;
 		r->served = true;
+		r->activated = last + 1;
+	}
 	snprintf(r->how, sizeof(r->how), "%s", how ? how : "");
 }
 
@@ -83,15 +91,21 @@ void fsm_history_adopted(struct fsm *f, int num)
 	mark(f, num, VR_ACTIVE, "");
 }
 
-/* The version baton rollback without --to goes to: the last one that served before cur. */
+/*
+ * The version baton rollback without --to goes to: of those that served,
+ * the one that was the service's version last before cur (v1, v2, rollback
+ * to v1, v3: v1, not v2).
+ */
 static const struct vrecord *previous(struct service *s, int cur)
 {
+	const struct vrecord *p = NULL;
 	int k;
 
-	for (k = s->nvrec - 1; k >= 0; k--)
-		if (s->vrec[k].served && s->vrec[k].num != cur)
-			return &s->vrec[k];
-	return NULL;
+	for (k = 0; k < s->nvrec; k++)
+		if (s->vrec[k].served && s->vrec[k].num != cur &&
+		    (!p || s->vrec[k].activated > p->activated))
+			p = &s->vrec[k];
+	return p;
 }
 
 static void remembered(const struct service *s, char *buf, size_t len)
@@ -140,12 +154,25 @@ int fsm_rollback_target(struct fsm *f, int to, struct client *c, struct version 
 			return -EINVAL;
 		}
 	} else {
+		tv = s->previous >= 0 ? s->slot[s->previous] : NULL;
+		if (tv && tv->nalive &&
+		    (tv->phase == VP_DRAIN_DELAY || tv->phase == VP_DRAIN_WAIT)) {
+			*instant = tv; /* the version replaced last, unsignalled: as before */
+			return 0;
+		}
 		r = previous(s, cur);
-		if (!r) {
+		if (!r && cur) {
 			snprintf(msg, len,
 				 "%s: no previous version to roll back to (v%d is the only one "
 				 "that served; baton history %s)",
 				 name, cur, name);
+			return -ENOENT;
+		}
+		if (!r) {
+			snprintf(msg, len,
+				 "%s: no version has served yet, so there is none to roll back to "
+				 "(baton deploy %s -- COMMAND)",
+				 name, name);
 			return -ENOENT;
 		}
 	}

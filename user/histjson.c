@@ -35,6 +35,7 @@ json_t *history_json(const struct service *s)
 				      "user", r->spec.user, "workdir", r->spec.workdir);
 
 		json_object_set_new(j, "served", json_boolean(r->served));
+		json_object_set_new(j, "activated", json_integer(r->activated));
 		json_object_set_new(j, "rollback_of",
 				    r->rollback_of ? json_integer(r->rollback_of) : json_null());
 		json_array_append_new(arr, j);
@@ -95,6 +96,7 @@ static int record_from(json_t *j, struct vrecord *r)
 	r->ended = (time_t)json_integer_value(json_object_get(j, "ended"));
 	r->adopted = json_is_true(json_object_get(j, "adopted"));
 	r->served = json_is_true(json_object_get(j, "served"));
+	r->activated = (unsigned)json_integer_value(json_object_get(j, "activated"));
 	r->rollback_of = json_is_integer(rb) ? (int)json_integer_value(rb) : 0;
 	if (strv_from(json_object_get(j, "argv"), r->spec.argv, MAX_ARGS, true) ||
 	    strv_from(json_object_get(j, "env"), r->spec.env, MAX_ENV, false)) {

@@ -185,11 +185,12 @@ extern const char *const vr_end_names[];
 struct vrecord {
 	int num;
 	struct spawn_desc spec;
-	bool adopted;	 /* started outside baton: cannot be started again */
-	bool served;	 /* it was the service's version (a rollback's "previous" is one) */
-	int rollback_of; /* started again from this version's record by baton rollback; 0 */
-	time_t deployed; /* wall clock */
-	time_t ended;	 /* wall clock; 0: not yet */
+	bool adopted;	    /* started outside baton: cannot be started again */
+	bool served;	    /* it was the service's version (a rollback's "previous" is one) */
+	unsigned activated; /* when it last became the service's version: 1, 2, ... in order */
+	int rollback_of;    /* started again from this version's record by baton rollback; 0 */
+	time_t deployed;    /* wall clock */
+	time_t ended;	    /* wall clock; 0: not yet */
 	enum vr_end end;
 	char how[200]; /* replaced by, rolled back why, failed why */
 };

@@ -118,6 +118,7 @@ static void history_restore(struct service *s, json_t *js)
 			return;
 		history_find(s, v->num)->end = v->vslot == s->active ? VR_ACTIVE : VR_REPLACED;
 		history_find(s, v->num)->served = true;
+		history_find(s, v->num)->activated = v->vslot == s->active ? 2 : 1;
 	}
 }
 

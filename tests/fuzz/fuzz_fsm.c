@@ -18,6 +18,7 @@
 
 #include "fsm.h"
 #include "fuzz.h"
+#include "history.h"
 #include "log.h"
 
 static char *cmd[] = {"/bin/true", NULL};
@@ -65,6 +66,8 @@ static struct version *version_make(struct service *s, bool adopted)
 		v->nalive = v->ninst;
 	}
 	s->slot[i] = v;
+	/* deploy() remembers it in the rollback window (FA_REDEPLOY starts one again). */
+	FUZZ_CHECK(!history_record(s, v, 0, 1), "out of memory");
 	return v;
 }
 
@@ -155,6 +158,21 @@ static void perform(struct run *r)
 				   a->v->num);
 			forgotten[nf++] = a->v;
 			break;
+		case FA_REDEPLOY: {
+			/* exec.c: the version from the record, deployed as the rules said it may
+			 * be. */
+			char err[256];
+			struct version *v;
+
+			FUZZ_CHECK(history_find(r->s, (int)a->arg),
+				   "redeploy of v%lld not remembered", a->arg);
+			FUZZ_CHECK(!fsm_can_deploy(r->s, err, sizeof(err)),
+				   "redeploy while busy: %s", err);
+			v = version_make(r->s, false);
+			if (v)
+				owe(r, (struct fsm_event){.type = FE_DEPLOY, .v = v, .c = a->c});
+			break;
+		}
 		case FA_DEPLOY_DONE:
 		case FA_REPLY:
 			FUZZ_CHECK(a->text[0] || a->ok, "%s without a reason",
@@ -335,6 +353,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case FE_RESTORED:
 			continue; /* needs a state file's world; the unit test covers it */
+		case FE_ROLLBACK:
+			e.to = arg % 3 ? 0 : (arg >> 2) % 8; /* previous, or --to v0..v7 */
+			break;
 		case FE_GATE:
 			e.v = s->ro.stage != RO_NONE ? ro_new(s) : NULL;
 			e.inst = arg % 2;
@@ -353,6 +374,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	for (i = 0; i < MAX_VERSIONS; i++)
 		free(s->slot[i]);
+	history_clear(s);
 	free(s);
 	free(r);
 	return 0;

@@ -321,6 +321,31 @@ static void test_rollback_to_draining(void **state)
 	service_free(s);
 }
 
+/* "Previous" is the version that served last before the current one, not the last deployed. */
+static void test_previous_is_last_active(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2, *v3;
+
+	(void)state;
+	s->conf.drain_delay_ms = 10000;
+	v1 = deploy_ready(s, "/srv/v1", 0, NULL);
+	v2 = deploy_ready(s, "/srv/v2", 0, NULL);
+	EXPECT(s, ((struct fsm_event){.type = FE_ROLLBACK, .c = C2}),
+	       "vtimer v1 off; watch v1 off; place v1; policy; unplace v2; vtimer v2 +10000; "
+	       "reply ok");
+	v3 = deploy_ready(s, "/srv/v3", 0, NULL);
+	assert_int_equal(v1->phase, VP_DRAIN_DELAY);
+	now += 10000;
+	step(s, (struct fsm_event){.type = FE_VTIMER, .v = v1});
+	step(s, (struct fsm_event){.type = FE_VTIMER, .v = v2});
+	exits(s, v1);
+	exits(s, v2);
+	assert_int_equal(s->active, v3->vslot);
+	EXPECT(s, ((struct fsm_event){.type = FE_ROLLBACK, .c = C2}), "redeploy v1");
+	service_free(s);
+}
+
 /* Snapshot of what a refusal must leave as it was. */
 struct snap {
 	int active, previous, nvrec, next_num;
@@ -515,10 +540,15 @@ static void test_config_keep_versions(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_records),	  cmocka_unit_test(test_rollback_after_exit),
-	    cmocka_unit_test(test_rollback_to),	  cmocka_unit_test(test_rollback_to_draining),
-	    cmocka_unit_test(test_bad_rollbacks), cmocka_unit_test(test_window_bound),
-	    cmocka_unit_test(test_json),	  cmocka_unit_test(test_config_keep_versions),
+	    cmocka_unit_test(test_records),
+	    cmocka_unit_test(test_rollback_after_exit),
+	    cmocka_unit_test(test_rollback_to),
+	    cmocka_unit_test(test_rollback_to_draining),
+	    cmocka_unit_test(test_bad_rollbacks),
+	    cmocka_unit_test(test_window_bound),
+	    cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_config_keep_versions),
+	    cmocka_unit_test(test_previous_is_last_active),
 	};
 
 	log_init("test_history", -1);
