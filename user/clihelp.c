@@ -94,7 +94,8 @@ static const struct help helps[] = {
     {"rollback", "baton rollback SERVICE [--to vN] [-s SOCKET]",
      "Go back to the previous version (the last one that served before the\n"
      "current one), or with --to vN to any version baton history lists.  A version\n"
-     "still running and not yet told to exit (see drain-delay) gets all new\n"
+     "still running and not yet told to exit (see drain-delay; keep-warm = 1 keeps\n"
+     "it for rollback-window, in the map: one policy update) gets all new\n"
      "connections back at once.  One that exited starts again, with the command,\n"
      "environment, user and directory it ran with, as a new version number (its\n"
      "history says \"rollback of vN\"), rolled out with the service's strategy; the\n"

@@ -205,6 +205,8 @@ struct service_conf {
 	struct roll_amount max_unavail; /* default 0 */
 	unsigned pause_ms;		/* default 0: between batches of new instances */
 	int keep_versions; /* versions remembered for baton rollback, default 5 (history.c) */
+	bool keep_warm;	   /* the replaced version stays running, placed, with no traffic, */
+	unsigned rollback_window_ms; /* this long (default 600000): rollback is one policy update */
 };
 
 struct agent_conf {

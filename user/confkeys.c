@@ -650,6 +650,22 @@ static int set_keep_versions(struct parser *p, const char *key, const char *val)
 	return 0;
 }
 
+static int set_keep_warm(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "1") || !strcmp(val, "yes"))
+		p->svc->keep_warm = true;
+	else if (!strcmp(val, "0") || !strcmp(val, "no"))
+		p->svc->keep_warm = false;
+	else
+		return perr(p, "%s must be 1 or 0 (yes or no), not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
+static int set_rollback_window(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->rollback_window_ms, false);
+}
+
 static int set_max_error_rate(struct parser *p, const char *key, const char *val)
 {
 	char msg[CONF_ERR_LEN];
@@ -753,6 +769,8 @@ const struct key_def conf_keys[] = {
     {"max-unavailable", SECT_SERVICE, false, set_max_unavail},
     {"pause", SECT_SERVICE, false, set_pause},
     {"keep-versions", SECT_SERVICE, false, set_keep_versions},
+    {"keep-warm", SECT_SERVICE, false, set_keep_warm},
+    {"rollback-window", SECT_SERVICE, false, set_rollback_window},
     {"health", SECT_SERVICE, false, set_health},
     {"health-path", SECT_SERVICE, false, set_health_path},
     {"health-command", SECT_SERVICE, false, set_health_command},

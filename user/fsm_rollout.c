@@ -199,9 +199,9 @@ void fsm_rollout_shifted(struct fsm *f)
 		ov->t_switch = f->now;
 		s->previous = ov->vslot;
 	}
-	/* Policy first, then the old sockets leave the map: nothing is steered to a gap. */
+	/* Policy first, then the old sockets leave the map (keep-warm: later). */
 	fsm_policy(f);
-	if (ov)
+	if (ov && !s->conf.keep_warm)
 		fsm_unplace(f, ov);
 	log_info("%s: active, ready in %lld ms%s%s", vname(nv), ro->ready_ms,
 		 ov ? "; switching out " : "", ov ? vname(ov) : "");
@@ -609,7 +609,8 @@ static void rollback_instant(struct fsm *f, struct version *prev, const char *wh
 	fsm_vtimer(f, prev, 0);
 	fsm_emit(f, FA_WATCH, prev, -1, 0);
 	fsm_http_drain_end(f, prev, -1);
-	fsm_place(f, prev);
+	if (!prev->placed)
+		fsm_place(f, prev); /* kept warm, it still is: the policy alone switches */
 	prev->phase = VP_ACTIVE;
 	prev->weight = WEIGHT_MAX;
 	s->active = prev->vslot;

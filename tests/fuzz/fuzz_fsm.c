@@ -186,6 +186,23 @@ static void perform(struct run *r)
 		free(forgotten[k]);
 }
 
+/*
+ * Only a version that serves, starts, or waits unsignalled (drain-delay,
+ * keep-warm) may have sockets in the map: one told to exit never has.
+ */
+static void check_placed(const struct service *s)
+{
+	int i;
+
+	for (i = 0; i < MAX_VERSIONS; i++) {
+		const struct version *v = s->slot[i];
+
+		FUZZ_CHECK(!v || !v->placed || v->phase == VP_ACTIVE || v->phase == VP_STARTING ||
+			       v->phase == VP_DRAIN_DELAY,
+			   "v%d placed while %s", v ? v->num : 0, v ? phase_names[v->phase] : "");
+	}
+}
+
 static void feed(struct run *r, const struct fsm_event *e)
 {
 	const char *broken;
@@ -196,6 +213,7 @@ static void feed(struct run *r, const struct fsm_event *e)
 	fsm_step(r->s, e, r->now, &r->out);
 	broken = fsm_check(r->s, &r->out);
 	FUZZ_CHECK(!broken, "after %s: %s", fsm_ev_names[e->type], broken);
+	check_placed(r->s);
 	perform(r);
 	/* The answers, in order, as exec.c's queue would give them. */
 	while (r->npending) {
@@ -211,6 +229,7 @@ static void feed(struct run *r, const struct fsm_event *e)
 		fsm_step(r->s, &q, r->now, &r->out);
 		broken = fsm_check(r->s, &r->out);
 		FUZZ_CHECK(!broken, "after %s: %s", fsm_ev_names[q.type], broken);
+		check_placed(r->s);
 		perform(r);
 	}
 }
@@ -251,6 +270,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (s->conf.max_unavail.n >= s->conf.instances)
 		s->conf.max_unavail.n = s->conf.instances - 1;
 	s->conf.pause_ms = (c >> 3) % 2 ? 150 : 0;
+	/* keep-warm (not with rolling, as the config parser says): the window as a timer. */
+	s->conf.keep_warm = s->conf.strategy != STRATEGY_ROLLING && (c >> 4) % 2;
+	s->conf.rollback_window_ms = 400;
+	s->conf.keep_versions = 2 + (c >> 5) % 4;
 	s->conf.ready_timeout_ms = 300;
 	s->conf.drain_timeout_ms = 300;
 	s->conf.kill_after_ms = 100;

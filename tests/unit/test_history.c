@@ -175,14 +175,18 @@ static const char *text_of(enum fsm_act t)
 static struct version *deploy_ready(struct service *s, const char *path, int from, struct client *c)
 {
 	struct version *v = version_make(s, path, from);
+	int i;
 
 	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v, .c = c});
-	v->inst[0].alive = true;
-	v->inst[0].pid = 100 * v->num;
-	v->nalive = 1;
+	for (i = 0; i < v->ninst; i++) {
+		v->inst[i].alive = true;
+		v->inst[i].pid = 100 * v->num + i;
+	}
+	v->nalive = v->ninst;
 	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v, .ok = true});
 	v->tree = false; /* the tests end processes by FE_EXIT alone */
-	step(s, (struct fsm_event){.type = FE_READY, .v = v, .inst = 0});
+	for (i = 0; i < v->ninst; i++)
+		step(s, (struct fsm_event){.type = FE_READY, .v = v, .inst = i});
 	assert_int_equal(s->active, v->vslot);
 	assert_int_equal(s->ro.stage, RO_NONE);
 	return v;
@@ -343,6 +347,60 @@ static void test_previous_is_last_active(void **state)
 	exits(s, v2);
 	assert_int_equal(s->active, v3->vslot);
 	EXPECT(s, ((struct fsm_event){.type = FE_ROLLBACK, .c = C2}), "redeploy v1");
+	service_free(s);
+}
+
+/*
+ * keep-warm: the replaced version stays placed with no weight for
+ * rollback-window; a rollback within it is one policy update (no place, no
+ * unplace); at the window's end it leaves the map, then drains.
+ */
+static void test_keep_warm(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1, *v2;
+
+	(void)state;
+	s->conf.keep_warm = true;
+	s->conf.rollback_window_ms = 600000;
+	v1 = deploy_ready(s, "/srv/v1", 0, NULL);
+	v2 = version_make(s, "/srv/v2", 0);
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+	v2->inst[0].alive = true;
+	v2->nalive = 1;
+	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v2, .ok = true});
+	v2->tree = false;
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v2, .inst = 0}),
+	       "vtimer v2 off; policy; stop-checks v2; vtimer v2 off; deploy-done ok; ro-timer "
+	       "off; vtimer v1 +600000");
+	assert_true(v1->placed);
+	assert_int_equal(v1->weight, 0);
+	assert_int_equal(v1->phase, VP_DRAIN_DELAY);
+	now += 300000;
+	EXPECT(s, ((struct fsm_event){.type = FE_ROLLBACK, .c = C2}),
+	       "vtimer v1 off; watch v1 off; policy; vtimer v2 +600000; reply ok");
+	assert_int_equal(s->active, v1->vslot);
+	assert_true(v2->placed);
+	/* And back: the same one update. */
+	EXPECT(s, ((struct fsm_event){.type = FE_ROLLBACK, .c = C2}),
+	       "vtimer v2 off; watch v2 off; policy; vtimer v1 +600000; reply ok");
+	/* The window ends: out of the map, then the drain (signal-then-wait). */
+	now += 600000;
+	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v1}),
+	       "unplace v1; watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +3000");
+	assert_false(v1->placed);
+	service_free(s);
+
+	/* A warm version's instance that exits leaves the map with it. */
+	s = service_new();
+	s->conf.keep_warm = true;
+	s->conf.rollback_window_ms = 600000;
+	s->conf.instances = 2;
+	v1 = deploy_ready(s, "/srv/v1", 0, NULL);
+	v2 = deploy_ready(s, "/srv/v2", 0, NULL);
+	EXPECT(s, ((struct fsm_event){.type = FE_EXIT, .v = v1, .inst = 0, .why = "killed"}),
+	       "stop-checks v1; unplace-inst v1; release v1");
+	assert_int_equal(s->active, v2->vslot);
 	service_free(s);
 }
 
@@ -535,6 +593,21 @@ static void test_config_keep_versions(void **state)
 			fail_msg("%s: %s", bad[k], err);
 		assert_null(strchr(err, '\n'));
 	}
+	/* keep-warm and rollback-window. */
+	assert_int_equal(load("keep-warm = 1\nrollback-window = 2m", &c, err), 0);
+	assert_true(c.services[0].keep_warm);
+	assert_int_equal(c.services[0].rollback_window_ms, 120000);
+	config_free(&c);
+	assert_int_equal(load("", &c, err), 0);
+	assert_false(c.services[0].keep_warm);
+	assert_int_equal(c.services[0].rollback_window_ms, 600000);
+	config_free(&c);
+	assert_int_equal(load("keep-warm = maybe", &c, err), -1);
+	assert_non_null(strstr(err, "keep-warm must be 1 or 0"));
+	assert_int_equal(load("rollback-window = 0", &c, err), -1);
+	assert_non_null(strstr(err, "rollback-window must be more than 0"));
+	assert_int_equal(load("keep-warm = 1\nstrategy = rolling", &c, err), -1);
+	assert_non_null(strstr(err, "keep-warm = 1 keeps the replaced version running whole"));
 }
 
 int main(void)
@@ -549,6 +622,7 @@ int main(void)
 	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_config_keep_versions),
 	    cmocka_unit_test(test_previous_is_last_active),
+	    cmocka_unit_test(test_keep_warm),
 	};
 
 	log_init("test_history", -1);
