@@ -167,14 +167,24 @@ if [ -n "${SWITCH_METHOD:-}" ]; then
 		}
 		END { for (i = 1; i <= n; i++) printf "%.1f\n", worst[i] * 1e6 }' \
 			"$T/switches" "$T/records" | sort -n >"$T/late.switch"
-		paste "$T/starts" <(cut -d' ' -f1 "$T/switches" | head -n "$(wc -l <"$T/starts")") |
-			awk '{ printf "%.1f\n", ($2 - $1) * 1e6 }' | sort -n >"$T/to_switch"
+		# Each command's start to the first switch after it (before the next start).
+		awk 'FNR == NR { at[++n] = $1; next } { st[++m] = $1 }
+		END {
+			for (k = 1; k <= m; k++)
+				for (i = 1; i <= n; i++)
+					if (at[i] >= st[k] && (k == m || at[i] < st[k + 1])) {
+						printf "%.1f\n", (at[i] - st[k]) * 1e6
+						break
+					}
+		}' "$T/switches" "$T/starts" | sort -n >"$T/to_switch"
 		jq '.switches[].seen_within_us' "$lg" | sort -n >"$T/seen"
 		res=$(jq --argjson p50 "$(pct 50 <"$T/late.switch")" --argjson p99 "$(pct 99 <"$T/late.switch")" \
 			--argjson d50 "$(pct 50 <"$T/to_switch")" --argjson d99 "$(pct 99 <"$T/to_switch")" \
 			--argjson dmax "$(pct 100 <"$T/to_switch")" --argjson s99 "$(pct 99 <"$T/seen")" \
+			--argjson paired "$(wc -l <"$T/to_switch")" \
 			'.from_switch_us = {p50: $p50, p99: $p99}
-			| .command_to_switch_us = {p50: $d50, p99: $d99, max: $dmax, seen_within_us_p99: $s99}' \
+			| .command_to_switch_us = {p50: $d50, p99: $d99, max: $dmax, seen_within_us_p99: $s99,
+				rollbacks_with_a_switch: $paired}' \
 			<<<"$res")
 	fi
 	echo "$res" >"$OUT"
