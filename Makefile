@@ -42,6 +42,8 @@ USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c us
 # Rolling rollouts (issue 18).
 USER_SRCS += user/rollconf.c user/fsm_rolling.c user/instconns.c
 USER_SRCS += user/sockcg.c user/acceptq.c
+# The rollback window (issue 18, part 2).
+USER_SRCS += user/history.c user/histjson.c user/fsm_history.c user/clihistory.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
@@ -51,6 +53,7 @@ TESTS     += $(BUILD)/test_acceptq
 TESTS     += $(BUILD)/test_fsm_hold
 TESTS     += $(BUILD)/test_lathist
 TESTS     += $(BUILD)/test_conflat
+TESTS     += $(BUILD)/test_history
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -104,7 +107,8 @@ $(BUILD)/test_health: tests/unit/test_health.c $(BUILD)/health.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -pthread -lcmocka -o $@
 
-FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version fsm_rolling model
+FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version fsm_rolling model \
+	     fsm_history history
 $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) $(BUILD)/log.o \
 		   $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
@@ -125,6 +129,12 @@ $(BUILD)/test_fsm_rolling: tests/unit/test_fsm_rolling.c $(patsubst %,$(BUILD)/%
 			   $(BUILD)/confval.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+
+$(BUILD)/test_history: tests/unit/test_history.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
+			$(BUILD)/histjson.o $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o \
+			$(BUILD)/confhooks.o $(BUILD)/confval.o $(BUILD)/rollconf.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -ljansson -lcmocka -o $@
 
 $(BUILD)/test_proc: tests/unit/test_proc.c $(BUILD)/proc.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
@@ -212,6 +222,7 @@ FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude 
 		-Itests/fuzz $(FUZZ_SAN)
 FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confhooks confval fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
 FUZZ_OBJS    += $(FUZZ_DIR)/rollconf.o $(FUZZ_DIR)/fsm_rolling.o
+FUZZ_OBJS    += $(FUZZ_DIR)/fsm_history.o $(FUZZ_DIR)/history.o
 
 $(FUZZ_DIR):
 	$(Q)mkdir -p $@

@@ -23,6 +23,7 @@
 #include "sockcg.h"
 #include "dp.h"
 #include "exec.h"
+#include "history.h"
 #include "log.h"
 #include "proc.h"
 #include "versions.h"
@@ -368,7 +369,7 @@ struct version *version_adopt(struct service *s, pid_t pid, char *err, size_t er
 		if (i + 1 > v->ninst)
 			v->ninst = i + 1;
 	}
-	argv_of(pid, v->argv);
+	argv_of(pid, v->spec.argv);
 	v->inst[0].pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	v->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (v->inst[0].pidfd < 0 || v->tfd < 0 || ep_add(v->tfd, &v->ev, EV_TIMER, v, 0, EPOLLIN) ||
@@ -415,6 +416,8 @@ int adopt_first(struct service *s, pid_t pid, struct client *c, char *err, size_
 	if (!e.v)
 		return -EINVAL;
 	log_info("%s: adopting process %d as v%d", s->conf.name, (int)pid, e.v->num);
+	if (history_record(s, e.v, 0, time(NULL)) < 0)
+		log_warnx("%s: out of memory: not remembered for baton history", vname(e.v));
 	fsm_feed(s, &e);
 	return 0;
 }

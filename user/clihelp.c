@@ -94,10 +94,23 @@ static const struct help helps[] = {
      "restarts, and logs each as an \"event: service=... event=...\" line.\n"
      "--follow keeps printing new events as they happen; --json prints one JSON\n"
      "object per line; --last N only the last N."},
-    {"rollback", "baton rollback SERVICE [-s SOCKET]",
-     "Give all new connections back to the previous version while it is still\n"
-     "running and has not been told to exit (see drain-delay); abort a deploy in\n"
-     "progress.  Fails, naming why, when the previous version is gone."},
+    {"rollback", "baton rollback SERVICE [--to vN] [-s SOCKET]",
+     "Go back to the previous version (the last one that served before the\n"
+     "current one), or with --to vN to any version baton history lists.  A version\n"
+     "still running and not yet told to exit (see drain-delay; keep-warm = 1 keeps\n"
+     "it for rollback-window, in the map: one policy update) gets all new\n"
+     "connections back at once.  One that exited starts again, with the command,\n"
+     "environment, user and directory it ran with, as a new version number (its\n"
+     "history says \"rollback of vN\"), rolled out with the service's strategy; the\n"
+     "command waits for that rollout as deploy does.  Without --to it also aborts\n"
+     "a deploy in progress."},
+    {"history", "baton history SERVICE [--json] [-s SOCKET]",
+     "List the versions the service remembers for baton rollback (keep-versions,\n"
+     "default 5), oldest first: number, how it ended (active, replaced,\n"
+     "rolled-back, failed, deploying) and why, when it was deployed, its command,\n"
+     "and which version a rollback started again.  The list survives agent\n"
+     "restarts (state file).  --json adds each version's environment, user and\n"
+     "directory."},
     {"reload", "baton reload [-s SOCKET]",
      "Read the configuration again (as SIGHUP to the agent does): added services\n"
      "start, removed ones drain and stop, changed settings apply to what each\n"

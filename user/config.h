@@ -16,6 +16,10 @@
 #define NAME_MAX_LEN 32 /* service names: [a-z0-9_-], first a letter */
 #define CONF_ERR_LEN 256
 
+/* keep-versions: the rollback window's length (model.h: MAX_KEEP_VERSIONS). */
+#define KEEP_VERSIONS_DEFAULT 5
+#define KEEP_VERSIONS_MAX     20
+
 enum ready_kind {
 	READY_NONE = 0,	  /* ready as soon as started */
 	READY_NOTIFY = 1, /* sd_notify READY=1 from every instance */
@@ -213,6 +217,9 @@ struct service_conf {
 	struct roll_amount max_surge;	/* default 1 */
 	struct roll_amount max_unavail; /* default 0 */
 	unsigned pause_ms;		/* default 0: between batches of new instances */
+	int keep_versions; /* versions remembered for baton rollback, default 5 (history.c) */
+	bool keep_warm;	   /* the replaced version stays running, placed, with no traffic, */
+	unsigned rollback_window_ms; /* this long (default 600000): rollback is one policy update */
 };
 
 struct agent_conf {

@@ -636,6 +636,36 @@ static int set_health_threshold(struct parser *p, const char *key, const char *v
 	return 0;
 }
 
+static int set_keep_versions(struct parser *p, const char *key, const char *val)
+{
+	unsigned long n;
+
+	/* The current version and at least one to roll back to. */
+	if (parse_uint(val, KEEP_VERSIONS_MAX, &n) < 0 || n < 2 || n > KEEP_VERSIONS_MAX)
+		return perr(p,
+			    "%s must be 2..%d (the current version and those baton rollback can "
+			    "go back to), not %.*s",
+			    key, KEEP_VERSIONS_MAX, ECHO_MAX, val);
+	p->svc->keep_versions = (int)n;
+	return 0;
+}
+
+static int set_keep_warm(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "1") || !strcmp(val, "yes"))
+		p->svc->keep_warm = true;
+	else if (!strcmp(val, "0") || !strcmp(val, "no"))
+		p->svc->keep_warm = false;
+	else
+		return perr(p, "%s must be 1 or 0 (yes or no), not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
+static int set_rollback_window(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->rollback_window_ms, false);
+}
+
 static int set_max_error_rate(struct parser *p, const char *key, const char *val)
 {
 	char msg[CONF_ERR_LEN];
@@ -760,6 +790,9 @@ const struct key_def conf_keys[] = {
     {"max-surge", SECT_SERVICE, false, set_max_surge},
     {"max-unavailable", SECT_SERVICE, false, set_max_unavail},
     {"pause", SECT_SERVICE, false, set_pause},
+    {"keep-versions", SECT_SERVICE, false, set_keep_versions},
+    {"keep-warm", SECT_SERVICE, false, set_keep_warm},
+    {"rollback-window", SECT_SERVICE, false, set_rollback_window},
     {"health", SECT_SERVICE, false, set_health},
     {"health-path", SECT_SERVICE, false, set_health_path},
     {"health-command", SECT_SERVICE, false, set_health_command},

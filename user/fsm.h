@@ -54,7 +54,7 @@ enum fsm_ev {
 	FE_PAUSE,	 /* c */
 	FE_WEIGHT,	 /* c; versions and weights (why: the request was malformed) */
 	FE_ABORT,	 /* c */
-	FE_ROLLBACK,	 /* c */
+	FE_ROLLBACK,	 /* c; to: the version (0: the previous one) */
 	FE_REMOVE,	 /* the service left the configuration */
 	FE_SHUTDOWN,	 /* stop every version (baton shutdown --stop) */
 	FE_RESTORED,	 /* taken over from a previous agent: versions as the state had them */
@@ -100,6 +100,7 @@ struct fsm_event {
 	long long turn_cpu_us; /* FE_ZERO: the agent's CPU in this loop turn before it */
 	time_t wall;	       /* wall clock, for the rollback note */
 	long long inst_conns[MAX_INSTANCES]; /* FE_INST_CONNS */
+	int to;				     /* FE_ROLLBACK: the version asked for (0: previous) */
 };
 
 enum fsm_act {
@@ -137,6 +138,8 @@ enum fsm_act {
 	FA_SPAWN_INST,	/* v, inst: start one instance (its exit, not FE_SPAWNED, tells failure) */
 	FA_SIGNAL_INST, /* v, inst, arg: signal one instance's process */
 	FA_INST_CONNS,	/* v: count each instance's live connections (answered by FE_INST_CONNS) */
+	FA_REDEPLOY,	/* arg: start the remembered version arg again as a new version (FE_DEPLOY
+			   follows, c waits for it; or c gets why it cannot) */
 	FA_COUNT,
 };
 

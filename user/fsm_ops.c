@@ -321,6 +321,7 @@ void fsm_adopt_first(struct fsm *f, struct version *v, struct client *c)
 			v->nready++;
 		}
 	s->active = v->vslot;
+	fsm_history_adopted(f, v->num);
 	/* Sockets and policy before the program: its first choice is one of them. */
 	fsm_place(f, v);
 	fsm_policy(f);

@@ -377,7 +377,7 @@ static void rollback_done(struct fsm *f)
 /* Bring one old instance back: it left (or crashed) and its slot is free. */
 static void restart_old(struct fsm *f, struct version *ov, int i)
 {
-	log_info("%s: starting instance %d again (%s)", vname(ov), i, ov->argv[0]);
+	log_info("%s: starting instance %d again (%s)", vname(ov), i, ov->spec.argv[0]);
 	spawn(f, ov, i);
 	ov->inst[i].restarted = true; /* a second exit is not restarted */
 	ov->deadline = f->now + f->s->conf.ready_timeout_ms;

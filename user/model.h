@@ -48,6 +48,19 @@ struct client;
 struct version;
 struct track_reset;
 
+/*
+ * What starts a version's instances: its command and what the service gave
+ * it when it was deployed.  A version keeps its own, and the rollback
+ * window (history.c) keeps a copy, so that a version that exited can be
+ * started again exactly as it ran.  Strings are malloc'd.
+ */
+struct spawn_desc {
+	char *argv[MAX_ARGS + 1];
+	char *env[MAX_ENV + 1]; /* "KEY=VALUE" */
+	char user[64];		/* "": the agent's */
+	char workdir[256];	/* "": / */
+};
+
 /* One instance's readiness or health check (one at a time). */
 struct check {
 	bool busy;	    /* a check is in flight */
@@ -108,7 +121,7 @@ struct version {
 	int num;
 	int vslot;
 	enum vphase phase;
-	char *argv[MAX_ARGS + 1];
+	struct spawn_desc spec; /* its command, environment, user and directory */
 	int ninst;
 	int nalive;
 	int nready;
@@ -158,6 +171,34 @@ struct history {
 	char how[96];
 	struct version_counts counts; /* its connections, final */
 };
+
+/* How a version of the rollback window ended (history.c keeps the window). */
+enum vr_end {
+	VR_DEPLOYING = 0, /* its rollout runs */
+	VR_ACTIVE,	  /* the service's version now */
+	VR_REPLACED,	  /* a later version took over */
+	VR_ROLLED_BACK,	  /* traffic went back to another version (how says why) */
+	VR_FAILED,	  /* its deploy failed before it took traffic */
+	VR_COUNT,
+};
+
+extern const char *const vr_end_names[];
+
+/* One version of the rollback window: enough to start it again. */
+struct vrecord {
+	int num;
+	struct spawn_desc spec;
+	bool adopted;	    /* started outside baton: cannot be started again */
+	bool served;	    /* it was the service's version (a rollback's "previous" is one) */
+	unsigned activated; /* when it last became the service's version: 1, 2, ... in order */
+	int rollback_of;    /* started again from this version's record by baton rollback; 0 */
+	time_t deployed;    /* wall clock */
+	time_t ended;	    /* wall clock; 0: not yet */
+	enum vr_end end;
+	char how[200]; /* replaced by, rolled back why, failed why */
+};
+
+#define MAX_KEEP_VERSIONS KEEP_VERSIONS_MAX
 
 enum ro_stage {
 	RO_NONE = 0,
@@ -256,6 +297,8 @@ struct service {
 	int next_num;
 	struct history hist[HISTORY];
 	int nhist;
+	struct vrecord vrec[MAX_KEEP_VERSIONS]; /* the rollback window, oldest first (history.c) */
+	int nvrec;
 	char last_error[300]; /* why the last deploy failed */
 	struct rollout ro;
 	int ro_tfd; /* rollout timer: bake end, hook timeout */

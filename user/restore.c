@@ -17,6 +17,7 @@
 
 #include "checks.h"
 #include "dp.h"
+#include "history.h"
 #include "log.h"
 #include "proc.h"
 #include "restore.h"
@@ -71,6 +72,56 @@ static bool holds_listeners(enum vphase p)
 	return p == VP_STARTING || p == VP_ACTIVE || p == VP_DRAIN_DELAY || p == VP_DRAIN_WAIT;
 }
 
+/*
+ * The rest of v's spawn description as the state has it; a state file
+ * written before versions kept their own has none: the service's now.
+ */
+static void spec_restore(struct service *s, struct version *v, json_t *jv)
+{
+	const char *user = json_string_value(json_object_get(jv, "user"));
+	const char *wd = json_string_value(json_object_get(jv, "workdir"));
+	json_t *env = json_object_get(jv, "env"), *a;
+	size_t k;
+
+	snprintf(v->spec.user, sizeof(v->spec.user), "%s", user ? user : s->conf.user);
+	snprintf(v->spec.workdir, sizeof(v->spec.workdir), "%s", wd ? wd : s->conf.workdir);
+	if (!json_is_array(env)) {
+		for (k = 0; s->conf.env[k]; k++)
+			v->spec.env[k] = strdup(s->conf.env[k]);
+		return;
+	}
+	json_array_foreach(env, k, a) if (k < MAX_ENV && json_is_string(a)) v->spec.env[k] =
+	    strdup(json_string_value(a));
+}
+
+/*
+ * The rollback window as the state has it.  A state file written before
+ * there was one: the versions that run are remembered from now on.
+ */
+static void history_restore(struct service *s, json_t *js)
+{
+	json_t *h = json_object_get(js, "history");
+	int i, n;
+
+	if (h && history_from_json(s, h) < 0)
+		log_warnx("%s: the state file's version history is malformed; starting a new one",
+			  s->conf.name);
+	for (n = 0; n < MAX_VERSIONS; n++) {
+		struct version *v = NULL;
+
+		/* Oldest first: the lowest number not remembered yet. */
+		for (i = 0; i < MAX_VERSIONS; i++)
+			if (s->slot[i] && !history_find(s, s->slot[i]->num) &&
+			    (!v || s->slot[i]->num < v->num))
+				v = s->slot[i];
+		if (!v || history_record(s, v, 0, 0) < 0)
+			return;
+		history_find(s, v->num)->end = v->vslot == s->active ? VR_ACTIVE : VR_REPLACED;
+		history_find(s, v->num)->served = true;
+		history_find(s, v->num)->activated = v->vslot == s->active ? 2 : 1;
+	}
+}
+
 static struct version *version_restore(struct service *s, json_t *jv, char *err, size_t errlen)
 {
 	json_t *insts = json_object_get(jv, "instances"), *ji, *a;
@@ -100,8 +151,9 @@ static struct version *version_restore(struct service *s, json_t *jv, char *err,
 		free(v);
 		return NULL;
 	}
-	json_array_foreach(json_object_get(jv, "argv"), k, a) v->argv[k] =
+	json_array_foreach(json_object_get(jv, "argv"), k, a) v->spec.argv[k] =
 	    strdup(json_string_value(a) ?: "");
+	spec_restore(s, v, jv);
 	v->ninst = json_array_size(insts);
 	v->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (v->tfd < 0 || ep_add(v->tfd, &v->ev, EV_TIMER, v, 0, EPOLLIN)) {
@@ -311,6 +363,7 @@ void service_restore(struct service *s, json_t *js)
 	for (j = 0; j < s->conf.nlisten; j++)
 		dp_reattach(s, j);
 	rollout_resume(s, json_object_get(js, "rollout"));
+	history_restore(s, js);
 	/* The rules decide what each phase and the rollout need now. */
 	fsm_feed(s, &e);
 }

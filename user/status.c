@@ -232,8 +232,8 @@ json_t *status_json(struct service *s)
 			continue;
 		insts = json_array();
 		argv = json_array();
-		for (k = 0; v->argv[k]; k++)
-			json_array_append_new(argv, json_string(v->argv[k]));
+		for (k = 0; v->spec.argv[k]; k++)
+			json_array_append_new(argv, json_string(v->spec.argv[k]));
 		for (k = 0; k < v->ninst; k++)
 			json_array_append_new(
 			    insts, json_pack("{s:i, s:i, s:b, s:b, s:s}", "instance", k, "pid",

@@ -24,6 +24,7 @@
 #include "proc.h"
 #include "exec.h"
 #include "fsm.h"
+#include "history.h"
 #include "services.h"
 #include "versions.h"
 
@@ -94,7 +95,7 @@ void version_free(struct version *v)
 		ep_del(v->tfd);
 		close(v->tfd);
 	}
-	free_argv(v->argv);
+	spawn_desc_free(&v->spec);
 	/* Later events of this epoll batch may still name v: free it after the batch. */
 	v->freed = true;
 	v->next_dead = dead;
@@ -380,11 +381,13 @@ void on_zero(const struct track_event *te)
 
 /* A version's timer ticking every ms (probes, checks). */
 
-struct version *version_new(struct service *s, char *const *argv, char *err, size_t errlen)
+/* A new version of s started as spec says, or (spec NULL) as argv and the service say now. */
+struct version *version_new_spec(struct service *s, char *const *argv,
+				 const struct spawn_desc *spec, char *err, size_t errlen)
 {
 	const struct service_conf *c = &s->conf;
 	struct version *v;
-	int vslot, i, j, n;
+	int vslot, i, j;
 
 	for (vslot = 0; vslot < MAX_VERSIONS && s->slot[vslot]; vslot++)
 		;
@@ -400,12 +403,9 @@ struct version *version_new(struct service *s, char *const *argv, char *err, siz
 	v->vslot = vslot;
 	v->num = s->next_num;
 	v->ninst = c->instances;
-	for (n = 0; argv[n] && n < MAX_ARGS; n++) {
-		v->argv[n] = strdup(argv[n]);
-		if (!v->argv[n]) {
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
+	if (spec ? spawn_desc_copy(&v->spec, spec) : spawn_desc_from_conf(&v->spec, c, argv)) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
 	}
 	for (i = 0; i < v->ninst; i++)
 		for (j = 0; j < c->nlisten; j++) {
@@ -437,6 +437,11 @@ fail:
 	return NULL;
 }
 
+struct version *version_new(struct service *s, char *const *argv, char *err, size_t errlen)
+{
+	return version_new_spec(s, argv, NULL, err, errlen);
+}
+
 /* Start instance i of v on its listeners (made again if a retired process closed them). */
 int version_spawn_one(struct version *v, int i, char *err, size_t errlen)
 {
@@ -446,8 +451,8 @@ int version_spawn_one(struct version *v, int i, char *err, size_t errlen)
 	int fds[MAX_LISTEN];
 	int j, r, cgp = -1;
 	struct spawn_req req = {
-	    .argv = v->argv,
-	    .env = c->env,
+	    .argv = v->spec.argv,
+	    .env = v->spec.env,
 	    .fds = fds,
 	    .nfds = c->nlisten,
 	    .fdnames = names,
@@ -455,8 +460,8 @@ int version_spawn_one(struct version *v, int i, char *err, size_t errlen)
 	    .service = c->name,
 	    .version = v->num,
 	    .instance = i,
-	    .user = c->user,
-	    .workdir = c->workdir,
+	    .user = v->spec.user,
+	    .workdir = v->spec.workdir,
 	    .in_cgroup = v->cg_fd >= 0,
 	    .cg_procs = -1,
 	};

@@ -13,6 +13,9 @@
 struct version *version_alloc(struct service *s, char *err, size_t errlen);
 /* A new version of s running argv: its listeners, timer and counters; not started. */
 struct version *version_new(struct service *s, char *const *argv, char *err, size_t errlen);
+/* As version_new, started as spec (a record of the rollback window) says. */
+struct version *version_new_spec(struct service *s, char *const *argv,
+				 const struct spawn_desc *spec, char *err, size_t errlen);
 /* Start its instances with their sockets (socket activation). */
 int version_spawn(struct version *v, char *err, size_t errlen);
 int version_spawn_one(struct version *v, int i, char *err, size_t errlen);
