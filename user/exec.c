@@ -25,7 +25,6 @@
 #include "events.h"
 #include "exec.h"
 #include "httpdrain.h"
-#include "instconns.h"
 #include "log.h"
 #include "proc.h"
 #include "services.h"
@@ -445,7 +444,7 @@ static void perform(struct service *s, const struct fsm_action *a)
 	case FA_INST_CONNS: {
 		struct fsm_event e = {.type = FE_INST_CONNS, .v = v};
 
-		e.ok = !instance_conns(v, e.inst_conns);
+		e.ok = !dp_inst_conns(v, e.inst_conns);
 		enqueue(s, &e);
 		break;
 	}
