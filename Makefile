@@ -44,7 +44,7 @@ USER_SRCS += user/rollconf.c user/fsm_rolling.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
-TESTS     += $(BUILD)/test_migrate $(BUILD)/test_fsm $(BUILD)/test_listen $(BUILD)/test_drain
+TESTS     += $(BUILD)/test_migrate $(BUILD)/test_instconns $(BUILD)/test_fsm $(BUILD)/test_listen $(BUILD)/test_drain
 TESTS     += $(BUILD)/test_nlack
 TESTS     += $(BUILD)/test_fsm_hold
 TESTS     += $(BUILD)/test_lathist
@@ -130,6 +130,11 @@ $(BUILD)/drop_ack.bpf.o: tests/bpf/drop_ack.bpf.c | $(BUILD)
 
 $(BUILD)/test_migrate: tests/bpf/test_migrate.c $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o \
 		       $(BUILD)/drop_ack.skel.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDFLAGS) -lbpf -lelf -lz -lcmocka -o $@
+
+$(BUILD)/test_instconns: tests/bpf/test_instconns.c $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o \
+			 $(BUILD)/drop_ack.skel.h
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDFLAGS) -lbpf -lelf -lz -lcmocka -o $@
 

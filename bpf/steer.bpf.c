@@ -328,7 +328,8 @@ static __always_inline void record(struct steer_stats *st, struct bpf_sock *msk,
 				   const struct conn_key *k, __u32 service, __u32 version,
 				   __u32 inst)
 {
-	struct conn_owner own = {.service = (__u16)service, .inst = (__u8)(inst + 1),
+	struct conn_owner own = {.service = (__u16)service,
+				 .inst = (__u8)(inst + 1),
 				 .version = version},
 			  *cur, old;
 	struct version_counts *c;
@@ -376,8 +377,8 @@ static __always_inline void record(struct steer_stats *st, struct bpf_sock *msk,
  */
 static __noinline void refresh(const struct conn_key *k, __u32 service, __u32 version, __u32 inst)
 {
-	struct conn_owner own = {.service = (__u16)service, .inst = (__u8)(inst + 1),
-				 .version = version};
+	struct conn_owner own = {
+	    .service = (__u16)service, .inst = (__u8)(inst + 1), .version = version};
 
 	decision_refresh(k, &own);
 }
@@ -538,8 +539,8 @@ int steer(struct sk_reuseport_md *md)
 	vslot = steer_pick_version(svc, point);
 	r = select_version(md, group, svc, vslot, spread / WEIGHT_MAX);
 	if (r >= 0) {
-		placed(st, msk, &key, gi->service, svc->v[vslot & (MAX_VERSIONS - 1)].version, 0,
-		       r, seg);
+		placed(st, msk, &key, gi->service, svc->v[vslot & (MAX_VERSIONS - 1)].version, 0, r,
+		       seg);
 		/* Selected a live socket of the version the weights chose. */
 		return SK_PASS;
 	}

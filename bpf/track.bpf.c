@@ -7,11 +7,12 @@
  * The steer program records its decision per 4-tuple in `decisions`.  When
  * the handshake completes (PASSIVE_ESTABLISHED: the connection exists,
  * accepted or still queued) the decision moves to `conns` and the version's
- * live count goes up, and its instance's (inst_live); when the socket reaches TCP_CLOSE it goes down, and
- * if the server side aborted it (sent a RST), the version's resets go up.
- * When the exit of the process holding a connection closes it, the
- * version's lost goes up.  A connection without a decision is not baton's
- * and is never counted.
+ * live count goes up, and so does its instance's (inst_live: the instance
+ * whose listener steer chose); when the socket reaches TCP_CLOSE they go
+ * down, and if the server side aborted it (sent a RST), the version's
+ * resets go up.  When the exit of the process holding a connection closes
+ * it, the version's lost goes up.  A connection without a decision is not
+ * baton's and is never counted.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
