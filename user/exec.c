@@ -441,6 +441,9 @@ static void perform(struct service *s, const struct fsm_action *a)
 	case FA_SIGNAL_INST:
 		signal_one(v, a->inst, (int)a->arg);
 		break;
+	case FA_KILL_INST:
+		kill_inst_tree(v, a->inst);
+		break;
 	case FA_INST_CONNS: {
 		struct fsm_event e = {.type = FE_INST_CONNS, .v = v};
 

@@ -136,6 +136,7 @@ enum fsm_act {
 	FA_SPAWN_INST,	/* v, inst: start one instance (its exit, not FE_SPAWNED, tells failure) */
 	FA_SIGNAL_INST, /* v, inst, arg: signal one instance's process */
 	FA_INST_CONNS,	/* v: count each instance's live connections (answered by FE_INST_CONNS) */
+	FA_KILL_INST,	/* v, inst: SIGKILL to one instance's process tree (group, descendants) */
 	FA_COUNT,
 };
 

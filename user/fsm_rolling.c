@@ -508,7 +508,7 @@ bool fsm_rolling_vtimer(struct fsm *f, struct version *v)
 	v->inst[i].retiring = true;
 	fsm_emit(f, FA_UNPLACE_INST, v, i, 0);
 	fsm_emit(f, FA_RELEASE, v, i, 0);
-	fsm_emit(f, FA_SIGNAL_INST, v, i, SIGKILL);
+	fsm_emit(f, FA_KILL_INST, v, i, 0);
 	v->deadline = 0;
 	return true;
 }
@@ -540,7 +540,9 @@ void fsm_rolling_timer(struct fsm *f)
 				  vname(ov), i, in->pid);
 			in->retire_step = 2;
 			in->retire_at = 0;
-			fsm_emit(f, FA_SIGNAL_INST, ov, i, SIGKILL);
+			/* As a version's tree at kill-after: its workers too, not only its process.
+			 */
+			fsm_emit(f, FA_KILL_INST, ov, i, 0);
 		}
 	}
 	if (s->ro.pause_end && f->now >= s->ro.pause_end && !s->ro.paused) {

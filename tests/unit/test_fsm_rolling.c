@@ -106,6 +106,7 @@ static const char *render(void)
 		case FA_SPAWN_INST:
 		case FA_STOP_CHECKS:
 		case FA_RELEASE:
+		case FA_KILL_INST:
 			if (a->inst >= 0)
 				n += snprintf(buf + n, sizeof(buf) - n, "/%d", a->inst);
 			break;
@@ -475,7 +476,7 @@ static void test_retired_instance_bounded(void **state)
 	now += 3000;
 	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "signal-inst v1/0 SIGTERM; ro-timer +1000");
 	now += 1000;
-	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "signal-inst v1/0 SIGKILL; ro-timer off");
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "kill-inst v1/0; ro-timer off");
 	service_free(s);
 }
 
