@@ -480,6 +480,100 @@ static void test_retired_instance_bounded(void **state)
 	service_free(s);
 }
 
+/*
+ * drain-policy wait-then-signal: a retired instance leaves the map but keeps
+ * its listeners and is not signalled; its own count (read every 100 ms)
+ * reaching 0 sends the exit signal, SIGKILL to its tree after kill-after.
+ */
+static void test_wait_then_signal(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	EXPECT(s, ev(FE_READY, nv, 0), "policy; inst-conns v1");
+	/* Instance 1 has the fewest (2): out of the map, no release, no signal. */
+	EXPECT(s, conns(ov, 9, 2, 5, 7), "policy; unplace-inst v1/1; ro-timer +100");
+	assert_true(ov->inst[1].retiring);
+	assert_int_equal(ov->inst[1].retire_step, -1);
+	now += 100;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "inst-conns v1; ro-timer +2900");
+	/* Still 1: look again in 100 ms. */
+	EXPECT(s, conns(ov, 9, 1, 5, 7), "ro-timer +100");
+	now += 100;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "inst-conns v1; ro-timer +2800");
+	/* Its last connection closed: now its listeners go and it is told to exit. */
+	EXPECT(s, conns(ov, 9, 0, 5, 7), "release v1/1; signal-inst v1/1 SIGTERM; ro-timer +1000");
+	assert_int_equal(ov->inst[1].retire_step, 1);
+	now += 1000;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "kill-inst v1/1; ro-timer off");
+	EXPECT(s, ev(FE_EXIT, ov, 1),
+	       "stop-checks v1/1; place-inst v2/1; spawn-inst v2/1; ready-checks v2");
+	assert_int_equal(max_procs, 5);
+	assert_int_equal(min_serving, 4);
+	service_free(s);
+}
+
+/* wait-then-signal: connections left at drain-timeout; 0 known at the pick: signalled at once. */
+static void test_wait_then_signal_timeout(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	EXPECT(s, conns(ov, 3, 4, 5, 6), "policy; unplace-inst v1/0; ro-timer +100");
+	now += 3000;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1),
+	       "release v1/0; signal-inst v1/0 SIGTERM; ro-timer +1000");
+	/* The poll that was due answers late: nothing more for instance 0. */
+	EXPECT(s, conns(ov, 0, 4, 5, 6), "");
+	EXPECT(s, ev(FE_EXIT, ov, 0),
+	       "stop-checks v1/0; place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off");
+	start_spawned();
+	step(s, ev(FE_READY, nv, 1));
+	EXPECT(s, conns(ov, -1, 0, 5, 6),
+	       "policy; unplace-inst v1/1; release v1/1; signal-inst v1/1 SIGTERM; ro-timer +3000");
+	service_free(s);
+}
+
+/* wait-then-signal: a rollback puts a retired instance that was never signalled back at once. */
+static void test_wait_then_signal_rollback(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	EXPECT(s, conns(ov, 3, 4, 1, 6), "policy; unplace-inst v1/2; ro-timer +100");
+	/* v2 drains as wait-then-signal says (watched); instance 2 is placed again. */
+	EXPECT(s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
+	       "vtimer v2 off; policy; stop-checks v2; unplace v2; vtimer v2 +3000; watch v2; "
+	       "place-inst v1/2; ro-timer off; ro-timer off; reply");
+	assert_false(ov->inst[2].retiring);
+	assert_int_equal(s->ro.stage, RO_NONE);
+	assert_int_equal(ov->weight, WEIGHT_MAX);
+	service_free(s);
+}
+
 /* roll_resolve: the bad input, and Kubernetes' rounding. */
 static void test_resolve(void **state)
 {
@@ -520,6 +614,9 @@ int main(void)
 	    cmocka_unit_test(test_crash_rolls_back),
 	    cmocka_unit_test(test_pause_promote_abort),
 	    cmocka_unit_test(test_retired_instance_bounded),
+	    cmocka_unit_test(test_wait_then_signal),
+	    cmocka_unit_test(test_wait_then_signal_timeout),
+	    cmocka_unit_test(test_wait_then_signal_rollback),
 	    cmocka_unit_test(test_resolve),
 	};
 
