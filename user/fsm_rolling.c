@@ -324,10 +324,12 @@ void fsm_rolling_ready(struct fsm *f, struct version *v, int i)
 	const struct service_conf *c = &s->conf;
 	int was;
 
-	(void)i;
 	if (ro->stage == RO_ROLLING_BACK) {
-		if (v->vslot == ro->oldv)
-			rollback_done(f);
+		if (v->vslot != ro->oldv)
+			return;
+		/* A restarted old instance takes clients once ready (placed again if it was). */
+		fsm_emit(f, FA_PLACE_INST, v, i, 0);
+		rollback_done(f);
 		return;
 	}
 	if (v->vslot != ro->newv)
@@ -445,11 +447,35 @@ static void rollback_done(struct fsm *f)
 	fsm_rollout_end(f, false, msg, true);
 }
 
-/* Bring one old instance back: it left (or crashed) and its slot is free. */
+/* Readiness probed through the instance's own socket: it must be in the map for the probe. */
+static bool probed_through_socket(const struct service_conf *c)
+{
+	return c->ready == READY_TCP || c->ready == READY_HTTP;
+}
+
+/*
+ * Bring one old instance back: it left (or crashed) and its slot is free.
+ * Its listeners were released, so they exist only once it is spawned: it
+ * is placed after the spawn when its readiness probe needs the map (the
+ * old version takes clients on every slot: it may get some before it is
+ * ready), otherwise only once it is ready (fsm_rolling_ready).
+ */
 static void restart_old(struct fsm *f, struct version *ov, int i)
 {
+	struct instance *in = &ov->inst[i];
+
 	log_info("%s: starting instance %d again (%s)", vname(ov), i, ov->argv[0]);
-	spawn(f, ov, i);
+	if (in->ready) {
+		in->ready = false;
+		ov->nready--;
+	}
+	in->started = true;
+	in->retiring = false;
+	in->retire_at = 0;
+	in->retire_step = 0;
+	fsm_emit(f, FA_SPAWN_INST, ov, i, 0);
+	if (probed_through_socket(&f->s->conf))
+		fsm_emit(f, FA_PLACE_INST, ov, i, 0);
 	ov->inst[i].restarted = true; /* a second exit is not restarted */
 	ov->deadline = f->now + f->s->conf.ready_timeout_ms;
 	fsm_emit(f, FA_READY_CHECKS, ov, -1, 0);

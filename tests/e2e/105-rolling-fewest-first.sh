@@ -9,7 +9,10 @@
 #  2. the instance with the most connections is brought down to 1 (the
 #     unique fewest): a rolling deploy (max-surge 1, max-unavailable 0)
 #     retires exactly that one first, and logs its count (1);
-#  3. every other old instance still holds all its connections then.
+#  3. every other old instance still holds all its connections then;
+#  4. baton abort: the instance that left starts again and, once ready, is
+#     in the map: it takes some of 40 new connections (its listeners are
+#     new, made at its start, so it must be placed after it).
 . "$(dirname "$0")/lib.sh"
 
 write_conf "instances = 4" "ready = notify" "ready-timeout = $(slow 5)s" \
@@ -71,7 +74,11 @@ others_min=$(server_counts | awk -v p="$target" '$1 != p {print $2}' | sort -n |
 check "every other instance holds more (so the fewest is unique)" test "${others_min:-0}" -gt 1
 server_counts >"$T/counts.mid"
 
-"$BATON" deploy web -- "$DEMO" >"$T/deploy" 2>&1 &
+# The deploy client must not inherit the held connections.
+(
+	for fd in "${FDS[@]}"; do exec {fd}>&- 2>/dev/null; done
+	exec "$BATON" deploy web -- "$DEMO"
+) >"$T/deploy" 2>&1 &
 DEPLOY=$!
 EXTRA_PIDS=$DEPLOY
 retired=
@@ -89,10 +96,25 @@ check_eq "only one old instance left so far" 1 \
 check_eq "the others still hold every connection" \
 	"$(grep -v "^$target " "$T/counts.mid")" "$(server_counts | grep -v "^$target ")"
 
-"$BATON" promote web --full >/dev/null
+# 4. baton abort: the instance that left starts again in its slot and, once
+# ready, takes new connections (its new listeners are in the map).
+slot=$(sed -n "s/.*v1: instance \([0-9]*\) (pid $target, .* leaves.*/\1/p" "$T/agent.log" | head -1)
+"$BATON" abort web >/dev/null
 rc=0
 wait "$DEPLOY" || rc=$?
 cat "$T/deploy"
-check_eq "the rolling deploy completes" 0 "$rc"
-check_eq "v2 is active" 2 "$(active_version)"
+check "the deploy exits non-zero: rolled back" test "$rc" -ne 0
+check_eq "v1 is active" 1 "$(active_version)"
+check_eq "4 v1 processes run, all ready" 4 \
+	"$("$BATON" status web --json | jq '[.[0].versions[] | select(.version == 1) | .processes[] | select(.alive and .ready)] | length')"
+again=$("$BATON" status web --json | jq -r --argjson i "${slot:-0}" '.[0].versions[] | select(.version == 1) | .processes[] | select(.instance == $i) | .pid')
+check "instance $slot runs again as a new process" test -n "$again" -a "$again" != "$target"
+for k in $(seq $N); do
+	exec {fd}<>/dev/tcp/127.0.0.1/8080 || { not_ok "new connection $k"; break; }
+	FDS+=("$fd")
+done
+check "status and ss agree again" counts_agree
+got=$(server_counts | awk -v p="$again" '$1 == p {print $2}')
+echo "the restarted instance (pid $again) holds ${got:-0} of $N new connections"
+check "the restarted instance takes new connections" test "${got:-0}" -gt 0
 for fd in "${FDS[@]}"; do exec {fd}>&- 2>/dev/null; done

@@ -364,14 +364,14 @@ static void test_ready_timeout_rolls_back(void **state)
 	now += 1;
 	EXPECT(s, ev(FE_VTIMER, nv, -1),
 	       "stop-checks v2/1; vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; "
-	       "release v2; signal v2 SIGTERM; vtimer v2 +3000; place-inst v1/1; spawn-inst v1/1; "
-	       "ready-checks v1");
+	       "release v2; signal v2 SIGTERM; vtimer v2 +3000; spawn-inst v1/1; ready-checks v1");
 	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
 	assert_int_equal(ov->weight, WEIGHT_MAX);
 	assert_int_equal(nv->weight, 0);
 	assert_int_equal(s->active, ov->vslot);
 	start_spawned();
-	EXPECT(s, ev(FE_READY, ov, 1), "deploy-done rolled-back; ro-timer off");
+	/* Ready: only now in the map (ready = notify needs no probe through it). */
+	EXPECT(s, ev(FE_READY, ov, 1), "place-inst v1/1; deploy-done rolled-back; ro-timer off");
 	assert_int_equal(s->ro.stage, RO_NONE);
 	assert_int_equal(s->rollbacks[RB_HEALTH], 1);
 	assert_int_equal(ov->nalive, 4);
@@ -400,9 +400,9 @@ static void test_crash_rolls_back(void **state)
 	assert_int_equal(ov->weight, WEIGHT_MAX);
 	/* Instance 3 was told to exit: it starts again once it has. */
 	EXPECT(s, ev(FE_EXIT, ov, 3),
-	       "stop-checks v1/3; place-inst v1/3; spawn-inst v1/3; ready-checks v1; ro-timer off");
+	       "stop-checks v1/3; spawn-inst v1/3; ready-checks v1; ro-timer off");
 	start_spawned();
-	EXPECT(s, ev(FE_READY, ov, 3), "deploy-done rolled-back; ro-timer off");
+	EXPECT(s, ev(FE_READY, ov, 3), "place-inst v1/3; deploy-done rolled-back; ro-timer off");
 	assert_int_equal(s->rollbacks[RB_EXIT], 1);
 	service_free(s);
 }
@@ -440,18 +440,17 @@ static void test_pause_promote_abort(void **state)
 	       "inst-conns v1; ro-timer off; reply");
 	step(s, conns(ov, 1, -1, 1, 1));
 	assert_true(ov->inst[0].retiring);
-	EXPECT(
-	    s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
-	    "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
-	    "SIGTERM; vtimer v2 +3000; place-inst v1/1; spawn-inst v1/1; ready-checks v1; reply");
+	EXPECT(s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
+	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
+	       "SIGTERM; vtimer v2 +3000; spawn-inst v1/1; ready-checks v1; reply");
 	assert_int_equal(s->rollbacks[RB_OPERATOR], 1);
 	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
 	start_spawned();
-	EXPECT(s, ev(FE_READY, ov, 1), "");
+	EXPECT(s, ev(FE_READY, ov, 1), "place-inst v1/1");
 	EXPECT(s, ev(FE_EXIT, ov, 0),
-	       "stop-checks v1/0; place-inst v1/0; spawn-inst v1/0; ready-checks v1; ro-timer off");
+	       "stop-checks v1/0; spawn-inst v1/0; ready-checks v1; ro-timer off");
 	start_spawned();
-	EXPECT(s, ev(FE_READY, ov, 0), "deploy-done rolled-back; ro-timer off");
+	EXPECT(s, ev(FE_READY, ov, 0), "place-inst v1/0; deploy-done rolled-back; ro-timer off");
 	assert_int_equal(ov->nalive, 4);
 	assert_int_equal(s->ro.stage, RO_NONE);
 	service_free(s);
@@ -574,6 +573,39 @@ static void test_wait_then_signal_rollback(void **state)
 	service_free(s);
 }
 
+/*
+ * A restarted old instance whose readiness is probed through its socket
+ * (ready = tcp, http) is placed right after its spawn (its listeners are
+ * new then), so the probe reaches it; with notify only once it is ready
+ * (test_ready_timeout_rolls_back).
+ */
+static void test_restart_placed_for_probe(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.ready = READY_TCP;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	step(s, conns(ov, 5, 1, 5, 5));
+	EXPECT(s, ev(FE_EXIT, ov, 1),
+	       "stop-checks v1/1; place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off");
+	EXPECT(
+	    s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
+	    "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
+	    "SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; ready-checks v1; reply");
+	start_spawned();
+	EXPECT(s, ev(FE_READY, ov, 1), "place-inst v1/1; ro-timer off");
+	assert_int_equal(s->ro.stage, RO_NONE);
+	assert_int_equal(ov->nready, 4);
+	service_free(s);
+}
+
 /* roll_resolve: the bad input, and Kubernetes' rounding. */
 static void test_resolve(void **state)
 {
@@ -617,6 +649,7 @@ int main(void)
 	    cmocka_unit_test(test_wait_then_signal),
 	    cmocka_unit_test(test_wait_then_signal_timeout),
 	    cmocka_unit_test(test_wait_then_signal_rollback),
+	    cmocka_unit_test(test_restart_placed_for_probe),
 	    cmocka_unit_test(test_resolve),
 	};
 
