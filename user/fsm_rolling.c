@@ -51,7 +51,31 @@ static int old_serving(const struct version *ov)
  */
 static bool waits(const struct instance *in)
 {
+	return in->retiring && in->alive && in->retire_step == -1;
+}
+
+/* Retired, not signalled yet: held by drain-delay (-2) or waiting (-1). */
+static bool unsignalled(const struct instance *in)
+{
 	return in->retiring && in->alive && in->retire_step < 0;
+}
+
+/* What a retired instance does once drain-delay is over (or at once without one). */
+static void drain_inst(struct fsm *f, struct version *ov, int i, long long conns)
+{
+	const struct service_conf *c = &f->s->conf;
+	struct instance *in = &ov->inst[i];
+
+	in->retire_at = f->now + c->drain_timeout_ms;
+	if (c->drain == DRAIN_WAIT_THEN_SIGNAL && conns != 0) {
+		in->retire_step = -1;
+		if (!f->s->ro.poll_at)
+			f->s->ro.poll_at = f->now + INST_POLL_MS;
+		return;
+	}
+	fsm_emit(f, FA_RELEASE, ov, i, 0);
+	fsm_emit(f, FA_SIGNAL_INST, ov, i, c->exit_signal);
+	in->retire_step = 0;
 }
 
 static bool any_waits(const struct version *ov)
@@ -169,18 +193,15 @@ static void retire(struct fsm *f, struct version *ov, int i, long long conns)
 	f->s->ro.retired++;
 	weights(f);
 	fsm_emit(f, FA_UNPLACE_INST, ov, i, 0);
-	in->retire_at = f->now + c->drain_timeout_ms;
 	log_info("%s: instance %d (pid %d, %lld live connection(s)) leaves, %d of %d retired",
 		 vname(ov), i, in->pid, conns, f->s->ro.retired, ov->ninst);
-	if (c->drain == DRAIN_WAIT_THEN_SIGNAL && conns != 0) {
-		in->retire_step = -1;
-		if (!f->s->ro.poll_at)
-			f->s->ro.poll_at = f->now + INST_POLL_MS;
+	if (c->drain_delay_ms) {
+		/* Kept as it is (a rollback places it again) for drain-delay. */
+		in->retire_step = -2;
+		in->retire_at = f->now + c->drain_delay_ms;
 		return;
 	}
-	fsm_emit(f, FA_RELEASE, ov, i, 0);
-	fsm_emit(f, FA_SIGNAL_INST, ov, i, c->exit_signal);
-	in->retire_step = 0;
+	drain_inst(f, ov, i, conns);
 }
 
 /* Place one instance's sockets (for its probe; clients only once it is in serve_n). */
@@ -399,7 +420,7 @@ static void finish(struct fsm *f)
 	/* Retired ones still waiting for their connections are told now too. */
 	ro->poll_at = 0;
 	for (i = 0; i < ov->ninst; i++)
-		if (ov->inst[i].alive && (!ov->inst[i].retiring || waits(&ov->inst[i]))) {
+		if (ov->inst[i].alive && (!ov->inst[i].retiring || unsignalled(&ov->inst[i]))) {
 			ov->inst[i].retiring = true;
 			ov->inst[i].retire_step = 0;
 			fsm_emit(f, FA_SIGNAL_INST, ov, i, s->conf.exit_signal);
@@ -524,7 +545,7 @@ bool fsm_rolling_fail(struct fsm *f, enum rb_reason reason, const char *why)
 		fsm_drain_failed(f, nv);
 	/* Retired ones that were never signalled serve again at once: their listeners are held. */
 	for (i = 0; i < ov->ninst; i++)
-		if (waits(&ov->inst[i])) {
+		if (unsignalled(&ov->inst[i])) {
 			ov->inst[i].retiring = false;
 			ov->inst[i].retire_at = 0;
 			ov->inst[i].retire_step = 0;
@@ -638,6 +659,11 @@ void fsm_rolling_timer(struct fsm *f)
 
 		if (!in->retiring || !in->alive || !in->retire_at || f->now < in->retire_at)
 			continue;
+		if (in->retire_step == -2) {
+			/* drain-delay is over: its count is read at the next poll. */
+			drain_inst(f, ov, i, -1);
+			continue;
+		}
 		if (in->retire_step < 0) {
 			log_warnx("%s: retired instance %d (pid %d) still has connections at "
 				  "drain-timeout",

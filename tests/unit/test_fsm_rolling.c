@@ -606,6 +606,75 @@ static void test_restart_placed_for_probe(void **state)
 	service_free(s);
 }
 
+/*
+ * drain-delay: a retired instance is kept as it is (unsignalled, listeners
+ * held) for drain-delay, then drains as drain-policy says; a rollback
+ * within it places it back at once.
+ */
+static void test_drain_delay(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.drain_delay_ms = 2000;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	EXPECT(s, conns(ov, 3, 1, 5, 6), "policy; unplace-inst v1/1; ro-timer +2000");
+	assert_int_equal(ov->inst[1].retire_step, -2);
+	now += 2000;
+	/* signal-then-wait: the exit signal when the delay is over, drain-timeout from then. */
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1),
+	       "release v1/1; signal-inst v1/1 SIGTERM; ro-timer +3000");
+	EXPECT(s, ev(FE_EXIT, ov, 1),
+	       "stop-checks v1/1; place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off");
+	start_spawned();
+	step(s, ev(FE_READY, nv, 1));
+	EXPECT(s, conns(ov, 3, -1, 5, 6), "policy; unplace-inst v1/0; ro-timer +2000");
+	now += 1000;
+	/* Within the delay: the rollback gives instance 0 its place back, nothing restarts. */
+	EXPECT(
+	    s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
+	    "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
+	    "SIGTERM; vtimer v2 +3000; place-inst v1/0; spawn-inst v1/1; ready-checks v1; ro-timer "
+	    "off; reply");
+	assert_false(ov->inst[0].retiring);
+	start_spawned();
+	EXPECT(s, ev(FE_READY, ov, 1), "place-inst v1/1; ro-timer off");
+	assert_int_equal(s->ro.stage, RO_NONE);
+	assert_int_equal(ov->nready, 4);
+	service_free(s);
+}
+
+/* drain-delay, then wait-then-signal: its count is read once the delay is over. */
+static void test_drain_delay_then_wait(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.drain_delay_ms = 2000;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	/* 0 connections, but the delay holds it anyway. */
+	EXPECT(s, conns(ov, 3, 0, 5, 6), "policy; unplace-inst v1/1; ro-timer +2000");
+	now += 2000;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "ro-timer +100");
+	now += 100;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "inst-conns v1; ro-timer +2900");
+	EXPECT(s, conns(ov, 3, 0, 5, 6), "release v1/1; signal-inst v1/1 SIGTERM; ro-timer +1000");
+	service_free(s);
+}
+
 /* roll_resolve: the bad input, and Kubernetes' rounding. */
 static void test_resolve(void **state)
 {
@@ -650,6 +719,8 @@ int main(void)
 	    cmocka_unit_test(test_wait_then_signal_timeout),
 	    cmocka_unit_test(test_wait_then_signal_rollback),
 	    cmocka_unit_test(test_restart_placed_for_probe),
+	    cmocka_unit_test(test_drain_delay),
+	    cmocka_unit_test(test_drain_delay_then_wait),
 	    cmocka_unit_test(test_resolve),
 	};
 
