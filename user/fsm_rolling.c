@@ -312,10 +312,15 @@ void fsm_rolling_conns(struct fsm *f, struct version *v, const struct fsm_event 
 	struct version *ov = ro_old(s);
 	int i, best = -1;
 
-	if (v != ov)
-		return;
 	if (ro->poll_at < 0)
 		ro->poll_at = 0;
+	/* A late answer (the rollout ended meanwhile) changes nothing. */
+	if (!fsm_rolling(s)) {
+		ro->counting = false;
+		return;
+	}
+	if (v != ov)
+		return;
 	for (i = 0; e->ok && i < ov->ninst; i++)
 		if (waits(&ov->inst[i]) && e->inst_conns[i] == 0)
 			signal_waiting(f, ov, i, "has no connection left");

@@ -647,6 +647,9 @@ static void test_drain_delay(void **state)
 	EXPECT(s, ev(FE_READY, ov, 1), "place-inst v1/1; ro-timer off");
 	assert_int_equal(s->ro.stage, RO_NONE);
 	assert_int_equal(ov->nready, 4);
+	/* A count read late, after the rollout ended, changes nothing. */
+	EXPECT(s, conns(ov, 0, 0, 0, 0), "");
+	assert_false(ov->inst[2].retiring);
 	service_free(s);
 }
 
