@@ -40,14 +40,14 @@ USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c us
 	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \
 	     user/status.c user/steer.c user/track.c user/versions.c user/webhook.c
 # Rolling rollouts (issue 18).
-USER_SRCS += user/rollconf.c user/fsm_rolling.c user/instconns.c
+USER_SRCS += user/rollconf.c user/fsm_rolling.c
 USER_SRCS += user/sockcg.c user/acceptq.c
 # The rollback window (issue 18, part 2).
 USER_SRCS += user/history.c user/histjson.c user/fsm_history.c user/clihistory.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
-TESTS     += $(BUILD)/test_migrate $(BUILD)/test_fsm $(BUILD)/test_listen $(BUILD)/test_drain
+TESTS     += $(BUILD)/test_migrate $(BUILD)/test_instconns $(BUILD)/test_fsm $(BUILD)/test_listen $(BUILD)/test_drain
 TESTS     += $(BUILD)/test_nlack
 TESTS     += $(BUILD)/test_acceptq
 TESTS     += $(BUILD)/test_fsm_hold
@@ -151,6 +151,11 @@ $(BUILD)/drop_ack.bpf.o: tests/bpf/drop_ack.bpf.c | $(BUILD)
 
 $(BUILD)/test_migrate: tests/bpf/test_migrate.c $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o \
 		       $(BUILD)/drop_ack.skel.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDFLAGS) -lbpf -lelf -lz -lcmocka -o $@
+
+$(BUILD)/test_instconns: tests/bpf/test_instconns.c $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o \
+			 $(BUILD)/drop_ack.skel.h
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDFLAGS) -lbpf -lelf -lz -lcmocka -o $@
 

@@ -7,11 +7,12 @@
  * The steer program records its decision per 4-tuple in `decisions`.  When
  * the handshake completes (PASSIVE_ESTABLISHED: the connection exists,
  * accepted or still queued) the decision moves to `conns` and the version's
- * live count goes up; when the socket reaches TCP_CLOSE it goes down, and
- * if the server side aborted it (sent a RST), the version's resets go up.
- * When the exit of the process holding a connection closes it, the
- * version's lost goes up.  A connection without a decision is not baton's
- * and is never counted.
+ * live count goes up, and so does its instance's (inst_live: the instance
+ * whose listener steer chose); when the socket reaches TCP_CLOSE they go
+ * down, and if the server side aborted it (sent a RST), the version's
+ * resets go up.  When the exit of the process holding a connection closes
+ * it, the version's lost goes up.  A connection without a decision is not
+ * baton's and is never counted.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -92,6 +93,7 @@ static __always_inline void established(struct bpf_sock_ops *skops)
 		return; /* conns full or a duplicate: not counted rather than miscounted */
 	__sync_fetch_and_add(&c->accepted, 1);
 	__sync_fetch_and_add(&c->live, 1);
+	inst_count(&own, 1);
 	latency_begin(skops, &own);
 	/* Ask for state changes on this socket, to see its close. */
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
@@ -205,6 +207,7 @@ static __always_inline void closed(struct bpf_sock_ops *skops)
 	}
 	if (closed_by_exit(skops))
 		count_lost(&own);
+	inst_count(&own, -1);
 	conn_leave(&own, 1);
 }
 

@@ -350,6 +350,18 @@ int dp_counts(const struct version *v, struct version_counts *n)
 	return track_counts(&tr, v->svc->id, v->num, n);
 }
 
+int dp_inst_conns(const struct version *v, long long n[MAX_INSTANCES])
+{
+	int i, r = track_inst_live(&tr, v->svc->id, v->num, n);
+
+	if (r)
+		return r;
+	for (i = 0; i < MAX_INSTANCES; i++)
+		if (i >= v->ninst || !v->inst[i].alive)
+			n[i] = -1;
+	return 0;
+}
+
 int dp_watch(const struct version *v, int on)
 {
 	return track_watch(&tr, v->svc->id, v->num, on);

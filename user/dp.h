@@ -85,6 +85,11 @@ int dp_latency(const struct version *v, struct lat_hist *h);
 /* Counters of a version taken over: kept when the maps survived, new when they did not. */
 int dp_ensure(const struct version *v);
 int dp_watch(const struct version *v, int on);
+/*
+ * Live connections of each instance of v, as the kernel counts them per
+ * listener slot (n[i]; -1: not running): one map read.  0 or -errno.
+ */
+int dp_inst_conns(const struct version *v, long long n[MAX_INSTANCES]);
 /* A cursor over v's connections for track_reset_step (drain-reset). */
 int dp_reset_begin(const struct version *v, struct track_reset **r);
 int dp_forget(const struct version *v);

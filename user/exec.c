@@ -26,7 +26,6 @@
 #include "history.h"
 #include "exec.h"
 #include "httpdrain.h"
-#include "instconns.h"
 #include "log.h"
 #include "proc.h"
 #include "services.h"
@@ -455,10 +454,13 @@ static void perform(struct service *s, const struct fsm_action *a)
 	case FA_SIGNAL_INST:
 		signal_one(v, a->inst, (int)a->arg);
 		break;
+	case FA_KILL_INST:
+		kill_inst_tree(v, a->inst);
+		break;
 	case FA_INST_CONNS: {
 		struct fsm_event e = {.type = FE_INST_CONNS, .v = v};
 
-		e.ok = !instance_conns(v, e.inst_conns);
+		e.ok = !dp_inst_conns(v, e.inst_conns);
 		enqueue(s, &e);
 		break;
 	}

@@ -79,6 +79,7 @@ const char *const fsm_act_names[FA_COUNT] = {
     [FA_SIGNAL_INST] = "signal-inst",
     [FA_INST_CONNS] = "inst-conns",
     [FA_REDEPLOY] = "redeploy",
+    [FA_KILL_INST] = "kill-inst",
 };
 
 struct fsm_action *fsm_emit(struct fsm *f, enum fsm_act t, struct version *v, int inst,

@@ -140,6 +140,7 @@ enum fsm_act {
 	FA_INST_CONNS,	/* v: count each instance's live connections (answered by FE_INST_CONNS) */
 	FA_REDEPLOY,	/* arg: start the remembered version arg again as a new version (FE_DEPLOY
 			   follows, c waits for it; or c gets why it cannot) */
+	FA_KILL_INST,	/* v, inst: SIGKILL to one instance's process tree (group, descendants) */
 	FA_COUNT,
 };
 

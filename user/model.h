@@ -111,7 +111,9 @@ struct instance {
 	/* strategy = rolling (fsm_rolling.c): */
 	bool started;	     /* its process was started in this version's life */
 	bool retiring;	     /* out of the map, told to exit: it never serves again */
-	int retire_step;     /* 0: exit signal sent, 1: SIGTERM, 2: SIGKILL */
+	int retire_step;     /* -1: waits for its connections (wait-then-signal), 0: exit
+				signal sent, 1: SIGTERM (or the exit signal after the wait), 2: SIGKILL
+			      */
 	long long retire_at; /* ms: when the next signal is due (0: none) */
 	bool restarted;	     /* started again by a rollback: not restarted twice */
 };
@@ -267,6 +269,7 @@ struct rollout {
 	unsigned pause_ms;   /* between batches */
 	long long pause_end; /* ms: the next batch waits until then (0: no pause) */
 	bool counting;	     /* FA_INST_CONNS asked, FE_INST_CONNS not yet back */
+	long long poll_at;   /* ms: read the instances' counts again (an instance waits), 0: no */
 	int batch;	     /* batches started */
 	int retired;	     /* old instances retired */
 	char fail_why[320];  /* rolling back: why, for the deploy's answer at the end */

@@ -232,14 +232,23 @@ json_t *status_json(struct service *s)
 			continue;
 		insts = json_array();
 		argv = json_array();
+		long long ic[MAX_INSTANCES];
+		bool have_ic;
+
 		for (k = 0; v->spec.argv[k]; k++)
 			json_array_append_new(argv, json_string(v->spec.argv[k]));
-		for (k = 0; k < v->ninst; k++)
-			json_array_append_new(
-			    insts, json_pack("{s:i, s:i, s:b, s:b, s:s}", "instance", k, "pid",
-					     v->inst[k].pid, "ready", v->inst[k].ready, "alive",
-					     v->inst[k].alive, "exit",
-					     v->inst[k].alive ? "" : v->inst[k].exit_desc));
+		/* Each instance's live connections: one map read (the kernel counts them). */
+		have_ic = !dp_inst_conns(v, ic);
+		for (k = 0; k < v->ninst; k++) {
+			json_t *p = json_pack("{s:i, s:i, s:b, s:b, s:s}", "instance", k, "pid",
+					      v->inst[k].pid, "ready", v->inst[k].ready, "alive",
+					      v->inst[k].alive, "exit",
+					      v->inst[k].alive ? "" : v->inst[k].exit_desc);
+
+			json_object_set_new(
+			    p, "live", have_ic && ic[k] >= 0 ? json_integer(ic[k]) : json_null());
+			json_array_append_new(insts, p);
+		}
 		struct version_counts n = {0};
 		json_t *jv;
 

@@ -196,6 +196,30 @@ static void kill_adopted_tree(struct version *v)
 	log_info("%s: SIGKILL to the %d process(es) of its adopted tree", vname(v), m);
 }
 
+/* Processes of one instance's tree looked for at its kill-after bound. */
+#define INST_TREE_MAX 1024
+
+void kill_inst_tree(struct version *v, int i)
+{
+	pid_t pids[INST_TREE_MAX], root;
+	int n, k;
+
+	if (i < 0 || i >= v->ninst || !v->inst[i].alive || v->inst[i].pid <= 1)
+		return;
+	root = v->inst[i].pid;
+	/* Found before anything dies: a killed parent's children are reparented. */
+	n = proc_descendants(&root, 1, pids, INST_TREE_MAX);
+	signal_one(v, i, SIGKILL);
+	/* A spawned instance leads its own session: its group outlives it while a member runs. */
+	if (!v->adopted)
+		kill(-root, SIGKILL);
+	for (k = 0; k < n; k++)
+		if (pids[k] != root)
+			kill(pids[k], SIGKILL);
+	log_info("%s: SIGKILL to instance %d (pid %d)%s and %d process(es) below it", vname(v), i,
+		 root, v->adopted ? "" : ", its process group", n > 0 ? n - 1 : 0);
+}
+
 void signal_tree(struct version *v, int sig)
 {
 	struct fsm_event e = {.type = FE_TREE_EMPTY, .v = v};

@@ -29,6 +29,13 @@ void signal_all(struct version *v, int sig);
  * its instances' process groups; an adopted server's own process only.
  */
 void signal_tree(struct version *v, int sig);
+/*
+ * SIGKILL to one instance's tree: its process, its process group (a
+ * spawned instance leads its own session) and every process below it now
+ * (one scan of /proc).  The version's cgroup holds every instance, so it
+ * is not used: the other instances serve on.
+ */
+void kill_inst_tree(struct version *v, int i);
 /* An adopted version: remember the processes of its tree now (the kill-after bound kills them). */
 void adopted_tree_note(struct version *v);
 /* v's cgroup: made (a new version) or found again (restart); 0 also without cgroups. */
