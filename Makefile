@@ -40,14 +40,20 @@ USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c us
 	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \
 	     user/status.c user/steer.c user/track.c user/versions.c user/webhook.c
 # Rolling rollouts (issue 18).
-USER_SRCS += user/rollconf.c user/fsm_rolling.c user/instconns.c
+USER_SRCS += user/rollconf.c user/fsm_rolling.c
+USER_SRCS += user/sockcg.c user/acceptq.c
+# The rollback window (issue 18, part 2).
+USER_SRCS += user/history.c user/histjson.c user/fsm_history.c user/clihistory.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
-TESTS     += $(BUILD)/test_migrate $(BUILD)/test_fsm $(BUILD)/test_listen $(BUILD)/test_drain
+TESTS     += $(BUILD)/test_migrate $(BUILD)/test_instconns $(BUILD)/test_fsm $(BUILD)/test_listen $(BUILD)/test_drain
 TESTS     += $(BUILD)/test_nlack
+TESTS     += $(BUILD)/test_acceptq
 TESTS     += $(BUILD)/test_fsm_hold $(BUILD)/test_fsm_ready
 TESTS     += $(BUILD)/test_lathist
+TESTS     += $(BUILD)/test_conflat
+TESTS     += $(BUILD)/test_history
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -78,7 +84,15 @@ $(BUILD)/test_config: tests/unit/test_config.c $(BUILD)/config.o $(BUILD)/confke
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
 
+$(BUILD)/test_conflat: tests/unit/test_conflat.c $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o $(BUILD)/rollconf.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+
 $(BUILD)/test_nlack: tests/unit/test_nlack.c user/nlack.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(LDFLAGS) -lcmocka -o $@
+
+$(BUILD)/test_acceptq: tests/unit/test_acceptq.c user/acceptq.h
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(LDFLAGS) -lcmocka -o $@
 $(BUILD)/test_lathist: tests/unit/test_lathist.c $(BUILD)/lathist.o
@@ -93,7 +107,8 @@ $(BUILD)/test_health: tests/unit/test_health.c $(BUILD)/health.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -pthread -lcmocka -o $@
 
-FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version fsm_rolling model
+FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version fsm_rolling model \
+	     fsm_history history
 $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) $(BUILD)/log.o \
 		   $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
@@ -121,6 +136,12 @@ $(BUILD)/test_fsm_rolling: tests/unit/test_fsm_rolling.c $(patsubst %,$(BUILD)/%
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
 
+$(BUILD)/test_history: tests/unit/test_history.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
+			$(BUILD)/histjson.o $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o \
+			$(BUILD)/confhooks.o $(BUILD)/confval.o $(BUILD)/rollconf.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -ljansson -lcmocka -o $@
+
 $(BUILD)/test_proc: tests/unit/test_proc.c $(BUILD)/proc.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
@@ -136,6 +157,11 @@ $(BUILD)/drop_ack.bpf.o: tests/bpf/drop_ack.bpf.c | $(BUILD)
 
 $(BUILD)/test_migrate: tests/bpf/test_migrate.c $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o \
 		       $(BUILD)/drop_ack.skel.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDFLAGS) -lbpf -lelf -lz -lcmocka -o $@
+
+$(BUILD)/test_instconns: tests/bpf/test_instconns.c $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o \
+			 $(BUILD)/drop_ack.skel.h
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDFLAGS) -lbpf -lelf -lz -lcmocka -o $@
 
@@ -173,13 +199,17 @@ demo: deps
 	$(Q)tools/demo.sh $(BUILD)
 
 # Benchmarks (docs/performance.md): every part, or one with PART=steer|swaps|switch|proxy|footprint|scale|reset|rollout.
-BENCH_BINS := $(BUILD)/steer-bench $(BUILD)/loadgen $(BUILD)/drain-bench
+BENCH_BINS := $(BUILD)/steer-bench $(BUILD)/loadgen $(BUILD)/drain-bench $(BUILD)/lat-bench
 bench:
 	$(Q)tools/deps.sh bench
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
 	$(Q)tools/bench/run.sh $(BUILD) $(PART)
 
 $(BUILD)/steer-bench: tools/bench/steer-bench.c $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o $(LDFLAGS) -lbpf -lelf -lz -lm -pthread -o $@
+
+$(BUILD)/lat-bench: tools/bench/lat-bench.c $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o $(LDFLAGS) -lbpf -lelf -lz -lm -pthread -o $@
 
@@ -203,6 +233,7 @@ FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude 
 		-Itests/fuzz $(FUZZ_SAN)
 FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confhooks confval fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
 FUZZ_OBJS    += $(FUZZ_DIR)/rollconf.o $(FUZZ_DIR)/fsm_rolling.o
+FUZZ_OBJS    += $(FUZZ_DIR)/fsm_history.o $(FUZZ_DIR)/history.o
 
 $(FUZZ_DIR):
 	$(Q)mkdir -p $@

@@ -45,6 +45,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } versions SEC(".maps");
 
+/*
+ * inst_live: live connections per instance of each (service, version);
+ * track and steer count, the agent creates entries.  Per-CPU, so that the
+ * count of a connection is an uncontended add on the CPU that handles it.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, MAX_TRACKED_VERSIONS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct version_key);
+	__type(value, struct inst_counts);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} inst_live SEC(".maps");
+
 /* drain_watch: versions whose reaching zero the agent waits for; agent writes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -66,6 +80,24 @@ static __always_inline struct version_counts *counts_of(const struct conn_owner 
 	struct version_key k = {.service = o->service, .version = o->version};
 
 	return bpf_map_lookup_elem(&versions, &k);
+}
+
+/*
+ * One connection of o's instance more (d = 1) or less (-1).  Atomic although
+ * per-CPU: a softirq may run track on this CPU while a close in process
+ * context is between the read and the write.
+ */
+static __always_inline void inst_count(const struct conn_owner *o, __s64 d)
+{
+	struct version_key k = {.service = o->service, .version = o->version};
+	struct inst_counts *c;
+	__u32 i = (__u32)o->inst - 1;
+
+	if (i >= MAX_INSTANCES)
+		return; /* inst 0: not known */
+	c = bpf_map_lookup_elem(&inst_live, &k);
+	if (c)
+		__sync_fetch_and_add(&c->live[i], d);
 }
 
 static __always_inline int watched(const struct conn_owner *o)

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Maps and helpers shared by track (sock_ops: creates a counted
- * connection's state, sees its outgoing segments) and latency (sees its
- * incoming segments and its accept).  Both objects define the maps
- * identically and pin them by name.
+ * Maps and helpers shared by track (sock_ops: creates a measured
+ * connection's state) and latency (sees its segments in and out and its
+ * accept).  Both objects define the maps identically and pin them by name.
  */
 #ifndef BATON_LATENCY_BPF_H
 #define BATON_LATENCY_BPF_H

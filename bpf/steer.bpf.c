@@ -103,9 +103,14 @@ static __always_inline int select_slot(struct sk_reuseport_md *md, __u32 group, 
 	return bpf_sk_select_reuseport(md, &sockets, &key, 0);
 }
 
+/* select_instances(): the instance selected, and whether it was not the first choice. */
+#define SEL_INST     0xff
+#define SEL_FALLBACK 0x100
+
 /*
  * Try the n instances of one version, starting at the one the hash names:
- * 0 = that one, 1 = another one (it was gone), -1 = none is live.
+ * the instance selected, with SEL_FALLBACK when it is not that one (that
+ * one was gone), or -1 when none is live.
  *
  * A global function on purpose, against the always_inline habit: the
  * verifier checks it once instead of at every call site.  Inlined, its loop
@@ -130,7 +135,7 @@ __noinline int select_instances(struct sk_reuseport_md *md, __u32 group, __u32 v
 		if (inst >= n)
 			inst -= n;
 		if (!select_slot(md, group, vslot, inst))
-			return i ? 1 : 0;
+			return (int)inst | (i ? SEL_FALLBACK : 0);
 	}
 	return -1;
 }
@@ -320,9 +325,13 @@ static __always_inline void count_placed(struct steer_stats *st, int migrating, 
  * from a closing listener changes owner, and its count moves with it.
  */
 static __always_inline void record(struct steer_stats *st, struct bpf_sock *msk,
-				   const struct conn_key *k, __u32 service, __u32 version)
+				   const struct conn_key *k, __u32 service, __u32 version,
+				   __u32 inst)
 {
-	struct conn_owner own = {.service = service, .version = version}, *cur, old;
+	struct conn_owner own = {.service = (__u16)service,
+				 .inst = (__u8)(inst + 1),
+				 .version = version},
+			  *cur, old;
 	struct version_counts *c;
 
 	if (!msk) {
@@ -336,9 +345,17 @@ static __always_inline void record(struct steer_stats *st, struct bpf_sock *msk,
 			st->evicted++;
 		return;
 	}
-	if (cur->service == service && cur->version == version)
+	if (cur->service == service && cur->version == version && cur->inst == own.inst)
 		return;
 	old = *cur;
+	if (old.service == service && old.version == version) {
+		/* Another instance of its own version (a retiring one's listener closed). */
+		if (bpf_map_update_elem(&conns, k, &own, BPF_EXIST))
+			return;
+		inst_count(&own, 1);
+		inst_count(&old, -1);
+		return;
+	}
 	c = counts_of(&own);
 	if (!c)
 		return;
@@ -346,6 +363,8 @@ static __always_inline void record(struct steer_stats *st, struct bpf_sock *msk,
 		return;
 	__sync_fetch_and_add(&c->live, 1);
 	__sync_fetch_and_add(&c->migrated_in, 1);
+	inst_count(&own, 1);
+	inst_count(&old, -1);
 	conn_leave(&old, 0);
 }
 
@@ -356,9 +375,10 @@ static __always_inline void record(struct steer_stats *st, struct bpf_sock *msk,
  * habit: such segments are rare, and inlined at each placement it added
  * some 500 instructions around the SYN path.
  */
-static __noinline void refresh(const struct conn_key *k, __u32 service, __u32 version)
+static __noinline void refresh(const struct conn_key *k, __u32 service, __u32 version, __u32 inst)
 {
-	struct conn_owner own = {.service = service, .version = version};
+	struct conn_owner own = {
+	    .service = (__u16)service, .inst = (__u8)(inst + 1), .version = version};
 
 	decision_refresh(k, &own);
 }
@@ -370,15 +390,17 @@ static __noinline void refresh(const struct conn_key *k, __u32 service, __u32 ve
  */
 static __always_inline void placed(struct steer_stats *st, struct bpf_sock *msk,
 				   const struct conn_key *k, __u32 service, __u32 version,
-				   int pinned, int fallback, int seg)
+				   int pinned, int sel, int seg)
 {
+	__u32 inst = sel & SEL_INST;
+
 	if (k->family) {
 		if (seg == SEG_OTHER)
-			refresh(k, service, version);
+			refresh(k, service, version, inst);
 		else
-			record(st, msk, k, service, version);
+			record(st, msk, k, service, version, inst);
 	}
-	count_placed(st, msk != NULL, pinned, fallback);
+	count_placed(st, msk != NULL, pinned, (sel & SEL_FALLBACK) != 0);
 }
 
 SEC("sk_reuseport/migrate")
@@ -494,7 +516,7 @@ int steer(struct sk_reuseport_md *md)
 		if (vslot < MAX_VERSIONS) {
 			r = select_version(md, group, svc, vslot, spread / WEIGHT_MAX);
 			if (r >= 0) {
-				placed(st, msk, &key, gi->service, svc->v[vslot].version, 1, r > 0,
+				placed(st, msk, &key, gi->service, svc->v[vslot].version, 1, r,
 				       seg);
 				/* Selected a live socket of this client's pinned version. */
 				return SK_PASS;
@@ -517,8 +539,8 @@ int steer(struct sk_reuseport_md *md)
 	vslot = steer_pick_version(svc, point);
 	r = select_version(md, group, svc, vslot, spread / WEIGHT_MAX);
 	if (r >= 0) {
-		placed(st, msk, &key, gi->service, svc->v[vslot & (MAX_VERSIONS - 1)].version, 0,
-		       r > 0, seg);
+		placed(st, msk, &key, gi->service, svc->v[vslot & (MAX_VERSIONS - 1)].version, 0, r,
+		       seg);
 		/* Selected a live socket of the version the weights chose. */
 		return SK_PASS;
 	}
@@ -527,8 +549,10 @@ int steer(struct sk_reuseport_md *md)
 	for (i = 0; i < MAX_VERSIONS; i++) {
 		if (i == vslot || svc->v[i].state != VSTATE_ACTIVE || !svc->v[i].weight)
 			continue;
-		if (select_version(md, group, svc, i, spread / WEIGHT_MAX) >= 0) {
-			placed(st, msk, &key, gi->service, svc->v[i].version, 0, 1, seg);
+		r = select_version(md, group, svc, i, spread / WEIGHT_MAX);
+		if (r >= 0) {
+			placed(st, msk, &key, gi->service, svc->v[i].version, 0, r | SEL_FALLBACK,
+			       seg);
 			/* Selected a live socket of another active version. */
 			return SK_PASS;
 		}

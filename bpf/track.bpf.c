@@ -7,11 +7,12 @@
  * The steer program records its decision per 4-tuple in `decisions`.  When
  * the handshake completes (PASSIVE_ESTABLISHED: the connection exists,
  * accepted or still queued) the decision moves to `conns` and the version's
- * live count goes up; when the socket reaches TCP_CLOSE it goes down, and
- * if the server side aborted it (sent a RST), the version's resets go up.
- * When the exit of the process holding a connection closes it, the
- * version's lost goes up.  A connection without a decision is not baton's
- * and is never counted.
+ * live count goes up, and so does its instance's (inst_live: the instance
+ * whose listener steer chose); when the socket reaches TCP_CLOSE they go
+ * down, and if the server side aborted it (sent a RST), the version's
+ * resets go up.  When the exit of the process holding a connection closes
+ * it, the version's lost goes up.  A connection without a decision is not
+ * baton's and is never counted.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -52,13 +53,19 @@ static __always_inline int key_of(const struct bpf_sock_ops *skops, struct conn_
 	return -1;
 }
 
-/* Measure this connection's accept wait and response times (bpf/latency.bpf.c). */
+/*
+ * Measure this connection's accept wait and response times
+ * (bpf/latency.bpf.c) if the agent measures its version (it made the
+ * version's latency entry).  A connection left unmeasured gets no storage,
+ * and the latency programs do no more than look for it.
+ */
 static __always_inline void latency_begin(struct bpf_sock_ops *skops, const struct conn_owner *own)
 {
+	struct version_key k = {.service = own->service, .version = own->version};
 	struct bpf_sock *sk = skops->sk;
 	struct lat_sock *ls;
 
-	if (!sk)
+	if (!sk || !bpf_map_lookup_elem(&latency, &k))
 		return;
 	ls = bpf_sk_storage_get(&lat_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!ls)
@@ -67,29 +74,6 @@ static __always_inline void latency_begin(struct bpf_sock_ops *skops, const stru
 	ls->version = own->version;
 	ls->req_ns = 0;
 	ls->est_ns = bpf_ktime_get_ns();
-}
-
-/*
- * An outgoing segment of a counted connection (HDR_OPT_LEN_CB, asked for by
- * WRITE_HDR_OPT_CB_FLAG; this program reserves no option space, so the
- * segment is unchanged).  skb_len is the payload: the kernel asks before it
- * pushes the TCP header; 0 for a pure ACK and for the MSS computation.
- */
-static __always_inline void latency_sent(struct bpf_sock_ops *skops)
-{
-	struct bpf_sock *sk = skops->sk;
-	struct lat_sock *ls;
-	__u64 now;
-
-	if (!skops->skb_len || !sk)
-		return;
-	ls = bpf_sk_storage_get(&lat_socks, sk, 0, 0);
-	if (!ls || !ls->req_ns)
-		return;
-	now = bpf_ktime_get_ns();
-	if (now > ls->req_ns)
-		lat_record(ls, LAT_RESPONSE, now - ls->req_ns);
-	ls->req_ns = 0;
 }
 
 static __always_inline void established(struct bpf_sock_ops *skops)
@@ -109,10 +93,10 @@ static __always_inline void established(struct bpf_sock_ops *skops)
 		return; /* conns full or a duplicate: not counted rather than miscounted */
 	__sync_fetch_and_add(&c->accepted, 1);
 	__sync_fetch_and_add(&c->live, 1);
+	inst_count(&own, 1);
 	latency_begin(skops, &own);
-	/* Ask for state changes on this socket, to see its close, and for its outgoing segments. */
-	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG |
-					     BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+	/* Ask for state changes on this socket, to see its close. */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
 /*
@@ -223,6 +207,7 @@ static __always_inline void closed(struct bpf_sock_ops *skops)
 	}
 	if (closed_by_exit(skops))
 		count_lost(&own);
+	inst_count(&own, -1);
 	conn_leave(&own, 1);
 }
 
@@ -241,9 +226,6 @@ int track(struct bpf_sock_ops *skops)
 	switch (skops->op) {
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		established(skops);
-		break;
-	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
-		latency_sent(skops);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] == BPF_TCP_CLOSE)

@@ -49,11 +49,23 @@ struct conn_key {
 	__u32 raddr[4];
 };
 
-/* Who a connection belongs to. */
+/*
+ * Who a connection belongs to: its version, and the instance whose listener
+ * steer placed it on (its slot in the version's block of the sockets map).
+ * inst is that instance + 1; 0 means not known, and such a connection is
+ * counted for its version only.  An older build wrote service as 32 bits
+ * (always below MAX_SERVICES): its entries read as inst 0 here, so the
+ * layout, and the pinned maps holding it, stay compatible.
+ */
 struct conn_owner {
-	__u32 service;
+	__u16 service;
+	__u8 inst; /* instance + 1; 0: not known */
+	__u8 pad;  /* 0 */
 	__u32 version;
 };
+
+_Static_assert(sizeof(struct conn_owner) == 8, "conn_owner keeps its size: pinned maps hold it");
+_Static_assert(MAX_SERVICES <= 0xffff && MAX_INSTANCES < 0xff, "conn_owner's fields hold them");
 
 /*
  * decisions: one way of a set.  claim is changed only by compare-and-swap:
@@ -139,6 +151,19 @@ struct version_counts {
 	 * Appended last: older fields keep their offsets.
 	 */
 	__u64 lost;
+};
+
+/*
+ * inst_live: per (service, version), the live connections of each instance
+ * (per-CPU: a connection counted up on one CPU may be counted down on
+ * another, so only the sum over CPUs means anything).  Counted as live is
+ * in version_counts: up when the handshake completes, down at close, and
+ * moved to the instance a closing listener's queued connection migrates
+ * to.  Connections whose instance is not known (conn_owner.inst 0) are not
+ * in it.
+ */
+struct inst_counts {
+	__s64 live[MAX_INSTANCES];
 };
 
 /* Ring buffer record: live of (service, version) reached 0 while in drain_watch. */

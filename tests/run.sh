@@ -3,7 +3,7 @@
 # Run every test suite against the binaries in $1 and print one closing line,
 # "N passed, N failed", counting individual tests.  Needs root (network
 # namespaces, BPF).  TESTS="unit bpf e2e" selects suites (steer, migrate,
-# drain, features: one of bpf's suites alone); E2E="name ..." selects
+# instconns, drain, features: one of bpf's suites alone); E2E="name ..." selects
 # end-to-end scripts; LOG_DIR=DIR keeps the whole log of each failed suite there.
 set -u
 B=$(cd "${1:-build}" && pwd)
@@ -67,14 +67,18 @@ for s in $suites; do
 		run fsm-hold "$B/test_fsm_hold"
 		run fsm-ready "$B/test_fsm_ready"
 		run fsm-rolling "$B/test_fsm_rolling"
+		run history "$B/test_history"
 		run lathist "$B/test_lathist"
+		run conflat "$B/test_conflat"
 		run listen unshare -n sh -c "ip link set lo up && exec $B/test_listen"
 		run nlack "$B/test_nlack"
+		run acceptq "$B/test_acceptq"
 		run docs tests/unit/docs_check.sh "$B"
 		;;
 	bpf)
 		run steer unshare -n sh -c "ip link set lo up && exec $B/test_steer"
 		run migrate unshare -n sh -c "ip link set lo up && exec $B/test_migrate"
+		run instconns unshare -n sh -c "ip link set lo up && exec $B/test_instconns"
 		run drain unshare -n sh -c "ip link set lo up && exec $B/test_drain"
 		run features tests/bpf/features.sh "$B"
 		;;
@@ -83,6 +87,9 @@ for s in $suites; do
 		;;
 	migrate)
 		run migrate unshare -n sh -c "ip link set lo up && exec $B/test_migrate"
+		;;
+	instconns)
+		run instconns unshare -n sh -c "ip link set lo up && exec $B/test_instconns"
 		;;
 	drain)
 		run drain unshare -n sh -c "ip link set lo up && exec $B/test_drain"

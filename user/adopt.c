@@ -20,8 +20,10 @@
 
 #include "adopt.h"
 #include "cgroup.h"
+#include "sockcg.h"
 #include "dp.h"
 #include "exec.h"
+#include "history.h"
 #include "log.h"
 #include "proc.h"
 #include "versions.h"
@@ -263,6 +265,56 @@ static void argv_of(pid_t pid, char **argv)
 }
 
 /*
+ * The track program must run where the listeners were made: connections
+ * accepted from a listener belong to its cgroup.  The kernel says which
+ * (sock_diag); that is not always the server's own cgroup (systemd makes a
+ * socket unit's listeners in PID 1's, and a process may move after making
+ * them).  Where the kernel does not say, the server's cgroup, as before.
+ */
+static int cover_listeners(const struct service_conf *c, pid_t pid,
+			   const struct adopted_sock *socks, int n, char *err, size_t errlen)
+{
+	__u64 cookies[ADOPT_MAX_SOCKS], ids[ADOPT_MAX_SOCKS];
+	char path[PATH_MAX];
+	int k, i, r, covered = 0;
+
+	for (k = 0; k < n; k++)
+		cookies[k] = socks[k].cookie;
+	sock_cgroup_ids(cookies, n, ids);
+	for (k = 0; k < n; k++) {
+		for (i = 0; i < k && ids[i] != ids[k]; i++)
+			;
+		if (!ids[k] || i < k)
+			continue;
+		r = cgroup_path_of(ids[k], path, sizeof(path));
+		if (r) {
+			snprintf(
+			    err, errlen,
+			    "cannot open the cgroup (id %llu) that process %d's listener on %s "
+			    "was made in: %s",
+			    (unsigned long long)ids[k], (int)pid, c->listen[socks[k].j].text,
+			    strerror(-r));
+			return -1;
+		}
+		if (dp_track_cover(path, err, errlen))
+			return -1;
+		covered++;
+	}
+	for (k = 0; k < n && ids[k]; k++)
+		;
+	if (k == n && covered)
+		return 0;
+	/* Some listener's cgroup unknown: its server's, as a rule. */
+	path[0] = '\0';
+	if (cg_pid_path(pid, path, sizeof(path)) || dp_track_cover(path, err, errlen)) {
+		if (!path[0])
+			snprintf(err, errlen, "cannot read the cgroup v2 of process %d", (int)pid);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * A version made of a running server's own listeners: instance k holds the
  * k-th socket of each listen address; the process (instance 0's pid) is
  * the one signalled, and its exit ends every instance.
@@ -270,7 +322,6 @@ static void argv_of(pid_t pid, char **argv)
 struct version *version_adopt(struct service *s, pid_t pid, char *err, size_t errlen)
 {
 	struct adopted_sock socks[ADOPT_MAX_SOCKS];
-	char cgpath[PATH_MAX];
 	int count[MAX_LISTEN] = {0};
 	struct version *v;
 	int n, vslot, i, k;
@@ -293,14 +344,7 @@ struct version *version_adopt(struct service *s, pid_t pid, char *err, size_t er
 	n = adopt_collect(s, pid, socks, ADOPT_MAX_SOCKS, err, errlen);
 	if (n < 0)
 		return NULL;
-	/*
-	 * Its listeners were made in its cgroup (the master's, as a rule): the
-	 * track program must run there to count their connections.
-	 */
-	cgpath[0] = '\0';
-	if (cg_pid_path(pid, cgpath, sizeof(cgpath)) || dp_track_cover(cgpath, err, errlen)) {
-		if (!cgpath[0])
-			snprintf(err, errlen, "cannot read the cgroup v2 of process %d", (int)pid);
+	if (cover_listeners(&s->conf, pid, socks, n, err, errlen)) {
 		for (k = 0; k < n; k++)
 			close(socks[k].fd);
 		return NULL;
@@ -325,7 +369,7 @@ struct version *version_adopt(struct service *s, pid_t pid, char *err, size_t er
 		if (i + 1 > v->ninst)
 			v->ninst = i + 1;
 	}
-	argv_of(pid, v->argv);
+	argv_of(pid, v->spec.argv);
 	v->inst[0].pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	v->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (v->inst[0].pidfd < 0 || v->tfd < 0 || ep_add(v->tfd, &v->ev, EV_TIMER, v, 0, EPOLLIN) ||
@@ -372,6 +416,8 @@ int adopt_first(struct service *s, pid_t pid, struct client *c, char *err, size_
 	if (!e.v)
 		return -EINVAL;
 	log_info("%s: adopting process %d as v%d", s->conf.name, (int)pid, e.v->num);
+	if (history_record(s, e.v, 0, time(NULL)) < 0)
+		log_warnx("%s: out of memory: not remembered for baton history", vname(e.v));
 	fsm_feed(s, &e);
 	return 0;
 }

@@ -280,6 +280,9 @@ static void dispatch(const struct epoll_event *e)
 	case EV_LATENCY:
 		on_latency_tick();
 		break;
+	case EV_ACCEPTQ:
+		on_acceptq_tick();
+		break;
 	}
 }
 
@@ -361,6 +364,7 @@ int agent_main(const struct agent_opts *o)
 	}
 	libbpf_set_print(log_libbpf);
 	ncookies = st ? state_cookies(st, &cookies) : 0;
+	dp_set_latency(!cfg->agent.latency_off);
 	r = dp_open(cfg->agent.bpf_dir, cookies, ncookies, err, sizeof(err));
 	free(cookies);
 	if (r) {
@@ -390,6 +394,7 @@ int agent_main(const struct agent_opts *o)
 	ep_add(sigfd, &ev_sig, EV_SIGNAL, NULL, 0, EPOLLIN);
 	ep_add(dp_zero_fd(), &ev_ring, EV_RING, NULL, 0, EPOLLIN);
 	latview_start();
+	acceptq_start();
 	/* Before any version starts or is taken over: each gets its cgroup. */
 	if (cg_open(cfg->agent.cgroup_dir, err, sizeof(err)))
 		log_warnx("%s: process trees fall back to process groups (a worker that leaves its "

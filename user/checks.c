@@ -146,13 +146,13 @@ static void check_start_at(struct version *v, int i, bool for_ready, int j)
 		char *env2[] = {pid_env, kind_env, NULL};
 		struct spawn_req req = {
 		    .argv = c->health_argv,
-		    .env = c->env,
+		    .env = v->spec.env, /* the version's own: deploy --env included */
 		    .env2 = env2,
 		    .service = c->name,
 		    .version = v->num,
 		    .instance = i,
-		    .user = c->user,
-		    .workdir = c->workdir,
+		    .user = v->spec.user,
+		    .workdir = v->spec.workdir,
 		};
 
 		snprintf(pid_env, sizeof(pid_env), "BATON_PID=%d", v->inst[i].pid);

@@ -292,6 +292,17 @@ static int check_reply(const char *what, json_t *r)
 	return 1;
 }
 
+/* For the commands in other files (clihistory.c). */
+json_t *cli_call(const char *control, json_t *req, int timeout_ms)
+{
+	return call(control, req, timeout_ms);
+}
+
+int cli_check_reply(const char *what, json_t *r)
+{
+	return check_reply(what, r);
+}
+
 /* The rolling options' syntax; instances are the agent's to check against. */
 static int deploy_rolling_opts(const struct client_opts *o, unsigned *pause)
 {
@@ -443,24 +454,6 @@ send:
 	if (json_is_integer(prev))
 		printf("; v%lld draining", (long long)json_integer_value(prev));
 	printf("\n");
-	json_decref(r);
-	return 0;
-}
-
-int cmd_rollback(int argc, char **argv)
-{
-	struct client_opts o = {0};
-	json_t *r;
-	int rc;
-
-	rc = parse_client("rollback", argc, argv, &o, 2);
-	if (rc)
-		return rc;
-	r = call(o.control, json_pack("{s:s, s:s}", "cmd", "rollback", "service", o.service),
-		 10000);
-	if (check_reply("rollback", r))
-		return 1;
-	printf("%s\n", str(r, "message"));
 	json_decref(r);
 	return 0;
 }
@@ -835,6 +828,15 @@ static void print_table(json_t *services)
 			}
 			(void)ready;
 			print_tree(v);
+			if (json_integer_value(json_object_get(v, "not_accepting_ms")))
+				printf(
+				    "%-12s not accepting: %lld connection(s) queued, none accepted "
+				    "for %.1f s\n",
+				    "",
+				    (long long)json_integer_value(
+					json_object_get(v, "accept_queue")),
+				    json_integer_value(json_object_get(v, "not_accepting_ms")) /
+					1000.0);
 			cli_print_latency(v);
 		}
 		char addrs[512] = "";

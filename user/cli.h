@@ -11,6 +11,7 @@ int cmd_deploy(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_events(int argc, char **argv);
+int cmd_history(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_shutdown(int argc, char **argv);
 int cmd_reload(int argc, char **argv);
@@ -28,6 +29,10 @@ int cmd_features(int argc, char **argv);
 #include <jansson.h>
 void cli_print_latency(json_t *v);
 void cli_print_gates(json_t *ro);
+/* cli.c: send req, print progress lines, return the final reply or NULL (said on stderr). */
+json_t *cli_call(const char *control, json_t *req, int timeout_ms);
+/* 0 if reply r says ok; else its error printed ("baton: WHAT: ...") and r freed: 1. */
+int cli_check_reply(const char *what, json_t *r);
 /* clienv.c: deploy --env into the request, checked as the agent checks it; 0, or 2 (said why). */
 int cli_deploy_env(const char *const *env, int nenv, long adopt_pid, json_t *req);
 /* Print a command's usage line to stderr; returns 2, the usage exit status. */

@@ -83,7 +83,10 @@ static const struct help helps[] = {
     {"unpin", "baton unpin SERVICE CIDR [-s SOCKET]", "Remove the pin of CIDR."},
     {"status", "baton status [SERVICE] [--json] [-s SOCKET]",
      "Show each service's versions: state, weight, instances and pids, and the\n"
-     "steering counters.  --json prints the agent's answer for scripts."},
+     "steering counters, and the response time p50/p90/p99 of the last second of\n"
+     "each version the kernel measures (latency = on, or auto with a latency gate\n"
+     "such as max-p99; [agent] latency = off measures none).  --json prints the\n"
+     "agent's answer for scripts."},
     {"watch", "baton watch [SERVICE] [-n SECONDS] [--count N] [-s SOCKET]",
      "Refresh a per-version view every SECONDS (default 1): state, weight, live\n"
      "connections, and connections accepted per second since the last refresh.\n"
@@ -96,10 +99,23 @@ static const struct help helps[] = {
      "restarts, and logs each as an \"event: service=... event=...\" line.\n"
      "--follow keeps printing new events as they happen; --json prints one JSON\n"
      "object per line; --last N only the last N."},
-    {"rollback", "baton rollback SERVICE [-s SOCKET]",
-     "Give all new connections back to the previous version while it is still\n"
-     "running and has not been told to exit (see drain-delay); abort a deploy in\n"
-     "progress.  Fails, naming why, when the previous version is gone."},
+    {"rollback", "baton rollback SERVICE [--to vN] [-s SOCKET]",
+     "Go back to the previous version (the last one that served before the\n"
+     "current one), or with --to vN to any version baton history lists.  A version\n"
+     "still running and not yet told to exit (see drain-delay; keep-warm = 1 keeps\n"
+     "it for rollback-window, in the map: one policy update) gets all new\n"
+     "connections back at once.  One that exited starts again, with the command,\n"
+     "environment, user and directory it ran with, as a new version number (its\n"
+     "history says \"rollback of vN\"), rolled out with the service's strategy; the\n"
+     "command waits for that rollout as deploy does.  Without --to it also aborts\n"
+     "a deploy in progress."},
+    {"history", "baton history SERVICE [--json] [-s SOCKET]",
+     "List the versions the service remembers for baton rollback (keep-versions,\n"
+     "default 5), oldest first: number, how it ended (active, replaced,\n"
+     "rolled-back, failed, deploying) and why, when it was deployed, its command,\n"
+     "and which version a rollback started again.  The list survives agent\n"
+     "restarts (state file).  --json adds each version's environment, user and\n"
+     "directory."},
     {"reload", "baton reload [-s SOCKET]",
      "Read the configuration again (as SIGHUP to the agent does): added services\n"
      "start, removed ones drain and stop, changed settings apply to what each\n"

@@ -206,6 +206,8 @@ static void service_defaults(struct service_conf *svc)
 	svc->health_interval_ms = 1000;
 	svc->health_timeout_ms = 1000;
 	svc->health_threshold = 3;
+	svc->keep_versions = KEEP_VERSIONS_DEFAULT;
+	svc->rollback_window_ms = 600000;
 	svc->max_error_bp = 100;
 	svc->min_samples = 100;
 	svc->analysis_timeout_ms = 300000;
@@ -246,6 +248,19 @@ static int service_end_rolling(struct parser *p)
 	if (roll_resolve(svc->instances, svc->max_surge, svc->max_unavail, &su, &un, msg,
 			 sizeof(msg)) < 0)
 		return perr_at(p, line ? line : uline ? uline : key_line(p, "strategy"), "%s", msg);
+	return 0;
+}
+
+/* keep-warm keeps a whole second copy running: what strategy = rolling exists to avoid. */
+static int service_end_warm(struct parser *p)
+{
+	int line = key_line(p, "keep-warm");
+
+	if (p->svc->keep_warm && p->svc->strategy == STRATEGY_ROLLING)
+		return perr_at(
+		    p, line,
+		    "keep-warm = 1 keeps the replaced version running whole, which "
+		    "strategy = rolling avoids: remove keep-warm, or use bluegreen or canary");
 	return 0;
 }
 
@@ -311,6 +326,16 @@ static int service_end(struct parser *p)
 	if (path_line && !uses_http)
 		return perr_at(p, path_line,
 			       "health-path is set but neither ready nor health is http");
+	if (svc->latency == LATENCY_OFF && (svc->max_p99_ms || svc->max_accept_p99_ms)) {
+		const char *k = svc->max_p99_ms ? "max-p99" : "max-accept-wait-p99";
+
+		return perr_at(p, key_line(p, k),
+			       "%s needs latency measured, but latency = off (line %d): remove "
+			       "one of them",
+			       k, key_line(p, "latency"));
+	}
+	if (service_end_warm(p))
+		return -1;
 	return service_end_rolling(p);
 }
 
@@ -500,6 +525,12 @@ static int check_services(struct parser *p)
 			return perr(p,
 				    "service \"%s\" has no listen address (add listen = ADDR:PORT)",
 				    svc->name);
+		if (p->cfg->agent.latency_off && (svc->max_p99_ms || svc->max_accept_p99_ms))
+			return perr(
+			    p,
+			    "service \"%s\" has a latency gate (%s) but [agent] has latency "
+			    "= off: remove one of them",
+			    svc->name, svc->max_p99_ms ? "max-p99" : "max-accept-wait-p99");
 		if (svc->ngates && !p->cfg->agent.prometheus[0])
 			return perr(p,
 				    "service \"%s\" has gates but no Prometheus to ask (add "

@@ -16,6 +16,10 @@
 #define NAME_MAX_LEN 32 /* service names: [a-z0-9_-], first a letter */
 #define CONF_ERR_LEN 256
 
+/* keep-versions: the rollback window's length (model.h: MAX_KEEP_VERSIONS). */
+#define KEEP_VERSIONS_DEFAULT 5
+#define KEEP_VERSIONS_MAX     20
+
 enum ready_kind {
 	READY_NONE = 0,	  /* ready as soon as started */
 	READY_NOTIFY = 1, /* sd_notify READY=1 from every instance */
@@ -127,6 +131,18 @@ struct listen_addr {
 	char text[64]; /* as written: "0.0.0.0:8080", "[::1]:8080" */
 };
 
+/* latency = auto | on | off (docs/latency.md): whether a service's versions are measured. */
+enum latency_mode {
+	LATENCY_AUTO = 0, /* measured when the service has a latency gate */
+	LATENCY_ON,
+	LATENCY_OFF,
+};
+
+/* Whether a service's versions are measured (with the agent's latency on). */
+#define LATENCY_MEASURED(c)                                                                        \
+	((c)->latency == LATENCY_ON ||                                                             \
+	 ((c)->latency == LATENCY_AUTO && ((c)->max_p99_ms || (c)->max_accept_p99_ms)))
+
 struct service_conf {
 	char name[NAME_MAX_LEN];
 	struct listen_addr listen[MAX_LISTEN];
@@ -179,6 +195,7 @@ struct service_conf {
 	unsigned max_accept_p99_ms;   /* accept wait p99 of the new version */
 	unsigned min_samples;	      /* responses a verdict needs, default 100 */
 	unsigned analysis_timeout_ms; /* a step inconclusive this long fails, default 300 s */
+	enum latency_mode latency;    /* default LATENCY_AUTO */
 	char *hook[HOOK_COUNT][MAX_ARGS + 1]; /* NULL-terminated argv or hook[i][0] NULL */
 	unsigned hook_timeout_ms;	      /* default 60000 */
 	/* Webhooks, confirmations and approvals (confhooks.c). */
@@ -200,6 +217,9 @@ struct service_conf {
 	struct roll_amount max_surge;	/* default 1 */
 	struct roll_amount max_unavail; /* default 0 */
 	unsigned pause_ms;		/* default 0: between batches of new instances */
+	int keep_versions; /* versions remembered for baton rollback, default 5 (history.c) */
+	bool keep_warm;	   /* the replaced version stays running, placed, with no traffic, */
+	unsigned rollback_window_ms; /* this long (default 600000): rollback is one policy update */
 };
 
 struct agent_conf {
@@ -211,6 +231,7 @@ struct agent_conf {
 				       cgroup (/baton from the root); "off": process groups */
 	struct listen_addr metrics; /* Prometheus /metrics; len 0: off */
 	char prometheus[256];	    /* the server gates query, http(s)://HOST:PORT; "": none */
+	bool latency_off; /* latency = off: nothing measured, latency programs not attached */
 	gid_t control_gid;
 };
 

@@ -623,6 +623,36 @@ static int set_health_threshold(struct parser *p, const char *key, const char *v
 	return 0;
 }
 
+static int set_keep_versions(struct parser *p, const char *key, const char *val)
+{
+	unsigned long n;
+
+	/* The current version and at least one to roll back to. */
+	if (parse_uint(val, KEEP_VERSIONS_MAX, &n) < 0 || n < 2 || n > KEEP_VERSIONS_MAX)
+		return perr(p,
+			    "%s must be 2..%d (the current version and those baton rollback can "
+			    "go back to), not %.*s",
+			    key, KEEP_VERSIONS_MAX, ECHO_MAX, val);
+	p->svc->keep_versions = (int)n;
+	return 0;
+}
+
+static int set_keep_warm(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "1") || !strcmp(val, "yes"))
+		p->svc->keep_warm = true;
+	else if (!strcmp(val, "0") || !strcmp(val, "no"))
+		p->svc->keep_warm = false;
+	else
+		return perr(p, "%s must be 1 or 0 (yes or no), not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
+static int set_rollback_window(struct parser *p, const char *key, const char *val)
+{
+	return set_duration(p, key, val, &p->svc->rollback_window_ms, false);
+}
+
 static int set_max_error_rate(struct parser *p, const char *key, const char *val)
 {
 	char msg[CONF_ERR_LEN];
@@ -684,6 +714,27 @@ static int set_analysis_timeout(struct parser *p, const char *key, const char *v
 	return set_gate_duration(p, key, val, &p->svc->analysis_timeout_ms, false);
 }
 
+/* latency: on | off in [agent]; auto | on | off in [service NAME]. */
+static int set_latency(struct parser *p, const char *key, const char *val)
+{
+	if (p->kind == SECT_AGENT) {
+		if (strcmp(val, "on") && strcmp(val, "off"))
+			return perr(p, "%s must be on or off in [agent], not \"%.*s\"", key,
+				    ECHO_MAX, val);
+		p->cfg->agent.latency_off = !strcmp(val, "off");
+		return 0;
+	}
+	if (!strcmp(val, "auto"))
+		p->svc->latency = LATENCY_AUTO;
+	else if (!strcmp(val, "on"))
+		p->svc->latency = LATENCY_ON;
+	else if (!strcmp(val, "off"))
+		p->svc->latency = LATENCY_OFF;
+	else
+		return perr(p, "%s must be auto, on or off, not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
 static int set_hook_timeout(struct parser *p, const char *key, const char *val)
 {
 	return set_duration(p, key, val, &p->svc->hook_timeout_ms, false);
@@ -697,6 +748,7 @@ const struct key_def conf_keys[] = {
     {"cgroup-dir", SECT_AGENT, false, set_cgroup_dir},
     {"metrics", SECT_AGENT, false, set_metrics},
     {"prometheus", SECT_AGENT, false, set_prometheus},
+    {"latency", SECT_AGENT, false, set_latency},
     {"listen", SECT_SERVICE, true, set_listen},
     {"exec", SECT_SERVICE, false, set_exec},
     {"instances", SECT_SERVICE, false, set_instances},
@@ -725,6 +777,9 @@ const struct key_def conf_keys[] = {
     {"max-surge", SECT_SERVICE, false, set_max_surge},
     {"max-unavailable", SECT_SERVICE, false, set_max_unavail},
     {"pause", SECT_SERVICE, false, set_pause},
+    {"keep-versions", SECT_SERVICE, false, set_keep_versions},
+    {"keep-warm", SECT_SERVICE, false, set_keep_warm},
+    {"rollback-window", SECT_SERVICE, false, set_rollback_window},
     {"health", SECT_SERVICE, false, set_health},
     {"health-path", SECT_SERVICE, false, set_health_path},
     {"health-command", SECT_SERVICE, false, set_health_command},
@@ -745,6 +800,7 @@ const struct key_def conf_keys[] = {
     {"max-accept-wait-p99", SECT_SERVICE, false, set_max_accept_p99},
     {"min-samples", SECT_SERVICE, false, set_min_samples},
     {"analysis-timeout", SECT_SERVICE, false, set_analysis_timeout},
+    {"latency", SECT_SERVICE, false, set_latency},
     {"before-start", SECT_SERVICE, false, set_hook},
     {"after-switch", SECT_SERVICE, false, set_hook},
     {"after-drain", SECT_SERVICE, false, set_hook},

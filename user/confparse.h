@@ -57,7 +57,7 @@ struct parser {
 	char section[256];	  /* as in the header, for messages */
 	struct service_conf *svc; /* current service */
 	int agent_line;
-	int seen[64]; /* per key: line it was set on in this section */
+	int seen[96]; /* per key: line it was set on in this section */
 	int env_line[MAX_ENV];
 	int listen_line[MAX_SERVICES][MAX_LISTEN];
 };

@@ -22,6 +22,8 @@
 static struct steer st;
 static struct track tr;
 static struct latency lat = {.hist_fd = -1};
+static bool lat_on = true; /* [agent] latency */
+static bool lat_wanted;	   /* a version was measured: the latency programs follow track */
 /* drain-http's program: loaded at its first use; 1 loaded, -1 could not be. */
 static struct drain dr;
 static int dr_state;
@@ -154,8 +156,10 @@ int dp_open(const char *bpf_dir, const __u64 *cookies, int ncookies, char *err, 
 		char lerr[256];
 
 		/* Without it the services run as before, unmeasured: a warning, not a failure. */
-		if (latency_open(&lat, bpf_dir, lerr, sizeof(lerr)))
+		if (latency_open(&lat, bpf_dir, lat_on, lerr, sizeof(lerr)))
 			log_warnx("latency is not measured: %s", lerr);
+		else if (!lat_on)
+			log_info("latency is not measured (latency = off)");
 	}
 	log_libbpf_quiet(false);
 	if (r) {
@@ -166,14 +170,41 @@ int dp_open(const char *bpf_dir, const __u64 *cookies, int ncookies, char *err, 
 	return r;
 }
 
+void dp_set_latency(bool on)
+{
+	lat_on = on;
+}
+
+/* The latency cgroup_skb programs run where track does, and nowhere else. */
+static void latency_follow_track(void)
+{
+	__u64 ids[1 + TRACK_MAX_EXTRA];
+	char err[256];
+	int n;
+
+	if (!lat_wanted)
+		return;
+	n = track_cgroups(&tr, ids, 1 + TRACK_MAX_EXTRA);
+	if (latency_follow(&lat, ids, n, err, sizeof(err)))
+		log_warnx("response times are not measured on some listeners: %s", err);
+}
+
 int dp_track_scope(const char *cgroup, char *err, size_t errlen)
 {
-	return track_scope(&tr, cgroup, err, errlen);
+	int r = track_scope(&tr, cgroup, err, errlen);
+
+	if (!r)
+		latency_follow_track();
+	return r;
 }
 
 int dp_track_cover(const char *cgroup, char *err, size_t errlen)
 {
-	return track_cover(&tr, cgroup, err, errlen);
+	int r = track_cover(&tr, cgroup, err, errlen);
+
+	if (!r)
+		latency_follow_track();
+	return r;
 }
 
 void dp_close(bool unpin)
@@ -281,16 +312,31 @@ int dp_attach(int fd)
 	return steer_attach(&st, fd);
 }
 
+void dp_measure(const struct version *v)
+{
+	/* Registered: track gives its new connections latency state; else none. */
+	if (lat_on && LATENCY_MEASURED(&v->svc->conf)) {
+		latency_register(&lat, v->svc->id, v->num);
+		/* The programs run from the first version measured on (none: no cost at all). */
+		if (!lat_wanted) {
+			lat_wanted = true;
+			latency_follow_track();
+		}
+	} else {
+		latency_forget(&lat, v->svc->id, v->num);
+	}
+}
+
 int dp_register(const struct version *v)
 {
-	latency_register(&lat, v->svc->id, v->num);
+	dp_measure(v);
 	return track_register(&tr, v->svc->id, v->num);
 }
 
 int dp_ensure(const struct version *v)
 {
 	/* A restarted agent measures from now: its histograms start empty. */
-	latency_register(&lat, v->svc->id, v->num);
+	dp_measure(v);
 	return track_ensure(&tr, v->svc->id, v->num);
 }
 
@@ -302,6 +348,18 @@ int dp_latency(const struct version *v, struct lat_hist *h)
 int dp_counts(const struct version *v, struct version_counts *n)
 {
 	return track_counts(&tr, v->svc->id, v->num, n);
+}
+
+int dp_inst_conns(const struct version *v, long long n[MAX_INSTANCES])
+{
+	int i, r = track_inst_live(&tr, v->svc->id, v->num, n);
+
+	if (r)
+		return r;
+	for (i = 0; i < MAX_INSTANCES; i++)
+		if (i >= v->ninst || !v->inst[i].alive)
+			n[i] = -1;
+	return 0;
 }
 
 int dp_watch(const struct version *v, int on)

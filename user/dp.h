@@ -35,6 +35,16 @@ int dp_open(const char *bpf_dir, const __u64 *cookies, int ncookies, char *err, 
  */
 int dp_track_scope(const char *cgroup, char *err, size_t errlen);
 int dp_track_cover(const char *cgroup, char *err, size_t errlen);
+/*
+ * [agent] latency, before dp_open: off loads nothing that runs and measures
+ * no version.  On, the latency cgroup_skb programs are attached where track
+ * is (scope, cover) from the first version measured on: a host that
+ * measures nothing runs nothing.
+ */
+void dp_set_latency(bool on);
+/* Measure v's latency or not, as its service's latency setting says (LATENCY_MEASURED; at
+ * register, at reload). */
+void dp_measure(const struct version *v);
 void dp_close(bool unpin);
 
 /* A service's groups (one per listen address) and its policy entry. */
@@ -75,6 +85,11 @@ int dp_latency(const struct version *v, struct lat_hist *h);
 /* Counters of a version taken over: kept when the maps survived, new when they did not. */
 int dp_ensure(const struct version *v);
 int dp_watch(const struct version *v, int on);
+/*
+ * Live connections of each instance of v, as the kernel counts them per
+ * listener slot (n[i]; -1: not running): one map read.  0 or -errno.
+ */
+int dp_inst_conns(const struct version *v, long long n[MAX_INSTANCES]);
 /* A cursor over v's connections for track_reset_step (drain-reset). */
 int dp_reset_begin(const struct version *v, struct track_reset **r);
 int dp_forget(const struct version *v);

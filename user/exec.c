@@ -23,9 +23,9 @@
 #include "ctlserver.h"
 #include "dp.h"
 #include "events.h"
+#include "history.h"
 #include "exec.h"
 #include "httpdrain.h"
-#include "instconns.h"
 #include "log.h"
 #include "proc.h"
 #include "services.h"
@@ -357,6 +357,16 @@ static void deploy_done(struct service *s, const struct fsm_action *a)
 {
 	const struct rollout *ro = &s->ro;
 
+	const struct vrecord *r = history_find(s, ro->new_num);
+
+	if (a->ok && r && r->rollback_of) {
+		/* baton rollback started a version again: which one, for its answer. */
+		reply(a->c,
+		      json_pack("{s:b, s:i, s:i, s:I, s:o}", "ok", 1, "version", ro->new_num,
+				"rollback_of", r->rollback_of, "ready_ms", (json_int_t)ro->ready_ms,
+				"previous", ro->old_num ? json_integer(ro->old_num) : json_null()));
+		return;
+	}
 	if (a->ok)
 		reply(a->c,
 		      json_pack("{s:b, s:i, s:I, s:o, s:s, s:I}", "ok", 1, "version", ro->new_num,
@@ -382,11 +392,13 @@ static void spawn_one(struct service *s, struct version *v, int i)
 		e.why = err;
 	} else {
 		log_info("%s: started instance %d (pid %d) of %s", vname(v), i, v->inst[i].pid,
-			 v->argv[0]);
+			 v->spec.argv[0]);
 	}
 	enqueue(s, &e);
 	tree_check(v);
 }
+
+static void redeploy(struct service *s, int num, struct client *c);
 
 static void perform(struct service *s, const struct fsm_action *a)
 {
@@ -422,7 +434,7 @@ static void perform(struct service *s, const struct fsm_action *a)
 			e.why = err;
 		} else {
 			log_info("%s: started %d instance(s) of %s", vname(v), v->ninst,
-				 v->argv[0]);
+				 v->spec.argv[0]);
 		}
 		enqueue(s, &e);
 		/* A tree already empty (all died at once, or none started) gives no cgroup event.
@@ -448,10 +460,13 @@ static void perform(struct service *s, const struct fsm_action *a)
 	case FA_SIGNAL_INST:
 		signal_one(v, a->inst, (int)a->arg);
 		break;
+	case FA_KILL_INST:
+		kill_inst_tree(v, a->inst);
+		break;
 	case FA_INST_CONNS: {
 		struct fsm_event e = {.type = FE_INST_CONNS, .v = v};
 
-		e.ok = !instance_conns(v, e.inst_conns);
+		e.ok = !dp_inst_conns(v, e.inst_conns);
 		enqueue(s, &e);
 		break;
 	}
@@ -505,6 +520,7 @@ static void perform(struct service *s, const struct fsm_action *a)
 	case FA_SERVICE_GONE:
 		http_resteer_perform(s, 0);
 		dp_service_del(s);
+		history_clear(s);
 		if (s->ro_tfd >= 0) {
 			ep_del(s->ro_tfd);
 			close(s->ro_tfd);
@@ -527,6 +543,9 @@ static void perform(struct service *s, const struct fsm_action *a)
 		break;
 	case FA_CONFIRM:
 		webhook_confirm(s, (int)a->arg);
+		break;
+	case FA_REDEPLOY:
+		redeploy(s, (int)a->arg, a->c);
 		break;
 	case FA_COUNT:
 		break;
@@ -581,6 +600,51 @@ void fsm_feed(struct service *s, const struct fsm_event *ev)
 	agent_check_shutdown();
 }
 
+/* v joins the rollback window (without a record it only cannot be started again). */
+static void remember(struct service *s, struct version *v, int rollback_of)
+{
+	if (history_record(s, v, rollback_of, time(NULL)) < 0)
+		log_warnx("%s: out of memory: not remembered for baton rollback", vname(v));
+}
+
+/*
+ * baton rollback to a version that exited: it starts again from its record
+ * (command, environment, user, directory) as a new version, rolled out
+ * with the service's strategy; c waits for that rollout as for a deploy.
+ */
+static void redeploy(struct service *s, int num, struct client *c)
+{
+	struct fsm_event e = {.type = FE_DEPLOY, .c = c};
+	const struct vrecord *r = history_find(s, num);
+	struct version *v;
+	char err[400];
+
+	if (!r || !r->spec.argv[0]) {
+		reply_err(c, "%s: v%d is no longer remembered (baton history %s)", s->conf.name,
+			  num, s->conf.name);
+		return;
+	}
+	if (access(r->spec.argv[0], X_OK) < 0) {
+		reply_err(
+		    c, "rollback: %.200s (the command of v%d): %s; restore it, or deploy another",
+		    r->spec.argv[0], num, strerror(errno));
+		return;
+	}
+	if (fsm_can_deploy(s, err, sizeof(err))) {
+		reply_err(c, "%s", err);
+		return;
+	}
+	v = version_new_spec(s, &r->spec, err, sizeof(err));
+	if (!v) {
+		reply_err(c, "%s", err);
+		return;
+	}
+	log_info("%s: v%d is v%d started again (baton rollback)", s->conf.name, v->num, num);
+	remember(s, v, num);
+	e.v = v;
+	fsm_feed(s, &e);
+}
+
 int deploy(struct service *s, char *const *argv, char *const *env, const struct deploy_opts *o,
 	   struct client *c, char *err, size_t errlen)
 {
@@ -597,6 +661,7 @@ int deploy(struct service *s, char *const *argv, char *const *env, const struct 
 		v = version_new(s, argv, env, err, errlen);
 	if (!v)
 		return -ENOMEM;
+	remember(s, v, 0);
 	e.v = v;
 	if (o) {
 		e.opts = *o;

@@ -79,6 +79,8 @@ const char *const fsm_act_names[FA_COUNT] = {
     [FA_SPAWN_INST] = "spawn-inst",
     [FA_SIGNAL_INST] = "signal-inst",
     [FA_INST_CONNS] = "inst-conns",
+    [FA_REDEPLOY] = "redeploy",
+    [FA_KILL_INST] = "kill-inst",
     [FA_ACCEPT_PROBE] = "accept-probe",
 };
 
@@ -268,10 +270,15 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 		fsm_op_abort(&f, e->c);
 		break;
 	case FE_ROLLBACK:
-		if (fsm_rollback(&f, msg, sizeof(msg)))
-			reply_err(&f, e->c, "%s", msg);
-		else
+		switch (fsm_rollback_to(&f, e->to, e->c, msg, sizeof(msg))) {
+		case 0:
 			reply_ok(&f, e->c, "%s", msg);
+			break;
+		case 1:
+			break; /* the client waits for the rollout FA_REDEPLOY starts */
+		default:
+			reply_err(&f, e->c, "%s", msg);
+		}
 		break;
 	case FE_REMOVE:
 		fsm_stop_all(&f, true, "the service was removed from the configuration");

@@ -55,7 +55,7 @@ enum fsm_ev {
 	FE_PAUSE,	 /* c */
 	FE_WEIGHT,	 /* c; versions and weights (why: the request was malformed) */
 	FE_ABORT,	 /* c */
-	FE_ROLLBACK,	 /* c */
+	FE_ROLLBACK,	 /* c; to: the version (0: the previous one) */
 	FE_REMOVE,	 /* the service left the configuration */
 	FE_SHUTDOWN,	 /* stop every version (baton shutdown --stop) */
 	FE_RESTORED,	 /* taken over from a previous agent: versions as the state had them */
@@ -96,11 +96,13 @@ struct fsm_event {
 	const char *why;
 	struct deploy_opts opts; /* FE_DEPLOY (opts.nsteps 0: the service's) */
 	bool have_opts;
-	struct client *c;		     /* who waits for the answer, or NULL */
-	long long zero_ns;		     /* FE_ZERO: kernel time of the last close; 0 unknown */
-	long long now_ns;		     /* FE_ZERO: CLOCK_MONOTONIC ns when it was read */
-	time_t wall;			     /* wall clock, for the rollback note */
+	struct client *c;      /* who waits for the answer, or NULL */
+	long long zero_ns;     /* FE_ZERO: kernel time of the last close; 0 unknown */
+	long long now_ns;      /* FE_ZERO: CLOCK_MONOTONIC ns when it was read */
+	long long turn_cpu_us; /* FE_ZERO: the agent's CPU in this loop turn before it */
+	time_t wall;	       /* wall clock, for the rollback note */
 	long long inst_conns[MAX_INSTANCES]; /* FE_INST_CONNS */
+	int to;				     /* FE_ROLLBACK: the version asked for (0: previous) */
 };
 
 enum fsm_act {
@@ -138,6 +140,9 @@ enum fsm_act {
 	FA_SPAWN_INST,	 /* v, inst: start one instance (its exit, not FE_SPAWNED, tells failure) */
 	FA_SIGNAL_INST,	 /* v, inst, arg: signal one instance's process */
 	FA_INST_CONNS,	 /* v: count each instance's live connections (answered by FE_INST_CONNS) */
+	FA_REDEPLOY,	 /* arg: start the remembered version arg again as a new version (FE_DEPLOY
+			    follows, c waits for it; or c gets why it cannot) */
+	FA_KILL_INST,	 /* v, inst: SIGKILL to one instance's process tree (group, descendants) */
 	FA_ACCEPT_PROBE, /* v, inst: probe that it accepts a connection through its own socket on
 			    each listen address, every PROBE_TICK_MS (answered by FE_READY) */
 	FA_COUNT,

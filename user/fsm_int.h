@@ -85,6 +85,14 @@ void fsm_deploy_start(struct fsm *f);
 void fsm_deploy_spawned(struct fsm *f, struct version *v, bool ok, const char *why);
 bool fsm_starting(const struct service *s, const struct version *v);
 int fsm_rollback(struct fsm *f, char *msg, size_t msglen);
+int fsm_rollback_to(struct fsm *f, int to, struct client *c, char *msg, size_t msglen);
+
+/* fsm_history.c: the rollback window's records and rules. */
+void fsm_history_rollout_end(struct fsm *f, bool ok, const char *why, bool rolled_back);
+void fsm_history_switch(struct fsm *f, int cur, int num, const char *why);
+void fsm_history_adopted(struct fsm *f, int num);
+int fsm_rollback_target(struct fsm *f, int to, struct client *c, struct version **instant,
+			char *msg, size_t len);
 
 /* fsm_rolling.c */
 bool fsm_rolling(const struct service *s);

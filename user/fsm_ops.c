@@ -279,9 +279,13 @@ void fsm_restored(struct fsm *f)
 			fsm_version_stopped(f, v);
 			continue;
 		}
-		/* Slots of instances that are gone leave the map; the rest is there already. */
+		/*
+		 * Slots of instances that are gone leave the map; the rest is there
+		 * already.  Not an old instance the rollback above starts again: it
+		 * is placed with its new listeners, for its readiness probe.
+		 */
 		for (i = 0; i < v->ninst; i++)
-			if (!v->inst[i].alive)
+			if (!v->inst[i].alive && !v->inst[i].restarted)
 				fsm_emit(f, FA_UNPLACE_INST, v, i, 0);
 		switch (v->phase) {
 		case VP_DRAIN_DELAY:
@@ -321,6 +325,7 @@ void fsm_adopt_first(struct fsm *f, struct version *v, struct client *c)
 			v->nready++;
 		}
 	s->active = v->vslot;
+	fsm_history_adopted(f, v->num);
 	/* Sockets and policy before the program: its first choice is one of them. */
 	fsm_place(f, v);
 	fsm_policy(f);

@@ -22,6 +22,9 @@
 #include "log.h"
 #include "rollconf.h"
 
+/* How often the counts of retired instances that wait for their connections are read. */
+#define INST_POLL_MS 100
+
 bool fsm_rolling(const struct service *s)
 {
 	return s->ro.stage == RO_ROLLING || s->ro.stage == RO_ROLLING_BACK;
@@ -40,6 +43,49 @@ static int old_serving(const struct version *ov)
 	for (i = 0; ov && i < ov->ninst; i++)
 		n += old_serves(&ov->inst[i]);
 	return n;
+}
+
+/*
+ * A retired instance that waits, unsignalled, for its connections to close
+ * (drain-policy wait-then-signal): out of the map, its listener still held.
+ */
+static bool waits(const struct instance *in)
+{
+	return in->retiring && in->alive && in->retire_step == -1;
+}
+
+/* Retired, not signalled yet: held by drain-delay (-2) or waiting (-1). */
+static bool unsignalled(const struct instance *in)
+{
+	return in->retiring && in->alive && in->retire_step < 0;
+}
+
+/* What a retired instance does once drain-delay is over (or at once without one). */
+static void drain_inst(struct fsm *f, struct version *ov, int i, long long conns)
+{
+	const struct service_conf *c = &f->s->conf;
+	struct instance *in = &ov->inst[i];
+
+	in->retire_at = f->now + c->drain_timeout_ms;
+	if (c->drain == DRAIN_WAIT_THEN_SIGNAL && conns != 0) {
+		in->retire_step = -1;
+		if (!f->s->ro.poll_at)
+			f->s->ro.poll_at = f->now + INST_POLL_MS;
+		return;
+	}
+	fsm_emit(f, FA_RELEASE, ov, i, 0);
+	fsm_emit(f, FA_SIGNAL_INST, ov, i, c->exit_signal);
+	in->retire_step = 0;
+}
+
+static bool any_waits(const struct version *ov)
+{
+	int i;
+
+	for (i = 0; ov && i < ov->ninst; i++)
+		if (waits(&ov->inst[i]))
+			return true;
+	return false;
 }
 
 /* Started, alive, not ready yet. */
@@ -104,6 +150,8 @@ static void arm(struct fsm *f)
 	long long at = s->ro.pause_end;
 	int i;
 
+	if (s->ro.poll_at > 0 && (!at || s->ro.poll_at < at))
+		at = s->ro.poll_at;
 	for (i = 0; ov && i < ov->ninst; i++)
 		if (ov->inst[i].retiring && ov->inst[i].alive && ov->inst[i].retire_at &&
 		    (!at || ov->inst[i].retire_at < at))
@@ -112,7 +160,30 @@ static void arm(struct fsm *f)
 		fsm_ro_timer(f, at);
 }
 
-/* Out of the policy, then out of the map, then told to exit, bounded as a drain. */
+/*
+ * A waiting retired instance's connections closed, or drain-timeout passed:
+ * the agent's copies of its listeners go (what is still queued migrates
+ * when it closes its own), it gets the exit signal, SIGKILL after
+ * kill-after, as a wait-then-signal version.
+ */
+static void signal_waiting(struct fsm *f, struct version *ov, int i, const char *why)
+{
+	const struct service_conf *c = &f->s->conf;
+	struct instance *in = &ov->inst[i];
+
+	in->retire_step = 1;
+	in->retire_at = f->now + c->kill_after_ms;
+	fsm_emit(f, FA_RELEASE, ov, i, 0);
+	fsm_emit(f, FA_SIGNAL_INST, ov, i, c->exit_signal);
+	log_info("%s: retired instance %d (pid %d) %s: exit signal", vname(ov), i, in->pid, why);
+}
+
+/*
+ * Out of the policy, then out of the map; then, as drain-policy says, told
+ * to exit at once (bounded as a drain), or left alone until its own live
+ * connections (the kernel's count, read every INST_POLL_MS) reach 0 or
+ * drain-timeout passes.
+ */
 static void retire(struct fsm *f, struct version *ov, int i, long long conns)
 {
 	const struct service_conf *c = &f->s->conf;
@@ -122,12 +193,15 @@ static void retire(struct fsm *f, struct version *ov, int i, long long conns)
 	f->s->ro.retired++;
 	weights(f);
 	fsm_emit(f, FA_UNPLACE_INST, ov, i, 0);
-	fsm_emit(f, FA_RELEASE, ov, i, 0);
-	fsm_emit(f, FA_SIGNAL_INST, ov, i, c->exit_signal);
-	in->retire_step = 0;
-	in->retire_at = f->now + c->drain_timeout_ms;
 	log_info("%s: instance %d (pid %d, %lld live connection(s)) leaves, %d of %d retired",
 		 vname(ov), i, in->pid, conns, f->s->ro.retired, ov->ninst);
+	if (c->drain_delay_ms) {
+		/* Kept as it is (a rollback places it again) for drain-delay. */
+		in->retire_step = -2;
+		in->retire_at = f->now + c->drain_delay_ms;
+		return;
+	}
+	drain_inst(f, ov, i, conns);
 }
 
 /* Place one instance's sockets (for its probe; clients only once it is in serve_n). */
@@ -149,6 +223,7 @@ static void spawn(struct fsm *f, struct version *v, int i)
 	in->started = true;
 	in->retiring = false;
 	in->retire_at = 0;
+	in->retire_step = 0;
 	place_inst(f, v, i);
 	fsm_emit(f, FA_SPAWN_INST, v, i, 0);
 }
@@ -226,7 +301,11 @@ bool fsm_rolling_begin(struct fsm *f)
 	return true;
 }
 
-/* FE_INST_CONNS: retire the serving old instance with the fewest live connections. */
+/*
+ * FE_INST_CONNS: signal the waiting retired instances that have no
+ * connection left; retire the serving old instance with the fewest live
+ * connections when one was asked for.
+ */
 void fsm_rolling_conns(struct fsm *f, struct version *v, const struct fsm_event *e)
 {
 	struct service *s = f->s;
@@ -234,11 +313,26 @@ void fsm_rolling_conns(struct fsm *f, struct version *v, const struct fsm_event 
 	struct version *ov = ro_old(s);
 	int i, best = -1;
 
-	if (!ro->counting || v != ov)
+	if (ro->poll_at < 0)
+		ro->poll_at = 0;
+	/* A late answer (the rollout ended meanwhile) changes nothing. */
+	if (!fsm_rolling(s)) {
+		ro->counting = false;
 		return;
+	}
+	if (v != ov)
+		return;
+	for (i = 0; e->ok && i < ov->ninst; i++)
+		if (waits(&ov->inst[i]) && e->inst_conns[i] == 0)
+			signal_waiting(f, ov, i, "has no connection left");
+	if (any_waits(ov) && !ro->poll_at)
+		ro->poll_at = f->now + INST_POLL_MS;
+	if (!ro->counting || ro->stage != RO_ROLLING) {
+		ro->counting = false;
+		arm(f);
+		return;
+	}
 	ro->counting = false;
-	if (ro->stage != RO_ROLLING)
-		return;
 	for (i = 0; i < ov->ninst; i++)
 		if (old_serves(&ov->inst[i]) &&
 		    (best < 0 || (e->ok && e->inst_conns[i] < e->inst_conns[best])))
@@ -257,10 +351,12 @@ void fsm_rolling_ready(struct fsm *f, struct version *v, int i)
 	const struct service_conf *c = &s->conf;
 	int was;
 
-	(void)i;
 	if (ro->stage == RO_ROLLING_BACK) {
-		if (v->vslot == ro->oldv)
-			rollback_done(f);
+		if (v->vslot != ro->oldv)
+			return;
+		/* A restarted old instance takes clients once ready (placed again if it was). */
+		fsm_emit(f, FA_PLACE_INST, v, i, 0);
+		rollback_done(f);
 		return;
 	}
 	if (v->vslot != ro->newv)
@@ -327,9 +423,12 @@ static void finish(struct fsm *f)
 	ov->t_switch = ov->t_signal = f->now;
 	fsm_unplace(f, ov);
 	fsm_emit(f, FA_RELEASE, ov, -1, 0);
+	/* Retired ones still waiting for their connections are told now too. */
+	ro->poll_at = 0;
 	for (i = 0; i < ov->ninst; i++)
-		if (ov->inst[i].alive && !ov->inst[i].retiring) {
+		if (ov->inst[i].alive && (!ov->inst[i].retiring || unsignalled(&ov->inst[i]))) {
 			ov->inst[i].retiring = true;
+			ov->inst[i].retire_step = 0;
 			fsm_emit(f, FA_SIGNAL_INST, ov, i, s->conf.exit_signal);
 		}
 	if (s->conf.hook[HOOK_AFTER_DRAIN][0] && fsm_procs_left(ov)) {
@@ -375,11 +474,38 @@ static void rollback_done(struct fsm *f)
 	fsm_rollout_end(f, false, msg, true);
 }
 
-/* Bring one old instance back: it left (or crashed) and its slot is free. */
+/*
+ * Readiness probed through the instance's own socket: it must be in the map
+ * for the probe.  READY=1 is followed by the accept probe (fsm_rollout.c).
+ */
+static bool probed_through_socket(const struct service_conf *c)
+{
+	return c->ready == READY_TCP || c->ready == READY_HTTP || c->ready == READY_NOTIFY;
+}
+
+/*
+ * Bring one old instance back: it left (or crashed) and its slot is free.
+ * Its listeners were released, so they exist only once it is spawned: it
+ * is placed after the spawn when its readiness probe needs the map (the
+ * old version takes clients on every slot: it may get some before it is
+ * ready), otherwise only once it is ready (fsm_rolling_ready).
+ */
 static void restart_old(struct fsm *f, struct version *ov, int i)
 {
-	log_info("%s: starting instance %d again (%s)", vname(ov), i, ov->argv[0]);
-	spawn(f, ov, i);
+	struct instance *in = &ov->inst[i];
+
+	log_info("%s: starting instance %d again (%s)", vname(ov), i, ov->spec.argv[0]);
+	if (in->ready) {
+		in->ready = false;
+		ov->nready--;
+	}
+	in->started = true;
+	in->retiring = false;
+	in->retire_at = 0;
+	in->retire_step = 0;
+	fsm_emit(f, FA_SPAWN_INST, ov, i, 0);
+	if (probed_through_socket(&f->s->conf))
+		fsm_emit(f, FA_PLACE_INST, ov, i, 0);
 	ov->inst[i].restarted = true; /* a second exit is not restarted */
 	ov->deadline = f->now + f->s->conf.ready_timeout_ms;
 	fsm_emit(f, FA_READY_CHECKS, ov, -1, 0);
@@ -409,6 +535,7 @@ bool fsm_rolling_fail(struct fsm *f, enum rb_reason reason, const char *why)
 	ro->stage = RO_ROLLING_BACK;
 	ro->counting = false;
 	ro->pause_end = 0;
+	ro->poll_at = 0;
 	ro->fail_reason = reason;
 	snprintf(ro->fail_why, sizeof(ro->fail_why), "%s", why);
 	log_warnx("%s: rolling back to v%d: %s", s->conf.name, ro->old_num, why);
@@ -425,6 +552,17 @@ bool fsm_rolling_fail(struct fsm *f, enum rb_reason reason, const char *why)
 	fsm_progress(f, "%s: rolling back to v%d: %s", s->conf.name, ro->old_num, why);
 	if (nv)
 		fsm_drain_failed(f, nv);
+	/* Retired ones that were never signalled serve again at once: their listeners are held. */
+	for (i = 0; i < ov->ninst; i++)
+		if (unsignalled(&ov->inst[i])) {
+			ov->inst[i].retiring = false;
+			ov->inst[i].retire_at = 0;
+			ov->inst[i].retire_step = 0;
+			ro->retired--;
+			fsm_emit(f, FA_PLACE_INST, ov, i, 0);
+			log_info("%s: instance %d (pid %d) serves again", vname(ov), i,
+				 ov->inst[i].pid);
+		}
 	for (i = 0; i < ov->ninst; i++)
 		if (!ov->inst[i].alive) {
 			ov->inst[i].retiring = false;
@@ -461,6 +599,9 @@ bool fsm_rolling_exit(struct fsm *f, struct version *v, int i, const char *desc)
 		fsm_emit(f, FA_RELEASE, v, i, 0);
 	} else {
 		log_info("%s: retired instance %d (pid %d) %s", vname(v), i, in->pid, desc);
+		/* It waited, unsignalled: the agent still held its listeners. */
+		if (in->retire_step < 0)
+			fsm_emit(f, FA_RELEASE, v, i, 0);
 	}
 	if (ro->stage == RO_ROLLING) {
 		roll(f);
@@ -509,7 +650,7 @@ bool fsm_rolling_vtimer(struct fsm *f, struct version *v)
 	v->inst[i].retiring = true;
 	fsm_emit(f, FA_UNPLACE_INST, v, i, 0);
 	fsm_emit(f, FA_RELEASE, v, i, 0);
-	fsm_emit(f, FA_SIGNAL_INST, v, i, SIGKILL);
+	fsm_emit(f, FA_KILL_INST, v, i, 0);
 	v->deadline = 0;
 	return true;
 }
@@ -527,6 +668,18 @@ void fsm_rolling_timer(struct fsm *f)
 
 		if (!in->retiring || !in->alive || !in->retire_at || f->now < in->retire_at)
 			continue;
+		if (in->retire_step == -2) {
+			/* drain-delay is over: its count is read at the next poll. */
+			drain_inst(f, ov, i, -1);
+			continue;
+		}
+		if (in->retire_step < 0) {
+			log_warnx("%s: retired instance %d (pid %d) still has connections at "
+				  "drain-timeout",
+				  vname(ov), i, in->pid);
+			signal_waiting(f, ov, i, "reached drain-timeout");
+			continue;
+		}
 		/* As a version's drain: drain-timeout, then SIGTERM, then SIGKILL after kill-after.
 		 */
 		if (in->retire_step == 0 && c->exit_signal != SIGTERM) {
@@ -541,7 +694,16 @@ void fsm_rolling_timer(struct fsm *f)
 				  vname(ov), i, in->pid);
 			in->retire_step = 2;
 			in->retire_at = 0;
-			fsm_emit(f, FA_SIGNAL_INST, ov, i, SIGKILL);
+			/* As a version's tree at kill-after: its workers too, not only its process.
+			 */
+			fsm_emit(f, FA_KILL_INST, ov, i, 0);
+		}
+	}
+	if (s->ro.poll_at > 0 && f->now >= s->ro.poll_at) {
+		s->ro.poll_at = 0;
+		if (any_waits(ov)) {
+			s->ro.poll_at = -1; /* until FE_INST_CONNS */
+			fsm_emit(f, FA_INST_CONNS, ov, -1, 0);
 		}
 	}
 	if (s->ro.pause_end && f->now >= s->ro.pause_end && !s->ro.paused) {

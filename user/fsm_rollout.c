@@ -19,6 +19,7 @@ void fsm_rollout_end(struct fsm *f, bool ok, const char *why, bool rolled_back)
 	struct rollout *ro = &s->ro;
 
 	s->rollouts[ok ? RR_COMPLETED : rolled_back ? RR_ROLLED_BACK : RR_FAILED]++;
+	fsm_history_rollout_end(f, ok, why, rolled_back);
 	fsm_confirm_stop(f);
 	if (ro->waiter)
 		fsm_emit_text(f, FA_DEPLOY_DONE, ro->waiter, ok, rolled_back, "%s", why ? why : "");
@@ -198,9 +199,9 @@ void fsm_rollout_shifted(struct fsm *f)
 		ov->t_switch = f->now;
 		s->previous = ov->vslot;
 	}
-	/* Policy first, then the old sockets leave the map: nothing is steered to a gap. */
+	/* Policy first, then the old sockets leave the map (keep-warm: later). */
 	fsm_policy(f);
-	if (ov)
+	if (ov && !s->conf.keep_warm)
 		fsm_unplace(f, ov);
 	log_info("%s: active, ready in %lld ms%s%s", vname(nv), ro->ready_ms,
 		 ov ? "; switching out " : "", ov ? vname(ov) : "");
@@ -588,12 +589,11 @@ bool fsm_starting(const struct service *s, const struct version *v)
 
 /* ---- rollback ------------------------------------------------------------------ */
 
-/* Give the previous version (still draining, unsignalled) the traffic back. */
-int fsm_rollback(struct fsm *f, char *msg, size_t msglen)
+/* The rollout running when baton rollback comes: 1 when there is none, else as fsm_rollback. */
+static int rollback_rollout(struct fsm *f, char *msg, size_t msglen)
 {
 	struct service *s = f->s;
 	struct version *cur = s->active >= 0 ? s->slot[s->active] : NULL;
-	struct version *prev = s->previous >= 0 ? s->slot[s->previous] : NULL;
 	struct rollout *ro = &s->ro;
 
 	if (ro->stage == RO_BEFORE_START || ro->stage == RO_STARTING) {
@@ -615,24 +615,21 @@ int fsm_rollback(struct fsm *f, char *msg, size_t msglen)
 			 s->conf.name, num, old);
 		return 0;
 	}
-	if (!prev) {
-		snprintf(msg, msglen,
-			 "%s: no previous version is running (it has exited); deploy it again: "
-			 "baton deploy %s -- COMMAND",
-			 s->conf.name, s->conf.name);
-		return -ENOENT;
-	}
-	if (prev->phase != VP_DRAIN_DELAY && prev->phase != VP_DRAIN_WAIT) {
-		snprintf(msg, msglen,
-			 "%s was told to exit %.1f s ago and cannot take traffic back (keep it "
-			 "with drain-delay); deploy it again: baton deploy %s -- COMMAND",
-			 vname(prev), (f->now - prev->t_signal) / 1000.0, s->conf.name);
-		return -ESTALE;
-	}
-	if (ro->stage != RO_NONE)
+	return 1;
+}
+
+/* Give prev (still draining, unsignalled) the traffic back: one policy update. */
+static void rollback_instant(struct fsm *f, struct version *prev, const char *why, char *msg,
+			     size_t msglen)
+{
+	struct service *s = f->s;
+	struct version *cur = s->active >= 0 ? s->slot[s->active] : NULL;
+
+	if (s->ro.stage != RO_NONE)
 		/* Draining the old version for after-drain: that is over now. */
 		fsm_rollout_end(f, false,
 				"rolled back by the operator while the old version drained", false);
+	fsm_history_switch(f, cur ? cur->num : 0, prev->num, why);
 	/* Its sockets are still the agent's copies: put them back, then switch. */
 	if (prev->resetting) {
 		fsm_emit(f, FA_RESET_STOP, prev, -1, 0);
@@ -641,7 +638,8 @@ int fsm_rollback(struct fsm *f, char *msg, size_t msglen)
 	fsm_vtimer(f, prev, 0);
 	fsm_emit(f, FA_WATCH, prev, -1, 0);
 	fsm_http_drain_end(f, prev, -1);
-	fsm_place(f, prev);
+	if (!prev->placed)
+		fsm_place(f, prev); /* kept warm, it still is: the policy alone switches */
 	prev->phase = VP_ACTIVE;
 	prev->weight = WEIGHT_MAX;
 	s->active = prev->vslot;
@@ -659,6 +657,69 @@ int fsm_rollback(struct fsm *f, char *msg, size_t msglen)
 	log_info("%s", msg);
 	if (cur)
 		fsm_drain_begin(f, cur);
+}
+
+/*
+ * Give the previous version (still draining, unsignalled) the traffic back:
+ * the version that took over lost every instance (why: s->last_rollback).
+ */
+int fsm_rollback(struct fsm *f, char *msg, size_t msglen)
+{
+	struct service *s = f->s;
+	struct version *prev = s->previous >= 0 ? s->slot[s->previous] : NULL;
+	int r = rollback_rollout(f, msg, msglen);
+
+	if (r <= 0)
+		return r;
+	if (!prev || (prev->phase != VP_DRAIN_DELAY && prev->phase != VP_DRAIN_WAIT)) {
+		snprintf(msg, msglen, "%s: no previous version can take the traffic back",
+			 s->conf.name);
+		return -ENOENT;
+	}
+	rollback_instant(f, prev, s->last_rollback.why, msg, msglen);
+	return 0;
+}
+
+/*
+ * baton rollback [--to to]: a rollout running is aborted (without --to); a
+ * version that still drains unsignalled takes the traffic back at once; one
+ * that exited starts again (fsm_history.c).  0 or -errno with msg, or 1:
+ * the client waits for the rollout FA_REDEPLOY starts.
+ */
+int fsm_rollback_to(struct fsm *f, int to, struct client *c, char *msg, size_t msglen)
+{
+	struct service *s = f->s;
+	struct rollout *ro = &s->ro;
+	struct version *prev = s->previous >= 0 ? s->slot[s->previous] : NULL;
+	struct version *tv;
+	int r;
+
+	if (ro->stage != RO_NONE && to) {
+		snprintf(msg, msglen,
+			 "%s: the rollout of v%d is in progress (%s); wait for it, or end it "
+			 "first (baton rollback %s), then use --to",
+			 s->conf.name, ro->new_num, stage_names[ro->stage], s->conf.name);
+		return -EBUSY;
+	}
+	r = rollback_rollout(f, msg, msglen);
+	if (r <= 0)
+		return r;
+	if (ro->stage != RO_NONE) {
+		/* The old version drains for the after-drain hook: back to it while it can. */
+		if (prev && (prev->phase == VP_DRAIN_DELAY || prev->phase == VP_DRAIN_WAIT)) {
+			rollback_instant(f, prev, "by baton rollback", msg, msglen);
+			return 0;
+		}
+		snprintf(msg, msglen,
+			 "%s: v%d was told to exit and the after-drain hook of v%d's rollout "
+			 "has not run yet; once it has: baton rollback %s",
+			 s->conf.name, ro->old_num, ro->new_num, s->conf.name);
+		return -EBUSY;
+	}
+	r = fsm_rollback_target(f, to, c, &tv, msg, msglen);
+	if (r < 0 || r == 1)
+		return r;
+	rollback_instant(f, tv, "by baton rollback", msg, msglen);
 	return 0;
 }
 

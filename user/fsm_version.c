@@ -133,6 +133,8 @@ void fsm_drain_wait(struct fsm *f, struct version *v)
 
 void fsm_drain_next(struct fsm *f, struct version *v)
 {
+	/* Kept warm (placed, no weight) until now: out of the map before it drains. */
+	fsm_unplace(f, v);
 	if (f->s->conf.drain == DRAIN_WAIT_THEN_SIGNAL)
 		fsm_drain_wait(f, v);
 	else
@@ -144,9 +146,20 @@ void fsm_drain_begin(struct fsm *f, struct version *v)
 {
 	const struct service_conf *c = &f->s->conf;
 
+	/*
+	 * keep-warm: replaced by a version that now has the traffic (not a
+	 * shutdown or a removal), it stays placed with no weight for
+	 * rollback-window, so that rollback is one policy update.
+	 */
+	bool warm = c->keep_warm && f->s->active >= 0 && f->s->active != v->vslot &&
+		    !f->s->removed && fsm_procs_left(v);
+	unsigned delay = warm && c->rollback_window_ms > c->drain_delay_ms ? c->rollback_window_ms
+									   : c->drain_delay_ms;
+
 	v->phase = VP_DRAIN_DELAY;
 	v->t_switch = f->now;
-	fsm_unplace(f, v);
+	if (!warm)
+		fsm_unplace(f, v);
 	if (!fsm_procs_left(v)) {
 		fsm_version_stopped(f, v);
 		return;
@@ -156,8 +169,8 @@ void fsm_drain_begin(struct fsm *f, struct version *v)
 		v->http_draining = true;
 		fsm_emit(f, FA_HTTP_DRAIN, v, -1, 1);
 	}
-	if (c->drain_delay_ms)
-		fsm_vtimer(f, v, v->t_switch + c->drain_delay_ms);
+	if (delay)
+		fsm_vtimer(f, v, v->t_switch + delay);
 	else
 		fsm_drain_next(f, v);
 }
@@ -277,6 +290,12 @@ void fsm_on_exit(struct fsm *f, struct version *v, int i, const char *desc)
 		return;
 	default:
 		log_debug("%s: pid %d %s", vname(v), in->pid, desc);
+		if (v->placed && fsm_procs_left(v)) {
+			/* Kept warm: its socket leaves the map with it (no weight: no policy
+			 * first). */
+			fsm_emit(f, FA_UNPLACE_INST, v, i, 0);
+			fsm_emit(f, FA_RELEASE, v, i, 0);
+		}
 		if (!fsm_procs_left(v))
 			fsm_version_stopped(f, v);
 		else if (!v->nalive)
@@ -374,7 +393,9 @@ void fsm_on_zero(struct fsm *f, struct version *v, const struct fsm_event *e)
 	fsm_drain_signal(f, v);
 	if (e->zero_ns) {
 		v->zero_to_signal_us = (e->now_ns - e->zero_ns) / 1000;
-		log_info("%s: last connection closed; signalled %lld us later", vname(v),
-			 v->zero_to_signal_us);
+		v->zero_turn_cpu_us = e->turn_cpu_us;
+		log_info("%s: last connection closed; signalled %lld us later (%lld us of the "
+			 "agent's CPU in that loop turn)",
+			 vname(v), v->zero_to_signal_us, v->zero_turn_cpu_us);
 	}
 }

@@ -2,9 +2,11 @@
 /* Loads bpf/latency.bpf.c: open -> load (lat_socks shared by pin) -> attach; reads its histograms.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -14,8 +16,23 @@
 #include "latency_user.h"
 #include "log.h"
 #include "track.h"
+#include "track_user.h"
 
-int latency_open(struct latency *l, const char *pin_dir, char *err, size_t errlen)
+/* Forget every version an earlier agent measured: only registered versions get measured. */
+static void forget_all(int fd)
+{
+	struct version_key k, next;
+	int n = 0;
+
+	/* Deleting as we go: always ask for the first key again (bounded by the map's size). */
+	while (n++ <= MAX_TRACKED_VERSIONS && !bpf_map_get_next_key(fd, NULL, &next)) {
+		k = next;
+		if (bpf_map_delete_elem(fd, &k))
+			break;
+	}
+}
+
+int latency_open(struct latency *l, const char *pin_dir, bool measure, char *err, size_t errlen)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
 	int r;
@@ -61,37 +78,143 @@ int latency_open(struct latency *l, const char *pin_dir, char *err, size_t errle
 	}
 	if (r) {
 		snprintf(err, errlen,
-			 "cannot load the latency program: %s (needs BTF tracepoints and "
+			 "cannot load the latency program: %s (needs cgroup_skb programs and "
 			 "socket storage, Linux 5.11 or later; -v shows libbpf's messages)",
 			 strerror(-r));
 		goto fail;
 	}
-	l->recv = bpf_program__attach(l->skel->progs.lat_rx);
-	if (!l->recv) {
-		r = -errno;
-		snprintf(err, errlen, "cannot attach to the tcp_probe tracepoint: %s",
-			 strerror(errno));
-		goto fail;
-	}
-	/* Without the BPF LSM (not among the active LSMs) only accept waits go unmeasured. */
-	l->send = bpf_program__autoload(l->skel->progs.lat_graft)
-		      ? bpf_program__attach(l->skel->progs.lat_graft)
-		      : NULL;
-	if (!l->send && bpf_program__autoload(l->skel->progs.lat_graft))
-		log_warnx("accept waits are not measured: cannot attach to the sock_graft LSM "
-			  "hook: %s (is \"bpf\" in the kernel's lsm= list?)",
-			  strerror(errno));
 	l->hist_fd = bpf_map__fd(l->skel->maps.latency);
+	forget_all(l->hist_fd);
+	l->measure = measure;
+	/* Attached at the first latency_follow: until a version is measured, nothing runs. */
 	return 0;
 fail:
 	latency_close(l);
 	return r;
 }
 
+/*
+ * A cgroup v2 directory, opened by its id: kernfs file handles carry the
+ * 64-bit id (the handle's type is the one name_to_handle_at gives the mount).
+ */
+static int cgroup_open_id(__u64 id)
+{
+	struct {
+		struct file_handle fh;
+		unsigned char buf[MAX_HANDLE_SZ];
+	} h;
+	char root[4096];
+	int mnt, mount_id, fd;
+
+	if (cgroup2_root(root, sizeof(root)))
+		return -ENOENT;
+	h.fh.handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(AT_FDCWD, root, &h.fh, &mount_id, 0) < 0)
+		return -errno;
+	if (h.fh.handle_bytes != sizeof(id))
+		return -EOPNOTSUPP;
+	memcpy(h.fh.f_handle, &id, sizeof(id));
+	mnt = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mnt < 0)
+		return -errno;
+	fd = open_by_handle_at(mnt, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		fd = -errno;
+	close(mnt);
+	return fd;
+}
+
+/* Drop the attachments to the i-th cgroup. */
+static void unfollow(struct latency *l, int i)
+{
+	bpf_link__destroy(l->rx[i]);
+	bpf_link__destroy(l->tx[i]);
+	l->ncg--;
+	l->rx[i] = l->rx[l->ncg];
+	l->tx[i] = l->tx[l->ncg];
+	l->cg_id[i] = l->cg_id[l->ncg];
+}
+
+/* Attach both programs to the cgroup with this id: 0 or -errno with err. */
+static int follow(struct latency *l, __u64 id, char *err, size_t errlen)
+{
+	struct bpf_link *rx, *tx = NULL;
+	int fd, r = 0;
+
+	if (l->ncg == LAT_MAX_CGROUPS) {
+		snprintf(err, errlen, "attached to %d cgroups already", LAT_MAX_CGROUPS);
+		return -ENOSPC;
+	}
+	fd = cgroup_open_id(id);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open the cgroup with id %llu: %s",
+			 (unsigned long long)id, strerror(-fd));
+		return fd;
+	}
+	/* Both or neither: a request seen without its response would never end. */
+	rx = bpf_program__attach_cgroup(l->skel->progs.lat_rx, fd);
+	if (rx)
+		tx = bpf_program__attach_cgroup(l->skel->progs.lat_tx, fd);
+	if (!tx)
+		r = errno ? -errno : -EINVAL;
+	close(fd);
+	if (!tx) {
+		bpf_link__destroy(rx);
+		snprintf(err, errlen, "cannot attach the latency programs to cgroup %llu: %s",
+			 (unsigned long long)id, strerror(-r));
+		return r;
+	}
+	l->cg_id[l->ncg] = id;
+	l->rx[l->ncg] = rx;
+	l->tx[l->ncg++] = tx;
+	return 0;
+}
+
+int latency_follow(struct latency *l, const __u64 *ids, int n, char *err, size_t errlen)
+{
+	int i, j, r = 0, e;
+
+	if (!l->measure)
+		return 0;
+	/*
+	 * The accept hook runs for every accept() of the host (a lookup that
+	 * finds nothing on others): attached once something is measured.
+	 */
+	if (!l->graft_tried) {
+		l->graft_tried = true;
+		/* Without the BPF LSM (not among the active LSMs) only accept waits go unmeasured.
+		 */
+		l->graft = bpf_program__autoload(l->skel->progs.lat_graft)
+			       ? bpf_program__attach(l->skel->progs.lat_graft)
+			       : NULL;
+		if (!l->graft && bpf_program__autoload(l->skel->progs.lat_graft))
+			log_warnx("accept waits are not measured: cannot attach to the sock_graft "
+				  "LSM hook: %s (is \"bpf\" in the kernel's lsm= list?)",
+				  strerror(errno));
+	}
+	/* Attachments to cgroups track left go (track_scope moved its main one). */
+	for (i = 0; i < l->ncg;) {
+		for (j = 0; j < n && ids[j] != l->cg_id[i]; j++)
+			;
+		if (j < n)
+			i++;
+		else
+			unfollow(l, i);
+	}
+	for (j = 0; j < n; j++) {
+		for (i = 0; i < l->ncg && l->cg_id[i] != ids[j]; i++)
+			;
+		if (i == l->ncg && ids[j] && (e = follow(l, ids[j], err, errlen)))
+			r = e;
+	}
+	return r;
+}
+
 void latency_close(struct latency *l)
 {
-	bpf_link__destroy(l->send);
-	bpf_link__destroy(l->recv);
+	bpf_link__destroy(l->graft);
+	while (l->ncg > 0)
+		unfollow(l, l->ncg - 1);
 	latency_bpf__destroy(l->skel);
 	free(l->buf);
 	memset(l, 0, sizeof(*l));
@@ -102,10 +225,13 @@ int latency_register(struct latency *l, __u32 service, __u32 version)
 {
 	struct version_key k = {.service = service, .version = version};
 
-	if (l->hist_fd < 0)
+	if (l->hist_fd < 0 || !l->measure)
 		return -ENOTSUP;
 	memset(l->buf, 0, l->ncpu * sizeof(*l->buf));
-	return bpf_map_update_elem(l->hist_fd, &k, l->buf, BPF_ANY) ? -errno : 0;
+	/* Measured already (a reload that kept latency on): its histograms stay. */
+	if (bpf_map_update_elem(l->hist_fd, &k, l->buf, BPF_NOEXIST) && errno != EEXIST)
+		return -errno;
+	return 0;
 }
 
 int latency_forget(struct latency *l, __u32 service, __u32 version)

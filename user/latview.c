@@ -40,8 +40,10 @@ static void tick_version(struct version *v)
 	struct lat_hist d;
 	int k;
 
-	if (dp_latency(v, &lv->cum))
+	if (dp_latency(v, &lv->cum)) {
+		lv->have = false; /* not measured (any more: latency = off by a reload) */
 		return;
+	}
 	if (!lv->have) {
 		lv->have = true;
 		lv->prev = lv->cum;

@@ -50,6 +50,11 @@ long long loop_turn_max_us(void)
 	return turn_max_us;
 }
 
+long long loop_turn_cpu_us(void)
+{
+	return turn_start_us >= 0 ? cpu_us() - turn_start_us : 0;
+}
+
 long long now_ms(void)
 {
 	struct timespec ts;

@@ -29,6 +29,7 @@ enum ev_type {
 	EV_WEBHOOK_TIMER,  /* libcurl's timeout */
 	EV_WEBHOOK_RETRY,  /* webhooks to send again */
 	EV_LATENCY,	   /* read every version's latency (latview.c) */
+	EV_ACCEPTQ,	   /* read every version's accept queues (acceptq.c) */
 };
 
 struct evsrc {
@@ -49,6 +50,8 @@ int loop_wait(struct epoll_event *evs, int max);
  * means, measured where the machine's load does not count.
  */
 long long loop_turn_max_us(void);
+/* The CPU time the turn under way has used so far, in us. */
+long long loop_turn_cpu_us(void);
 int ep_add(int fd, struct evsrc *ev, int type, void *p, int idx, unsigned events);
 int ep_mod(int fd, struct evsrc *ev, unsigned events);
 void ep_del(int fd);

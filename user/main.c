@@ -17,6 +17,7 @@ static const struct cmd cmds[] = {
     {"pause", cmd_pause},	{"abort", cmd_abort},	    {"weight", cmd_weight},
     {"pin", cmd_pin},		{"unpin", cmd_unpin},	    {"adopt", cmd_adopt},
     {"reload", cmd_reload},	{"features", cmd_features}, {"events", cmd_events},
+    {"history", cmd_history},
 };
 
 int main(int argc, char **argv)

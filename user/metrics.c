@@ -280,6 +280,29 @@ static char *metrics_text(size_t *len)
 							      : st.evicted));
 		}
 	}
+	/* Per version, whether it accepts (acceptq.c). */
+	metric_head(f, "baton_version_accept_queue", "gauge",
+		    "Connections waiting in the accept queues of the version's listeners.");
+	for (i = 0; (s = service_at(i)); i++)
+		for (j = 0; j < MAX_VERSIONS && !s->gone; j++)
+			if (s->slot[j]) {
+				fputs("baton_version_accept_queue{service=\"", f);
+				put_label(f, s->conf.name);
+				fprintf(f, "\",version=\"v%d\"} %u\n", s->slot[j]->num,
+					s->slot[j]->acceptq.queue);
+			}
+	metric_head(f, "baton_version_not_accepting_seconds", "gauge",
+		    "How long the version has had connections queued and accepted none "
+		    "(0: it accepts).");
+	for (i = 0; (s = service_at(i)); i++)
+		for (j = 0; j < MAX_VERSIONS && !s->gone; j++)
+			if (s->slot[j]) {
+				fputs("baton_version_not_accepting_seconds{service=\"", f);
+				put_label(f, s->conf.name);
+				fprintf(f, "\",version=\"v%d\"} %.3f\n", s->slot[j]->num,
+					acceptq_stalled_ms(&s->slot[j]->acceptq, now_ms()) /
+					    1000.0);
+			}
 	latview_metrics(f);
 	metric_head(f, "baton_rollouts_total", "counter", "Deploys that ended, by result.");
 	for (i = 0; (s = service_at(i)); i++)

@@ -23,6 +23,7 @@
 #include "loop.h"
 #include "track.h"
 #include "lathist.h"
+#include "acceptq.h"
 
 #define PROBE_TICK_MS  50
 #define HEALTH_TICK_MS 100 /* timer of a version under rollout: checks and error samples */
@@ -46,6 +47,19 @@ extern const char *const phase_names[];
 struct client;
 struct version;
 struct track_reset;
+
+/*
+ * What starts a version's instances: its command and what the service gave
+ * it when it was deployed.  A version keeps its own, and the rollback
+ * window (history.c) keeps a copy, so that a version that exited can be
+ * started again exactly as it ran.  Strings are malloc'd.
+ */
+struct spawn_desc {
+	char *argv[MAX_ARGS + 1];
+	char *env[MAX_ENV + 1]; /* "KEY=VALUE" */
+	char user[64];		/* "": the agent's */
+	char workdir[256];	/* "": / */
+};
 
 /* One instance's readiness or health check (one at a time). */
 struct check {
@@ -98,7 +112,9 @@ struct instance {
 	/* strategy = rolling (fsm_rolling.c): */
 	bool started;	     /* its process was started in this version's life */
 	bool retiring;	     /* out of the map, told to exit: it never serves again */
-	int retire_step;     /* 0: exit signal sent, 1: SIGTERM, 2: SIGKILL */
+	int retire_step;     /* -1: waits for its connections (wait-then-signal), 0: exit
+				signal sent, 1: SIGTERM (or the exit signal after the wait), 2: SIGKILL
+			      */
 	long long retire_at; /* ms: when the next signal is due (0: none) */
 	bool restarted;	     /* started again by a rollback: not restarted twice */
 };
@@ -108,10 +124,7 @@ struct version {
 	int num;
 	int vslot;
 	enum vphase phase;
-	/* What it runs: the command, and its own environment (deploy --env, after
-	   the service's environment = lines, which it overrides); malloc'd. */
-	char *argv[MAX_ARGS + 1];
-	char *env[MAX_ENV + 1]; /* "KEY=VALUE", NULL-terminated */
+	struct spawn_desc spec; /* its command, environment, user and directory */
 	int ninst;
 	int nalive;
 	int nready;
@@ -136,6 +149,7 @@ struct version {
 	long long deadline; /* ms, monotonic; 0: none */
 	long long t_start, t_switch, t_signal;
 	long long zero_to_signal_us; /* last close (kernel time) to exit signal; -1: not by zero */
+	long long zero_turn_cpu_us;  /* of which the agent's CPU in that loop turn */
 	/* Kernel-observed errors while under rollout, per health-interval. */
 	long long next_sample;
 	bool sampled;
@@ -144,6 +158,7 @@ struct version {
 	char errors_last[160];
 	struct gate_state gate[MAX_GATES]; /* Prometheus gates, while under rollout */
 	struct lat_view lat;	   /* latview.c: its latency, per interval and per gate window */
+	struct acceptq acceptq;	   /* acceptq.c: whether it accepts */
 	__u64 lost_seen;	   /* connections lost to dead processes, already reported */
 	bool resetting;		   /* drain-reset under way: signalled once it is done */
 	bool http_draining;	   /* drain-http: its connections are asked to close */
@@ -159,6 +174,34 @@ struct history {
 	char how[96];
 	struct version_counts counts; /* its connections, final */
 };
+
+/* How a version of the rollback window ended (history.c keeps the window). */
+enum vr_end {
+	VR_DEPLOYING = 0, /* its rollout runs */
+	VR_ACTIVE,	  /* the service's version now */
+	VR_REPLACED,	  /* a later version took over */
+	VR_ROLLED_BACK,	  /* traffic went back to another version (how says why) */
+	VR_FAILED,	  /* its deploy failed before it took traffic */
+	VR_COUNT,
+};
+
+extern const char *const vr_end_names[];
+
+/* One version of the rollback window: enough to start it again. */
+struct vrecord {
+	int num;
+	struct spawn_desc spec;
+	bool adopted;	    /* started outside baton: cannot be started again */
+	bool served;	    /* it was the service's version (a rollback's "previous" is one) */
+	unsigned activated; /* when it last became the service's version: 1, 2, ... in order */
+	int rollback_of;    /* started again from this version's record by baton rollback; 0 */
+	time_t deployed;    /* wall clock */
+	time_t ended;	    /* wall clock; 0: not yet */
+	enum vr_end end;
+	char how[200]; /* replaced by, rolled back why, failed why */
+};
+
+#define MAX_KEEP_VERSIONS KEEP_VERSIONS_MAX
 
 enum ro_stage {
 	RO_NONE = 0,
@@ -227,6 +270,7 @@ struct rollout {
 	unsigned pause_ms;   /* between batches */
 	long long pause_end; /* ms: the next batch waits until then (0: no pause) */
 	bool counting;	     /* FA_INST_CONNS asked, FE_INST_CONNS not yet back */
+	long long poll_at;   /* ms: read the instances' counts again (an instance waits), 0: no */
 	int batch;	     /* batches started */
 	int retired;	     /* old instances retired */
 	char fail_why[320];  /* rolling back: why, for the deploy's answer at the end */
@@ -257,6 +301,8 @@ struct service {
 	int next_num;
 	struct history hist[HISTORY];
 	int nhist;
+	struct vrecord vrec[MAX_KEEP_VERSIONS]; /* the rollback window, oldest first (history.c) */
+	int nvrec;
 	char last_error[300]; /* why the last deploy failed */
 	struct rollout ro;
 	int ro_tfd; /* rollout timer: bake end, hook timeout */

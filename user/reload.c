@@ -101,7 +101,8 @@ int reload(char *msg, size_t msglen)
 	    strcmp(nc->agent.control_group, services_config()->agent.control_group) ||
 	    strcmp(nc->agent.cgroup_dir, services_config()->agent.cgroup_dir) ||
 	    strcmp(nc->agent.metrics.text, services_config()->agent.metrics.text) ||
-	    nc->agent.metrics.len != services_config()->agent.metrics.len) {
+	    nc->agent.metrics.len != services_config()->agent.metrics.len ||
+	    nc->agent.latency_off != services_config()->agent.latency_off) {
 		snprintf(msg, msglen,
 			 "reload refused: [agent] settings change only with a restart of the agent "
 			 "(baton shutdown, then start it; services keep running)");
@@ -176,6 +177,10 @@ int reload(char *msg, size_t msglen)
 		}
 		memcpy(&s->conf, &nc->services[k], sizeof(s->conf));
 		dp_policy(s); /* the steering mode may have changed */
+		/* latency on/off: for the versions' connections made from now. */
+		for (i = 0; i < MAX_VERSIONS; i++)
+			if (s->slot[i])
+				dp_measure(s->slot[i]);
 	}
 	services_config_replace(nc);
 	free(nc);

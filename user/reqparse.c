@@ -18,7 +18,7 @@ static const char *const cmd_names[RC_COUNT] = {
     [RC_DEPLOY] = "deploy",   [RC_ROLLBACK] = "rollback", [RC_ABORT] = "abort",
     [RC_PROMOTE] = "promote", [RC_PAUSE] = "pause",	  [RC_WEIGHT] = "weight",
     [RC_PIN] = "pin",	      [RC_UNPIN] = "unpin",	  [RC_ADOPT] = "adopt",
-    [RC_EVENTS] = "events",
+    [RC_EVENTS] = "events",   [RC_HISTORY] = "history",
 };
 
 int request_parse(json_t *req, struct request *r, char *err, size_t errlen)
@@ -56,6 +56,16 @@ int request_parse(json_t *req, struct request *r, char *err, size_t errlen)
 			return -1;
 		}
 		r->last = (int)json_integer_value(jv);
+	}
+	jv = json_object_get(req, "to");
+	if (r->cmd == RC_ROLLBACK && jv) {
+		if (!json_is_integer(jv) || json_integer_value(jv) < 1 ||
+		    json_integer_value(jv) > 1000000000) {
+			snprintf(err, errlen,
+				 "bad request: \"to\" must be a version number (3 for v3)");
+			return -1;
+		}
+		r->to = (int)json_integer_value(jv);
 	}
 	return 0;
 }

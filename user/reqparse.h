@@ -26,6 +26,7 @@ enum req_cmd {
 	RC_UNPIN,
 	RC_ADOPT,
 	RC_EVENTS,
+	RC_HISTORY,
 	RC_COUNT,
 	RC_UNKNOWN = RC_COUNT,
 };
@@ -38,6 +39,7 @@ struct request {
 	bool full;	     /* promote --full */
 	bool follow;	     /* events --follow */
 	int last;	     /* events: the last N (0: all kept) */
+	int to;		     /* rollback --to: the version (0: the previous one) */
 };
 
 /* The envelope: 0, or -1 with err (not an object, no "cmd", "service" not a string). */

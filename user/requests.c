@@ -22,6 +22,7 @@
 #include "reqparse.h"
 #include "requests.h"
 #include "exec.h"
+#include "history.h"
 #include "services.h"
 #include "status.h"
 
@@ -139,6 +140,18 @@ void handle_request(struct client *c, json_t *req)
 				   "loop_turn_cpu_max_ms", loop_turn_max_us() / 1000.0));
 		return;
 	}
+	if (r.cmd == RC_HISTORY) {
+		/* Read-only, as status. */
+		if (!r.service)
+			reply_err(c, "history needs a service name (baton history SERVICE)");
+		else if (!s)
+			reply_err(c, "unknown service %s (baton status lists them)", r.service);
+		else
+			reply(c, json_pack("{s:b, s:s, s:i, s:o}", "ok", 1, "service", s->conf.name,
+					   "keep_versions", s->conf.keep_versions, "versions",
+					   history_json(s)));
+		return;
+	}
 	if (r.cmd == RC_EVENTS) {
 		/* Read-only, as status; a service removed since keeps its events. */
 		if (r.service && !s && !events_has(r.service))
@@ -172,7 +185,8 @@ void handle_request(struct client *c, json_t *req)
 	case RC_UNKNOWN:
 		reply_err(c,
 			  "unknown command \"%s\" (known: status, deploy, rollback, abort, "
-			  "promote, pause, weight, pin, unpin, adopt, events, reload, shutdown)",
+			  "promote, pause, weight, pin, unpin, adopt, events, history, reload, "
+			  "shutdown)",
 			  r.name);
 		return;
 	default:
@@ -205,6 +219,7 @@ void handle_request(struct client *c, json_t *req)
 		return;
 	case RC_ROLLBACK:
 		e.type = FE_ROLLBACK;
+		e.to = r.to;
 		break;
 	case RC_ABORT:
 		e.type = FE_ABORT;

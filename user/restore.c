@@ -17,6 +17,7 @@
 
 #include "checks.h"
 #include "dp.h"
+#include "history.h"
 #include "log.h"
 #include "proc.h"
 #include "restore.h"
@@ -71,30 +72,54 @@ static bool holds_listeners(enum vphase p)
 	return p == VP_STARTING || p == VP_ACTIVE || p == VP_DRAIN_DELAY || p == VP_DRAIN_WAIT;
 }
 
-/* A version's own environment (deploy --env), as deploy checks it; none in older state files. */
-static int version_env_restore(struct version *v, json_t *je)
+/*
+ * The rest of v's spawn description as the state has it; a state file
+ * written before versions kept their own has none: the service's now.
+ */
+static void spec_restore(struct service *s, struct version *v, json_t *jv)
 {
-	const char *kv[MAX_ENV];
-	size_t len[MAX_ENV], k;
-	json_t *a;
+	const char *user = json_string_value(json_object_get(jv, "user"));
+	const char *wd = json_string_value(json_object_get(jv, "workdir"));
+	json_t *env = json_object_get(jv, "env"), *a;
+	size_t k;
 
-	if (!je)
-		return 0;
-	if (!json_is_array(je) || json_array_size(je) > MAX_ENV)
-		return -1;
-	json_array_foreach(je, k, a)
-	{
-		if (!json_is_string(a))
-			return -1;
-		kv[k] = json_string_value(a);
-		len[k] = json_string_length(a);
+	snprintf(v->spec.user, sizeof(v->spec.user), "%s", user ? user : s->conf.user);
+	snprintf(v->spec.workdir, sizeof(v->spec.workdir), "%s", wd ? wd : s->conf.workdir);
+	if (!json_is_array(env)) {
+		for (k = 0; s->conf.env[k]; k++)
+			v->spec.env[k] = strdup(s->conf.env[k]);
+		return;
 	}
-	if (env_list_check(kv, len, (int)json_array_size(je), NULL, 0) < 0)
-		return -1;
-	for (k = 0; k < json_array_size(je); k++)
-		if (!(v->env[k] = strdup(kv[k])))
-			return -1;
-	return 0;
+	json_array_foreach(env, k, a) if (k < MAX_ENV && json_is_string(a)) v->spec.env[k] =
+	    strdup(json_string_value(a));
+}
+
+/*
+ * The rollback window as the state has it.  A state file written before
+ * there was one: the versions that run are remembered from now on.
+ */
+static void history_restore(struct service *s, json_t *js)
+{
+	json_t *h = json_object_get(js, "history");
+	int i, n;
+
+	if (h && history_from_json(s, h) < 0)
+		log_warnx("%s: the state file's version history is malformed; starting a new one",
+			  s->conf.name);
+	for (n = 0; n < MAX_VERSIONS; n++) {
+		struct version *v = NULL;
+
+		/* Oldest first: the lowest number not remembered yet. */
+		for (i = 0; i < MAX_VERSIONS; i++)
+			if (s->slot[i] && !history_find(s, s->slot[i]->num) &&
+			    (!v || s->slot[i]->num < v->num))
+				v = s->slot[i];
+		if (!v || history_record(s, v, 0, 0) < 0)
+			return;
+		history_find(s, v->num)->end = v->vslot == s->active ? VR_ACTIVE : VR_REPLACED;
+		history_find(s, v->num)->served = true;
+		history_find(s, v->num)->activated = v->vslot == s->active ? 2 : 1;
+	}
 }
 
 static struct version *version_restore(struct service *s, json_t *jv, char *err, size_t errlen)
@@ -126,14 +151,9 @@ static struct version *version_restore(struct service *s, json_t *jv, char *err,
 		free(v);
 		return NULL;
 	}
-	json_array_foreach(json_object_get(jv, "argv"), k, a) v->argv[k] =
+	json_array_foreach(json_object_get(jv, "argv"), k, a) v->spec.argv[k] =
 	    strdup(json_string_value(a) ?: "");
-	if (version_env_restore(v, json_object_get(jv, "env")) < 0) {
-		snprintf(err, errlen, "%s: the state file has a bad environment for v%d",
-			 s->conf.name, v->num);
-		version_free(v);
-		return NULL;
-	}
+	spec_restore(s, v, jv);
 	v->ninst = json_array_size(insts);
 	v->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (v->tfd < 0 || ep_add(v->tfd, &v->ev, EV_TIMER, v, 0, EPOLLIN)) {
@@ -343,6 +363,7 @@ void service_restore(struct service *s, json_t *js)
 	for (j = 0; j < s->conf.nlisten; j++)
 		dp_reattach(s, j);
 	rollout_resume(s, json_object_get(js, "rollout"));
+	history_restore(s, js);
 	/* The rules decide what each phase and the rollout need now. */
 	fsm_feed(s, &e);
 }

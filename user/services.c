@@ -16,6 +16,7 @@
 #include "checks.h"
 #include "ctlserver.h"
 #include "dp.h"
+#include "history.h"
 #include "log.h"
 #include "proc.h"
 #include "restore.h"
@@ -130,10 +131,12 @@ void services_free(void)
 {
 	int i, j;
 
-	for (i = 0; i < nsvc; i++)
+	for (i = 0; i < nsvc; i++) {
 		for (j = 0; j < MAX_VERSIONS; j++)
 			if (svc[i].slot[j])
 				version_free(svc[i].slot[j]);
+		history_clear(&svc[i]);
+	}
 	config_free(&cfg);
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "history.h"
 #include "log.h"
 #include "proc.h"
 #include "services.h"
@@ -53,8 +54,8 @@ static json_t *state_version(struct version *v)
 	json_t *insts = json_array(), *argv = json_array(), *j;
 	int i, k;
 
-	for (k = 0; v->argv[k]; k++)
-		json_array_append_new(argv, json_string(v->argv[k]));
+	for (k = 0; v->spec.argv[k]; k++)
+		json_array_append_new(argv, json_string(v->spec.argv[k]));
 	for (i = 0; i < v->ninst; i++) {
 		struct instance *in = &v->inst[i];
 		json_t *cookies = json_array();
@@ -71,12 +72,12 @@ static json_t *state_version(struct version *v)
 		      v->placed, "adopted", v->adopted, "t_start", (json_int_t)v->t_start,
 		      "t_switch", (json_int_t)v->t_switch, "t_signal", (json_int_t)v->t_signal,
 		      "deadline", (json_int_t)v->deadline, "argv", argv, "instances", insts);
-	if (v->env[0]) { /* absent in state files from before deploy --env */
-		argv = json_array();
-		for (k = 0; v->env[k]; k++)
-			json_array_append_new(argv, json_string(v->env[k]));
-		json_object_set_new(j, "env", argv);
-	}
+	/* The rest of its spawn description: an older state file has none (restore.c). */
+	json_object_set_new(j, "env", json_array());
+	for (k = 0; v->spec.env[k]; k++)
+		json_array_append_new(json_object_get(j, "env"), json_string(v->spec.env[k]));
+	json_object_set_new(j, "user", json_string(v->spec.user));
+	json_object_set_new(j, "workdir", json_string(v->spec.workdir));
 	return j;
 }
 
@@ -138,6 +139,7 @@ static char *state_text(void)
 			      vs, "rollout", state_rollout(s));
 		if (s->id >= 0 && s->id < MAX_SERVICES && json_array_size(pins_cache[s->id].j))
 			json_object_set_new(j, "pins", json_deep_copy(pins_cache[s->id].j));
+		json_object_set_new(j, "history", history_json(s));
 		if (s->last_rollback.num)
 			json_object_set_new(j, "last_rollback",
 					    json_pack("{s:i, s:I, s:s}", "num",

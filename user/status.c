@@ -232,14 +232,23 @@ json_t *status_json(struct service *s)
 			continue;
 		insts = json_array();
 		argv = json_array();
-		for (k = 0; v->argv[k]; k++)
-			json_array_append_new(argv, json_string(v->argv[k]));
-		for (k = 0; k < v->ninst; k++)
-			json_array_append_new(
-			    insts, json_pack("{s:i, s:i, s:b, s:b, s:s}", "instance", k, "pid",
-					     v->inst[k].pid, "ready", v->inst[k].ready, "alive",
-					     v->inst[k].alive, "exit",
-					     v->inst[k].alive ? "" : v->inst[k].exit_desc));
+		long long ic[MAX_INSTANCES];
+		bool have_ic;
+
+		for (k = 0; v->spec.argv[k]; k++)
+			json_array_append_new(argv, json_string(v->spec.argv[k]));
+		/* Each instance's live connections: one map read (the kernel counts them). */
+		have_ic = !dp_inst_conns(v, ic);
+		for (k = 0; k < v->ninst; k++) {
+			json_t *p = json_pack("{s:i, s:i, s:b, s:b, s:s}", "instance", k, "pid",
+					      v->inst[k].pid, "ready", v->inst[k].ready, "alive",
+					      v->inst[k].alive, "exit",
+					      v->inst[k].alive ? "" : v->inst[k].exit_desc);
+
+			json_object_set_new(
+			    p, "live", have_ic && ic[k] >= 0 ? json_integer(ic[k]) : json_null());
+			json_array_append_new(insts, p);
+		}
 		struct version_counts n = {0};
 		json_t *jv;
 
@@ -257,15 +266,21 @@ json_t *status_json(struct service *s)
 		json_object_set_new(jv, "lost", json_integer((json_int_t)n.lost));
 		json_object_set_new(jv, "signalled", json_boolean(v->t_signal != 0));
 		json_object_set_new(jv, "adopted", json_boolean(v->adopted));
-		argv = json_array(); /* its own environment (deploy --env) */
-		for (k = 0; v->env[k]; k++)
-			json_array_append_new(argv, json_string(v->env[k]));
+		argv = json_array(); /* its environment: the service's, and deploy --env over it */
+		for (k = 0; v->spec.env[k]; k++)
+			json_array_append_new(argv, json_string(v->spec.env[k]));
 		json_object_set_new(jv, "env", argv);
 		json_object_set_new(jv, "latency", latview_json(v));
+		json_object_set_new(jv, "accept_queue", json_integer(v->acceptq.queue));
+		json_object_set_new(jv, "not_accepting_ms",
+				    json_integer(acceptq_stalled_ms(&v->acceptq, now_ms())));
 		tree_json(v, jv);
 		if (v->zero_to_signal_us >= 0)
 			json_object_set_new(jv, "zero_to_signal_us",
 					    json_integer(v->zero_to_signal_us));
+		if (v->zero_to_signal_us >= 0)
+			json_object_set_new(jv, "zero_turn_cpu_us",
+					    json_integer(v->zero_turn_cpu_us));
 		json_array_append_new(vs, jv);
 	}
 	for (i = 0; i < s->nhist; i++)

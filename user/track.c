@@ -334,6 +334,13 @@ int track_open(struct track *t, const char *pin_dir, bool attach_root, track_zer
 	}
 	t->versions_fd = bpf_map__fd(t->skel->maps.versions);
 	t->watch_fd = bpf_map__fd(t->skel->maps.drain_watch);
+	t->inst_fd = bpf_map__fd(t->skel->maps.inst_live);
+	t->ncpu = libbpf_num_possible_cpus();
+	if (t->ncpu <= 0) {
+		r = t->ncpu ? t->ncpu : -EINVAL;
+		snprintf(err, errlen, "cannot read the number of possible CPUs: %s", strerror(-r));
+		goto fail;
+	}
 	return 0;
 fail:
 	track_close(t);
@@ -361,11 +368,33 @@ int track_ring_consume(struct track *t)
 	return ring_buffer__consume(t->rb);
 }
 
+/*
+ * inst_live's entry of a version, zero on every CPU (flags as for
+ * bpf_map_update_elem).  Made before the version's counters: track counts
+ * a connection's instance only when its version is counted, so no
+ * connection is counted down on an instance without having been counted
+ * up.
+ */
+static int inst_make(struct track *t, const struct version_key *k, __u64 flags)
+{
+	struct inst_counts *z = calloc((size_t)t->ncpu, sizeof(*z));
+	int r;
+
+	if (!z)
+		return -ENOMEM;
+	r = bpf_map_update_elem(t->inst_fd, k, z, flags) && errno != EEXIST ? -errno : 0;
+	free(z);
+	return r;
+}
+
 int track_register(struct track *t, __u32 service, __u32 version)
 {
 	struct version_key k = {.service = service, .version = version};
 	struct version_counts c = {0};
+	int r = inst_make(t, &k, BPF_ANY);
 
+	if (r)
+		return r;
 	return bpf_map_update_elem(t->versions_fd, &k, &c, BPF_ANY) ? -errno : 0;
 }
 
@@ -373,7 +402,10 @@ int track_ensure(struct track *t, __u32 service, __u32 version)
 {
 	struct version_key k = {.service = service, .version = version};
 	struct version_counts c = {0};
+	int r = inst_make(t, &k, BPF_NOEXIST);
 
+	if (r)
+		return r;
 	if (bpf_map_update_elem(t->versions_fd, &k, &c, BPF_NOEXIST) && errno != EEXIST)
 		return -errno;
 	return 0;
@@ -386,6 +418,37 @@ int track_forget(struct track *t, __u32 service, __u32 version)
 	bpf_map_delete_elem(t->watch_fd, &k);
 	if (bpf_map_delete_elem(t->versions_fd, &k) && errno != ENOENT)
 		return -errno;
+	if (bpf_map_delete_elem(t->inst_fd, &k) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int track_inst_live(struct track *t, __u32 service, __u32 version, long long n[MAX_INSTANCES])
+{
+	struct version_key k = {.service = service, .version = version};
+	struct inst_counts *v = calloc((size_t)t->ncpu, sizeof(*v));
+	int cpu, i;
+
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(t->inst_fd, &k, v)) {
+		int r = -errno;
+
+		free(v);
+		return r;
+	}
+	for (i = 0; i < MAX_INSTANCES; i++) {
+		n[i] = 0;
+		for (cpu = 0; cpu < t->ncpu; cpu++)
+			n[i] += v[cpu].live[i];
+		/*
+		 * Below 0 only for connections counted up before this entry
+		 * existed (an older agent's maps): none is left on it.
+		 */
+		if (n[i] < 0)
+			n[i] = 0;
+	}
+	free(v);
 	return 0;
 }
 

@@ -26,6 +26,8 @@ struct track {
 	struct ring_buffer *rb;
 	int versions_fd;
 	int watch_fd;
+	int inst_fd; /* inst_live */
+	int ncpu;    /* possible CPUs: inst_live's values are per CPU */
 };
 
 typedef void (*track_zero_fn)(void *ctx, const struct track_event *e);
@@ -72,6 +74,12 @@ int track_forget(struct track *t, __u32 service, __u32 version);
  */
 int track_counts(struct track *t, __u32 service, __u32 version, struct version_counts *c);
 int track_watch(struct track *t, __u32 service, __u32 version, int on);
+/*
+ * The live connections of each instance of a version (n[i] for the
+ * instance in slot i), summed over CPUs: one map read, whatever the
+ * number of connections.  0 or -errno (-ENOENT: not registered).
+ */
+int track_inst_live(struct track *t, __u32 service, __u32 version, long long n[MAX_INSTANCES]);
 
 /*
  * drain-reset: reset (SOCK_DESTROY) every live connection of a version in

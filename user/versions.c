@@ -24,6 +24,7 @@
 #include "proc.h"
 #include "exec.h"
 #include "fsm.h"
+#include "history.h"
 #include "services.h"
 #include "versions.h"
 
@@ -94,8 +95,7 @@ void version_free(struct version *v)
 		ep_del(v->tfd);
 		close(v->tfd);
 	}
-	free_argv(v->argv);
-	free_argv(v->env);
+	spawn_desc_free(&v->spec);
 	/* Later events of this epoll batch may still name v: free it after the batch. */
 	v->freed = true;
 	v->next_dead = dead;
@@ -194,6 +194,30 @@ static void kill_adopted_tree(struct version *v)
 	for (k = 0; k < m; k++)
 		kill(pids[k], SIGKILL);
 	log_info("%s: SIGKILL to the %d process(es) of its adopted tree", vname(v), m);
+}
+
+/* Processes of one instance's tree looked for at its kill-after bound. */
+#define INST_TREE_MAX 1024
+
+void kill_inst_tree(struct version *v, int i)
+{
+	pid_t pids[INST_TREE_MAX], root;
+	int n, k;
+
+	if (i < 0 || i >= v->ninst || !v->inst[i].alive || v->inst[i].pid <= 1)
+		return;
+	root = v->inst[i].pid;
+	/* Found before anything dies: a killed parent's children are reparented. */
+	n = proc_descendants(&root, 1, pids, INST_TREE_MAX);
+	signal_one(v, i, SIGKILL);
+	/* A spawned instance leads its own session: its group outlives it while a member runs. */
+	if (!v->adopted)
+		kill(-root, SIGKILL);
+	for (k = 0; k < n; k++)
+		if (pids[k] != root)
+			kill(pids[k], SIGKILL);
+	log_info("%s: SIGKILL to instance %d (pid %d)%s and %d process(es) below it", vname(v), i,
+		 root, v->adopted ? "" : ", its process group", n > 0 ? n - 1 : 0);
 }
 
 void signal_tree(struct version *v, int sig)
@@ -370,6 +394,7 @@ void on_zero(const struct track_event *te)
 			    .v = v,
 			    .zero_ns = (long long)te->ktime_ns,
 			    .now_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec,
+			    .turn_cpu_us = loop_turn_cpu_us(),
 			};
 
 			if (v && v->num == (int)te->version && v->phase == VP_DRAIN_WAIT)
@@ -380,12 +405,13 @@ void on_zero(const struct track_event *te)
 
 /* A version's timer ticking every ms (probes, checks). */
 
-struct version *version_new(struct service *s, char *const *argv, char *const *env, char *err,
-			    size_t errlen)
+/* A new version of s started as spec says. */
+struct version *version_new_spec(struct service *s, const struct spawn_desc *spec, char *err,
+				 size_t errlen)
 {
 	const struct service_conf *c = &s->conf;
 	struct version *v;
-	int vslot, i, j, n;
+	int vslot, i, j;
 
 	for (vslot = 0; vslot < MAX_VERSIONS && s->slot[vslot]; vslot++)
 		;
@@ -401,19 +427,9 @@ struct version *version_new(struct service *s, char *const *argv, char *const *e
 	v->vslot = vslot;
 	v->num = s->next_num;
 	v->ninst = c->instances;
-	for (n = 0; argv[n] && n < MAX_ARGS; n++) {
-		v->argv[n] = strdup(argv[n]);
-		if (!v->argv[n]) {
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-	}
-	for (n = 0; env && env[n] && n < MAX_ENV; n++) {
-		v->env[n] = strdup(env[n]);
-		if (!v->env[n]) {
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
+	if (spawn_desc_copy(&v->spec, spec)) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
 	}
 	for (i = 0; i < v->ninst; i++)
 		for (j = 0; j < c->nlisten; j++) {
@@ -463,6 +479,29 @@ int version_listeners(struct version *v, int i, char *err, size_t errlen)
 	return 0;
 }
 
+struct version *version_new(struct service *s, char *const *argv, char *const *env, char *err,
+			    size_t errlen)
+{
+	struct spawn_desc d = {0};
+	int r = spawn_desc_from_conf(&d, &s->conf, argv, env);
+	struct version *v;
+
+	if (r == -E2BIG) {
+		snprintf(err, errlen,
+			 "%s: more than %d environment variables with --env and the service's "
+			 "environment lines; pass fewer",
+			 s->conf.name, MAX_ENV);
+		return NULL;
+	}
+	if (r) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	v = version_new_spec(s, &d, err, errlen);
+	spawn_desc_free(&d);
+	return v;
+}
+
 /* Start instance i of v on its listeners (made again if a retired process closed them). */
 int version_spawn_one(struct version *v, int i, char *err, size_t errlen)
 {
@@ -472,9 +511,8 @@ int version_spawn_one(struct version *v, int i, char *err, size_t errlen)
 	int fds[MAX_LISTEN];
 	int j, r, cgp = -1;
 	struct spawn_req req = {
-	    .argv = v->argv,
-	    .env = c->env,
-	    .env2 = v->env,
+	    .argv = v->spec.argv,
+	    .env = v->spec.env,
 	    .fds = fds,
 	    .nfds = c->nlisten,
 	    .fdnames = names,
@@ -482,8 +520,8 @@ int version_spawn_one(struct version *v, int i, char *err, size_t errlen)
 	    .service = c->name,
 	    .version = v->num,
 	    .instance = i,
-	    .user = c->user,
-	    .workdir = c->workdir,
+	    .user = v->spec.user,
+	    .workdir = v->spec.workdir,
 	    .in_cgroup = v->cg_fd >= 0,
 	    .cg_procs = -1,
 	};

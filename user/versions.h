@@ -12,9 +12,13 @@
 /* A zeroed version of s with every fd marked absent, so version_free is always safe. */
 struct version *version_alloc(struct service *s, char *err, size_t errlen);
 /* A new version of s running argv: its listeners, timer and counters; not started. */
-/* argv and env (NULL: none) are copied into the version. */
+/* argv and env (deploy --env, overriding the service's environment = lines; NULL: none)
+   are copied into the version. */
 struct version *version_new(struct service *s, char *const *argv, char *const *env, char *err,
 			    size_t errlen);
+/* As version_new, started as spec (a record of the rollback window) says. */
+struct version *version_new_spec(struct service *s, const struct spawn_desc *spec, char *err,
+				 size_t errlen);
 /* Start its instances with their sockets (socket activation). */
 int version_spawn(struct version *v, char *err, size_t errlen);
 int version_spawn_one(struct version *v, int i, char *err, size_t errlen);
@@ -28,6 +32,13 @@ void signal_all(struct version *v, int sig);
  * its instances' process groups; an adopted server's own process only.
  */
 void signal_tree(struct version *v, int sig);
+/*
+ * SIGKILL to one instance's tree: its process, its process group (a
+ * spawned instance leads its own session) and every process below it now
+ * (one scan of /proc).  The version's cgroup holds every instance, so it
+ * is not used: the other instances serve on.
+ */
+void kill_inst_tree(struct version *v, int i);
 /* An adopted version: remember the processes of its tree now (the kill-after bound kills them). */
 void adopted_tree_note(struct version *v);
 /* v's cgroup: made (a new version) or found again (restart); 0 also without cgroups. */

@@ -5,8 +5,8 @@
  * interface driven by the agent's epoll loop (its sockets and one timerfd in
  * the loop; no thread of ours, no blocking call).  Every request has a
  * timeout (webhook-timeout); events go to each URL one at a time, in order;
- * an event is tried at most WH_TRIES times with backoff; a confirmation is asked again every confirm-interval until it
- * gets a 2xx (then FE_CONFIRMED) or the state machine stops it.
+ * an event is tried at most WH_TRIES times with backoff; a confirmation is asked again every
+ * confirm-interval until it gets a 2xx (then FE_CONFIRMED) or the state machine stops it.
  */
 #ifndef BATON_WEBHOOK_H
 #define BATON_WEBHOOK_H

@@ -165,8 +165,17 @@ check "watch shows v2 with 9 live" grep -Eq '^ +v2 +active +100.0% +9 ' <<<"$w"
 # The rest of v1's connections close: v1 reaches 0 and gets its signal at once.
 close_conns 5 $((N1 - 5))
 for _ in $(seq "$(slow 40)"); do grep -q "web v1: last connection closed" "$T/agent.log" && break; sleep 0.05; done
-us=$(sed -n 's/.*web v1: last connection closed; signalled \([0-9]*\) us later/\1/p' "$T/agent.log")
-check "v1 signalled ${us:-?} us after its last close (< $(slow 5000))" test "${us:-999999}" -lt "$(slow 5000)"
+# The signal goes out in the loop turn the kernel's event wakes (the ring
+# buffer's fd): the agent's own share is that turn's CPU before it, which a
+# loaded machine does not stretch; the wall-clock figure, from the kernel's
+# timestamp, adds the scheduler's wake-up (make bench's switch part measures
+# it on a quiet machine; 7.9 ms here once at load 19).
+line=$(grep -m1 "web v1: last connection closed; signalled" "$T/agent.log")
+us=$(sed -n 's/.*signalled \([0-9]*\) us later.*/\1/p' <<<"$line")
+cpu=$(sed -n 's/.*(\([0-9]*\) us of the agent.s CPU in that loop turn).*/\1/p' <<<"$line")
+echo "v1 signalled ${us:-?} us after its last close"
+check "v1 signalled in the loop turn that saw its last close, ${cpu:-?} us of its CPU into it (< $(slow 1000))" \
+	test "${cpu:-999999}" -lt "$(slow 1000)"
 
 # Server-side resets: v3 aborts every connection once its request is in.
 check "deploy v3 (--reset-every 1)" "$BATON" deploy web -- "$DEMO" --reset-every 1

@@ -33,20 +33,32 @@ for f in connect read write timeout non2xx; do
 	check_eq "wrk $f errors" 0 "$(wrk_field "$T/wrk" $f)"
 done
 for _ in $(seq "$(slow 40)"); do grep -q "web v1: last connection closed" "$T/agent.log" && break; sleep 0.05; done
-us=$(sed -n 's/.*web v1: last connection closed; signalled \([0-9]*\) us later/\1/p' "$T/agent.log")
-check "v1 signalled ${us:-?} us after wrk's last close (< $(slow 5000))" test "${us:-999999}" -lt "$(slow 5000)"
+# The signal goes out in the loop turn the kernel's event wakes (the ring
+# buffer's fd): the agent's own share is that turn's CPU before it, which a
+# loaded machine does not stretch; the wall-clock figure, from the kernel's
+# timestamp, adds the scheduler's wake-up (make bench's switch part measures
+# it on a quiet machine; 7.9 ms here once at load 19).
+line=$(grep -m1 "web v1: last connection closed; signalled" "$T/agent.log")
+us=$(sed -n 's/.*signalled \([0-9]*\) us later.*/\1/p' <<<"$line")
+cpu=$(sed -n 's/.*(\([0-9]*\) us of the agent.s CPU in that loop turn).*/\1/p' <<<"$line")
+echo "v1 signalled ${us:-?} us after wrk's last close"
+check "v1 signalled in the loop turn that saw wrk's last close, ${cpu:-?} us of its CPU into it (< $(slow 1000))" \
+	test "${cpu:-999999}" -lt "$(slow 1000)"
 
 # 2. v2 holds a connection forever and ignores its exit signal.
 exec 5<>/dev/tcp/127.0.0.1/8080
 printf 'GET / HTTP/1.1\r\nHost: t\r\n\r\n' >&5
 v2=$(version_pids 2)
-t0=$(date +%s%N)
 check "deploy v3" "$BATON" deploy web -- "$DEMO" --idle-ms 600000
 # shellcheck disable=SC2086
 wait_gone 10 $v2 # 6 + 1 + a margin, scaled
-ms=$((($(date +%s%N) - t0) / 1000000))
-# Never before drain-timeout + kill-after; the margin after it is a time
-# bound, and scales.
+# From the switch-out, by the agent's monotonic clock (its log line), not the
+# test's: v3's start and readiness before the switch took more than the
+# margin on a loaded machine.  Never before drain-timeout + kill-after; the
+# margin after it is a time bound, and scales.
+for _ in $(seq "$(slow 20)"); do grep -q "web v2: all processes exited" "$T/agent.log" && break; sleep 0.1; done
+ms=$(sed -n 's/.*web v2: all processes exited, stopped \([0-9]*\)\.\([0-9]*\) s after switch-out.*/\1\2/p' "$T/agent.log")
+ms=$((10#${ms:-0}))
 early=$(((DRAIN + 1) * 1000)) late=$(((DRAIN + 1) * 1000 + $(slow 600)))
 check "never-draining v2 stopped at drain-timeout + kill-after (${ms} ms, want $early..$late)" \
 	test $ms -ge $early -a $ms -le $late

@@ -38,7 +38,8 @@ check_eq "v2 has MODE once" 2 "$(cat "$T"/env.v2.* | grep -c '^MODE=')"
 check_eq "v2 has GREETING" "hello world " "$(envof 2 GREETING)"
 check_eq "v2 keeps '=' in a value" "a=b " "$(envof 2 EQ)"
 check_eq "v2 knows it is v2" "v2 " "$(envof 2 BATON_VERSION)"
-check_eq "status shows v2's environment" '["MODE=blue","GREETING=hello world","EQ=a=b"]' \
+V2ENV='["E2E_TEST_ID='"$TEST_ID"'","MODE=blue","GREETING=hello world","EQ=a=b"]'
+check_eq "status shows v2's environment (the config's, --env over it)" "$V2ENV" \
 	"$("$BATON" status web --json | jq -c '.[0].versions[] | select(.version == 2) | .env')"
 check "v2 serves" only_version http://127.0.0.1:8080/ v2 3
 
@@ -89,8 +90,7 @@ check_eq "bad input changed nothing" "$before" "$(state)"
 kill -9 "$AGENT"
 wait_gone 5 "$AGENT"
 start_agent || exit 1
-check_eq "after the restart status still shows v2's environment" \
-	'["MODE=blue","GREETING=hello world","EQ=a=b"]' \
+check_eq "after the restart status still shows v2's environment" "$V2ENV" \
 	"$("$BATON" status web --json | jq -c '.[0].versions[] | select(.version == 2) | .env')"
 grep -q '"env"' "$T/run/state.json" 2>/dev/null || grep -rqs '"env"' "$T/run"
 check "the state file holds it" test $? -eq 0

@@ -120,7 +120,7 @@ write_conf() {
 # start_agent: run the agent in the background, wait (bounded) until it answers
 # and every instance of the first version is ready.
 start_agent() {
-	"$BATON" agent -d -f "$T/web.conf" >>"$T/agent.log" 2>&1 &
+	"$BATON" agent -d ${E2E_AGENT_VERBOSE:-} -f "$T/web.conf" >>"$T/agent.log" 2>&1 &
 	AGENT=$!
 	disown "$AGENT" # ended by PID in cleanup; no job-control noise
 	local i

@@ -18,6 +18,7 @@
 
 #include "fsm.h"
 #include "fuzz.h"
+#include "history.h"
 #include "log.h"
 
 static char *cmd[] = {"/bin/true", NULL};
@@ -53,7 +54,7 @@ static struct version *version_make(struct service *s, bool adopted)
 	v->vslot = i;
 	v->num = s->next_num++;
 	v->ninst = s->conf.instances;
-	v->argv[0] = cmd[0];
+	v->spec.argv[0] = cmd[0];
 	v->adopted = adopted;
 	v->zero_to_signal_us = -1;
 	if (adopted) {
@@ -65,6 +66,8 @@ static struct version *version_make(struct service *s, bool adopted)
 		v->nalive = v->ninst;
 	}
 	s->slot[i] = v;
+	/* deploy() remembers it in the rollback window (FA_REDEPLOY starts one again). */
+	FUZZ_CHECK(!history_record(s, v, 0, 1), "out of memory");
 	return v;
 }
 
@@ -165,6 +168,21 @@ static void perform(struct run *r)
 				   a->v->num);
 			forgotten[nf++] = a->v;
 			break;
+		case FA_REDEPLOY: {
+			/* exec.c: the version from the record, deployed as the rules said it may
+			 * be. */
+			char err[256];
+			struct version *v;
+
+			FUZZ_CHECK(history_find(r->s, (int)a->arg),
+				   "redeploy of v%lld not remembered", a->arg);
+			FUZZ_CHECK(!fsm_can_deploy(r->s, err, sizeof(err)),
+				   "redeploy while busy: %s", err);
+			v = version_make(r->s, false);
+			if (v)
+				owe(r, (struct fsm_event){.type = FE_DEPLOY, .v = v, .c = a->c});
+			break;
+		}
 		case FA_DEPLOY_DONE:
 		case FA_REPLY:
 			FUZZ_CHECK(a->text[0] || a->ok, "%s without a reason",
@@ -178,6 +196,23 @@ static void perform(struct run *r)
 		free(forgotten[k]);
 }
 
+/*
+ * Only a version that serves, starts, or waits unsignalled (drain-delay,
+ * keep-warm) may have sockets in the map: one told to exit never has.
+ */
+static void check_placed(const struct service *s)
+{
+	int i;
+
+	for (i = 0; i < MAX_VERSIONS; i++) {
+		const struct version *v = s->slot[i];
+
+		FUZZ_CHECK(!v || !v->placed || v->phase == VP_ACTIVE || v->phase == VP_STARTING ||
+			       v->phase == VP_DRAIN_DELAY,
+			   "v%d placed while %s", v ? v->num : 0, v ? phase_names[v->phase] : "");
+	}
+}
+
 static void feed(struct run *r, const struct fsm_event *e)
 {
 	const char *broken;
@@ -188,6 +223,7 @@ static void feed(struct run *r, const struct fsm_event *e)
 	fsm_step(r->s, e, r->now, &r->out);
 	broken = fsm_check(r->s, &r->out);
 	FUZZ_CHECK(!broken, "after %s: %s", fsm_ev_names[e->type], broken);
+	check_placed(r->s);
 	perform(r);
 	/* The answers, in order, as exec.c's queue would give them. */
 	while (r->npending) {
@@ -203,6 +239,7 @@ static void feed(struct run *r, const struct fsm_event *e)
 		fsm_step(r->s, &q, r->now, &r->out);
 		broken = fsm_check(r->s, &r->out);
 		FUZZ_CHECK(!broken, "after %s: %s", fsm_ev_names[q.type], broken);
+		check_placed(r->s);
 		perform(r);
 	}
 }
@@ -243,6 +280,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (s->conf.max_unavail.n >= s->conf.instances)
 		s->conf.max_unavail.n = s->conf.instances - 1;
 	s->conf.pause_ms = (c >> 3) % 2 ? 150 : 0;
+	/* keep-warm (not with rolling, as the config parser says): the window as a timer. */
+	s->conf.keep_warm = s->conf.strategy != STRATEGY_ROLLING && (c >> 4) % 2;
+	s->conf.rollback_window_ms = 400;
+	s->conf.keep_versions = 2 + (c >> 5) % 4;
 	s->conf.ready_timeout_ms = 300;
 	s->conf.drain_timeout_ms = 300;
 	s->conf.kill_after_ms = 100;
@@ -345,6 +386,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case FE_RESTORED:
 			continue; /* needs a state file's world; the unit test covers it */
+		case FE_ROLLBACK:
+			e.to = arg % 3 ? 0 : (arg >> 2) % 8; /* previous, or --to v0..v7 */
+			break;
 		case FE_GATE:
 			e.v = s->ro.stage != RO_NONE ? ro_new(s) : NULL;
 			e.inst = arg % 2;
@@ -363,6 +407,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	for (i = 0; i < MAX_VERSIONS; i++)
 		free(s->slot[i]);
+	history_clear(s);
 	free(s);
 	free(r);
 	return 0;

@@ -83,7 +83,7 @@ static struct version *version_make(struct service *s)
 	v->vslot = i;
 	v->num = s->next_num++;
 	v->ninst = s->conf.instances;
-	v->argv[0] = cmd[0];
+	v->spec.argv[0] = cmd[0];
 	v->zero_to_signal_us = -1;
 	s->slot[i] = v;
 	for (i = 0; i < nmade && made[i]; i++)
@@ -621,7 +621,11 @@ static void test_rollback_within_drain_delay(void **state)
 	assert_int_equal(s->previous, v2->vslot);
 	assert_int_equal(v1->weight, WEIGHT_MAX);
 	assert_int_equal(v2->phase, VP_DRAIN_DELAY);
-	/* Once signalled, a version cannot take traffic back. */
+	/*
+	 * Once signalled, a version cannot take traffic back at once; this test
+	 * keeps no rollback window (exec.c records versions), so nothing can
+	 * start it again either (tests/unit/test_history.c does that).
+	 */
 	now += 10000;
 	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v2}),
 	       "watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000");

@@ -80,7 +80,7 @@ static struct version *version_make(struct service *s)
 	v->vslot = i;
 	v->num = s->next_num++;
 	v->ninst = s->conf.instances;
-	v->argv[0] = cmd[0];
+	v->spec.argv[0] = cmd[0];
 	v->zero_to_signal_us = -1;
 	s->slot[i] = v;
 	made[nmade++] = v;

@@ -77,7 +77,7 @@ static struct version *version_make(struct service *s)
 	v->vslot = i;
 	v->num = s->next_num++;
 	v->ninst = s->conf.instances;
-	v->argv[0] = cmd[0];
+	v->spec.argv[0] = cmd[0];
 	v->zero_to_signal_us = -1;
 	s->slot[i] = v;
 	made[nmade++] = v;
@@ -106,6 +106,7 @@ static const char *render(void)
 		case FA_SPAWN_INST:
 		case FA_STOP_CHECKS:
 		case FA_RELEASE:
+		case FA_KILL_INST:
 			if (a->inst >= 0)
 				n += snprintf(buf + n, sizeof(buf) - n, "/%d", a->inst);
 			break;
@@ -363,14 +364,15 @@ static void test_ready_timeout_rolls_back(void **state)
 	now += 1;
 	EXPECT(s, ev(FE_VTIMER, nv, -1),
 	       "stop-checks v2/1; vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; "
-	       "release v2; signal v2 SIGTERM; vtimer v2 +3000; place-inst v1/1; spawn-inst v1/1; "
+	       "release v2; signal v2 SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; "
 	       "ready-checks v1");
 	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
 	assert_int_equal(ov->weight, WEIGHT_MAX);
 	assert_int_equal(nv->weight, 0);
 	assert_int_equal(s->active, ov->vslot);
 	start_spawned();
-	EXPECT(s, ev(FE_READY, ov, 1), "deploy-done rolled-back; ro-timer off");
+	/* Ready: placed again (it was placed at its spawn, for the accept probe after READY=1). */
+	EXPECT(s, ev(FE_READY, ov, 1), "place-inst v1/1; deploy-done rolled-back; ro-timer off");
 	assert_int_equal(s->ro.stage, RO_NONE);
 	assert_int_equal(s->rollbacks[RB_HEALTH], 1);
 	assert_int_equal(ov->nalive, 4);
@@ -399,9 +401,9 @@ static void test_crash_rolls_back(void **state)
 	assert_int_equal(ov->weight, WEIGHT_MAX);
 	/* Instance 3 was told to exit: it starts again once it has. */
 	EXPECT(s, ev(FE_EXIT, ov, 3),
-	       "stop-checks v1/3; place-inst v1/3; spawn-inst v1/3; ready-checks v1; ro-timer off");
+	       "stop-checks v1/3; spawn-inst v1/3; place-inst v1/3; ready-checks v1; ro-timer off");
 	start_spawned();
-	EXPECT(s, ev(FE_READY, ov, 3), "deploy-done rolled-back; ro-timer off");
+	EXPECT(s, ev(FE_READY, ov, 3), "place-inst v1/3; deploy-done rolled-back; ro-timer off");
 	assert_int_equal(s->rollbacks[RB_EXIT], 1);
 	service_free(s);
 }
@@ -442,15 +444,15 @@ static void test_pause_promote_abort(void **state)
 	EXPECT(
 	    s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
 	    "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
-	    "SIGTERM; vtimer v2 +3000; place-inst v1/1; spawn-inst v1/1; ready-checks v1; reply");
+	    "SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; ready-checks v1; reply");
 	assert_int_equal(s->rollbacks[RB_OPERATOR], 1);
 	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
 	start_spawned();
-	EXPECT(s, ev(FE_READY, ov, 1), "");
+	EXPECT(s, ev(FE_READY, ov, 1), "place-inst v1/1");
 	EXPECT(s, ev(FE_EXIT, ov, 0),
-	       "stop-checks v1/0; place-inst v1/0; spawn-inst v1/0; ready-checks v1; ro-timer off");
+	       "stop-checks v1/0; spawn-inst v1/0; place-inst v1/0; ready-checks v1; ro-timer off");
 	start_spawned();
-	EXPECT(s, ev(FE_READY, ov, 0), "deploy-done rolled-back; ro-timer off");
+	EXPECT(s, ev(FE_READY, ov, 0), "place-inst v1/0; deploy-done rolled-back; ro-timer off");
 	assert_int_equal(ov->nalive, 4);
 	assert_int_equal(s->ro.stage, RO_NONE);
 	service_free(s);
@@ -475,7 +477,206 @@ static void test_retired_instance_bounded(void **state)
 	now += 3000;
 	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "signal-inst v1/0 SIGTERM; ro-timer +1000");
 	now += 1000;
-	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "signal-inst v1/0 SIGKILL; ro-timer off");
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "kill-inst v1/0; ro-timer off");
+	service_free(s);
+}
+
+/*
+ * drain-policy wait-then-signal: a retired instance leaves the map but keeps
+ * its listeners and is not signalled; its own count (read every 100 ms)
+ * reaching 0 sends the exit signal, SIGKILL to its tree after kill-after.
+ */
+static void test_wait_then_signal(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	EXPECT(s, ev(FE_READY, nv, 0), "policy; inst-conns v1");
+	/* Instance 1 has the fewest (2): out of the map, no release, no signal. */
+	EXPECT(s, conns(ov, 9, 2, 5, 7), "policy; unplace-inst v1/1; ro-timer +100");
+	assert_true(ov->inst[1].retiring);
+	assert_int_equal(ov->inst[1].retire_step, -1);
+	now += 100;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "inst-conns v1; ro-timer +2900");
+	/* Still 1: look again in 100 ms. */
+	EXPECT(s, conns(ov, 9, 1, 5, 7), "ro-timer +100");
+	now += 100;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "inst-conns v1; ro-timer +2800");
+	/* Its last connection closed: now its listeners go and it is told to exit. */
+	EXPECT(s, conns(ov, 9, 0, 5, 7), "release v1/1; signal-inst v1/1 SIGTERM; ro-timer +1000");
+	assert_int_equal(ov->inst[1].retire_step, 1);
+	now += 1000;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "kill-inst v1/1; ro-timer off");
+	EXPECT(s, ev(FE_EXIT, ov, 1),
+	       "stop-checks v1/1; place-inst v2/1; spawn-inst v2/1; ready-checks v2");
+	assert_int_equal(max_procs, 5);
+	assert_int_equal(min_serving, 4);
+	service_free(s);
+}
+
+/* wait-then-signal: connections left at drain-timeout; 0 known at the pick: signalled at once. */
+static void test_wait_then_signal_timeout(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	EXPECT(s, conns(ov, 3, 4, 5, 6), "policy; unplace-inst v1/0; ro-timer +100");
+	now += 3000;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1),
+	       "release v1/0; signal-inst v1/0 SIGTERM; ro-timer +1000");
+	/* The poll that was due answers late: nothing more for instance 0. */
+	EXPECT(s, conns(ov, 0, 4, 5, 6), "");
+	EXPECT(s, ev(FE_EXIT, ov, 0),
+	       "stop-checks v1/0; place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off");
+	start_spawned();
+	step(s, ev(FE_READY, nv, 1));
+	EXPECT(s, conns(ov, -1, 0, 5, 6),
+	       "policy; unplace-inst v1/1; release v1/1; signal-inst v1/1 SIGTERM; ro-timer +3000");
+	service_free(s);
+}
+
+/* wait-then-signal: a rollback puts a retired instance that was never signalled back at once. */
+static void test_wait_then_signal_rollback(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	EXPECT(s, conns(ov, 3, 4, 1, 6), "policy; unplace-inst v1/2; ro-timer +100");
+	/* v2 drains as wait-then-signal says (watched); instance 2 is placed again. */
+	EXPECT(s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
+	       "vtimer v2 off; policy; stop-checks v2; unplace v2; vtimer v2 +3000; watch v2; "
+	       "place-inst v1/2; ro-timer off; ro-timer off; reply");
+	assert_false(ov->inst[2].retiring);
+	assert_int_equal(s->ro.stage, RO_NONE);
+	assert_int_equal(ov->weight, WEIGHT_MAX);
+	service_free(s);
+}
+
+/*
+ * A restarted old instance whose readiness is probed through its socket
+ * (ready = tcp, http, and notify, whose READY=1 is followed by the accept
+ * probe) is placed right after its spawn (its listeners are new then), so
+ * the probe reaches it.
+ */
+static void test_restart_placed_for_probe(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.ready = READY_TCP;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	step(s, conns(ov, 5, 1, 5, 5));
+	EXPECT(s, ev(FE_EXIT, ov, 1),
+	       "stop-checks v1/1; place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off");
+	EXPECT(
+	    s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
+	    "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
+	    "SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; ready-checks v1; reply");
+	start_spawned();
+	EXPECT(s, ev(FE_READY, ov, 1), "place-inst v1/1; ro-timer off");
+	assert_int_equal(s->ro.stage, RO_NONE);
+	assert_int_equal(ov->nready, 4);
+	service_free(s);
+}
+
+/*
+ * drain-delay: a retired instance is kept as it is (unsignalled, listeners
+ * held) for drain-delay, then drains as drain-policy says; a rollback
+ * within it places it back at once.
+ */
+static void test_drain_delay(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.drain_delay_ms = 2000;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	EXPECT(s, conns(ov, 3, 1, 5, 6), "policy; unplace-inst v1/1; ro-timer +2000");
+	assert_int_equal(ov->inst[1].retire_step, -2);
+	now += 2000;
+	/* signal-then-wait: the exit signal when the delay is over, drain-timeout from then. */
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1),
+	       "release v1/1; signal-inst v1/1 SIGTERM; ro-timer +3000");
+	EXPECT(s, ev(FE_EXIT, ov, 1),
+	       "stop-checks v1/1; place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off");
+	start_spawned();
+	step(s, ev(FE_READY, nv, 1));
+	EXPECT(s, conns(ov, 3, -1, 5, 6), "policy; unplace-inst v1/0; ro-timer +2000");
+	now += 1000;
+	/* Within the delay: the rollback gives instance 0 its place back, nothing restarts. */
+	EXPECT(s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
+	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
+	       "SIGTERM; vtimer v2 +3000; place-inst v1/0; spawn-inst v1/1; place-inst v1/1; "
+	       "ready-checks v1; ro-timer "
+	       "off; reply");
+	assert_false(ov->inst[0].retiring);
+	start_spawned();
+	EXPECT(s, ev(FE_READY, ov, 1), "place-inst v1/1; ro-timer off");
+	assert_int_equal(s->ro.stage, RO_NONE);
+	assert_int_equal(ov->nready, 4);
+	/* A count read late, after the rollout ended, changes nothing. */
+	EXPECT(s, conns(ov, 0, 0, 0, 0), "");
+	assert_false(ov->inst[2].retiring);
+	service_free(s);
+}
+
+/* drain-delay, then wait-then-signal: its count is read once the delay is over. */
+static void test_drain_delay_then_wait(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.drain_delay_ms = 2000;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	/* 0 connections, but the delay holds it anyway. */
+	EXPECT(s, conns(ov, 3, 0, 5, 6), "policy; unplace-inst v1/1; ro-timer +2000");
+	now += 2000;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "ro-timer +100");
+	now += 100;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "inst-conns v1; ro-timer +2900");
+	EXPECT(s, conns(ov, 3, 0, 5, 6), "release v1/1; signal-inst v1/1 SIGTERM; ro-timer +1000");
 	service_free(s);
 }
 
@@ -519,6 +720,12 @@ int main(void)
 	    cmocka_unit_test(test_crash_rolls_back),
 	    cmocka_unit_test(test_pause_promote_abort),
 	    cmocka_unit_test(test_retired_instance_bounded),
+	    cmocka_unit_test(test_wait_then_signal),
+	    cmocka_unit_test(test_wait_then_signal_timeout),
+	    cmocka_unit_test(test_wait_then_signal_rollback),
+	    cmocka_unit_test(test_restart_placed_for_probe),
+	    cmocka_unit_test(test_drain_delay),
+	    cmocka_unit_test(test_drain_delay_then_wait),
 	    cmocka_unit_test(test_resolve),
 	};
 

@@ -15,12 +15,13 @@
 #   reset      7. status answer time while drain-reset resets 60,000 of 100,000 connections
 #   rollout    chart: requests/s per version during a canary rollout (bench/rollout.png)
 #   drain      8. drain-http: joining 10,000 connections, first rewritten response, CPU per rewrite
+#   latency    9. latency measurement: new conns/s and keep-alive req/s on against off; run time
 #
 # Prints the table (each figure, its baseline, the ratio), the machine, and
 # the commands; keeps every part's latest result in bench/results.json
 # (parts run now replace theirs) and the table in bench/results.md.
 set -u
-ALL="steer swaps switch proxy footprint scale reset rollout drain"
+ALL="steer swaps switch proxy footprint scale reset rollout drain latency"
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 B=$(cd "${1:-build}" 2>/dev/null && pwd) || { echo "bench: build directory '${1:-build}' not found (run make)" >&2; exit 1; }
@@ -35,7 +36,7 @@ done
 for t in unshare ip nstat ss jq wrk bpftool awk nginx haproxy gnuplot timeout; do
 	command -v "$t" >/dev/null 2>&1 || { echo "bench: $t not found (tools/deps.sh bench installs it)" >&2; exit 1; }
 done
-for f in baton demo-server steer-bench loadgen drain-bench; do
+for f in baton demo-server steer-bench loadgen drain-bench lat-bench; do
 	[ -x "$B/$f" ] || { echo "bench: $B/$f missing (make bench builds it)" >&2; exit 1; }
 done
 if ! awk '$2 == "/sys/fs/bpf" && $3 == "bpf" { f = 1 } END { exit !f }' /proc/self/mounts; then

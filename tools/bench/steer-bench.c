@@ -339,13 +339,25 @@ static int track_setup(void)
 	r = track_bpf__load(tskel);
 	if (r)
 		return r;
-	/* Registered versions are counted, as the agent's are. */
+	int ncpu = libbpf_num_possible_cpus();
+	struct inst_counts *iz;
+
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	iz = calloc((size_t)ncpu, sizeof(*iz));
+	if (!iz)
+		return -ENOMEM;
+	/* Registered versions are counted, per version and per instance, as the agent's are. */
 	for (k.version = 1; k.version <= NV; k.version++) {
-		r = bpf_map_update_elem(bpf_map__fd(tskel->maps.versions), &k, &zero, BPF_ANY);
+		r = bpf_map_update_elem(bpf_map__fd(tskel->maps.inst_live), &k, iz, BPF_ANY);
+		if (!r)
+			r = bpf_map_update_elem(bpf_map__fd(tskel->maps.versions), &k, &zero,
+						BPF_ANY);
 		if (r)
-			return r;
+			break;
 	}
-	return 0;
+	free(iz);
+	return r;
 }
 
 static int set_mode(enum mode m)

@@ -72,7 +72,7 @@ if [ "${SWITCH_METHOD:-}" = drain ]; then
 		exec 5>&-
 		grep_wait 2 "d v$i: last connection closed; signalled" || missed=$((missed + 1))
 	done
-	sed -n 's/.*last connection closed; signalled \([0-9]*\) us later/\1/p' "$T/agent.log" | sort -n >"$T/us"
+	sed -n 's/.*last connection closed; signalled \([0-9]*\) us later.*/\1/p' "$T/agent.log" | sort -n >"$T/us"
 	jq -n --argjson n "$(wc -l <"$T/us")" --argjson missed "$missed" \
 		--argjson p50 "$(pct 50 <"$T/us")" --argjson p99 "$(pct 99 <"$T/us")" \
 		--argjson max "$(pct 100 <"$T/us")" \
@@ -91,6 +91,18 @@ if [ -n "${SWITCH_METHOD:-}" ]; then
 			"backlog = 4096" >>"$T/b.conf"
 		start_agent "$T/b.conf" || exit 1
 		swap() { "$BATON" deploy web -- "$DEMO" >>"$T/deploy.log" 2>&1; }
+		watch=(--watch "$BPFDIR/services")
+		;;
+	warm)
+		# keep-warm: v1 and v2 both stay running and placed; each swap is a
+		# rollback to the other, within rollback-window: one policy update.
+		agent_conf "$T/w.conf"
+		service_conf web 127.0.0.1:8080 "instances = 2" "ready = notify" \
+			"drain-policy = signal-then-wait" "drain-timeout = 5s" "kill-after = 2s" \
+			"backlog = 4096" "keep-warm = 1" "rollback-window = 5m" >>"$T/w.conf"
+		start_agent "$T/w.conf" || exit 1
+		"$BATON" deploy web -- "$DEMO" >>"$T/deploy.log" 2>&1 || { log "warm: deploy of v2 failed"; exit 1; }
+		swap() { "$BATON" rollback web >>"$T/deploy.log" 2>&1; }
 		watch=(--watch "$BPFDIR/services")
 		;;
 	nginx)
@@ -141,13 +153,48 @@ if [ -n "${SWITCH_METHOD:-}" ]; then
 				seen_within_us_p50: $s50, seen_within_us_p99: $s99}
 			| .command_to_switch_ms = {p50: $d50, p99: $d99}' <<<"$res")
 	fi
+	if [ "$M" = warm ]; then
+		# Each rollback goes back to an older number, so loadgen's "late" (an
+		# older version answering) does not apply: from the records, the last
+		# connection begun after each switch that another version answered.
+		jq -r '.switches[] | "\(.at) \(.to)"' "$lg" >"$T/switches"
+		awk 'FNR == NR { at[++n] = $1; to[n] = $2; next }
+		{
+			t = $1; v = $2
+			if (v == 0) next
+			for (i = n; i >= 1 && at[i] > t; i--) ;
+			if (i >= 1 && v != to[i] && t - at[i] > worst[i]) worst[i] = t - at[i]
+		}
+		END { for (i = 1; i <= n; i++) printf "%.1f\n", worst[i] * 1e6 }' \
+			"$T/switches" "$T/records" | sort -n >"$T/late.switch"
+		# Each command's start to the first switch after it (before the next start).
+		awk 'FNR == NR { at[++n] = $1; next } { st[++m] = $1 }
+		END {
+			for (k = 1; k <= m; k++)
+				for (i = 1; i <= n; i++)
+					if (at[i] >= st[k] && (k == m || at[i] < st[k + 1])) {
+						printf "%.1f\n", (at[i] - st[k]) * 1e6
+						break
+					}
+		}' "$T/switches" "$T/starts" | sort -n >"$T/to_switch"
+		jq '.switches[].seen_within_us' "$lg" | sort -n >"$T/seen"
+		res=$(jq --argjson p50 "$(pct 50 <"$T/late.switch")" --argjson p99 "$(pct 99 <"$T/late.switch")" \
+			--argjson d50 "$(pct 50 <"$T/to_switch")" --argjson d99 "$(pct 99 <"$T/to_switch")" \
+			--argjson dmax "$(pct 100 <"$T/to_switch")" --argjson s99 "$(pct 99 <"$T/seen")" \
+			--argjson paired "$(wc -l <"$T/to_switch")" \
+			'.from_switch_us = {p50: $p50, p99: $p99}
+			| .command_to_switch_us = {p50: $d50, p99: $d99, max: $dmax, seen_within_us_p99: $s99,
+				rollbacks_with_a_switch: $paired}' \
+			<<<"$res")
+	fi
 	echo "$res" >"$OUT"
 	exit 0
 fi
 
 bench_enter "$@"
 cmd "loadgen conn --to 127.0.0.1:8080 --threads 2 --sources 256 --records FILE [--watch BPFDIR/services]; $N swaps 0.5 s apart: baton deploy web -- demo-server (2 instances), or nginx -s reload (2 workers, reuseport, return 200 \"version=v\$pid\")"
-for m in baton nginx; do
+cmd "warm: keep-warm = 1, rollback-window = 5m, v2 deployed, then $N x baton rollback web 0.5 s apart (v1 and v2 in turn, both kept warm), the same load"
+for m in baton warm nginx; do
 	log "$m: $N swaps under loadgen"
 	if SWITCH_METHOD=$m BENCH_IN_NS='' timeout -k 5 60 "$0" "$B" "$T/$m.json" && [ -s "$T/$m.json" ]; then
 		data "$m" "$(cat "$T/$m.json")"
@@ -173,6 +220,10 @@ row "deploy: from the command to 100% of new connections on the new version" \
 	"$(jq -r 'def ms: . / 100 | round / 10; .baton // empty | "p50 \(.from_command_us.p50 | ms) ms, p99 \(.from_command_us.p99 | ms) ms (the switch came p50 \(.command_to_switch_ms.p50) ms after the command: start + ready)"' "$d")" \
 	"$(jq -r 'def ms: . / 100 | round / 10; .nginx // empty | "nginx -s reload (new workers'"'"' pids): p50 \(.from_command_us.p50 | ms) ms, p99 \(.from_command_us.p99 | ms) ms"' "$d")" \
 	"$(jq -r 'if .baton and .nginx then "p50 \((.nginx.from_command_us.p50 / (.baton.from_command_us.p50 + 0.001) * 10 | round) / 10)x shorter than nginx" else "" end' "$d")"
+row "rollback within rollback-window (keep-warm): from the command to the switch" \
+	"$(jq -r 'def ms: . / 100 | round / 10; .warm // empty | "p50 \(.command_to_switch_us.p50 | ms) ms, p99 \(.command_to_switch_us.p99 | ms) ms over \(.swaps) rollbacks (one policy update each); 100% of new connections on the version rolled back to p50 \(.from_switch_us.p50) us, p99 \(.from_switch_us.p99) us after the switch; errors \(.loadgen.errors | tostring)"' "$d")" \
+	"$(jq -r 'def ms: . / 100 | round / 10; .baton // empty | "a deploy (start + ready + switch): p50 \(.command_to_switch_ms.p50) ms"' "$d")" \
+	"$(jq -r 'if .baton and .warm then "\((.baton.command_to_switch_ms.p50 * 1000 / (.warm.command_to_switch_us.p50 + 0.001) * 10 | round) / 10)x faster than starting the version" else "" end' "$d")"
 row "drain: last close of a draining version to its exit signal" \
 	"$(jq -r '.drain // empty | "p50 \(.p50_us) us, p99 \(.p99_us) us, max \(.max_us) us over \(.drains) drains (\(.missed) missed)"' "$d")" \
 	"—" "$(jq -r '.drain // empty | if .p99_us < 5000 then "target p99 < 5 ms: met" else "target p99 < 5 ms: MISSED" end' "$d")"

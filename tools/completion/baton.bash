@@ -8,7 +8,7 @@
 # Installed as share/bash-completion/completions/baton; to try it: . baton.bash
 # shellcheck disable=SC2016 # jq programs in single quotes, $s is a jq variable
 
-_baton_commands="agent deploy adopt promote pause abort weight pin unpin status watch events rollback reload shutdown features help version"
+_baton_commands="agent deploy adopt promote pause abort weight pin unpin status watch events history rollback reload shutdown features help version"
 
 # Options of each command, as `baton help CMD` gives them (and -h/--help).
 _baton_options() {
@@ -20,10 +20,12 @@ _baton_options() {
 	status) echo "--json -s --control -h --help" ;;
 	watch) echo "-n --interval --count -s --control -h --help" ;;
 	events) echo "--json --follow --last -s --control -h --help" ;;
+	history) echo "--json -s --control -h --help" ;;
+	rollback) echo "--to -s --control -h --help" ;;
 	shutdown) echo "--stop -s --control -h --help" ;;
 	features) echo "--json -h --help" ;;
 	reload) echo "-s --control -h --help" ;;
-	pause | abort | weight | pin | unpin | rollback) echo "-s --control -h --help" ;;
+	pause | abort | weight | pin | unpin) echo "-s --control -h --help" ;;
 	esac
 }
 
@@ -35,6 +37,7 @@ _baton_argopts() {
 	adopt) echo "--pid -s --control" ;;
 	watch) echo "-n --interval --count -s --control" ;;
 	events) echo "--last -s --control" ;;
+	rollback) echo "--to -s --control" ;;
 	help | version | features) ;;
 	*) echo "-s --control" ;;
 	esac
