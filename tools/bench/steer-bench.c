@@ -13,8 +13,9 @@
  *
  *   kernel  no program: the kernel hashes over the group's 4 sockets
  *   steer   bpf/steer.bpf.c, 50/50 sticky canary weights, CIDR pins loaded
- *   full    steer, plus bpf/track.bpf.c (sock_ops) on this process's cgroup,
- *           counting every connection as the agent does
+ *   full    steer, plus bpf/track.bpf.c (sock_ops) on the cgroup the
+ *           listeners were made in, counting every connection as the agent
+ *           does; the clients run outside it (their sockets are not its)
  *
  * A round is one short window of each mode, in an order that cycles through
  * every permutation of the modes, so that each mode comes first, last and
@@ -263,6 +264,55 @@ static int listener(void)
 		return r;
 	}
 	return fd;
+}
+
+/*
+ * Runs of track (BPF run-time statistics) for n connections, each connected,
+ * accepted and closed, to a listener on another port made outside the
+ * tracked cgroup, as a server of the host that baton does not serve; -1 if
+ * it could not be measured.  Expected: 0.
+ */
+#define UNSERVED_CONNS 200
+static int prog_stats(int fd, uint64_t *ns, uint64_t *cnt);
+static long long track_runs_unserved(int n)
+{
+	struct sockaddr_in a = dst;
+	uint64_t ns0, c0, ns1, c1;
+	int l, fd, c, k, sfd, ok = 0;
+
+	a.sin_port = htons(o.port + 1);
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 64) < 0) {
+		if (l >= 0)
+			close(l);
+		return -1;
+	}
+	sfd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	if (sfd < 0 || prog_stats(bpf_program__fd(tskel->progs.track), &ns0, &c0))
+		goto done;
+	for (k = 0; k < n; k++) {
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			break;
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+			c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+			if (c >= 0) {
+				ok++;
+				close(c);
+			}
+		}
+		close(fd);
+	}
+	if (ok == n && !prog_stats(bpf_program__fd(tskel->progs.track), &ns1, &c1)) {
+		close(sfd);
+		close(l);
+		return (long long)(c1 - c0);
+	}
+done:
+	if (sfd >= 0)
+		close(sfd);
+	close(l);
+	return -1;
 }
 
 static int write_pid(const char *dir)
@@ -619,6 +669,7 @@ int main(int argc, char **argv)
 	FILE *raw;
 	uint64_t errors[NMODES] = {0}, sns0 = 0, scnt0 = 0, sns1 = 0, scnt1 = 0;
 	uint64_t tns0 = 0, tcnt0 = 0, tns1 = 0, tcnt1 = 0, stats_conns = 0;
+	long long unserved_runs = -1;
 	uint64_t served[NMODES][NV][NI] = {{{0}}};
 	struct steer_service svc = {.mode = STEER_STICKY};
 	struct steer_stats ss = {0};
@@ -700,6 +751,18 @@ int main(int argc, char **argv)
 			}
 			pthread_create(&servers[v][i].th, NULL, server_main, &servers[v][i]);
 		}
+	/*
+	 * The listeners, and the connections they accept, belong to the cgroup
+	 * they were made in (as the agent's listeners belong to its own); the
+	 * clients' sockets, made from now on, to the cgroup the bench came
+	 * from: track runs on the served side only, as it does under the agent
+	 * for clients outside its cgroup.
+	 */
+	if (o.track && write_pid(cg_home)) {
+		fprintf(stderr, "steer-bench: cannot leave the cgroup %s: %s\n", cg_dir,
+			strerror(errno));
+		goto out;
+	}
 	for (i = 0; i < o.clients; i++) {
 		clients[i].id = i * 37;
 		pthread_create(&clients[i].th, NULL, client_main, &clients[i]);
@@ -772,6 +835,8 @@ stop:
 	if (rc)
 		goto out;
 	steer_group_stats(&st, GROUP, &ss);
+	if (o.track)
+		unserved_runs = track_runs_unserved(UNSERVED_CONNS);
 
 	if (o.json) {
 		out = fopen(o.json, "w");
@@ -834,6 +899,9 @@ stop:
 			tcnt1 > tcnt0 ? (double)(tns1 - tns0) / (tcnt1 - tcnt0) : 0.0,
 			stats_conns ? (double)(tcnt1 - tcnt0) / stats_conns : 0.0,
 			stats_conns ? (double)(tns1 - tns0) / stats_conns : 0.0);
+	if (o.track)
+		fprintf(out, ", \"unserved_conns\": %d, \"track_runs_unserved\": %lld",
+			UNSERVED_CONNS, unserved_runs);
 	fprintf(out,
 		"},\n \"steer_stats\": {\"selected\": %llu, \"pinned\": %llu, "
 		"\"fallback\": %llu, \"dropped\": %llu, \"evicted\": %llu}",

@@ -4,7 +4,8 @@
 # close) through one reuseport group of 2 versions x 2 instances, with no
 # program (the kernel's hash) against baton's steer program at 50/50 sticky
 # canary weights with 1000 CIDR pins loaded, and against steer + track (the
-# agent's whole data path).  tools/bench/steer-bench.c does the work, in one
+# agent's whole data path; track attached to the cgroup the listeners were
+# made in, the clients outside it, as under the agent).  tools/bench/steer-bench.c does the work, in one
 # process, so only the attached program differs between windows; see there.
 # Also the programs' own run time per run (BPF run-time statistics).
 # usage: tools/bench/steer.sh BUILD_DIR OUT_JSON
@@ -56,4 +57,8 @@ row "track program run time (BPF run-time stats)" \
 	"$(jq -r '.bpf_stats | "\(.track_ns_per_run) ns/run, \(.track_runs_per_conn) runs/conn = \(.track_ns_per_conn) ns/conn"' "$r")" \
 	"$(jq -r '"\(.kernel.median_cpu_us) us CPU per connection (kernel hash)"' "$r")" \
 	"$(jq -r '(.bpf_stats.track_ns_per_conn / 1000 / .kernel.median_cpu_us * 100 * 100 | round / 100 | tostring) + "% of a connection"' "$r")"
+row "track runs for connections to a server baton does not serve (outside its cgroup)" \
+	"$(jq -r '.bpf_stats | "\(.track_runs_unserved) runs for \(.unserved_conns) connections"' "$r")" \
+	"target: 0 (issue 15)" \
+	"$(jq -r '.bpf_stats | if .track_runs_unserved == 0 then "met" elif .track_runs_unserved < 0 then "not measured" else "MISSED" end' "$r")"
 bench_finish
