@@ -52,6 +52,17 @@ static void set_timeouts(int fd)
 	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
 }
 
+static int teardown(void **state);
+
+/* A setup that failed part way: what it made is undone as teardown undoes it. */
+static int setup_failed(void **state, struct fixture *f)
+{
+	*state = f;
+	teardown(state);
+	*state = NULL;
+	return -1;
+}
+
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -61,19 +72,21 @@ static int setup(void **state)
 
 	if (!f)
 		return -1;
+	f->d.iter_fd = -1;
+	f->lfd = -1;
 	snprintf(f->pin_dir, sizeof(f->pin_dir), "/sys/fs/bpf/baton-test-drain-%d", (int)getpid());
 	if (mkdir(f->pin_dir, 0700) && errno != EEXIST)
-		return -1;
+		return setup_failed(state, f);
 	if (drain_supported(err, sizeof(err)) || drain_open(&f->d, f->pin_dir, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
-		return -1;
+		return setup_failed(state, f);
 	}
 	f->conns_fd = bpf_map__fd(f->d.skel->maps.conns);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (f->lfd < 0 || setsockopt(f->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 	    bind(f->lfd, (struct sockaddr *)&a, sizeof(a)) || listen(f->lfd, 16))
-		return -1;
+		return setup_failed(state, f);
 	*state = f;
 	return 0;
 }
@@ -86,7 +99,8 @@ static int teardown(void **state)
 	if (!f)
 		return 0;
 	drain_close(&f->d);
-	close(f->lfd);
+	if (f->lfd >= 0)
+		close(f->lfd);
 	snprintf(path, sizeof(path), "%s/conns", f->pin_dir);
 	unlink(path);
 	for (const char **m = (const char *[]){"services", "pins", "extras", NULL}; *m; m++) {
