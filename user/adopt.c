@@ -265,6 +265,24 @@ static void argv_of(pid_t pid, char **argv)
 }
 
 /*
+ * The track program on the cgroup at path.  The root cgroup (a socket unit's
+ * listeners made by a PID 1 that lives there) puts it on every TCP socket
+ * of the host again: allowed, since those connections must be counted, but
+ * said.
+ */
+static int cover(const char *path, char *err, size_t errlen)
+{
+	char root[PATH_MAX];
+
+	if (!cgroup2_root(root, sizeof(root)) && !strcmp(path, root))
+		log_warnx("an adopted listener was made in the root cgroup (%s): the track program "
+			  "runs for every TCP socket of the host; make the listeners in a "
+			  "cgroup of their own (a service's, or a slice) to limit it",
+			  root);
+	return dp_track_cover(path, err, errlen);
+}
+
+/*
  * The track program must run where the listeners were made: connections
  * accepted from a listener belong to its cgroup.  The kernel says which
  * (sock_diag); that is not always the server's own cgroup (systemd makes a
@@ -296,7 +314,7 @@ static int cover_listeners(const struct service_conf *c, pid_t pid,
 			    strerror(-r));
 			return -1;
 		}
-		if (dp_track_cover(path, err, errlen))
+		if (cover(path, err, errlen))
 			return -1;
 		covered++;
 	}
@@ -306,7 +324,7 @@ static int cover_listeners(const struct service_conf *c, pid_t pid,
 		return 0;
 	/* Some listener's cgroup unknown: its server's, as a rule. */
 	path[0] = '\0';
-	if (cg_pid_path(pid, path, sizeof(path)) || dp_track_cover(path, err, errlen)) {
+	if (cg_pid_path(pid, path, sizeof(path)) || cover(path, err, errlen)) {
 		if (!path[0])
 			snprintf(err, errlen, "cannot read the cgroup v2 of process %d", (int)pid);
 		return -1;
