@@ -57,11 +57,10 @@ int cmd_history(int argc, char **argv)
 					   {"control", required_argument, NULL, 's'},
 					   {"help", no_argument, NULL, 'h'},
 					   {NULL, 0, NULL, 0}};
-	static char buf[CTL_MAX_REPLY];
 	const char *control = getenv("BATON_CONTROL") ? getenv("BATON_CONTROL") : DEFAULT_CONTROL;
 	const char *service;
-	int json = 0, c, fd;
-	size_t have = 0, i;
+	int json = 0, c;
+	size_t i;
 	char err[512], *s;
 	json_t *req, *r, *v;
 
@@ -93,31 +92,10 @@ int cmd_history(int argc, char **argv)
 		fprintf(stderr, "baton history: unexpected argument \"%s\"\n", argv[optind]);
 		return cmd_usage("history");
 	}
-	fd = ctl_connect(control, err, sizeof(err));
-	if (fd < 0) {
-		fprintf(stderr, "baton: %s\n", err);
-		return 1;
-	}
 	req = json_pack("{s:s, s:s}", "cmd", "history", "service", service);
-	if (ctl_send(fd, req) < 0) {
-		fprintf(stderr, "baton: cannot send to the agent\n");
-		json_decref(req);
-		close(fd);
+	r = cli_call(control, req, 10000);
+	if (cli_check_reply("history", r))
 		return 1;
-	}
-	json_decref(req);
-	r = ctl_recv(fd, buf, sizeof(buf), &have, 10000, err, sizeof(err));
-	close(fd);
-	if (!r) {
-		fprintf(stderr, "baton: %s\n", err);
-		return 1;
-	}
-	if (!json_is_true(json_object_get(r, "ok"))) {
-		fprintf(stderr, "baton: history: %s\n",
-			field(r, "error")[0] ? field(r, "error") : "failed (no reason given)");
-		json_decref(r);
-		return 1;
-	}
 	if (json) {
 		s = json_dumps(json_object_get(r, "versions"), JSON_INDENT(2));
 		if (s)
