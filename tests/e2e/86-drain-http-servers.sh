@@ -104,8 +104,24 @@ assert_clean() {
 		check_eq "$1: $k" 0 "$(nstat_delta "$T/nstat.before.$1" "$T/nstat.after.$1" $k)"
 	done
 }
-# side_by_side A B: the two runs' failures.
+# summary NAME: one run's figures as JSON (for make bench's servers part).
+summary() {
+	jq -nc --argjson ka "$(wrk_field "$T/wrk.ka.$1" requests)" \
+		--argjson cl "$(wrk_field "$T/wrk.cl.$1" requests)" \
+		--argjson fka "$(failed "$T/wrk.ka.$1")" --argjson fcl "$(failed "$T/wrk.cl.$1")" \
+		--argjson af "$(nstat_delta "$T/nstat.before.$1" "$T/nstat.after.$1" TcpAttemptFails)" \
+		--argjson er "$(nstat_delta "$T/nstat.before.$1" "$T/nstat.after.$1" TcpEstabResets)" \
+		'{requests: ($ka + $cl), failed_keepalive: $fka, failed_conn_per_request: $fcl,
+		  attempt_fails: $af, established_resets: $er}'
+}
+# side_by_side A B: the two runs' failures (and, with E2E_SIDE_BY_SIDE=FILE,
+# one JSON line of both in FILE).
 side_by_side() {
+	[ -n "${E2E_SIDE_BY_SIDE:-}" ] &&
+		jq -nc --arg server "${1%-baton}" --argjson baton "$(summary "$1")" \
+			--argjson own "$(summary "$2")" --argjson deploys "$DEPLOYS" \
+			'{server: $server, deploys: $deploys, baton: $baton, own: $own}' \
+			>>"$E2E_SIDE_BY_SIDE"
 	local w f k
 	printf '%-30s %22s %22s\n' "" "$1" "$2"
 	for w in ka cl; do

@@ -16,12 +16,13 @@
 #   rollout    chart: requests/s per version during a canary rollout (bench/rollout.png)
 #   drain      8. drain-http: joining 10,000 connections, first rewritten response, CPU per rewrite
 #   latency    9. latency measurement: new conns/s and keep-alive req/s on against off; run time
+#   servers   11. lighttpd and nginx: failed requests in deploys with drain-http against their own reloads
 #
 # Prints the table (each figure, its baseline, the ratio), the machine, and
 # the commands; keeps every part's latest result in bench/results.json
 # (parts run now replace theirs) and the table in bench/results.md.
 set -u
-ALL="steer swaps switch proxy footprint scale reset rollout drain latency"
+ALL="steer swaps switch proxy footprint scale reset rollout drain latency servers"
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 B=$(cd "${1:-build}" 2>/dev/null && pwd) || { echo "bench: build directory '${1:-build}' not found (run make)" >&2; exit 1; }
@@ -33,7 +34,7 @@ RESDIR=${BENCH_OUT:-$ROOT/bench}
 for p in $PARTS; do
 	case " $ALL " in *" $p "*) ;; *) echo "bench: unknown part '$p' (parts: $ALL)" >&2; exit 1 ;; esac
 done
-for t in unshare ip nstat ss jq wrk bpftool awk nginx haproxy gnuplot timeout; do
+for t in unshare ip nstat ss jq wrk bpftool awk nginx haproxy lighttpd gnuplot timeout; do
 	command -v "$t" >/dev/null 2>&1 || { echo "bench: $t not found (tools/deps.sh bench installs it)" >&2; exit 1; }
 done
 for f in baton demo-server steer-bench loadgen drain-bench lat-bench; do
