@@ -147,9 +147,13 @@ static void arm(struct fsm *f)
 {
 	struct service *s = f->s;
 	struct version *ov = ro_old(s);
-	long long at = s->ro.pause_end;
+	long long at = s->ro.pause_end, hold = fsm_rollhold_deadline(s);
 	int i;
 
+	if (!fsm_rolling(s))
+		return;
+	if (hold && (!at || hold < at))
+		at = hold;
 	if (s->ro.poll_at > 0 && (!at || s->ro.poll_at < at))
 		at = s->ro.poll_at;
 	for (i = 0; ov && i < ov->ninst; i++)
@@ -230,8 +234,14 @@ static void spawn(struct fsm *f, struct version *v, int i)
 static void finish(struct fsm *f);
 static void rollback_done(struct fsm *f);
 
-/* What can happen next: retire, wait, start the next batch, or finish. */
-static void roll(struct fsm *f)
+/*
+ * What can happen next: retire, wait, start the next batch, or finish.  A
+ * batch is over when none of its instances still starts and the serving
+ * instances are back to instances (the old ones it replaces retired): the
+ * next one (its first retirement included, with max-surge 0) waits for
+ * the pause, then for the holds (fsm_rollhold.c).
+ */
+static void roll_once(struct fsm *f)
 {
 	struct service *s = f->s;
 	struct rollout *ro = &s->ro;
@@ -249,6 +259,12 @@ static void roll(struct fsm *f)
 	}
 	if (ro->paused)
 		return;
+	if (ro->batch >= 1 && !starting(nv) && so + sn <= n) {
+		if (ro->pause_end && f->now < ro->pause_end)
+			return;
+		if (fsm_rollhold(f))
+			return;
+	}
 	if (so > 0 && so + sn - 1 >= n - ro->unavail) {
 		/* Which one goes: the kernel's count of each instance's connections. */
 		ro->counting = true;
@@ -276,6 +292,18 @@ static void roll(struct fsm *f)
 		}
 	nv->deadline = f->now + s->conf.ready_timeout_ms;
 	fsm_emit(f, FA_READY_CHECKS, nv, -1, 0);
+}
+
+static void roll(struct fsm *f)
+{
+	roll_once(f);
+	arm(f);
+}
+
+/* A hold released (a gate passed, a webhook confirmed): the next batch may go. */
+void fsm_rolling_resume(struct fsm *f)
+{
+	roll(f);
 }
 
 bool fsm_rolling_begin(struct fsm *f)
@@ -371,7 +399,7 @@ void fsm_rolling_ready(struct fsm *f, struct version *v, int i)
 	}
 	if (!was) {
 		ro->ready_ms = f->now - ro->t_start;
-		if (c->health != HEALTH_NONE || c->max_error_bp != ERROR_RATE_OFF)
+		if (c->health != HEALTH_NONE || c->max_error_bp != ERROR_RATE_OFF || c->ngates)
 			fsm_emit(f, FA_HEALTH_CHECKS, v, -1, 0);
 	}
 	weights(f);
@@ -396,6 +424,7 @@ static void finish(struct fsm *f)
 	struct version *nv = ro_new(s), *ov = ro_old(s);
 	int i;
 
+	fsm_rollhold_end(f);
 	fsm_emit(f, FA_STOP_CHECKS, nv, -1, 0);
 	fsm_vtimer(f, nv, 0);
 	nv->weight = WEIGHT_MAX;
@@ -528,6 +557,7 @@ bool fsm_rolling_fail(struct fsm *f, enum rb_reason reason, const char *why)
 		return false;
 	fsm_note_rollback(s, ro->new_num, f->wall, why);
 	s->rollbacks[reason]++;
+	fsm_rollhold_end(f);
 	ro->stage = RO_ROLLING_BACK;
 	ro->counting = false;
 	ro->pause_end = 0;
@@ -659,6 +689,8 @@ void fsm_rolling_timer(struct fsm *f)
 	struct version *ov = ro_old(s);
 	int i;
 
+	if (fsm_rollhold_timer(f))
+		return;
 	for (i = 0; ov && i < ov->ninst; i++) {
 		struct instance *in = &ov->inst[i];
 
@@ -721,6 +753,8 @@ void fsm_rolling_pause(struct fsm *f, struct client *c)
 		return;
 	}
 	s->ro.paused = true;
+	fsm_confirm_stop(f); /* the operator holds it now; promote asks again */
+	arm(f);		     /* an approval's deadline does not run while paused */
 	log_info("%s: rolling rollout of v%d paused with %d of %d instance(s) serving",
 		 s->conf.name, s->ro.new_num, nv->serve_n, nv->ninst);
 	reply_ok(f, c,
@@ -734,12 +768,12 @@ void fsm_rolling_promote(struct fsm *f, bool full)
 {
 	struct rollout *ro = &f->s->ro;
 
+	fsm_rollhold_promote(f, full);
 	ro->paused = false;
 	ro->pause_end = 0;
 	if (full)
 		ro->pause_ms = 0;
 	roll(f);
-	arm(f);
 }
 
 /* FE_SPAWNED of one instance (FA_SPAWN_INST): only a failure changes anything. */

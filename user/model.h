@@ -274,6 +274,10 @@ struct rollout {
 	int retired;	     /* old instances retired */
 	char fail_why[320];  /* rolling back: why, for the deploy's answer at the end */
 	enum rb_reason fail_reason;
+	/* Holds between rolling batches (fsm_rollhold.c): each the batch number it let go. */
+	int released;		    /* by promote: its gates and its approval */
+	int confirmed;		    /* by its confirm-step / confirm-promotion webhook's 2xx */
+	long long approve_deadline; /* ms: waiting for promote until then; 0: not waiting */
 	/* Latency gates (fsm_gates.c), per step. */
 	long long gate_step_t; /* ms: the step's weight was applied */
 	bool gate_pass;	       /* a conclusive sample within the bounds in this step */
