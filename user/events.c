@@ -51,10 +51,10 @@ json_t *event_json(const struct event *ev)
 		json_object_set_new(j, "previous_version", json_integer(ev->previous));
 	if (ev->weight >= 0)
 		json_object_set_new(j, "weight", json_integer(ev->weight));
-	if (ev->nsteps) {
+	if (ev->nsteps || ev->step) /* a rolling batch: its number, no count */
 		json_object_set_new(j, "step", json_integer(ev->step));
+	if (ev->nsteps)
 		json_object_set_new(j, "steps", json_integer(ev->nsteps));
-	}
 	if (ev->reason[0])
 		json_object_set_new(j, "reason", json_string(ev->reason));
 	return j;
