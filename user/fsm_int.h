@@ -42,6 +42,9 @@ void fsm_policy(struct fsm *f);
 void fsm_place(struct fsm *f, struct version *v);
 void fsm_unplace(struct fsm *f, struct version *v);
 
+/* An old instance of a finished rolling rollout: its version's drain signals it (model.h). */
+#define RETIRE_WITH_VERSION (-3)
+
 /* fsm_version.c */
 void fsm_version_stopped(struct fsm *f, struct version *v);
 void fsm_drain_signal(struct fsm *f, struct version *v);

@@ -443,35 +443,30 @@ static void finish(struct fsm *f)
 		return;
 	}
 	/*
-	 * What is left of the old version drains as a version does (drain-timeout,
-	 * SIGTERM, kill-after): out of the map, the agent's copies closed, and
-	 * the instances not retired yet (max-surge = instances) told to exit.
+	 * What is left of the old version drains as a version does, drain-policy
+	 * and all (drain-delay, drain-http, wait-then-signal: its live count at
+	 * 0, then the exit signal; drain-timeout, SIGTERM, kill-after): the
+	 * instances still serving (max-surge = instances: every one), and those
+	 * retired that still waited, unsignalled.  Those already told to exit
+	 * are not told twice (fsm_version.c).
 	 */
-	ov->phase = VP_DRAINING;
-	ov->t_switch = ov->t_signal = f->now;
-	fsm_unplace(f, ov);
-	fsm_emit(f, FA_RELEASE, ov, -1, 0);
-	/* Retired ones still waiting for their connections are told now too. */
 	ro->poll_at = 0;
 	for (i = 0; i < ov->ninst; i++)
 		if (ov->inst[i].alive && (!ov->inst[i].retiring || unsignalled(&ov->inst[i]))) {
 			ov->inst[i].retiring = true;
-			ov->inst[i].retire_step = 0;
-			fsm_emit(f, FA_SIGNAL_INST, ov, i, s->conf.exit_signal);
+			ov->inst[i].retire_at = 0;
+			ov->inst[i].retire_step = RETIRE_WITH_VERSION;
 		}
 	if (s->conf.hook[HOOK_AFTER_DRAIN][0] && fsm_procs_left(ov)) {
 		ro->stage = RO_DRAIN_OLD;
 		fsm_ro_timer(f, 0);
-		fsm_vtimer(f, ov, f->now + s->conf.drain_timeout_ms);
 		fsm_progress(f, "%s: draining v%d; the after-drain hook runs once it exited",
 			     s->conf.name, ov->num);
+		fsm_drain_begin(f, ov);
 		return;
 	}
 	fsm_rollout_end(f, true, NULL, false);
-	if (!fsm_procs_left(ov))
-		fsm_version_stopped(f, ov);
-	else
-		fsm_vtimer(f, ov, f->now + s->conf.drain_timeout_ms);
+	fsm_drain_begin(f, ov);
 }
 
 /* Rolling back: over once every old instance serves again (or cannot). */

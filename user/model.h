@@ -112,8 +112,9 @@ struct instance {
 	bool started;	     /* its process was started in this version's life */
 	bool retiring;	     /* out of the map, told to exit: it never serves again */
 	int retire_step;     /* -1: waits for its connections (wait-then-signal), 0: exit
-				signal sent, 1: SIGTERM (or the exit signal after the wait), 2: SIGKILL
-			      */
+				signal sent, 1: SIGTERM (or the exit signal after the wait), 2: SIGKILL;
+				-3: left with its version's drain at the rollout's end, signalled by
+				it (fsm_version.c) */
 	long long retire_at; /* ms: when the next signal is due (0: none) */
 	bool restarted;	     /* started again by a rollback: not restarted twice */
 };

@@ -238,8 +238,8 @@ static void test_confirm_batches(void **state)
 		EXPECT(s, ev(FE_EXIT, ov, k), want);
 	}
 	EXPECT(s, ev(FE_READY, nv, 3),
-	       "stop-checks v2; vtimer v2 off; policy; unplace v1; release v1; signal-inst v1/3 "
-	       "SIGTERM; deploy-done ok; ro-timer off; vtimer v1 +3000");
+	       "stop-checks v2; vtimer v2 off; policy; deploy-done ok; ro-timer off; unplace v1; "
+	       "watch v1; release v1; signal-inst v1/3 SIGTERM; vtimer v1 +3000");
 	assert_int_equal(s->ro.stage, RO_NONE);
 	assert_int_equal(s->active, nv->vslot);
 	assert_int_equal(s->rollouts[RR_COMPLETED], 2); /* v1's first start, then v2 */

@@ -55,8 +55,8 @@ static void test_surge_one(void **state)
 	start_spawned();
 	/* The last one: v2 has all, the last old instance drains as a version does. */
 	EXPECT(s, ev(FE_READY, nv, 3),
-	       "stop-checks v2; vtimer v2 off; policy; unplace v1; release v1; signal-inst v1/0 "
-	       "SIGTERM; deploy-done ok; ro-timer off; vtimer v1 +3000");
+	       "stop-checks v2; vtimer v2 off; policy; deploy-done ok; ro-timer off; unplace v1; "
+	       "watch v1; release v1; signal-inst v1/0 SIGTERM; vtimer v1 +3000");
 	assert_int_equal(nv->weight, WEIGHT_MAX);
 	assert_int_equal(s->active, nv->vslot);
 	assert_int_equal(s->ro.stage, RO_NONE);
@@ -101,9 +101,9 @@ static void test_in_place(void **state)
 			EXPECT(s, conns(ov, -1, 0, 0, 0), want);
 		}
 	}
-	EXPECT(s, ev(FE_READY, nv, 3),
-	       "stop-checks v2; vtimer v2 off; policy; unplace v1; release v1; ro-timer off; "
-	       "policy; forget v1");
+	EXPECT(
+	    s, ev(FE_READY, nv, 3),
+	    "stop-checks v2; vtimer v2 off; policy; ro-timer off; unplace v1; policy; forget v1");
 	assert_int_equal(max_procs, 4);
 	assert_int_equal(min_serving, 3);
 	assert_null(s->slot[ov->vslot]);
@@ -447,6 +447,44 @@ static void test_drain_delay_then_wait(void **state)
 	service_free(s);
 }
 
+/*
+ * The last old instances follow drain-policy as the earlier leaving ones do
+ * (max-surge = instances: three are left at the end): wait-then-signal
+ * waits for the version's count at 0, then each is told to exit once; one
+ * told already (instance 1, retired with no connection) is not told twice.
+ */
+static void test_finish_follows_drain_policy(void **state)
+{
+	struct service *s = service_new(4, 0);
+	struct version *ov, *nv;
+	int i;
+
+	(void)state;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1});
+	start_spawned();
+	EXPECT(s, ev(FE_READY, nv, 0), "policy; inst-conns v1");
+	for (i = 1; i < 4; i++)
+		step(s, ev(FE_READY, nv, i));
+	/* Instance 1 leaves, signalled at once (0 connections); the rest at the version's 0. */
+	EXPECT(s, conns(ov, 3, 0, 5, 5),
+	       "policy; unplace-inst v1/1; release v1/1; signal-inst v1/1 SIGTERM; ro-timer +3000; "
+	       "stop-checks v2; "
+	       "vtimer v2 off; policy; deploy-done ok; ro-timer off; unplace v1; vtimer v1 +3000; "
+	       "watch v1");
+	assert_int_equal(s->ro.stage, RO_NONE);
+	assert_int_equal(nv->weight, WEIGHT_MAX);
+	assert_int_equal(ov->phase, VP_DRAIN_WAIT);
+	EXPECT(s, ((struct fsm_event){.type = FE_ZERO, .v = ov}),
+	       "watch v1; release v1; signal-inst v1/0 SIGTERM; signal-inst v1/2 SIGTERM; "
+	       "signal-inst v1/3 SIGTERM; vtimer v1 +1000");
+	assert_int_equal(max_procs, 8);
+	service_free(s);
+}
+
 /* roll_resolve: the bad input, and Kubernetes' rounding. */
 static void test_resolve(void **state)
 {
@@ -493,6 +531,7 @@ int main(void)
 	    cmocka_unit_test(test_restart_placed_for_probe),
 	    cmocka_unit_test(test_drain_delay),
 	    cmocka_unit_test(test_drain_delay_then_wait),
+	    cmocka_unit_test(test_finish_follows_drain_policy),
 	    cmocka_unit_test(test_resolve),
 	};
 
