@@ -196,6 +196,18 @@ void fsm_stop_all(struct fsm *f, bool removed, const char *why)
 
 /* ---- restart: what a previous agent left ---------------------------------------- */
 
+/* Whether this step already started instance i of v again. */
+static bool spawned_now(const struct fsm *f, const struct version *v, int i)
+{
+	int k;
+
+	for (k = 0; k < f->out->n; k++)
+		if (f->out->a[k].type == FA_SPAWN_INST && f->out->a[k].v == v &&
+		    f->out->a[k].inst == i)
+			return true;
+	return false;
+}
+
 void fsm_restored(struct fsm *f)
 {
 	struct service *s = f->s;
@@ -279,9 +291,13 @@ void fsm_restored(struct fsm *f)
 			fsm_version_stopped(f, v);
 			continue;
 		}
-		/* Slots of instances that are gone leave the map; the rest is there already. */
+		/*
+		 * Slots of instances that are gone leave the map; the rest is there
+		 * already.  Not one started again by this step (a rolling rollback
+		 * places it at its spawn when its probe needs the map).
+		 */
 		for (i = 0; i < v->ninst; i++)
-			if (!v->inst[i].alive)
+			if (!v->inst[i].alive && !spawned_now(f, v, i))
 				fsm_emit(f, FA_UNPLACE_INST, v, i, 0);
 		switch (v->phase) {
 		case VP_DRAIN_DELAY:

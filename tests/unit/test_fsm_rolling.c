@@ -485,6 +485,51 @@ static void test_finish_follows_drain_policy(void **state)
 	service_free(s);
 }
 
+/*
+ * An agent restarted mid rolling rollout (kill -9; the state file does not
+ * say which old instances left): it rolls back; an old instance that had
+ * exited starts again and, probed through its socket (ready = tcp), is in
+ * the map from its spawn on, not taken out again by the restart's cleanup
+ * of gone instances' slots.
+ */
+static void test_restart_restores_old_slots(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+	int i;
+
+	(void)state;
+	s->conf.ready = READY_TCP;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	step(s, conns(ov, 5, 1, 5, 5));
+	step(s, ev(FE_EXIT, ov, 1));
+	start_spawned();
+	/* What a restarted agent knows: processes by pid, no retirement, no counts. */
+	for (i = 0; i < 4; i++) {
+		ov->inst[i].retiring = false;
+		ov->inst[i].retire_step = 0;
+		ov->inst[i].retire_at = 0;
+	}
+	s->ro.counting = false;
+	s->ro.poll_at = 0;
+	EXPECT(s, ((struct fsm_event){.type = FE_RESTORED}),
+	       "policy; vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; "
+	       "signal v2 SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; ready-checks "
+	       "v1");
+	assert_int_equal(s->rollbacks[RB_RESTART], 1);
+	start_spawned();
+	/* (the deploy's client went with the old agent: no answer) */
+	EXPECT(s, ev(FE_READY, ov, 1), "place-inst v1/1; ro-timer off");
+	assert_int_equal(s->ro.stage, RO_NONE);
+	assert_int_equal(ov->nready, 4);
+	service_free(s);
+}
+
 /* roll_resolve: the bad input, and Kubernetes' rounding. */
 static void test_resolve(void **state)
 {
@@ -532,6 +577,7 @@ int main(void)
 	    cmocka_unit_test(test_drain_delay),
 	    cmocka_unit_test(test_drain_delay_then_wait),
 	    cmocka_unit_test(test_finish_follows_drain_policy),
+	    cmocka_unit_test(test_restart_restores_old_slots),
 	    cmocka_unit_test(test_resolve),
 	};
 
