@@ -111,6 +111,7 @@ void fsm_rolling_timer(struct fsm *f);
 void fsm_rolling_pause(struct fsm *f, struct client *c);
 void fsm_rolling_promote(struct fsm *f, bool full);
 void fsm_rolling_resume(struct fsm *f);
+void fsm_rolling_restored(struct fsm *f);
 
 /* fsm_rollhold.c: the holds between rolling batches (gates, approval, confirmations). */
 bool fsm_rollhold(struct fsm *f);

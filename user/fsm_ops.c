@@ -251,6 +251,7 @@ void fsm_restored(struct fsm *f)
 	case RO_ROLLING_BACK:
 		/* Which old instances left and which new ones serve is not in the state. */
 		ro->stage = RO_ROLLING;
+		fsm_rolling_restored(f);
 		fsm_rollout_fail(f, RB_RESTART,
 				 "the agent restarted during the rolling rollout; the old version "
 				 "is brought back");

@@ -595,6 +595,50 @@ bool fsm_rolling_fail(struct fsm *f, enum rb_reason reason, const char *why)
 	return true;
 }
 
+/* Whether a restored instance lost a listener it had: it closed it, told to exit. */
+static bool lost_listeners(const struct service *s, const struct instance *in)
+{
+	int j;
+
+	for (j = 0; j < s->conf.nlisten; j++)
+		if (in->cookie[j] && in->lfd[j] < 0)
+			return true;
+	return false;
+}
+
+/*
+ * A restarted agent took a rolling rollout over (the rollback follows): the
+ * state does not say which old instances left.  One that closed its
+ * listeners was told to exit: it leaves (bounded as a retired instance) and
+ * starts again once it exited.  Every other one serves: in the map again
+ * (one the previous agent had taken out for its drain-delay was never put
+ * back otherwise).
+ */
+void fsm_rolling_restored(struct fsm *f)
+{
+	struct service *s = f->s;
+	struct version *ov = ro_old(s);
+	int i;
+
+	for (i = 0; ov && i < ov->ninst; i++) {
+		struct instance *in = &ov->inst[i];
+
+		if (!in->alive)
+			continue;
+		if (lost_listeners(s, in)) {
+			in->retiring = true;
+			in->retire_step = 0;
+			in->retire_at = f->now + s->conf.drain_timeout_ms;
+			s->ro.retired++;
+			log_info("%s: instance %d (pid %d) closed its listeners: it was told to "
+				 "exit; it starts again once it has",
+				 vname(ov), i, in->pid);
+			continue;
+		}
+		fsm_emit(f, FA_PLACE_INST, ov, i, 0);
+	}
+}
+
 /* FE_EXIT during a rolling rollout; false: not the rollout's (the usual rules apply). */
 bool fsm_rolling_exit(struct fsm *f, struct version *v, int i, const char *desc)
 {

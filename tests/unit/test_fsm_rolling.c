@@ -490,7 +490,8 @@ static void test_finish_follows_drain_policy(void **state)
  * say which old instances left): it rolls back; an old instance that had
  * exited starts again and, probed through its socket (ready = tcp), is in
  * the map from its spawn on, not taken out again by the restart's cleanup
- * of gone instances' slots.
+ * of gone instances' slots; one that was told to exit (its listener gone)
+ * starts again once it exited; the others are placed again.
  */
 static void test_restart_restores_old_slots(void **state)
 {
@@ -517,14 +518,27 @@ static void test_restart_restores_old_slots(void **state)
 	}
 	s->ro.counting = false;
 	s->ro.poll_at = 0;
+	/*
+	 * Instance 3 had been told to exit (it closed its listener: the restored
+	 * copy is gone); 0 and 2 serve, placed again (a drain-delay may have
+	 * taken one out of the map without a signal).
+	 */
+	ov->inst[3].cookie[0] = 77;
+	ov->inst[3].lfd[0] = -1;
 	EXPECT(s, ((struct fsm_event){.type = FE_RESTORED}),
-	       "policy; vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; "
-	       "signal v2 SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; ready-checks "
-	       "v1");
+	       "policy; place-inst v1/0; place-inst v1/2; vtimer v2 off; policy; stop-checks v2; "
+	       "unplace v2; watch v2; release v2; signal v2 SIGTERM; vtimer v2 +3000; spawn-inst "
+	       "v1/1; place-inst v1/1; ready-checks v1; ro-timer +3000");
 	assert_int_equal(s->rollbacks[RB_RESTART], 1);
+	assert_true(ov->inst[3].retiring);
+	start_spawned();
+	EXPECT(s, ev(FE_READY, ov, 1), "place-inst v1/1");
+	/* Instance 3 exits: started again, then the rollback is over. */
+	EXPECT(s, ev(FE_EXIT, ov, 3),
+	       "stop-checks v1/3; spawn-inst v1/3; place-inst v1/3; ready-checks v1; ro-timer off");
 	start_spawned();
 	/* (the deploy's client went with the old agent: no answer) */
-	EXPECT(s, ev(FE_READY, ov, 1), "place-inst v1/1; ro-timer off");
+	EXPECT(s, ev(FE_READY, ov, 3), "place-inst v1/3; ro-timer off");
 	assert_int_equal(s->ro.stage, RO_NONE);
 	assert_int_equal(ov->nready, 4);
 	service_free(s);
