@@ -57,7 +57,11 @@ measure() {
 	sample "$T/$name.samples" &
 	s=$!
 	track_pid $s
-	sleep 0.2
+	# python starts slowly on a loaded machine: deploy once it samples.
+	for _ in $(seq 200); do
+		[ -s "$T/$name.samples" ] && break
+		sleep 0.05
+	done
 	"$BATON" deploy web "$@" -- "$DEMO" >"$T/deploy.$name" 2>&1 || log "$name deploy failed: $(cat "$T/deploy.$name")"
 	cmd "baton deploy web $* -- demo-server"
 	for _ in $(seq 300); do
