@@ -229,6 +229,8 @@ void fsm_restored(struct fsm *f)
 		    "again");
 		break;
 	case RO_AFTER_SWITCH:
+		if (ro->strategy == STRATEGY_ROLLING)
+			fsm_rolling_restored(f);
 		fsm_rollout_fail(
 		    f, RB_RESTART,
 		    "the agent restarted while the after-switch hook ran (its result is "

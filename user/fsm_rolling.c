@@ -457,6 +457,20 @@ static void finish(struct fsm *f)
 			ov->inst[i].retire_at = 0;
 			ov->inst[i].retire_step = RETIRE_WITH_VERSION;
 		}
+	if (s->conf.hook[HOOK_AFTER_SWITCH][0]) {
+		/*
+		 * Once every new instance serves: what is left of the old version
+		 * is kept, out of the map and unsignalled, until the hook passed
+		 * (fsm_rollout_switched drains it then); a failure rolls back
+		 * (fsm_rolling_fail), starting again the old instances that left.
+		 */
+		ov->phase = VP_DRAIN_DELAY;
+		ov->t_switch = f->now;
+		fsm_unplace(f, ov);
+		ro->stage = RO_AFTER_SWITCH;
+		fsm_hook_start(f, HOOK_AFTER_SWITCH);
+		return;
+	}
 	if (s->conf.hook[HOOK_AFTER_DRAIN][0] && fsm_procs_left(ov)) {
 		ro->stage = RO_DRAIN_OLD;
 		fsm_ro_timer(f, 0);
@@ -547,6 +561,13 @@ bool fsm_rolling_fail(struct fsm *f, enum rb_reason reason, const char *why)
 	if (ro->stage == RO_ROLLING_BACK) {
 		log_warnx("%s: %s (already rolling back)", s->conf.name, why);
 		return true;
+	}
+	/* The after-switch hook failed (or the agent restarted while it ran). */
+	if (ro->stage == RO_AFTER_SWITCH && ro->strategy == STRATEGY_ROLLING && ov && nv) {
+		fsm_hook_kill(f);
+		ov->phase = VP_ACTIVE;
+		ov->placed = true; /* instance by instance below, as through the rollout */
+		ro->stage = RO_ROLLING;
 	}
 	if (ro->stage != RO_ROLLING)
 		return false;

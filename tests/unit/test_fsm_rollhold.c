@@ -331,6 +331,75 @@ static void test_promote_releases_gate(void **state)
 	service_free(s);
 }
 
+/*
+ * after-switch with strategy = rolling runs once every new instance serves
+ * (v2 has all new connections); the old instance left is kept, out of the
+ * map and unsignalled, until it passed; a failure rolls back, starting
+ * again the old instances that left.
+ */
+static void test_after_switch(void **state)
+{
+	struct service *s;
+	struct version *ov, *nv;
+	int i, pass;
+
+	(void)state;
+	for (pass = 1; pass >= 0; pass--) {
+		s = hold_service(1, 0);
+		s->conf.hook[HOOK_AFTER_SWITCH][0] = "/bin/true";
+		setup_two(s);
+		ov = ov_;
+		nv = nv_;
+		step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1});
+		for (i = 0; i < 3; i++) {
+			long long c[4] = {-1, -1, -1, -1};
+			int k;
+
+			for (k = i; k < 4; k++)
+				c[k] = k == i ? 1 : 5;
+			start_spawned();
+			step(s, ev(FE_READY, nv, i));
+			step(s, conns(ov, c[0], c[1], c[2], c[3]));
+			step(s, ev(FE_EXIT, ov, i));
+		}
+		start_spawned();
+		/* The last one: all to v2; old instance 3 out of the map, unsignalled; the hook. */
+		EXPECT(
+		    s, ev(FE_READY, nv, 3),
+		    "stop-checks v2; vtimer v2 off; policy; unplace v1; run-hook; ro-timer +4000");
+		assert_int_equal(s->ro.stage, RO_AFTER_SWITCH);
+		assert_int_equal(nv->weight, WEIGHT_MAX);
+		assert_true(ov->inst[3].alive);
+		if (pass) {
+			EXPECT(
+			    s, ((struct fsm_event){.type = FE_HOOK_DONE, .ok = true}),
+			    "ro-timer off; stop-checks v2; vtimer v2 off; deploy-done ok; ro-timer "
+			    "off; watch v1; release v1; signal-inst v1/3 SIGTERM; vtimer v1 "
+			    "+3000");
+			assert_int_equal(s->ro.stage, RO_NONE);
+		} else {
+			EXPECT(
+			    s,
+			    ((struct fsm_event){
+				.type = FE_HOOK_DONE, .ok = false, .why = "exit 1"}),
+			    "ro-timer off; vtimer v2 off; policy; stop-checks v2; unplace v2; "
+			    "watch "
+			    "v2; release v2; signal v2 SIGTERM; vtimer v2 +3000; place-inst v1/3; "
+			    "spawn-inst v1/0; ready-checks v1; spawn-inst v1/1; ready-checks v1; "
+			    "spawn-inst v1/2; ready-checks v1");
+			assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
+			assert_int_equal(s->active, ov->vslot);
+			assert_int_equal(s->rollbacks[RB_HOOK], 1);
+			start_spawned();
+			for (i = 0; i < 3; i++)
+				step(s, ev(FE_READY, ov, i));
+			assert_int_equal(s->ro.stage, RO_NONE);
+			assert_int_equal(ov->nready, 4);
+		}
+		service_free(s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -338,6 +407,7 @@ int main(void)
 	    cmocka_unit_test(test_approve),	     cmocka_unit_test(test_approve_paused),
 	    cmocka_unit_test(test_confirm_batches),  cmocka_unit_test(test_confirm_timeout),
 	    cmocka_unit_test(test_order_in_place),   cmocka_unit_test(test_promote_releases_gate),
+	    cmocka_unit_test(test_after_switch),
 	};
 
 	log_init("test_fsm_rollhold", -1);
