@@ -40,7 +40,7 @@ USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c us
 	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \
 	     user/status.c user/steer.c user/track.c user/versions.c user/webhook.c
 # Rolling rollouts (issue 18).
-USER_SRCS += user/rollconf.c user/fsm_rolling.c
+USER_SRCS += user/rollconf.c user/fsm_rolling.c user/fsm_rollhold.c
 USER_SRCS += user/sockcg.c user/acceptq.c
 # The rollback window (issue 18, part 2).
 USER_SRCS += user/history.c user/histjson.c user/fsm_history.c user/clihistory.c
@@ -50,7 +50,7 @@ TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUI
 TESTS     += $(BUILD)/test_migrate $(BUILD)/test_instconns $(BUILD)/test_fsm $(BUILD)/test_listen $(BUILD)/test_drain
 TESTS     += $(BUILD)/test_nlack
 TESTS     += $(BUILD)/test_acceptq
-TESTS     += $(BUILD)/test_fsm_hold $(BUILD)/test_fsm_ready
+TESTS     += $(BUILD)/test_fsm_hold $(BUILD)/test_fsm_ready $(BUILD)/test_fsm_rollhold
 TESTS     += $(BUILD)/test_lathist
 TESTS     += $(BUILD)/test_conflat
 TESTS     += $(BUILD)/test_history
@@ -107,7 +107,7 @@ $(BUILD)/test_health: tests/unit/test_health.c $(BUILD)/health.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -pthread -lcmocka -o $@
 
-FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version fsm_rolling model \
+FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version fsm_rolling fsm_rollhold model \
 	     fsm_history history
 $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) $(BUILD)/log.o \
 		   $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
@@ -133,6 +133,12 @@ all: $(BUILD)/test_fsm_rolling
 $(BUILD)/test_fsm_rolling: tests/unit/test_fsm_rolling.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
 			   $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
 			   $(BUILD)/confval.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+
+$(BUILD)/test_fsm_rollhold: tests/unit/test_fsm_rollhold.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
+			    $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
+			    $(BUILD)/confval.o $(BUILD)/rollconf.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
 
@@ -198,7 +204,7 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/demo.sh $(BUILD)
 
-# Benchmarks (docs/performance.md): every part, or one with PART=steer|swaps|switch|proxy|footprint|scale|reset|rollout.
+# Benchmarks (docs/performance.md): every part, or one with PART=steer|swaps|switch|proxy|footprint|scale|reset|rollout|drain|latency|rollmem.
 BENCH_BINS := $(BUILD)/steer-bench $(BUILD)/loadgen $(BUILD)/drain-bench $(BUILD)/lat-bench
 bench:
 	$(Q)tools/deps.sh bench
@@ -232,7 +238,7 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fn
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(BUILD) \
 		-Itests/fuzz $(FUZZ_SAN)
 FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confhooks confval fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
-FUZZ_OBJS    += $(FUZZ_DIR)/rollconf.o $(FUZZ_DIR)/fsm_rolling.o
+FUZZ_OBJS    += $(FUZZ_DIR)/rollconf.o $(FUZZ_DIR)/fsm_rolling.o $(FUZZ_DIR)/fsm_rollhold.o
 FUZZ_OBJS    += $(FUZZ_DIR)/fsm_history.o $(FUZZ_DIR)/history.o
 
 $(FUZZ_DIR):

@@ -67,6 +67,7 @@ for s in $suites; do
 		run fsm-hold "$B/test_fsm_hold"
 		run fsm-ready "$B/test_fsm_ready"
 		run fsm-rolling "$B/test_fsm_rolling"
+		run fsm-rollhold "$B/test_fsm_rollhold"
 		run history "$B/test_history"
 		run lathist "$B/test_lathist"
 		run conflat "$B/test_conflat"

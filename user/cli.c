@@ -389,7 +389,8 @@ send:
 	if ((o.steps || o.bake || o.approve) && o.strategy && !strcmp(o.strategy, "bluegreen")) {
 		fprintf(
 		    stderr,
-		    "baton deploy: --steps, --bake and --approve belong to --strategy canary\n");
+		    "baton deploy: --steps and --bake belong to --strategy canary, --approve to "
+		    "canary or rolling\n");
 		return 2;
 	}
 	if (o.steps) {

@@ -41,16 +41,19 @@ static const struct help helps[] = {
      "(processes never pass instances + max-surge), each takes traffic once ready,\n"
      "and old instances leave (the one with the fewest live connections first) as\n"
      "far as serving instances stay at least instances - max-unavailable; --pause\n"
-     "between batches, health gates as canary; a failure rolls back and starts the\n"
-     "old instances that left again.  A count or a percentage of instances each; the\n"
+     "between batches, health and Prometheus gates as canary, each batch after the\n"
+     "first held until the gates pass (then --approve, confirm-step webhooks); a\n"
+     "failure rolls back and starts the old instances that left again.  A count or a percentage of "
+     "instances each; the\n"
      "options alone mean rolling.  Exits 0 when the new version has all traffic;\n"
      "non-zero with the reason\n"
      "otherwise.  With --adopt-pid (services with adopt = yes) the new version is a\n"
      "server already started outside baton, adopted as with baton adopt; its\n"
      "sockets get no connection until baton places them.  --approve (or approve = yes)\n"
-     "makes each canary step wait for `baton promote` instead of a bake, and rolls\n"
-     "back when nobody promotes within approval-timeout.  Confirmation webhooks\n"
-     "(webhook = confirm-step URL, ...) hold a step until their URL answers 2xx.\n"
+     "makes each canary step (each rolling batch after the first) wait for `baton\n"
+     "promote` instead of a bake, and rolls back when nobody promotes within\n"
+     "approval-timeout.  Confirmation webhooks (webhook = confirm-step URL, ...) hold\n"
+     "a step (a batch; confirm-promotion: the last) until their URL answers 2xx.\n"
      "--env KEY=VALUE (repeatable, at most 32, each up to 1024 bytes) is this\n"
      "version's own environment, on top of the service's environment = lines (a\n"
      "name in both takes this value); it stays with the version through agent\n"
@@ -64,7 +67,9 @@ static const struct help helps[] = {
      "needs adopt = yes; later builds come in with baton deploy SERVICE --adopt-pid."},
     {"promote", "baton promote SERVICE [--full] [-s SOCKET]",
      "Move a canary rollout to its next step now (ending the bake, or continuing a\n"
-     "paused rollout); --full goes straight to 100%."},
+     "paused rollout); --full goes straight to 100%.  A rolling rollout: its next\n"
+     "batch starts now (the pause ends; gates and approval held it no more);\n"
+     "--full also skips the pauses and approvals left."},
     {"pause", "baton pause SERVICE [-s SOCKET]",
      "Hold a canary rollout at its current weight: the bake timer stops, health\n"
      "checks go on (and still roll back).  baton promote continues."},

@@ -51,10 +51,10 @@ json_t *event_json(const struct event *ev)
 		json_object_set_new(j, "previous_version", json_integer(ev->previous));
 	if (ev->weight >= 0)
 		json_object_set_new(j, "weight", json_integer(ev->weight));
-	if (ev->nsteps) {
+	if (ev->nsteps || ev->step) /* a rolling batch: its number, no count */
 		json_object_set_new(j, "step", json_integer(ev->step));
+	if (ev->nsteps)
 		json_object_set_new(j, "steps", json_integer(ev->nsteps));
-	}
 	if (ev->reason[0])
 		json_object_set_new(j, "reason", json_string(ev->reason));
 	return j;
@@ -281,6 +281,7 @@ void events_before(const struct service *s, const struct fsm_event *e, struct ev
 	memset(snap, 0, sizeof(*snap));
 	snap->stage = s->ro.stage;
 	snap->step = s->ro.step;
+	snap->batch = s->ro.batch;
 	snap->paused = s->ro.paused;
 	snap->w_new = s->ro.stage != RO_NONE ? new_weight(s) : 0;
 	snap->new_num = s->ro.new_num;
@@ -433,6 +434,7 @@ static void ev_rollout(const struct service *s, const struct fsm_event *e,
 		       const struct ev_snap *snap, const struct fsm_out *out)
 {
 	const struct rollout *ro = &s->ro;
+	const struct version *nv;
 	const char *why;
 	struct event ev;
 	int r;
@@ -447,11 +449,16 @@ static void ev_rollout(const struct service *s, const struct fsm_event *e,
 				p += snprintf(p, sizeof(ev.reason) - (p - ev.reason), "%s%.2f%%",
 					      k ? "," : "", ro->steps[k] / 100.0);
 		}
+		if (ro->strategy == STRATEGY_ROLLING)
+			snprintf(ev.reason, sizeof(ev.reason), "max-surge %d, max-unavailable %d",
+				 ro->surge, ro->unavail);
 		if (ro->old_num)
 			snprintf(ev.text, sizeof(ev.text),
 				 "%s: rollout of v%d over v%d begins (%s%s%s)", s->conf.name,
 				 ro->new_num, ro->old_num,
-				 ro->strategy == STRATEGY_CANARY ? "canary, steps " : "blue-green",
+				 ro->strategy == STRATEGY_CANARY    ? "canary, steps "
+				 : ro->strategy == STRATEGY_ROLLING ? "rolling, "
+								    : "blue-green",
 				 ev.reason, "");
 		else
 			snprintf(ev.text, sizeof(ev.text), "%s: first version v%d starts",
@@ -474,6 +481,19 @@ static void ev_rollout(const struct service *s, const struct fsm_event *e,
 			snprintf(ev.text, sizeof(ev.text),
 				 "%s: v%d takes %.2f%% of new connections (step %d of %d)",
 				 s->conf.name, ro->new_num, ev.weight / 100.0, ev.step, ev.nsteps);
+		record(&ev);
+	}
+	/* Rolling: one step event per batch, as it starts. */
+	if (ro->stage == RO_ROLLING && ro->batch != snap->batch &&
+	    (nv = ro_new((struct service *)s))) {
+		rollout_event(s, snap, "step", &ev);
+		ev.weight = (int)new_weight(s);
+		ev.step = ro->batch;
+		snprintf(ev.text, sizeof(ev.text),
+			 "%s: batch %d of v%d starts (%d of %d instance(s) serving, %.2f%% of new "
+			 "connections)",
+			 s->conf.name, ro->batch, ro->new_num, nv->serve_n, nv->ninst,
+			 ev.weight / 100.0);
 		record(&ev);
 	}
 	if (ro->stage == RO_STEPPING && ro->paused && !snap->paused) {

@@ -47,6 +47,7 @@ struct event {
 struct ev_snap {
 	enum ro_stage stage;
 	int step;
+	int batch; /* rolling: batches started */
 	bool paused;
 	unsigned w_new;
 	int new_num, old_num, active_num;

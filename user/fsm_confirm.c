@@ -37,7 +37,8 @@ bool fsm_confirm_hold(struct fsm *f, int point, int step)
 	if (point == WH_CONFIRM_ROLLOUT)
 		ro->stage = RO_BEFORE_START;
 	fsm_emit(f, FA_CONFIRM, NULL, -1, point);
-	fsm_ro_timer(f, ro->confirm_deadline);
+	if (!fsm_rolling(s)) /* rolling: its timer has other bounds too (fsm_rollhold.c) */
+		fsm_ro_timer(f, ro->confirm_deadline);
 	log_info("%s: v%d waits for the %s webhook's 2xx (asked every %.1f s, confirm-timeout "
 		 "%.1f s)",
 		 c->name, ro->new_num, wh_event_names[point], c->confirm_interval_ms / 1000.0,
@@ -96,9 +97,13 @@ void fsm_on_confirmed(struct fsm *f, int point, bool ok)
 	if (!ok || !ro->confirm || ro->confirm != point)
 		return;
 	fsm_confirm_stop(f);
-	fsm_ro_timer(f, 0);
 	log_info("%s: the %s webhook confirmed v%d", s->conf.name, wh_event_names[point],
 		 ro->new_num);
+	if (ro->stage == RO_ROLLING) {
+		fsm_rollhold_confirmed(f); /* the rolling timer has other bounds: not stopped */
+		return;
+	}
+	fsm_ro_timer(f, 0);
 	if (point == WH_CONFIRM_ROLLOUT) {
 		fsm_deploy_go(f);
 		return;

@@ -47,8 +47,8 @@ void fsm_on_gate(struct fsm *f, struct version *v, int g, int verdict, double va
 	struct gate_state *st;
 	char why[400];
 
-	if (g < 0 || g >= c->ngates || ro->stage != RO_STEPPING || ro_new(s) != v ||
-	    verdict < GV_PASS || verdict > GV_INCONCLUSIVE)
+	if (g < 0 || g >= c->ngates || (ro->stage != RO_STEPPING && ro->stage != RO_ROLLING) ||
+	    ro_new(s) != v || verdict < GV_PASS || verdict > GV_INCONCLUSIVE)
 		return;
 	st = &v->gate[g];
 	st->verdict = (enum gate_verdict)verdict;
@@ -81,8 +81,13 @@ void fsm_on_gate(struct fsm *f, struct version *v, int g, int verdict, double va
 	/* The bake is over and this was the last gate it waited for. */
 	if (ro->gate_hold && !ro->paused && fsm_gates_pass(s, v)) {
 		ro->gate_hold = false;
+		log_info("%s: every gate passes; next %s", vname(v),
+			 ro->stage == RO_ROLLING ? "batch" : "step");
+		if (ro->stage == RO_ROLLING) {
+			fsm_rolling_resume(f); /* its next hold, if any, or the batch */
+			return;
+		}
 		fsm_ro_timer(f, 0);
-		log_info("%s: every gate passes; next step", vname(v));
 		fsm_rollout_promote(f, false);
 	}
 }
@@ -102,7 +107,8 @@ bool fsm_gate_hold(struct fsm *f)
 	g = first_not_passing(s, nv);
 	ro->gate_hold = true;
 	ro->gate_deadline = f->now + s->conf.gate_timeout_ms;
-	fsm_ro_timer(f, ro->gate_deadline);
+	if (!fsm_rolling(s)) /* rolling: its timer has other bounds too (fsm_rollhold.c) */
+		fsm_ro_timer(f, ro->gate_deadline);
 	log_info("%s: bake over; waiting for gate %s to pass (%s; gate-timeout %.1f s)", vname(nv),
 		 s->conf.gate[g].name, nv->gate[g].verdict ? nv->gate[g].last : "no verdict yet",
 		 s->conf.gate_timeout_ms / 1000.0);

@@ -119,6 +119,17 @@ static void remembered(const struct service *s, char *buf, size_t len)
 }
 
 /*
+ * A version traffic can go back to in one policy update: unsignalled, every
+ * instance running (a rolling rollout's old version drains what is left of
+ * it: started again instead).
+ */
+static bool takes_back(const struct version *tv)
+{
+	return tv && tv->nalive && tv->nalive == tv->ninst &&
+	       (tv->phase == VP_DRAIN_DELAY || tv->phase == VP_DRAIN_WAIT);
+}
+
+/*
  * baton rollback [--to to] with no rollout running: 0 with msg when the
  * traffic went back at once (*instant), 1 when FA_REDEPLOY starts the
  * version again (the client waits for that rollout), or -errno with msg
@@ -155,8 +166,7 @@ int fsm_rollback_target(struct fsm *f, int to, struct client *c, struct version 
 		}
 	} else {
 		tv = s->previous >= 0 ? s->slot[s->previous] : NULL;
-		if (tv && tv->nalive &&
-		    (tv->phase == VP_DRAIN_DELAY || tv->phase == VP_DRAIN_WAIT)) {
+		if (takes_back(tv)) {
 			*instant = tv; /* the version replaced last, unsignalled: as before */
 			return 0;
 		}
@@ -177,7 +187,7 @@ int fsm_rollback_target(struct fsm *f, int to, struct client *c, struct version 
 		}
 	}
 	tv = version_by_num(s, r->num);
-	if (tv && tv->nalive && (tv->phase == VP_DRAIN_DELAY || tv->phase == VP_DRAIN_WAIT)) {
+	if (takes_back(tv)) {
 		*instant = tv; /* still unsignalled: one policy update */
 		return 0;
 	}

@@ -42,6 +42,9 @@ void fsm_policy(struct fsm *f);
 void fsm_place(struct fsm *f, struct version *v);
 void fsm_unplace(struct fsm *f, struct version *v);
 
+/* An old instance of a finished rolling rollout: its version's drain signals it (model.h). */
+#define RETIRE_WITH_VERSION (-3)
+
 /* fsm_version.c */
 void fsm_version_stopped(struct fsm *f, struct version *v);
 void fsm_drain_signal(struct fsm *f, struct version *v);
@@ -108,6 +111,16 @@ bool fsm_rolling_vtimer(struct fsm *f, struct version *v);
 void fsm_rolling_timer(struct fsm *f);
 void fsm_rolling_pause(struct fsm *f, struct client *c);
 void fsm_rolling_promote(struct fsm *f, bool full);
+void fsm_rolling_resume(struct fsm *f);
+void fsm_rolling_restored(struct fsm *f);
+
+/* fsm_rollhold.c: the holds between rolling batches (gates, approval, confirmations). */
+bool fsm_rollhold(struct fsm *f);
+long long fsm_rollhold_deadline(const struct service *s);
+bool fsm_rollhold_timer(struct fsm *f);
+void fsm_rollhold_promote(struct fsm *f, bool full);
+void fsm_rollhold_confirmed(struct fsm *f);
+void fsm_rollhold_end(struct fsm *f);
 
 /* fsm_ops.c */
 bool fsm_in_rollout(struct fsm *f, struct client *c, const char *cmd);

@@ -196,6 +196,18 @@ void fsm_stop_all(struct fsm *f, bool removed, const char *why)
 
 /* ---- restart: what a previous agent left ---------------------------------------- */
 
+/* Whether this step already started instance i of v again. */
+static bool spawned_now(const struct fsm *f, const struct version *v, int i)
+{
+	int k;
+
+	for (k = 0; k < f->out->n; k++)
+		if (f->out->a[k].type == FA_SPAWN_INST && f->out->a[k].v == v &&
+		    f->out->a[k].inst == i)
+			return true;
+	return false;
+}
+
 void fsm_restored(struct fsm *f)
 {
 	struct service *s = f->s;
@@ -217,6 +229,8 @@ void fsm_restored(struct fsm *f)
 		    "again");
 		break;
 	case RO_AFTER_SWITCH:
+		if (ro->strategy == STRATEGY_ROLLING)
+			fsm_rolling_restored(f);
 		fsm_rollout_fail(
 		    f, RB_RESTART,
 		    "the agent restarted while the after-switch hook ran (its result is "
@@ -239,6 +253,7 @@ void fsm_restored(struct fsm *f)
 	case RO_ROLLING_BACK:
 		/* Which old instances left and which new ones serve is not in the state. */
 		ro->stage = RO_ROLLING;
+		fsm_rolling_restored(f);
 		fsm_rollout_fail(f, RB_RESTART,
 				 "the agent restarted during the rolling rollout; the old version "
 				 "is brought back");
@@ -281,11 +296,11 @@ void fsm_restored(struct fsm *f)
 		}
 		/*
 		 * Slots of instances that are gone leave the map; the rest is there
-		 * already.  Not an old instance the rollback above starts again: it
-		 * is placed with its new listeners, for its readiness probe.
+		 * already.  Not one started again by this step (a rolling rollback
+		 * places it at its spawn when its probe needs the map).
 		 */
 		for (i = 0; i < v->ninst; i++)
-			if (!v->inst[i].alive && !v->inst[i].restarted)
+			if (!v->inst[i].alive && !spawned_now(f, v, i))
 				fsm_emit(f, FA_UNPLACE_INST, v, i, 0);
 		switch (v->phase) {
 		case VP_DRAIN_DELAY:

@@ -147,9 +147,13 @@ static void arm(struct fsm *f)
 {
 	struct service *s = f->s;
 	struct version *ov = ro_old(s);
-	long long at = s->ro.pause_end;
+	long long at = s->ro.pause_end, hold = fsm_rollhold_deadline(s);
 	int i;
 
+	if (!fsm_rolling(s))
+		return;
+	if (hold && (!at || hold < at))
+		at = hold;
 	if (s->ro.poll_at > 0 && (!at || s->ro.poll_at < at))
 		at = s->ro.poll_at;
 	for (i = 0; ov && i < ov->ninst; i++)
@@ -231,8 +235,14 @@ static void spawn(struct fsm *f, struct version *v, int i)
 static void finish(struct fsm *f);
 static void rollback_done(struct fsm *f);
 
-/* What can happen next: retire, wait, start the next batch, or finish. */
-static void roll(struct fsm *f)
+/*
+ * What can happen next: retire, wait, start the next batch, or finish.  A
+ * batch is over when none of its instances still starts and the serving
+ * instances are back to instances (the old ones it replaces retired): the
+ * next one (its first retirement included, with max-surge 0) waits for
+ * the pause, then for the holds (fsm_rollhold.c).
+ */
+static void roll_once(struct fsm *f)
 {
 	struct service *s = f->s;
 	struct rollout *ro = &s->ro;
@@ -250,6 +260,12 @@ static void roll(struct fsm *f)
 	}
 	if (ro->paused)
 		return;
+	if (ro->batch >= 1 && !starting(nv) && so + sn <= n) {
+		if (ro->pause_end && f->now < ro->pause_end)
+			return;
+		if (fsm_rollhold(f))
+			return;
+	}
 	if (so > 0 && so + sn - 1 >= n - ro->unavail) {
 		/* Which one goes: the kernel's count of each instance's connections. */
 		ro->counting = true;
@@ -277,6 +293,18 @@ static void roll(struct fsm *f)
 		}
 	nv->deadline = f->now + s->conf.ready_timeout_ms;
 	fsm_emit(f, FA_READY_CHECKS, nv, -1, 0);
+}
+
+static void roll(struct fsm *f)
+{
+	roll_once(f);
+	arm(f);
+}
+
+/* A hold released (a gate passed, a webhook confirmed): the next batch may go. */
+void fsm_rolling_resume(struct fsm *f)
+{
+	roll(f);
 }
 
 bool fsm_rolling_begin(struct fsm *f)
@@ -372,7 +400,7 @@ void fsm_rolling_ready(struct fsm *f, struct version *v, int i)
 	}
 	if (!was) {
 		ro->ready_ms = f->now - ro->t_start;
-		if (c->health != HEALTH_NONE || c->max_error_bp != ERROR_RATE_OFF)
+		if (c->health != HEALTH_NONE || c->max_error_bp != ERROR_RATE_OFF || c->ngates)
 			fsm_emit(f, FA_HEALTH_CHECKS, v, -1, 0);
 	}
 	weights(f);
@@ -397,6 +425,7 @@ static void finish(struct fsm *f)
 	struct version *nv = ro_new(s), *ov = ro_old(s);
 	int i;
 
+	fsm_rollhold_end(f);
 	fsm_emit(f, FA_STOP_CHECKS, nv, -1, 0);
 	fsm_vtimer(f, nv, 0);
 	nv->weight = WEIGHT_MAX;
@@ -415,35 +444,44 @@ static void finish(struct fsm *f)
 		return;
 	}
 	/*
-	 * What is left of the old version drains as a version does (drain-timeout,
-	 * SIGTERM, kill-after): out of the map, the agent's copies closed, and
-	 * the instances not retired yet (max-surge = instances) told to exit.
+	 * What is left of the old version drains as a version does, drain-policy
+	 * and all (drain-delay, drain-http, wait-then-signal: its live count at
+	 * 0, then the exit signal; drain-timeout, SIGTERM, kill-after): the
+	 * instances still serving (max-surge = instances: every one), and those
+	 * retired that still waited, unsignalled.  Those already told to exit
+	 * are not told twice (fsm_version.c).
 	 */
-	ov->phase = VP_DRAINING;
-	ov->t_switch = ov->t_signal = f->now;
-	fsm_unplace(f, ov);
-	fsm_emit(f, FA_RELEASE, ov, -1, 0);
-	/* Retired ones still waiting for their connections are told now too. */
 	ro->poll_at = 0;
 	for (i = 0; i < ov->ninst; i++)
 		if (ov->inst[i].alive && (!ov->inst[i].retiring || unsignalled(&ov->inst[i]))) {
 			ov->inst[i].retiring = true;
-			ov->inst[i].retire_step = 0;
-			fsm_emit(f, FA_SIGNAL_INST, ov, i, s->conf.exit_signal);
+			ov->inst[i].retire_at = 0;
+			ov->inst[i].retire_step = RETIRE_WITH_VERSION;
 		}
+	if (s->conf.hook[HOOK_AFTER_SWITCH][0]) {
+		/*
+		 * Once every new instance serves: what is left of the old version
+		 * is kept, out of the map and unsignalled, until the hook passed
+		 * (fsm_rollout_switched drains it then); a failure rolls back
+		 * (fsm_rolling_fail), starting again the old instances that left.
+		 */
+		ov->phase = VP_DRAIN_DELAY;
+		ov->t_switch = f->now;
+		fsm_unplace(f, ov);
+		ro->stage = RO_AFTER_SWITCH;
+		fsm_hook_start(f, HOOK_AFTER_SWITCH);
+		return;
+	}
 	if (s->conf.hook[HOOK_AFTER_DRAIN][0] && fsm_procs_left(ov)) {
 		ro->stage = RO_DRAIN_OLD;
 		fsm_ro_timer(f, 0);
-		fsm_vtimer(f, ov, f->now + s->conf.drain_timeout_ms);
 		fsm_progress(f, "%s: draining v%d; the after-drain hook runs once it exited",
 			     s->conf.name, ov->num);
+		fsm_drain_begin(f, ov);
 		return;
 	}
 	fsm_rollout_end(f, true, NULL, false);
-	if (!fsm_procs_left(ov))
-		fsm_version_stopped(f, ov);
-	else
-		fsm_vtimer(f, ov, f->now + s->conf.drain_timeout_ms);
+	fsm_drain_begin(f, ov);
 }
 
 /* Rolling back: over once every old instance serves again (or cannot). */
@@ -528,10 +566,18 @@ bool fsm_rolling_fail(struct fsm *f, enum rb_reason reason, const char *why)
 		log_warnx("%s: %s (already rolling back)", s->conf.name, why);
 		return true;
 	}
+	/* The after-switch hook failed (or the agent restarted while it ran). */
+	if (ro->stage == RO_AFTER_SWITCH && ro->strategy == STRATEGY_ROLLING && ov && nv) {
+		fsm_hook_kill(f);
+		ov->phase = VP_ACTIVE;
+		ov->placed = true; /* instance by instance below, as through the rollout */
+		ro->stage = RO_ROLLING;
+	}
 	if (ro->stage != RO_ROLLING)
 		return false;
 	fsm_note_rollback(s, ro->new_num, f->wall, why);
 	s->rollbacks[reason]++;
+	fsm_rollhold_end(f);
 	ro->stage = RO_ROLLING_BACK;
 	ro->counting = false;
 	ro->pause_end = 0;
@@ -572,6 +618,50 @@ bool fsm_rolling_fail(struct fsm *f, enum rb_reason reason, const char *why)
 	arm(f);
 	rollback_done(f);
 	return true;
+}
+
+/* Whether a restored instance lost a listener it had: it closed it, told to exit. */
+static bool lost_listeners(const struct service *s, const struct instance *in)
+{
+	int j;
+
+	for (j = 0; j < s->conf.nlisten; j++)
+		if (in->cookie[j] && in->lfd[j] < 0)
+			return true;
+	return false;
+}
+
+/*
+ * A restarted agent took a rolling rollout over (the rollback follows): the
+ * state does not say which old instances left.  One that closed its
+ * listeners was told to exit: it leaves (bounded as a retired instance) and
+ * starts again once it exited.  Every other one serves: in the map again
+ * (one the previous agent had taken out for its drain-delay was never put
+ * back otherwise).
+ */
+void fsm_rolling_restored(struct fsm *f)
+{
+	struct service *s = f->s;
+	struct version *ov = ro_old(s);
+	int i;
+
+	for (i = 0; ov && i < ov->ninst; i++) {
+		struct instance *in = &ov->inst[i];
+
+		if (!in->alive)
+			continue;
+		if (lost_listeners(s, in)) {
+			in->retiring = true;
+			in->retire_step = 0;
+			in->retire_at = f->now + s->conf.drain_timeout_ms;
+			s->ro.retired++;
+			log_info("%s: instance %d (pid %d) closed its listeners: it was told to "
+				 "exit; it starts again once it has",
+				 vname(ov), i, in->pid);
+			continue;
+		}
+		fsm_emit(f, FA_PLACE_INST, ov, i, 0);
+	}
 }
 
 /* FE_EXIT during a rolling rollout; false: not the rollout's (the usual rules apply). */
@@ -663,6 +753,8 @@ void fsm_rolling_timer(struct fsm *f)
 	struct version *ov = ro_old(s);
 	int i;
 
+	if (fsm_rollhold_timer(f))
+		return;
 	for (i = 0; ov && i < ov->ninst; i++) {
 		struct instance *in = &ov->inst[i];
 
@@ -725,6 +817,8 @@ void fsm_rolling_pause(struct fsm *f, struct client *c)
 		return;
 	}
 	s->ro.paused = true;
+	fsm_confirm_stop(f); /* the operator holds it now; promote asks again */
+	arm(f);		     /* an approval's deadline does not run while paused */
 	log_info("%s: rolling rollout of v%d paused with %d of %d instance(s) serving",
 		 s->conf.name, s->ro.new_num, nv->serve_n, nv->ninst);
 	reply_ok(f, c,
@@ -738,12 +832,12 @@ void fsm_rolling_promote(struct fsm *f, bool full)
 {
 	struct rollout *ro = &f->s->ro;
 
+	fsm_rollhold_promote(f, full);
 	ro->paused = false;
 	ro->pause_end = 0;
 	if (full)
 		ro->pause_ms = 0;
 	roll(f);
-	arm(f);
 }
 
 /* FE_SPAWNED of one instance (FA_SPAWN_INST): only a failure changes anything. */

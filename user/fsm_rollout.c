@@ -254,11 +254,11 @@ void fsm_rollout_promote(struct fsm *f, bool full)
 	struct version *nv = ro_new(f->s);
 	int k;
 
-	ro->gate_hold = false; /* the bake's end, the gates, or the operator moves it */
 	if (fsm_rolling(f->s)) {
 		fsm_rolling_promote(f, full);
 		return;
 	}
+	ro->gate_hold = false; /* the bake's end, the gates, or the operator moves it */
 	for (k = 0; k < ro->nsteps - 1 && ro->steps[k] <= nv->weight; k++)
 		;
 	if (full)
@@ -435,12 +435,13 @@ void fsm_on_ro_timer(struct fsm *f)
 	struct rollout *ro = &s->ro;
 	char why[128];
 
-	if (fsm_hold_timer(f) || fsm_gate_timer(f))
-		return;
+	/* Rolling: its own timer, holds' deadlines among its other bounds (fsm_rollhold.c). */
 	if (fsm_rolling(s)) {
 		fsm_rolling_timer(f);
 		return;
 	}
+	if (fsm_hold_timer(f) || fsm_gate_timer(f))
+		return;
 	if (ro->hook_running && f->now >= s->ro_deadline) {
 		fsm_emit(f, FA_KILL_HOOK, NULL, -1, 0);
 		snprintf(why, sizeof(why), "did not finish within hook-timeout %u ms (killed)",
@@ -502,8 +503,11 @@ void fsm_deploy(struct fsm *f, const struct fsm_event *e)
 		ro->nsteps = 1;
 		ro->steps[0] = WEIGHT_MAX;
 	}
-	if (ro->strategy == STRATEGY_ROLLING)
+	if (ro->strategy == STRATEGY_ROLLING) {
 		fsm_rolling_deploy_opts(ro, conf, o);
+		ro->approve =
+		    o ? o->approve : conf->approve; /* before each batch after the first */
+	}
 	ro->waiter = e->c;
 	if (ro->oldv >= 0 && fsm_confirm_hold(f, WH_CONFIRM_ROLLOUT, 0))
 		return;

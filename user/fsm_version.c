@@ -70,6 +70,33 @@ void fsm_signal(struct fsm *f, struct version *v, int sig)
 
 /* ---- the drain ---------------------------------------------------------------- */
 
+/*
+ * A rolling rollout's old version: the instances it retired were told to
+ * exit already (each at its own time), and are not told twice; only those
+ * left to the version's drain at the rollout's end are.  False: not such
+ * a version.
+ */
+static bool signal_left(struct fsm *f, struct version *v, int sig)
+{
+	bool any = false;
+	int i;
+
+	for (i = 0; i < v->ninst; i++)
+		any |= v->inst[i].retiring && v->inst[i].retire_step == RETIRE_WITH_VERSION;
+	if (!any)
+		return false;
+	for (i = 0; i < v->ninst; i++) {
+		struct instance *in = &v->inst[i];
+
+		if (!in->retiring || in->retire_step != RETIRE_WITH_VERSION)
+			continue;
+		in->retire_step = 0;
+		if (in->alive)
+			fsm_emit(f, FA_SIGNAL_INST, v, i, sig);
+	}
+	return true;
+}
+
 /* A version taken over while it drained: the drain program's sockhash did not survive. */
 void fsm_http_drain_restore(struct fsm *f, struct version *v)
 {
@@ -112,7 +139,8 @@ void fsm_drain_signal(struct fsm *f, struct version *v)
 	fsm_emit(f, FA_RELEASE, v, -1, 0);
 	log_info("%s: draining, sending %s to %d process(es)", vname(v),
 		 signal_name(c->exit_signal), v->nalive);
-	fsm_signal(f, v, c->exit_signal);
+	if (!signal_left(f, v, c->exit_signal))
+		fsm_signal(f, v, c->exit_signal);
 	if (c->drain == DRAIN_SIGNAL_THEN_WAIT) {
 		v->phase = VP_DRAINING;
 		fsm_vtimer(f, v, v->t_signal + c->drain_timeout_ms);

@@ -113,8 +113,9 @@ struct instance {
 	bool started;	     /* its process was started in this version's life */
 	bool retiring;	     /* out of the map, told to exit: it never serves again */
 	int retire_step;     /* -1: waits for its connections (wait-then-signal), 0: exit
-				signal sent, 1: SIGTERM (or the exit signal after the wait), 2: SIGKILL
-			      */
+				signal sent, 1: SIGTERM (or the exit signal after the wait), 2: SIGKILL;
+				-3: left with its version's drain at the rollout's end, signalled by
+				it (fsm_version.c) */
 	long long retire_at; /* ms: when the next signal is due (0: none) */
 	bool restarted;	     /* started again by a rollback: not restarted twice */
 };
@@ -275,6 +276,10 @@ struct rollout {
 	int retired;	     /* old instances retired */
 	char fail_why[320];  /* rolling back: why, for the deploy's answer at the end */
 	enum rb_reason fail_reason;
+	/* Holds between rolling batches (fsm_rollhold.c): each the batch number it let go. */
+	int released;		    /* by promote: its gates and its approval */
+	int confirmed;		    /* by its confirm-step / confirm-promotion webhook's 2xx */
+	long long approve_deadline; /* ms: waiting for promote until then; 0: not waiting */
 	/* Latency gates (fsm_gates.c), per step. */
 	long long gate_step_t; /* ms: the step's weight was applied */
 	bool gate_pass;	       /* a conclusive sample within the bounds in this step */

@@ -123,7 +123,8 @@ static json_t *rollout_json(struct service *s)
 			    json_integer(nv && nv->phase == VP_ACTIVE ? nv->weight : 0));
 	json_object_set_new(j, "bake_ms", json_integer(ro->bake_ms));
 	json_object_set_new(j, "waiting_for_promote",
-			    json_boolean(ro->stage == RO_STEPPING && !ro->bake_end));
+			    json_boolean((ro->stage == RO_STEPPING && !ro->bake_end) ||
+					 (ro->stage == RO_ROLLING && ro->approve_deadline)));
 	if (ro->strategy == STRATEGY_ROLLING)
 		json_object_set_new(j, "rolling", rolling_json(s));
 	if (ro->hook_running)

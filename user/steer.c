@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -253,9 +254,18 @@ int steer_place(struct steer *st, __u32 slot, int fd)
 {
 	__u64 v = (__u64)fd;
 
+	__u64 cookie, there;
+	socklen_t len = sizeof(cookie);
+	int r;
+
 	if (slot >= SOCKARRAY_SIZE)
 		return -ERANGE;
-	return map_update(st->sockets_fd, &slot, &v);
+	r = map_update(st->sockets_fd, &slot, &v);
+	/* A socket is in one sockets map slot at most: EBUSY when it is there already. */
+	if (r == -EBUSY && !getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) &&
+	    !bpf_map_lookup_elem(st->sockets_fd, &slot, &there) && there == cookie)
+		return 0;
+	return r;
 }
 
 int steer_remove(struct steer *st, __u32 slot)

@@ -376,10 +376,13 @@ static json_t *confirm_body(struct service *s, int point)
 {
 	const struct rollout *ro = &s->ro;
 	struct version *nv = ro_new(s);
+	/* rolling: a batch's weight is known only as its instances get ready; the current one */
 	unsigned w = point == WH_CONFIRM_PROMOTION ? WEIGHT_MAX
-		     : point == WH_CONFIRM_STEP	   ? ro->steps[ro->hold_step]
-		     : ro->nsteps		   ? ro->steps[0]
-						   : WEIGHT_MAX;
+		     : point == WH_CONFIRM_STEP && ro->strategy == STRATEGY_ROLLING
+			 ? (nv ? nv->weight : 0)
+		     : point == WH_CONFIRM_STEP ? ro->steps[ro->hold_step]
+		     : ro->nsteps		? ro->steps[0]
+						: WEIGHT_MAX;
 	char text[300];
 	json_t *j;
 
@@ -387,6 +390,13 @@ static json_t *confirm_body(struct service *s, int point)
 		snprintf(text, sizeof(text),
 			 "%s: may the rollout of v%d over v%d start? (answer 2xx)", s->conf.name,
 			 ro->new_num, ro->old_num);
+	else if (ro->strategy == STRATEGY_ROLLING)
+		snprintf(text, sizeof(text),
+			 "%s: may batch %d of v%d start%s? %d of %d instance(s) serve it now "
+			 "(answer 2xx)",
+			 s->conf.name, ro->hold_step, ro->new_num,
+			 point == WH_CONFIRM_PROMOTION ? " (the last)" : "", nv ? nv->serve_n : 0,
+			 nv ? nv->ninst : 0);
 	else
 		snprintf(text, sizeof(text),
 			 "%s: may v%d take %.2f%% of new connections from v%d? (answer 2xx)",
@@ -396,7 +406,10 @@ static json_t *confirm_body(struct service *s, int point)
 		      "current_weight", nv ? (int)nv->weight : 0, "text", text);
 	if (j && ro->old_num)
 		json_object_set_new(j, "previous_version", json_integer(ro->old_num));
-	if (j && point == WH_CONFIRM_STEP) {
+	if (j && ro->strategy == STRATEGY_ROLLING && point != WH_CONFIRM_ROLLOUT) {
+		/* weight: all once the last batch is in; step: the batch it holds */
+		json_object_set_new(j, "step", json_integer(ro->hold_step));
+	} else if (j && point == WH_CONFIRM_STEP) {
 		json_object_set_new(j, "step", json_integer(ro->hold_step + 1));
 		json_object_set_new(j, "steps", json_integer(ro->nsteps));
 	}

@@ -7,238 +7,7 @@
  * every step the bounds of the issue: processes <= instances + max-surge,
  * serving instances >= instances - max-unavailable.
  */
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cmocka.h>
-
-#include "fsm.h"
-#include "log.h"
-#include "rollconf.h"
-
-static struct fsm_out out;
-static long long now = 1000000;
-static char *cmd[] = {"/bin/true", NULL};
-static struct client *const C1 = (struct client *)0x1;
-
-/* 4 instances, ready by notify, signal-then-wait, no gates unless a test sets them. */
-static struct service *service_new(int surge, int unavail)
-{
-	struct service *s = calloc(1, sizeof(*s));
-
-	snprintf(s->conf.name, sizeof(s->conf.name), "web");
-	s->conf.nlisten = 1;
-	s->conf.instances = 4;
-	s->conf.ready = READY_NOTIFY;
-	s->conf.ready_timeout_ms = 5000;
-	s->conf.drain = DRAIN_SIGNAL_THEN_WAIT;
-	s->conf.exit_signal = SIGTERM;
-	s->conf.drain_timeout_ms = 3000;
-	s->conf.kill_after_ms = 1000;
-	s->conf.strategy = STRATEGY_ROLLING;
-	s->conf.max_surge.n = surge;
-	s->conf.max_unavail.n = unavail;
-	s->conf.health = HEALTH_NONE;
-	s->conf.health_threshold = 3;
-	s->conf.max_error_bp = ERROR_RATE_OFF;
-	s->conf.hook_timeout_ms = 4000;
-	s->active = s->previous = s->starting = -1;
-	s->ro.newv = s->ro.oldv = -1;
-	s->next_num = 1;
-	return s;
-}
-
-static struct version *made[16];
-static int nmade;
-
-static void service_free(struct service *s)
-{
-	int i;
-
-	for (i = 0; i < nmade; i++)
-		free(made[i]);
-	nmade = 0;
-	free(s);
-}
-
-static struct version *version_make(struct service *s)
-{
-	struct version *v = calloc(1, sizeof(*v));
-	int i;
-
-	for (i = 0; s->slot[i]; i++)
-		;
-	v->svc = s;
-	v->vslot = i;
-	v->num = s->next_num++;
-	v->ninst = s->conf.instances;
-	v->spec.argv[0] = cmd[0];
-	v->zero_to_signal_us = -1;
-	s->slot[i] = v;
-	made[nmade++] = v;
-	return v;
-}
-
-static const char *render(void)
-{
-	static char buf[4096];
-	size_t n = 0;
-	int i;
-
-	buf[0] = '\0';
-	for (i = 0; i < out.n && n < sizeof(buf) - 64; i++) {
-		const struct fsm_action *a = &out.a[i];
-
-		if (a->type == FA_PROGRESS)
-			continue;
-		n += snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? "; " : "",
-			      fsm_act_names[a->type]);
-		if (a->v)
-			n += snprintf(buf + n, sizeof(buf) - n, " v%d", a->v->num);
-		switch (a->type) {
-		case FA_UNPLACE_INST:
-		case FA_PLACE_INST:
-		case FA_SPAWN_INST:
-		case FA_STOP_CHECKS:
-		case FA_RELEASE:
-		case FA_KILL_INST:
-			if (a->inst >= 0)
-				n += snprintf(buf + n, sizeof(buf) - n, "/%d", a->inst);
-			break;
-		case FA_SIGNAL_INST:
-			n += snprintf(buf + n, sizeof(buf) - n, "/%d %s", a->inst,
-				      signal_name((int)a->arg));
-			break;
-		case FA_SIGNAL:
-		case FA_SIGNAL_TREE:
-			n += snprintf(buf + n, sizeof(buf) - n, " %s", signal_name((int)a->arg));
-			break;
-		case FA_VTIMER:
-		case FA_RO_TIMER:
-			if (a->arg)
-				n += snprintf(buf + n, sizeof(buf) - n, " %+lld", a->arg - now);
-			else
-				n += snprintf(buf + n, sizeof(buf) - n, " off");
-			break;
-		case FA_DEPLOY_DONE:
-			n += snprintf(buf + n, sizeof(buf) - n, " %s",
-				      a->ok	       ? "ok"
-				      : a->rolled_back ? "rolled-back"
-						       : "failed");
-			break;
-		default:
-			break;
-		}
-	}
-	return buf;
-}
-
-static struct version *nv_, *ov_;
-static int max_procs, min_serving = 1000;
-
-/* Processes and serving instances now, as the steering map sees them. */
-static void bounds(struct service *s)
-{
-	int i, procs = 0, serving = 0;
-
-	for (i = 0; i < 4; i++) {
-		if (ov_) {
-			procs += ov_->inst[i].alive;
-			serving += ov_->inst[i].alive && ov_->inst[i].ready &&
-				   !ov_->inst[i].retiring && ov_->phase == VP_ACTIVE;
-		}
-		if (nv_)
-			procs += nv_->inst[i].alive;
-	}
-	if (nv_ && s->slot[nv_->vslot] == nv_ && nv_->phase == VP_ACTIVE)
-		serving += nv_->serve_n;
-	if (procs > max_procs)
-		max_procs = procs;
-	if (serving < min_serving)
-		min_serving = serving;
-}
-
-static const char *step(struct service *s, struct fsm_event e)
-{
-	const char *broken;
-
-	out.n = 0;
-	out.overflow = false;
-	fsm_step(s, &e, now, &out);
-	broken = fsm_check(s, &out);
-	if (broken)
-		fail_msg("after %s: %s (actions: %s)", fsm_ev_names[e.type], broken, render());
-	bounds(s);
-	return render();
-}
-
-#define EXPECT(s, e, want) assert_string_equal(step(s, e), want)
-
-/* exec.c's part of a spawn-inst: the process runs. */
-static void start(struct version *v, int i)
-{
-	v->inst[i].alive = true;
-	v->inst[i].pid = 100 * v->num + i;
-	v->nalive++;
-}
-
-/* exec.c's part of the last step: start what spawn-inst named. */
-static void start_spawned(void)
-{
-	int i;
-
-	for (i = 0; i < out.n; i++)
-		if (out.a[i].type == FA_SPAWN_INST)
-			start(out.a[i].v, out.a[i].inst);
-}
-
-static struct version *first_version(struct service *s)
-{
-	struct version *v = version_make(s);
-	int i;
-
-	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v});
-	for (i = 0; i < 4; i++)
-		start(v, i);
-	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v, .ok = true});
-	for (i = 0; i < 4; i++)
-		step(s, (struct fsm_event){.type = FE_READY, .v = v, .inst = i});
-	assert_int_equal(s->active, v->vslot);
-	v->tree = false; /* the tests end processes by FE_EXIT alone */
-	return v;
-}
-
-static struct fsm_event conns(struct version *v, long long a, long long b, long long c, long long d)
-{
-	struct fsm_event e = {.type = FE_INST_CONNS, .v = v, .ok = true};
-
-	e.inst_conns[0] = a;
-	e.inst_conns[1] = b;
-	e.inst_conns[2] = c;
-	e.inst_conns[3] = d;
-	return e;
-}
-
-static struct fsm_event ev(enum fsm_ev t, struct version *v, int i)
-{
-	return (struct fsm_event){.type = t, .v = v, .inst = i, .ok = true, .why = "exited"};
-}
-
-static void setup_two(struct service *s)
-{
-	max_procs = 0;
-	min_serving = 1000;
-	nv_ = ov_ = NULL; /* the last test's, freed */
-	ov_ = first_version(s);
-	max_procs = 0;
-	min_serving = 1000;
-	nv_ = version_make(s);
-}
+#include "rolling_harness.h"
 
 /* max-surge 1, max-unavailable 0: one new instance, then the old one with fewest connections. */
 static void test_surge_one(void **state)
@@ -286,8 +55,8 @@ static void test_surge_one(void **state)
 	start_spawned();
 	/* The last one: v2 has all, the last old instance drains as a version does. */
 	EXPECT(s, ev(FE_READY, nv, 3),
-	       "stop-checks v2; vtimer v2 off; policy; unplace v1; release v1; signal-inst v1/0 "
-	       "SIGTERM; deploy-done ok; ro-timer off; vtimer v1 +3000");
+	       "stop-checks v2; vtimer v2 off; policy; deploy-done ok; ro-timer off; unplace v1; "
+	       "watch v1; release v1; signal-inst v1/0 SIGTERM; vtimer v1 +3000");
 	assert_int_equal(nv->weight, WEIGHT_MAX);
 	assert_int_equal(s->active, nv->vslot);
 	assert_int_equal(s->ro.stage, RO_NONE);
@@ -332,9 +101,9 @@ static void test_in_place(void **state)
 			EXPECT(s, conns(ov, -1, 0, 0, 0), want);
 		}
 	}
-	EXPECT(s, ev(FE_READY, nv, 3),
-	       "stop-checks v2; vtimer v2 off; policy; unplace v1; release v1; ro-timer off; "
-	       "policy; forget v1");
+	EXPECT(
+	    s, ev(FE_READY, nv, 3),
+	    "stop-checks v2; vtimer v2 off; policy; ro-timer off; unplace v1; policy; forget v1");
 	assert_int_equal(max_procs, 4);
 	assert_int_equal(min_serving, 3);
 	assert_null(s->slot[ov->vslot]);
@@ -680,6 +449,103 @@ static void test_drain_delay_then_wait(void **state)
 	service_free(s);
 }
 
+/*
+ * The last old instances follow drain-policy as the earlier leaving ones do
+ * (max-surge = instances: three are left at the end): wait-then-signal
+ * waits for the version's count at 0, then each is told to exit once; one
+ * told already (instance 1, retired with no connection) is not told twice.
+ */
+static void test_finish_follows_drain_policy(void **state)
+{
+	struct service *s = service_new(4, 0);
+	struct version *ov, *nv;
+	int i;
+
+	(void)state;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1});
+	start_spawned();
+	EXPECT(s, ev(FE_READY, nv, 0), "policy; inst-conns v1");
+	for (i = 1; i < 4; i++)
+		step(s, ev(FE_READY, nv, i));
+	/* Instance 1 leaves, signalled at once (0 connections); the rest at the version's 0. */
+	EXPECT(s, conns(ov, 3, 0, 5, 5),
+	       "policy; unplace-inst v1/1; release v1/1; signal-inst v1/1 SIGTERM; ro-timer +3000; "
+	       "stop-checks v2; "
+	       "vtimer v2 off; policy; deploy-done ok; ro-timer off; unplace v1; vtimer v1 +3000; "
+	       "watch v1");
+	assert_int_equal(s->ro.stage, RO_NONE);
+	assert_int_equal(nv->weight, WEIGHT_MAX);
+	assert_int_equal(ov->phase, VP_DRAIN_WAIT);
+	EXPECT(s, ((struct fsm_event){.type = FE_ZERO, .v = ov}),
+	       "watch v1; release v1; signal-inst v1/0 SIGTERM; signal-inst v1/2 SIGTERM; "
+	       "signal-inst v1/3 SIGTERM; vtimer v1 +1000");
+	assert_int_equal(max_procs, 8);
+	service_free(s);
+}
+
+/*
+ * An agent restarted mid rolling rollout (kill -9; the state file does not
+ * say which old instances left): it rolls back; an old instance that had
+ * exited starts again and, probed through its socket (ready = tcp), is in
+ * the map from its spawn on, not taken out again by the restart's cleanup
+ * of gone instances' slots; one that was told to exit (its listener gone)
+ * starts again once it exited; the others are placed again.
+ */
+static void test_restart_restores_old_slots(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+	int i;
+
+	(void)state;
+	s->conf.ready = READY_TCP;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	step(s, conns(ov, 5, 1, 5, 5));
+	step(s, ev(FE_EXIT, ov, 1));
+	start_spawned();
+	/* What a restarted agent knows: processes by pid, no retirement, no counts. */
+	for (i = 0; i < 4; i++) {
+		ov->inst[i].retiring = false;
+		ov->inst[i].retire_step = 0;
+		ov->inst[i].retire_at = 0;
+	}
+	s->ro.counting = false;
+	s->ro.poll_at = 0;
+	/*
+	 * Instance 3 had been told to exit (it closed its listener: the restored
+	 * copy is gone); 0 and 2 serve, placed again (a drain-delay may have
+	 * taken one out of the map without a signal).
+	 */
+	ov->inst[3].cookie[0] = 77;
+	ov->inst[3].lfd[0] = -1;
+	EXPECT(s, ((struct fsm_event){.type = FE_RESTORED}),
+	       "policy; place-inst v1/0; place-inst v1/2; vtimer v2 off; policy; stop-checks v2; "
+	       "unplace v2; watch v2; release v2; signal v2 SIGTERM; vtimer v2 +3000; spawn-inst "
+	       "v1/1; place-inst v1/1; ready-checks v1; ro-timer +3000");
+	assert_int_equal(s->rollbacks[RB_RESTART], 1);
+	assert_true(ov->inst[3].retiring);
+	start_spawned();
+	EXPECT(s, ev(FE_READY, ov, 1), "place-inst v1/1");
+	/* Instance 3 exits: started again, then the rollback is over. */
+	EXPECT(s, ev(FE_EXIT, ov, 3),
+	       "stop-checks v1/3; spawn-inst v1/3; place-inst v1/3; ready-checks v1; ro-timer off");
+	start_spawned();
+	/* (the deploy's client went with the old agent: no answer) */
+	EXPECT(s, ev(FE_READY, ov, 3), "place-inst v1/3; ro-timer off");
+	assert_int_equal(s->ro.stage, RO_NONE);
+	assert_int_equal(ov->nready, 4);
+	service_free(s);
+}
+
 /* roll_resolve: the issue's bad input, and Kubernetes' rounding. */
 static void test_resolve(void **state)
 {
@@ -726,6 +592,8 @@ int main(void)
 	    cmocka_unit_test(test_restart_placed_for_probe),
 	    cmocka_unit_test(test_drain_delay),
 	    cmocka_unit_test(test_drain_delay_then_wait),
+	    cmocka_unit_test(test_finish_follows_drain_policy),
+	    cmocka_unit_test(test_restart_restores_old_slots),
 	    cmocka_unit_test(test_resolve),
 	};
 

@@ -16,13 +16,14 @@
 #   rollout    chart: requests/s per version during a canary rollout (bench/rollout.png)
 #   drain      8. drain-http: joining 10,000 connections, first rewritten response, CPU per rewrite
 #   latency    9. latency measurement: new conns/s and keep-alive req/s on against off; run time
+#   rollmem   10. peak memory of the service's processes: rolling deploy against blue-green
 #   servers   11. lighttpd and nginx: failed requests in deploys with drain-http against their own reloads
 #
 # Prints the table (each figure, its baseline, the ratio), the machine, and
 # the commands; keeps every part's latest result in bench/results.json
 # (parts run now replace theirs) and the table in bench/results.md.
 set -u
-ALL="steer swaps switch proxy footprint scale reset rollout drain latency servers"
+ALL="steer swaps switch proxy footprint scale reset rollout drain latency rollmem servers"
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 B=$(cd "${1:-build}" 2>/dev/null && pwd) || { echo "bench: build directory '${1:-build}' not found (run make)" >&2; exit 1; }

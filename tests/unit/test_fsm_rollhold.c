@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The holds between rolling batches (user/fsm_rollhold.c) in the state
+ * machine alone: Prometheus gates, approvals and confirmation webhooks
+ * before each batch after the first, their deadlines, promote, and their
+ * order.  Exact actions of each step; the invariants and the bounds of
+ * the issue after every step (rolling_harness.h).
+ */
+#include "rolling_harness.h"
+
+#define GATE_TIMEOUT	 10000
+#define APPROVAL_TIMEOUT 5000
+#define CONFIRM_TIMEOUT	 4000
+
+static struct service *hold_service(int surge, int unavail)
+{
+	struct service *s = service_new(surge, unavail);
+
+	s->conf.gate_timeout_ms = GATE_TIMEOUT;
+	s->conf.approval_timeout_ms = APPROVAL_TIMEOUT;
+	s->conf.confirm_timeout_ms = CONFIRM_TIMEOUT;
+	s->conf.confirm_interval_ms = 1000;
+	snprintf(s->conf.gate[0].name, sizeof(s->conf.gate[0].name), "errors");
+	return s;
+}
+
+static struct fsm_event gate(struct version *v, enum gate_verdict verdict)
+{
+	return (struct fsm_event){.type = FE_GATE,
+				  .v = v,
+				  .inst = 0,
+				  .verdict = verdict,
+				  .value = verdict == GV_PASS ? 0.001 : 0.2,
+				  .why = verdict == GV_PASS ? "errors 0.001 < 0.01"
+							    : "errors 0.2 < 0.01"};
+}
+
+static struct fsm_event confirmed(int point)
+{
+	return (struct fsm_event){.type = FE_CONFIRMED, .inst = point, .ok = true};
+}
+
+static struct fsm_event promote(void)
+{
+	return (struct fsm_event){.type = FE_PROMOTE, .c = C1};
+}
+
+/*
+ * max-surge 1: batch 1 up to the retirement of old instance k (new instance
+ * 0 serves): the batch is over once k exited, so the holds of batch 2 begin
+ * here, while k drains.  Returns the last step's actions.
+ */
+static const char *batch_one(struct service *s, struct version *ov, struct version *nv, int k)
+{
+	long long c[4] = {5, 5, 5, 5};
+
+	c[k] = 1;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	step(s, conns(ov, c[0], c[1], c[2], c[3]));
+	assert_true(ov->inst[k].retiring);
+	return render();
+}
+
+/* A gate holds the next batch until it passes; inconclusive is not a pass. */
+static void test_gate_holds_batch(void **state)
+{
+	struct service *s = hold_service(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.ngates = 1;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1});
+	start_spawned();
+	/* The gates are queried (the health tick) once the first new instance serves. */
+	EXPECT(s, ev(FE_READY, nv, 0), "health-checks v2; policy; inst-conns v1");
+	step(s, conns(ov, 5, 1, 5, 5));
+	/* No verdict yet: held up to gate-timeout, no batch 2. */
+	EXPECT(s, ev(FE_EXIT, ov, 1), "stop-checks v1/1; ro-timer +10000");
+	assert_true(s->ro.gate_hold);
+	EXPECT(s, gate(nv, GV_INCONCLUSIVE), "");
+	EXPECT(s, gate(nv, GV_FAIL), "");
+	assert_int_equal(s->ro.batch, 1);
+	/* Passing: batch 2 starts, the gate deadline goes. */
+	EXPECT(s, gate(nv, GV_PASS),
+	       "place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off");
+	assert_false(s->ro.gate_hold);
+	assert_int_equal(s->ro.batch, 2);
+	/* Held with 4 serving, never more than 5 processes. */
+	assert_int_equal(min_serving, 4);
+	assert_int_equal(max_procs, 5);
+	/* Failing health-threshold (3) times in a row rolls back, reason gate. */
+	start_spawned();
+	step(s, gate(nv, GV_FAIL));
+	step(s, gate(nv, GV_FAIL));
+	assert_int_equal(s->ro.stage, RO_ROLLING);
+	EXPECT(s, gate(nv, GV_FAIL),
+	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; "
+	       "release v2; signal v2 SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; "
+	       "ready-checks v1");
+	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
+	assert_int_equal(s->rollbacks[RB_GATE], 1);
+	assert_non_null(strstr(s->ro.fail_why, "gate"));
+	start_spawned();
+	EXPECT(s, ev(FE_READY, ov, 1), "place-inst v1/1; deploy-done rolled-back; ro-timer off");
+	assert_int_equal(ov->nalive, 4);
+	service_free(s);
+}
+
+/* A gate that does not pass within gate-timeout rolls back, the deadline on the rollout timer. */
+static void test_gate_timeout(void **state)
+{
+	struct service *s = hold_service(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.ngates = 1;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	/* Held from the retirement on; the nearest bound is the retired instance's drain. */
+	assert_string_equal(batch_one(s, ov, nv, 2), "policy; unplace-inst v1/2; release v1/2; "
+						     "signal-inst v1/2 SIGTERM; ro-timer +3000");
+	assert_true(s->ro.gate_hold);
+	EXPECT(s, ev(FE_EXIT, ov, 2), "stop-checks v1/2; ro-timer +10000");
+	step(s, gate(nv, GV_INCONCLUSIVE));
+	now += GATE_TIMEOUT - 1;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "");
+	now += 1;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1),
+	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
+	       "SIGTERM; vtimer v2 +3000; spawn-inst v1/2; place-inst v1/2; ready-checks v1; "
+	       "ro-timer off");
+	assert_int_equal(s->rollbacks[RB_GATE], 1);
+	assert_non_null(strstr(s->ro.fail_why, "did not pass within gate-timeout"));
+	assert_false(s->ro.gate_hold);
+	service_free(s);
+}
+
+/* approve: each batch after the first waits for promote; approval-timeout rolls back. */
+static void test_approve(void **state)
+{
+	struct service *s = hold_service(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.approve = true;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	batch_one(s, ov, nv, 0);
+	assert_int_equal(s->ro.approve_deadline, now + APPROVAL_TIMEOUT);
+	EXPECT(s, ev(FE_EXIT, ov, 0), "stop-checks v1/0; ro-timer +5000");
+	now += 4000;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "");
+	EXPECT(s, promote(),
+	       "place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off; reply");
+	assert_int_equal(s->ro.released, 2);
+	start_spawned();
+	EXPECT(s, ev(FE_READY, nv, 1), "policy; inst-conns v1");
+	EXPECT(s, conns(ov, -1, 3, 1, 2),
+	       "policy; unplace-inst v1/2; release v1/2; signal-inst v1/2 SIGTERM; ro-timer +3000");
+	/* Batch 3 waits: the retired instance's drain-timeout is nearer than the deadline. */
+	EXPECT(s, ev(FE_EXIT, ov, 2), "stop-checks v1/2; ro-timer +5000");
+	now += APPROVAL_TIMEOUT;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1),
+	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
+	       "SIGTERM; vtimer v2 +3000; spawn-inst v1/0; place-inst v1/0; ready-checks v1; "
+	       "spawn-inst v1/2; place-inst v1/2; "
+	       "ready-checks v1; ro-timer off");
+	assert_int_equal(s->rollbacks[RB_OPERATOR], 1);
+	assert_non_null(strstr(s->ro.fail_why, "batch 3 of v2 was not approved within "
+					       "approval-timeout 5.0 s"));
+	service_free(s);
+}
+
+/* approve with pause: the deadline does not run while paused; promote releases it. */
+static void test_approve_paused(void **state)
+{
+	struct service *s = hold_service(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.approve = true;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	batch_one(s, ov, nv, 3);
+	EXPECT(s, ev(FE_EXIT, ov, 3), "stop-checks v1/3; ro-timer +5000");
+	EXPECT(s, ((struct fsm_event){.type = FE_PAUSE, .c = C1}), "ro-timer off; reply");
+	now += 10 * APPROVAL_TIMEOUT;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "");
+	assert_int_equal(s->ro.stage, RO_ROLLING);
+	EXPECT(s, promote(), "place-inst v2/1; spawn-inst v2/1; ready-checks v2; reply");
+	service_free(s);
+}
+
+/* confirm-step before each batch after the first, confirm-promotion before the last. */
+static void test_confirm_batches(void **state)
+{
+	struct service *s = hold_service(1, 0);
+	struct version *ov, *nv;
+	int k;
+
+	(void)state;
+	s->conf.webhook_events = (1u << WH_CONFIRM_STEP) | (1u << WH_CONFIRM_PROMOTION);
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	assert_string_equal(batch_one(s, ov, nv, 0),
+			    "policy; unplace-inst v1/0; release v1/0; signal-inst v1/0 SIGTERM; "
+			    "ro-timer +3000; confirm confirm-step");
+	assert_int_equal(s->ro.hold_step, 2);
+	EXPECT(s, ev(FE_EXIT, ov, 0), "stop-checks v1/0; ro-timer +4000");
+	/* A refusal (not 2xx) changes nothing: it is asked again. */
+	EXPECT(s, ((struct fsm_event){.type = FE_CONFIRMED, .inst = WH_CONFIRM_STEP}), "");
+	for (k = 1; k < 4; k++) {
+		char want[256];
+
+		snprintf(want, sizeof(want),
+			 "confirm stop; place-inst v2/%d; spawn-inst v2/%d; ready-checks v2; "
+			 "ro-timer off",
+			 k, k);
+		EXPECT(s, confirmed(k < 3 ? WH_CONFIRM_STEP : WH_CONFIRM_PROMOTION), want);
+		assert_int_equal(s->ro.confirmed, k + 1);
+		start_spawned();
+		if (k == 3)
+			break;
+		EXPECT(s, ev(FE_READY, nv, k), "policy; inst-conns v1");
+		/* Instance k retires: the hold of batch k + 2 begins; the last is a promotion. */
+		snprintf(want, sizeof(want),
+			 "policy; unplace-inst v1/%d; release v1/%d; signal-inst v1/%d SIGTERM; "
+			 "ro-timer +3000; confirm %s",
+			 k, k, k, k < 2 ? "confirm-step" : "confirm-promotion");
+		EXPECT(s, conns(ov, -1, k == 1 ? 0 : -1, k == 1 ? 1 : 0, 1), want);
+		snprintf(want, sizeof(want), "stop-checks v1/%d; ro-timer +4000", k);
+		EXPECT(s, ev(FE_EXIT, ov, k), want);
+	}
+	EXPECT(s, ev(FE_READY, nv, 3),
+	       "stop-checks v2; vtimer v2 off; policy; deploy-done ok; ro-timer off; unplace v1; "
+	       "watch v1; release v1; signal-inst v1/3 SIGTERM; vtimer v1 +3000");
+	assert_int_equal(s->ro.stage, RO_NONE);
+	assert_int_equal(s->active, nv->vslot);
+	assert_int_equal(s->rollouts[RR_COMPLETED], 2); /* v1's first start, then v2 */
+	service_free(s);
+}
+
+/* A confirmation webhook that never answers 2xx: rolled back at confirm-timeout. */
+static void test_confirm_timeout(void **state)
+{
+	struct service *s = hold_service(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.webhook_events = 1u << WH_CONFIRM_STEP;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	batch_one(s, ov, nv, 1);
+	EXPECT(s, ev(FE_EXIT, ov, 1), "stop-checks v1/1; ro-timer +4000");
+	now += CONFIRM_TIMEOUT;
+	EXPECT(s, ev(FE_RO_TIMER, NULL, -1),
+	       "confirm stop; vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release "
+	       "v2; signal v2 SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; "
+	       "ready-checks v1; ro-timer "
+	       "off");
+	assert_int_equal(s->rollbacks[RB_HOOK], 1);
+	assert_non_null(strstr(s->ro.fail_why, "confirm-step webhook did not answer 2xx"));
+	service_free(s);
+}
+
+/*
+ * Gates, then approval, then confirmation; promote releases a gate hold
+ * (as for a canary), not a confirmation.  max-surge 0: the hold comes
+ * before the retirement that starts the next batch.
+ */
+static void test_order_in_place(void **state)
+{
+	struct service *s = hold_service(0, 1);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.ngates = 1;
+	s->conf.approve = true;
+	s->conf.webhook_events = 1u << WH_CONFIRM_STEP;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	/* Batch 1 takes its room first, unheld. */
+	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = nv}),
+	       "policy; attach v2; inst-conns v1");
+	step(s, conns(ov, 2, 2, 2, 2));
+	step(s, ev(FE_EXIT, ov, 0));
+	start_spawned();
+	/* Ready: 4 serve again; nothing more retires before the holds. */
+	EXPECT(s, ev(FE_READY, nv, 0), "health-checks v2; policy; ro-timer +10000");
+	assert_true(s->ro.gate_hold);
+	EXPECT(s, gate(nv, GV_PASS), "ro-timer +5000");
+	assert_int_equal(s->ro.approve_deadline, now + APPROVAL_TIMEOUT);
+	EXPECT(s, promote(), "confirm confirm-step; ro-timer +4000; reply");
+	/* promote again does not confirm: only the webhook's 2xx does. */
+	EXPECT(s, promote(), "reply");
+	EXPECT(s, confirmed(WH_CONFIRM_STEP), "confirm stop; inst-conns v1; ro-timer off");
+	EXPECT(s, conns(ov, -1, 2, 2, 2),
+	       "policy; unplace-inst v1/1; release v1/1; signal-inst v1/1 SIGTERM; ro-timer +3000");
+	step(s, ev(FE_EXIT, ov, 1));
+	start_spawned();
+	/* Batch 3: the gate passed already; promote while held by the approval. */
+	EXPECT(s, ev(FE_READY, nv, 1), "policy; ro-timer +5000");
+	assert_int_equal(min_serving, 3);
+	assert_int_equal(max_procs, 4);
+	service_free(s);
+}
+
+/* promote releases a gate hold (the operator overrides the gates, as for a canary). */
+static void test_promote_releases_gate(void **state)
+{
+	struct service *s = hold_service(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.ngates = 1;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	batch_one(s, ov, nv, 2);
+	EXPECT(s, ev(FE_EXIT, ov, 2), "stop-checks v1/2; ro-timer +10000");
+	EXPECT(s, promote(),
+	       "place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off; reply");
+	assert_false(s->ro.gate_hold);
+	service_free(s);
+}
+
+/*
+ * after-switch with strategy = rolling runs once every new instance serves
+ * (v2 has all new connections); the old instance left is kept, out of the
+ * map and unsignalled, until it passed; a failure rolls back, starting
+ * again the old instances that left.
+ */
+static void test_after_switch(void **state)
+{
+	struct service *s;
+	struct version *ov, *nv;
+	int i, pass;
+
+	(void)state;
+	for (pass = 1; pass >= 0; pass--) {
+		s = hold_service(1, 0);
+		s->conf.hook[HOOK_AFTER_SWITCH][0] = "/bin/true";
+		setup_two(s);
+		ov = ov_;
+		nv = nv_;
+		step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1});
+		for (i = 0; i < 3; i++) {
+			long long c[4] = {-1, -1, -1, -1};
+			int k;
+
+			for (k = i; k < 4; k++)
+				c[k] = k == i ? 1 : 5;
+			start_spawned();
+			step(s, ev(FE_READY, nv, i));
+			step(s, conns(ov, c[0], c[1], c[2], c[3]));
+			step(s, ev(FE_EXIT, ov, i));
+		}
+		start_spawned();
+		/* The last one: all to v2; old instance 3 out of the map, unsignalled; the hook. */
+		EXPECT(
+		    s, ev(FE_READY, nv, 3),
+		    "stop-checks v2; vtimer v2 off; policy; unplace v1; run-hook; ro-timer +4000");
+		assert_int_equal(s->ro.stage, RO_AFTER_SWITCH);
+		assert_int_equal(nv->weight, WEIGHT_MAX);
+		assert_true(ov->inst[3].alive);
+		if (pass) {
+			EXPECT(
+			    s, ((struct fsm_event){.type = FE_HOOK_DONE, .ok = true}),
+			    "ro-timer off; stop-checks v2; vtimer v2 off; deploy-done ok; ro-timer "
+			    "off; watch v1; release v1; signal-inst v1/3 SIGTERM; vtimer v1 "
+			    "+3000");
+			assert_int_equal(s->ro.stage, RO_NONE);
+		} else {
+			EXPECT(
+			    s,
+			    ((struct fsm_event){
+				.type = FE_HOOK_DONE, .ok = false, .why = "exit 1"}),
+			    "ro-timer off; vtimer v2 off; policy; stop-checks v2; unplace v2; "
+			    "watch "
+			    "v2; release v2; signal v2 SIGTERM; vtimer v2 +3000; place-inst v1/3; "
+			    "spawn-inst v1/0; place-inst v1/0; ready-checks v1; spawn-inst v1/1; "
+			    "place-inst v1/1; ready-checks v1; "
+			    "spawn-inst v1/2; place-inst v1/2; ready-checks v1");
+			assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
+			assert_int_equal(s->active, ov->vslot);
+			assert_int_equal(s->rollbacks[RB_HOOK], 1);
+			start_spawned();
+			for (i = 0; i < 3; i++)
+				step(s, ev(FE_READY, ov, i));
+			assert_int_equal(s->ro.stage, RO_NONE);
+			assert_int_equal(ov->nready, 4);
+		}
+		service_free(s);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_gate_holds_batch), cmocka_unit_test(test_gate_timeout),
+	    cmocka_unit_test(test_approve),	     cmocka_unit_test(test_approve_paused),
+	    cmocka_unit_test(test_confirm_batches),  cmocka_unit_test(test_confirm_timeout),
+	    cmocka_unit_test(test_order_in_place),   cmocka_unit_test(test_promote_releases_gate),
+	    cmocka_unit_test(test_after_switch),
+	};
+
+	log_init("test_fsm_rollhold", -1);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
