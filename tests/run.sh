@@ -68,6 +68,7 @@ for s in $suites; do
 		run fsm-rolling "$B/test_fsm_rolling"
 		run lathist "$B/test_lathist"
 		run conflat "$B/test_conflat"
+		run latrank "$B/test_latrank"
 		run listen unshare -n sh -c "ip link set lo up && exec $B/test_listen"
 		run nlack "$B/test_nlack"
 		run docs tests/unit/docs_check.sh "$B"
