@@ -740,9 +740,12 @@ void fsm_on_error_sample(struct fsm *f, struct version *v, unsigned long long cl
 		return;
 	}
 	v->bad_intervals++;
-	log_warnx("%s: %s, above max-error-rate %.2f%% (%d of %d in a row)", vname(v), text,
-		  c->max_error_bp / 100.0, v->bad_intervals, c->health_threshold);
-	if (v->bad_intervals >= c->health_threshold) {
+	log_warnx("%s: %s, above max-error-rate %.2f%% (%d of %d in a row)%s", vname(v), text,
+		  c->max_error_bp / 100.0, v->bad_intervals, c->health_threshold,
+		  c->gate_dry_run && v->bad_intervals >= c->health_threshold
+		      ? ": would roll back (dry-run)"
+		      : "");
+	if (v->bad_intervals >= c->health_threshold && !c->gate_dry_run) {
 		snprintf(why, sizeof(why), "%s failing clients: %s, above max-error-rate %.2f%%",
 			 vname(v), text, c->max_error_bp / 100.0);
 		fsm_rollout_fail(f, RB_ERRORS, why);

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fsm.h"
 #include "fuzz.h"
@@ -285,6 +286,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s->conf.health = (b >> 1) % 2 ? HEALTH_HTTP : HEALTH_NONE;
 	s->conf.max_error_bp = (b >> 2) % 2 ? 100 : ERROR_RATE_OFF;
 	s->conf.max_p99_ms = (b >> 6) % 2 ? 500 : 0;
+	s->conf.max_p99_ratio = (a >> 2) % 2 ? 1.5 : 0;
+	s->conf.confidence_bp = 9500;
 	s->conf.min_samples = 100;
 	s->conf.analysis_timeout_ms = 1000;
 	s->conf.hook_timeout_ms = 200;
@@ -351,9 +354,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case FE_LAT_SAMPLE:
 			e.lat.n = arg % 3 ? 100 + arg : arg % 100;
-			e.lat.conclusive = e.lat.n >= 100;
 			e.lat.p99_us = (arg % 5) * 200000;
 			e.lat.window_ms = 1000;
+			/* max-p99-ratio: the canary and its comparison, slower or not. */
+			if (arg % 4) {
+				static struct lat_hist win, cmp;
+
+				memset(&win, 0, sizeof(win));
+				memset(&cmp, 0, sizeof(cmp));
+				win.bucket[LAT_RESPONSE][(arg * 7) % LAT_BUCKETS] = e.lat.n;
+				cmp.bucket[LAT_RESPONSE][(arg * 5) % LAT_BUCKETS] = 100 + arg % 50;
+				e.lat.win = &win;
+				e.lat.cmp = &cmp;
+				e.lat.cmp_num = 1;
+				e.lat.cmp_n = 100 + arg % 50;
+			}
 			e.why = "latency";
 			break;
 		case FE_HOOK_DONE:
