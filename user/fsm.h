@@ -36,6 +36,7 @@ struct deploy_opts {
 	bool approve;		    /* each step waits for promote, until approval-timeout */
 	int max_surge, max_unavail; /* rolling: counts, checked (rollconf.c) */
 	unsigned pause_ms;
+	bool baseline; /* canary: start a fresh baseline of the current version (exec.c) */
 };
 
 enum fsm_ev {
@@ -88,6 +89,7 @@ bool fsm_gates_conclusive(const struct service_conf *c, const struct fsm_lat_sam
 struct fsm_event {
 	enum fsm_ev type;
 	struct version *v;
+	struct version *base; /* FE_DEPLOY: the fresh baseline made with v, or NULL */
 	int inst;
 	bool ok;      /* FE_SPAWNED, FE_HOOK_DONE */
 	bool full;    /* FE_PROMOTE */

@@ -33,6 +33,9 @@ struct run {
 	/* Answers the executor owes the state machine, fed after the step. */
 	struct fsm_event pending[16];
 	int npending;
+	/* Forgotten versions, freed once the answers owed are fed (exec.c: after the batch). */
+	struct version *dead[4 * FSM_MAX_ACTIONS];
+	int ndead;
 };
 
 static int next(struct run *r)
@@ -90,7 +93,7 @@ static void owe(struct run *r, struct fsm_event e)
 		r->pending[r->npending++] = e;
 }
 
-/* The executor's part: answers owed, forgotten versions freed (after the whole list). */
+/* The executor's part: answers owed, forgotten versions freed once they are fed (feed()). */
 static void perform(struct run *r)
 {
 	struct version *forgotten[FSM_MAX_ACTIONS];
@@ -157,6 +160,9 @@ static void perform(struct run *r)
 		case FA_FORGET:
 			FUZZ_CHECK(r->s->slot[a->v->vslot] != a->v, "v%d forgotten in its slot",
 				   a->v->num);
+			FUZZ_CHECK(r->ndead < (int)(sizeof(r->dead) / sizeof(r->dead[0])),
+				   "more than %d versions forgotten in one feed", r->ndead);
+			r->dead[r->ndead++] = a->v;
 			forgotten[nf++] = a->v;
 			break;
 		case FA_REDEPLOY: {
@@ -183,8 +189,6 @@ static void perform(struct run *r)
 			break;
 		}
 	}
-	for (k = 0; k < nf; k++)
-		free(forgotten[k]);
 }
 
 /*
@@ -233,6 +237,8 @@ static void feed(struct run *r, const struct fsm_event *e)
 		check_placed(r->s);
 		perform(r);
 	}
+	while (r->ndead)
+		free(r->dead[--r->ndead]);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -336,6 +342,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				e.opts.steps[0] = 2000;
 				e.opts.steps[1] = WEIGHT_MAX;
 				e.opts.bake_ms = (arg >> 2) % 2 ? 100 : 0;
+				/* --baseline: a fresh copy of the current version (exec.c's
+				 * checks). */
+				if ((arg >> 4) % 2 && kind == FE_DEPLOY && s->active >= 0 &&
+				    !e.v->adopted && !s->slot[s->active]->adopted) {
+					e.opts.baseline = true;
+					e.base = version_make(s, false);
+				}
 			}
 			break;
 		case FE_EXIT:

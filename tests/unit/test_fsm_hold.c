@@ -616,6 +616,109 @@ static void test_latency_dry_run(void **state)
 	service_free(s);
 }
 
+/* deploy --baseline: v3, a fresh v1, starts with the canary v2, shares each step, leaves at the
+ * end. */
+static void test_baseline(void **state)
+{
+	struct service *s = ratio_service();
+	struct version *v1, *v2, *v3;
+
+	(void)state;
+	v1 = first_version(s);
+	v2 = version_make(s);
+	v3 = version_make(s);
+	EXPECT(s,
+	       ((struct fsm_event){
+		   .type = FE_DEPLOY,
+		   .v = v2,
+		   .base = v3,
+		   .c = C1,
+		   .have_opts = true,
+		   .opts = {.strategy = STRATEGY_CANARY, .bake_ms = 2000, .baseline = true}}),
+	       "place v2; place v3; policy; attach v2; spawn v2; attach v3; spawn v3");
+	assert_int_equal(s->ro.base_num, 3);
+	/* The canary ready first: the first step waits for its baseline. */
+	spawned(v2);
+	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v2, .ok = true});
+	v2->tree = false;
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v2, .inst = 0}), "");
+	spawned(v3);
+	EXPECT(s, ((struct fsm_event){.type = FE_SPAWNED, .v = v3, .ok = true}), "ready-checks v3");
+	v3->tree = false;
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v3, .inst = 0}),
+	       "vtimer v2 off; vtimer v3 off; health-checks v2; policy; ro-timer +2000; progress");
+	assert_int_equal(v2->weight, 1000);
+	assert_int_equal(v3->weight, 1000);
+	assert_int_equal(v1->weight, 8000);
+	/* 50%: the baseline 50%, the old version nothing. */
+	now += 2000;
+	EXPECT(s, ratio_ev(v2, 400, 10000, 400, 10000), "");
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "policy; ro-timer +2000; progress");
+	assert_int_equal(v2->weight, 5000);
+	assert_int_equal(v3->weight, 5000);
+	assert_int_equal(v1->weight, 0);
+	/* Slower than 1.2 x the baseline: rolled back; v1 takes all, v2 and v3 drain. */
+	EXPECT(s, ratio_ev(v2, 400, 30000, 400, 10000), "");
+	EXPECT(s, ratio_ev(v2, 400, 30000, 400, 10000), "");
+	EXPECT(s, ratio_ev(v2, 400, 30000, 400, 10000),
+	       "policy; deploy-done rolled-back; stop-checks v3; unplace v3; watch v3 off; "
+	       "release v3; signal v3 SIGTERM; vtimer v3 +3000; ro-timer off; stop-checks v2; "
+	       "unplace v2; watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
+	assert_int_equal(v1->weight, WEIGHT_MAX);
+	assert_int_equal(v3->weight, 0);
+	assert_int_equal(s->ro.base_num, 0);
+	service_free(s);
+
+	/* Promoted: at 100% the baseline takes nothing and drains with the old version. */
+	s = ratio_service();
+	v1 = first_version(s);
+	v2 = version_make(s);
+	v3 = version_make(s);
+	step(s, (struct fsm_event){
+		    .type = FE_DEPLOY,
+		    .v = v2,
+		    .base = v3,
+		    .c = C1,
+		    .have_opts = true,
+		    .opts = {.strategy = STRATEGY_CANARY, .bake_ms = 2000, .baseline = true}});
+	spawned(v3);
+	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v3, .ok = true});
+	v3->tree = false;
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v3, .inst = 0}), "");
+	spawned(v2);
+	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v2, .ok = true});
+	v2->tree = false;
+	EXPECT(s, ((struct fsm_event){.type = FE_READY, .v = v2, .inst = 0}),
+	       "vtimer v2 off; vtimer v3 off; health-checks v2; policy; ro-timer +2000; progress");
+	EXPECT(s, ((struct fsm_event){.type = FE_PROMOTE, .c = C2, .full = true}),
+	       "policy; unplace v1; stop-checks v2; vtimer v2 off; deploy-done ok; stop-checks v3; "
+	       "unplace v3; watch v3 off; release v3; signal v3 SIGTERM; vtimer v3 +3000; "
+	       "ro-timer off; watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +3000; "
+	       "reply ok");
+	assert_int_equal(v2->weight, WEIGHT_MAX);
+	assert_int_equal(s->ro.base_num, 0);
+	service_free(s);
+
+	/* The baseline cannot start: the deploy fails, the canary stops, v1 keeps everything. */
+	s = ratio_service();
+	v1 = first_version(s);
+	v2 = version_make(s);
+	v3 = version_make(s);
+	step(s, (struct fsm_event){
+		    .type = FE_DEPLOY,
+		    .v = v2,
+		    .base = v3,
+		    .c = C1,
+		    .have_opts = true,
+		    .opts = {.strategy = STRATEGY_CANARY, .bake_ms = 2000, .baseline = true}});
+	EXPECT(s, ((struct fsm_event){.type = FE_SPAWNED, .v = v3, .ok = false, .why = "ENOEXEC"}),
+	       "deploy-done failed; unplace v3; policy; release v3; signal v3 SIGTERM; vtimer v3 "
+	       "+1000; ro-timer off; unplace v2; policy; release v2; policy; forget v2");
+	assert_string_equal(text_of(FA_DEPLOY_DONE), "baseline web v3 cannot start: ENOEXEC");
+	assert_int_equal(v1->weight, WEIGHT_MAX);
+	service_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -630,6 +733,7 @@ int main(void)
 	    cmocka_unit_test(test_ratio_inconclusive),
 	    cmocka_unit_test(test_ratio_healthy_promotes),
 	    cmocka_unit_test(test_latency_dry_run),
+	    cmocka_unit_test(test_baseline),
 	};
 
 	log_init("test_fsm_hold", 0);
