@@ -717,6 +717,42 @@ static void test_baseline(void **state)
 	assert_string_equal(text_of(FA_DEPLOY_DONE), "baseline web v3 cannot start: ENOEXEC");
 	assert_int_equal(v1->weight, WEIGHT_MAX);
 	service_free(s);
+
+	/* baton weight: the canary's weight alone; the baseline takes the same, v1 the rest. */
+	s = ratio_service();
+	v1 = first_version(s);
+	v2 = version_make(s);
+	v3 = version_make(s);
+	step(s, (struct fsm_event){
+		    .type = FE_DEPLOY,
+		    .v = v2,
+		    .base = v3,
+		    .c = C1,
+		    .have_opts = true,
+		    .opts = {.strategy = STRATEGY_CANARY, .bake_ms = 2000, .baseline = true}});
+	spawned(v2);
+	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v2, .ok = true});
+	step(s, (struct fsm_event){.type = FE_READY, .v = v2, .inst = 0});
+	spawned(v3);
+	step(s, (struct fsm_event){.type = FE_SPAWNED, .v = v3, .ok = true});
+	step(s, (struct fsm_event){.type = FE_READY, .v = v3, .inst = 0});
+	EXPECT(s,
+	       ((struct fsm_event){
+		   .type = FE_WEIGHT, .c = C2, .nweights = 1, .wnum = {2}, .wbp = {3000}}),
+	       "policy; ro-timer off; reply ok");
+	assert_string_equal(text_of(FA_REPLY), "web: v2 30.00%, v1 40.00%; rollout paused (baton "
+					       "promote web continues from the next step above)");
+	assert_int_equal(v3->weight, 3000);
+	assert_int_equal(v1->weight, 4000);
+	EXPECT(s,
+	       ((struct fsm_event){
+		   .type = FE_WEIGHT, .c = C2, .nweights = 1, .wnum = {1}, .wbp = {5000}}),
+	       "reply err");
+	assert_string_equal(text_of(FA_REPLY),
+			    "weight: the rollout has a baseline (v3): give v2's weight only; the "
+			    "baseline takes the same share (at most 100% minus it), v1 the rest");
+	assert_int_equal(v1->weight, 4000);
+	service_free(s);
 }
 
 int main(void)
