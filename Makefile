@@ -34,8 +34,8 @@ endif
 
 BPF_PROGS := steer track drain latency
 USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c user/clievents.c user/clienv.c user/clihelp.c user/clilat.c user/config.c user/confhooks.c user/confkeys.c user/confval.c user/control.c \
-	     user/ctlserver.c user/dp.c user/drain.c user/events.c user/exec.c user/features.c user/fsm.c user/fsm_confirm.c user/fsm_gate.c user/fsm_gates.c user/fsm_ops.c user/fsm_rollout.c \
-	     user/fsm_version.c user/health.c user/httpdrain.c user/lathist.c user/latency.c user/latview.c user/listen.c user/log.c user/loop.c \
+	     user/ctlserver.c user/dp.c user/drain.c user/events.c user/exec.c user/features.c user/fsm.c user/fsm_baseline.c user/fsm_confirm.c user/fsm_gate.c user/fsm_gates.c user/fsm_ops.c user/fsm_rollout.c \
+	     user/fsm_version.c user/health.c user/httpdrain.c user/lathist.c user/latency.c user/latrank.c user/latview.c user/listen.c user/log.c user/loop.c \
 	     user/main.c user/metrics.c user/model.c user/notify.c user/orphan.c user/proc.c user/promgate.c user/reload.c \
 	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \
 	     user/status.c user/steer.c user/track.c user/versions.c user/webhook.c
@@ -54,6 +54,7 @@ TESTS     += $(BUILD)/test_fsm_hold $(BUILD)/test_fsm_ready $(BUILD)/test_fsm_ro
 TESTS     += $(BUILD)/test_lathist
 TESTS     += $(BUILD)/test_conflat
 TESTS     += $(BUILD)/test_history
+TESTS     += $(BUILD)/test_latrank
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -82,11 +83,11 @@ $(BUILD)/demo-server: tools/demo-server.c | $(BUILD)
 
 $(BUILD)/test_config: tests/unit/test_config.c $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -lm -o $@
 
 $(BUILD)/test_conflat: tests/unit/test_conflat.c $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o $(BUILD)/rollconf.o
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -lm -o $@
 
 $(BUILD)/test_nlack: tests/unit/test_nlack.c user/nlack.h
 	$(call msg,CC,$@)
@@ -99,6 +100,11 @@ $(BUILD)/test_lathist: tests/unit/test_lathist.c $(BUILD)/lathist.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -lm -o $@
 
+# The rank test of the baseline comparison (issue 19): not in the agent yet, only tested.
+$(BUILD)/test_latrank: tests/unit/test_latrank.c $(BUILD)/latrank.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -lm -o $@
+
 $(BUILD)/test_listen: tests/unit/test_listen.c $(BUILD)/listen.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -o $@
@@ -108,23 +114,23 @@ $(BUILD)/test_health: tests/unit/test_health.c $(BUILD)/health.o
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -pthread -lcmocka -o $@
 
 FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version fsm_rolling fsm_rollhold model \
-	     fsm_history history
+	     fsm_history history latrank fsm_baseline
 $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) $(BUILD)/log.o \
 		   $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -lm -o $@
 
 $(BUILD)/test_fsm_hold: tests/unit/test_fsm_hold.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
 			$(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
-			$(BUILD)/confval.o
+			$(BUILD)/confval.o $(BUILD)/lathist.o
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -lm -o $@
 
 $(BUILD)/test_fsm_ready: tests/unit/test_fsm_ready.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
 			 $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
 			 $(BUILD)/confval.o
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -lm -o $@
 
 # The config parser reads max-surge and max-unavailable with rollconf.c.
 $(BUILD)/test_config $(BUILD)/test_fsm $(BUILD)/test_fsm_rolling $(BUILD)/test_fsm_hold $(BUILD)/test_fsm_ready $(BUILD)/test_proc: $(BUILD)/rollconf.o
@@ -134,23 +140,23 @@ $(BUILD)/test_fsm_rolling: tests/unit/test_fsm_rolling.c $(patsubst %,$(BUILD)/%
 			   $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
 			   $(BUILD)/confval.o
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -lm -o $@
 
 $(BUILD)/test_fsm_rollhold: tests/unit/test_fsm_rollhold.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
 			    $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
 			    $(BUILD)/confval.o $(BUILD)/rollconf.o
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -lm -o $@
 
 $(BUILD)/test_history: tests/unit/test_history.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
 			$(BUILD)/histjson.o $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o \
 			$(BUILD)/confhooks.o $(BUILD)/confval.o $(BUILD)/rollconf.o
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -ljansson -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -ljansson -lcmocka -lm -o $@
 
 $(BUILD)/test_proc: tests/unit/test_proc.c $(BUILD)/proc.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -lm -o $@
 
 $(BUILD)/test_steer: tests/bpf/test_steer.c $(BUILD)/steer.o $(BUILD)/orphan.o $(BUILD)/log.o $(BUILD)/drop_ack.skel.h
 	$(call msg,CC,$@)
@@ -239,7 +245,7 @@ FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude 
 		-Itests/fuzz $(FUZZ_SAN)
 FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confhooks confval fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
 FUZZ_OBJS    += $(FUZZ_DIR)/rollconf.o $(FUZZ_DIR)/fsm_rolling.o $(FUZZ_DIR)/fsm_rollhold.o
-FUZZ_OBJS    += $(FUZZ_DIR)/fsm_history.o $(FUZZ_DIR)/history.o
+FUZZ_OBJS    += $(FUZZ_DIR)/fsm_history.o $(FUZZ_DIR)/history.o $(FUZZ_DIR)/latrank.o $(FUZZ_DIR)/fsm_baseline.o
 
 $(FUZZ_DIR):
 	$(Q)mkdir -p $@

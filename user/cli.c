@@ -75,6 +75,7 @@ struct client_opts {
 	const char *max_surge, *max_unavail, *pause; /* --strategy rolling */
 	int full;
 	int approve;		      /* deploy --approve */
+	int baseline;		      /* deploy --baseline */
 	long pid;		      /* adopt --pid, deploy --adopt-pid */
 	const char *env[MAX_ENV + 1]; /* deploy --env, as given (nenv may be more) */
 	int nenv;
@@ -105,6 +106,7 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 					   {"adopt-pid", required_argument, NULL, 'A'},
 					   {"approve", no_argument, NULL, 'Y'},
 					   {"env", required_argument, NULL, 'E'},
+					   {"baseline", no_argument, NULL, 'L'},
 					   {NULL, 0, NULL, 0}};
 	/* clang-format on */
 	char err[256];
@@ -199,6 +201,14 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 				o->approve = 1;
 			else if (o->nenv++ < MAX_ENV)
 				o->env[o->nenv - 1] = optarg;
+			break;
+		case 'L':
+			if (!o->deploy_opts) {
+				fprintf(stderr, "baton %s: --baseline is an option of deploy\n",
+					name);
+				return cmd_usage(name);
+			}
+			o->baseline = 1;
 			break;
 		case 'F':
 			if (strcmp(name, "promote")) {
@@ -386,6 +396,13 @@ send:
 	rc = deploy_rolling_opts(&o, &pause);
 	if (rc)
 		return rc;
+	if (o.baseline && o.strategy && strcmp(o.strategy, "canary")) {
+		fprintf(stderr,
+			"baton deploy: --baseline belongs to --strategy canary (a baseline takes "
+			"a canary step's share; %s has no steps)\n",
+			o.strategy);
+		return 2;
+	}
 	if ((o.steps || o.bake || o.approve) && o.strategy && !strcmp(o.strategy, "bluegreen")) {
 		fprintf(
 		    stderr,
@@ -415,10 +432,12 @@ send:
 			json_array_append_new(args, json_string(argv[i]));
 		json_object_set_new(req, "argv", args);
 	}
-	/* --steps, --bake or --approve alone mean a canary. */
+	/* --steps, --bake, --approve or --baseline alone mean a canary. */
 	if (o.approve)
 		json_object_set_new(req, "approve", json_true());
-	if (o.strategy || o.steps || o.bake || o.approve)
+	if (o.baseline)
+		json_object_set_new(req, "baseline", json_true());
+	if (o.strategy || o.steps || o.bake || o.approve || o.baseline)
 		json_object_set_new(req, "strategy",
 				    json_string(o.strategy ? o.strategy : "canary"));
 	if (nsteps > 0) {
@@ -797,8 +816,9 @@ static void print_table(json_t *services)
 			size_t off = 0;
 			int ready = 0;
 
-			snprintf(ver, sizeof(ver), "v%lld",
-				 (long long)json_integer_value(json_object_get(v, "version")));
+			snprintf(ver, sizeof(ver), "v%lld%s",
+				 (long long)json_integer_value(json_object_get(v, "version")),
+				 json_is_true(json_object_get(v, "baseline")) ? " base" : "");
 			json_array_foreach(json_object_get(v, "processes"), p, pr)
 			{
 				if (json_is_true(json_object_get(pr, "ready")))

@@ -24,8 +24,8 @@ static const struct help helps[] = {
      "programmed; `baton shutdown --stop` stops them first."},
     {"deploy",
      "baton deploy SERVICE [--strategy bluegreen|canary|rolling] [--steps 5,25,50,100] "
-     "[--bake 30s] [--approve] [--max-surge 1] [--max-unavailable 0] [--pause 5s] "
-     "[--env KEY=VALUE]... [-s SOCKET] {-- COMMAND [ARG...] | --adopt-pid PID}",
+     "[--bake 30s] [--approve] [--baseline] [--max-surge 1] [--max-unavailable 0] "
+     "[--pause 5s] [--env KEY=VALUE]... [-s SOCKET] {-- COMMAND [ARG...] | --adopt-pid PID}",
      "Start COMMAND as the next version of SERVICE with the service's instance count\n"
      "and wait until every instance is ready.  bluegreen (the default unless the\n"
      "config says strategy = canary) then moves all new connections to it in one map\n"
@@ -34,7 +34,8 @@ static const struct help helps[] = {
      "time, while health checks and the kernel's error counters watch it; --bake 0\n"
      "waits for `baton promote` at every step.  Any failure (a health threshold, an\n"
      "instance exiting, resets or accept-queue drops above max-error-rate, a p99\n"
-     "response time above max-p99 over min-samples requests, a step inconclusive\n"
+     "response time above max-p99 over min-samples requests, a canary slower than\n"
+     "max-p99-ratio times its baseline by a rank test at confidence, a step inconclusive\n"
      "for analysis-timeout, a failing hook) puts the old version back to 100% in one\n"
      "map update and drains the new one.  rolling replaces the instances a few at a\n"
      "time, never running two whole copies: --max-surge new instances start at once\n"
@@ -58,7 +59,11 @@ static const struct help helps[] = {
      "version's own environment, on top of the service's environment = lines (a\n"
      "name in both takes this value); it stays with the version through agent\n"
      "restarts and rollbacks.  Every instance also gets BATON_SERVICE, BATON_VERSION\n"
-     "(v2) and BATON_INSTANCE; LISTEN_*, NOTIFY_SOCKET and BATON_* are baton's."},
+     "(v2) and BATON_INSTANCE; LISTEN_*, NOTIFY_SOCKET and BATON_* are baton's.\n"
+     "--baseline (or baseline = yes; canary only) also starts a fresh copy of the\n"
+     "current version with the canary's share at each step; max-p99-ratio compares\n"
+     "the canary with it (without one: with the active version); it drains when the\n"
+     "rollout ends.  gate-mode = dry-run reports every gate's verdict, never acts."},
     {"adopt", "baton adopt SERVICE --pid PID [-s SOCKET]",
      "Take over a server that opened its own SO_REUSEPORT listeners (nginx with\n"
      "`listen ... reuseport`) as SERVICE's active version: its listening sockets on\n"

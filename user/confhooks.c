@@ -6,7 +6,10 @@
  *   approve = yes|no, approval-timeout
  *   prometheus = URL ([agent]); gate = NAME: <PromQL> <op> <threshold>,
  *   gate-dry-run, gate-timeout
+ *   max-p99-ratio = R (R > 1), confidence = P%, baseline = yes|no,
+ *   gate-mode = enforce|dry-run (every gate, built-in and Prometheus)
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,4 +343,63 @@ int set_gate_dry_run(struct parser *p, const char *key, const char *val)
 int set_gate_timeout(struct parser *p, const char *key, const char *val)
 {
 	return duration(p, key, val, &p->svc->gate_timeout_ms);
+}
+
+/* max-p99-ratio = R: the canary's response times against R times its baseline's (1 < R <= 100). */
+int set_max_p99_ratio(struct parser *p, const char *key, const char *val)
+{
+	char *e;
+	double r;
+
+	if (!strcmp(val, "off")) {
+		p->svc->max_p99_ratio = 0;
+		return 0;
+	}
+	r = strtod(val, &e);
+	if (e == val || *e || !isfinite(r) || r <= 1 || r > 100)
+		return perr(
+		    p,
+		    "%s must be a ratio above 1 and at most 100 (e.g. 1.2: 20%% slower than "
+		    "the baseline fails), or off, not \"%.*s\"",
+		    key, ECHO_MAX, val);
+	p->svc->max_p99_ratio = r;
+	return 0;
+}
+
+/* confidence = P%: of the rank test, 50% < P < 100%. */
+int set_confidence(struct parser *p, const char *key, const char *val)
+{
+	char msg[CONF_ERR_LEN];
+	unsigned bp;
+
+	if (parse_percent_bp(val, &bp, msg, sizeof(msg)) < 0)
+		return perr(p, "%s: %s", key, msg);
+	if (bp <= 5000 || bp >= 10000)
+		return perr(p, "%s must be above 50%% and below 100%% (e.g. 95%%), not %.*s", key,
+			    ECHO_MAX, val);
+	p->svc->confidence_bp = bp;
+	return 0;
+}
+
+int set_baseline(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "yes"))
+		p->svc->baseline = true;
+	else if (!strcmp(val, "no"))
+		p->svc->baseline = false;
+	else
+		return perr(p, "%s must be yes or no, not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
+/* gate-mode = enforce | dry-run: gate-dry-run = yes|no, for every gate. */
+int set_gate_mode(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "dry-run"))
+		p->svc->gate_dry_run = true;
+	else if (!strcmp(val, "enforce"))
+		p->svc->gate_dry_run = false;
+	else
+		return perr(p, "%s must be enforce or dry-run, not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
 }

@@ -211,6 +211,7 @@ static void service_defaults(struct service_conf *svc)
 	svc->max_error_bp = 100;
 	svc->min_samples = 100;
 	svc->analysis_timeout_ms = 300000;
+	svc->confidence_bp = 9500;
 	svc->hook_timeout_ms = 60000;
 	svc->webhook_timeout_ms = 5000;
 	svc->confirm_interval_ms = 10000;
@@ -261,6 +262,28 @@ static int service_end_warm(struct parser *p)
 		    p, line,
 		    "keep-warm = 1 keeps the replaced version running whole, which "
 		    "strategy = rolling avoids: remove keep-warm, or use bluegreen or canary");
+	return 0;
+}
+
+/* The rank test's settings: a baseline only where a canary step has one, one gate mode. */
+static int service_end_slo(struct parser *p)
+{
+	const struct service_conf *svc = p->svc;
+	int bline = key_line(p, "baseline"), mline = key_line(p, "gate-mode");
+
+	if (svc->baseline && svc->strategy != STRATEGY_CANARY)
+		return perr_at(p, bline,
+			       "baseline = yes needs strategy = canary (a baseline takes a canary "
+			       "step's share; %s has none): remove baseline or use canary",
+			       svc->strategy == STRATEGY_ROLLING ? "rolling" : "bluegreen");
+	if (mline && key_line(p, "gate-dry-run"))
+		return perr_at(p, mline,
+			       "gate-mode and gate-dry-run (line %d) both given: keep gate-mode",
+			       key_line(p, "gate-dry-run"));
+	if (key_line(p, "confidence") && !svc->max_p99_ratio)
+		return perr_at(p, key_line(p, "confidence"),
+			       "confidence is for max-p99-ratio's rank test, which is not set: "
+			       "remove confidence or add max-p99-ratio");
 	return 0;
 }
 
@@ -326,15 +349,15 @@ static int service_end(struct parser *p)
 	if (path_line && !uses_http)
 		return perr_at(p, path_line,
 			       "health-path is set but neither ready nor health is http");
-	if (svc->latency == LATENCY_OFF && (svc->max_p99_ms || svc->max_accept_p99_ms)) {
-		const char *k = svc->max_p99_ms ? "max-p99" : "max-accept-wait-p99";
+	if (svc->latency == LATENCY_OFF && latency_gate_key(svc)) {
+		const char *k = latency_gate_key(svc);
 
 		return perr_at(p, key_line(p, k),
 			       "%s needs latency measured, but latency = off (line %d): remove "
 			       "one of them",
 			       k, key_line(p, "latency"));
 	}
-	if (service_end_warm(p))
+	if (service_end_warm(p) || service_end_slo(p))
 		return -1;
 	return service_end_rolling(p);
 }
@@ -525,12 +548,12 @@ static int check_services(struct parser *p)
 			return perr(p,
 				    "service \"%s\" has no listen address (add listen = ADDR:PORT)",
 				    svc->name);
-		if (p->cfg->agent.latency_off && (svc->max_p99_ms || svc->max_accept_p99_ms))
+		if (p->cfg->agent.latency_off && latency_gate_key(svc))
 			return perr(
 			    p,
 			    "service \"%s\" has a latency gate (%s) but [agent] has latency "
 			    "= off: remove one of them",
-			    svc->name, svc->max_p99_ms ? "max-p99" : "max-accept-wait-p99");
+			    svc->name, latency_gate_key(svc));
 		if (svc->ngates && !p->cfg->agent.prometheus[0])
 			return perr(p,
 				    "service \"%s\" has gates but no Prometheus to ask (add "

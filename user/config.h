@@ -140,8 +140,7 @@ enum latency_mode {
 
 /* Whether a service's versions are measured (with the agent's latency on). */
 #define LATENCY_MEASURED(c)                                                                        \
-	((c)->latency == LATENCY_ON ||                                                             \
-	 ((c)->latency == LATENCY_AUTO && ((c)->max_p99_ms || (c)->max_accept_p99_ms)))
+	((c)->latency == LATENCY_ON || ((c)->latency == LATENCY_AUTO && latency_gate_key(c)))
 
 struct service_conf {
 	char name[NAME_MAX_LEN];
@@ -195,6 +194,9 @@ struct service_conf {
 	unsigned max_accept_p99_ms;   /* accept wait p99 of the new version */
 	unsigned min_samples;	      /* responses a verdict needs, default 100 */
 	unsigned analysis_timeout_ms; /* a step inconclusive this long fails, default 300 s */
+	double max_p99_ratio;	      /* > 1: canary slower than this times its baseline fails */
+	unsigned confidence_bp;	      /* of the rank test (max-p99-ratio), default 9500 */
+	bool baseline;		      /* canary deploys start a fresh baseline (--baseline) */
 	enum latency_mode latency;    /* default LATENCY_AUTO */
 	char *hook[HOOK_COUNT][MAX_ARGS + 1]; /* NULL-terminated argv or hook[i][0] NULL */
 	unsigned hook_timeout_ms;	      /* default 60000 */
@@ -221,6 +223,18 @@ struct service_conf {
 	bool keep_warm;	   /* the replaced version stays running, placed, with no traffic, */
 	unsigned rollback_window_ms; /* this long (default 600000): rollback is one policy update */
 };
+
+/* The first latency gate a service has ("max-p99", ...), or NULL: latency is needed. */
+static inline const char *latency_gate_key(const struct service_conf *c)
+{
+	if (c->max_p99_ms)
+		return "max-p99";
+	if (c->max_accept_p99_ms)
+		return "max-accept-wait-p99";
+	if (c->max_p99_ratio > 0)
+		return "max-p99-ratio";
+	return NULL;
+}
 
 struct agent_conf {
 	char control[108];	    /* control socket path, default /run/baton/control.sock */

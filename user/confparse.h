@@ -73,6 +73,10 @@ int set_prometheus(struct parser *p, const char *key, const char *val);
 int set_gate(struct parser *p, const char *key, const char *val);
 int set_gate_dry_run(struct parser *p, const char *key, const char *val);
 int set_gate_timeout(struct parser *p, const char *key, const char *val);
+int set_max_p99_ratio(struct parser *p, const char *key, const char *val);
+int set_confidence(struct parser *p, const char *key, const char *val);
+int set_baseline(struct parser *p, const char *key, const char *val);
+int set_gate_mode(struct parser *p, const char *key, const char *val);
 
 extern const struct key_def conf_keys[];
 extern const size_t conf_nkeys;

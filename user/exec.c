@@ -655,12 +655,33 @@ int deploy(struct service *s, char *const *argv, char *const *env, const struct 
 	r = fsm_can_deploy(s, err, errlen);
 	if (r)
 		return r;
+	if (o && o->baseline && (s->active < 0 || s->slot[s->active]->adopted)) {
+		snprintf(err, errlen,
+			 "deploy: %s has %s to start a baseline of: deploy without --baseline",
+			 s->conf.name,
+			 s->active < 0 ? "no current version"
+				       : "an adopted current version, not one");
+		return -EINVAL;
+	}
 	if (o && o->adopt_pid)
 		v = version_adopt(s, o->adopt_pid, err, errlen);
 	else
 		v = version_new(s, argv, env, err, errlen);
 	if (!v)
 		return -ENOMEM;
+	if (o && o->baseline) {
+		/* A fresh copy of the current version: same command, environment, user. */
+		e.base = version_new_spec(s, &s->slot[s->active]->spec, err, errlen);
+		if (!e.base) {
+			/* Undo v: the state machine never saw it. */
+			s->slot[v->vslot] = NULL;
+			s->next_num--;
+			dp_forget(v);
+			version_cgroup_remove(v);
+			version_free(v);
+			return -ENOMEM;
+		}
+	}
 	remember(s, v, 0);
 	e.v = v;
 	if (o) {

@@ -36,6 +36,7 @@ struct deploy_opts {
 	bool approve;		    /* each step waits for promote, until approval-timeout */
 	int max_surge, max_unavail; /* rolling: counts, checked (rollconf.c) */
 	unsigned pause_ms;
+	bool baseline; /* canary: start a fresh baseline of the current version (exec.c) */
 };
 
 enum fsm_ev {
@@ -76,14 +77,21 @@ struct fsm_lat_sample {
 	unsigned long long n, p99_us;	      /* responses and their p99 */
 	unsigned long long acc_n, acc_p99_us; /* connections accepted and their accept wait p99 */
 	unsigned long long window_ms;	      /* how long the window was */
-	bool conclusive; /* n >= min-samples: the window closes with a verdict */
+	/* max-p99-ratio: the window's histograms (NULL: none), the canary's and its comparison's */
+	const struct lat_hist *win, *cmp;
+	int cmp_num;	   /* the version compared with (its baseline, or the active one) */
+	bool cmp_baseline; /* it is a fresh baseline started for the rollout */
+	unsigned long long cmp_n, cmp_p99_us;
 };
 
 bool fsm_gates_on(const struct service_conf *c);
+/* Whether l closes its window with a verdict: min-samples on each side compared. */
+bool fsm_gates_conclusive(const struct service_conf *c, const struct fsm_lat_sample *l);
 
 struct fsm_event {
 	enum fsm_ev type;
 	struct version *v;
+	struct version *base; /* FE_DEPLOY: the fresh baseline made with v, or NULL */
 	int inst;
 	bool ok;      /* FE_SPAWNED, FE_HOOK_DONE */
 	bool full;    /* FE_PROMOTE */

@@ -2,26 +2,41 @@
 /*
  * Latency gates of a canary rollout (part of the pure state machine: no I/O,
  * no clock).  Every health-interval the agent reports the new version's
- * response time and accept wait over its gate window (FE_LAT_SAMPLE):
- * the window closes with a verdict once it holds min-samples responses,
- * else it stays open and the sample is inconclusive.
+ * response time and accept wait over its gate window (FE_LAT_SAMPLE), and,
+ * with max-p99-ratio, the same window of the version it is compared with
+ * (its fresh baseline, else the active version): the window closes with a
+ * verdict once each side holds min-samples responses, else it stays open
+ * and the sample is inconclusive.
  *
- *  - a conclusive sample over max-p99 or max-accept-wait-p99,
+ *  - a conclusive sample over max-p99 or max-accept-wait-p99, or one whose
+ *    response times the rank test (latrank.c) finds slower than
+ *    max-p99-ratio times the comparison's at the configured confidence,
  *    health-threshold times in a row, rolls back;
  *  - a step whose bake is over is held until a conclusive sample within
  *    the bounds arrives (then it promotes);
  *  - a step with no conclusive sample analysis-timeout after its weight
  *    was applied fails: too little traffic to judge is not a pass.
+ *
+ * With gate-mode = dry-run every verdict is reported with what it would
+ * have done ("would roll back", "would hold"), and nothing is done.
  */
 #include <stdio.h>
 
 #include "fsm_int.h"
+#include "latrank.h"
 #include "log.h"
 #include "model.h"
 
 bool fsm_gates_on(const struct service_conf *c)
 {
-	return c->max_p99_ms || c->max_accept_p99_ms;
+	return latency_gate_key(c) != NULL;
+}
+
+bool fsm_gates_conclusive(const struct service_conf *c, const struct fsm_lat_sample *l)
+{
+	if (l->n < c->min_samples)
+		return false;
+	return !(c->max_p99_ratio > 0) || (l->cmp && l->cmp_n >= c->min_samples);
 }
 
 /* A new step's weight is applied: its verdict starts over. */
@@ -32,6 +47,7 @@ void fsm_gates_step(struct fsm *f)
 	ro->gate_step_t = f->now;
 	ro->gate_pass = false;
 	ro->gate_holding = false;
+	ro->gate_timed_out = false;
 }
 
 /* The bake of the step is over: hold it unless a conclusive sample passed. */
@@ -42,6 +58,13 @@ bool fsm_gates_hold(struct fsm *f)
 
 	if (!fsm_gates_on(c) || ro->gate_pass)
 		return false;
+	if (c->gate_dry_run) {
+		if (!ro->gate_holding)
+			log_info("%s: v%d would hold its step (dry-run): no verdict yet", c->name,
+				 ro->new_num);
+		ro->gate_holding = true; /* reported once; the step goes on */
+		return false;
+	}
 	if (!ro->gate_holding) {
 		ro->gate_holding = true;
 		log_info("%s: v%d holds its step: no verdict yet (fewer than min-samples %u "
@@ -61,29 +84,82 @@ static void fmt_ms(unsigned long long us, char *buf, int len)
 		snprintf(buf, len, "%.2f ms", us / 1000.0);
 }
 
+/* The rank test of the window against its comparison: 1 over the ratio, 0 within, -1 none. */
+static int ratio_over(const struct service_conf *c, const struct fsm_lat_sample *l,
+		      struct lat_rank *rk)
+{
+	if (!(c->max_p99_ratio > 0) || !l->win || !l->cmp)
+		return -1;
+	if (lat_rank_test(l->win, l->cmp, LAT_RESPONSE, c->max_p99_ratio, rk) < 0)
+		return -1;
+	return rk->p < (WEIGHT_MAX - c->confidence_bp) / (double)WEIGHT_MAX;
+}
+
+static void ratio_text(const struct service_conf *c, const struct version *v,
+		       const struct fsm_lat_sample *l, const struct lat_rank *rk, bool over,
+		       char *buf, int len)
+{
+	char a[32], b[32];
+
+	fmt_ms(l->p99_us, a, sizeof(a));
+	fmt_ms(l->cmp_p99_us, b, sizeof(b));
+	snprintf(buf, len,
+		 "%s response time %s %.3g x %s v%d's at %.4g%% confidence (rank test p %.2g; "
+		 "p99 %s vs %s) over %llu and %llu requests",
+		 vname(v), over ? ">" : "within", c->max_p99_ratio,
+		 l->cmp_baseline ? "baseline" : "active", l->cmp_num, c->confidence_bp / 100.0,
+		 rk->p, a, b, l->n, l->cmp_n);
+}
+
 void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_lat_sample *l,
 			   const char *text)
 {
 	const struct service_conf *c = &f->s->conf;
 	struct rollout *ro = &f->s->ro;
-	char why[256], a[32], b[32];
+	char why[280], a[32], b[32], rtext[200] = "";
+	const char *dry = c->gate_dry_run ? " (dry-run)" : "";
+	struct lat_rank rk;
 	bool over_p99, over_acc;
+	int over_ratio;
 
 	if (!fsm_gates_on(c) || ro->stage != RO_STEPPING || ro->new_num != v->num)
 		return;
 	if (!ro->gate_step_t)
 		ro->gate_step_t = f->now; /* a rollout taken over from an earlier agent */
-	if (!l->conclusive) {
-		snprintf(ro->gate_last, sizeof(ro->gate_last),
-			 "inconclusive: %llu of min-samples %u requests in %llu ms", l->n,
-			 c->min_samples, l->window_ms);
-		if (!ro->gate_pass &&
+	if (!fsm_gates_conclusive(c, l)) {
+		if (l->n < c->min_samples || !l->cmp)
+			snprintf(ro->gate_last, sizeof(ro->gate_last),
+				 "inconclusive%s: %llu of min-samples %u requests in %llu ms", dry,
+				 l->n, c->min_samples, l->window_ms);
+		else
+			snprintf(
+			    ro->gate_last, sizeof(ro->gate_last),
+			    "inconclusive%s: v%d (compared with) %llu of min-samples %u requests "
+			    "in %llu ms",
+			    dry, l->cmp_num, l->cmp_n, c->min_samples, l->window_ms);
+		if (!ro->gate_pass && !ro->gate_timed_out &&
 		    f->now - ro->gate_step_t >= (long long)c->analysis_timeout_ms) {
-			snprintf(why, sizeof(why),
-				 "%s inconclusive: %llu requests in %.1f s, fewer than min-samples "
-				 "%u within analysis-timeout %u ms",
-				 vname(v), l->n, l->window_ms / 1000.0, c->min_samples,
-				 c->analysis_timeout_ms);
+			if (l->n < c->min_samples || !l->cmp)
+				snprintf(why, sizeof(why),
+					 "%s inconclusive: %llu requests in %.1f s, fewer than "
+					 "min-samples %u within analysis-timeout %u ms",
+					 vname(v), l->n, l->window_ms / 1000.0, c->min_samples,
+					 c->analysis_timeout_ms);
+			else
+				snprintf(
+				    why, sizeof(why),
+				    "%s inconclusive: v%d it is compared with had %llu requests "
+				    "in %.1f s, fewer than min-samples %u within "
+				    "analysis-timeout %u ms",
+				    vname(v), l->cmp_num, l->cmp_n, l->window_ms / 1000.0,
+				    c->min_samples, c->analysis_timeout_ms);
+			if (c->gate_dry_run) {
+				ro->gate_timed_out = true;
+				snprintf(ro->gate_last, sizeof(ro->gate_last),
+					 "dry-run, would roll back: %s", why);
+				log_warnx("%s: would roll back (dry-run): %s", c->name, why);
+				return;
+			}
 			fsm_rollout_fail(f, RB_LATENCY, why);
 		}
 		return;
@@ -91,6 +167,9 @@ void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_la
 	over_p99 = c->max_p99_ms && l->p99_us > (unsigned long long)c->max_p99_ms * 1000;
 	over_acc = c->max_accept_p99_ms && l->acc_n &&
 		   l->acc_p99_us > (unsigned long long)c->max_accept_p99_ms * 1000;
+	over_ratio = ratio_over(c, l, &rk);
+	if (over_ratio >= 0)
+		ratio_text(c, v, l, &rk, over_ratio, rtext, sizeof(rtext));
 	if (over_p99) {
 		fmt_ms(l->p99_us, a, sizeof(a));
 		fmt_ms((unsigned long long)c->max_p99_ms * 1000, b, sizeof(b));
@@ -102,18 +181,31 @@ void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_la
 		snprintf(why, sizeof(why),
 			 "%s accept wait p99 %s > max-accept-wait-p99 %s over %llu connections",
 			 vname(v), a, b, l->acc_n);
+	} else if (over_ratio > 0) {
+		snprintf(why, sizeof(why), "%s (max-p99-ratio)", rtext);
 	} else {
 		ro->gate_bad = 0;
 		ro->gate_pass = true;
-		snprintf(ro->gate_last, sizeof(ro->gate_last), "pass: %s", text);
-		log_info("%s: latency gates pass: %s", vname(v), text);
-		if (ro->gate_holding && !ro->paused) {
+		snprintf(ro->gate_last, sizeof(ro->gate_last), "pass%s: %s%s%s", dry, text,
+			 rtext[0] ? "; " : "", rtext);
+		log_info("%s: latency gates pass%s: %s%s%s", vname(v), dry, text,
+			 rtext[0] ? "; " : "", rtext);
+		if (ro->gate_holding && !ro->paused && !c->gate_dry_run) {
 			ro->gate_holding = false;
 			fsm_rollout_promote(f, false);
 		}
 		return;
 	}
 	ro->gate_bad++;
+	if (c->gate_dry_run) {
+		bool would = ro->gate_bad >= c->health_threshold;
+
+		snprintf(ro->gate_last, sizeof(ro->gate_last), "dry-run, %s: %s",
+			 would ? "would roll back" : "fail", why);
+		log_warnx("%s (%d of %d in a row)%s", why, ro->gate_bad, c->health_threshold,
+			  would ? ": would roll back (dry-run)" : " (dry-run)");
+		return;
+	}
 	snprintf(ro->gate_last, sizeof(ro->gate_last), "fail: %s", why);
 	log_warnx("%s (%d of %d in a row)", why, ro->gate_bad, c->health_threshold);
 	if (ro->gate_bad >= c->health_threshold)

@@ -64,6 +64,16 @@ void fsm_on_zero(struct fsm *f, struct version *v, const struct fsm_event *e);
 void fsm_rollout_end(struct fsm *f, bool ok, const char *why, bool rolled_back);
 void fsm_hook_kill(struct fsm *f);
 void fsm_drain_failed(struct fsm *f, struct version *v);
+/* fsm_baseline.c: a canary's fresh baseline. */
+void fsm_baseline_deploy(struct fsm *f, struct version *b);
+void fsm_baseline_place(struct fsm *f);
+void fsm_baseline_spawn(struct fsm *f);
+bool fsm_baseline_spawned(struct fsm *f, struct version *v, bool ok, const char *why);
+bool fsm_baseline_waits(struct service *s);
+void fsm_baseline_ready(struct fsm *f);
+unsigned fsm_baseline_weight(struct service *s, unsigned w);
+void fsm_baseline_off(struct fsm *f);
+void fsm_baseline_leave(struct fsm *f);
 void fsm_note_rollback(struct service *s, int num, time_t wall, const char *why);
 void fsm_rollout_fail(struct fsm *f, enum rb_reason reason, const char *why);
 void fsm_rollout_weights(struct fsm *f, unsigned w_new);

@@ -117,6 +117,13 @@ void fsm_op_weight(struct fsm *f, const struct fsm_event *e)
 			return;
 		}
 	}
+	if (ro_base(s) && wo >= 0) {
+		reply_err(f, e->c,
+			  "weight: the rollout has a baseline (v%d): give v%d's weight only; the "
+			  "baseline takes the same share (at most 100%% minus it), v%d the rest",
+			  ro->base_num, ro->new_num, ro->old_num);
+		return;
+	}
 	if (wn < 0)
 		wn = WEIGHT_MAX - wo;
 	if (wo < 0)
@@ -132,6 +139,8 @@ void fsm_op_weight(struct fsm *f, const struct fsm_event *e)
 		return;
 	}
 	fsm_rollout_weights(f, (unsigned)wn);
+	if (ov)
+		wo = ov->weight; /* less the baseline's share, if any */
 	if (!ro->paused)
 		ro->bake_left = ro->bake_end ? ro->bake_end - f->now : 0;
 	ro->paused = true;

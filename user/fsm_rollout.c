@@ -23,6 +23,7 @@ void fsm_rollout_end(struct fsm *f, bool ok, const char *why, bool rolled_back)
 	fsm_confirm_stop(f);
 	if (ro->waiter)
 		fsm_emit_text(f, FA_DEPLOY_DONE, ro->waiter, ok, rolled_back, "%s", why ? why : "");
+	fsm_baseline_leave(f);
 	if (ok)
 		log_info("%s: rollout of v%d complete in %.1f s", s->conf.name, ro->new_num,
 			 (f->now - ro->t_start) / 1000.0);
@@ -100,6 +101,7 @@ void fsm_rollout_fail(struct fsm *f, enum rb_reason reason, const char *why)
 				nv->weight = WEIGHT_MAX;
 				s->active = nv->vslot;
 			}
+			fsm_baseline_off(f);
 			/* The dead old version gives up its weight, then its slot. */
 			if (ov) {
 				ov->weight = 0;
@@ -127,6 +129,7 @@ void fsm_rollout_fail(struct fsm *f, enum rb_reason reason, const char *why)
 			nv->weight = 0;
 			nv->phase = VP_DRAIN_DELAY;
 		}
+		fsm_baseline_off(f);
 		fsm_policy(f);
 		log_warnx("%s: rolled back to v%d: %s", s->conf.name, ov->num, why);
 		s->rollbacks[reason]++;
@@ -150,15 +153,18 @@ void fsm_rollout_fail(struct fsm *f, enum rb_reason reason, const char *why)
 	}
 }
 
-/* Weights of the two versions of a rollout; one map update. */
+/* Weights of the versions of a rollout (the baseline's too); one map update. */
 void fsm_rollout_weights(struct fsm *f, unsigned w_new)
 {
-	struct version *nv = ro_new(f->s), *ov = ro_old(f->s);
+	struct version *nv = ro_new(f->s), *ov = ro_old(f->s), *b = ro_base(f->s);
+	unsigned w_base = fsm_baseline_weight(f->s, w_new);
 
 	if (nv)
 		nv->weight = w_new;
+	if (b && b->phase == VP_ACTIVE)
+		b->weight = w_base;
 	if (ov)
-		ov->weight = WEIGHT_MAX - w_new;
+		ov->weight = WEIGHT_MAX - w_new - w_base;
 	fsm_policy(f);
 }
 
@@ -193,6 +199,7 @@ void fsm_rollout_shifted(struct fsm *f)
 
 	nv->weight = WEIGHT_MAX;
 	s->active = nv->vslot;
+	fsm_baseline_off(f);
 	if (ov) {
 		ov->weight = 0;
 		ov->phase = VP_DRAIN_DELAY;
@@ -234,9 +241,16 @@ void fsm_rollout_apply(struct fsm *f)
 		ro->bake_end = 0;
 		fsm_ro_timer(f, ro->approve ? f->now + s->conf.approval_timeout_ms : 0);
 	}
-	log_info("%s: v%d takes %.2f%% of new connections (step %d of %d)%s", s->conf.name,
-		 ro->new_num, w / 100.0, ro->step + 1, ro->nsteps,
-		 ro->bake_ms ? "" : "; waiting for baton promote");
+	if (ro_base(s))
+		log_info("%s: v%d takes %.2f%% of new connections (step %d of %d), baseline v%d "
+			 "%.2f%%%s",
+			 s->conf.name, ro->new_num, w / 100.0, ro->step + 1, ro->nsteps,
+			 ro->base_num, ro_base(s)->weight / 100.0,
+			 ro->bake_ms ? "" : "; waiting for baton promote");
+	else
+		log_info("%s: v%d takes %.2f%% of new connections (step %d of %d)%s", s->conf.name,
+			 ro->new_num, w / 100.0, ro->step + 1, ro->nsteps,
+			 ro->bake_ms ? "" : "; waiting for baton promote");
 	if (ro->bake_ms)
 		fsm_progress(f, "%s: v%d at %.2f%% (step %d of %d), baking %.1f s", s->conf.name,
 			     ro->new_num, w / 100.0, ro->step + 1, ro->nsteps,
@@ -287,6 +301,7 @@ void fsm_rollout_ready(struct fsm *f, struct version *v)
 	ro->stage = RO_STEPPING;
 	ro->step = 0;
 	log_info("%s: %d instance(s) ready in %lld ms", vname(v), v->ninst, ro->ready_ms);
+	fsm_baseline_ready(f);
 	/* Checks run while the old version can still take traffic back. */
 	if ((ro->steps[0] < WEIGHT_MAX || c->hook[HOOK_AFTER_SWITCH][0]) &&
 	    (c->health != HEALTH_NONE || c->max_error_bp != ERROR_RATE_OFF || c->ngates ||
@@ -352,9 +367,12 @@ void fsm_instance_ready(struct fsm *f, struct version *v, int i)
 	}
 	if (v->nready != v->ninst)
 		return;
-	if (v->phase == VP_STARTING && s->ro.stage == RO_STARTING && ro_new(s) == v)
-		fsm_rollout_ready(f, v);
-	else if (v->phase == VP_ACTIVE && s->starting == v->vslot)
+	if (v->phase == VP_STARTING && s->ro.stage == RO_STARTING &&
+	    (ro_new(s) == v || ro_base(s) == v)) {
+		/* The first step waits for the canary and its baseline both. */
+		if (ro_new(s)->nready == ro_new(s)->ninst && !fsm_baseline_waits(s))
+			fsm_rollout_ready(f, ro_new(s));
+	} else if (v->phase == VP_ACTIVE && s->starting == v->vslot)
 		fsm_first_version_done(f, v);
 }
 
@@ -509,6 +527,7 @@ void fsm_deploy(struct fsm *f, const struct fsm_event *e)
 		    o ? o->approve : conf->approve; /* before each batch after the first */
 	}
 	ro->waiter = e->c;
+	fsm_baseline_deploy(f, e->base);
 	if (ro->oldv >= 0 && fsm_confirm_hold(f, WH_CONFIRM_ROLLOUT, 0))
 		return;
 	fsm_deploy_go(f);
@@ -547,6 +566,7 @@ void fsm_deploy_start(struct fsm *f)
 		v->phase = VP_STARTING;
 	}
 	fsm_place(f, v);
+	fsm_baseline_place(f);
 	fsm_policy(f);
 	/*
 	 * (Re)attach per group: harmless when attached, and needed when every
@@ -558,6 +578,7 @@ void fsm_deploy_start(struct fsm *f)
 		return;
 	}
 	fsm_emit(f, FA_SPAWN, v, -1, 0);
+	fsm_baseline_spawn(f);
 }
 
 /* The new version's processes run (or not): wait for readiness. */
@@ -567,6 +588,8 @@ void fsm_deploy_spawned(struct fsm *f, struct version *v, bool ok, const char *w
 	const struct service_conf *conf = &s->conf;
 	int i;
 
+	if (fsm_baseline_spawned(f, v, ok, why))
+		return;
 	if (s->ro.stage != RO_STARTING || ro_new(s) != v)
 		return;
 	if (!ok) {
@@ -773,9 +796,12 @@ void fsm_on_error_sample(struct fsm *f, struct version *v, unsigned long long cl
 		return;
 	}
 	v->bad_intervals++;
-	log_warnx("%s: %s, above max-error-rate %.2f%% (%d of %d in a row)", vname(v), text,
-		  c->max_error_bp / 100.0, v->bad_intervals, c->health_threshold);
-	if (v->bad_intervals >= c->health_threshold) {
+	log_warnx("%s: %s, above max-error-rate %.2f%% (%d of %d in a row)%s", vname(v), text,
+		  c->max_error_bp / 100.0, v->bad_intervals, c->health_threshold,
+		  c->gate_dry_run && v->bad_intervals >= c->health_threshold
+		      ? ": would roll back (dry-run)"
+		      : "");
+	if (v->bad_intervals >= c->health_threshold && !c->gate_dry_run) {
 		snprintf(why, sizeof(why), "%s failing clients: %s, above max-error-rate %.2f%%",
 			 vname(v), text, c->max_error_bp / 100.0);
 		fsm_rollout_fail(f, RB_ERRORS, why);

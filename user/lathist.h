@@ -24,6 +24,8 @@ struct lat_view {
 	bool win_on;			  /* a gate window is open */
 	long long win_t;		  /* ms: it opened */
 	struct lat_hist base;		  /* cum when the gate window opened */
+	int cmp_num;			  /* max-p99-ratio: the version compared with, 0: none */
+	struct lat_hist cmp_base;	  /* its cum when the gate window opened */
 };
 
 /* Sum ncpu per-CPU values as a per-CPU map lookup returns them (one after the other). */

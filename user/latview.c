@@ -69,22 +69,43 @@ void on_latency_tick(void)
 				tick_version(s->slot[j]);
 }
 
+/* The version v's response times are compared with (max-p99-ratio), or NULL. */
+static struct version *compared_with(struct version *v)
+{
+	struct service *s = v->svc;
+	struct version *o;
+
+	if (!(s->conf.max_p99_ratio > 0))
+		return NULL;
+	o = ro_base(s);
+	if (!o && s->ro.oldv >= 0)
+		o = s->slot[s->ro.oldv];
+	return o && o != v && !o->freed ? o : NULL;
+}
+
 void latview_gate_sample(struct version *v)
 {
 	const struct service_conf *c = &v->svc->conf;
 	struct lat_view *lv = &v->lat;
 	struct fsm_event e = {.type = FE_LAT_SAMPLE, .v = v};
-	struct lat_hist cur, win;
-	struct lat_stats r, a;
+	static struct lat_hist cur, win, ccur, cwin;
+	struct version *o = compared_with(v);
+	struct lat_stats r, a, cr;
 	char text[200], p50[24], p99[24], ap99[24];
 	long long now = now_ms();
+	bool have_o;
 
 	if (dp_latency(v, &cur))
 		return;
-	if (!lv->win_on) {
+	have_o = o && !dp_latency(o, &ccur);
+	if (!lv->win_on || (have_o ? o->num : 0) != lv->cmp_num) {
+		/* A new window, or the version compared with changed: start over. */
 		lv->win_on = true;
 		lv->win_t = now;
 		lv->base = cur;
+		lv->cmp_num = have_o ? o->num : 0;
+		if (have_o)
+			lv->cmp_base = ccur;
 		return;
 	}
 	lat_diff(&win, &cur, &lv->base);
@@ -95,7 +116,16 @@ void latview_gate_sample(struct version *v)
 	e.lat.acc_n = a.n;
 	e.lat.acc_p99_us = a.p99_us;
 	e.lat.window_ms = now - lv->win_t;
-	e.lat.conclusive = r.n >= c->min_samples;
+	if (have_o) {
+		lat_diff(&cwin, &ccur, &lv->cmp_base);
+		lat_stats_of(&cwin, LAT_RESPONSE, &cr);
+		e.lat.win = &win;
+		e.lat.cmp = &cwin;
+		e.lat.cmp_num = o->num;
+		e.lat.cmp_baseline = o == ro_base(v->svc);
+		e.lat.cmp_n = cr.n;
+		e.lat.cmp_p99_us = cr.p99_us;
+	}
 	snprintf(text, sizeof(text),
 		 "p50 %s p99 %s over %llu requests in %.1f s; accept wait p99 %s over %llu "
 		 "connections",
@@ -103,9 +133,11 @@ void latview_gate_sample(struct version *v)
 		 (unsigned long long)r.n, e.lat.window_ms / 1000.0,
 		 lat_fmt(a.p99_us, ap99, sizeof(ap99)), (unsigned long long)a.n);
 	e.why = text;
-	if (e.lat.conclusive) {
+	if (fsm_gates_conclusive(c, &e.lat)) {
 		lv->base = cur;
 		lv->win_t = now;
+		if (have_o)
+			lv->cmp_base = ccur;
 	}
 	fsm_feed(v->svc, &e);
 }

@@ -65,6 +65,16 @@ struct version *ro_new(struct service *s)
 	return s->ro.newv >= 0 ? s->slot[s->ro.newv] : NULL;
 }
 
+struct version *ro_base(struct service *s)
+{
+	int i;
+
+	for (i = 0; s->ro.base_num && i < MAX_VERSIONS; i++)
+		if (s->slot[i] && s->slot[i]->num == s->ro.base_num)
+			return s->slot[i];
+	return NULL;
+}
+
 struct version *ro_old(struct service *s)
 {
 	return s->ro.oldv >= 0 ? s->slot[s->ro.oldv] : NULL;

@@ -248,6 +248,7 @@ struct rollout {
 	long long bake_end;  /* ms; 0: waiting for promote */
 	long long bake_left; /* ms of bake left when paused */
 	int newv, oldv;	     /* vslots, -1 none */
+	int base_num;	     /* --baseline: the fresh baseline version's number, 0: none */
 	int new_num, old_num;
 	long long t_start;
 	long long ready_ms;
@@ -285,6 +286,7 @@ struct rollout {
 	bool gate_pass;	       /* a conclusive sample within the bounds in this step */
 	bool gate_holding;     /* bake over, held for a conclusive sample */
 	int gate_bad;	       /* conclusive samples over a bound in a row */
+	bool gate_timed_out;   /* dry-run: analysis-timeout passed (reported once) */
 	char gate_last[320];   /* the last verdict, with its numbers */
 };
 
@@ -329,6 +331,8 @@ struct service {
 const char *vname(const struct version *v);
 /* The versions a rollout moves traffic between, or NULL. */
 struct version *ro_new(struct service *s);
+/* The fresh baseline of the rollout (--baseline), or NULL. */
+struct version *ro_base(struct service *s);
 struct version *ro_old(struct service *s);
 struct version *version_by_num(struct service *s, long long num);
 /* Remember a stopped version (at most HISTORY, oldest dropped). */

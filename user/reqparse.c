@@ -279,6 +279,27 @@ options:
 		}
 		o->approve = json_is_true(jv);
 	}
+	jv = json_object_get(req, "baseline");
+	if (jv && !json_is_boolean(jv)) {
+		snprintf(err, errlen, "deploy: baseline must be true or false");
+		return -1;
+	}
+	if (json_is_true(jv) && o->strategy != STRATEGY_CANARY) {
+		snprintf(err, errlen,
+			 "deploy: --baseline needs --strategy canary (a baseline takes a canary "
+			 "step's share; %s has no steps)",
+			 o->strategy == STRATEGY_ROLLING ? "rolling" : "bluegreen");
+		return -1;
+	}
+	/* baseline = yes is the canary's default: another strategy asked for goes without. */
+	o->baseline = jv ? json_is_true(jv) : conf->baseline && o->strategy == STRATEGY_CANARY;
+	if (o->baseline && o->adopt_pid) {
+		snprintf(err, errlen,
+			 "deploy: %s adopts its versions, which baton cannot start again: no "
+			 "--baseline (remove it, or baseline = yes)",
+			 conf->name);
+		return -1;
+	}
 	jv = json_object_get(req, "bake_ms");
 	if (jv) {
 		if (!json_is_integer(jv) || json_integer_value(jv) < 0 ||

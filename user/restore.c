@@ -266,6 +266,8 @@ static void rollout_resume(struct service *s, json_t *jr)
 	ro->t_start = json_integer_value(json_object_get(jr, "t_start"));
 	ro->ready_ms = json_integer_value(json_object_get(jr, "ready_ms"));
 	ro->hook = json_integer_value(json_object_get(jr, "hook"));
+	/* The baseline, when it still runs (ro_base finds it by number, else there is none). */
+	ro->base_num = json_integer_value(json_object_get(jr, "base_num"));
 	if (ro->newv < -1 || ro->newv >= MAX_VERSIONS || ro->oldv < -1 ||
 	    ro->oldv >= MAX_VERSIONS || !ro->nsteps || ro->step < 0 || ro->step >= ro->nsteps) {
 		log_warnx("%s: the state file has a bad rollout entry; ignoring it", s->conf.name);

@@ -84,21 +84,24 @@ static json_t *state_version(struct version *v)
 static json_t *state_rollout(struct service *s)
 {
 	struct rollout *ro = &s->ro;
-	json_t *steps = json_array();
+	json_t *steps = json_array(), *j;
 	int k;
 
 	for (k = 0; k < ro->nsteps; k++)
 		json_array_append_new(steps, json_integer(ro->steps[k]));
-	return json_pack("{s:i, s:i, s:o, s:i, s:i, s:b, s:b, s:I, s:I, s:i, s:i, s:i, s:i, s:I, "
-			 "s:I, s:i, s:i, s:I}",
-			 "stage", ro->stage, "strategy", ro->strategy, "steps", steps, "bake_ms",
-			 ro->bake_ms, "step", ro->step, "paused", ro->paused, "manual", ro->manual,
-			 "bake_end", (json_int_t)ro->bake_end, "bake_left",
-			 (json_int_t)ro->bake_left, "newv", ro->newv, "oldv", ro->oldv, "new_num",
-			 ro->new_num, "old_num", ro->old_num, "t_start", (json_int_t)ro->t_start,
-			 "ready_ms", (json_int_t)ro->ready_ms, "hook", ro->hook, "hook_pid",
-			 ro->hook_pidfd >= 0 ? ro->hook_pid : 0, "hook_starttime",
-			 (json_int_t)(ro->hook_pidfd >= 0 ? proc_starttime(ro->hook_pid) : 0));
+	j = json_pack("{s:i, s:i, s:o, s:i, s:i, s:b, s:b, s:I, s:I, s:i, s:i, s:i, s:i, s:I, "
+		      "s:I, s:i, s:i, s:I}",
+		      "stage", ro->stage, "strategy", ro->strategy, "steps", steps, "bake_ms",
+		      ro->bake_ms, "step", ro->step, "paused", ro->paused, "manual", ro->manual,
+		      "bake_end", (json_int_t)ro->bake_end, "bake_left", (json_int_t)ro->bake_left,
+		      "newv", ro->newv, "oldv", ro->oldv, "new_num", ro->new_num, "old_num",
+		      ro->old_num, "t_start", (json_int_t)ro->t_start, "ready_ms",
+		      (json_int_t)ro->ready_ms, "hook", ro->hook, "hook_pid",
+		      ro->hook_pidfd >= 0 ? ro->hook_pid : 0, "hook_starttime",
+		      (json_int_t)(ro->hook_pidfd >= 0 ? proc_starttime(ro->hook_pid) : 0));
+	if (j && ro->base_num)
+		json_object_set_new(j, "base_num", json_integer(ro->base_num));
+	return j;
 }
 
 static char *state_text(void)

@@ -122,6 +122,8 @@ static json_t *rollout_json(struct service *s)
 	json_object_set_new(j, "weight",
 			    json_integer(nv && nv->phase == VP_ACTIVE ? nv->weight : 0));
 	json_object_set_new(j, "bake_ms", json_integer(ro->bake_ms));
+	if (ro->base_num)
+		json_object_set_new(j, "baseline", json_integer(ro->base_num));
 	json_object_set_new(j, "waiting_for_promote",
 			    json_boolean((ro->stage == RO_STEPPING && !ro->bake_end) ||
 					 (ro->stage == RO_ROLLING && ro->approve_deadline)));
@@ -259,6 +261,8 @@ json_t *status_json(struct service *s)
 			       v->phase == VP_ACTIVE ? (int)v->weight : 0, "instances", v->ninst,
 			       "alive", v->nalive, "age_ms", (json_int_t)(now_ms() - v->t_start),
 			       "processes", insts, "command", argv);
+		if (v == ro_base(s))
+			json_object_set_new(jv, "baseline", json_true());
 		json_object_set_new(jv, "live", json_integer(n.live));
 		json_object_set_new(jv, "accepted", json_integer((json_int_t)n.accepted));
 		json_object_set_new(jv, "closed", json_integer((json_int_t)n.closed));

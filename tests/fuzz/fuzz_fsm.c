@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fsm.h"
 #include "fuzz.h"
@@ -32,6 +33,9 @@ struct run {
 	/* Answers the executor owes the state machine, fed after the step. */
 	struct fsm_event pending[16];
 	int npending;
+	/* Forgotten versions, freed once the answers owed are fed (exec.c: after the batch). */
+	struct version *dead[4 * FSM_MAX_ACTIONS];
+	int ndead;
 };
 
 static int next(struct run *r)
@@ -89,7 +93,7 @@ static void owe(struct run *r, struct fsm_event e)
 		r->pending[r->npending++] = e;
 }
 
-/* The executor's part: answers owed, forgotten versions freed (after the whole list). */
+/* The executor's part: answers owed, forgotten versions freed once they are fed (feed()). */
 static void perform(struct run *r)
 {
 	struct version *forgotten[FSM_MAX_ACTIONS];
@@ -166,6 +170,9 @@ static void perform(struct run *r)
 		case FA_FORGET:
 			FUZZ_CHECK(r->s->slot[a->v->vslot] != a->v, "v%d forgotten in its slot",
 				   a->v->num);
+			FUZZ_CHECK(r->ndead < (int)(sizeof(r->dead) / sizeof(r->dead[0])),
+				   "more than %d versions forgotten in one feed", r->ndead);
+			r->dead[r->ndead++] = a->v;
 			forgotten[nf++] = a->v;
 			break;
 		case FA_REDEPLOY: {
@@ -192,8 +199,6 @@ static void perform(struct run *r)
 			break;
 		}
 	}
-	for (k = 0; k < nf; k++)
-		free(forgotten[k]);
 }
 
 /*
@@ -242,6 +247,8 @@ static void feed(struct run *r, const struct fsm_event *e)
 		check_placed(r->s);
 		perform(r);
 	}
+	while (r->ndead)
+		free(r->dead[--r->ndead]);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -295,6 +302,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s->conf.health = (b >> 1) % 2 ? HEALTH_HTTP : HEALTH_NONE;
 	s->conf.max_error_bp = (b >> 2) % 2 ? 100 : ERROR_RATE_OFF;
 	s->conf.max_p99_ms = (b >> 6) % 2 ? 500 : 0;
+	s->conf.max_p99_ratio = (a >> 2) % 2 ? 1.5 : 0;
+	s->conf.confidence_bp = 9500;
 	s->conf.min_samples = 100;
 	s->conf.analysis_timeout_ms = 1000;
 	s->conf.hook_timeout_ms = 200;
@@ -343,6 +352,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				e.opts.steps[0] = 2000;
 				e.opts.steps[1] = WEIGHT_MAX;
 				e.opts.bake_ms = (arg >> 2) % 2 ? 100 : 0;
+				/* --baseline: a fresh copy of the current version (exec.c's
+				 * checks). */
+				if ((arg >> 4) % 2 && kind == FE_DEPLOY && s->active >= 0 &&
+				    !e.v->adopted && !s->slot[s->active]->adopted) {
+					e.opts.baseline = true;
+					e.base = version_make(s, false);
+				}
 			}
 			break;
 		case FE_EXIT:
@@ -361,9 +377,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case FE_LAT_SAMPLE:
 			e.lat.n = arg % 3 ? 100 + arg : arg % 100;
-			e.lat.conclusive = e.lat.n >= 100;
 			e.lat.p99_us = (arg % 5) * 200000;
 			e.lat.window_ms = 1000;
+			/* max-p99-ratio: the canary and its comparison, slower or not. */
+			if (arg % 4) {
+				static struct lat_hist win, cmp;
+
+				memset(&win, 0, sizeof(win));
+				memset(&cmp, 0, sizeof(cmp));
+				win.bucket[LAT_RESPONSE][(arg * 7) % LAT_BUCKETS] = e.lat.n;
+				cmp.bucket[LAT_RESPONSE][(arg * 5) % LAT_BUCKETS] = 100 + arg % 50;
+				e.lat.win = &win;
+				e.lat.cmp = &cmp;
+				e.lat.cmp_num = 1;
+				e.lat.cmp_n = 100 + arg % 50;
+			}
 			e.why = "latency";
 			break;
 		case FE_HOOK_DONE:

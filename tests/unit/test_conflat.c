@@ -3,7 +3,8 @@
  * Unit tests of the latency setting in user/config.c and user/confkeys.c:
  * [agent] latency = on | off, [service NAME] latency = auto | on | off,
  * LATENCY_MEASURED, and the combinations with latency gates that are
- * refused (one line, nothing kept).  Config files go to a private temp
+ * refused (one line, nothing kept); max-p99-ratio, confidence, baseline
+ * and gate-mode (fsm_gates.c's rank test and dry-run).  Config files go to a private temp
  * directory.
  */
 #include <limits.h>
@@ -138,6 +139,58 @@ static void gate_without_measurement(void **state)
 	config_free(cfg);
 }
 
+static void ratio_settings(void **state)
+{
+	(void)state;
+	assert_int_equal(load("", "strategy = canary\nmax-p99-ratio = 1.2\n"), 0);
+	assert_true(cfg->services[0].max_p99_ratio > 1.19 && cfg->services[0].max_p99_ratio < 1.21);
+	assert_int_equal(cfg->services[0].confidence_bp, 9500);
+	assert_false(cfg->services[0].baseline);
+	assert_false(cfg->services[0].gate_dry_run);
+	/* A ratio gate alone has latency measured (auto). */
+	assert_true(LATENCY_MEASURED(&cfg->services[0]));
+	config_free(cfg);
+	assert_int_equal(load("", "strategy = canary\nmax-p99-ratio = 3\nconfidence = 99.5%\n"
+				  "baseline = yes\ngate-mode = dry-run\n"),
+			 0);
+	assert_int_equal(cfg->services[0].confidence_bp, 9950);
+	assert_true(cfg->services[0].baseline);
+	assert_true(cfg->services[0].gate_dry_run);
+	config_free(cfg);
+	assert_int_equal(load("", "gate-mode = enforce\n"), 0);
+	assert_false(cfg->services[0].gate_dry_run);
+	config_free(cfg);
+}
+
+static void ratio_refused(void **state)
+{
+	(void)state;
+	refused("", "max-p99-ratio = 1\n", "max-p99-ratio must be a ratio above 1");
+	refused("", "max-p99-ratio = 0.8\n", "max-p99-ratio must be a ratio above 1");
+	refused("", "max-p99-ratio = 1.2x\n", "max-p99-ratio must be a ratio above 1");
+	refused("", "max-p99-ratio = nan\n", "max-p99-ratio must be a ratio above 1");
+	refused("", "max-p99-ratio = 101\n", "max-p99-ratio must be a ratio above 1");
+	refused("", "max-p99-ratio = 1.2\nconfidence = 50%\n",
+		"confidence must be above 50% and below 100%");
+	refused("", "max-p99-ratio = 1.2\nconfidence = 100%\n",
+		"confidence must be above 50% and below 100%");
+	refused("", "max-p99-ratio = 1.2\nconfidence = 101\n", "confidence: ");
+	refused("", "confidence = 95%\n", "confidence is for max-p99-ratio's rank test");
+	refused("", "strategy = bluegreen\nbaseline = yes\n",
+		"baseline = yes needs strategy = canary");
+	refused("", "strategy = rolling\nbaseline = yes\n",
+		"baseline = yes needs strategy = canary (a baseline takes a canary step's share; "
+		"rolling has none)");
+	refused("", "baseline = maybe\n", "baseline must be yes or no");
+	refused("", "gate-mode = off\n", "gate-mode must be enforce or dry-run");
+	refused("", "gate-mode = dry-run\ngate-dry-run = yes\n",
+		"gate-mode and gate-dry-run (line 6) both given");
+	refused("", "max-p99-ratio = 1.5\nlatency = off\n",
+		"max-p99-ratio needs latency measured, but latency = off");
+	refused("latency = off\n", "max-p99-ratio = 1.5\n",
+		"has a latency gate (max-p99-ratio) but [agent] has latency = off");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -146,6 +199,8 @@ int main(void)
 	    cmocka_unit_test(on_and_off),
 	    cmocka_unit_test(bad_values),
 	    cmocka_unit_test(gate_without_measurement),
+	    cmocka_unit_test(ratio_settings),
+	    cmocka_unit_test(ratio_refused),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

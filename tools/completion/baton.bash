@@ -14,7 +14,7 @@ _baton_commands="agent deploy adopt promote pause abort weight pin unpin status 
 _baton_options() {
 	case $1 in
 	agent) echo "-f -d -n -v -vv -h" ;;
-	deploy) echo "--strategy --steps --bake --approve --env --max-surge --max-unavailable --pause --adopt-pid -s --control -- -h --help" ;;
+	deploy) echo "--strategy --steps --bake --approve --baseline --env --max-surge --max-unavailable --pause --adopt-pid -s --control -- -h --help" ;;
 	adopt) echo "--pid -s --control -h --help" ;;
 	promote) echo "--full -s --control -h --help" ;;
 	status) echo "--json -s --control -h --help" ;;
