@@ -46,8 +46,9 @@ import os, selectors, socket, sys
 sel = selectors.DefaultSelector()
 for fd in range(3, 3 + int(os.environ["LISTEN_FDS"])):
     sel.register(socket.socket(fileno=fd), selectors.EVENT_READ)
-reply = ("HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\nversion=%s\n"
-         % os.environ.get("BATON_VERSION", "v?")).encode()
+# (served_by reads "version=vN " up to the space)
+body = ("version=%s hog\n" % os.environ.get("BATON_VERSION", "v?")).encode()
+reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
 hog, served = [], 0
 while True:
     for key, _ in sel.select(timeout=0.1):
