@@ -637,6 +637,24 @@ int cg_read_u64(int dirfd, const char *name, unsigned long long *val)
 	return end == buf ? -EINVAL : 0;
 }
 
+int cg_read_key(int dirfd, const char *name, const char *key, unsigned long long *val)
+{
+	char buf[1024], *p, *end;
+	size_t klen = strlen(key);
+	int r = read_file_at(dirfd, name, buf, sizeof(buf));
+
+	if (r < 0)
+		return r;
+	/* "key value" lines: the key at a line's start, then one space. */
+	for (p = buf; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		if (strncmp(p, key, klen) || p[klen] != ' ')
+			continue;
+		*val = strtoull(p + klen + 1, &end, 10);
+		return end == p + klen + 1 ? -EINVAL : 0;
+	}
+	return -ENOENT;
+}
+
 int cg_watch(int dirfd)
 {
 	char path[64];

@@ -74,6 +74,8 @@ int cg_cpu_usec(int dirfd, unsigned long long *usec);
 
 /* A one-number file of the cgroup (memory.current, memory.peak): 0, or -errno (no controller). */
 int cg_read_u64(int dirfd, const char *name, unsigned long long *val);
+/* One key of a flat keyed file of the cgroup (memory.events "oom_kill"): 0, or -errno. */
+int cg_read_key(int dirfd, const char *name, const char *key, unsigned long long *val);
 
 /* Changes of cgroup.events: one inotify fd for the loop, a watch per version. */
 int cg_events_fd(void);

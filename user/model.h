@@ -161,6 +161,7 @@ struct version {
 	struct lat_view lat;	   /* latview.c: its latency, per interval and per gate window */
 	struct acceptq acceptq;	   /* acceptq.c: whether it accepts */
 	__u64 lost_seen;	   /* connections lost to dead processes, already reported */
+	__u64 oom_seen;		   /* its cgroup's memory.events oom_kill, already reported */
 	bool resetting;		   /* drain-reset under way: signalled once it is done */
 	bool http_draining;	   /* drain-http: its connections are asked to close */
 	long long hd_live0;	   /* exec.c: its live connections when drain-http began */

@@ -298,6 +298,7 @@ int version_cgroup_open(struct version *v, bool make, char *err, size_t errlen)
 	    .cpu_max_pct = v->svc->conf.cpu_max_pct,
 	    .pids_max = v->svc->conf.pids_max,
 	};
+	unsigned long long n;
 	int fd;
 
 	if (!cg_enabled() || v->adopted)
@@ -307,6 +308,9 @@ int version_cgroup_open(struct version *v, bool make, char *err, size_t errlen)
 	if (fd < 0)
 		return fd;
 	v->cg_fd = fd;
+	/* OOM kills from before (an earlier agent's) are not this agent's to name. */
+	if (cg_read_key(fd, "memory.events", "oom_kill", &n) == 0)
+		v->oom_seen = n;
 	v->cg_wd = cg_watch(fd);
 	if (v->cg_wd < 0) {
 		snprintf(err, errlen, "cannot watch %s's cgroup: %s", vname(v),
@@ -609,6 +613,23 @@ static void report_lost(struct version *v, int i, const char *desc)
 	v->lost_seen = n.lost;
 }
 
+/*
+ * A SIGKILL that the kernel's OOM killer sent inside the version's cgroup
+ * (its memory.events oom_kill went up): said in the exit's description, so
+ * the crash report and a canary's rollback say so (memory-max, or the host's memory).
+ */
+static void oom_note(struct version *v, char *desc, size_t len)
+{
+	unsigned long long n;
+	size_t l = strlen(desc);
+
+	if (v->cg_fd < 0 || cg_read_key(v->cg_fd, "memory.events", "oom_kill", &n) ||
+	    n <= v->oom_seen)
+		return;
+	v->oom_seen = n;
+	snprintf(desc + l, len - l, " (OOM killer)");
+}
+
 void on_exit_of(struct version *v, int i)
 {
 	struct instance *in = &v->inst[i];
@@ -625,6 +646,8 @@ void on_exit_of(struct version *v, int i)
 			 "exited (started by an earlier agent: status unknown)");
 	else if (r <= 0)
 		return;
+	else if (status == 128 + SIGKILL)
+		oom_note(v, desc, sizeof(desc));
 	ep_del(in->pidfd);
 	close(in->pidfd);
 	in->pidfd = -1;

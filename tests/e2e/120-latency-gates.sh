@@ -29,7 +29,9 @@ if grep -q "latency is not measured" "$T/agent.log"; then
 fi
 
 # 1. What v1 serves, measured by the kernel.
-wrk_start "$T/wrk.v1" -t1 -c10 -d3s --latency "$URL"
+# (-d is scaled: under emulation one CLI call can outlast a 1 s interval, and
+# both looks below must see an interval wrk filled; it is stopped after them.)
+wrk_start "$T/wrk.v1" -t1 -c10 -d"$(slow 3)"s --latency "$URL"
 w1=$WRK
 # status shows the last whole 1 s interval: the first one wrk's requests fill
 # ends 1 to 2 s after wrk starts sending, later when wrk is slow to start on a
@@ -41,7 +43,11 @@ for _ in $(seq "$(slow 50)"); do
 done
 cat "$T/status.v1"
 check "status shows v1's response times" grep -q "last 1 s: response p50" "$T/status.v1"
-j=$("$BATON" status web --json | jq -c '.[0].versions[0].latency')
+for _ in $(seq "$(slow 50)"); do
+	j=$("$BATON" status web --json | jq -c '.[0].versions[0].latency')
+	[ "$(jq -r ".response.count // 0" <<<"$j")" -gt 10 ] && break
+	sleep 0.1
+done
 echo "$j"
 check "status --json has the last interval's count" test "$(jq -r .response.count <<<"$j")" -gt 10
 WRK=$w1 wrk_stop
