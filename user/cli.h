@@ -29,6 +29,10 @@ int cmd_features(int argc, char **argv);
 #include <jansson.h>
 void cli_print_latency(json_t *v);
 void cli_print_gates(json_t *ro);
+/* clistatus.c: the text view of baton status's services; a weight's bar; a state's colour. */
+void cli_print_table(json_t *services);
+void cli_print_share(int tty, long long weight);
+const char *cli_state_colour(int tty, const char *state);
 /* cli.c: send req, print progress lines, return the final reply or NULL (said on stderr). */
 json_t *cli_call(const char *control, json_t *req, int timeout_ms);
 /* 0 if reply r says ok; else its error printed ("baton: WHAT: ...") and r freed: 1. */

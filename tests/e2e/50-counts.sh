@@ -13,8 +13,9 @@
 # v2's drain-timeout must outlast the test: at it, v2's 9 queued connections
 # would migrate to the version after it, whose counts are checked at 0 live.
 # It is a bound on time, and scales (under emulation the minute passed while
-# v3 was checked, and v3 counted 9 live).
-EXEC="$DEMO --idle-ms 600000" write_conf "instances = 2" "ready = notify" \
+# v3 was checked, and v3 counted 9 live).  ready = none: v2 never accepts, and
+# notify (READY=1, then a probe it must accept) no longer deploys such a version.
+EXEC="$DEMO --idle-ms 600000" write_conf "instances = 2" "ready = none" \
 	"drain-policy = wait-then-signal" "drain-timeout = $(slow 60)s" "kill-after = 1s"
 start_agent || exit 1
 

@@ -9,9 +9,12 @@
 #     requests queued: not accepting, 10 queued, for >= 2 s, logged once;
 #  3. a version frozen with SIGSTOP with requests queued: the same; thawed,
 #     it accepts again (logged) and answers them.
+#  ready = none: since READY=1 is followed by a probe that the instance must
+#  accept (ready = notify, like tcp), a version that never accepts is no
+#  longer deployed with notify (e2e 89); here it must be, to be seen hung.
 . "$(dirname "$0")/lib.sh"
 
-write_conf "instances = 1" "ready = notify" "drain-timeout = 1s" "kill-after = 1s" "backlog = 128"
+write_conf "instances = 1" "ready = none" "drain-timeout = 1s" "kill-after = 1s" "backlog = 128"
 sed -i "/^run-dir/a metrics = 127.0.0.1:9464" "$T/web.conf"
 start_agent || exit 1
 URL=http://127.0.0.1:8080/
