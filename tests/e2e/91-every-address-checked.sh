@@ -32,7 +32,10 @@ for ready in tcp http; do
 	wait_gone 10 "$AGENT"
 done
 
-write_conf "instances = 1" "ready = notify" "health = http" "health-path = /healthz" \
+# ready = none: with notify the deaf canary would now fail its accept probe on
+# [::1]:8080 before any traffic (the readiness part above); here the health
+# checks must catch it.
+write_conf "instances = 1" "ready = none" "health = http" "health-path = /healthz" \
 	"health-interval = 200ms" "health-timeout = 300ms" "health-threshold = 2" \
 	"ready-timeout = 2s" "drain-timeout = 2s" "kill-after = 1s"
 start_agent || exit 1
