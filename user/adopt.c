@@ -26,12 +26,15 @@
 #include "history.h"
 #include "log.h"
 #include "proc.h"
+#include "services.h"
 #include "versions.h"
 
 /* ---- adopting servers that open their own SO_REUSEPORT listeners ---------------- */
 
 #define ADOPT_MAX_PIDS	256
 #define ADOPT_MAX_SOCKS (MAX_INSTANCES * MAX_LISTEN)
+/* Listeners of every adopted version looked at by adopt_track_prune. */
+#define ADOPT_PRUNE_MAX (4 * ADOPT_MAX_SOCKS)
 
 struct adopted_sock {
 	int fd;
@@ -330,6 +333,69 @@ static int cover_listeners(const struct service_conf *c, pid_t pid,
 		return -1;
 	}
 	return 0;
+}
+
+/* Cookies of the listeners of every adopted version still running (at most max). */
+static int adopted_cookies(__u64 *cookies, int max)
+{
+	socklen_t len = sizeof(__u64);
+	struct service *s;
+	int i, k, j, n = 0;
+
+	for (i = 0; (s = service_at(i)); i++)
+		for (k = 0; k < MAX_VERSIONS; k++) {
+			struct version *v = s->slot[k];
+
+			if (!v || v->freed || !v->adopted)
+				continue;
+			for (j = 0; j < v->ninst * s->conf.nlisten && n < max; j++) {
+				int fd = v->inst[j / s->conf.nlisten].lfd[j % s->conf.nlisten];
+
+				len = sizeof(__u64);
+				if (fd >= 0 && !getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookies[n], &len))
+					n++;
+			}
+		}
+	return n;
+}
+
+/* Is the cgroup at path the one at top or below it? */
+static bool at_or_below(const char *path, const char *top)
+{
+	size_t n = strlen(top);
+
+	return !strncmp(path, top, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+void adopt_track_prune(void)
+{
+	__u64 extra[TRACK_MAX_EXTRA], cookies[ADOPT_PRUNE_MAX], ids[ADOPT_PRUNE_MAX];
+	char top[PATH_MAX], p[PATH_MAX];
+	int ne = dp_track_extra(extra, TRACK_MAX_EXTRA), n = 0, i, j;
+	bool keep;
+
+	if (!ne)
+		return;
+	n = adopted_cookies(cookies, ADOPT_PRUNE_MAX);
+	if (n == ADOPT_PRUNE_MAX)
+		return; /* some not looked at: every link stays */
+	if (n)
+		sock_cgroup_ids(cookies, n, ids);
+	for (j = 0; j < n; j++)
+		if (!ids[j])
+			return; /* a listener's cgroup unknown: every link stays */
+	for (i = 0; i < ne; i++) {
+		/* A removed cgroup (no path) has no sockets left to count. */
+		keep = false;
+		if (!cgroup_path_of(extra[i], top, sizeof(top)))
+			for (j = 0; j < n && !keep; j++)
+				keep = ids[j] == extra[i] ||
+				       (!cgroup_path_of(ids[j], p, sizeof(p)) && at_or_below(p, top));
+		if (!keep && !dp_track_uncover(extra[i]))
+			log_info("the track program left cgroup id %llu: no adopted listener there any "
+				 "more",
+				 (unsigned long long)extra[i]);
+	}
 }
 
 /*

@@ -18,4 +18,11 @@ struct client;
  */
 int adopt_first(struct service *s, pid_t pid, struct client *c, char *err, size_t errlen);
 
+/*
+ * The track links made for adopted servers' listeners (cover) that no
+ * running adopted version needs any more go: after an adopted version is
+ * forgotten, and once at start for links an earlier agent left.
+ */
+void adopt_track_prune(void);
+
 #endif /* BATON_ADOPT_H */

@@ -21,6 +21,7 @@
 #include <bpf/libbpf.h>
 #include <jansson.h>
 
+#include "adopt.h"
 #include "agent.h"
 #include "cgroup.h"
 #include "checks.h"
@@ -433,6 +434,8 @@ int agent_main(const struct agent_opts *o)
 				  "baton knows; left as they are",
 				  left, cg_subtree());
 	}
+	/* Links an earlier agent made for adopted servers that have gone since. */
+	adopt_track_prune();
 	state_save();
 	promgate_probe();
 	{

@@ -207,6 +207,20 @@ int dp_track_cover(const char *cgroup, char *err, size_t errlen)
 	return r;
 }
 
+int dp_track_extra(__u64 *ids, int max)
+{
+	return track_extra(&tr, ids, max);
+}
+
+int dp_track_uncover(__u64 id)
+{
+	int r = track_uncover(&tr, id);
+
+	if (!r)
+		latency_follow_track();
+	return r;
+}
+
 void dp_close(bool unpin)
 {
 	int r;

@@ -35,6 +35,9 @@ int dp_open(const char *bpf_dir, const __u64 *cookies, int ncookies, char *err, 
  */
 int dp_track_scope(const char *cgroup, char *err, size_t errlen);
 int dp_track_cover(const char *cgroup, char *err, size_t errlen);
+/* The cgroups covered for adopted servers (ids, at most max), and dropping one. */
+int dp_track_extra(__u64 *ids, int max);
+int dp_track_uncover(__u64 id);
 /*
  * [agent] latency, before dp_open: off loads nothing that runs and measures
  * no version.  On, the latency cgroup_skb programs are attached where track

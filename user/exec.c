@@ -339,6 +339,7 @@ static void stop_checks(struct version *v, int only)
 /* Final counts into its history entry, pins and counters gone, its memory after the batch. */
 static void forget(struct service *s, struct version *v)
 {
+	bool adopted = v->adopted;
 	int k, n;
 
 	for (k = s->nhist - 1; k >= 0 && s->hist[k].num != v->num; k--)
@@ -351,6 +352,9 @@ static void forget(struct service *s, struct version *v)
 	dp_forget(v);
 	version_cgroup_remove(v);
 	version_free(v);
+	/* The track link made for its listeners' cgroup may be needed no more. */
+	if (adopted)
+		adopt_track_prune();
 }
 
 static void deploy_done(struct service *s, const struct fsm_action *a)
@@ -422,6 +426,9 @@ static void perform(struct service *s, const struct fsm_action *a)
 		break;
 	case FA_RELEASE:
 		release_listeners(v, a->inst);
+		/* An adopted server's listeners gone: the track link made for them may go. */
+		if (v->adopted)
+			adopt_track_prune();
 		break;
 	case FA_ATTACH:
 		attach(v);

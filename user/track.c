@@ -229,6 +229,31 @@ int track_cover(struct track *t, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+int track_extra(struct track *t, __u64 *ids, int max)
+{
+	int i;
+
+	for (i = 0; i < t->nextra && i < max; i++)
+		ids[i] = t->extra_id[i];
+	return i;
+}
+
+int track_uncover(struct track *t, __u64 id)
+{
+	int i;
+
+	for (i = 0; i < t->nextra && t->extra_id[i] != id; i++)
+		;
+	if (i == t->nextra)
+		return -ENOENT;
+	bpf_link__unpin(t->extra[i]);
+	bpf_link__destroy(t->extra[i]);
+	t->nextra--;
+	t->extra[i] = t->extra[t->nextra];
+	t->extra_id[i] = t->extra_id[t->nextra];
+	return 0;
+}
+
 int track_cgroups(struct track *t, __u64 *ids, int max)
 {
 	int n = 0, i;

@@ -56,6 +56,10 @@ int track_scope(struct track *t, const char *path, char *err, size_t errlen);
  * already, else one more link, pinned.  0 or -errno with err.
  */
 int track_cover(struct track *t, const char *path, char *err, size_t errlen);
+/* The cgroup ids of the links track_cover made (at most max): how many. */
+int track_extra(struct track *t, __u64 *ids, int max);
+/* The link track_cover made for cgroup id goes (unpinned, detached): 0 or -ENOENT. */
+int track_uncover(struct track *t, __u64 id);
 /* The cgroups it runs for: ids of the main and the extra attachments (at most max). */
 int track_cgroups(struct track *t, __u64 *ids, int max);
 void track_close(struct track *t);
