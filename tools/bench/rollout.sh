@@ -6,7 +6,8 @@
 # them by weight).  baton status --json is sampled every 200 ms (accepted
 # connections per version, counted in the kernel); the step changes come
 # from loadgen watching the services map.  Writes bench/rollout.dat and draws
-# bench/rollout.png with gnuplot; reports each step's measured share.
+# bench/rollout.png with gnuplot; reports each step's measured share, and
+# each version's CPU time, processes and memory from its cgroup.
 # usage: tools/bench/rollout.sh BUILD_DIR OUT_JSON   (BENCH_OUT: where the chart goes)
 . "$(dirname "$0")/common.sh"
 bench_enter "$@"
@@ -34,7 +35,9 @@ cmd "baton deploy web --strategy canary --steps 10,50,100 --bake ${BAKE}s -- dem
 		t=$EPOCHREALTIME
 		"$BATON" status web --json 2>/dev/null |
 			jq -c --arg t "$t" '{t: ($t | tonumber), a: ([.[0].versions[], .[0].stopped[]] |
-				map({key: "v\(.version)", value: .accepted}) | from_entries)}'
+				map({key: "v\(.version)", value: .accepted}) | from_entries),
+				r: (.[0].versions | map({key: "v\(.version)", value: {cpu_usec, memory_bytes,
+				memory_peak_bytes, tree_count}}) | from_entries)}'
 		sleep 0.2
 	done
 ) >"$T/samples.jsonl" &
@@ -89,4 +92,15 @@ data rollout "$(jq -n --rawfile steps "$T/steps" --arg shares "$shares" --argjso
 row "canary steps 10/50/100%: v2's measured share of new connections (sticky, 1024 clients)" \
 	"$(awk -F'\t' '{ printf "%s%s%%: %s%%", (NR > 1 ? ", " : ""), $1, $2 }' <<<"$shares")" "weights set" \
 	"$(jq -r '"\(.errors.connect + .errors.read + .errors.write + .errors.status) failed of \(.ok) requests; chart: bench/rollout.png"' "$T/load.json")"
+# Each version's resources from its cgroup (cpu.stat, memory.current and
+# memory.peak where cgroup v2 has the memory controller, its processes): CPU
+# time at its last sample, the largest memory and process count seen.
+res=$(jq -rs '[.[].r // {} | to_entries[]] | group_by(.key)[] | .[0].key as $v | map(.value) |
+	"\($v): CPU \(map(.cpu_usec // 0) | max / 1000 | round) ms, \(map(.tree_count // 0) | max) processes, memory " +
+	(if (map(.memory_peak_bytes // .memory_bytes // empty) | length) > 0
+	 then "peak \(map(.memory_peak_bytes // .memory_bytes // 0) | max / 1048576 * 10 | round / 10) MiB"
+	 else "not measured (no memory controller in cgroup v2 here)" end)' "$T/samples.jsonl" | paste -sd ';' | sed 's/;/; /g')
+data rollout_resources "$(jq -n --arg r "$res" '$r')"
+row "per-version resources during that rollout, from each version's cgroup" "$res" "—" \
+	"sampled with the shares; CPU time is the version's whole life up to its last sample"
 bench_finish
