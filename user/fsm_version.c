@@ -352,18 +352,26 @@ void fsm_on_vtimer(struct fsm *f, struct version *v)
 	if (fsm_rolling(f->s) && fsm_rolling_vtimer(f, v))
 		return;
 	if (fsm_starting(f->s, v)) {
-		char why[256];
-		int i, mute = 0;
+		char why[256], mutes[128] = "";
+		int i, mute = -1;
 
 		/* The readiness tick: only its deadline is a rule. */
 		if (v->nready == v->ninst || !v->deadline || f->now < v->deadline)
 			return;
-		for (i = 0; i < v->ninst; i++)
-			mute += v->inst[i].notified && !v->inst[i].ready;
+		/* The first that said READY=1: the address its accept probe waited on. */
+		for (i = 0; i < v->ninst && mute < 0; i++)
+			if (v->inst[i].notified && !v->inst[i].ready)
+				mute = i;
+		if (mute >= 0) {
+			int j = v->inst[mute].probe_addr;
+
+			snprintf(mutes, sizeof(mutes),
+				 " (instance %d sent READY=1 but accepted no connection on %s)", mute,
+				 j >= 0 && j < c->nlisten ? c->listen[j].text : "its listeners");
+		}
 		snprintf(why, sizeof(why),
 			 "%d of %d instance(s) not ready within ready-timeout %u ms%s",
-			 v->ninst - v->nready, v->ninst, c->ready_timeout_ms,
-			 mute ? " (sent READY=1 but accepted no connection)" : "");
+			 v->ninst - v->nready, v->ninst, c->ready_timeout_ms, mutes);
 		fsm_emit(f, FA_STOP_CHECKS, v, -1, 0);
 		fsm_rollout_fail(f, RB_HEALTH, why);
 		return;

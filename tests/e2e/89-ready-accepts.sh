@@ -58,7 +58,7 @@ v2pids=$(version_pids 2)
 out=$(timeout "$(slow 30)" "$BATON" deploy web -- "$DEMO" --no-accept 2>&1); rc=$?
 check "a version that sends READY=1 and never accepts fails the deploy" test $rc -ne 0
 check "the reason says it sent READY=1 but accepted nothing: $(tail -1 <<<"$out")" \
-	grep -q "not ready within ready-timeout .* (sent READY=1 but accepted no connection)" <<<"$out"
+	grep -q "not ready within ready-timeout .* (instance [01] sent READY=1 but accepted no connection on 127.0.0.1:8080)" <<<"$out"
 check_eq "v2 still active" 2 "$(active_version)"
 check_eq "v2 kept its processes" "$v2pids" "$(version_pids 2)"
 check "v2 still serves" only_version http://127.0.0.1:8080/ v2 5

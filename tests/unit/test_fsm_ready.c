@@ -30,6 +30,7 @@ static struct service *service_new(enum ready_kind ready)
 
 	snprintf(s->conf.name, sizeof(s->conf.name), "web");
 	s->conf.nlisten = 1;
+	snprintf(s->conf.listen[0].text, sizeof(s->conf.listen[0].text), "127.0.0.1:8080");
 	s->conf.instances = 2;
 	s->conf.ready = ready;
 	s->conf.ready_timeout_ms = 5000;
@@ -254,8 +255,8 @@ static void test_notified_never_accepts(void **state)
 	       "stop-checks v2; deploy-done failed; ro-timer off; unplace v2; policy; release v2; "
 	       "signal v2 SIGTERM; vtimer v2 +1000");
 	assert_string_equal(text_of(FA_DEPLOY_DONE),
-			    "1 of 2 instance(s) not ready within ready-timeout 5000 ms (sent "
-			    "READY=1 but accepted no connection)");
+			    "1 of 2 instance(s) not ready within ready-timeout 5000 ms (instance 1 "
+			    "sent READY=1 but accepted no connection on 127.0.0.1:8080)");
 	assert_int_equal(s->active, v1->vslot);
 	assert_int_equal(v1->weight, WEIGHT_MAX);
 	/* The probe's answer after the failure changes nothing. */
