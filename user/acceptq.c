@@ -38,15 +38,7 @@ static unsigned queued(const struct version *v)
 
 void acceptq_start(void)
 {
-	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (tfd < 0 || ep_add(tfd, &tev, EV_ACCEPTQ, NULL, 0, EPOLLIN)) {
-		log_warn("accept queues: timerfd");
-		if (tfd >= 0)
-			close(tfd);
-		tfd = -1;
-		return;
-	}
-	timerfd_every(tfd, ACCEPTQ_TICK_MS);
+	tfd = ep_ticker(&tev, EV_ACCEPTQ, NULL, 0, ACCEPTQ_TICK_MS, "accept queues");
 }
 
 void on_acceptq_tick(void)

@@ -23,15 +23,7 @@ static struct evsrc tev;
 
 void latview_start(void)
 {
-	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (tfd < 0 || ep_add(tfd, &tev, EV_LATENCY, NULL, 0, EPOLLIN)) {
-		log_warn("latency: timerfd");
-		if (tfd >= 0)
-			close(tfd);
-		tfd = -1;
-		return;
-	}
-	timerfd_every(tfd, LAT_TICK_MS);
+	tfd = ep_ticker(&tev, EV_LATENCY, NULL, 0, LAT_TICK_MS, "latency");
 }
 
 static void tick_version(struct version *v)

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "loop.h"
 
 static int epfd = -1;
@@ -108,4 +109,18 @@ void timerfd_every(int fd, int ms)
 				 .it_value.tv_nsec = (ms % 1000) * 1000000L};
 
 	timerfd_settime(fd, 0, &its, NULL);
+}
+
+int ep_ticker(struct evsrc *ev, int type, void *p, int idx, int ms, const char *what)
+{
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+
+	if (fd < 0 || ep_add(fd, ev, type, p, idx, EPOLLIN)) {
+		log_warn("%s: timerfd", what);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	timerfd_every(fd, ms);
+	return fd;
 }

@@ -62,5 +62,10 @@ long long now_ms(void);
 void timerfd_at(int fd, long long at_ms);
 /* Make a timerfd tick every ms. */
 void timerfd_every(int fd, int ms);
+/*
+ * A timerfd in the event loop (events of type, with p and idx) ticking
+ * every ms: its fd, or -1 with a warning naming what, and nothing made.
+ */
+int ep_ticker(struct evsrc *ev, int type, void *p, int idx, int ms, const char *what);
 
 #endif /* BATON_LOOP_H */
