@@ -44,6 +44,8 @@ USER_SRCS += user/rollconf.c user/fsm_rolling.c user/fsm_rollhold.c
 USER_SRCS += user/sockcg.c user/acceptq.c
 # The rollback window (issue 18, part 2).
 USER_SRCS += user/history.c user/histjson.c user/fsm_history.c user/clihistory.c
+# Holds in status, their deadlines across a restart (issue 20).
+USER_SRCS += user/statushold.c user/stateholds.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
@@ -122,9 +124,9 @@ $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) 
 
 $(BUILD)/test_fsm_hold: tests/unit/test_fsm_hold.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
 			$(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
-			$(BUILD)/confval.o $(BUILD)/lathist.o
+			$(BUILD)/confval.o $(BUILD)/lathist.o $(BUILD)/stateholds.o
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -lm -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -ljansson -lcmocka -lm -o $@
 
 $(BUILD)/test_fsm_ready: tests/unit/test_fsm_ready.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
 			 $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
