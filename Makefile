@@ -45,7 +45,7 @@ USER_SRCS += user/sockcg.c user/acceptq.c
 # The rollback window (issue 18, part 2).
 USER_SRCS += user/history.c user/histjson.c user/fsm_history.c user/clihistory.c
 # Holds in status, their deadlines across a restart (issue 20).
-USER_SRCS += user/statushold.c user/stateholds.c
+USER_SRCS += user/statushold.c user/stateholds.c user/evlog.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
@@ -57,6 +57,7 @@ TESTS     += $(BUILD)/test_lathist
 TESTS     += $(BUILD)/test_conflat
 TESTS     += $(BUILD)/test_history
 TESTS     += $(BUILD)/test_latrank
+TESTS     += $(BUILD)/test_evlog
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -106,6 +107,11 @@ $(BUILD)/test_lathist: tests/unit/test_lathist.c $(BUILD)/lathist.o
 $(BUILD)/test_latrank: tests/unit/test_latrank.c $(BUILD)/latrank.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -lm -o $@
+
+# The event log's file writer (issue 20): a thread, bounded when the disk is stuck.
+$(BUILD)/test_evlog: tests/unit/test_evlog.c $(BUILD)/evlog.o $(BUILD)/log.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -o $@
 
 $(BUILD)/test_listen: tests/unit/test_listen.c $(BUILD)/listen.o
 	$(call msg,CC,$@)

@@ -280,6 +280,9 @@ static void dispatch(const struct epoll_event *e)
 	case EV_LATENCY:
 		on_latency_tick();
 		break;
+	case EV_EVENTS_OUT:
+		on_events_out();
+		break;
 	case EV_ACCEPTQ:
 		on_acceptq_tick();
 		break;
