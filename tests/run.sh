@@ -76,6 +76,7 @@ for s in $suites; do
 		run nlack "$B/test_nlack"
 		run acceptq "$B/test_acceptq"
 		run evlog "$B/test_evlog"
+		run journal "$B/test_journal"
 		run docs tests/unit/docs_check.sh "$B"
 		;;
 	bpf)

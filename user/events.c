@@ -225,6 +225,36 @@ static bool follows(int k, const struct event *ev)
 	return followers[k] && (!follow_service[k][0] || !strcmp(follow_service[k], ev->service));
 }
 
+/*
+ * The log line of an event; in the journal (journal.c) with its fields too:
+ * journalctl SERVICE=web EVENT=rolled-back.
+ */
+static void journal_fields(const struct event *ev)
+{
+	char f[8][400];
+	const char *fp[8];
+	int n = 0, k;
+
+	snprintf(f[n++], sizeof(f[0]), "SERVICE=%s", ev->service);
+	snprintf(f[n++], sizeof(f[0]), "EVENT=%s", ev->kind);
+	snprintf(f[n++], sizeof(f[0]), "SEQ=%llu", ev->seq);
+	if (ev->version)
+		snprintf(f[n++], sizeof(f[0]), "VERSION=%d", ev->version);
+	if (ev->previous)
+		snprintf(f[n++], sizeof(f[0]), "PREVIOUS_VERSION=%d", ev->previous);
+	if (ev->weight >= 0)
+		snprintf(f[n++], sizeof(f[0]), "WEIGHT=%d", ev->weight);
+	if (ev->reason[0])
+		snprintf(f[n++], sizeof(f[0]), "REASON=%s", ev->reason);
+	for (k = 0; k < n; k++)
+		fp[k] = f[k];
+	log_fields(6, fp, n,
+		   "event: service=%s event=%s version=%d previous=%d weight=%d seq=%llu "
+		   "reason=\"%s\" text=\"%s\"",
+		   ev->service, ev->kind, ev->version, ev->previous, ev->weight, ev->seq,
+		   ev->reason, ev->text);
+}
+
 static void record(struct event *in)
 {
 	struct event *ev;
@@ -236,10 +266,7 @@ static void record(struct event *in)
 	in->time_ms = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 	ev = ring_push();
 	*ev = *in;
-	log_info("event: service=%s event=%s version=%d previous=%d weight=%d seq=%llu "
-		 "reason=\"%s\" text=\"%s\"",
-		 ev->service, ev->kind, ev->version, ev->previous, ev->weight, ev->seq, ev->reason,
-		 ev->text);
+	journal_fields(ev);
 	persist(ev);
 	for (k = 0; k < MAX_CLIENTS; k++)
 		if (follows(k, ev))
