@@ -14,22 +14,23 @@
  * (a bake's end, an approval's, a confirmation's, the gates'), a
  * confirmation webhook asked, the gates held for, the latency gates' step
  * (analysis-timeout counts from it).  A restarted agent keeps every
- * deadline where it was instead of starting its clock again.
+ * deadline where it was instead of starting its clock again.  Not the
+ * latency gates' verdict text: it changes every interval (the file would be
+ * written each time) and the next sample gives it again.
  */
 json_t *state_holds(const struct service *s)
 {
 	const struct rollout *ro = &s->ro;
 
 	return json_pack(
-	    "{s:I, s:b, s:i, s:i, s:I, s:b, s:I, s:I, s:b, s:b, s:i, s:b, s:s, s:I, "
-	    "s:i, s:i}",
-	    "timer", (json_int_t)s->ro_deadline, "approve", ro->approve, "confirm", ro->confirm,
-	    "hold_step", ro->hold_step, "confirm_deadline", (json_int_t)ro->confirm_deadline,
-	    "gate_hold", ro->gate_hold, "gate_deadline", (json_int_t)ro->gate_deadline,
-	    "gate_step_t", (json_int_t)ro->gate_step_t, "gate_pass", ro->gate_pass, "gate_holding",
+	    "{s:I, s:b, s:i, s:i, s:I, s:b, s:I, s:I, s:b, s:b, s:i, s:b, s:I, s:i, s:i}", "timer",
+	    (json_int_t)s->ro_deadline, "approve", ro->approve, "confirm", ro->confirm, "hold_step",
+	    ro->hold_step, "confirm_deadline", (json_int_t)ro->confirm_deadline, "gate_hold",
+	    ro->gate_hold, "gate_deadline", (json_int_t)ro->gate_deadline, "gate_step_t",
+	    (json_int_t)ro->gate_step_t, "gate_pass", ro->gate_pass, "gate_holding",
 	    ro->gate_holding, "gate_bad", ro->gate_bad, "gate_timed_out", ro->gate_timed_out,
-	    "gate_last", ro->gate_last, "approve_deadline", (json_int_t)ro->approve_deadline,
-	    "released", ro->released, "confirmed", ro->confirmed);
+	    "approve_deadline", (json_int_t)ro->approve_deadline, "released", ro->released,
+	    "confirmed", ro->confirmed);
 }
 
 /*
@@ -62,8 +63,6 @@ void state_holds_restore(struct service *s, json_t *h)
 	ro->gate_holding = json_is_true(json_object_get(h, "gate_holding"));
 	ro->gate_bad = json_integer_value(json_object_get(h, "gate_bad"));
 	ro->gate_timed_out = json_is_true(json_object_get(h, "gate_timed_out"));
-	snprintf(ro->gate_last, sizeof(ro->gate_last), "%s",
-		 json_string_value(json_object_get(h, "gate_last")) ?: "");
 	ro->approve_deadline = json_integer_value(json_object_get(h, "approve_deadline"));
 	ro->released = json_integer_value(json_object_get(h, "released"));
 	ro->confirmed = json_integer_value(json_object_get(h, "confirmed"));
