@@ -44,6 +44,8 @@ USER_SRCS += user/rollconf.c user/fsm_rolling.c user/fsm_rollhold.c
 USER_SRCS += user/sockcg.c user/acceptq.c
 # The rollback window (issue 18, part 2).
 USER_SRCS += user/history.c user/histjson.c user/fsm_history.c user/clihistory.c
+# Holds in status, their deadlines across a restart (issue 20).
+USER_SRCS += user/statushold.c user/stateholds.c user/evlog.c user/journal.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
@@ -55,6 +57,7 @@ TESTS     += $(BUILD)/test_lathist
 TESTS     += $(BUILD)/test_conflat
 TESTS     += $(BUILD)/test_history
 TESTS     += $(BUILD)/test_latrank
+TESTS     += $(BUILD)/test_evlog $(BUILD)/test_journal
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -105,6 +108,16 @@ $(BUILD)/test_latrank: tests/unit/test_latrank.c $(BUILD)/latrank.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -lm -o $@
 
+# The event log's file writer (issue 20): a thread, bounded when the disk is stuck.
+$(BUILD)/test_evlog: tests/unit/test_evlog.c $(BUILD)/evlog.o $(BUILD)/log.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -o $@
+
+# journald's native protocol against a fake journal socket (issue 20).
+$(BUILD)/test_journal: tests/unit/test_journal.c $(BUILD)/journal.o $(BUILD)/log.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -o $@
+
 $(BUILD)/test_listen: tests/unit/test_listen.c $(BUILD)/listen.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -o $@
@@ -122,9 +135,9 @@ $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) 
 
 $(BUILD)/test_fsm_hold: tests/unit/test_fsm_hold.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
 			$(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
-			$(BUILD)/confval.o $(BUILD)/lathist.o
+			$(BUILD)/confval.o $(BUILD)/lathist.o $(BUILD)/stateholds.o
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -lm -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -ljansson -lcmocka -lm -o $@
 
 $(BUILD)/test_fsm_ready: tests/unit/test_fsm_ready.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
 			 $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \

@@ -75,6 +75,8 @@ for s in $suites; do
 		run listen unshare -n sh -c "ip link set lo up && exec $B/test_listen"
 		run nlack "$B/test_nlack"
 		run acceptq "$B/test_acceptq"
+		run evlog "$B/test_evlog"
+		run journal "$B/test_journal"
 		run docs tests/unit/docs_check.sh "$B"
 		;;
 	bpf)

@@ -38,6 +38,7 @@
 #include "restore.h"
 #include "exec.h"
 #include "httpdrain.h"
+#include "journal.h"
 #include "services.h"
 #include "statefile.h"
 #include "latview.h"
@@ -281,6 +282,9 @@ static void dispatch(const struct epoll_event *e)
 	case EV_LATENCY:
 		on_latency_tick();
 		break;
+	case EV_EVENTS_OUT:
+		on_events_out();
+		break;
 	case EV_ACCEPTQ:
 		on_acceptq_tick();
 		break;
@@ -336,9 +340,13 @@ int agent_main(const struct agent_opts *o)
 	__u64 *cookies = NULL;
 	char err[512], cgpath[PATH_MAX] = "";
 	sigset_t mask;
-	int i, n, r, ncookies;
+	int i, n, r, ncookies, jr;
 
 	log_init("baton", o->verbose);
+	/* Under systemd: each line with its fields through the journal's own socket. */
+	if (!o->check_only && log_stderr_is_journal() && (jr = journal_for_log()))
+		log_warnx("cannot use the journal's socket (%s): log lines go to stderr",
+			  strerror(-jr));
 	/* Privileges first; checking a configuration needs none. */
 	if (!o->check_only && geteuid() != 0)
 		return refuse_start(

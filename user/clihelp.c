@@ -95,8 +95,10 @@ static const struct help helps[] = {
      "Show each service's versions: state, weight, instances and pids, and the\n"
      "steering counters, and the response time p50/p90/p99 of the last second of\n"
      "each version the kernel measures (latency = on, or auto with a latency gate\n"
-     "such as max-p99; [agent] latency = off measures none).  --json prints the\n"
-     "agent's answer for scripts."},
+     "such as max-p99; [agent] latency = off measures none).  A rollout shows its\n"
+     "gates' last verdicts and what it is held for (a webhook's 2xx, baton promote,\n"
+     "its gates), until when, and the last answer.  --json prints the agent's\n"
+     "answer for scripts."},
     {"watch", "baton watch [SERVICE] [-n SECONDS] [--count N] [-s SOCKET]",
      "Refresh a per-version view every SECONDS (default 1): state, weight, live\n"
      "connections, and connections accepted per second since the last refresh.\n"

@@ -42,7 +42,7 @@ void cli_print_latency(json_t *v)
 
 void cli_print_gates(json_t *ro)
 {
-	json_t *g = json_object_get(ro, "gates");
+	json_t *g = json_object_get(ro, "latency_gates");
 
 	if (json_is_string(g) && json_string_value(g)[0])
 		printf("%-12s   latency gates: %s\n", "", json_string_value(g));

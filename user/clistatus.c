@@ -16,6 +16,48 @@ static const char *str(json_t *o, const char *key)
 	return s ? s : "";
 }
 
+/* Each Prometheus gate's last verdict on the new version, with its value and counts. */
+static void print_prom_gates(json_t *ro)
+{
+	json_t *g;
+	size_t i;
+
+	json_array_foreach(json_object_get(ro, "gates"), i, g)
+	{
+		json_t *val = json_object_get(g, "value");
+		char v[48] = "no value";
+
+		if (json_is_number(val))
+			snprintf(v, sizeof(v), "%g", json_number_value(val));
+		printf("%-12s   gate %s: %s%s, %s %s %g (%lld passed, %lld failed, %lld "
+		       "inconclusive), last: %s\n",
+		       "", str(g, "name"), str(g, "verdict"),
+		       json_is_true(json_object_get(g, "dry_run")) ? " (dry-run)" : "", v,
+		       str(g, "op"), json_number_value(json_object_get(g, "threshold")),
+		       (long long)json_integer_value(json_object_get(g, "passes")),
+		       (long long)json_integer_value(json_object_get(g, "failures")),
+		       (long long)json_integer_value(json_object_get(g, "inconclusive")),
+		       str(g, "last")[0] ? str(g, "last") : "-");
+	}
+}
+
+/* What the rollout is held for: since when, until when, the last answer or verdict. */
+static void print_hold(json_t *ro)
+{
+	json_t *h = json_object_get(ro, "hold");
+
+	if (!json_is_object(h))
+		return;
+	printf("%-12s   waiting for %s, held %.1f s", "", str(h, "what"),
+	       json_integer_value(json_object_get(h, "since_ms")) / 1000.0);
+	if (json_is_integer(json_object_get(h, "left_ms")))
+		printf(", until %s (%.1f s left, then rolled back)", str(h, "until"),
+		       json_integer_value(json_object_get(h, "left_ms")) / 1000.0);
+	if (str(h, "last")[0])
+		printf("; last: %s", str(h, "last"));
+	printf("\n");
+}
+
 /* The rollout, pins and last rollback of one service, under its versions. */
 static void print_rollout(json_t *s)
 {
@@ -78,6 +120,8 @@ static void print_rollout(json_t *s)
 		if (str(ro, "errors") && str(ro, "errors")[0])
 			printf("%-12s   kernel: %s\n", "", str(ro, "errors"));
 		cli_print_gates(ro);
+		print_prom_gates(ro);
+		print_hold(ro);
 	}
 	json_array_foreach(pins, i, p)
 	    printf("%-12s pin %s -> v%lld\n", "", str(p, "cidr"),

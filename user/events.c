@@ -12,14 +12,17 @@
 
 #include "ctlserver.h"
 #include "events.h"
+#include "evlog.h"
 #include "log.h"
+#include "loop.h"
 
 static struct event ring[EVENTS_MEM];
 static int r_head, r_len; /* oldest at r_head */
 static unsigned long long next_seq = 1;
 static char path[300], path_old[310];
-static int fd = -1;
-static long long file_size;
+static bool file_on;	    /* evlog.c writes the file */
+static struct evsrc ev_out; /* its pipe, watched for EPOLLOUT while lines wait */
+static bool out_added, out_armed;
 static struct client *followers[MAX_CLIENTS];
 static char follow_service[MAX_CLIENTS][64]; /* "" all */
 static void (*listener)(const struct event *ev);
@@ -137,17 +140,6 @@ static void load_file(const char *p)
 	fclose(f);
 }
 
-static int open_file(void)
-{
-	struct stat st;
-
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return -errno;
-	file_size = fstat(fd, &st) ? 0 : st.st_size;
-	return 0;
-}
-
 int events_open(const char *run_dir)
 {
 	int r;
@@ -158,18 +150,47 @@ int events_open(const char *run_dir)
 	next_seq = 1;
 	load_file(path_old);
 	load_file(path);
-	r = open_file();
+	r = evlog_open(path, path_old, EVENTS_FILE_MAX);
 	if (r)
-		log_warnx("cannot open the event log %s: %s; events go to the log only", path,
-			  strerror(-r));
+		log_warnx("cannot start the event log's writer for %s: %s; events go to the log "
+			  "only",
+			  path, strerror(-r));
+	file_on = !r;
+	out_added = out_armed = false;
 	return r;
 }
 
 void events_close(void)
 {
-	if (fd >= 0)
-		close(fd);
-	fd = -1;
+	if (out_added)
+		ep_del(evlog_fd());
+	out_added = out_armed = false;
+	if (file_on)
+		evlog_close(EVENTS_CLOSE_WAIT_MS);
+	file_on = false;
+}
+
+/* Watch the writer's pipe for room while lines wait in memory, not otherwise. */
+static void watch_out(void)
+{
+	bool want = file_on && evlog_pending();
+
+	if (want == out_armed)
+		return;
+	if (!out_added) {
+		if (ep_add(evlog_fd(), &ev_out, EV_EVENTS_OUT, NULL, 0, EPOLLOUT))
+			return; /* no loop yet: the next event tries again */
+		out_added = true;
+	} else {
+		ep_mod(evlog_fd(), &ev_out, want ? EPOLLOUT : 0);
+	}
+	out_armed = want;
+}
+
+void on_events_out(void)
+{
+	evlog_flush();
+	watch_out();
 }
 
 void events_remove(void)
@@ -180,42 +201,58 @@ void events_remove(void)
 		unlink(path_old);
 }
 
-/* Append one line; past EVENTS_FILE_MAX the file becomes .1 (the older .1 goes). */
+/* One line to the file's writer (evlog.c): never a write(2) to the file in the loop. */
 static void persist(const struct event *ev)
 {
 	json_t *j = event_json(ev);
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	size_t len;
-	ssize_t n;
 
 	json_decref(j);
-	if (!s || fd < 0) {
+	if (!s || !file_on) {
 		free(s);
 		return;
 	}
 	len = strlen(s);
-	s[len] = '\n'; /* json_dumps's NUL becomes the newline: one write per line */
-	if (file_size + (long long)len + 1 > EVENTS_FILE_MAX) {
-		close(fd);
-		fd = -1;
-		if (rename(path, path_old))
-			log_warn("event log: cannot rotate %s", path);
-		if (open_file())
-			log_warn("event log: cannot open %s", path);
-	}
-	if (fd >= 0) {
-		n = write(fd, s, len + 1);
-		if (n < 0)
-			log_warn("event log: cannot write %s", path);
-		else
-			file_size += n;
-	}
+	s[len] = '\n'; /* json_dumps's NUL becomes the newline: one line, handed over whole */
+	evlog_push(s, len + 1);
 	free(s);
+	watch_out();
 }
 
 static bool follows(int k, const struct event *ev)
 {
 	return followers[k] && (!follow_service[k][0] || !strcmp(follow_service[k], ev->service));
+}
+
+/*
+ * The log line of an event; in the journal (journal.c) with its fields too:
+ * journalctl SERVICE=web EVENT=rolled-back.
+ */
+static void journal_fields(const struct event *ev)
+{
+	char f[8][400];
+	const char *fp[8];
+	int n = 0, k;
+
+	snprintf(f[n++], sizeof(f[0]), "SERVICE=%s", ev->service);
+	snprintf(f[n++], sizeof(f[0]), "EVENT=%s", ev->kind);
+	snprintf(f[n++], sizeof(f[0]), "SEQ=%llu", ev->seq);
+	if (ev->version)
+		snprintf(f[n++], sizeof(f[0]), "VERSION=%d", ev->version);
+	if (ev->previous)
+		snprintf(f[n++], sizeof(f[0]), "PREVIOUS_VERSION=%d", ev->previous);
+	if (ev->weight >= 0)
+		snprintf(f[n++], sizeof(f[0]), "WEIGHT=%d", ev->weight);
+	if (ev->reason[0])
+		snprintf(f[n++], sizeof(f[0]), "REASON=%s", ev->reason);
+	for (k = 0; k < n; k++)
+		fp[k] = f[k];
+	log_fields(6, fp, n,
+		   "event: service=%s event=%s version=%d previous=%d weight=%d seq=%llu "
+		   "reason=\"%s\" text=\"%s\"",
+		   ev->service, ev->kind, ev->version, ev->previous, ev->weight, ev->seq,
+		   ev->reason, ev->text);
 }
 
 static void record(struct event *in)
@@ -229,10 +266,7 @@ static void record(struct event *in)
 	in->time_ms = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 	ev = ring_push();
 	*ev = *in;
-	log_info("event: service=%s event=%s version=%d previous=%d weight=%d seq=%llu "
-		 "reason=\"%s\" text=\"%s\"",
-		 ev->service, ev->kind, ev->version, ev->previous, ev->weight, ev->seq, ev->reason,
-		 ev->text);
+	journal_fields(ev);
 	persist(ev);
 	for (k = 0; k < MAX_CLIENTS; k++)
 		if (follows(k, ev))

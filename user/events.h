@@ -8,8 +8,10 @@
  *
  * Each event goes to the log as one key=value line, to a bounded file under
  * the run-dir (events.jsonl, rotated once to events.jsonl.1; a restarted
- * agent reads both back), to `baton events` clients that follow, and to the
- * webhooks (webhook.c) that want it.
+ * agent reads both back) written by a thread of its own (evlog.c: a slow
+ * disk never stops the loop; past a bounded queue the file misses events,
+ * counted), to `baton events` clients that follow, and to the webhooks
+ * (webhook.c) that want it.
  */
 #ifndef BATON_EVENTS_H
 #define BATON_EVENTS_H
@@ -26,6 +28,7 @@
 #ifndef EVENTS_FILE_MAX
 #define EVENTS_FILE_MAX (1024 * 1024) /* bytes of events.jsonl before it becomes .1 */
 #endif
+#define EVENTS_CLOSE_WAIT_MS 1000 /* at the end, for the file's writer to take the last lines */
 
 struct client;
 
@@ -63,6 +66,8 @@ struct ev_snap {
 /* Read the previous agent's events back from run_dir; 0 or -errno (said in the log). */
 int events_open(const char *run_dir);
 void events_close(void);
+/* The file writer's pipe has room again (EV_EVENTS_OUT). */
+void on_events_out(void);
 /*
  * Remove the log's files (shutdown --stop: the host as before the first
  * start; the log lines stay in the agent's log).

@@ -32,6 +32,7 @@ bool fsm_confirm_hold(struct fsm *f, int point, int step)
 	}
 	fsm_confirm_stop(f);
 	ro->confirm = point;
+	ro->confirm_last[0] = '\0';
 	ro->hold_step = step;
 	ro->confirm_deadline = f->now + c->confirm_timeout_ms;
 	if (point == WH_CONFIRM_ROLLOUT)
@@ -114,4 +115,61 @@ void fsm_on_confirmed(struct fsm *f, int point, bool ok)
 	ro->paused = false;
 	ro->manual = false;
 	fsm_rollout_apply(f);
+}
+
+/*
+ * Taken over from an earlier agent mid step: the rollout timer at the
+ * deadline the state file had (a bake's end, an approval's, a
+ * confirmation's, the gates'), not a new one from now, so a restart neither
+ * restarts a hold's clock nor loses it; a deadline passed while no agent
+ * ran fires at once.  Never further than its own timeout from now (a state
+ * file from another boot's clock cannot hold forever).  A confirmation
+ * webhook is asked again.  Paused: nothing runs until promote.
+ */
+void fsm_holds_restored(struct fsm *f)
+{
+	struct service *s = f->s;
+	struct rollout *ro = &s->ro;
+	const struct service_conf *c = &s->conf;
+	long long at = 0, bound = 0, *field = NULL, approve_at = s->ro_deadline;
+
+	s->ro_deadline = 0; /* the state file's; no timer is armed yet */
+	if (ro->paused) {
+		ro->confirm = 0;
+		return;
+	}
+	if (ro->confirm) {
+		field = &ro->confirm_deadline;
+		bound = c->confirm_timeout_ms;
+	} else if (ro->gate_hold) {
+		field = &ro->gate_deadline;
+		bound = c->gate_timeout_ms;
+	} else if (ro->bake_end) {
+		field = &ro->bake_end;
+		bound = ro->bake_ms;
+	} else if (ro->approve) {
+		/* The approval's deadline is the timer's own (an older state: from now). */
+		field = &approve_at;
+		bound = c->approval_timeout_ms;
+		if (!approve_at)
+			approve_at = f->now + bound;
+	}
+	if (field) {
+		if (*field > f->now + bound) {
+			log_warnx(
+			    "%s: the state file's deadline is %.1f s away, more than its timeout "
+			    "%.1f s: %.1f s from now",
+			    c->name, (*field - f->now) / 1000.0, bound / 1000.0, bound / 1000.0);
+			*field = f->now + bound;
+		}
+		at = *field;
+		log_info("%s: v%d waits as before the restart: %.1f s left", c->name, ro->new_num,
+			 (at - f->now) / 1000.0);
+	}
+	if (at)
+		fsm_ro_timer(f, at);
+	if (ro->confirm)
+		fsm_emit(f, FA_CONFIRM, NULL, -1, ro->confirm);
+	if (ro->gate_step_t > f->now)
+		ro->gate_step_t = f->now;
 }

@@ -139,6 +139,7 @@ void fsm_op_abort(struct fsm *f, struct client *c);
 void fsm_op_weight(struct fsm *f, const struct fsm_event *e);
 void fsm_stop_all(struct fsm *f, bool removed, const char *why);
 void fsm_restored(struct fsm *f);
+void fsm_holds_restored(struct fsm *f);
 void fsm_adopt_first(struct fsm *f, struct version *v, struct client *c);
 
 /* fsm_confirm.c */

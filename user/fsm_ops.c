@@ -274,11 +274,11 @@ void fsm_restored(struct fsm *f)
 		}
 		log_info("%s: continuing the rollout of v%d at %.2f%% (step %d of %d)",
 			 s->conf.name, ro->new_num, nv->weight / 100.0, ro->step + 1, ro->nsteps);
+		/* As fsm_rollout_ready: Prometheus gates are queried on the same tick. */
 		if (s->conf.health != HEALTH_NONE || s->conf.max_error_bp != ERROR_RATE_OFF ||
-		    fsm_gates_on(&s->conf))
+		    s->conf.ngates || fsm_gates_on(&s->conf))
 			fsm_emit(f, FA_HEALTH_CHECKS, nv, -1, 0);
-		if (!ro->paused && ro->bake_end)
-			fsm_ro_timer(f, ro->bake_end);
+		fsm_holds_restored(f);
 		for (i = 0; i < nv->ninst; i++)
 			if (!nv->inst[i].alive) {
 				char why[200];

@@ -2,12 +2,16 @@
 /*
  * Logging in relayd's shape: one line per event on stderr, with a level
  * prefix the journal understands (sd-daemon's <N>).  log_warn adds
- * strerror(errno); the x variants do not.
+ * strerror(errno); the x variants do not.  When stderr is the journal and
+ * the agent asked (log_journal), each line goes to the journal's own socket
+ * instead, with its fields (journal.c, the sink), and to stderr only when the
+ * journal does not take it at once.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bpf/libbpf.h>
@@ -16,23 +20,63 @@
 
 int log_verbose;
 static const char *log_prog = "baton";
-static int log_prefix; /* journald's <N> level prefix, only when stderr is the journal */
+static int log_prefix;	 /* journald's <N> level prefix, only when stderr is the journal */
+static log_sink_fn sink; /* journal.c's native socket, when on */
+
+/* Whether stderr is the journal's stream: JOURNAL_STREAM names its device and inode. */
+static bool stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long dev, ino;
+	struct stat st;
+
+	return js && sscanf(js, "%lu:%lu", &dev, &ino) == 2 && !fstat(2, &st) && st.st_dev == dev &&
+	       st.st_ino == ino;
+}
 
 void log_init(const char *progname, int verbose)
 {
 	log_prog = progname;
 	log_verbose = verbose;
-	log_prefix = getenv("JOURNAL_STREAM") != NULL;
+	log_prefix = stderr_is_journal();
 }
 
-static void vlog(int prio, const char *fmt, va_list ap, int with_errno)
+bool log_stderr_is_journal(void)
 {
-	int saved = errno;
-	char buf[1024];
+	return log_prefix;
+}
+
+void log_set_sink(log_sink_fn fn)
+{
+	sink = fn;
+}
+
+static void vlog(int prio, const char *const *fields, int nfields, const char *fmt, va_list ap,
+		 int with_errno)
+{
+	static bool fell_back; /* said once per run of lines the journal did not take */
+	int saved = errno, r;
+	char buf[1024], msg[1200];
 
 	char pfx[8] = "";
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (sink) {
+		if (with_errno)
+			snprintf(msg, sizeof(msg), "%s: %s", buf, strerror(saved));
+		r = sink(prio, log_prog, with_errno ? msg : buf, fields, nfields);
+		if (!r) {
+			fell_back = false;
+			errno = saved;
+			return;
+		}
+		if (!fell_back)
+			fprintf(stderr,
+				"<4>%s: the journal's socket did not take a line (%s): lines go "
+				"to stderr until it does\n",
+				log_prog, strerror(-r));
+		fell_back = true;
+	}
 	if (log_prefix)
 		snprintf(pfx, sizeof(pfx), "<%d>", prio);
 	if (with_errno)
@@ -42,6 +86,15 @@ static void vlog(int prio, const char *fmt, va_list ap, int with_errno)
 	errno = saved;
 }
 
+void log_fields(int prio, const char *const *fields, int n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(prio, fields, n, fmt, ap, 0);
+	va_end(ap);
+}
+
 #define LOGFN(name, prio, with_errno, cond)                                                        \
 	void name(const char *fmt, ...)                                                            \
 	{                                                                                          \
@@ -49,7 +102,7 @@ static void vlog(int prio, const char *fmt, va_list ap, int with_errno)
 		if (!(cond))                                                                       \
 			return;                                                                    \
 		va_start(ap, fmt);                                                                 \
-		vlog(prio, fmt, ap, with_errno);                                                   \
+		vlog(prio, NULL, 0, fmt, ap, with_errno);                                          \
 		va_end(ap);                                                                        \
 	}
 
@@ -63,7 +116,7 @@ void fatal(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(2, fmt, ap, 1);
+	vlog(2, NULL, 0, fmt, ap, 1);
 	va_end(ap);
 	exit(1);
 }
@@ -73,7 +126,7 @@ void fatalx(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(2, fmt, ap, 0);
+	vlog(2, NULL, 0, fmt, ap, 0);
 	va_end(ap);
 	exit(1);
 }

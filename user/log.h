@@ -15,6 +15,18 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* Whether stderr is the journal's stream (JOURNAL_STREAM is its device:inode). */
+bool log_stderr_is_journal(void);
+/*
+ * Where lines go before stderr (journal.c): 0 when it took the line, else
+ * -errno and the line goes to stderr.  NULL: stderr only.
+ */
+typedef int (*log_sink_fn)(int prio, const char *ident, const char *msg, const char *const *fields,
+			   int n);
+void log_set_sink(log_sink_fn fn);
+/* A line at prio with journal fields ("KEY=VALUE"; on stderr only the line). */
+void log_fields(int prio, const char *const *fields, int n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 enum libbpf_print_level;
 int log_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap);
 /*

@@ -30,6 +30,7 @@ enum ev_type {
 	EV_WEBHOOK_RETRY,  /* webhooks to send again */
 	EV_LATENCY,	   /* read every version's latency (latview.c) */
 	EV_ACCEPTQ,	   /* read every version's accept queues (acceptq.c) */
+	EV_EVENTS_OUT,	   /* the event log writer's pipe has room (events.c) */
 };
 
 struct evsrc {

@@ -11,6 +11,7 @@
 #include "dp.h"
 #include "loop.h"
 #include "latview.h"
+#include "evlog.h"
 #include "metrics.h"
 #include "versions.h"
 #include "services.h"
@@ -148,6 +149,10 @@ static char *metrics_text(size_t *len)
 	metric_head(f, "baton_loop_turn_cpu_max_seconds", "gauge",
 		    "The most CPU time one turn of the agent's event loop took since it started.");
 	fprintf(f, "baton_loop_turn_cpu_max_seconds %.6f\n", loop_turn_max_us() / 1e6);
+	metric_head(f, "baton_events_dropped_total", "counter",
+		    "Events the event log's file missed: its writer was too slow and the queue "
+		    "in memory full.");
+	fprintf(f, "baton_events_dropped_total %llu\n", evlog_dropped());
 
 	/* Per version, from the kernel's counters. */
 	static const struct {

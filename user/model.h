@@ -265,6 +265,7 @@ struct rollout {
 	int confirm;		    /* WH_CONFIRM_* awaited; 0: none */
 	int hold_step;		    /* the step it holds back */
 	long long confirm_deadline; /* ms: not confirmed by then, the rollout fails */
+	char confirm_last[160];	    /* webhook.c: its last answer, for status */
 	bool approve;		    /* each step waits for promote until approval-timeout */
 	bool gate_hold;		    /* the bake ended; the step waits for every gate to pass */
 	long long gate_deadline;    /* ms: still not passing then, the rollout fails */

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "proc.h"
 #include "restore.h"
+#include "statefile.h"
 #include "exec.h"
 #include "versions.h"
 
@@ -268,6 +269,7 @@ static void rollout_resume(struct service *s, json_t *jr)
 	ro->hook = json_integer_value(json_object_get(jr, "hook"));
 	/* The baseline, when it still runs (ro_base finds it by number, else there is none). */
 	ro->base_num = json_integer_value(json_object_get(jr, "base_num"));
+	state_holds_restore(s, json_object_get(jr, "holds"));
 	if (ro->newv < -1 || ro->newv >= MAX_VERSIONS || ro->oldv < -1 ||
 	    ro->oldv >= MAX_VERSIONS || !ro->nsteps || ro->step < 0 || ro->step >= ro->nsteps) {
 		log_warnx("%s: the state file has a bad rollout entry; ignoring it", s->conf.name);

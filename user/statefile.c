@@ -101,6 +101,8 @@ static json_t *state_rollout(struct service *s)
 		      (json_int_t)(ro->hook_pidfd >= 0 ? proc_starttime(ro->hook_pid) : 0));
 	if (j && ro->base_num)
 		json_object_set_new(j, "base_num", json_integer(ro->base_num));
+	if (j)
+		json_object_set_new(j, "holds", state_holds(s));
 	return j;
 }
 

@@ -22,4 +22,10 @@ json_t *state_service(json_t *st, const char *name);
 /* The state must fit the running configuration: 0, or -1 with err. */
 int state_fits(json_t *st, char *err, size_t errlen);
 
+struct service;
+/* The rollout's holds and deadlines as the state file keeps them (stateholds.c), */
+json_t *state_holds(const struct service *s);
+/* and back into s (a missing or malformed entry: none). */
+void state_holds_restore(struct service *s, json_t *h);
+
 #endif /* BATON_STATEFILE_H */

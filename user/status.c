@@ -131,11 +131,12 @@ static json_t *rollout_json(struct service *s)
 		json_object_set_new(j, "rolling", rolling_json(s));
 	if (ro->hook_running)
 		json_object_set_new(j, "hook", json_string(hook_name(ro->hook)));
+	/* Latency gates' last verdict (text) and Prometheus gates (array): each its own key. */
 	if (nv && ro->stage >= RO_STEPPING && ro->stage != RO_ROLLING_BACK) {
 		json_object_set_new(j, "health", health_json(nv));
 		json_object_set_new(j, "errors", json_string(nv->errors_last));
 		if (fsm_gates_on(&s->conf))
-			json_object_set_new(j, "gates", json_string(ro->gate_last));
+			json_object_set_new(j, "latency_gates", json_string(ro->gate_last));
 	}
 	if (nv && s->conf.ngates)
 		json_object_set_new(j, "gates", gates_json(s, nv));
@@ -144,6 +145,7 @@ static json_t *rollout_json(struct service *s)
 				    json_string(wh_event_names[ro->confirm]));
 	if (ro->gate_hold)
 		json_object_set_new(j, "waiting_for_gates", json_true());
+	json_object_set_new(j, "hold", status_hold(s));
 	return j;
 }
 

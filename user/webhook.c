@@ -510,6 +510,13 @@ static void finished(int k, CURLcode rc)
 		log_warnx("webhook %s: %s: %s (try %d)", r->what, r->url, curl_easy_strerror(rc),
 			  r->tries);
 	if (r->point >= 0) {
+		/* For status: what the held rollout heard last. */
+		if (rc == CURLE_OK)
+			snprintf(r->svc->ro.confirm_last, sizeof(r->svc->ro.confirm_last),
+				 "HTTP %ld from %.100s", code, r->url);
+		else
+			snprintf(r->svc->ro.confirm_last, sizeof(r->svc->ro.confirm_last),
+				 "%.50s: %.100s", curl_easy_strerror(rc), r->url);
 		r->retry_at = now_ms() + r->interval_ms;
 	} else if (r->tries < WH_TRIES) {
 		r->retry_at = now_ms() + (1000LL << (r->tries - 1));

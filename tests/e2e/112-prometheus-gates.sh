@@ -124,22 +124,64 @@ prom_has_rollback() {
 }
 check "Prometheus scraped baton's own metrics" prom_has_rollback
 
-# 2. A healthy canary completes.
+# 2. A healthy canary completes, with a latency gate beside the PromQL one:
+# status has both, each under its own key (the latency verdict's text was
+# once overwritten by the Prometheus array), and the text view shows both.
+conf "max-p99 = 5s" "min-samples = 5"
+check "reload with a latency gate too" "$BATON" reload
+(
+	for _ in $(seq "$(slow 200)"); do
+		"$BATON" status web --json >"$T/status.both"
+		jq -e '.[0].rollout | (.latency_gates | type == "string" and startswith("pass")) and
+			(.gates[0].verdict == "pass")' "$T/status.both" >/dev/null 2>&1 &&
+			"$BATON" status web >"$T/status.both.txt" && break
+		sleep 0.1
+	done
+) &
+SNAP=$!
 check "a healthy canary completes" deploy_canary good 9203
+wait $SNAP
 check_eq "v3 is active" 3 "$(active_version)"
 check "its gate passed" grep -q "event=gate version=3 .*errors = 0, passes < 0.05" "$T/agent.log"
+jq -c '.[0].rollout | {latency_gates, gates}' "$T/status.both"
+check "status --json: the latency gates' verdict (text) and the Prometheus gates (array), both" \
+	jq -e '.[0].rollout | (.latency_gates | test("^pass: .*p99")) and (.gates | type == "array") and
+		.gates[0].name == "errors" and .gates[0].verdict == "pass" and .gates[0].value == 0' \
+	"$T/status.both"
+cat "$T/status.both.txt"
+check "status: a latency gates line" grep -q "latency gates: pass: " "$T/status.both.txt"
+check "status: the Prometheus gate's line with its value and threshold" \
+	grep -Eq "gate errors: pass, 0 < 0.05 \([0-9]+ passed, 0 failed, [0-9]+ inconclusive\)" "$T/status.both.txt"
 
 # 3. A metric that does not exist: inconclusive, the step waits, fails at gate-timeout.
 conf "gate = ghost: sum(rate(no_such_metric_total{version=\"\$VERSION\"}[4s])) < 1"
 check "reload with the ghost gate" "$BATON" reload
 t0=$SECONDS
 rc=0
+# While the step waits for the ghost gate, the text view says for what, until when.
+(
+	for _ in $(seq "$(slow 200)"); do
+		"$BATON" status web --json >"$T/status.hold"
+		jq -e '.[0].rollout.hold | .for == "gates" and (.last | test("ghost"))' "$T/status.hold" >/dev/null 2>&1 &&
+			"$BATON" status web >"$T/status.hold.txt" && break
+		sleep 0.1
+	done
+) &
+SNAP=$!
 deploy_canary ghost 9204 || rc=$?
+wait $SNAP
 check "the ghost gate: the deploy fails" test $rc -ne 0
 check "at gate-timeout, inconclusive: no data" \
 	grep -q "rolled back to v3: gate ghost did not pass within gate-timeout $(slow 8).0 s (last: ghost: no data (inconclusive))" "$T/deploy.ghost"
 check "within bake + gate-timeout + a few seconds ($((SECONDS - t0)) s)" test $((SECONDS - t0)) -le $((6 + $(slow 8) + 6))
 check_eq "v3 is still active" 3 "$(active_version)"
+jq -c '.[0].rollout.hold' "$T/status.hold"
+check "status --json: held for the gates, with its deadline and the last verdict" \
+	jq -e '.[0].rollout.hold | .what == "every Prometheus gate to pass" and .left_ms > 0 and
+		.left_ms <= '"$(slow 8)"'000 and (.until | test("Z$")) and
+		(.last | test("gate ghost: ghost: no data"))' "$T/status.hold"
+grep waiting "$T/status.hold.txt"
+check "status: the hold's line" grep -Eq "waiting for every Prometheus gate to pass, held [0-9.]+ s, until .*Z \([0-9.]+ s left, then rolled back\); last: gate ghost: ghost: no data" "$T/status.hold.txt"
 
 # 4. Prometheus stopped mid-rollout: inconclusive, never a pass.
 conf

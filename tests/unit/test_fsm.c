@@ -1107,6 +1107,7 @@ static struct service *restored_state(enum ro_stage stage, struct version **v1p,
 		v1->weight = 9000;
 		v2->weight = 1000;
 		s->active = v1->vslot;
+		s->ro.bake_ms = 2000;
 		s->ro.bake_end = now + 500;
 		break;
 	default: /* after the switch */

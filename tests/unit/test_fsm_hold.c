@@ -18,6 +18,7 @@
 #include "fsm.h"
 #include "lathist.h"
 #include "log.h"
+#include "statefile.h"
 
 static struct fsm_out out;
 static long long now = 1000000;
@@ -755,6 +756,150 @@ static void test_baseline(void **state)
 	service_free(s);
 }
 
+/* ---- holds across an agent restart ---------------------------------------------- */
+
+/*
+ * The agent is killed and started again: the rollout as the state file
+ * keeps it (its holds through stateholds.c's round trip, as JSON text),
+ * what only the dead agent knew gone (the gates' verdicts, the timer).
+ */
+static const char *restart(struct service *s)
+{
+	json_t *j = state_holds(s);
+	char *text = json_dumps(j, 0);
+	struct version *nv = ro_new(s);
+
+	json_decref(j);
+	j = json_loads(text, 0, NULL);
+	free(text);
+	assert_non_null(j);
+	s->ro.approve = s->ro.gate_hold = s->ro.gate_pass = s->ro.gate_holding = false;
+	s->ro.confirm = s->ro.hold_step = s->ro.gate_bad = s->ro.released = s->ro.confirmed = 0;
+	s->ro.confirm_deadline = s->ro.gate_deadline = s->ro.gate_step_t = 0;
+	s->ro.approve_deadline = 0;
+	s->ro.gate_last[0] = '\0';
+	s->ro_deadline = 0;
+	s->ro.waiter = NULL;
+	if (nv)
+		memset(nv->gate, 0, sizeof(nv->gate));
+	state_holds_restore(s, j);
+	json_decref(j);
+	return step(s, (struct fsm_event){.type = FE_RESTORED});
+}
+
+static void test_restart_keeps_approval_deadline(void **state)
+{
+	struct service *s = service_new(0);
+	struct version *v2;
+
+	(void)state;
+	first_version(s);
+	v2 = version_make(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY,
+				   .v = v2,
+				   .c = C1,
+				   .have_opts = true,
+				   .opts = {.strategy = STRATEGY_CANARY, .approve = true}});
+	ready_new(s, v2, "vtimer v2 off; policy; ro-timer +9000; progress");
+	/* Killed 4 s into the wait: the restarted agent waits the 5 s left, not 9 s again. */
+	now += 4000;
+	assert_string_equal(restart(s), "policy; ro-timer +5000");
+	assert_true(s->ro.approve);
+	now += 4999;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "");
+	now += 1;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "policy; ro-timer off; stop-checks v2; unplace v2; watch v2 off; release v2; "
+	       "signal v2 SIGTERM; vtimer v2 +3000");
+	assert_int_equal(s->rollbacks[RB_OPERATOR], 1);
+	service_free(s);
+}
+
+static void test_restart_keeps_confirm_deadline(void **state)
+{
+	struct service *s = service_new(1u << WH_CONFIRM_STEP);
+	struct version *v2;
+
+	(void)state;
+	first_version(s);
+	v2 = version_make(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+	ready_new(s, v2, "vtimer v2 off; policy; ro-timer +2000; progress");
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "confirm confirm-step; ro-timer +7000; progress");
+	/* 3 s later: asked again, with the 4 s left. */
+	now += 3000;
+	assert_string_equal(restart(s), "policy; ro-timer +4000; confirm confirm-step");
+	now += 3999;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "");
+	assert_int_equal(s->ro.confirm, WH_CONFIRM_STEP);
+	/* Killed again; the deadline passes while no agent runs: it fires at once. */
+	now += 2000;
+	assert_string_equal(restart(s), "policy; ro-timer -1999; confirm confirm-step");
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "policy; confirm stop; ro-timer off; stop-checks v2; unplace v2; watch v2 off; "
+	       "release v2; signal v2 SIGTERM; vtimer v2 +3000");
+	assert_int_equal(s->rollbacks[RB_HOOK], 1);
+	service_free(s);
+}
+
+static void test_restart_keeps_gate_and_bake_deadlines(void **state)
+{
+	struct service *s = gated();
+	struct version *v2;
+
+	(void)state;
+	first_version(s);
+	v2 = version_make(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+	ready_new(s, v2, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+	/* A bake: it ends when it would have. */
+	now += 1500;
+	assert_string_equal(restart(s), "policy; health-checks v2; ro-timer +500");
+	now += 500;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}), "ro-timer +5000");
+	/* Held for the gates: their deadline stays; the verdicts are asked for again. */
+	now += 3000;
+	assert_string_equal(restart(s), "policy; health-checks v2; ro-timer +2000");
+	assert_true(s->ro.gate_hold);
+	now += 2000;
+	EXPECT(s, ((struct fsm_event){.type = FE_RO_TIMER}),
+	       "policy; ro-timer off; stop-checks v2; unplace v2; watch v2 off; release v2; "
+	       "signal v2 SIGTERM; vtimer v2 +3000");
+	assert_int_equal(s->rollbacks[RB_GATE], 1);
+	service_free(s);
+}
+
+static void test_restart_bounds_a_far_deadline(void **state)
+{
+	struct service *s = service_new(0);
+	struct version *v2;
+	json_t *j;
+
+	(void)state;
+	first_version(s);
+	v2 = version_make(s);
+	step(s, (struct fsm_event){.type = FE_DEPLOY,
+				   .v = v2,
+				   .have_opts = true,
+				   .opts = {.strategy = STRATEGY_CANARY, .approve = true}});
+	ready_new(s, v2, "vtimer v2 off; policy; ro-timer +9000");
+	/* A deadline from another clock (another boot): never more than the timeout from now. */
+	j = state_holds(s);
+	json_object_set_new(j, "timer", json_integer(now + 1000000));
+	state_holds_restore(s, j);
+	json_decref(j);
+	assert_string_equal(step(s, (struct fsm_event){.type = FE_RESTORED}),
+			    "policy; ro-timer +9000");
+	/* A state file without holds (an older agent): as before, the wait starts again. */
+	s->ro.approve = true;
+	s->ro_deadline = 0;
+	assert_string_equal(step(s, (struct fsm_event){.type = FE_RESTORED}),
+			    "policy; ro-timer +9000");
+	service_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -770,6 +915,10 @@ int main(void)
 	    cmocka_unit_test(test_ratio_healthy_promotes),
 	    cmocka_unit_test(test_latency_dry_run),
 	    cmocka_unit_test(test_baseline),
+	    cmocka_unit_test(test_restart_keeps_approval_deadline),
+	    cmocka_unit_test(test_restart_keeps_confirm_deadline),
+	    cmocka_unit_test(test_restart_keeps_gate_and_bake_deadlines),
+	    cmocka_unit_test(test_restart_bounds_a_far_deadline),
 	};
 
 	log_init("test_fsm_hold", 0);
