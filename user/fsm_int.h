@@ -124,6 +124,14 @@ void fsm_rolling_promote(struct fsm *f, bool full);
 void fsm_rolling_resume(struct fsm *f);
 void fsm_rolling_restored(struct fsm *f);
 
+/* fsm_rollretire.c: an old instance a rolling rollout retired, until it exited. */
+bool fsm_roll_unsignalled(const struct instance *in);
+void fsm_roll_retire(struct fsm *f, struct version *ov, int i, long long conns);
+void fsm_roll_unretire(struct fsm *f, struct version *ov, int i);
+long long fsm_roll_retire_next(struct service *s);
+void fsm_roll_retire_conns(struct fsm *f, struct version *ov, const struct fsm_event *e);
+void fsm_roll_retire_timer(struct fsm *f);
+
 /* fsm_rollhold.c: the holds between rolling batches (gates, approval, confirmations). */
 bool fsm_rollhold(struct fsm *f);
 long long fsm_rollhold_deadline(const struct service *s);
