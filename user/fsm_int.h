@@ -126,6 +126,7 @@ void fsm_rolling_restored(struct fsm *f);
 
 /* fsm_rollretire.c: an old instance a rolling rollout retired, until it exited. */
 bool fsm_roll_unsignalled(const struct instance *in);
+void fsm_roll_http_drain(struct fsm *f, struct version *v, int i, int how);
 void fsm_roll_retire(struct fsm *f, struct version *ov, int i, long long conns);
 void fsm_roll_unretire(struct fsm *f, struct version *ov, int i);
 long long fsm_roll_retire_next(struct service *s);

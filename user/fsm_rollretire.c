@@ -2,7 +2,8 @@
 /*
  * The state machine's rules for an old instance that a rolling rollout
  * retired: out of the map, it drains on its own as drain-policy says
- * (drain-delay, wait-then-signal on its own live count), then its exit signal, SIGTERM at
+ * (drain-delay, drain-http for its own connections, wait-then-signal on
+ * its own live count), then its exit signal, SIGTERM at
  * drain-timeout and SIGKILL after kill-after, as a version's drain bounds a version.  Which
  * instance leaves and when is fsm_rolling.c's.
  */
@@ -39,6 +40,28 @@ static bool any_waits(const struct version *ov)
 	return false;
 }
 
+/*
+ * drain-http for one instance: its connections get Connection: close in
+ * their next response (on), until it exited or serves again.  Its version
+ * may go on serving through the other instances: only this one's are asked.
+ */
+void fsm_roll_http_drain(struct fsm *f, struct version *v, int i, int how)
+{
+	struct instance *in = &v->inst[i];
+
+	if (how == 1) {
+		if (!f->s->conf.drain_http || in->http_draining)
+			return;
+		in->http_draining = true;
+		fsm_emit(f, FA_HTTP_DRAIN, v, i, 1);
+		return;
+	}
+	if (!in->http_draining)
+		return;
+	in->http_draining = false;
+	fsm_emit(f, FA_HTTP_DRAIN, v, i, how);
+}
+
 /* What a retired instance does once drain-delay is over (or at once without one). */
 static void drain_inst(struct fsm *f, struct version *ov, int i, long long conns)
 {
@@ -70,6 +93,8 @@ static void signal_waiting(struct fsm *f, struct version *ov, int i, const char 
 
 	in->retire_step = 1;
 	in->retire_at = f->now + c->kill_after_ms;
+	/* The wait is over: what is still open did not close for the rewrite (idle). */
+	fsm_roll_http_drain(f, ov, i, 0);
 	fsm_emit(f, FA_RELEASE, ov, i, 0);
 	fsm_emit(f, FA_SIGNAL_INST, ov, i, c->exit_signal);
 	log_info("%s: retired instance %d (pid %d) %s: exit signal", vname(ov), i, in->pid, why);
@@ -79,7 +104,8 @@ static void signal_waiting(struct fsm *f, struct version *ov, int i, const char 
  * Out of the map (its caller took it out of the policy); then, as
  * drain-policy says, told to exit at once (bounded as a drain), or left
  * alone until its own live connections (the kernel's count, read every
- * INST_POLL_MS) reach 0 or drain-timeout passes.
+ * INST_POLL_MS) reach 0 or drain-timeout passes.  With drain-http its
+ * connections are asked to close from the start (drain-delay included).
  */
 void fsm_roll_retire(struct fsm *f, struct version *ov, int i, long long conns)
 {
@@ -89,6 +115,9 @@ void fsm_roll_retire(struct fsm *f, struct version *ov, int i, long long conns)
 	fsm_emit(f, FA_UNPLACE_INST, ov, i, 0);
 	log_info("%s: instance %d (pid %d, %lld live connection(s)) leaves, %d of %d retired",
 		 vname(ov), i, in->pid, conns, f->s->ro.retired, ov->ninst);
+	/* After the unplace: no new connection reaches it; each it has closes after a response. */
+	if (conns != 0)
+		fsm_roll_http_drain(f, ov, i, 1);
 	if (c->drain_delay_ms) {
 		/* Kept as it is (a rollback places it again) for drain-delay. */
 		in->retire_step = -2;
@@ -106,6 +135,7 @@ void fsm_roll_unretire(struct fsm *f, struct version *ov, int i)
 	in->retiring = false;
 	in->retire_at = 0;
 	in->retire_step = 0;
+	fsm_roll_http_drain(f, ov, i, -1);
 	fsm_emit(f, FA_PLACE_INST, ov, i, 0);
 	log_info("%s: instance %d (pid %d) serves again", vname(ov), i, in->pid);
 }

@@ -253,6 +253,7 @@ void fsm_on_exit(struct fsm *f, struct version *v, int i, const char *desc)
 			}
 	}
 	fsm_emit(f, FA_STOP_CHECKS, v, i, 0);
+	fsm_roll_http_drain(f, v, i, 0); /* a retired instance's own drain-http ends with it */
 	if (fsm_rolling(s) && fsm_rolling_exit(f, v, i, desc))
 		return;
 	switch (v->phase) {

@@ -118,6 +118,8 @@ struct instance {
 				it (fsm_version.c) */
 	long long retire_at; /* ms: when the next signal is due (0: none) */
 	bool restarted;	     /* started again by a rollback: not restarted twice */
+	bool http_draining;  /* drain-http for this instance alone (fsm_rollretire.c) */
+	long long hd_live0;  /* exec.c: its live connections when its drain-http began */
 };
 
 struct version {

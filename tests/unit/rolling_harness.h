@@ -116,6 +116,12 @@ static const char *render(void)
 			n += snprintf(buf + n, sizeof(buf) - n, "/%d %s", a->inst,
 				      signal_name((int)a->arg));
 			break;
+		case FA_HTTP_DRAIN:
+			if (a->inst >= 0)
+				n += snprintf(buf + n, sizeof(buf) - n, "/%d", a->inst);
+			n += snprintf(buf + n, sizeof(buf) - n, " %s",
+				      a->arg == 1 ? "on" : a->arg ? "back" : "end");
+			break;
 		case FA_SIGNAL:
 		case FA_SIGNAL_TREE:
 			n += snprintf(buf + n, sizeof(buf) - n, " %s", signal_name((int)a->arg));

@@ -290,6 +290,57 @@ static void test_wait_then_signal(void **state)
 	service_free(s);
 }
 
+/*
+ * drain-http: a retired instance's own connections are asked to close (its
+ * version serves on through the others), from its retirement until the
+ * wait is over; one that had none is not drained; a rollback ends the
+ * drain of one that serves again; an exit ends it too.
+ */
+static void test_http_drain_per_instance(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	s->conf.drain_http = true;
+	s->conf.steering = STEER_PER_CONNECTION; /* no re-steering (http-resteer) in the lines */
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	EXPECT(s, conns(ov, 9, 2, 5, 7),
+	       "policy; unplace-inst v1/1; http-drain v1/1 on; ro-timer +100");
+	assert_true(ov->inst[1].http_draining);
+	assert_false(ov->http_draining); /* the version is not drained: it serves */
+	now += 100;
+	step(s, ev(FE_RO_TIMER, NULL, -1));
+	EXPECT(s, conns(ov, 9, 0, 5, 7),
+	       "http-drain v1/1 end; release v1/1; signal-inst v1/1 SIGTERM; ro-timer +1000");
+	assert_false(ov->inst[1].http_draining);
+	EXPECT(s, ev(FE_EXIT, ov, 1),
+	       "stop-checks v1/1; place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off");
+	start_spawned();
+	step(s, ev(FE_READY, nv, 1));
+	/* No connection: nothing to ask, signalled at once. */
+	EXPECT(s, conns(ov, 9, -1, 0, 7),
+	       "policy; unplace-inst v1/2; release v1/2; signal-inst v1/2 SIGTERM; ro-timer +3000");
+	assert_false(ov->inst[2].http_draining);
+	/* Instance 2 exits on its signal; instance 3 (7 connections) drains, then a rollback. */
+	step(s, ev(FE_EXIT, ov, 2));
+	start_spawned();
+	step(s, ev(FE_READY, nv, 2));
+	EXPECT(s, conns(ov, 9, -1, -1, 7),
+	       "policy; unplace-inst v1/3; http-drain v1/3 on; ro-timer +100");
+	step(s, ((struct fsm_event){.type = FE_ABORT, .c = C1}));
+	assert_false(ov->inst[3].retiring);
+	assert_false(ov->inst[3].http_draining);
+	assert_non_null(strstr(render(), "http-drain v1/3 back; place-inst v1/3"));
+	service_free(s);
+}
+
 /* wait-then-signal: connections left at drain-timeout; 0 known at the pick: signalled at once. */
 static void test_wait_then_signal_timeout(void **state)
 {
@@ -593,6 +644,7 @@ int main(void)
 	    cmocka_unit_test(test_drain_delay),
 	    cmocka_unit_test(test_drain_delay_then_wait),
 	    cmocka_unit_test(test_finish_follows_drain_policy),
+	    cmocka_unit_test(test_http_drain_per_instance),
 	    cmocka_unit_test(test_restart_restores_old_slots),
 	    cmocka_unit_test(test_resolve),
 	};
