@@ -88,7 +88,7 @@ void fsm_instance_notified(struct fsm *f, struct version *v, int i);
 void fsm_hook_start(struct fsm *f, enum hook_point h);
 void fsm_hook_done(struct fsm *f, bool ok, const char *desc);
 void fsm_on_ro_timer(struct fsm *f);
-/* fsm_gates.c: latency gates of canary steps. */
+/* fsm_gates.c: latency gates of canary steps and rolling batches. */
 void fsm_gates_step(struct fsm *f);
 bool fsm_gates_hold(struct fsm *f);
 void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_lat_sample *l,

@@ -311,10 +311,12 @@ void fsm_rolling_ready(struct fsm *f, struct version *v, int i)
 	}
 	if (!was) {
 		ro->ready_ms = f->now - ro->t_start;
-		if (c->health != HEALTH_NONE || c->max_error_bp != ERROR_RATE_OFF || c->ngates)
+		if (c->health != HEALTH_NONE || c->max_error_bp != ERROR_RATE_OFF || c->ngates ||
+		    fsm_gates_on(c))
 			fsm_emit(f, FA_HEALTH_CHECKS, v, -1, 0);
 	}
 	weights(f);
+	fsm_gates_step(f); /* the latency verdict starts over with this weight */
 	log_info("%s: %d of %d instance(s) serving, %.2f%% of new connections", vname(v),
 		 v->serve_n, v->ninst, v->weight / 100.0);
 	fsm_progress(f, "%s: %d of %d instance(s) serving (%.2f%%)", vname(v), v->serve_n, v->ninst,
