@@ -44,6 +44,8 @@ void fsm_unplace(struct fsm *f, struct version *v);
 
 /* An old instance of a finished rolling rollout: its version's drain signals it (model.h). */
 #define RETIRE_WITH_VERSION (-3)
+/* ... signalled on its own count by its version's wait-then-signal (fsm_rollretire.c). */
+#define RETIRE_ALONE_SIGNALLED 3
 
 /* fsm_version.c */
 void fsm_version_stopped(struct fsm *f, struct version *v);
@@ -132,6 +134,9 @@ void fsm_roll_unretire(struct fsm *f, struct version *ov, int i);
 long long fsm_roll_retire_next(struct service *s);
 void fsm_roll_retire_conns(struct fsm *f, struct version *ov, const struct fsm_event *e);
 void fsm_roll_retire_timer(struct fsm *f);
+bool fsm_roll_left_tick(struct fsm *f, struct version *v);
+void fsm_roll_left_conns(struct fsm *f, struct version *v, const struct fsm_event *e);
+void fsm_roll_left_arm(struct fsm *f, struct version *v);
 
 /* fsm_rollhold.c: the holds between rolling batches (gates, approval, confirmations). */
 bool fsm_rollhold(struct fsm *f);

@@ -219,3 +219,69 @@ void fsm_roll_retire_timer(struct fsm *f)
 		}
 	}
 }
+
+/* ---- after the rollout: the instances left to their version's drain ------------------- */
+
+/* Left to its version's wait-then-signal, alive, not signalled yet. */
+static bool left_waits(const struct instance *in)
+{
+	return in->retiring && in->alive && in->retire_step == RETIRE_WITH_VERSION;
+}
+
+/*
+ * wait-then-signal of a rolling rollout's old version: the version's timer
+ * ticks every INST_POLL_MS (before its drain-timeout) while instances left
+ * to its drain wait, so that each is signalled once its own live count is
+ * 0 rather than when the whole version's is (retired instances still
+ * draining would hold it).
+ */
+static bool any_left_waits(const struct version *v)
+{
+	int i;
+
+	for (i = 0; i < v->ninst; i++)
+		if (left_waits(&v->inst[i]))
+			return true;
+	return false;
+}
+
+void fsm_roll_left_arm(struct fsm *f, struct version *v)
+{
+	if (v->phase != VP_DRAIN_WAIT || !v->deadline || !any_left_waits(v))
+		return;
+	fsm_emit(f, FA_VTIMER, v, -1,
+		 f->now + INST_POLL_MS < v->deadline ? f->now + INST_POLL_MS : v->deadline);
+}
+
+/* The version's timer before its drain deadline: read each instance's count.  True: done. */
+bool fsm_roll_left_tick(struct fsm *f, struct version *v)
+{
+	if (v->phase != VP_DRAIN_WAIT || !v->deadline || f->now >= v->deadline)
+		return false;
+	if (any_left_waits(v))
+		fsm_emit(f, FA_INST_CONNS, v, -1, 0);
+	return true; /* an early tick: not the deadline */
+}
+
+/* FE_INST_CONNS of a version in its wait: those left to it with no connection are signalled. */
+void fsm_roll_left_conns(struct fsm *f, struct version *v, const struct fsm_event *e)
+{
+	const struct service_conf *c = &f->s->conf;
+	int i;
+
+	for (i = 0; e->ok && i < v->ninst; i++) {
+		struct instance *in = &v->inst[i];
+
+		if (!left_waits(in) || e->inst_conns[i] != 0)
+			continue;
+		in->retire_step = RETIRE_ALONE_SIGNALLED;
+		fsm_emit(f, FA_RELEASE, v, i, 0);
+		fsm_emit(f, FA_SIGNAL_INST, v, i, c->exit_signal);
+		log_info("%s: instance %d (pid %d) has no connection left: exit signal", vname(v),
+			 i, in->pid);
+	}
+	if (v->deadline && any_left_waits(v))
+		fsm_roll_left_arm(f, v);
+	else if (v->deadline)
+		fsm_emit(f, FA_VTIMER, v, -1, v->deadline); /* the drain's own deadline again */
+}
