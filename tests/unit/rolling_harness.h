@@ -119,8 +119,10 @@ static const char *render(void)
 		case FA_HTTP_DRAIN:
 			if (a->inst >= 0)
 				n += snprintf(buf + n, sizeof(buf) - n, "/%d", a->inst);
-			n += snprintf(buf + n, sizeof(buf) - n, " %s",
-				      a->arg == 1 ? "on" : a->arg ? "back" : "end");
+			if (a->arg == 1)
+				n += snprintf(buf + n, sizeof(buf) - n, " on");
+			else
+				n += snprintf(buf + n, sizeof(buf) - n, " %s", a->arg ? "back" : "end");
 			break;
 		case FA_SIGNAL:
 		case FA_SIGNAL_TREE:

@@ -529,10 +529,14 @@ static void test_after_switch(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_gate_holds_batch), cmocka_unit_test(test_gate_timeout),
-	    cmocka_unit_test(test_approve),	     cmocka_unit_test(test_approve_paused),
-	    cmocka_unit_test(test_confirm_batches),  cmocka_unit_test(test_confirm_timeout),
-	    cmocka_unit_test(test_order_in_place),   cmocka_unit_test(test_promote_releases_gate),
+	    cmocka_unit_test(test_gate_holds_batch),
+	    cmocka_unit_test(test_gate_timeout),
+	    cmocka_unit_test(test_approve),
+	    cmocka_unit_test(test_approve_paused),
+	    cmocka_unit_test(test_confirm_batches),
+	    cmocka_unit_test(test_confirm_timeout),
+	    cmocka_unit_test(test_order_in_place),
+	    cmocka_unit_test(test_promote_releases_gate),
 	    cmocka_unit_test(test_after_switch),
 	    cmocka_unit_test(test_latency_holds_batch),
 	    cmocka_unit_test(test_latency_analysis_timeout),

@@ -565,8 +565,7 @@ static void test_left_instances_own_count(void **state)
 	now += 100;
 	EXPECT(s, ev(FE_VTIMER, ov, -1), "inst-conns v1");
 	/* Instance 2's count is 0, not the version's: it goes now, alone. */
-	EXPECT(s, conns(ov, 3, -1, 0, 5),
-	       "release v1/2; signal-inst v1/2 SIGTERM; vtimer v1 +100");
+	EXPECT(s, conns(ov, 3, -1, 0, 5), "release v1/2; signal-inst v1/2 SIGTERM; vtimer v1 +100");
 	assert_int_equal(ov->inst[2].retire_step, 3); /* RETIRE_ALONE_SIGNALLED */
 	now += 100;
 	step(s, ev(FE_VTIMER, ov, -1));
