@@ -122,7 +122,8 @@ static const char *render(void)
 			if (a->arg == 1)
 				n += snprintf(buf + n, sizeof(buf) - n, " on");
 			else
-				n += snprintf(buf + n, sizeof(buf) - n, " %s", a->arg ? "back" : "end");
+				n += snprintf(buf + n, sizeof(buf) - n, " %s",
+					      a->arg ? "back" : "end");
 			break;
 		case FA_SIGNAL:
 		case FA_SIGNAL_TREE:
