@@ -40,7 +40,7 @@ USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c us
 	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \
 	     user/status.c user/steer.c user/track.c user/versions.c user/webhook.c
 # Rolling rollouts (issue 18).
-USER_SRCS += user/rollconf.c user/fsm_rolling.c user/fsm_rollhold.c
+USER_SRCS += user/rollconf.c user/fsm_rolling.c user/fsm_rollretire.c user/fsm_rollhold.c
 USER_SRCS += user/sockcg.c user/acceptq.c
 # The rollback window (issue 18, part 2).
 USER_SRCS += user/history.c user/histjson.c user/fsm_history.c user/clihistory.c
@@ -126,7 +126,7 @@ $(BUILD)/test_health: tests/unit/test_health.c $(BUILD)/health.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -pthread -lcmocka -o $@
 
-FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version fsm_rolling fsm_rollhold model \
+FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version fsm_rolling fsm_rollretire fsm_rollhold model \
 	     fsm_history history latrank fsm_baseline
 $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) $(BUILD)/log.o \
 		   $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
@@ -257,7 +257,7 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fn
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(BUILD) \
 		-Itests/fuzz $(FUZZ_SAN)
 FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confhooks confval fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
-FUZZ_OBJS    += $(FUZZ_DIR)/rollconf.o $(FUZZ_DIR)/fsm_rolling.o $(FUZZ_DIR)/fsm_rollhold.o
+FUZZ_OBJS    += $(FUZZ_DIR)/rollconf.o $(FUZZ_DIR)/fsm_rolling.o $(FUZZ_DIR)/fsm_rollretire.o $(FUZZ_DIR)/fsm_rollhold.o
 FUZZ_OBJS    += $(FUZZ_DIR)/fsm_history.o $(FUZZ_DIR)/history.o $(FUZZ_DIR)/latrank.o $(FUZZ_DIR)/fsm_baseline.o
 
 $(FUZZ_DIR):

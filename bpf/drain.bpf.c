@@ -10,7 +10,10 @@
  * weight joins too when its client now maps to another version (steer's
  * pure functions over its policy and pins: drain_resteer), so a canary's
  * keep-alive clients follow the weights after one response; it leaves when
- * its client maps back.  Nothing else ever joins the sockhash: other
+ * its client maps back.  A connection of one instance in drain_insts joins
+ * too (a rolling rollout retired that instance while its version serves on
+ * through the others: conns' owner names the instance), and leaves if the
+ * instance serves again.  Nothing else ever joins the sockhash: other
  * connections never run drain_msg, and keep exactly their usual send path.
  *
  * drain_msg (sk_msg, the sockhash's verdict program) sees every sendmsg,
@@ -63,6 +66,17 @@ struct {
 	__type(key, struct version_key);
 	__type(value, struct drain_stats);
 } drain_versions SEC(".maps");
+
+/*
+ * drain_insts: single instances drained with drain-http while their version
+ * serves on (rolling rollouts) -> their stats; the agent adds and removes.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DRAIN_MAX_INSTS);
+	__type(key, struct drain_inst_key);
+	__type(value, struct drain_stats);
+} drain_insts SEC(".maps");
 
 /*
  * steer's policy, pins and their counts (pinned, shared; see bpf/steer.bpf.c):
@@ -199,6 +213,16 @@ static __always_inline __u32 maps_to(const struct conn_key *k, __u32 service)
 	return drain_sticky_version(pol, k->family, k->raddr);
 }
 
+/* The stats of one instance's drain, or NULL when it is not drained (inst as conn_owner's). */
+static __always_inline struct drain_stats *inst_drain(__u32 service, __u32 version, __u32 inst)
+{
+	struct drain_inst_key ik = {.service = service, .version = version, .inst = inst};
+
+	if (!inst)
+		return NULL; /* instance not known: only its version's drain can ask it */
+	return bpf_map_lookup_elem(&drain_insts, &ik);
+}
+
 SEC("iter/tcp")
 int drain_join(struct bpf_iter__tcp *ctx)
 {
@@ -226,6 +250,8 @@ int drain_join(struct bpf_iter__tcp *ctx)
 		vk.version = st->version;
 		if (bpf_map_lookup_elem(&drain_versions, &vk))
 			return 0; /* joined, and its version still drains */
+		if (st->why == DW_INST && inst_drain(st->service, st->version, st->inst))
+			return 0; /* joined, and its instance still drains */
 		if (st->why == DW_RESTEER) {
 			to = maps_to(&k, st->service);
 			if (to && to != st->version)
@@ -248,6 +274,11 @@ int drain_join(struct bpf_iter__tcp *ctx)
 	vk.version = o->version;
 	ds = bpf_map_lookup_elem(&drain_versions, &vk);
 	if (!ds) {
+		ds = inst_drain(o->service, o->version, o->inst);
+		if (ds)
+			why = DW_INST;
+	}
+	if (!ds) {
 		to = maps_to(&k, o->service);
 		if (!to || to == o->version)
 			return 0; /* not drained, and its client stays on its version */
@@ -266,6 +297,7 @@ int drain_join(struct bpf_iter__tcp *ctx)
 	st->service = o->service;
 	st->version = o->version;
 	st->why = why;
+	st->inst = o->inst;
 	if (bpf_map_update_elem(&drain_socks, &k, tp, BPF_NOEXIST)) {
 		bpf_sk_storage_delete(&drain_skst, tp);
 		return 0; /* sockhash full, or not a socket it takes: drained as without drain-http
@@ -380,7 +412,12 @@ int drain_msg(struct sk_msg_md *msg)
 	vk.version = st->version;
 	if (st->why == DW_RESTEER)
 		ds = bpf_map_lookup_elem(&drain_resteer, &vk.service);
+	else if (st->why == DW_INST)
+		ds = inst_drain(vk.service, vk.version, st->inst);
 	else
+		ds = NULL;
+	/* A retired instance's connection whose whole version drains now: the version's. */
+	if (!ds && st->why != DW_RESTEER)
 		ds = bpf_map_lookup_elem(&drain_versions, &vk);
 	if (!ds)
 		return SK_PASS; /* no longer asked to close: it leaves at the next pass */

@@ -33,6 +33,11 @@ _Static_assert((DRAIN_SCAN_MAX & (DRAIN_SCAN_MAX - 1)) == 0, "DRAIN_SCAN_MAX: a 
 #define DRAIN_MAX_SOCKS 65536
 #endif
 
+/* Instances drained one by one at once (drain_insts). */
+#ifndef DRAIN_MAX_INSTS
+#define DRAIN_MAX_INSTS 1024
+#endif
+
 /* The header inserted when a response has no Connection header. */
 #define DRAIN_HDR     "Connection: close\r\n"
 #define DRAIN_HDR_LEN 19
@@ -51,6 +56,7 @@ enum drain_state {
 enum drain_why {
 	DW_DRAIN = 0,	/* its version drains (drain_versions) */
 	DW_RESTEER = 1, /* its client now maps to another version (drain_resteer) */
+	DW_INST = 2,	/* its instance left its version's serving set (drain_insts) */
 };
 
 struct drain_sk {
@@ -59,8 +65,19 @@ struct drain_sk {
 	__u32 flags;   /* DF_* of the response in DS_HEADERS */
 	__u32 service;
 	__u32 version;
-	__u32 why; /* enum drain_why */
-	__u32 pad;
+	__u32 why;  /* enum drain_why */
+	__u32 inst; /* DW_INST: its instance + 1 (as conn_owner.inst) */
+};
+
+/*
+ * drain_insts' key: one instance of a version that goes on serving through
+ * its others (a rolling rollout retired it); inst as conn_owner.inst.
+ */
+struct drain_inst_key {
+	__u32 service;
+	__u32 version;
+	__u32 inst;
+	__u32 pad; /* 0 */
 };
 
 /*

@@ -421,6 +421,20 @@ int dp_http_drain_stats(const struct version *v, struct drain_stats *s)
 	return r ? r : drain_stats(&dr, v->svc->id, v->num, s);
 }
 
+int dp_http_drain_inst(const struct version *v, int i, int on)
+{
+	int r = drain_ready();
+
+	return r ? r : drain_inst(&dr, v->svc->id, v->num, i, on);
+}
+
+int dp_http_drain_inst_stats(const struct version *v, int i, struct drain_stats *s)
+{
+	if (dr_state <= 0)
+		return -EOPNOTSUPP;
+	return drain_inst_stats(&dr, v->svc->id, v->num, i, s);
+}
+
 int dp_http_resteer(const struct service *s, int on)
 {
 	int r = drain_ready();

@@ -116,6 +116,9 @@ int dp_probe_del(const struct version *v, int j, const struct sockaddr_storage *
  */
 int dp_http_drain(const struct version *v, int on);
 int dp_http_drain_stats(const struct version *v, struct drain_stats *st);
+/* One instance (from 0) of a version that serves on through its others. */
+int dp_http_drain_inst(const struct version *v, int i, int on);
+int dp_http_drain_inst_stats(const struct version *v, int i, struct drain_stats *st);
 int dp_http_resteer(const struct service *s, int on);
 int dp_http_resteer_stats(const struct service *s, struct drain_stats *st);
 /* One bounded step of a pass (drain_pass_step): 1 more, 0 complete, -errno. */

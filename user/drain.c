@@ -158,6 +158,27 @@ int drain_stats(struct drain *d, __u32 service, __u32 version, struct drain_stat
 	return bpf_map_lookup_elem(d->versions_fd, &k, st) ? -errno : 0;
 }
 
+int drain_inst(struct drain *d, __u32 service, __u32 version, __u32 inst, int on)
+{
+	struct drain_inst_key k = {.service = service, .version = version, .inst = inst + 1};
+	int fd = bpf_map__fd(d->skel->maps.drain_insts);
+	struct drain_stats z = {0};
+
+	if (on)
+		return bpf_map_update_elem(fd, &k, &z, BPF_NOEXIST) && errno != EEXIST ? -errno : 0;
+	if (bpf_map_delete_elem(fd, &k) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int drain_inst_stats(struct drain *d, __u32 service, __u32 version, __u32 inst,
+		     struct drain_stats *st)
+{
+	struct drain_inst_key k = {.service = service, .version = version, .inst = inst + 1};
+
+	return bpf_map_lookup_elem(bpf_map__fd(d->skel->maps.drain_insts), &k, st) ? -errno : 0;
+}
+
 int drain_resteer(struct drain *d, __u32 service, int on)
 {
 	int fd = bpf_map__fd(d->skel->maps.drain_resteer);

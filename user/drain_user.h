@@ -40,6 +40,13 @@ void drain_close(struct drain *d);
 /* Drain (on) or stop draining (off) a version's connections; a pass applies it. */
 int drain_version(struct drain *d, __u32 service, __u32 version, int on);
 int drain_stats(struct drain *d, __u32 service, __u32 version, struct drain_stats *st);
+/*
+ * Drain (on) or stop draining (off) one instance's connections (inst from
+ * 0) while its version serves on through the others; a pass applies it.
+ */
+int drain_inst(struct drain *d, __u32 service, __u32 version, __u32 inst, int on);
+int drain_inst_stats(struct drain *d, __u32 service, __u32 version, __u32 inst,
+		     struct drain_stats *st);
 /* Re-steer a sticky service's connections whose client maps to another version now (on/off). */
 int drain_resteer(struct drain *d, __u32 service, int on);
 int drain_resteer_stats(struct drain *d, __u32 service, struct drain_stats *st);

@@ -490,7 +490,7 @@ static void perform(struct service *s, const struct fsm_action *a)
 		reset_stop(v);
 		break;
 	case FA_HTTP_DRAIN:
-		http_drain_perform(s, v, (int)a->arg);
+		http_drain_perform(s, v, a->inst, (int)a->arg);
 		break;
 	case FA_HTTP_RESTEER:
 		http_resteer_perform(s, (int)a->arg);

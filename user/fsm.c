@@ -305,7 +305,9 @@ void fsm_step(struct service *s, const struct fsm_event *e, long long now, struc
 			fsm_on_gate(&f, v, e->inst, e->verdict, e->value, e->why ? e->why : "");
 		break;
 	case FE_INST_CONNS:
-		if (v)
+		if (v && v->phase == VP_DRAIN_WAIT)
+			fsm_roll_left_conns(&f, v, e);
+		else if (v)
 			fsm_rolling_conns(&f, v, e);
 		break;
 	case FE_COUNT:

@@ -126,8 +126,8 @@ enum fsm_act {
 	FA_WATCH,	 /* v, arg 1/0: report its zero; with 1 an empty version answers FE_ZERO */
 	FA_RESET,	 /* v: reset its connections in bounded steps (answered by FE_RESET_DONE) */
 	FA_RESET_STOP,	 /* v: stop its drain-reset (it is signalled or back in service) */
-	FA_HTTP_DRAIN,	 /* v, arg 1: drain-http begins; 0: its drain ended (count); -1: back in
-			    service */
+	FA_HTTP_DRAIN,	 /* v (inst -1) or its instance inst alone, arg 1: drain-http begins; 0:
+			    its drain ended (count); -1: back in service */
 	FA_HTTP_RESTEER, /* arg 1: ask connections whose client maps elsewhere now to close; 0: stop
 			  */
 	FA_VTIMER,	 /* v, at: its one-shot deadline (0: off) */

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Latency gates of a canary rollout (part of the pure state machine: no I/O,
- * no clock).  Every health-interval the agent reports the new version's
+ * Latency gates of a canary or rolling rollout (part of the pure state
+ * machine: no I/O, no clock).  A rolling rollout's "step" is a batch: its
+ * weight is applied when its new instances serve, and the hold is before
+ * the next batch (fsm_rollhold.c).
+ *  Every health-interval the agent reports the new version's
  * response time and accept wait over its gate window (FE_LAT_SAMPLE), and,
  * with max-p99-ratio, the same window of the version it is compared with
  * (its fresh baseline, else the active version): the window closes with a
@@ -12,8 +15,9 @@
  *    response times the rank test (latrank.c) finds slower than
  *    max-p99-ratio times the comparison's at the configured confidence,
  *    health-threshold times in a row, rolls back;
- *  - a step whose bake is over is held until a conclusive sample within
- *    the bounds arrives (then it promotes);
+ *  - a step whose bake is over (the next rolling batch) is held until a
+ *    conclusive sample within the bounds arrives (then it promotes, or
+ *    the next batch starts);
  *  - a step with no conclusive sample analysis-timeout after its weight
  *    was applied fails: too little traffic to judge is not a pass.
  *
@@ -67,9 +71,10 @@ bool fsm_gates_hold(struct fsm *f)
 	}
 	if (!ro->gate_holding) {
 		ro->gate_holding = true;
-		log_info("%s: v%d holds its step: no verdict yet (fewer than min-samples %u "
+		log_info("%s: v%d holds its %s: no verdict yet (fewer than min-samples %u "
 			 "responses); fails after analysis-timeout %u ms",
-			 c->name, ro->new_num, c->min_samples, c->analysis_timeout_ms);
+			 c->name, ro->new_num, ro->stage == RO_ROLLING ? "next batch" : "step",
+			 c->min_samples, c->analysis_timeout_ms);
 		fsm_progress(f, "%s: v%d held: inconclusive, waiting for %u requests", c->name,
 			     ro->new_num, c->min_samples);
 	}
@@ -122,7 +127,8 @@ void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_la
 	bool over_p99, over_acc;
 	int over_ratio;
 
-	if (!fsm_gates_on(c) || ro->stage != RO_STEPPING || ro->new_num != v->num)
+	if (!fsm_gates_on(c) || (ro->stage != RO_STEPPING && ro->stage != RO_ROLLING) ||
+	    ro->new_num != v->num)
 		return;
 	if (!ro->gate_step_t)
 		ro->gate_step_t = f->now; /* a rollout taken over from an earlier agent */
@@ -192,7 +198,10 @@ void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_la
 			 rtext[0] ? "; " : "", rtext);
 		if (ro->gate_holding && !ro->paused && !c->gate_dry_run) {
 			ro->gate_holding = false;
-			fsm_rollout_promote(f, false);
+			if (ro->stage == RO_ROLLING)
+				fsm_rolling_resume(f); /* the next batch, after its other holds */
+			else
+				fsm_rollout_promote(f, false);
 		}
 		return;
 	}

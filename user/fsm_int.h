@@ -44,6 +44,8 @@ void fsm_unplace(struct fsm *f, struct version *v);
 
 /* An old instance of a finished rolling rollout: its version's drain signals it (model.h). */
 #define RETIRE_WITH_VERSION (-3)
+/* ... signalled on its own count by its version's wait-then-signal (fsm_rollretire.c). */
+#define RETIRE_ALONE_SIGNALLED 3
 
 /* fsm_version.c */
 void fsm_version_stopped(struct fsm *f, struct version *v);
@@ -88,7 +90,7 @@ void fsm_instance_notified(struct fsm *f, struct version *v, int i);
 void fsm_hook_start(struct fsm *f, enum hook_point h);
 void fsm_hook_done(struct fsm *f, bool ok, const char *desc);
 void fsm_on_ro_timer(struct fsm *f);
-/* fsm_gates.c: latency gates of canary steps. */
+/* fsm_gates.c: latency gates of canary steps and rolling batches. */
 void fsm_gates_step(struct fsm *f);
 bool fsm_gates_hold(struct fsm *f);
 void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_lat_sample *l,
@@ -123,6 +125,18 @@ void fsm_rolling_pause(struct fsm *f, struct client *c);
 void fsm_rolling_promote(struct fsm *f, bool full);
 void fsm_rolling_resume(struct fsm *f);
 void fsm_rolling_restored(struct fsm *f);
+
+/* fsm_rollretire.c: an old instance a rolling rollout retired, until it exited. */
+bool fsm_roll_unsignalled(const struct instance *in);
+void fsm_roll_http_drain(struct fsm *f, struct version *v, int i, int how);
+void fsm_roll_retire(struct fsm *f, struct version *ov, int i, long long conns);
+void fsm_roll_unretire(struct fsm *f, struct version *ov, int i);
+long long fsm_roll_retire_next(struct service *s);
+void fsm_roll_retire_conns(struct fsm *f, struct version *ov, const struct fsm_event *e);
+void fsm_roll_retire_timer(struct fsm *f);
+bool fsm_roll_left_tick(struct fsm *f, struct version *v);
+void fsm_roll_left_conns(struct fsm *f, struct version *v, const struct fsm_event *e);
+void fsm_roll_left_arm(struct fsm *f, struct version *v);
 
 /* fsm_rollhold.c: the holds between rolling batches (gates, approval, confirmations). */
 bool fsm_rollhold(struct fsm *f);

@@ -4,6 +4,11 @@
  * its steps.  Before each batch after the first (once the pause is over):
  *  - every Prometheus gate must have passed its last query; held up to
  *    gate-timeout (fsm_gate.c), then rolled back;
+ *  - the latency gates (max-p99, max-accept-wait-p99, max-p99-ratio
+ *    against the old version) must have given a passing verdict over the
+ *    new version's window since the last batch began serving; held while
+ *    inconclusive, up to analysis-timeout from then (fsm_gates.c), then
+ *    rolled back;
  *  - with approve = yes (deploy --approve), baton promote; held up to
  *    approval-timeout (not counted while paused), then rolled back;
  *  - a confirm-step webhook (confirm-promotion before the last batch) must
@@ -42,6 +47,9 @@ bool fsm_rollhold(struct fsm *f)
 		if (fsm_gate_hold(f))
 			return true;
 		ro->gate_hold = false;
+		if (fsm_gates_hold(f))
+			return true;
+		ro->gate_holding = false;
 		if (ro->approve) {
 			if (ro->approve_deadline)
 				return true;
@@ -106,12 +114,13 @@ void fsm_rollhold_promote(struct fsm *f, bool full)
 {
 	struct rollout *ro = &f->s->ro;
 
-	if (ro->gate_hold || ro->approve_deadline) {
+	if (ro->gate_hold || ro->gate_holding || ro->approve_deadline) {
 		ro->released = ro->batch + 1;
 		log_info("%s: batch %d of v%d released by baton promote", f->s->conf.name,
 			 ro->batch + 1, ro->new_num);
 	}
 	ro->gate_hold = false;
+	ro->gate_holding = false;
 	ro->approve_deadline = 0;
 	if (full)
 		ro->approve = false;
@@ -133,5 +142,6 @@ void fsm_rollhold_end(struct fsm *f)
 
 	fsm_confirm_stop(f);
 	ro->gate_hold = false;
+	ro->gate_holding = false;
 	ro->approve_deadline = 0;
 }

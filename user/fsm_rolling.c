@@ -8,7 +8,8 @@
  * version's weight is its share of the serving instances.  A failed gate
  * or a new instance that exits or is not ready in time rolls back: the
  * new version drains and the old one is brought back to instances,
- * restarting the instances that already left.
+ * restarting the instances that already left.  What a retired instance
+ * does until it exited (its drain, its signals) is fsm_rollretire.c's.
  *
  * Serving instances of the new version are always 0..serve_n-1 (steer
  * spreads over the first serve_n slots), so an instance placed only for
@@ -21,9 +22,6 @@
 #include "fsm_int.h"
 #include "log.h"
 #include "rollconf.h"
-
-/* How often the counts of retired instances that wait for their connections are read. */
-#define INST_POLL_MS 100
 
 bool fsm_rolling(const struct service *s)
 {
@@ -43,49 +41,6 @@ static int old_serving(const struct version *ov)
 	for (i = 0; ov && i < ov->ninst; i++)
 		n += old_serves(&ov->inst[i]);
 	return n;
-}
-
-/*
- * A retired instance that waits, unsignalled, for its connections to close
- * (drain-policy wait-then-signal): out of the map, its listener still held.
- */
-static bool waits(const struct instance *in)
-{
-	return in->retiring && in->alive && in->retire_step == -1;
-}
-
-/* Retired, not signalled yet: held by drain-delay (-2) or waiting (-1). */
-static bool unsignalled(const struct instance *in)
-{
-	return in->retiring && in->alive && in->retire_step < 0;
-}
-
-/* What a retired instance does once drain-delay is over (or at once without one). */
-static void drain_inst(struct fsm *f, struct version *ov, int i, long long conns)
-{
-	const struct service_conf *c = &f->s->conf;
-	struct instance *in = &ov->inst[i];
-
-	in->retire_at = f->now + c->drain_timeout_ms;
-	if (c->drain == DRAIN_WAIT_THEN_SIGNAL && conns != 0) {
-		in->retire_step = -1;
-		if (!f->s->ro.poll_at)
-			f->s->ro.poll_at = f->now + INST_POLL_MS;
-		return;
-	}
-	fsm_emit(f, FA_RELEASE, ov, i, 0);
-	fsm_emit(f, FA_SIGNAL_INST, ov, i, c->exit_signal);
-	in->retire_step = 0;
-}
-
-static bool any_waits(const struct version *ov)
-{
-	int i;
-
-	for (i = 0; ov && i < ov->ninst; i++)
-		if (waits(&ov->inst[i]))
-			return true;
-	return false;
 }
 
 /* Started, alive, not ready yet. */
@@ -146,66 +101,26 @@ static void weights(struct fsm *f)
 static void arm(struct fsm *f)
 {
 	struct service *s = f->s;
-	struct version *ov = ro_old(s);
 	long long at = s->ro.pause_end, hold = fsm_rollhold_deadline(s);
-	int i;
+	long long ret = fsm_roll_retire_next(s);
 
 	if (!fsm_rolling(s))
 		return;
 	if (hold && (!at || hold < at))
 		at = hold;
-	if (s->ro.poll_at > 0 && (!at || s->ro.poll_at < at))
-		at = s->ro.poll_at;
-	for (i = 0; ov && i < ov->ninst; i++)
-		if (ov->inst[i].retiring && ov->inst[i].alive && ov->inst[i].retire_at &&
-		    (!at || ov->inst[i].retire_at < at))
-			at = ov->inst[i].retire_at;
+	if (ret && (!at || ret < at))
+		at = ret;
 	if (at != s->ro_deadline)
 		fsm_ro_timer(f, at);
 }
 
-/*
- * A waiting retired instance's connections closed, or drain-timeout passed:
- * the agent's copies of its listeners go (what is still queued migrates
- * when it closes its own), it gets the exit signal, SIGKILL after
- * kill-after, as a wait-then-signal version.
- */
-static void signal_waiting(struct fsm *f, struct version *ov, int i, const char *why)
-{
-	const struct service_conf *c = &f->s->conf;
-	struct instance *in = &ov->inst[i];
-
-	in->retire_step = 1;
-	in->retire_at = f->now + c->kill_after_ms;
-	fsm_emit(f, FA_RELEASE, ov, i, 0);
-	fsm_emit(f, FA_SIGNAL_INST, ov, i, c->exit_signal);
-	log_info("%s: retired instance %d (pid %d) %s: exit signal", vname(ov), i, in->pid, why);
-}
-
-/*
- * Out of the policy, then out of the map; then, as drain-policy says, told
- * to exit at once (bounded as a drain), or left alone until its own live
- * connections (the kernel's count, read every INST_POLL_MS) reach 0 or
- * drain-timeout passes.
- */
+/* Out of the policy (the others' weights follow), then drained on its own (fsm_rollretire.c). */
 static void retire(struct fsm *f, struct version *ov, int i, long long conns)
 {
-	const struct service_conf *c = &f->s->conf;
-	struct instance *in = &ov->inst[i];
-
-	in->retiring = true;
+	ov->inst[i].retiring = true;
 	f->s->ro.retired++;
 	weights(f);
-	fsm_emit(f, FA_UNPLACE_INST, ov, i, 0);
-	log_info("%s: instance %d (pid %d, %lld live connection(s)) leaves, %d of %d retired",
-		 vname(ov), i, in->pid, conns, f->s->ro.retired, ov->ninst);
-	if (c->drain_delay_ms) {
-		/* Kept as it is (a rollback places it again) for drain-delay. */
-		in->retire_step = -2;
-		in->retire_at = f->now + c->drain_delay_ms;
-		return;
-	}
-	drain_inst(f, ov, i, conns);
+	fsm_roll_retire(f, ov, i, conns);
 }
 
 /* Place one instance's sockets (for its probe; clients only once it is in serve_n). */
@@ -350,11 +265,7 @@ void fsm_rolling_conns(struct fsm *f, struct version *v, const struct fsm_event 
 	}
 	if (v != ov)
 		return;
-	for (i = 0; e->ok && i < ov->ninst; i++)
-		if (waits(&ov->inst[i]) && e->inst_conns[i] == 0)
-			signal_waiting(f, ov, i, "has no connection left");
-	if (any_waits(ov) && !ro->poll_at)
-		ro->poll_at = f->now + INST_POLL_MS;
+	fsm_roll_retire_conns(f, ov, e);
 	if (!ro->counting || ro->stage != RO_ROLLING) {
 		ro->counting = false;
 		arm(f);
@@ -400,10 +311,12 @@ void fsm_rolling_ready(struct fsm *f, struct version *v, int i)
 	}
 	if (!was) {
 		ro->ready_ms = f->now - ro->t_start;
-		if (c->health != HEALTH_NONE || c->max_error_bp != ERROR_RATE_OFF || c->ngates)
+		if (c->health != HEALTH_NONE || c->max_error_bp != ERROR_RATE_OFF || c->ngates ||
+		    fsm_gates_on(c))
 			fsm_emit(f, FA_HEALTH_CHECKS, v, -1, 0);
 	}
 	weights(f);
+	fsm_gates_step(f); /* the latency verdict starts over with this weight */
 	log_info("%s: %d of %d instance(s) serving, %.2f%% of new connections", vname(v),
 		 v->serve_n, v->ninst, v->weight / 100.0);
 	fsm_progress(f, "%s: %d of %d instance(s) serving (%.2f%%)", vname(v), v->serve_n, v->ninst,
@@ -453,7 +366,8 @@ static void finish(struct fsm *f)
 	 */
 	ro->poll_at = 0;
 	for (i = 0; i < ov->ninst; i++)
-		if (ov->inst[i].alive && (!ov->inst[i].retiring || unsignalled(&ov->inst[i]))) {
+		if (ov->inst[i].alive &&
+		    (!ov->inst[i].retiring || fsm_roll_unsignalled(&ov->inst[i]))) {
 			ov->inst[i].retiring = true;
 			ov->inst[i].retire_at = 0;
 			ov->inst[i].retire_step = RETIRE_WITH_VERSION;
@@ -600,14 +514,9 @@ bool fsm_rolling_fail(struct fsm *f, enum rb_reason reason, const char *why)
 		fsm_drain_failed(f, nv);
 	/* Retired ones that were never signalled serve again at once: their listeners are held. */
 	for (i = 0; i < ov->ninst; i++)
-		if (unsignalled(&ov->inst[i])) {
-			ov->inst[i].retiring = false;
-			ov->inst[i].retire_at = 0;
-			ov->inst[i].retire_step = 0;
+		if (fsm_roll_unsignalled(&ov->inst[i])) {
 			ro->retired--;
-			fsm_emit(f, FA_PLACE_INST, ov, i, 0);
-			log_info("%s: instance %d (pid %d) serves again", vname(ov), i,
-				 ov->inst[i].pid);
+			fsm_roll_unretire(f, ov, i);
 		}
 	for (i = 0; i < ov->ninst; i++)
 		if (!ov->inst[i].alive) {
@@ -745,59 +654,14 @@ bool fsm_rolling_vtimer(struct fsm *f, struct version *v)
 	return true;
 }
 
-/* The rollout timer: pause end, and the bounds of retiring instances. */
+/* The rollout timer: a hold's deadline, the retired instances' bounds, the pause's end. */
 void fsm_rolling_timer(struct fsm *f)
 {
 	struct service *s = f->s;
-	const struct service_conf *c = &s->conf;
-	struct version *ov = ro_old(s);
-	int i;
 
 	if (fsm_rollhold_timer(f))
 		return;
-	for (i = 0; ov && i < ov->ninst; i++) {
-		struct instance *in = &ov->inst[i];
-
-		if (!in->retiring || !in->alive || !in->retire_at || f->now < in->retire_at)
-			continue;
-		if (in->retire_step == -2) {
-			/* drain-delay is over: its count is read at the next poll. */
-			drain_inst(f, ov, i, -1);
-			continue;
-		}
-		if (in->retire_step < 0) {
-			log_warnx("%s: retired instance %d (pid %d) still has connections at "
-				  "drain-timeout",
-				  vname(ov), i, in->pid);
-			signal_waiting(f, ov, i, "reached drain-timeout");
-			continue;
-		}
-		/* As a version's drain: drain-timeout, then SIGTERM, then SIGKILL after kill-after.
-		 */
-		if (in->retire_step == 0 && c->exit_signal != SIGTERM) {
-			log_warnx("%s: retired instance %d (pid %d) still runs at drain-timeout, "
-				  "sending SIGTERM",
-				  vname(ov), i, in->pid);
-			in->retire_step = 1;
-			in->retire_at = f->now + c->kill_after_ms;
-			fsm_emit(f, FA_SIGNAL_INST, ov, i, SIGTERM);
-		} else {
-			log_warnx("%s: retired instance %d (pid %d) still runs, sending SIGKILL",
-				  vname(ov), i, in->pid);
-			in->retire_step = 2;
-			in->retire_at = 0;
-			/* As a version's tree at kill-after: its workers too, not only its process.
-			 */
-			fsm_emit(f, FA_KILL_INST, ov, i, 0);
-		}
-	}
-	if (s->ro.poll_at > 0 && f->now >= s->ro.poll_at) {
-		s->ro.poll_at = 0;
-		if (any_waits(ov)) {
-			s->ro.poll_at = -1; /* until FE_INST_CONNS */
-			fsm_emit(f, FA_INST_CONNS, ov, -1, 0);
-		}
-	}
+	fsm_roll_retire_timer(f);
 	if (s->ro.pause_end && f->now >= s->ro.pause_end && !s->ro.paused) {
 		s->ro.pause_end = 0;
 		roll(f);

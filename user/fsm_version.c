@@ -82,7 +82,8 @@ static bool signal_left(struct fsm *f, struct version *v, int sig)
 	int i;
 
 	for (i = 0; i < v->ninst; i++)
-		any |= v->inst[i].retiring && v->inst[i].retire_step == RETIRE_WITH_VERSION;
+		any |= v->inst[i].retiring && (v->inst[i].retire_step == RETIRE_WITH_VERSION ||
+					       v->inst[i].retire_step == RETIRE_ALONE_SIGNALLED);
 	if (!any)
 		return false;
 	for (i = 0; i < v->ninst; i++) {
@@ -157,6 +158,8 @@ void fsm_drain_wait(struct fsm *f, struct version *v)
 	fsm_vtimer(f, v, f->now + f->s->conf.drain_timeout_ms);
 	/* Watch first, then look (exec.c): a close between the two is reported or seen. */
 	fsm_emit(f, FA_WATCH, v, -1, 1);
+	/* A rolling rollout's old version: each instance left to it goes at its own 0. */
+	fsm_roll_left_arm(f, v);
 }
 
 void fsm_drain_next(struct fsm *f, struct version *v)
@@ -253,6 +256,7 @@ void fsm_on_exit(struct fsm *f, struct version *v, int i, const char *desc)
 			}
 	}
 	fsm_emit(f, FA_STOP_CHECKS, v, i, 0);
+	fsm_roll_http_drain(f, v, i, 0); /* a retired instance's own drain-http ends with it */
 	if (fsm_rolling(s) && fsm_rolling_exit(f, v, i, desc))
 		return;
 	switch (v->phase) {
@@ -376,6 +380,9 @@ void fsm_on_vtimer(struct fsm *f, struct version *v)
 		fsm_rollout_fail(f, RB_HEALTH, why);
 		return;
 	}
+	/* A rolling rollout's old version in its wait: the instances' poll. */
+	if (fsm_roll_left_tick(f, v))
+		return;
 	/* A drain deadline: only one that is set and due counts. */
 	if (!v->deadline || f->now < v->deadline)
 		return;

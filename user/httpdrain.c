@@ -59,11 +59,71 @@ static long long live_of(const struct version *v)
 	return dp_counts(v, &n) || n.live < 0 ? 0 : n.live;
 }
 
-void http_drain_perform(struct service *s, struct version *v, int how)
+static long long inst_live_of(const struct version *v, int i)
+{
+	long long n[MAX_INSTANCES];
+
+	return dp_inst_conns(v, n) || n[i] < 0 ? 0 : n[i];
+}
+
+/* One instance: as a version's drain, its own connections, counts and stats. */
+static void inst_perform(struct service *s, struct version *v, int i, int how)
+{
+	struct instance *in = &v->inst[i];
+	struct drain_stats st = {0};
+	long long idle, by_client;
+	int r;
+
+	if (how == 1) {
+		r = dp_http_drain_inst(v, i, 1);
+		if (r) {
+			log_warnx("%s: drain-http: cannot drain instance %d: %s", vname(v), i,
+				  strerror(-r));
+			return;
+		}
+		in->hd_live0 = inst_live_of(v, i);
+		ndraining++;
+		log_info("%s: drain-http: asking the %lld connection(s) of instance %d (pid %d) to "
+			 "close after their next response",
+			 vname(v), in->hd_live0, i, in->pid);
+		pass_soon();
+		return;
+	}
+	if (dp_http_drain_inst_stats(v, i, &st))
+		return; /* it never began */
+	if (how == 0) {
+		idle = in->alive ? inst_live_of(v, i) : 0;
+		by_client = in->hd_live0 > idle ? in->hd_live0 - idle : 0;
+		s->drain_closed_by_client += by_client;
+		s->drain_idle_closed += idle;
+		s->drain_rewritten += st.rewritten;
+		log_info(
+		    "%s: drain-http: instance %d: %lld connection(s) closed by their clients, "
+		    "%lld idle until its drain ended; %llu response(s) rewritten, %llu already "
+		    "closing or upgraded, %llu connection(s) joined",
+		    vname(v), i, by_client, idle, (unsigned long long)st.rewritten,
+		    (unsigned long long)st.kept, (unsigned long long)st.joined);
+		if (!st.rewritten && (st.not_http || st.partial))
+			log_warnx("%s: drain-http: instance %d: no response could be rewritten "
+				  "(%llu not HTTP/1.x, %llu split the status line)",
+				  vname(v), i, (unsigned long long)st.not_http,
+				  (unsigned long long)st.partial);
+	}
+	dp_http_drain_inst(v, i, 0);
+	ndraining--;
+	pass_soon(); /* its connections leave the sockhash */
+}
+
+void http_drain_perform(struct service *s, struct version *v, int i, int how)
 {
 	struct drain_stats st = {0};
 	long long live, idle, by_client;
 	int r;
+
+	if (i >= 0 && i < v->ninst) {
+		inst_perform(s, v, i, how);
+		return;
+	}
 
 	if (how == 1) {
 		r = dp_http_drain(v, 1);

@@ -13,8 +13,12 @@
 #include "config.h"
 #include "model.h"
 
-/* FA_HTTP_DRAIN: how 1 begins, 0 ends the drain (counted), -1 back in service. */
-void http_drain_perform(struct service *s, struct version *v, int how);
+/*
+ * FA_HTTP_DRAIN: how 1 begins, 0 ends the drain (counted), -1 back in
+ * service; of the version (i < 0) or of its instance i alone (a rolling
+ * rollout retired it while the version serves on).
+ */
+void http_drain_perform(struct service *s, struct version *v, int i, int how);
 /* FA_HTTP_RESTEER: on 1, a pass asks connections whose client maps elsewhere to close; 0 ends it.
  */
 void http_resteer_perform(struct service *s, int on);

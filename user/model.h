@@ -115,9 +115,11 @@ struct instance {
 	int retire_step;     /* -1: waits for its connections (wait-then-signal), 0: exit
 				signal sent, 1: SIGTERM (or the exit signal after the wait), 2: SIGKILL;
 				-3: left with its version's drain at the rollout's end, signalled by
-				it (fsm_version.c) */
+				it (fsm_version.c); 3: so left, then signalled on its own count */
 	long long retire_at; /* ms: when the next signal is due (0: none) */
 	bool restarted;	     /* started again by a rollback: not restarted twice */
+	bool http_draining;  /* drain-http for this instance alone (fsm_rollretire.c) */
+	long long hd_live0;  /* exec.c: its live connections when its drain-http began */
 };
 
 struct version {

@@ -713,7 +713,8 @@ void on_timer(struct version *v)
 		tree_check(v);
 	if (v->freed)
 		return;
-	if (v->phase == VP_DRAIN_WAIT) {
+	/* (A rolling rollout's old version also ticks before it, for its instances' counts.) */
+	if (v->phase == VP_DRAIN_WAIT && v->deadline && now_ms() >= v->deadline) {
 		struct version_counts cn = {0};
 
 		dp_counts(v, &cn);

@@ -410,6 +410,78 @@ static void active_never_joins_and_leave(void **state)
 }
 
 /*
+ * drain_insts: one instance of a version drained while the version serves
+ * on through its others.  Three connections of version 1: instance 0's,
+ * instance 1's, and one whose instance is not known: only instance 0's
+ * joins and gets Connection: close; the others pass untouched.  When the
+ * whole version drains too, instance 0's stays after its instance's drain
+ * ends (its version's now); when neither drains, it leaves.
+ */
+static void instance_drain(void **state)
+{
+	struct fixture *f = *state;
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(PORT)};
+	struct conn_owner o = {.service = SERVICE, .version = 1};
+	struct fixture other[2];
+	struct drain_stats st;
+	struct conn_key k;
+	int j;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (j = 0; j < 2; j++) {
+		other[j] = *f;
+		other[j].cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(other[j].cfd >= 0);
+		assert_int_equal(connect(other[j].cfd, (struct sockaddr *)&a, sizeof(a)), 0);
+		other[j].sfd = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
+		assert_true(other[j].sfd >= 0);
+		set_timeouts(other[j].cfd);
+		set_timeouts(other[j].sfd);
+		key_of(other[j].sfd, &k);
+		o.inst = j ? 0 : 2; /* instance 1; not known */
+		assert_int_equal(bpf_map_update_elem(f->conns_fd, &k, &o, BPF_ANY), 0);
+	}
+	connect_case(f, 1, 0);
+	key_of(f->sfd, &k);
+	o.inst = 1; /* instance 0 */
+	assert_int_equal(bpf_map_update_elem(f->conns_fd, &k, &o, BPF_ANY), 0);
+
+	assert_int_equal(drain_inst(&f->d, SERVICE, 1, 0, 1), 0);
+	assert_int_equal(pass(f), 1);
+	assert_int_equal(drain_members(&f->d), 1);
+	for (j = 0; j < 2; j++) {
+		request(&other[j]);
+		swrite(&other[j], resp);
+		expect(&other[j], resp);
+	}
+	request(f);
+	swrite(f, resp);
+	expect(f, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+	assert_int_equal(drain_inst_stats(&f->d, SERVICE, 1, 0, &st), 0);
+	assert_int_equal(st.joined, 1);
+	assert_int_equal(st.rewritten, 1);
+	assert_int_not_equal(drain_stats(&f->d, SERVICE, 1, &st), 0); /* the version: not drained */
+
+	/* The version drains as a whole now; its instance's drain ends: the connection stays. */
+	assert_int_equal(drain_version(&f->d, SERVICE, 1, 1), 0);
+	assert_int_equal(pass(f), 2); /* the two others join for the version */
+	assert_int_equal(drain_inst(&f->d, SERVICE, 1, 0, 0), 0);
+	assert_int_equal(pass(f), 0);
+	assert_int_equal(drain_members(&f->d), 3);
+	assert_int_equal(drain_version(&f->d, SERVICE, 1, 0), 0);
+	assert_int_equal(pass(f), 3);
+	assert_int_equal(drain_members(&f->d), 0);
+	for (j = 0; j < 2; j++) {
+		key_of(other[j].sfd, &k);
+		bpf_map_delete_elem(f->conns_fd, &k);
+		close(other[j].cfd);
+		close(other[j].sfd);
+	}
+	close_case(f, 1);
+}
+
+/*
  * drain_resteer, sticky steering at 50/50: connections of v1 whose client
  * maps to v2 now (and only those) join and get Connection: close; when the
  * weights go back to v1, they leave untouched.
@@ -550,6 +622,7 @@ int main(void)
 	    cmocka_unit_test(not_http),
 	    cmocka_unit_test(active_never_joins_and_leave),
 	    cmocka_unit_test(resteer_follows_weights),
+	    cmocka_unit_test(instance_drain),
 	};
 	const struct CMUnitTest pure[] = {
 	    cmocka_unit_test(scan_heads),

@@ -116,6 +116,15 @@ static const char *render(void)
 			n += snprintf(buf + n, sizeof(buf) - n, "/%d %s", a->inst,
 				      signal_name((int)a->arg));
 			break;
+		case FA_HTTP_DRAIN:
+			if (a->inst >= 0)
+				n += snprintf(buf + n, sizeof(buf) - n, "/%d", a->inst);
+			if (a->arg == 1)
+				n += snprintf(buf + n, sizeof(buf) - n, " on");
+			else
+				n += snprintf(buf + n, sizeof(buf) - n, " %s",
+					      a->arg ? "back" : "end");
+			break;
 		case FA_SIGNAL:
 		case FA_SIGNAL_TREE:
 			n += snprintf(buf + n, sizeof(buf) - n, " %s", signal_name((int)a->arg));

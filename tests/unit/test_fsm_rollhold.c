@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The holds between rolling batches (user/fsm_rollhold.c) in the state
- * machine alone: Prometheus gates, approvals and confirmation webhooks
+ * machine alone: Prometheus gates, latency gates, approvals and confirmation webhooks
  * before each batch after the first, their deadlines, promote, and their
  * order.  Exact actions of each step; the invariants and the bounds of
  * the issue after every step (rolling_harness.h).
@@ -61,6 +61,127 @@ static const char *batch_one(struct service *s, struct version *ov, struct versi
 	step(s, conns(ov, c[0], c[1], c[2], c[3]));
 	assert_true(ov->inst[k].retiring);
 	return render();
+}
+
+/* A latency window of v's: n responses, p99 ms. */
+static struct fsm_event lat(struct version *v, unsigned long long n, unsigned p99_ms)
+{
+	struct fsm_event e = {.type = FE_LAT_SAMPLE, .v = v, .why = "p99 sample"};
+
+	e.lat.n = n;
+	e.lat.p99_us = p99_ms * 1000ULL;
+	e.lat.window_ms = 1000;
+	return e;
+}
+
+static struct service *lat_service(void)
+{
+	struct service *s = hold_service(1, 0);
+
+	s->conf.max_p99_ms = 100;
+	s->conf.min_samples = 50;
+	s->conf.analysis_timeout_ms = 8000;
+	s->conf.health_threshold = 2;
+	return s;
+}
+
+/*
+ * max-p99 between rolling batches: the next batch waits for a passing
+ * window over the new version (inconclusive is not a pass); each batch's
+ * verdict starts over when its instances serve; health-threshold windows
+ * over max-p99 in a row roll back (reason latency), the old instance that
+ * left starting again.
+ */
+static void test_latency_holds_batch(void **state)
+{
+	struct service *s = lat_service();
+	struct version *ov, *nv;
+
+	(void)state;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1});
+	start_spawned();
+	/* The latency gates need the health tick (it sends the windows). */
+	EXPECT(s, ev(FE_READY, nv, 0), "health-checks v2; policy; inst-conns v1");
+	step(s, conns(ov, 5, 1, 5, 5));
+	/* Batch 1 over (instance 1 exited): held, no verdict yet. */
+	EXPECT(s, ev(FE_EXIT, ov, 1), "stop-checks v1/1; ro-timer off");
+	assert_true(s->ro.gate_holding);
+	assert_int_equal(s->ro.batch, 1);
+	EXPECT(s, lat(nv, 20, 500), ""); /* 20 < min-samples: inconclusive, not bad */
+	assert_int_equal(s->ro.gate_bad, 0);
+	/* A passing window: batch 2 starts. */
+	EXPECT(s, lat(nv, 60, 30), "place-inst v2/1; spawn-inst v2/1; ready-checks v2");
+	assert_int_equal(s->ro.batch, 2);
+	assert_false(s->ro.gate_holding);
+	start_spawned();
+	step(s, ev(FE_READY, nv, 1));
+	assert_false(s->ro.gate_pass); /* batch 2's weight: its verdict starts over */
+	step(s, conns(ov, 5, -1, 1, 5));
+	step(s, ev(FE_EXIT, ov, 2));
+	assert_true(s->ro.gate_holding);
+	assert_int_equal(s->ro.batch, 2);
+	/* Held with 4 serving, never more than 5 processes. */
+	assert_int_equal(min_serving, 4);
+	assert_int_equal(max_procs, 5);
+	/* Over max-p99 twice in a row (health-threshold 2): rolled back. */
+	EXPECT(s, lat(nv, 80, 250), "");
+	assert_int_equal(s->ro.stage, RO_ROLLING);
+	step(s, lat(nv, 80, 300));
+	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
+	assert_int_equal(s->rollbacks[RB_LATENCY], 1);
+	assert_non_null(strstr(s->ro.fail_why, "p99 300 ms > max-p99 100 ms over 80 requests"));
+	service_free(s);
+}
+
+/* Too little traffic to judge is not a pass: analysis-timeout from the batch's weight. */
+static void test_latency_analysis_timeout(void **state)
+{
+	struct service *s = lat_service();
+	struct version *ov, *nv;
+
+	(void)state;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	step(s, conns(ov, 5, 1, 5, 5));
+	step(s, ev(FE_EXIT, ov, 1));
+	now += 7999;
+	EXPECT(s, lat(nv, 10, 30), "");
+	assert_int_equal(s->ro.stage, RO_ROLLING);
+	now += 1;
+	step(s, lat(nv, 12, 30));
+	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
+	assert_int_equal(s->rollbacks[RB_LATENCY], 1);
+	assert_non_null(strstr(s->ro.fail_why, "inconclusive"));
+	service_free(s);
+}
+
+/* baton promote releases a batch held by the latency gates. */
+static void test_latency_promote(void **state)
+{
+	struct service *s = lat_service();
+	struct version *ov, *nv;
+
+	(void)state;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	step(s, conns(ov, 5, 1, 5, 5));
+	step(s, ev(FE_EXIT, ov, 1));
+	assert_true(s->ro.gate_holding);
+	step(s, promote());
+	assert_int_equal(s->ro.batch, 2);
+	assert_false(s->ro.gate_holding);
+	service_free(s);
 }
 
 /* A gate holds the next batch until it passes; inconclusive is not a pass. */
@@ -408,11 +529,18 @@ static void test_after_switch(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_gate_holds_batch), cmocka_unit_test(test_gate_timeout),
-	    cmocka_unit_test(test_approve),	     cmocka_unit_test(test_approve_paused),
-	    cmocka_unit_test(test_confirm_batches),  cmocka_unit_test(test_confirm_timeout),
-	    cmocka_unit_test(test_order_in_place),   cmocka_unit_test(test_promote_releases_gate),
+	    cmocka_unit_test(test_gate_holds_batch),
+	    cmocka_unit_test(test_gate_timeout),
+	    cmocka_unit_test(test_approve),
+	    cmocka_unit_test(test_approve_paused),
+	    cmocka_unit_test(test_confirm_batches),
+	    cmocka_unit_test(test_confirm_timeout),
+	    cmocka_unit_test(test_order_in_place),
+	    cmocka_unit_test(test_promote_releases_gate),
 	    cmocka_unit_test(test_after_switch),
+	    cmocka_unit_test(test_latency_holds_batch),
+	    cmocka_unit_test(test_latency_analysis_timeout),
+	    cmocka_unit_test(test_latency_promote),
 	};
 
 	log_init("test_fsm_rollhold", -1);

@@ -290,6 +290,57 @@ static void test_wait_then_signal(void **state)
 	service_free(s);
 }
 
+/*
+ * drain-http: a retired instance's own connections are asked to close (its
+ * version serves on through the others), from its retirement until the
+ * wait is over; one that had none is not drained; a rollback ends the
+ * drain of one that serves again; an exit ends it too.
+ */
+static void test_http_drain_per_instance(void **state)
+{
+	struct service *s = service_new(1, 0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	s->conf.drain_http = true;
+	s->conf.steering = STEER_PER_CONNECTION; /* no re-steering (http-resteer) in the lines */
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	EXPECT(s, conns(ov, 9, 2, 5, 7),
+	       "policy; unplace-inst v1/1; http-drain v1/1 on; ro-timer +100");
+	assert_true(ov->inst[1].http_draining);
+	assert_false(ov->http_draining); /* the version is not drained: it serves */
+	now += 100;
+	step(s, ev(FE_RO_TIMER, NULL, -1));
+	EXPECT(s, conns(ov, 9, 0, 5, 7),
+	       "http-drain v1/1 end; release v1/1; signal-inst v1/1 SIGTERM; ro-timer +1000");
+	assert_false(ov->inst[1].http_draining);
+	EXPECT(s, ev(FE_EXIT, ov, 1),
+	       "stop-checks v1/1; place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off");
+	start_spawned();
+	step(s, ev(FE_READY, nv, 1));
+	/* No connection: nothing to ask, signalled at once. */
+	EXPECT(s, conns(ov, 9, -1, 0, 7),
+	       "policy; unplace-inst v1/2; release v1/2; signal-inst v1/2 SIGTERM; ro-timer +3000");
+	assert_false(ov->inst[2].http_draining);
+	/* Instance 2 exits on its signal; instance 3 (7 connections) drains, then a rollback. */
+	step(s, ev(FE_EXIT, ov, 2));
+	start_spawned();
+	step(s, ev(FE_READY, nv, 2));
+	EXPECT(s, conns(ov, 9, -1, -1, 7),
+	       "policy; unplace-inst v1/3; http-drain v1/3 on; ro-timer +100");
+	step(s, ((struct fsm_event){.type = FE_ABORT, .c = C1}));
+	assert_false(ov->inst[3].retiring);
+	assert_false(ov->inst[3].http_draining);
+	assert_non_null(strstr(render(), "http-drain v1/3 back; place-inst v1/3"));
+	service_free(s);
+}
+
 /* wait-then-signal: connections left at drain-timeout; 0 known at the pick: signalled at once. */
 static void test_wait_then_signal_timeout(void **state)
 {
@@ -476,7 +527,7 @@ static void test_finish_follows_drain_policy(void **state)
 	       "policy; unplace-inst v1/1; release v1/1; signal-inst v1/1 SIGTERM; ro-timer +3000; "
 	       "stop-checks v2; "
 	       "vtimer v2 off; policy; deploy-done ok; ro-timer off; unplace v1; vtimer v1 +3000; "
-	       "watch v1");
+	       "watch v1; vtimer v1 +100");
 	assert_int_equal(s->ro.stage, RO_NONE);
 	assert_int_equal(nv->weight, WEIGHT_MAX);
 	assert_int_equal(ov->phase, VP_DRAIN_WAIT);
@@ -484,6 +535,73 @@ static void test_finish_follows_drain_policy(void **state)
 	       "watch v1; release v1; signal-inst v1/0 SIGTERM; signal-inst v1/2 SIGTERM; "
 	       "signal-inst v1/3 SIGTERM; vtimer v1 +1000");
 	assert_int_equal(max_procs, 8);
+	service_free(s);
+}
+
+/*
+ * wait-then-signal at the rollout's end: each old instance left to its
+ * version's drain is signalled at its own 0 (the version's count still
+ * holds the others'), polled every 100 ms before drain-timeout; the
+ * version's 0 signals the rest, none twice; drain-timeout stays the bound.
+ */
+static void test_left_instances_own_count(void **state)
+{
+	struct service *s = service_new(4, 0);
+	struct version *ov, *nv;
+	int i;
+
+	(void)state;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	for (i = 1; i < 4; i++)
+		step(s, ev(FE_READY, nv, i));
+	step(s, conns(ov, 3, 0, 5, 5));
+	assert_int_equal(ov->phase, VP_DRAIN_WAIT);
+	now += 100;
+	EXPECT(s, ev(FE_VTIMER, ov, -1), "inst-conns v1");
+	/* Instance 2's count is 0, not the version's: it goes now, alone. */
+	EXPECT(s, conns(ov, 3, -1, 0, 5), "release v1/2; signal-inst v1/2 SIGTERM; vtimer v1 +100");
+	assert_int_equal(ov->inst[2].retire_step, 3); /* RETIRE_ALONE_SIGNALLED */
+	now += 100;
+	step(s, ev(FE_VTIMER, ov, -1));
+	EXPECT(s, conns(ov, 0, -1, 0, 0),
+	       "release v1/0; signal-inst v1/0 SIGTERM; release v1/3; signal-inst v1/3 SIGTERM; "
+	       "vtimer v1 +2800");
+	/* The version's 0: every instance was told already, none twice. */
+	EXPECT(s, ((struct fsm_event){.type = FE_ZERO, .v = ov}),
+	       "watch v1; release v1; vtimer v1 +1000");
+	service_free(s);
+}
+
+/* drain-timeout still bounds the wait of instances left to their version. */
+static void test_left_instances_timeout(void **state)
+{
+	struct service *s = service_new(4, 0);
+	struct version *ov, *nv;
+	int i;
+
+	(void)state;
+	s->conf.drain = DRAIN_WAIT_THEN_SIGNAL;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1});
+	start_spawned();
+	for (i = 0; i < 4; i++)
+		step(s, ev(FE_READY, nv, i));
+	step(s, conns(ov, 3, 0, 5, 5));
+	now += 2950;
+	step(s, ev(FE_VTIMER, ov, -1));
+	EXPECT(s, conns(ov, 3, -1, 5, 5), "vtimer v1 +50");
+	now += 50;
+	EXPECT(s, ev(FE_VTIMER, ov, -1),
+	       "watch v1; release v1; signal-inst v1/0 SIGTERM; signal-inst v1/2 SIGTERM; "
+	       "signal-inst v1/3 SIGTERM; vtimer v1 +1000");
 	service_free(s);
 }
 
@@ -593,6 +711,9 @@ int main(void)
 	    cmocka_unit_test(test_drain_delay),
 	    cmocka_unit_test(test_drain_delay_then_wait),
 	    cmocka_unit_test(test_finish_follows_drain_policy),
+	    cmocka_unit_test(test_http_drain_per_instance),
+	    cmocka_unit_test(test_left_instances_own_count),
+	    cmocka_unit_test(test_left_instances_timeout),
 	    cmocka_unit_test(test_restart_restores_old_slots),
 	    cmocka_unit_test(test_resolve),
 	};
