@@ -35,7 +35,7 @@ endif
 BPF_PROGS := steer track drain latency
 USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c user/clievents.c user/clienv.c user/clihelp.c user/clilat.c user/clistatus.c user/config.c user/confhooks.c user/confkeys.c user/confval.c user/control.c \
 	     user/ctlserver.c user/dp.c user/drain.c user/events.c user/exec.c user/features.c user/fsm.c user/fsm_baseline.c user/fsm_confirm.c user/fsm_gate.c user/fsm_gates.c user/fsm_ops.c user/fsm_rollout.c \
-	     user/fsm_version.c user/health.c user/httpdrain.c user/lathist.c user/latency.c user/latrank.c user/latview.c user/listen.c user/log.c user/loop.c \
+	     user/fsm_version.c user/health.c user/httpdrain.c user/httpgate.c user/httpstat.c user/lathist.c user/latency.c user/latrank.c user/latview.c user/listen.c user/log.c user/loop.c \
 	     user/main.c user/metrics.c user/model.c user/notify.c user/orphan.c user/proc.c user/promgate.c user/reload.c \
 	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \
 	     user/status.c user/steer.c user/track.c user/versions.c user/webhook.c
@@ -54,7 +54,7 @@ TESTS     += $(BUILD)/test_fsm_hold $(BUILD)/test_fsm_ready $(BUILD)/test_fsm_ro
 TESTS     += $(BUILD)/test_lathist
 TESTS     += $(BUILD)/test_conflat
 TESTS     += $(BUILD)/test_history
-TESTS     += $(BUILD)/test_latrank
+TESTS     += $(BUILD)/test_latrank $(BUILD)/test_httpgate
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -105,6 +105,11 @@ $(BUILD)/test_latrank: tests/unit/test_latrank.c $(BUILD)/latrank.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -lm -o $@
 
+# The HTTP gates' arithmetic (min-success-rate, max-error-ratio).
+$(BUILD)/test_httpgate: tests/unit/test_httpgate.c $(BUILD)/httpgate.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -lm -o $@
+
 $(BUILD)/test_listen: tests/unit/test_listen.c $(BUILD)/listen.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -o $@
@@ -114,7 +119,7 @@ $(BUILD)/test_health: tests/unit/test_health.c $(BUILD)/health.o
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -pthread -lcmocka -o $@
 
 FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version fsm_rolling fsm_rollhold model \
-	     fsm_history history latrank fsm_baseline
+	     fsm_history history latrank fsm_baseline httpgate
 $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) $(BUILD)/log.o \
 		   $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
@@ -246,6 +251,7 @@ FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude 
 FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confhooks confval fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
 FUZZ_OBJS    += $(FUZZ_DIR)/rollconf.o $(FUZZ_DIR)/fsm_rolling.o $(FUZZ_DIR)/fsm_rollhold.o
 FUZZ_OBJS    += $(FUZZ_DIR)/fsm_history.o $(FUZZ_DIR)/history.o $(FUZZ_DIR)/latrank.o $(FUZZ_DIR)/fsm_baseline.o
+FUZZ_OBJS    += $(FUZZ_DIR)/httpgate.o
 
 $(FUZZ_DIR):
 	$(Q)mkdir -p $@

@@ -72,6 +72,7 @@ for s in $suites; do
 		run lathist "$B/test_lathist"
 		run conflat "$B/test_conflat"
 		run latrank "$B/test_latrank"
+		run httpgate "$B/test_httpgate"
 		run listen unshare -n sh -c "ip link set lo up && exec $B/test_listen"
 		run nlack "$B/test_nlack"
 		run acceptq "$B/test_acceptq"
