@@ -26,6 +26,7 @@
 #include "history.h"
 #include "exec.h"
 #include "httpdrain.h"
+#include "httpstat.h"
 #include "log.h"
 #include "proc.h"
 #include "services.h"
@@ -348,6 +349,7 @@ static void forget(struct service *s, struct version *v)
 	n = dp_pin_del_version(v);
 	if (n > 0)
 		log_info("%s: removed %d client pin(s) to it", vname(v), n);
+	httpstat_leave(v);
 	dp_forget(v);
 	version_cgroup_remove(v);
 	version_free(v);
@@ -356,6 +358,12 @@ static void forget(struct service *s, struct version *v)
 static void deploy_done(struct service *s, const struct fsm_action *a)
 {
 	const struct rollout *ro = &s->ro;
+	int k;
+
+	/* The rollout ended: its versions leave the analysis, with their final counts. */
+	for (k = 0; k < MAX_VERSIONS; k++)
+		if (s->slot[k])
+			httpstat_leave(s->slot[k]);
 
 	const struct vrecord *r = history_find(s, ro->new_num);
 
@@ -409,6 +417,8 @@ static void perform(struct service *s, const struct fsm_action *a)
 		return;
 	switch (a->type) {
 	case FA_POLICY:
+		/* Versions coming under analysis are counted before they take traffic. */
+		httpstat_sync(s);
 		dp_policy(s);
 		break;
 	case FA_PLACE:

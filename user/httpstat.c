@@ -45,8 +45,8 @@ static bool wanted(struct service *s, struct version *v)
 	if (s->gone || !s->conf.measure_http || s->ro.stage == RO_NONE || v->freed)
 		return false;
 	n = ro_new(s);
-	if (!n)
-		return false;
+	if (!n || s->active < 0 || s->slot[s->active] == n)
+		return false; /* a service's first version: nothing to compare or protect */
 	return v == n || (s->conf.max_error_ratio > 0 && v == http_compared_with(n));
 }
 
@@ -61,6 +61,7 @@ static void set(struct version *v, bool on)
 		memset(&v->http, 0, sizeof(v->http));
 		log_info("%s: measure-http: counting the status of its responses", vname(v));
 	} else {
+		dp_http_counts(v, &v->http); /* the last responses before it leaves */
 		dp_http_measure(v, 0);
 		v->http_on = false;
 		http_window_of(&w, &v->http, NULL);
@@ -71,22 +72,35 @@ static void set(struct version *v, bool on)
 	repass = 2;
 }
 
+void httpstat_leave(struct version *v)
+{
+	if (v->http_on)
+		set(v, false);
+}
+
+void httpstat_sync(struct service *s)
+{
+	struct version *v;
+	int j;
+
+	for (j = 0; j < MAX_VERSIONS; j++) {
+		v = s->slot[j];
+		if (!v || v->freed)
+			continue;
+		if (wanted(s, v) != v->http_on)
+			set(v, !v->http_on);
+		if (v->http_on)
+			dp_http_counts(v, &v->http);
+	}
+}
+
 void httpstat_tick(void)
 {
 	struct service *s;
-	struct version *v;
-	int i, j;
+	int i;
 
 	for (i = 0; (s = service_at(i)); i++)
-		for (j = 0; j < MAX_VERSIONS; j++) {
-			v = s->slot[j];
-			if (!v || v->freed)
-				continue;
-			if (wanted(s, v) != v->http_on)
-				set(v, !v->http_on);
-			if (v->http_on)
-				dp_http_counts(v, &v->http);
-		}
+		httpstat_sync(s);
 	if (repass > 0) {
 		repass--;
 		http_drain_pass_soon();

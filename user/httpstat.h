@@ -17,8 +17,12 @@
  * rollout's fresh baseline, else the active version; NULL when none.
  */
 struct version *http_compared_with(struct version *v);
-/* Every LAT_TICK_MS: count exactly the versions under analysis, read their counts. */
+/* Count exactly s's versions under analysis (before a policy takes effect), read their counts. */
+void httpstat_sync(struct service *s);
+/* Every LAT_TICK_MS: httpstat_sync of every service, and passes for connections made before. */
 void httpstat_tick(void);
+/* v leaves the analysis now (its rollout ended, or it is freed): its final counts logged. */
+void httpstat_leave(struct version *v);
 /* status --json: v's counts since counting began, or null when not counted. */
 json_t *httpstat_json(const struct version *v);
 /* /metrics: baton_version_http_responses_total per class of each counted version. */
