@@ -215,8 +215,9 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/demo.sh $(BUILD)
 
-# Benchmarks (docs/performance.md): every part, or one with PART=steer|swaps|switch|proxy|footprint|scale|reset|rollout|drain|latency|rollmem.
-BENCH_BINS := $(BUILD)/steer-bench $(BUILD)/loadgen $(BUILD)/drain-bench $(BUILD)/lat-bench
+# Benchmarks (docs/performance.md): every part, or one with PART=steer|swaps|switch|proxy|footprint|scale|reset|rollout|drain|latency|rollmem|http.
+BENCH_BINS := $(BUILD)/steer-bench $(BUILD)/loadgen $(BUILD)/drain-bench $(BUILD)/lat-bench \
+	      $(BUILD)/http-bench
 bench:
 	$(Q)tools/deps.sh bench
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
@@ -233,6 +234,10 @@ $(BUILD)/lat-bench: tools/bench/lat-bench.c $(BUILD)/steer.o $(BUILD)/track.o $(
 $(BUILD)/drain-bench: tools/bench/drain-bench.c $(BUILD)/drain.o $(BUILD)/drain.skel.h
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/drain.o $(LDFLAGS) -lbpf -lelf -lz -o $@
+
+$(BUILD)/http-bench: tools/bench/http-bench.c $(BUILD)/drain.o $(BUILD)/drain.skel.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/drain.o $(LDFLAGS) -lbpf -lelf -lz -lm -o $@
 
 $(BUILD)/loadgen: tools/bench/loadgen.c | $(BUILD)
 	$(call msg,CC,$@)

@@ -555,6 +555,8 @@ int drain_msg(struct sk_msg_md *msg)
 	n = msg->size;
 	if (n > DRAIN_SCAN_MAX)
 		n = DRAIN_SCAN_MAX;
+	if (!ds && n > HTTP_SL_LEN)
+		n = HTTP_SL_LEN; /* measured only: the status line's first bytes are all it reads */
 	if (!n || bpf_msg_pull_data(msg, 0, n, 0))
 		return SK_PASS;
 	b = bpf_map_lookup_elem(&scratch, &z);

@@ -358,12 +358,6 @@ static void forget(struct service *s, struct version *v)
 static void deploy_done(struct service *s, const struct fsm_action *a)
 {
 	const struct rollout *ro = &s->ro;
-	int k;
-
-	/* The rollout ended: its versions leave the analysis, with their final counts. */
-	for (k = 0; k < MAX_VERSIONS; k++)
-		if (s->slot[k])
-			httpstat_leave(s->slot[k]);
 
 	const struct vrecord *r = history_find(s, ro->new_num);
 

@@ -5,8 +5,10 @@
  * max-error-ratio, the version it is compared with (its fresh baseline,
  * else the active version).  Only their connections run the sk_msg
  * program (bpf/drain.bpf.c); every other connection keeps its plain send
- * path.  A version leaves the analysis when its rollout ends, and its
- * counts go with it.
+ * path.  A version leaves the analysis when its rollout ends: one that
+ * becomes active at once, one that drains (rolled back, a baseline) when
+ * it is gone, so that its final counts (logged) hold every response it
+ * served.
  */
 #include <string.h>
 
@@ -41,8 +43,18 @@ struct version *http_compared_with(struct version *v)
 static bool wanted(struct service *s, struct version *v)
 {
 	struct version *n;
+	bool active = s->active >= 0 && s->slot[s->active] == v;
 
-	if (s->gone || !s->conf.measure_http || s->ro.stage == RO_NONE || v->freed)
+	if (s->gone || !s->conf.measure_http || v->freed)
+		return false;
+	/*
+	 * A rolled-back canary (or a leaving baseline) still answers the
+	 * requests of the connections it has: counted to its end, so that its
+	 * final counts hold every response it served.
+	 */
+	if (v->http_on && !active)
+		return true;
+	if (s->ro.stage == RO_NONE)
 		return false;
 	n = ro_new(s);
 	if (!n || s->active < 0 || s->slot[s->active] == n)

@@ -21,7 +21,7 @@ struct version *http_compared_with(struct version *v);
 void httpstat_sync(struct service *s);
 /* Every LAT_TICK_MS: httpstat_sync of every service, and passes for connections made before. */
 void httpstat_tick(void);
-/* v leaves the analysis now (its rollout ended, or it is freed): its final counts logged. */
+/* v leaves the analysis now (it is freed): its final counts logged. */
 void httpstat_leave(struct version *v);
 /* status --json: v's counts since counting began, or null when not counted. */
 json_t *httpstat_json(const struct version *v);
