@@ -119,12 +119,13 @@ check "bad: v2 is no longer counted" \
 	test "$("$BATON" status web --json | jq '[.[0].versions[] | select(.http != null)] | length')" -eq 0
 
 # 2. A healthy canary completes.
-canary healthy 0 --strategy canary --steps 25,50 --bake 2s -- "$DEMO"
+canary healthy 0 --strategy canary --steps 25,50 --bake "$(slow 5)s" -- "$DEMO"
 check_eq "healthy: no non-2xx responses" 0 "$NON2XX"
 check_eq "healthy: v3 is active" 3 "$(active_version)"
 check "healthy: the log has passing verdicts with the success rate" \
 	grep -q "web v3: latency gates pass: .*success 100.0% over [0-9]* responses" "$T/agent.log"
 cat "$T/http.healthy"
+grep "^baton_version_http_responses_total" "$T/m.healthy"
 check "healthy: status --json had v3's counts, all 2xx" \
 	test "$(jq '[.[] | select(.version == 3 and .http["5xx"] == 0 and .http["2xx"] > 20)] | length' \
 		"$T/http.healthy")" -eq 1
