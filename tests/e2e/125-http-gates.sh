@@ -63,6 +63,7 @@ canary() {
 		if [ "$(jq '[.[] | .http.responses] | max // 0' <<<"$j")" -gt 20 ]; then
 			echo "$j" >"$T/http.$name"
 			curl -s "$M" >"$T/m.$name"
+			"$BATON" status web >"$T/text.$name"
 			break
 		fi
 		running "$dpid" || break
@@ -135,6 +136,10 @@ check "healthy: /metrics had v3's 2xx" \
 	grep -Eq '^baton_version_http_responses_total\{service="web",version="v3",class="2xx"\} [1-9]' \
 	"$T/m.healthy"
 check "healthy: promtool accepts /metrics" promtool check metrics <"$T/m.healthy"
+cat "$T/text.healthy"
+check "healthy: status shows v3's counts" \
+	grep -Eq "http \(measure-http\): [0-9]+ responses, success 100.0%: 2xx [0-9]+ 3xx 0 4xx 0 5xx 0" \
+	"$T/text.healthy"
 
 # 3. max-error-ratio against a fresh baseline.
 not_grep() { ! grep -q "$@"; }
