@@ -35,7 +35,7 @@ endif
 BPF_PROGS := steer track drain latency
 USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c user/clievents.c user/clienv.c user/clihelp.c user/clilat.c user/clistatus.c user/config.c user/confhooks.c user/confkeys.c user/confval.c user/control.c \
 	     user/ctlserver.c user/dp.c user/drain.c user/events.c user/exec.c user/features.c user/fsm.c user/fsm_baseline.c user/fsm_confirm.c user/fsm_gate.c user/fsm_gates.c user/fsm_ops.c user/fsm_rollout.c \
-	     user/fsm_version.c user/health.c user/httpdrain.c user/lathist.c user/latency.c user/latrank.c user/latview.c user/listen.c user/log.c user/loop.c \
+	     user/fsm_version.c user/health.c user/httpdrain.c user/httpgate.c user/httpstat.c user/lathist.c user/latency.c user/latrank.c user/latview.c user/listen.c user/log.c user/loop.c \
 	     user/main.c user/metrics.c user/model.c user/notify.c user/orphan.c user/proc.c user/promgate.c user/reload.c \
 	     user/reqparse.c user/requests.c user/restore.c user/services.c user/statefile.c \
 	     user/status.c user/steer.c user/track.c user/versions.c user/webhook.c
@@ -52,11 +52,11 @@ TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUI
 TESTS     += $(BUILD)/test_migrate $(BUILD)/test_instconns $(BUILD)/test_fsm $(BUILD)/test_listen $(BUILD)/test_drain
 TESTS     += $(BUILD)/test_nlack
 TESTS     += $(BUILD)/test_acceptq
-TESTS     += $(BUILD)/test_fsm_hold $(BUILD)/test_fsm_ready $(BUILD)/test_fsm_rollhold
+TESTS     += $(BUILD)/test_fsm_hold $(BUILD)/test_fsm_http $(BUILD)/test_fsm_ready $(BUILD)/test_fsm_rollhold
 TESTS     += $(BUILD)/test_lathist
 TESTS     += $(BUILD)/test_conflat
 TESTS     += $(BUILD)/test_history
-TESTS     += $(BUILD)/test_latrank
+TESTS     += $(BUILD)/test_latrank $(BUILD)/test_httpgate
 TESTS     += $(BUILD)/test_evlog $(BUILD)/test_journal
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
@@ -118,6 +118,11 @@ $(BUILD)/test_journal: tests/unit/test_journal.c $(BUILD)/journal.o $(BUILD)/log
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -o $@
 
+# The HTTP gates' arithmetic (min-success-rate, max-error-ratio).
+$(BUILD)/test_httpgate: tests/unit/test_httpgate.c $(BUILD)/httpgate.o
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -lm -o $@
+
 $(BUILD)/test_listen: tests/unit/test_listen.c $(BUILD)/listen.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -o $@
@@ -127,17 +132,20 @@ $(BUILD)/test_health: tests/unit/test_health.c $(BUILD)/health.o
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -pthread -lcmocka -o $@
 
 FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version fsm_rolling fsm_rollretire fsm_rollhold model \
-	     fsm_history history latrank fsm_baseline
+	     fsm_history history latrank fsm_baseline httpgate
 $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) $(BUILD)/log.o \
 		   $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -lm -o $@
 
-$(BUILD)/test_fsm_hold: tests/unit/test_fsm_hold.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
+# The hold tests and measure-http's gate tests share tests/unit/fsm_hold_harness.h.
+$(BUILD)/test_fsm_hold $(BUILD)/test_fsm_http: $(BUILD)/test_%: tests/unit/test_%.c \
+			$(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
 			$(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
-			$(BUILD)/confval.o $(BUILD)/lathist.o $(BUILD)/stateholds.o
+			$(BUILD)/confval.o $(BUILD)/lathist.o $(BUILD)/stateholds.o \
+			tests/unit/fsm_hold_harness.h
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -ljansson -lcmocka -lm -o $@
+	$(Q)$(CC) $(CFLAGS) $(filter-out %.h,$^) $(LDFLAGS) -linih -ljansson -lcmocka -lm -o $@
 
 $(BUILD)/test_fsm_ready: tests/unit/test_fsm_ready.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
 			 $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
@@ -146,7 +154,7 @@ $(BUILD)/test_fsm_ready: tests/unit/test_fsm_ready.c $(patsubst %,$(BUILD)/%.o,$
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -lm -o $@
 
 # The config parser reads max-surge and max-unavailable with rollconf.c.
-$(BUILD)/test_config $(BUILD)/test_fsm $(BUILD)/test_fsm_rolling $(BUILD)/test_fsm_hold $(BUILD)/test_fsm_ready $(BUILD)/test_proc: $(BUILD)/rollconf.o
+$(BUILD)/test_config $(BUILD)/test_fsm $(BUILD)/test_fsm_rolling $(BUILD)/test_fsm_hold $(BUILD)/test_fsm_http $(BUILD)/test_fsm_ready $(BUILD)/test_proc: $(BUILD)/rollconf.o
 
 all: $(BUILD)/test_fsm_rolling
 $(BUILD)/test_fsm_rolling: tests/unit/test_fsm_rolling.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
@@ -223,8 +231,9 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/demo.sh $(BUILD)
 
-# Benchmarks (docs/performance.md): every part, or one with PART=steer|swaps|switch|proxy|footprint|scale|reset|rollout|drain|latency|rollmem.
-BENCH_BINS := $(BUILD)/steer-bench $(BUILD)/loadgen $(BUILD)/drain-bench $(BUILD)/lat-bench
+# Benchmarks (docs/performance.md): every part, or one with PART=steer|swaps|switch|proxy|footprint|scale|reset|rollout|drain|latency|rollmem|http.
+BENCH_BINS := $(BUILD)/steer-bench $(BUILD)/loadgen $(BUILD)/drain-bench $(BUILD)/lat-bench \
+	      $(BUILD)/http-bench
 bench:
 	$(Q)tools/deps.sh bench
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
@@ -241,6 +250,10 @@ $(BUILD)/lat-bench: tools/bench/lat-bench.c $(BUILD)/steer.o $(BUILD)/track.o $(
 $(BUILD)/drain-bench: tools/bench/drain-bench.c $(BUILD)/drain.o $(BUILD)/drain.skel.h
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/drain.o $(LDFLAGS) -lbpf -lelf -lz -o $@
+
+$(BUILD)/http-bench: tools/bench/http-bench.c $(BUILD)/drain.o $(BUILD)/drain.skel.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/drain.o $(LDFLAGS) -lbpf -lelf -lz -lm -o $@
 
 $(BUILD)/loadgen: tools/bench/loadgen.c | $(BUILD)
 	$(call msg,CC,$@)
@@ -259,6 +272,7 @@ FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude 
 FUZZ_OBJS    := $(patsubst %,$(FUZZ_DIR)/%.o,config confkeys confhooks confval fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version health log model proc reqparse steer)
 FUZZ_OBJS    += $(FUZZ_DIR)/rollconf.o $(FUZZ_DIR)/fsm_rolling.o $(FUZZ_DIR)/fsm_rollretire.o $(FUZZ_DIR)/fsm_rollhold.o
 FUZZ_OBJS    += $(FUZZ_DIR)/fsm_history.o $(FUZZ_DIR)/history.o $(FUZZ_DIR)/latrank.o $(FUZZ_DIR)/fsm_baseline.o
+FUZZ_OBJS    += $(FUZZ_DIR)/httpgate.o
 
 $(FUZZ_DIR):
 	$(Q)mkdir -p $@

@@ -120,6 +120,17 @@ struct {
 	__type(value, struct drain_stats);
 } drain_resteer SEC(".maps");
 
+/*
+ * http_versions: versions under analysis with measure-http -> their status
+ * class counts; the agent adds and removes, drain_msg counts.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TRACKED_VERSIONS);
+	__type(key, struct version_key);
+	__type(value, struct http_counts);
+} http_versions SEC(".maps");
+
 /* drain_socks: the connections drain_msg runs on; drain_join adds and removes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
@@ -230,7 +241,8 @@ int drain_join(struct bpf_iter__tcp *ctx)
 	struct seq_file *seq = ctx->meta->seq;
 	struct version_key vk = {};
 	struct conn_key k = {};
-	struct drain_stats *ds;
+	struct drain_stats *ds = NULL;
+	struct http_counts *hs = NULL;
 	struct conn_owner *o;
 	struct tcp_sock *tp;
 	struct drain_sk *st;
@@ -248,14 +260,36 @@ int drain_join(struct bpf_iter__tcp *ctx)
 	if (st) {
 		vk.service = st->service;
 		vk.version = st->version;
-		if (bpf_map_lookup_elem(&drain_versions, &vk))
+		if (bpf_map_lookup_elem(&drain_versions, &vk)) {
+			st->why = DW_DRAIN;
 			return 0; /* joined, and its version still drains */
+		}
 		if (st->why == DW_INST && inst_drain(st->service, st->version, st->inst))
 			return 0; /* joined, and its instance still drains */
-		if (st->why == DW_RESTEER) {
-			to = maps_to(&k, st->service);
-			if (to && to != st->version)
-				return 0; /* its client still maps elsewhere */
+		to = maps_to(&k, st->service);
+		if (st->why == DW_RESTEER && to && to != st->version)
+			return 0; /* its client still maps elsewhere */
+		if (st->why == DW_MEASURE && to && to != st->version) {
+			/* Measured, and now its client maps elsewhere: asked to close too. */
+			ds = bpf_map_lookup_elem(&drain_resteer, &vk.service);
+			if (ds) {
+				st->why = DW_RESTEER;
+				__sync_fetch_and_add(&ds->joined, 1);
+			}
+			return 0;
+		}
+		if (st->why == DW_MEASURE) {
+			/* Measured, and now its instance leaves (rolling): asked to close too. */
+			ds = inst_drain(st->service, st->version, st->inst);
+			if (ds) {
+				st->why = DW_INST;
+				__sync_fetch_and_add(&ds->joined, 1);
+				return 0;
+			}
+		}
+		if (bpf_map_lookup_elem(&http_versions, &vk)) {
+			st->why = DW_MEASURE;
+			return 0; /* its version is still under analysis */
 		}
 		/*
 		 * Its version is back in service, or its client maps to it again:
@@ -280,12 +314,16 @@ int drain_join(struct bpf_iter__tcp *ctx)
 	}
 	if (!ds) {
 		to = maps_to(&k, o->service);
-		if (!to || to == o->version)
-			return 0; /* not drained, and its client stays on its version */
-		ds = bpf_map_lookup_elem(&drain_resteer, &vk.service);
-		if (!ds)
-			return 0;
-		why = DW_RESTEER;
+		if (to && to != o->version) {
+			ds = bpf_map_lookup_elem(&drain_resteer, &vk.service);
+			why = DW_RESTEER;
+		}
+	}
+	if (!ds) {
+		hs = bpf_map_lookup_elem(&http_versions, &vk);
+		if (!hs)
+			return 0; /* not drained, its client stays on its version, not measured */
+		why = DW_MEASURE;
 	}
 	st = bpf_sk_storage_get(&drain_skst, tp, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st)
@@ -298,14 +336,97 @@ int drain_join(struct bpf_iter__tcp *ctx)
 	st->version = o->version;
 	st->why = why;
 	st->inst = o->inst;
+	st->sl_len = 0;
+	st->sl_on = 0;
 	if (bpf_map_update_elem(&drain_socks, &k, tp, BPF_NOEXIST)) {
 		bpf_sk_storage_delete(&drain_skst, tp);
 		return 0; /* sockhash full, or not a socket it takes: drained as without drain-http
 			   */
 	}
-	__sync_fetch_and_add(&ds->joined, 1);
+	if (ds)
+		__sync_fetch_and_add(&ds->joined, 1);
+	else if (hs)
+		__sync_fetch_and_add(&hs->joined, 1);
 	bpf_seq_write(seq, &one, 1);
 	return 0;
+}
+
+/* ---- joining at the handshake: sock_ops (measure-http) ------------------------------- */
+
+/* The agent's network namespace (SO_NETNS_COOKIE); set before load. */
+const volatile __u64 netns_cookie = 0;
+
+/*
+ * http_est: a connection of a measured version joins when its handshake
+ * completes, so that every response it carries is counted, also on
+ * connections shorter than the gap between two passes of drain_join.  It
+ * runs after track (attached later to the same cgroups), which has put the
+ * connection's owner in conns by then; a connection it misses joins at the
+ * next pass, counted from its next request.
+ */
+SEC("sockops")
+int http_est(struct bpf_sock_ops *skops)
+{
+	struct version_key vk = {};
+	struct conn_key k = {};
+	struct http_counts *hs;
+	struct conn_owner *o;
+	struct drain_sk *st;
+	struct bpf_sock *sk;
+
+	/* sock_ops: 1 lets the socket proceed; this program only joins connections. */
+	if (skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		return 1;
+	if (netns_cookie && bpf_get_netns_cookie(skops) != netns_cookie)
+		return 1;
+	sk = skops->sk;
+	if (!sk)
+		return 1;
+	k.family = skops->family;
+	k.lport = (__u16)skops->local_port;
+	k.rport = (__u16)bpf_ntohl(skops->remote_port);
+	if (k.family == AF_INET) {
+		k.laddr[0] = skops->local_ip4;
+		k.raddr[0] = skops->remote_ip4;
+	} else if (k.family == AF_INET6) {
+		k.laddr[0] = skops->local_ip6[0];
+		k.laddr[1] = skops->local_ip6[1];
+		k.laddr[2] = skops->local_ip6[2];
+		k.laddr[3] = skops->local_ip6[3];
+		k.raddr[0] = skops->remote_ip6[0];
+		k.raddr[1] = skops->remote_ip6[1];
+		k.raddr[2] = skops->remote_ip6[2];
+		k.raddr[3] = skops->remote_ip6[3];
+	} else {
+		return 1;
+	}
+	o = bpf_map_lookup_elem(&conns, &k);
+	if (!o)
+		return 1; /* not a connection baton counts */
+	vk.service = o->service;
+	vk.version = o->version;
+	hs = bpf_map_lookup_elem(&http_versions, &vk);
+	if (!hs)
+		return 1; /* its version is not under analysis: its send path stays plain */
+	st = bpf_sk_storage_get(&drain_skst, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return 1;
+	/* Nothing was sent yet: the first request starts the first response. */
+	st->rx_mark = skops->bytes_received;
+	st->state = DS_WAIT;
+	st->flags = 0;
+	st->service = o->service;
+	st->version = o->version;
+	st->why = DW_MEASURE;
+	st->inst = o->inst;
+	st->sl_len = 0;
+	st->sl_on = 0;
+	if (bpf_sock_hash_update(skops, &drain_socks, &k, BPF_NOEXIST)) {
+		bpf_sk_storage_delete(&drain_skst, sk);
+		return 1; /* sockhash full: this connection is not measured */
+	}
+	__sync_fetch_and_add(&hs->joined, 1);
+	return 1;
 }
 
 /* ---- the rewrite: sk_msg ------------------------------------------------------------- */
@@ -389,12 +510,48 @@ static __always_inline int is_status_line(const __u8 *b)
 	       b[5] == '1' && b[6] == '.';
 }
 
+/*
+ * measure-http: take this write's first bytes (n of them in b) into the
+ * status line under way; once its class is known, count it.  A status line
+ * split over writes is put together here (st->sl), up to HTTP_SL_LEN bytes.
+ */
+static __always_inline void http_collect(struct drain_sk *st, struct http_counts *hs,
+					 const __u8 *b, __u32 n)
+{
+	__u32 i, idx;
+	int cls;
+
+	for (i = 0; i < HTTP_SL_LEN; i++) {
+		if (i >= n || st->sl_len >= HTTP_SL_LEN)
+			break;
+		idx = st->sl_len;
+		/* The compiler drops a mask it can prove idle; the verifier cannot prove it. */
+		asm volatile("%[i] &= 15" : [i] "+r"(idx));
+		st->sl[idx] = b[i];
+		st->sl_len++;
+	}
+	cls = http_status_class(st->sl, st->sl_len);
+	if (cls < 0)
+		return; /* the status line goes on in the next write */
+	st->sl_on = 0;
+	idx = (__u32)cls;
+	/* Hide what the compiler knows of idx, so the bound the verifier needs stays. */
+	asm volatile("" : "+r"(idx));
+	if (idx >= HC_COUNT)
+		return;
+	__sync_fetch_and_add(&hs->n[idx], 1);
+	/* 101: no longer HTTP.  Drained connections see the same in the rewrite below. */
+	if (st->sl[9] == '1' && st->sl[10] == '0' && st->sl[11] == '1')
+		st->state = DS_DONE;
+}
+
 SEC("sk_msg")
 int drain_msg(struct sk_msg_md *msg)
 {
 	struct bpf_sock *sk = msg->sk;
 	struct version_key vk = {};
 	struct drain_stats *ds;
+	struct http_counts *hs;
 	struct drain_scan s;
 	struct drain_buf *b;
 	struct tcp_sock *tp;
@@ -419,22 +576,34 @@ int drain_msg(struct sk_msg_md *msg)
 	/* A retired instance's connection whose whole version drains now: the version's. */
 	if (!ds && st->why != DW_RESTEER)
 		ds = bpf_map_lookup_elem(&drain_versions, &vk);
-	if (!ds)
-		return SK_PASS; /* no longer asked to close: it leaves at the next pass */
-	first = st->state == DS_WAIT;
-	if (first) {
+	hs = bpf_map_lookup_elem(&http_versions, &vk);
+	if (!ds) {
+		if (!hs)
+			return SK_PASS; /* neither asked to close nor measured: leaves at the next pass
+					 */
+		if (st->state == DS_HEADERS)
+			st->state = DS_WAIT; /* its drain ended mid-head: the next response is new */
+	}
+	first = false;
+	if (st->state == DS_WAIT) {
 		tp = bpf_skc_to_tcp_sock(sk);
 		if (!tp)
 			return SK_PASS;
-		if (tp->bytes_received == st->rx_mark)
-			return SK_PASS; /* no request since the last response began: not a new one
-					 */
-		st->rx_mark = tp->bytes_received;
-		st->flags = 0;
+		if (tp->bytes_received != st->rx_mark) {
+			first = true;
+			st->rx_mark = tp->bytes_received;
+			st->flags = 0;
+			st->sl_len = 0;
+			st->sl_on = hs != NULL;
+		} else if (!(hs && st->sl_on)) {
+			return SK_PASS; /* no request since the last response began: not a new one */
+		}
 	}
 	n = msg->size;
 	if (n > DRAIN_SCAN_MAX)
 		n = DRAIN_SCAN_MAX;
+	if (!ds && n > HTTP_SL_LEN)
+		n = HTTP_SL_LEN; /* measured only: the status line's first bytes are all it reads */
 	if (!n || bpf_msg_pull_data(msg, 0, n, 0))
 		return SK_PASS;
 	b = bpf_map_lookup_elem(&scratch, &z);
@@ -444,6 +613,12 @@ int drain_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	if (bpf_probe_read_kernel(b->b, n & (2 * DRAIN_SCAN_MAX - 1), (void *)(long)msg->data))
 		return SK_PASS;
+	if (hs && st->sl_on)
+		http_collect(st, hs, b->b, n);
+	if (!ds || st->state == DS_DONE)
+		return SK_PASS; /* measured only (or upgraded): nothing to rewrite */
+	if (!first && st->state == DS_WAIT)
+		return SK_PASS; /* the rest of a status line, counted above; not a new response */
 	if (first) {
 		if (n < 7 || !is_status_line(b->b)) {
 			__sync_fetch_and_add(&ds->not_http, 1);

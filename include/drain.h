@@ -57,7 +57,11 @@ enum drain_why {
 	DW_DRAIN = 0,	/* its version drains (drain_versions) */
 	DW_RESTEER = 1, /* its client now maps to another version (drain_resteer) */
 	DW_INST = 2,	/* its instance left its version's serving set (drain_insts) */
+	DW_MEASURE = 3, /* only its responses' status is counted (http_versions: measure-http) */
 };
+
+/* Bytes of a status line that tell its class: "HTTP/1.1 200". */
+#define HTTP_SL_LEN 12
 
 struct drain_sk {
 	__u64 rx_mark; /* tcp bytes_received at the last response start (or at joining) */
@@ -67,6 +71,12 @@ struct drain_sk {
 	__u32 version;
 	__u32 why;  /* enum drain_why */
 	__u32 inst; /* DW_INST: its instance + 1 (as conn_owner.inst) */
+	/* measure-http: the status line of the response under way, as it arrives */
+	__u8 sl[16]; /* its first HTTP_SL_LEN bytes */
+	__u8 sl_len; /* bytes in sl */
+	__u8 sl_on;  /* 1: collecting (a response began, its class is not known yet) */
+	__u16 pad2;
+	__u32 pad3;
 };
 
 /*
@@ -79,6 +89,78 @@ struct drain_inst_key {
 	__u32 inst;
 	__u32 pad; /* 0 */
 };
+
+/*
+ * measure-http: the status classes of the responses of a version under
+ * analysis (http_versions; the agent adds and removes entries).  A
+ * response is counted once, when the first HTTP_SL_LEN bytes of the
+ * first write after new request bytes arrived are seen.
+ */
+enum http_class {
+	HC_1XX = 0, /* informational (100 Continue, 101): not a final response */
+	HC_2XX,
+	HC_3XX,
+	HC_4XX,
+	HC_5XX,
+	HC_OTHER, /* not "HTTP/1.x DDD": TLS, HTTP/2, garbage */
+	HC_COUNT,
+};
+
+struct http_counts {
+	__u64 n[HC_COUNT];
+	__u64 joined; /* connections that joined to be measured */
+};
+
+/*
+ * The class of a status line from its first len bytes (len <= HTTP_SL_LEN):
+ * -1 while every byte so far fits "HTTP/1.x DDD" but fewer than
+ * HTTP_SL_LEN arrived, else an enum http_class.  Pure (BPF and tests).
+ */
+static inline int http_status_class(const __u8 *b, __u32 len)
+{
+	__u32 i;
+	int ok;
+
+	for (i = 0; i < HTTP_SL_LEN && i < len; i++) {
+		__u8 c = b[i];
+
+		switch (i) {
+		case 0:
+			ok = c == 'H';
+			break;
+		case 1:
+		case 2:
+			ok = c == 'T';
+			break;
+		case 3:
+			ok = c == 'P';
+			break;
+		case 4:
+			ok = c == '/';
+			break;
+		case 5:
+			ok = c == '1';
+			break;
+		case 6:
+			ok = c == '.';
+			break;
+		case 8:
+			ok = c == ' ';
+			break;
+		case 9:
+			ok = c >= '1' && c <= '5';
+			break;
+		default: /* 7, 10, 11 */
+			ok = c >= '0' && c <= '9';
+			break;
+		}
+		if (!ok)
+			return HC_OTHER;
+	}
+	if (len < HTTP_SL_LEN)
+		return -1;
+	return HC_1XX + (b[9] - '1');
+}
 
 /*
  * drain_versions: the versions being drained with drain-http (the agent

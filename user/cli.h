@@ -28,6 +28,8 @@ int cmd_features(int argc, char **argv);
 /* clilat.c: status lines of latency (a version's JSON) and latency gates (the rollout's). */
 #include <jansson.h>
 void cli_print_latency(json_t *v);
+/* The version's measure-http counts, when it is under analysis. */
+void cli_print_http(json_t *v);
 void cli_print_gates(json_t *ro);
 /* clistatus.c: the text view of baton status's services; a weight's bar; a state's colour. */
 void cli_print_table(json_t *services);

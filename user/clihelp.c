@@ -35,8 +35,9 @@ static const struct help helps[] = {
      "waits for `baton promote` at every step.  Any failure (a health threshold, an\n"
      "instance exiting, resets or accept-queue drops above max-error-rate, a p99\n"
      "response time above max-p99 over min-samples requests, a canary slower than\n"
-     "max-p99-ratio times its baseline by a rank test at confidence, a step inconclusive\n"
-     "for analysis-timeout, a failing hook) puts the old version back to 100% in one\n"
+     "max-p99-ratio times its baseline by a rank test at confidence, with measure-http\n"
+     "a success rate below min-success-rate or a 5xx rate above max-error-ratio times\n"
+     "its baseline's, a step inconclusive for analysis-timeout, a failing hook) puts the old version back to 100% in one\n"
      "map update and drains the new one.  rolling replaces the instances a few at a\n"
      "time, never running two whole copies: --max-surge new instances start at once\n"
      "(processes never pass instances + max-surge), each takes traffic once ready,\n"
@@ -95,10 +96,11 @@ static const struct help helps[] = {
      "Show each service's versions: state, weight, instances and pids, and the\n"
      "steering counters, and the response time p50/p90/p99 of the last second of\n"
      "each version the kernel measures (latency = on, or auto with a latency gate\n"
-     "such as max-p99; [agent] latency = off measures none).  A rollout shows its\n"
-     "gates' last verdicts and what it is held for (a webhook's 2xx, baton promote,\n"
-     "its gates), until when, and the last answer.  --json prints the agent's\n"
-     "answer for scripts."},
+     "such as max-p99; [agent] latency = off measures none), and with measure-http\n"
+     "the status classes of the responses of the versions under analysis.  A\n"
+     "rollout shows its gates' last verdicts and what it is held for (a webhook's\n"
+     "2xx, baton promote, its gates), until when, and the last answer.  --json\n"
+     "prints the agent's answer for scripts."},
     {"watch", "baton watch [SERVICE] [-n SECONDS] [--count N] [-s SOCKET]",
      "Refresh a per-version view every SECONDS (default 1): state, weight, live\n"
      "connections, and connections accepted per second since the last refresh.\n"

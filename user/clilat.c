@@ -40,6 +40,19 @@ void cli_print_latency(json_t *v)
 	printf("\n");
 }
 
+void cli_print_http(json_t *v)
+{
+	json_t *h = json_object_get(v, "http");
+
+	if (!json_is_object(h))
+		return;
+	printf("%-12s http (measure-http): %lld responses, success %.1f%%: 2xx %lld 3xx %lld 4xx "
+	       "%lld 5xx %lld; 1xx %lld, unparseable %lld\n",
+	       "", num(h, "responses"), json_number_value(json_object_get(h, "success_pct")),
+	       num(h, "2xx"), num(h, "3xx"), num(h, "4xx"), num(h, "5xx"), num(h, "1xx"),
+	       num(h, "other"));
+}
+
 void cli_print_gates(json_t *ro)
 {
 	json_t *g = json_object_get(ro, "latency_gates");

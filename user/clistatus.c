@@ -255,6 +255,7 @@ void cli_print_table(json_t *services)
 				    json_integer_value(json_object_get(v, "not_accepting_ms")) /
 					1000.0);
 			cli_print_latency(v);
+			cli_print_http(v);
 		}
 		char addrs[512] = "";
 		size_t a, off = 0;

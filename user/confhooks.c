@@ -7,6 +7,7 @@
  *   prometheus = URL ([agent]); gate = NAME: <PromQL> <op> <threshold>,
  *   gate-dry-run, gate-timeout
  *   max-p99-ratio = R (R > 1), confidence = P%, baseline = yes|no,
+ *   measure-http = yes|no, min-success-rate = P%, max-error-ratio = R,
  *   gate-mode = enforce|dry-run (every gate, built-in and Prometheus)
  */
 #include <math.h>
@@ -378,6 +379,61 @@ int set_confidence(struct parser *p, const char *key, const char *val)
 		return perr(p, "%s must be above 50%% and below 100%% (e.g. 95%%), not %.*s", key,
 			    ECHO_MAX, val);
 	p->svc->confidence_bp = bp;
+	return 0;
+}
+
+/* measure-http = yes | no: count the status class of the responses of versions under analysis. */
+int set_measure_http(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "yes"))
+		p->svc->measure_http = true;
+	else if (!strcmp(val, "no"))
+		p->svc->measure_http = false;
+	else
+		return perr(p, "%s must be yes or no, not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
+/* min-success-rate = P%: the non-5xx share of the new version's responses (0% < P <= 100%). */
+int set_min_success_rate(struct parser *p, const char *key, const char *val)
+{
+	char msg[CONF_ERR_LEN];
+	size_t len = strlen(val);
+	unsigned bp;
+
+	if (!strcmp(val, "off")) {
+		p->svc->min_success_bp = 0;
+		return 0;
+	}
+	if (len && val[len - 1] != '%')
+		return perr(p, "%s needs a unit: %.*s%%, or off, not %.*s", key, ECHO_MAX, val,
+			    ECHO_MAX, val);
+	if (parse_percent_bp(val, &bp, msg, sizeof(msg)) < 0)
+		return perr(p, "%s: %s", key, msg);
+	if (!bp || bp > 10000)
+		return perr(p, "%s must be above 0%% and at most 100%% (e.g. 99%%), or off, not %.*s",
+			    key, ECHO_MAX, val);
+	p->svc->min_success_bp = bp;
+	return 0;
+}
+
+/* max-error-ratio = R: the canary's 5xx rate against R times its comparison's (1 < R <= 100). */
+int set_max_error_ratio(struct parser *p, const char *key, const char *val)
+{
+	char *e;
+	double r;
+
+	if (!strcmp(val, "off")) {
+		p->svc->max_error_ratio = 0;
+		return 0;
+	}
+	r = strtod(val, &e);
+	if (e == val || *e || !isfinite(r) || r <= 1 || r > 100)
+		return perr(p,
+			    "%s must be a ratio above 1 and at most 100 (e.g. 2: twice the "
+			    "baseline's 5xx rate fails), or off, not \"%.*s\"",
+			    key, ECHO_MAX, val);
+	p->svc->max_error_ratio = r;
 	return 0;
 }
 

@@ -280,10 +280,18 @@ static int service_end_slo(struct parser *p)
 		return perr_at(p, mline,
 			       "gate-mode and gate-dry-run (line %d) both given: keep gate-mode",
 			       key_line(p, "gate-dry-run"));
-	if (key_line(p, "confidence") && !svc->max_p99_ratio)
+	if (key_line(p, "confidence") && !svc->max_p99_ratio && !svc->max_error_ratio)
 		return perr_at(p, key_line(p, "confidence"),
-			       "confidence is for max-p99-ratio's rank test, which is not set: "
-			       "remove confidence or add max-p99-ratio");
+			       "confidence is for max-p99-ratio's and max-error-ratio's tests, "
+			       "neither of which is set: remove confidence or add one");
+	if ((svc->min_success_bp || svc->max_error_ratio > 0) && !svc->measure_http) {
+		const char *k = svc->min_success_bp ? "min-success-rate" : "max-error-ratio";
+
+		return perr_at(p, key_line(p, k),
+			       "%s needs the responses' status counted: add measure-http = yes "
+			       "(plaintext HTTP/1.x services) or remove %s",
+			       k, k);
+	}
 	return 0;
 }
 

@@ -196,6 +196,9 @@ struct service_conf {
 	unsigned analysis_timeout_ms; /* a step inconclusive this long fails, default 300 s */
 	double max_p99_ratio;	      /* > 1: canary slower than this times its baseline fails */
 	unsigned confidence_bp;	      /* of the rank test (max-p99-ratio), default 9500 */
+	bool measure_http;	      /* count status classes of versions under analysis */
+	unsigned min_success_bp;      /* non-5xx share of the new version's responses, 0: off */
+	double max_error_ratio;	      /* > 1: canary 5xx rate above this times its comparison's */
 	bool baseline;		      /* canary deploys start a fresh baseline (--baseline) */
 	enum latency_mode latency;    /* default LATENCY_AUTO */
 	char *hook[HOOK_COUNT][MAX_ARGS + 1]; /* NULL-terminated argv or hook[i][0] NULL */
@@ -233,6 +236,11 @@ static inline const char *latency_gate_key(const struct service_conf *c)
 		return "max-accept-wait-p99";
 	if (c->max_p99_ratio > 0)
 		return "max-p99-ratio";
+	/* The HTTP gates are judged in the latency gates' window (fsm_gates.c). */
+	if (c->min_success_bp)
+		return "min-success-rate";
+	if (c->max_error_ratio > 0)
+		return "max-error-ratio";
 	return NULL;
 }
 

@@ -449,6 +449,44 @@ int dp_http_resteer_stats(const struct service *s, struct drain_stats *st)
 	return drain_resteer_stats(&dr, s->id, st);
 }
 
+int dp_http_measure(const struct version *v, int on)
+{
+	__u64 ids[1 + TRACK_MAX_EXTRA];
+	char err[300];
+	int r, n, i, fd;
+
+	if (!on) {
+		if (dr_state <= 0)
+			return 0;
+		return drain_measure(&dr, v->svc->id, v->num, 0);
+	}
+	r = drain_ready();
+	if (r)
+		return r;
+	/* New connections join at their handshake wherever track counts them. */
+	n = track_cgroups(&tr, ids, 1 + TRACK_MAX_EXTRA);
+	for (i = 0; i < n; i++) {
+		fd = cgroup_open_id(ids[i]);
+		if (fd < 0) {
+			log_warnx("measure-http: cannot open a cgroup track counts in: %s; its "
+				  "connections join at the next pass",
+				  strerror(-fd));
+			continue;
+		}
+		if (drain_measure_attach(&dr, ids[i], fd, err, sizeof(err)))
+			log_warnx("measure-http: %s; connections join at the next pass", err);
+		close(fd);
+	}
+	return drain_measure(&dr, v->svc->id, v->num, 1);
+}
+
+int dp_http_counts(const struct version *v, struct http_counts *c)
+{
+	if (dr_state <= 0)
+		return -EOPNOTSUPP;
+	return drain_http_counts(&dr, v->svc->id, v->num, c);
+}
+
 int dp_http_drain_step(int budget, int *changed)
 {
 	*changed = 0;

@@ -121,6 +121,13 @@ int dp_http_drain_inst(const struct version *v, int i, int on);
 int dp_http_drain_inst_stats(const struct version *v, int i, struct drain_stats *st);
 int dp_http_resteer(const struct service *s, int on);
 int dp_http_resteer_stats(const struct service *s, struct drain_stats *st);
+/*
+ * measure-http: count (on) or stop counting (off) the status classes of
+ * v's responses (its new connections join at their handshake, the others at
+ * the next pass); its counts since it was turned on.
+ */
+int dp_http_measure(const struct version *v, int on);
+int dp_http_counts(const struct version *v, struct http_counts *c);
 /* One bounded step of a pass (drain_pass_step): 1 more, 0 complete, -errno. */
 int dp_http_drain_step(int budget, int *changed);
 

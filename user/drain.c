@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -14,21 +15,32 @@
 #include "drain.skel.h"
 #include "drain_user.h"
 
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
 int drain_supported(char *err, size_t errlen)
+{
+	return drain_supported_for("drain-http", err, errlen);
+}
+
+int drain_supported_for(const char *key, char *err, size_t errlen)
 {
 	struct utsname u;
 	int major = 0, minor = 0;
 
 	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_MSG, NULL) != 1) {
 		snprintf(err, errlen,
-			 "drain-http needs sk_msg BPF programs, which this kernel lacks "
-			 "(CONFIG_BPF_STREAM_PARSER); remove drain-http or use Linux 6.0 or later");
+			 "%s needs sk_msg BPF programs, which this kernel lacks "
+			 "(CONFIG_BPF_STREAM_PARSER); remove %s or use Linux 6.0 or later",
+			 key, key);
 		return -EOPNOTSUPP;
 	}
 	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKHASH, NULL) != 1) {
 		snprintf(err, errlen,
-			 "drain-http needs the sockhash BPF map, which this kernel lacks "
-			 "(CONFIG_BPF_STREAM_PARSER); remove drain-http");
+			 "%s needs the sockhash BPF map, which this kernel lacks "
+			 "(CONFIG_BPF_STREAM_PARSER); remove %s",
+			 key, key);
 		return -EOPNOTSUPP;
 	}
 	/*
@@ -38,15 +50,20 @@ int drain_supported(char *err, size_t errlen)
 	 */
 	if (uname(&u) || sscanf(u.release, "%d.%d", &major, &minor) != 2 || major < 6) {
 		snprintf(err, errlen,
-			 "drain-http needs Linux 6.0 or later (iter/tcp with sockhash updates), "
-			 "this is %s; remove drain-http",
-			 u.release);
+			 "%s needs Linux 6.0 or later (iter/tcp with sockhash updates), "
+			 "this is %s; remove %s",
+			 key, u.release, key);
 		return -EOPNOTSUPP;
 	}
-	return drain_probe(err, errlen);
+	return drain_probe_for(key, err, errlen);
 }
 
 int drain_probe(char *err, size_t errlen)
+{
+	return drain_probe_for("drain-http", err, errlen);
+}
+
+int drain_probe_for(const char *key, char *err, size_t errlen)
 {
 	struct drain_bpf *skel = drain_bpf__open();
 	struct bpf_link *iter = NULL;
@@ -63,18 +80,17 @@ int drain_probe(char *err, size_t errlen)
 	r = drain_bpf__load(skel);
 	if (r) {
 		snprintf(err, errlen,
-			 "this kernel refuses the drain program (%s); remove drain-http "
+			 "this kernel refuses the drain program (%s); remove %s "
 			 "(baton -v ... shows the verifier's log; docs/kernels.md)",
-			 strerror(-r));
+			 strerror(-r), key);
 		goto out;
 	}
 	iter = bpf_program__attach_iter(skel->progs.drain_join, NULL);
 	if (!iter) {
 		r = -errno;
 		snprintf(err, errlen,
-			 "this kernel cannot make the drain iterator (iter/tcp): %s; remove "
-			 "drain-http",
-			 strerror(errno));
+			 "this kernel cannot make the drain iterator (iter/tcp): %s; remove %s",
+			 strerror(errno), key);
 	}
 out:
 	bpf_link__destroy(iter);
@@ -94,6 +110,17 @@ int drain_open(struct drain *d, const char *pin_dir, char *err, size_t errlen)
 		r = -errno;
 		snprintf(err, errlen, "cannot open the drain program: %s", strerror(errno));
 		return r;
+	}
+	/* http_est sees every TCP socket of its cgroups, in every network namespace. */
+	{
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		__u64 cookie = 0;
+		socklen_t len = sizeof(cookie);
+
+		if (fd >= 0 && !getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len))
+			d->skel->rodata->netns_cookie = cookie;
+		if (fd >= 0)
+			close(fd);
 	}
 	r = drain_bpf__load(d->skel);
 	if (r) {
@@ -128,6 +155,10 @@ fail:
 
 void drain_close(struct drain *d)
 {
+	int i;
+
+	for (i = 0; i < d->nest; i++)
+		bpf_link__destroy(d->est[i]);
 	if (d->iter_fd >= 0)
 		close(d->iter_fd);
 	bpf_link__destroy(d->iter);
@@ -245,4 +276,50 @@ int drain_members(struct drain *d)
 		n++;
 	}
 	return n;
+}
+
+int drain_measure(struct drain *d, __u32 service, __u32 version, int on)
+{
+	int fd = bpf_map__fd(d->skel->maps.http_versions);
+	struct version_key k = {.service = service, .version = version};
+	struct http_counts z = {0};
+
+	if (on)
+		return bpf_map_update_elem(fd, &k, &z, BPF_NOEXIST) && errno != EEXIST ? -errno : 0;
+	if (bpf_map_delete_elem(fd, &k) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int drain_http_counts(struct drain *d, __u32 service, __u32 version, struct http_counts *c)
+{
+	struct version_key k = {.service = service, .version = version};
+
+	return bpf_map_lookup_elem(bpf_map__fd(d->skel->maps.http_versions), &k, c) ? -errno : 0;
+}
+
+int drain_measure_attach(struct drain *d, __u64 id, int cgfd, char *err, size_t errlen)
+{
+	struct bpf_link *l;
+	int j;
+
+	for (j = 0; j < d->nest && d->est_id[j] != id; j++)
+		;
+	if (j < d->nest)
+		return 0;
+	if (d->nest == DRAIN_MAX_CGROUPS) {
+		snprintf(err, errlen, "measure-http follows %d cgroups already", DRAIN_MAX_CGROUPS);
+		return -ENOSPC;
+	}
+	l = bpf_program__attach_cgroup(d->skel->progs.http_est, cgfd);
+	if (!l) {
+		int r = -errno;
+
+		snprintf(err, errlen, "cannot attach the measure-http sock_ops program: %s",
+			 strerror(errno));
+		return r;
+	}
+	d->est_id[d->nest] = id;
+	d->est[d->nest++] = l;
+	return 0;
 }

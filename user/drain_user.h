@@ -10,9 +10,15 @@
 struct drain_bpf;
 struct bpf_link;
 
+/* Cgroups http_est follows (track's). */
+#define DRAIN_MAX_CGROUPS 8
+
 struct drain {
 	struct drain_bpf *skel;
 	struct bpf_link *iter;
+	struct bpf_link *est[DRAIN_MAX_CGROUPS]; /* http_est, attached at measure-http's first use */
+	__u64 est_id[DRAIN_MAX_CGROUPS];
+	int nest;
 	int iter_fd; /* the pass under way, or -1 */
 	int versions_fd;
 	int socks_fd;
@@ -23,12 +29,15 @@ struct drain {
  * err naming the missing feature (sk_msg, sockhash, Linux 6.0, the programs load).
  */
 int drain_supported(char *err, size_t errlen);
+/* The same, the error naming the setting key ("drain-http", "measure-http"). */
+int drain_supported_for(const char *key, char *err, size_t errlen);
 /*
  * Whether this kernel loads the drain programs (nothing pinned, nothing
  * attached to a socket): 0, or -EOPNOTSUPP with a one-line err.  The
  * verifier is the only judge of which kernels can run them.
  */
 int drain_probe(char *err, size_t errlen);
+int drain_probe_for(const char *key, char *err, size_t errlen);
 /*
  * Load drain, sharing track's pinned conns under pin_dir, and attach the
  * sk_msg program to its (empty) sockhash.  Its own maps are not pinned:
@@ -57,6 +66,18 @@ int drain_resteer_stats(struct drain *d, __u32 service, struct drain_stats *st);
  * how many joined or left.
  */
 int drain_pass_step(struct drain *d, int budget, int *changed);
+/*
+ * measure-http: count (on) or stop counting (off) the status classes of a
+ * version's responses; its connections join at the next pass.  Turning it
+ * on again starts its counts from zero.
+ */
+int drain_measure(struct drain *d, __u32 service, __u32 version, int on);
+/*
+ * Attach http_est (measured connections join at their handshake) to the
+ * cgroup cgfd with this id (one of track's), once: 0 or -errno with err.
+ */
+int drain_measure_attach(struct drain *d, __u64 id, int cgfd, char *err, size_t errlen);
+int drain_http_counts(struct drain *d, __u32 service, __u32 version, struct http_counts *c);
 /* Connections in the sockhash now (a bounded walk of its keys; for tests and status). */
 int drain_members(struct drain *d);
 

@@ -26,6 +26,7 @@
 #include "history.h"
 #include "exec.h"
 #include "httpdrain.h"
+#include "httpstat.h"
 #include "log.h"
 #include "proc.h"
 #include "services.h"
@@ -349,6 +350,7 @@ static void forget(struct service *s, struct version *v)
 	n = dp_pin_del_version(v);
 	if (n > 0)
 		log_info("%s: removed %d client pin(s) to it", vname(v), n);
+	httpstat_leave(v);
 	dp_forget(v);
 	version_cgroup_remove(v);
 	version_free(v);
@@ -413,6 +415,8 @@ static void perform(struct service *s, const struct fsm_action *a)
 		return;
 	switch (a->type) {
 	case FA_POLICY:
+		/* Versions coming under analysis are counted before they take traffic. */
+		httpstat_sync(s);
 		dp_policy(s);
 		break;
 	case FA_PLACE:

@@ -27,6 +27,7 @@
 #include <stdio.h>
 
 #include "fsm_int.h"
+#include "httpgate.h"
 #include "latrank.h"
 #include "log.h"
 #include "model.h"
@@ -39,6 +40,10 @@ bool fsm_gates_on(const struct service_conf *c)
 bool fsm_gates_conclusive(const struct service_conf *c, const struct fsm_lat_sample *l)
 {
 	if (l->n < c->min_samples)
+		return false;
+	if ((c->min_success_bp || c->max_error_ratio > 0) && l->http_n < c->min_samples)
+		return false;
+	if (c->max_error_ratio > 0 && !(l->http_cmp && l->cmp_http_n >= c->min_samples))
 		return false;
 	return !(c->max_p99_ratio > 0) || (l->cmp && l->cmp_n >= c->min_samples);
 }
@@ -116,13 +121,107 @@ static void ratio_text(const struct service_conf *c, const struct version *v,
 		 rk->p, a, b, l->n, l->cmp_n);
 }
 
+/* Which side is short of min-samples, in words: "0 of min-samples 100 requests". */
+static void short_text(const struct service_conf *c, const struct fsm_lat_sample *l, char *buf,
+		       int len)
+{
+	bool http = c->min_success_bp || c->max_error_ratio > 0;
+
+	if (l->n < c->min_samples)
+		snprintf(buf, len, "%llu of min-samples %u requests", l->n, c->min_samples);
+	else if (http && l->http_n < c->min_samples)
+		snprintf(buf, len, "%llu of min-samples %u HTTP responses counted", l->http_n,
+			 c->min_samples);
+	else if (c->max_error_ratio > 0 && !(l->http_cmp && l->cmp_http_n >= c->min_samples))
+		snprintf(buf, len, "v%d (compared with) %llu of min-samples %u HTTP responses counted",
+			 l->cmp_num, l->cmp_http_n, c->min_samples);
+	else
+		snprintf(buf, len, "v%d (compared with) %llu of min-samples %u requests", l->cmp_num,
+			 l->cmp_n, c->min_samples);
+}
+
+static void inconclusive(struct fsm *f, struct version *v, const struct fsm_lat_sample *l)
+{
+	const struct service_conf *c = &f->s->conf;
+	struct rollout *ro = &f->s->ro;
+	const char *dry = c->gate_dry_run ? " (dry-run)" : "";
+	char why[280], sh[120];
+
+	short_text(c, l, sh, sizeof(sh));
+	snprintf(ro->gate_last, sizeof(ro->gate_last), "inconclusive%s: %s in %llu ms", dry, sh,
+		 l->window_ms);
+	if (ro->gate_pass || ro->gate_timed_out ||
+	    f->now - ro->gate_step_t < (long long)c->analysis_timeout_ms)
+		return;
+	if (l->n < c->min_samples)
+		snprintf(sh, sizeof(sh), "%llu requests", l->n);
+	else if ((c->min_success_bp || c->max_error_ratio > 0) && l->http_n < c->min_samples)
+		snprintf(sh, sizeof(sh), "%llu HTTP responses counted", l->http_n);
+	else if (c->max_error_ratio > 0 && !(l->http_cmp && l->cmp_http_n >= c->min_samples))
+		snprintf(sh, sizeof(sh), "v%d it is compared with had %llu HTTP responses counted",
+			 l->cmp_num, l->cmp_http_n);
+	else
+		snprintf(sh, sizeof(sh), "v%d it is compared with had %llu requests", l->cmp_num,
+			 l->cmp_n);
+	snprintf(why, sizeof(why),
+		 "%s inconclusive: %s in %.1f s, fewer than min-samples %u within "
+		 "analysis-timeout %u ms",
+		 vname(v), sh, l->window_ms / 1000.0, c->min_samples, c->analysis_timeout_ms);
+	if (c->gate_dry_run) {
+		ro->gate_timed_out = true;
+		snprintf(ro->gate_last, sizeof(ro->gate_last), "dry-run, would roll back: %s", why);
+		log_warnx("%s: would roll back (dry-run): %s", c->name, why);
+		return;
+	}
+	fsm_rollout_fail(f, RB_LATENCY, why);
+}
+
+/*
+ * The HTTP gates on a conclusive sample: why (and *reason) when one fails,
+ * else "" with their figures in pass.
+ */
+static void http_gates(const struct service_conf *c, const struct version *v,
+		       const struct fsm_lat_sample *l, char *why, int wlen, char *pass, int plen)
+{
+	struct http_window w = {l->http_n, l->http_5xx}, b = {l->cmp_http_n, l->cmp_http_5xx};
+	double p, alpha = (WEIGHT_MAX - c->confidence_bp) / (double)WEIGHT_MAX;
+	char rtext[200] = "";
+	int n = 0;
+
+	why[0] = pass[0] = 0;
+	if (!l->http)
+		return;
+	if (c->max_error_ratio > 0 && l->http_cmp) {
+		p = http_error_ratio_p(&w, &b, c->max_error_ratio);
+		snprintf(rtext, sizeof(rtext),
+			 "5xx rate %.3g%% %s %.3g x %s v%d's %.3g%% at %.4g%% confidence (p %.2g) "
+			 "over %llu and %llu responses",
+			 w.n ? 100.0 * w.e5 / w.n : 0.0, p < alpha ? ">" : "within",
+			 c->max_error_ratio, l->cmp_baseline ? "baseline" : "active", l->cmp_num,
+			 b.n ? 100.0 * b.e5 / b.n : 0.0, c->confidence_bp / 100.0, p, w.n, b.n);
+		if (p < alpha) {
+			snprintf(why, wlen, "%s %s (max-error-ratio)", vname(v), rtext);
+			return;
+		}
+	}
+	if (c->min_success_bp && http_success_below(&w, c->min_success_bp)) {
+		snprintf(why, wlen, "%s success %.1f%% < %.4g%% over %llu responses (min-success-rate)",
+			 vname(v), http_success_pct(&w), c->min_success_bp / 100.0, w.n);
+		return;
+	}
+	n = snprintf(pass, plen, "success %.1f%% over %llu responses", http_success_pct(&w), w.n);
+	if (rtext[0] && n > 0 && n < plen)
+		snprintf(pass + n, plen - n, "; %s", rtext);
+}
+
 void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_lat_sample *l,
 			   const char *text)
 {
 	const struct service_conf *c = &f->s->conf;
 	struct rollout *ro = &f->s->ro;
-	char why[280], a[32], b[32], rtext[200] = "";
+	char why[280], a[32], b[32], rtext[200] = "", hwhy[280], hpass[280];
 	const char *dry = c->gate_dry_run ? " (dry-run)" : "";
+	enum rb_reason reason = RB_LATENCY;
 	struct lat_rank rk;
 	bool over_p99, over_acc;
 	int over_ratio;
@@ -133,41 +232,7 @@ void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_la
 	if (!ro->gate_step_t)
 		ro->gate_step_t = f->now; /* a rollout taken over from an earlier agent */
 	if (!fsm_gates_conclusive(c, l)) {
-		if (l->n < c->min_samples || !l->cmp)
-			snprintf(ro->gate_last, sizeof(ro->gate_last),
-				 "inconclusive%s: %llu of min-samples %u requests in %llu ms", dry,
-				 l->n, c->min_samples, l->window_ms);
-		else
-			snprintf(
-			    ro->gate_last, sizeof(ro->gate_last),
-			    "inconclusive%s: v%d (compared with) %llu of min-samples %u requests "
-			    "in %llu ms",
-			    dry, l->cmp_num, l->cmp_n, c->min_samples, l->window_ms);
-		if (!ro->gate_pass && !ro->gate_timed_out &&
-		    f->now - ro->gate_step_t >= (long long)c->analysis_timeout_ms) {
-			if (l->n < c->min_samples || !l->cmp)
-				snprintf(why, sizeof(why),
-					 "%s inconclusive: %llu requests in %.1f s, fewer than "
-					 "min-samples %u within analysis-timeout %u ms",
-					 vname(v), l->n, l->window_ms / 1000.0, c->min_samples,
-					 c->analysis_timeout_ms);
-			else
-				snprintf(
-				    why, sizeof(why),
-				    "%s inconclusive: v%d it is compared with had %llu requests "
-				    "in %.1f s, fewer than min-samples %u within "
-				    "analysis-timeout %u ms",
-				    vname(v), l->cmp_num, l->cmp_n, l->window_ms / 1000.0,
-				    c->min_samples, c->analysis_timeout_ms);
-			if (c->gate_dry_run) {
-				ro->gate_timed_out = true;
-				snprintf(ro->gate_last, sizeof(ro->gate_last),
-					 "dry-run, would roll back: %s", why);
-				log_warnx("%s: would roll back (dry-run): %s", c->name, why);
-				return;
-			}
-			fsm_rollout_fail(f, RB_LATENCY, why);
-		}
+		inconclusive(f, v, l);
 		return;
 	}
 	over_p99 = c->max_p99_ms && l->p99_us > (unsigned long long)c->max_p99_ms * 1000;
@@ -176,6 +241,7 @@ void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_la
 	over_ratio = ratio_over(c, l, &rk);
 	if (over_ratio >= 0)
 		ratio_text(c, v, l, &rk, over_ratio, rtext, sizeof(rtext));
+	http_gates(c, v, l, hwhy, sizeof(hwhy), hpass, sizeof(hpass));
 	if (over_p99) {
 		fmt_ms(l->p99_us, a, sizeof(a));
 		fmt_ms((unsigned long long)c->max_p99_ms * 1000, b, sizeof(b));
@@ -189,13 +255,16 @@ void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_la
 			 vname(v), a, b, l->acc_n);
 	} else if (over_ratio > 0) {
 		snprintf(why, sizeof(why), "%s (max-p99-ratio)", rtext);
+	} else if (hwhy[0]) {
+		snprintf(why, sizeof(why), "%s", hwhy);
+		reason = RB_HTTP;
 	} else {
 		ro->gate_bad = 0;
 		ro->gate_pass = true;
-		snprintf(ro->gate_last, sizeof(ro->gate_last), "pass%s: %s%s%s", dry, text,
-			 rtext[0] ? "; " : "", rtext);
-		log_info("%s: latency gates pass%s: %s%s%s", vname(v), dry, text,
-			 rtext[0] ? "; " : "", rtext);
+		snprintf(ro->gate_last, sizeof(ro->gate_last), "pass%s: %s%s%s%s%s", dry, text,
+			 rtext[0] ? "; " : "", rtext, hpass[0] ? "; " : "", hpass);
+		log_info("%s: latency gates pass%s: %s%s%s%s%s", vname(v), dry, text,
+			 rtext[0] ? "; " : "", rtext, hpass[0] ? "; " : "", hpass);
 		if (ro->gate_holding && !ro->paused && !c->gate_dry_run) {
 			ro->gate_holding = false;
 			if (ro->stage == RO_ROLLING)
@@ -218,5 +287,5 @@ void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_la
 	snprintf(ro->gate_last, sizeof(ro->gate_last), "fail: %s", why);
 	log_warnx("%s (%d of %d in a row)", why, ro->gate_bad, c->health_threshold);
 	if (ro->gate_bad >= c->health_threshold)
-		fsm_rollout_fail(f, RB_LATENCY, why);
+		fsm_rollout_fail(f, reason, why);
 }

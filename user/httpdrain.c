@@ -52,6 +52,11 @@ static void pass_soon(void)
 		arm(now_ms());
 }
 
+void http_drain_pass_soon(void)
+{
+	pass_soon();
+}
+
 static long long live_of(const struct version *v)
 {
 	struct version_counts n;
@@ -252,9 +257,12 @@ int http_drain_config_check(const struct config *cfg, char *err, size_t errlen)
 	int i;
 
 	for (i = 0; i < cfg->nservices; i++) {
-		if (!cfg->services[i].drain_http)
+		const struct service_conf *c = &cfg->services[i];
+
+		if (!c->drain_http && !c->measure_http)
 			continue;
-		if (drain_supported(why, sizeof(why))) {
+		if (drain_supported_for(c->drain_http ? "drain-http" : "measure-http", why,
+					sizeof(why))) {
 			snprintf(err, errlen, "%s: %s", cfg->services[i].name, why);
 			return -1;
 		}

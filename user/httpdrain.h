@@ -22,6 +22,8 @@ void http_drain_perform(struct service *s, struct version *v, int i, int how);
 /* FA_HTTP_RESTEER: on 1, a pass asks connections whose client maps elsewhere to close; 0 ends it.
  */
 void http_resteer_perform(struct service *s, int on);
+/* A pass soon (measure-http: the versions under analysis changed). */
+void http_drain_pass_soon(void);
 /* EV_HTTP_DRAIN: one bounded step of the pass under way. */
 void on_http_drain_tick(void);
 /*

@@ -97,7 +97,7 @@ fail:
  * A cgroup v2 directory, opened by its id: kernfs file handles carry the
  * 64-bit id (the handle's type is the one name_to_handle_at gives the mount).
  */
-static int cgroup_open_id(__u64 id)
+int cgroup_open_id(__u64 id)
 {
 	struct {
 		struct file_handle fh;

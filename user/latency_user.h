@@ -48,6 +48,8 @@ int latency_open(struct latency *l, const char *pin_dir, bool measure, char *err
  * last -errno with err (the other cgroups are done).
  */
 int latency_follow(struct latency *l, const __u64 *ids, int n, char *err, size_t errlen);
+/* A cgroup v2 directory opened by its id: an fd, or -errno. */
+int cgroup_open_id(__u64 id);
 void latency_close(struct latency *l);
 /* Start measuring a version (zeroed; kept if measured already), or stop. */
 int latency_register(struct latency *l, __u32 service, __u32 version);

@@ -13,6 +13,8 @@
 #include "dp.h"
 #include "exec.h"
 #include "fsm.h"
+#include "httpgate.h"
+#include "httpstat.h"
 #include "latview.h"
 #include "log.h"
 #include "loop.h"
@@ -59,20 +61,7 @@ void on_latency_tick(void)
 		for (j = 0; j < MAX_VERSIONS; j++)
 			if (s->slot[j] && !s->slot[j]->freed)
 				tick_version(s->slot[j]);
-}
-
-/* The version v's response times are compared with (max-p99-ratio), or NULL. */
-static struct version *compared_with(struct version *v)
-{
-	struct service *s = v->svc;
-	struct version *o;
-
-	if (!(s->conf.max_p99_ratio > 0))
-		return NULL;
-	o = ro_base(s);
-	if (!o && s->ro.oldv >= 0)
-		o = s->slot[s->ro.oldv];
-	return o && o != v && !o->freed ? o : NULL;
+	httpstat_tick();
 }
 
 void latview_gate_sample(struct version *v)
@@ -81,7 +70,11 @@ void latview_gate_sample(struct version *v)
 	struct lat_view *lv = &v->lat;
 	struct fsm_event e = {.type = FE_LAT_SAMPLE, .v = v};
 	static struct lat_hist cur, win, ccur, cwin;
-	struct version *o = compared_with(v);
+	struct version *o = http_compared_with(v);
+	static const struct http_counts zero;
+	struct http_counts hc, hcc;
+	struct http_window hw;
+	bool hv, ho;
 	struct lat_stats r, a, cr;
 	char text[200], p50[24], p99[24], ap99[24];
 	long long now = now_ms();
@@ -90,6 +83,8 @@ void latview_gate_sample(struct version *v)
 	if (dp_latency(v, &cur))
 		return;
 	have_o = o && !dp_latency(o, &ccur);
+	hv = v->http_on && !dp_http_counts(v, &hc);
+	ho = have_o && o->http_on && !dp_http_counts(o, &hcc);
 	if (!lv->win_on || (have_o ? o->num : 0) != lv->cmp_num) {
 		/* A new window, or the version compared with changed: start over. */
 		lv->win_on = true;
@@ -98,6 +93,9 @@ void latview_gate_sample(struct version *v)
 		lv->cmp_num = have_o ? o->num : 0;
 		if (have_o)
 			lv->cmp_base = ccur;
+		/* Counting begins at zero: a version counted later starts from there. */
+		v->http_base = hv ? hc : zero;
+		v->http_cmp = ho ? hcc : zero;
 		return;
 	}
 	lat_diff(&win, &cur, &lv->base);
@@ -118,6 +116,18 @@ void latview_gate_sample(struct version *v)
 		e.lat.cmp_n = cr.n;
 		e.lat.cmp_p99_us = cr.p99_us;
 	}
+	if (hv) {
+		http_window_of(&hw, &hc, &v->http_base);
+		e.lat.http = true;
+		e.lat.http_n = hw.n;
+		e.lat.http_5xx = hw.e5;
+	}
+	if (ho) {
+		http_window_of(&hw, &hcc, &v->http_cmp);
+		e.lat.http_cmp = true;
+		e.lat.cmp_http_n = hw.n;
+		e.lat.cmp_http_5xx = hw.e5;
+	}
 	snprintf(text, sizeof(text),
 		 "p50 %s p99 %s over %llu requests in %.1f s; accept wait p99 %s over %llu "
 		 "connections",
@@ -130,6 +140,8 @@ void latview_gate_sample(struct version *v)
 		lv->win_t = now;
 		if (have_o)
 			lv->cmp_base = ccur;
+		v->http_base = hv ? hc : zero;
+		v->http_cmp = ho ? hcc : zero;
 	}
 	fsm_feed(v->svc, &e);
 }

@@ -10,6 +10,7 @@
 
 #include "dp.h"
 #include "loop.h"
+#include "httpstat.h"
 #include "latview.h"
 #include "evlog.h"
 #include "metrics.h"
@@ -309,6 +310,7 @@ static char *metrics_text(size_t *len)
 					    1000.0);
 			}
 	latview_metrics(f);
+	httpstat_metrics(f);
 	metric_head(f, "baton_rollouts_total", "counter", "Deploys that ended, by result.");
 	for (i = 0; (s = service_at(i)); i++)
 		for (k = 0; k < RR_COUNT && !s->gone; k++) {

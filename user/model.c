@@ -26,7 +26,7 @@ const char *const stage_names[] = {
 const char *const rb_names[] = {
     [RB_HEALTH] = "health", [RB_ERRORS] = "errors",	[RB_EXIT] = "exit",
     [RB_HOOK] = "hook",	    [RB_OPERATOR] = "operator", [RB_RESTART] = "restart",
-    [RB_GATE] = "gate",	    [RB_LATENCY] = "latency",
+    [RB_GATE] = "gate",	    [RB_LATENCY] = "latency",	[RB_HTTP] = "http",
 };
 
 const char *const gate_verdict_names[] = {

@@ -23,6 +23,7 @@
 #include "loop.h"
 #include "track.h"
 #include "lathist.h"
+#include "drain.h"
 #include "acceptq.h"
 
 #define PROBE_TICK_MS  50
@@ -161,6 +162,11 @@ struct version {
 	char errors_last[160];
 	struct gate_state gate[MAX_GATES]; /* Prometheus gates, while under rollout */
 	struct lat_view lat;	   /* latview.c: its latency, per interval and per gate window */
+	/* httpstat.c: measure-http counts while it is under analysis */
+	bool http_on;			/* its responses' status classes are counted */
+	struct http_counts http;	/* since counting began, last read */
+	struct http_counts http_base;	/* at its gate window's opening (latview.c) */
+	struct http_counts http_cmp;	/* the compared version's, then */
 	struct acceptq acceptq;	   /* acceptq.c: whether it accepts */
 	__u64 lost_seen;	   /* connections lost to dead processes, already reported */
 	__u64 oom_seen;		   /* its cgroup's memory.events oom_kill, already reported */
@@ -231,6 +237,7 @@ enum rb_reason {
 	RB_RESTART,
 	RB_GATE,
 	RB_LATENCY,
+	RB_HTTP, /* min-success-rate, max-error-ratio (measure-http) */
 	RB_COUNT
 };
 

@@ -8,6 +8,7 @@
 #include "cgroup.h"
 #include "dp.h"
 #include "fsm.h"
+#include "httpstat.h"
 #include "latview.h"
 #include "log.h"
 #include "proc.h"
@@ -278,6 +279,7 @@ json_t *status_json(struct service *s)
 			json_array_append_new(argv, json_string(v->spec.env[k]));
 		json_object_set_new(jv, "env", argv);
 		json_object_set_new(jv, "latency", latview_json(v));
+		json_object_set_new(jv, "http", httpstat_json(v));
 		json_object_set_new(jv, "accept_queue", json_integer(v->acceptq.queue));
 		json_object_set_new(jv, "not_accepting_ms",
 				    json_integer(acceptq_stalled_ms(&v->acceptq, now_ms())));

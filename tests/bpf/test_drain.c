@@ -608,6 +608,79 @@ static void scan_heads(void **state)
 	assert_int_equal(s.hdr_end, 26);
 }
 
+/* measure-http: the status class of each response, counted once, the bytes untouched. */
+static struct http_counts hcounts(struct fixture *f, __u32 version)
+{
+	struct http_counts c;
+
+	assert_int_equal(drain_http_counts(&f->d, SERVICE, version, &c), 0);
+	return c;
+}
+
+static void measure_counts(void **state)
+{
+	static const char req2[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char r404[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+	struct fixture *f = *state;
+	struct http_counts c;
+	char buf[256], two[128];
+
+	connect_case(f, 2, 0);
+	/* A request before it joins: the response under way then is not counted. */
+	request(f);
+	assert_int_equal(drain_measure(&f->d, SERVICE, 2, 1), 0);
+	assert_int_equal(pass(f), 1);
+	assert_int_equal(drain_members(&f->d), 1);
+	swrite(f, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	expect(f, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	c = hcounts(f, 2);
+	assert_int_equal(c.n[HC_2XX], 0);
+	assert_int_equal(c.joined, 1);
+	/* The next one is: counted, passed as written (no drain). */
+	request(f);
+	swrite(f, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	expect(f, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	assert_int_equal(hcounts(f, 2).n[HC_2XX], 1);
+	/* A status line split over writes: put together, counted once. */
+	request(f);
+	swrite(f, "HTTP/1.1 5");
+	swrite(f, "03 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+	expect(f, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+	c = hcounts(f, 2);
+	assert_int_equal(c.n[HC_5XX], 1);
+	assert_int_equal(c.n[HC_OTHER], 0);
+	/* A body that looks like a status line is not a response. */
+	request(f);
+	swrite(f, "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n");
+	swrite(f, "HTTP/1.1 500");
+	expect(f, "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nHTTP/1.1 500");
+	c = hcounts(f, 2);
+	assert_int_equal(c.n[HC_2XX], 2);
+	assert_int_equal(c.n[HC_5XX], 1);
+	/* Two pipelined requests, both responses in one write: counted once (documented). */
+	assert_int_equal(write(f->cfd, req2, sizeof(req2) - 1), (ssize_t)sizeof(req2) - 1);
+	assert_int_equal(read(f->sfd, buf, sizeof(buf)), (ssize_t)sizeof(req2) - 1);
+	snprintf(two, sizeof(two), "%s%s", r404, r404);
+	swrite(f, two);
+	expect(f, two);
+	assert_int_equal(hcounts(f, 2).n[HC_4XX], 1);
+	/* Not HTTP/1.x: other. */
+	request(f);
+	swrite(f, "\x16\x03\x01\x00\x05hello");
+	expect(f, "\x16\x03\x01\x00\x05hello");
+	assert_int_equal(hcounts(f, 2).n[HC_OTHER], 1);
+	/* Its version starts draining: the same program rewrites and counts, no move. */
+	assert_int_equal(drain_version(&f->d, SERVICE, 2, 1), 0);
+	request(f);
+	swrite(f, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	expect(f, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+	assert_int_equal(hcounts(f, 2).n[HC_2XX], 3);
+	assert_int_equal(stats(f, 2).rewritten, 1);
+	close_case(f, 2);
+	assert_int_equal(drain_measure(&f->d, SERVICE, 2, 0), 0);
+	pass(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest kernel[] = {
@@ -623,6 +696,7 @@ int main(void)
 	    cmocka_unit_test(active_never_joins_and_leave),
 	    cmocka_unit_test(resteer_follows_weights),
 	    cmocka_unit_test(instance_drain),
+	    cmocka_unit_test(measure_counts),
 	};
 	const struct CMUnitTest pure[] = {
 	    cmocka_unit_test(scan_heads),

@@ -175,7 +175,9 @@ static void ratio_refused(void **state)
 	refused("", "max-p99-ratio = 1.2\nconfidence = 100%\n",
 		"confidence must be above 50% and below 100%");
 	refused("", "max-p99-ratio = 1.2\nconfidence = 101\n", "confidence: ");
-	refused("", "confidence = 95%\n", "confidence is for max-p99-ratio's rank test");
+	refused("", "confidence = 95%\n",
+		"confidence is for max-p99-ratio's and max-error-ratio's tests, neither of which "
+		"is set");
 	refused("", "strategy = bluegreen\nbaseline = yes\n",
 		"baseline = yes needs strategy = canary");
 	refused("", "strategy = rolling\nbaseline = yes\n",
@@ -191,6 +193,55 @@ static void ratio_refused(void **state)
 		"has a latency gate (max-p99-ratio) but [agent] has latency = off");
 }
 
+/* measure-http and its gates (min-success-rate, max-error-ratio). */
+static void http_settings(void **state)
+{
+	(void)state;
+	assert_int_equal(load("", "strategy = canary\n"), 0);
+	assert_false(cfg->services[0].measure_http);
+	assert_int_equal(cfg->services[0].min_success_bp, 0);
+	assert_true(cfg->services[0].max_error_ratio == 0);
+	config_free(cfg);
+	assert_int_equal(load("", "strategy = canary\nmeasure-http = yes\nmin-success-rate = 99.5%\n"
+				  "max-error-ratio = 2\nconfidence = 99%\n"),
+			 0);
+	assert_true(cfg->services[0].measure_http);
+	assert_int_equal(cfg->services[0].min_success_bp, 9950);
+	assert_true(cfg->services[0].max_error_ratio == 2);
+	assert_int_equal(cfg->services[0].confidence_bp, 9900);
+	/* The HTTP gates are judged in the latency window: latency is measured (auto). */
+	assert_true(LATENCY_MEASURED(&cfg->services[0]));
+	config_free(cfg);
+	/* measure-http alone: counts for status, no gate */
+	assert_int_equal(load("", "measure-http = yes\nmin-success-rate = off\n"), 0);
+	assert_false(LATENCY_MEASURED(&cfg->services[0]));
+	config_free(cfg);
+}
+
+static void http_refused(void **state)
+{
+	(void)state;
+	refused("", "measure-http = maybe\n", "measure-http must be yes or no");
+	refused("", "min-success-rate = 99%\n",
+		"min-success-rate needs the responses' status counted: add measure-http = yes");
+	refused("", "max-error-ratio = 2\n",
+		"max-error-ratio needs the responses' status counted: add measure-http = yes");
+	refused("", "measure-http = yes\nmin-success-rate = 99\n",
+		"min-success-rate needs a unit: 99%, or off, not 99");
+	refused("", "measure-http = yes\nmin-success-rate = 0%\n",
+		"min-success-rate must be above 0% and at most 100%");
+	refused("", "measure-http = yes\nmin-success-rate = 101%\n", "min-success-rate");
+	refused("", "measure-http = yes\nmin-success-rate = -5%\n", "min-success-rate");
+	refused("", "measure-http = yes\nmax-error-ratio = 1\n",
+		"max-error-ratio must be a ratio above 1");
+	refused("", "measure-http = yes\nmax-error-ratio = 0.5\n",
+		"max-error-ratio must be a ratio above 1");
+	refused("", "measure-http = yes\nmax-error-ratio = 2x\n",
+		"max-error-ratio must be a ratio above 1");
+	refused("", "measure-http = yes\nmin-success-rate = 99%\nlatency = off\n",
+		"min-success-rate needs latency measured, but latency = off");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -201,6 +252,8 @@ int main(void)
 	    cmocka_unit_test(gate_without_measurement),
 	    cmocka_unit_test(ratio_settings),
 	    cmocka_unit_test(ratio_refused),
+	    cmocka_unit_test(http_settings),
+	    cmocka_unit_test(http_refused),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -18,12 +18,13 @@
 #   latency    9. latency measurement: new conns/s and keep-alive req/s on against off; run time
 #   rollmem   10. peak memory of the service's processes: rolling deploy against blue-green
 #   servers   11. lighttpd and nginx: failed requests in deploys with drain-http against their own reloads
+#   http      12. measure-http: keep-alive requests/s of a version under analysis against one not measured
 #
 # Prints the table (each figure, its baseline, the ratio), the machine, and
 # the commands; keeps every part's latest result in bench/results.json
 # (parts run now replace theirs) and the table in bench/results.md.
 set -u
-ALL="steer swaps switch proxy footprint scale reset rollout drain latency rollmem servers"
+ALL="steer swaps switch proxy footprint scale reset rollout drain latency rollmem servers http"
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 B=$(cd "${1:-build}" 2>/dev/null && pwd) || { echo "bench: build directory '${1:-build}' not found (run make)" >&2; exit 1; }
@@ -38,7 +39,7 @@ done
 for t in unshare ip nstat ss jq wrk bpftool awk nginx haproxy lighttpd gnuplot timeout; do
 	command -v "$t" >/dev/null 2>&1 || { echo "bench: $t not found (tools/deps.sh bench installs it)" >&2; exit 1; }
 done
-for f in baton demo-server steer-bench loadgen drain-bench lat-bench; do
+for f in baton demo-server steer-bench loadgen drain-bench lat-bench http-bench; do
 	[ -x "$B/$f" ] || { echo "bench: $B/$f missing (make bench builds it)" >&2; exit 1; }
 done
 if ! awk '$2 == "/sys/fs/bpf" && $3 == "bpf" { f = 1 } END { exit !f }' /proc/self/mounts; then
