@@ -125,8 +125,19 @@ static void remembered(const struct service *s, char *buf, size_t len)
  */
 static bool takes_back(const struct version *tv)
 {
-	return tv && tv->nalive && tv->nalive == tv->ninst &&
-	       (tv->phase == VP_DRAIN_DELAY || tv->phase == VP_DRAIN_WAIT);
+	int i;
+
+	if (!tv || !tv->nalive || tv->nalive != tv->ninst ||
+	    (tv->phase != VP_DRAIN_DELAY && tv->phase != VP_DRAIN_WAIT))
+		return false;
+	/*
+	 * A rolling rollout's old instance that was already told to exit is
+	 * on its way out: the version is started again instead.
+	 */
+	for (i = 0; i < tv->ninst; i++)
+		if (tv->inst[i].retiring && tv->inst[i].retire_step >= 0)
+			return false;
+	return true;
 }
 
 /*

@@ -325,6 +325,27 @@ static void test_rollback_to_draining(void **state)
 	service_free(s);
 }
 
+/*
+ * A draining version one of whose instances a rolling rollout retired and
+ * signalled is not taken back at once (that instance is on its way out):
+ * it is started again.
+ */
+static void test_rollback_to_signalled_instance(void **state)
+{
+	struct service *s = service_new();
+	struct version *v1;
+
+	(void)state;
+	s->conf.drain_delay_ms = 10000;
+	v1 = deploy_ready(s, "/srv/v1", 0, NULL);
+	deploy_ready(s, "/srv/v2", 0, NULL);
+	assert_int_equal(v1->phase, VP_DRAIN_DELAY);
+	v1->inst[0].retiring = true;
+	v1->inst[0].retire_step = 1; /* SIGTERM sent */
+	EXPECT(s, ((struct fsm_event){.type = FE_ROLLBACK, .c = C2}), "redeploy v1");
+	service_free(s);
+}
+
 /* "Previous" is the version that served last before the current one, not the last deployed. */
 static void test_previous_is_last_active(void **state)
 {
@@ -617,6 +638,7 @@ int main(void)
 	    cmocka_unit_test(test_rollback_after_exit),
 	    cmocka_unit_test(test_rollback_to),
 	    cmocka_unit_test(test_rollback_to_draining),
+	    cmocka_unit_test(test_rollback_to_signalled_instance),
 	    cmocka_unit_test(test_bad_rollbacks),
 	    cmocka_unit_test(test_window_bound),
 	    cmocka_unit_test(test_json),
