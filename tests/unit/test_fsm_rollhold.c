@@ -112,7 +112,12 @@ static void test_latency_holds_batch(void **state)
 	assert_int_equal(s->ro.batch, 1);
 	EXPECT(s, lat(nv, 20, 500), ""); /* 20 < min-samples: inconclusive, not bad */
 	assert_int_equal(s->ro.gate_bad, 0);
-	/* A passing window: batch 2 starts. */
+	/* A window within the bounds that began before batch 1 served does not judge it. */
+	EXPECT(s, lat(nv, 60, 30), "");
+	assert_true(s->ro.gate_holding);
+	assert_string_equal(s->ro.gate_last, "pass, before this batch served: p99 sample");
+	/* A passing window of batch 1's own: batch 2 starts. */
+	now += 1000;
 	EXPECT(s, lat(nv, 60, 30), "place-inst v2/1; spawn-inst v2/1; ready-checks v2");
 	assert_int_equal(s->ro.batch, 2);
 	assert_false(s->ro.gate_holding);
@@ -256,9 +261,10 @@ static void test_http_success_rolls_back(void **state)
 	EXPECT(s, http_lat(nv, 200, 20, 0, 0), "");
 	assert_int_equal(s->ro.stage, RO_ROLLING);
 	assert_int_equal(s->ro.gate_bad, 1);
-	assert_string_equal(s->ro.gate_last,
-			    "fail: web v2 success 90.0% < 99% over 200 responses (min-success-rate)");
-	EXPECT(s, http_lat(nv, 200, 20, 0, 0), 
+	assert_string_equal(
+	    s->ro.gate_last,
+	    "fail: web v2 success 90.0% < 99% over 200 responses (min-success-rate)");
+	EXPECT(s, http_lat(nv, 200, 20, 0, 0),
 	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
 	       "SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; ready-checks v1");
 	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
@@ -291,7 +297,9 @@ static void test_http_healthy_completes(void **state)
 	assert_string_equal(s->ro.gate_last, "inconclusive: v1 (compared with) 0 of min-samples 50 "
 					     "HTTP responses counted in 1000 ms");
 	/* 1 5xx in 200 against 1 in 600 of the old: within 2 x at 95%. */
-	EXPECT(s, http_lat(nv, 200, 1, 600, 1), "place-inst v2/1; spawn-inst v2/1; ready-checks v2");
+	now += 1000;
+	EXPECT(s, http_lat(nv, 200, 1, 600, 1),
+	       "place-inst v2/1; spawn-inst v2/1; ready-checks v2");
 	assert_int_equal(s->ro.batch, 2);
 	assert_false(s->ro.gate_holding);
 	for (k = 2; k < 4; k++) {
@@ -302,13 +310,14 @@ static void test_http_healthy_completes(void **state)
 		step(s, ev(FE_EXIT, ov, k));
 		assert_true(s->ro.gate_holding);
 		assert_int_equal(s->ro.batch, k);
+		now += 1000; /* a window since this batch served */
 		snprintf(want, sizeof(want), "place-inst v2/%d; spawn-inst v2/%d; ready-checks v2",
 			 k, k);
 		EXPECT(s, http_lat(nv, 300, 0, 300, 0), want);
 		assert_int_equal(s->ro.batch, k + 1);
 	}
 	start_spawned();
-	EXPECT(s, ev(FE_READY, nv, 3), 
+	EXPECT(s, ev(FE_READY, nv, 3),
 	       "stop-checks v2; vtimer v2 off; policy; deploy-done ok; ro-timer off; unplace v1; "
 	       "watch v1; release v1; signal-inst v1/0 SIGTERM; vtimer v1 +3000");
 	assert_int_equal(s->ro.stage, RO_NONE);
