@@ -325,6 +325,44 @@ static void test_http_healthy_completes(void **state)
 	service_free(s);
 }
 
+/*
+ * Too few counted responses to judge batch 1: held, then failed at
+ * analysis-timeout from its weight; baton promote releases such a hold.
+ */
+static void test_http_timeout_and_promote(void **state)
+{
+	struct service *s = http_service(0);
+	struct version *ov, *nv;
+
+	(void)state;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	http_batch_one(s, ov, nv);
+	now += 7999;
+	EXPECT(s, http_lat(nv, 30, 0, 0, 0), "");
+	assert_int_equal(s->ro.stage, RO_ROLLING);
+	now += 1;
+	step(s, http_lat(nv, 30, 0, 0, 0));
+	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
+	assert_int_equal(s->ro.batch, 1);
+	assert_string_equal(s->ro.fail_why,
+			    "web v2 inconclusive: 30 HTTP responses counted in 1.0 s, fewer than "
+			    "min-samples 50 within analysis-timeout 8000 ms");
+	service_free(s);
+
+	s = http_service(0);
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	http_batch_one(s, ov, nv);
+	EXPECT(s, http_lat(nv, 30, 0, 0, 0), "");
+	EXPECT(s, promote(), "place-inst v2/1; spawn-inst v2/1; ready-checks v2; reply");
+	assert_int_equal(s->ro.batch, 2);
+	assert_false(s->ro.gate_holding);
+	service_free(s);
+}
+
 /* gate-mode = dry-run: the same verdicts reported, no batch held, nothing rolled back. */
 static void test_http_dry_run(void **state)
 {
@@ -712,6 +750,7 @@ int main(void)
 	    cmocka_unit_test(test_latency_promote),
 	    cmocka_unit_test(test_http_success_rolls_back),
 	    cmocka_unit_test(test_http_healthy_completes),
+	    cmocka_unit_test(test_http_timeout_and_promote),
 	    cmocka_unit_test(test_http_dry_run),
 	};
 
