@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Latency gates of a canary or rolling rollout (part of the pure state
- * machine: no I/O, no clock).  A rolling rollout's "step" is a batch: its
- * weight is applied when its new instances serve, and the hold is before
- * the next batch (fsm_rollhold.c).
+ * Latency gates, and the HTTP gates judged in their window
+ * (min-success-rate, max-error-ratio), of a canary or rolling rollout (part
+ * of the pure state machine: no I/O, no clock).  A rolling rollout's "step"
+ * is a batch: its weight is applied when its new instances serve, the hold
+ * is before the next batch (fsm_rollhold.c), and only a window that began
+ * after that weight can pass it (an earlier one still counts when bad).
  *  Every health-interval the agent reports the new version's
  * response time and accept wait over its gate window (FE_LAT_SAMPLE), and,
  * with max-p99-ratio, the same window of the version it is compared with
@@ -258,6 +260,19 @@ void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_la
 	} else if (hwhy[0]) {
 		snprintf(why, sizeof(why), "%s", hwhy);
 		reason = RB_HTTP;
+	} else if (ro->stage == RO_ROLLING && f->now - (long long)l->window_ms < ro->gate_step_t) {
+		/*
+		 * Within the bounds, but the window began before this batch's
+		 * weight: it does not judge the batch.  The next one will.
+		 */
+		ro->gate_bad = 0;
+		snprintf(ro->gate_last, sizeof(ro->gate_last),
+			 "pass%s, before this batch served: %s%s%s%s%s", dry, text,
+			 rtext[0] ? "; " : "", rtext, hpass[0] ? "; " : "", hpass);
+		log_info("%s: gates pass%s over a window begun before batch %d served: not "
+			 "counted for it",
+			 vname(v), dry, ro->batch);
+		return;
 	} else {
 		ro->gate_bad = 0;
 		ro->gate_pass = true;

@@ -5,10 +5,11 @@
  *  - every Prometheus gate must have passed its last query; held up to
  *    gate-timeout (fsm_gate.c), then rolled back;
  *  - the latency gates (max-p99, max-accept-wait-p99, max-p99-ratio
- *    against the old version) must have given a passing verdict over the
- *    new version's window since the last batch began serving; held while
- *    inconclusive, up to analysis-timeout from then (fsm_gates.c), then
- *    rolled back;
+ *    against the old version) and the HTTP gates (min-success-rate,
+ *    max-error-ratio against the old version) must have given a passing
+ *    verdict over a window of the new version's that began after the last
+ *    batch began serving; held while inconclusive, up to analysis-timeout
+ *    from then (fsm_gates.c), then rolled back;
  *  - with approve = yes (deploy --approve), baton promote; held up to
  *    approval-timeout (not counted while paused), then rolled back;
  *  - a confirm-step webhook (confirm-promotion before the last batch) must

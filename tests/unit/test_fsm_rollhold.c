@@ -112,7 +112,12 @@ static void test_latency_holds_batch(void **state)
 	assert_int_equal(s->ro.batch, 1);
 	EXPECT(s, lat(nv, 20, 500), ""); /* 20 < min-samples: inconclusive, not bad */
 	assert_int_equal(s->ro.gate_bad, 0);
-	/* A passing window: batch 2 starts. */
+	/* A window within the bounds that began before batch 1 served does not judge it. */
+	EXPECT(s, lat(nv, 60, 30), "");
+	assert_true(s->ro.gate_holding);
+	assert_string_equal(s->ro.gate_last, "pass, before this batch served: p99 sample");
+	/* A passing window of batch 1's own: batch 2 starts. */
+	now += 1000;
 	EXPECT(s, lat(nv, 60, 30), "place-inst v2/1; spawn-inst v2/1; ready-checks v2");
 	assert_int_equal(s->ro.batch, 2);
 	assert_false(s->ro.gate_holding);
@@ -181,6 +186,208 @@ static void test_latency_promote(void **state)
 	step(s, promote());
 	assert_int_equal(s->ro.batch, 2);
 	assert_false(s->ro.gate_holding);
+	service_free(s);
+}
+
+/*
+ * A window of v's (200 requests, p99 30 ms, compared with v1) with its HTTP
+ * counts: n responses, n5 of them 5xx; v1's on and on5 (none when on is 0).
+ */
+static struct fsm_event http_lat(struct version *v, unsigned long long n, unsigned long long n5,
+				 unsigned long long on, unsigned long long on5)
+{
+	struct fsm_event e = lat(v, 200, 30);
+
+	e.lat.cmp_num = 1;
+	e.lat.http = true;
+	e.lat.http_n = n;
+	e.lat.http_5xx = n5;
+	if (on) {
+		e.lat.http_cmp = true;
+		e.lat.cmp_http_n = on;
+		e.lat.cmp_http_5xx = on5;
+	}
+	return e;
+}
+
+/* measure-http with min-success-rate 99% (and max-error-ratio when given), no latency gate. */
+static struct service *http_service(double max_error_ratio)
+{
+	struct service *s = hold_service(1, 0);
+
+	s->conf.measure_http = true;
+	s->conf.min_success_bp = 9900;
+	s->conf.max_error_ratio = max_error_ratio;
+	s->conf.confidence_bp = 9500;
+	s->conf.min_samples = 50;
+	s->conf.analysis_timeout_ms = 8000;
+	s->conf.health_threshold = 2;
+	return s;
+}
+
+/* Batch 1 of v2 serves and its old instance 1 exits: batch 2 is held for the HTTP gates. */
+static void http_batch_one(struct service *s, struct version *ov, struct version *nv)
+{
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1});
+	start_spawned();
+	/* The HTTP gates need the health tick too (it sends the windows). */
+	EXPECT(s, ev(FE_READY, nv, 0), "health-checks v2; policy; inst-conns v1");
+	step(s, conns(ov, 5, 1, 5, 5));
+	EXPECT(s, ev(FE_EXIT, ov, 1), "stop-checks v1/1; ro-timer off");
+	assert_true(s->ro.gate_holding);
+	assert_int_equal(s->ro.batch, 1);
+}
+
+/*
+ * min-success-rate between rolling batches: batch 1's window of 10% 500s,
+ * health-threshold times in a row, rolls back (reason http) before batch 2;
+ * the old instance that left starts again.
+ */
+static void test_http_success_rolls_back(void **state)
+{
+	struct service *s = http_service(0);
+	struct version *ov, *nv;
+
+	(void)state;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	http_batch_one(s, ov, nv);
+	/* Fewer than min-samples counted responses: inconclusive, held, not bad. */
+	EXPECT(s, http_lat(nv, 40, 4, 0, 0), "");
+	assert_int_equal(s->ro.gate_bad, 0);
+	assert_string_equal(s->ro.gate_last,
+			    "inconclusive: 40 of min-samples 50 HTTP responses counted in 1000 ms");
+	EXPECT(s, http_lat(nv, 200, 20, 0, 0), "");
+	assert_int_equal(s->ro.stage, RO_ROLLING);
+	assert_int_equal(s->ro.gate_bad, 1);
+	assert_string_equal(
+	    s->ro.gate_last,
+	    "fail: web v2 success 90.0% < 99% over 200 responses (min-success-rate)");
+	EXPECT(s, http_lat(nv, 200, 20, 0, 0),
+	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
+	       "SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; ready-checks v1");
+	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
+	assert_int_equal(s->ro.batch, 1);
+	assert_int_equal(s->rollbacks[RB_HTTP], 1);
+	assert_int_equal(s->rollbacks[RB_LATENCY], 0);
+	assert_string_equal(s->ro.fail_why,
+			    "web v2 success 90.0% < 99% over 200 responses (min-success-rate)");
+	/* Never fewer than 3 serving, never more than 5 processes. */
+	assert_int_equal(min_serving, 3);
+	assert_int_equal(max_procs, 5);
+	service_free(s);
+}
+
+/* A healthy new version: each batch waits for its passing window, the rollout completes. */
+static void test_http_healthy_completes(void **state)
+{
+	struct service *s = http_service(2);
+	struct version *ov, *nv;
+	char want[80];
+	int k;
+
+	(void)state;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	http_batch_one(s, ov, nv);
+	/* max-error-ratio compares with the old version: inconclusive without its counts. */
+	EXPECT(s, http_lat(nv, 200, 0, 0, 0), "");
+	assert_string_equal(s->ro.gate_last, "inconclusive: v1 (compared with) 0 of min-samples 50 "
+					     "HTTP responses counted in 1000 ms");
+	/* 1 5xx in 200 against 1 in 600 of the old: within 2 x at 95%. */
+	now += 1000;
+	EXPECT(s, http_lat(nv, 200, 1, 600, 1),
+	       "place-inst v2/1; spawn-inst v2/1; ready-checks v2");
+	assert_int_equal(s->ro.batch, 2);
+	assert_false(s->ro.gate_holding);
+	for (k = 2; k < 4; k++) {
+		start_spawned();
+		step(s, ev(FE_READY, nv, k - 1));
+		assert_false(s->ro.gate_pass); /* this batch's weight: its verdict starts over */
+		step(s, conns(ov, 5, -1, k == 2 ? 1 : -1, k == 3 ? 1 : 5));
+		step(s, ev(FE_EXIT, ov, k));
+		assert_true(s->ro.gate_holding);
+		assert_int_equal(s->ro.batch, k);
+		now += 1000; /* a window since this batch served */
+		snprintf(want, sizeof(want), "place-inst v2/%d; spawn-inst v2/%d; ready-checks v2",
+			 k, k);
+		EXPECT(s, http_lat(nv, 300, 0, 300, 0), want);
+		assert_int_equal(s->ro.batch, k + 1);
+	}
+	start_spawned();
+	EXPECT(s, ev(FE_READY, nv, 3),
+	       "stop-checks v2; vtimer v2 off; policy; deploy-done ok; ro-timer off; unplace v1; "
+	       "watch v1; release v1; signal-inst v1/0 SIGTERM; vtimer v1 +3000");
+	assert_int_equal(s->ro.stage, RO_NONE);
+	assert_int_equal(s->rollbacks[RB_HTTP], 0);
+	service_free(s);
+}
+
+/*
+ * Too few counted responses to judge batch 1: held, then failed at
+ * analysis-timeout from its weight; baton promote releases such a hold.
+ */
+static void test_http_timeout_and_promote(void **state)
+{
+	struct service *s = http_service(0);
+	struct version *ov, *nv;
+
+	(void)state;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	http_batch_one(s, ov, nv);
+	now += 7999;
+	EXPECT(s, http_lat(nv, 30, 0, 0, 0), "");
+	assert_int_equal(s->ro.stage, RO_ROLLING);
+	now += 1;
+	step(s, http_lat(nv, 30, 0, 0, 0));
+	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
+	assert_int_equal(s->ro.batch, 1);
+	assert_string_equal(s->ro.fail_why,
+			    "web v2 inconclusive: 30 HTTP responses counted in 1.0 s, fewer than "
+			    "min-samples 50 within analysis-timeout 8000 ms");
+	service_free(s);
+
+	s = http_service(0);
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	http_batch_one(s, ov, nv);
+	EXPECT(s, http_lat(nv, 30, 0, 0, 0), "");
+	EXPECT(s, promote(), "place-inst v2/1; spawn-inst v2/1; ready-checks v2; reply");
+	assert_int_equal(s->ro.batch, 2);
+	assert_false(s->ro.gate_holding);
+	service_free(s);
+}
+
+/* gate-mode = dry-run: the same verdicts reported, no batch held, nothing rolled back. */
+static void test_http_dry_run(void **state)
+{
+	struct service *s = http_service(0);
+	struct version *ov, *nv;
+
+	(void)state;
+	s->conf.gate_dry_run = true;
+	setup_two(s);
+	ov = ov_;
+	nv = nv_;
+	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = nv, .c = C1});
+	start_spawned();
+	step(s, ev(FE_READY, nv, 0));
+	step(s, conns(ov, 5, 1, 5, 5));
+	/* Batch 1 over: not held (it would be), batch 2 starts at once. */
+	EXPECT(s, ev(FE_EXIT, ov, 1),
+	       "stop-checks v1/1; place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off");
+	assert_int_equal(s->ro.batch, 2);
+	EXPECT(s, http_lat(nv, 200, 20, 0, 0), "");
+	EXPECT(s, http_lat(nv, 200, 20, 0, 0), "");
+	assert_int_equal(s->ro.stage, RO_ROLLING);
+	assert_int_equal(s->rollbacks[RB_HTTP], 0);
+	assert_string_equal(s->ro.gate_last, "dry-run, would roll back: web v2 success 90.0% < 99% "
+					     "over 200 responses (min-success-rate)");
 	service_free(s);
 }
 
@@ -541,6 +748,10 @@ int main(void)
 	    cmocka_unit_test(test_latency_holds_batch),
 	    cmocka_unit_test(test_latency_analysis_timeout),
 	    cmocka_unit_test(test_latency_promote),
+	    cmocka_unit_test(test_http_success_rolls_back),
+	    cmocka_unit_test(test_http_healthy_completes),
+	    cmocka_unit_test(test_http_timeout_and_promote),
+	    cmocka_unit_test(test_http_dry_run),
 	};
 
 	log_init("test_fsm_rollhold", -1);
