@@ -18,6 +18,7 @@
 #include "httpstat.h"
 #include "log.h"
 #include "services.h"
+#include "metrics.h"
 
 static const char *const class_names[HC_COUNT] = {
     [HC_1XX] = "1xx", [HC_2XX] = "2xx", [HC_3XX] = "3xx",
@@ -136,18 +137,6 @@ json_t *httpstat_json(const struct version *v)
 	return j;
 }
 
-static void put_name(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			fputc('\\', f);
-		if (*s == '\n') {
-			fputs("\\n", f);
-			continue;
-		}
-		fputc(*s, f);
-	}
-}
 
 void httpstat_metrics(FILE *f)
 {
@@ -168,7 +157,7 @@ void httpstat_metrics(FILE *f)
 				continue;
 			for (k = 0; k < HC_COUNT; k++) {
 				fprintf(f, "%s{service=\"", name);
-				put_name(f, s->conf.name);
+				metrics_put_label(f, s->conf.name);
 				fprintf(f, "\",version=\"v%d\",class=\"%s\"} %llu\n", v->num,
 					class_names[k], (unsigned long long)v->http.n[k]);
 			}

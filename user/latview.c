@@ -19,6 +19,7 @@
 #include "log.h"
 #include "loop.h"
 #include "services.h"
+#include "metrics.h"
 
 static int tfd = -1;
 static struct evsrc tev;
@@ -164,18 +165,6 @@ json_t *latview_json(const struct version *v)
 			 stats_json(&lv->last[LAT_ACCEPT]));
 }
 
-static void put_name(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			fputc('\\', f);
-		if (*s == '\n') {
-			fputs("\\n", f);
-			continue;
-		}
-		fputc(*s, f);
-	}
-}
 
 /* Prometheus' bucket bounds: powers of two from 128 us to 16.8 s (all bucket bounds of ours). */
 #define PROM_FIRST 7
@@ -205,7 +194,7 @@ void latview_metrics(FILE *f)
 					continue;
 				for (b = PROM_FIRST; b <= PROM_LAST + 1; b++) {
 					fprintf(f, "%s_bucket{service=\"", names[k][0]);
-					put_name(f, s->conf.name);
+					metrics_put_label(f, s->conf.name);
 					if (b <= PROM_LAST)
 						fprintf(f, "\",version=\"v%d\",le=\"%.9g\"} %llu\n",
 							v->num, (1ULL << b) / 1e6,
@@ -217,10 +206,10 @@ void latview_metrics(FILE *f)
 							(unsigned long long)lat_count(&h, k));
 				}
 				fprintf(f, "%s_sum{service=\"", names[k][0]);
-				put_name(f, s->conf.name);
+				metrics_put_label(f, s->conf.name);
 				fprintf(f, "\",version=\"v%d\"} %.6f\n", v->num, h.sum_us[k] / 1e6);
 				fprintf(f, "%s_count{service=\"", names[k][0]);
-				put_name(f, s->conf.name);
+				metrics_put_label(f, s->conf.name);
 				fprintf(f, "\",version=\"v%d\"} %llu\n", v->num,
 					(unsigned long long)lat_count(&h, k));
 			}

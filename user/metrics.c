@@ -58,8 +58,7 @@ static void mclient_close(struct mclient *m)
 		}
 }
 
-/* Label values: backslash, double quote and newline escaped, as the format asks. */
-static void put_label(FILE *f, const char *v)
+void metrics_put_label(FILE *f, const char *v)
 {
 	for (; *v; v++) {
 		if (*v == '\\' || *v == '"')
@@ -92,9 +91,9 @@ static void gate_metrics(FILE *f)
 		for (g = 0; nv && g < s->conf.ngates; g++)
 			if (nv->gate[g].verdict == GV_PASS || nv->gate[g].verdict == GV_FAIL) {
 				fputs("baton_gate_value{service=\"", f);
-				put_label(f, s->conf.name);
+				metrics_put_label(f, s->conf.name);
 				fprintf(f, "\",version=\"%d\",gate=\"", nv->num);
-				put_label(f, s->conf.gate[g].name);
+				metrics_put_label(f, s->conf.gate[g].name);
 				fprintf(f, "\"} %.17g\n", nv->gate[g].value);
 			}
 	}
@@ -110,9 +109,9 @@ static void gate_metrics(FILE *f)
 
 			for (k = 0; k < 3; k++) {
 				fputs("baton_gate_verdicts{service=\"", f);
-				put_label(f, s->conf.name);
+				metrics_put_label(f, s->conf.name);
 				fprintf(f, "\",version=\"%d\",gate=\"", nv->num);
-				put_label(f, s->conf.gate[g].name);
+				metrics_put_label(f, s->conf.gate[g].name);
 				fprintf(f, "\",verdict=\"%s\"} %lu\n", vn[k], n[k]);
 			}
 		}
@@ -128,7 +127,7 @@ static void drain_http_metric(FILE *f, const char *name, const char *help, size_
 	for (i = 0; (s = service_at(i)); i++)
 		if (!s->gone && s->conf.drain_http) {
 			fprintf(f, "%s{service=\"", name);
-			put_label(f, s->conf.name);
+			metrics_put_label(f, s->conf.name);
 			fprintf(f, "\"} %llu\n", *(unsigned long long *)((char *)s + off));
 		}
 }
@@ -206,7 +205,7 @@ static char *metrics_text(size_t *len)
 					break;
 				}
 				fprintf(f, "%s{service=\"", vm[k].name);
-				put_label(f, s->conf.name);
+				metrics_put_label(f, s->conf.name);
 				fprintf(f, "\",version=\"v%d\"", v->num);
 				if (k == 0)
 					fprintf(f, ",state=\"%s\"", phase_names[v->phase]);
@@ -246,7 +245,7 @@ static char *metrics_text(size_t *len)
 				    (k == 4 && !ts.have_mem_peak))
 					continue;
 				fprintf(f, "%s{service=\"", tm[k][0]);
-				put_label(f, s->conf.name);
+				metrics_put_label(f, s->conf.name);
 				fprintf(f, "\",version=\"v%d\"} ", v->num);
 				if (k == 2)
 					fprintf(f, "%.6f\n", ts.cpu_usec / 1e6);
@@ -276,7 +275,7 @@ static char *metrics_text(size_t *len)
 				continue;
 			dp_service_stats(s, &st);
 			fprintf(f, "%s{service=\"", sm[k][0]);
-			put_label(f, s->conf.name);
+			metrics_put_label(f, s->conf.name);
 			fprintf(f, "\"} %llu\n",
 				(unsigned long long)(k == 0   ? st.selected
 						     : k == 1 ? st.pinned
@@ -293,7 +292,7 @@ static char *metrics_text(size_t *len)
 		for (j = 0; j < MAX_VERSIONS && !s->gone; j++)
 			if (s->slot[j]) {
 				fputs("baton_version_accept_queue{service=\"", f);
-				put_label(f, s->conf.name);
+				metrics_put_label(f, s->conf.name);
 				fprintf(f, "\",version=\"v%d\"} %u\n", s->slot[j]->num,
 					s->slot[j]->acceptq.queue);
 			}
@@ -304,7 +303,7 @@ static char *metrics_text(size_t *len)
 		for (j = 0; j < MAX_VERSIONS && !s->gone; j++)
 			if (s->slot[j]) {
 				fputs("baton_version_not_accepting_seconds{service=\"", f);
-				put_label(f, s->conf.name);
+				metrics_put_label(f, s->conf.name);
 				fprintf(f, "\",version=\"v%d\"} %.3f\n", s->slot[j]->num,
 					acceptq_stalled_ms(&s->slot[j]->acceptq, now_ms()) /
 					    1000.0);
@@ -315,7 +314,7 @@ static char *metrics_text(size_t *len)
 	for (i = 0; (s = service_at(i)); i++)
 		for (k = 0; k < RR_COUNT && !s->gone; k++) {
 			fputs("baton_rollouts_total{service=\"", f);
-			put_label(f, s->conf.name);
+			metrics_put_label(f, s->conf.name);
 			fprintf(f, "\",result=\"%s\"} %lu\n", result_names[k], s->rollouts[k]);
 		}
 	metric_head(f, "baton_rollbacks_total", "counter",
@@ -323,7 +322,7 @@ static char *metrics_text(size_t *len)
 	for (i = 0; (s = service_at(i)); i++)
 		for (k = 0; k < RB_COUNT && !s->gone; k++) {
 			fputs("baton_rollbacks_total{service=\"", f);
-			put_label(f, s->conf.name);
+			metrics_put_label(f, s->conf.name);
 			fprintf(f, "\",reason=\"%s\"} %lu\n", rb_names[k], s->rollbacks[k]);
 		}
 	gate_metrics(f);

@@ -4,6 +4,7 @@
 #define BATON_METRICS_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "config.h"
 
@@ -16,5 +17,8 @@ void on_metrics(void);
 void on_metrics_client(struct mclient *m);
 /* Free the clients closed in this epoll batch. */
 void metrics_bury(void);
+
+/* A label value on f: backslash, double quote and newline escaped, as the format asks. */
+void metrics_put_label(FILE *f, const char *v);
 
 #endif /* BATON_METRICS_H */
