@@ -151,7 +151,8 @@ check "every query panel of $DASH has a data source and a target" quiet "$T/jq.l
 	'[.panels[] | select(.type != "row") | (.datasource != null and (.targets | length) > 0)] | all' \
 	"$DASH"
 jq -r '.. | .expr? // empty' "$DASH" >"$T/exprs"
-grep -o 'baton_[a-z_]*' "$T/exprs" | sort -u >"$T/metrics.dash"
+# A histogram's series are its name with _bucket, _sum or _count.
+grep -o 'baton_[a-z_]*' "$T/exprs" | sed -E 's/_(bucket|sum|count)$//' | sort -u >"$T/metrics.dash"
 check_eq "$DASH queries only metrics the agent serves" "" "$(missing "$T/metrics.dash" "$T/metrics.code")"
 for m in baton_version_live_connections baton_version_accepted_connections_total \
 	baton_version_weight_ratio baton_rollbacks_total baton_steer_migrated_total \
