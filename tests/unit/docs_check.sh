@@ -105,13 +105,13 @@ check "baton.8 describes BATON_CONTROL" grep -q '^\.B BATON_CONTROL$' man/baton.
 # "SECTION KEY" per key: [agent] keys are the rows of its table, [service NAME]
 # keys its "### key" headings.
 awk '/^## /{ s = ($0 == "## [agent]") ? "agent" : ($0 == "## [service NAME]") ? "service" : "" }
-     s == "agent" && /^\| `[a-z][a-z-]*` \|/ { split($0, f, "`"); print s, f[2] }
-     s == "service" && /^### [a-z][a-z-]*$/ { print s, $2 }' docs/config.md >"$T/keys.docs"
+     s == "agent" && /^\| `[a-z][a-z0-9-]*` \|/ { split($0, f, "`"); print s, f[2] }
+     s == "service" && /^### [a-z][a-z0-9-]*$/ { print s, $2 }' docs/config.md >"$T/keys.docs"
 # In the man page: the "\fBkey\fR = ..." lines under the [agent] and [service] sections.
 awk '/^\.SH/{ s = index($0, "[agent]") ? "agent" : index($0, "[service") ? "service" : "other" }
-     /^\\fB[a-z][a-z\\-]*\\fR = / { k = $0; sub(/^\\fB/, "", k); sub(/\\fR.*/, "", k)
+     /^\\fB[a-z][a-z0-9\\-]*\\fR = / { k = $0; sub(/^\\fB/, "", k); sub(/\\fR.*/, "", k)
        gsub(/\\-/, "-", k); print s, k }' man/baton.conf.5 >"$T/keys.man"
-sed -n 's/^[[:space:]]*{"\([a-z][a-z-]*\)", SECT_\(AGENT\|SERVICE\),.*/\2 \1/p' user/confkeys.c |
+sed -n 's/^[[:space:]]*{"\([a-z][a-z0-9-]*\)", SECT_\(AGENT\|SERVICE\),.*/\2 \1/p' user/confkeys.c |
 	tr '[:upper:]' '[:lower:]' >"$T/keys.code"
 check "docs/config.md lists keys ($(wc -l <"$T/keys.docs"))" test "$(wc -l <"$T/keys.docs")" -ge 30
 check "user/confkeys.c's key table is found ($(wc -l <"$T/keys.code"))" test "$(wc -l <"$T/keys.code")" -ge 30
@@ -250,7 +250,7 @@ EOF
 	check "$K8S: a Namespace, a ConfigMap and a privileged hostNetwork, hostPID DaemonSet" \
 		quiet "$T/k8s.log" python3 "$T/k8s.py" "$K8S"
 	# Its configuration uses only keys the parser knows.
-	sed -n '/^  baton.conf: |$/,/^---/s/^    \([a-z][a-z-]*\) = .*/\1/p' "$K8S" >"$T/k8s.keys"
+	sed -n '/^  baton.conf: |$/,/^---/s/^    \([a-z][a-z0-9-]*\) = .*/\1/p' "$K8S" >"$T/k8s.keys"
 	cut -d' ' -f2 "$T/keys.code" >"$T/known.keys"
 	check_eq "$K8S's configuration uses only known keys" "" "$(missing "$T/k8s.keys" "$T/known.keys")"
 else
