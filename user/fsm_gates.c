@@ -149,6 +149,7 @@ static void inconclusive(struct fsm *f, struct version *v, const struct fsm_lat_
 	const char *dry = c->gate_dry_run ? " (dry-run)" : "";
 	char why[280], sh[120];
 
+	ro->gate_windows[2]++;
 	short_text(c, l, sh, sizeof(sh));
 	snprintf(ro->gate_last, sizeof(ro->gate_last), "inconclusive%s: %s in %llu ms", dry, sh,
 		 l->window_ms);
@@ -266,6 +267,7 @@ void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_la
 		 * weight: it does not judge the batch.  The next one will.
 		 */
 		ro->gate_bad = 0;
+		ro->gate_windows[0]++;
 		snprintf(ro->gate_last, sizeof(ro->gate_last),
 			 "pass%s, before this batch served: %s%s%s%s%s", dry, text,
 			 rtext[0] ? "; " : "", rtext, hpass[0] ? "; " : "", hpass);
@@ -276,6 +278,7 @@ void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_la
 	} else {
 		ro->gate_bad = 0;
 		ro->gate_pass = true;
+		ro->gate_windows[0]++;
 		snprintf(ro->gate_last, sizeof(ro->gate_last), "pass%s: %s%s%s%s%s", dry, text,
 			 rtext[0] ? "; " : "", rtext, hpass[0] ? "; " : "", hpass);
 		log_info("%s: latency gates pass%s: %s%s%s%s%s", vname(v), dry, text,
@@ -290,6 +293,7 @@ void fsm_on_latency_sample(struct fsm *f, struct version *v, const struct fsm_la
 		return;
 	}
 	ro->gate_bad++;
+	ro->gate_windows[1]++;
 	if (c->gate_dry_run) {
 		bool would = ro->gate_bad >= c->health_threshold;
 

@@ -13,6 +13,7 @@
 #include "httpstat.h"
 #include "latview.h"
 #include "evlog.h"
+#include "fsm.h"
 #include "metrics.h"
 #include "versions.h"
 #include "services.h"
@@ -114,6 +115,24 @@ static void gate_metrics(FILE *f)
 				metrics_put_label(f, s->conf.gate[g].name);
 				fprintf(f, "\",verdict=\"%s\"} %lu\n", vn[k], n[k]);
 			}
+		}
+	}
+	metric_head(f, "baton_latency_gate_windows", "gauge",
+		    "Windows the built-in gates (max-p99, max-p99-ratio, max-accept-wait-p99, "
+		    "min-success-rate, max-error-ratio) judged on the version under rollout, by "
+		    "verdict.");
+	for (i = 0; (s = service_at(i)); i++) {
+		static const char *const vn[] = {"pass", "fail", "inconclusive"};
+		int k;
+
+		nv = s->gone || s->ro.stage == RO_NONE ? NULL : ro_new(s);
+		if (!nv || !fsm_gates_on(&s->conf))
+			continue;
+		for (k = 0; k < 3; k++) {
+			fputs("baton_latency_gate_windows{service=\"", f);
+			metrics_put_label(f, s->conf.name);
+			fprintf(f, "\",version=\"%d\",verdict=\"%s\"} %lu\n", nv->num, vn[k],
+				s->ro.gate_windows[k]);
 		}
 	}
 }

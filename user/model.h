@@ -299,6 +299,8 @@ struct rollout {
 	int gate_bad;	       /* conclusive samples over a bound in a row */
 	bool gate_timed_out;   /* dry-run: analysis-timeout passed (reported once) */
 	char gate_last[320];   /* the last verdict, with its numbers */
+	/* Windows judged by them in this rollout: [0] pass, [1] fail, [2] inconclusive. */
+	unsigned long gate_windows[3];
 };
 
 struct rollback_note {

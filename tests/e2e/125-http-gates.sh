@@ -136,6 +136,9 @@ check "healthy: /metrics had v3's 2xx" \
 	grep -Eq '^baton_version_http_responses_total\{service="web",version="v3",class="2xx"\} [1-9]' \
 	"$T/m.healthy"
 check "healthy: promtool accepts /metrics" promtool check metrics <"$T/m.healthy"
+check_eq "healthy: /metrics counts v3's gate windows by verdict" "pass fail inconclusive" \
+	"$(sed -n 's/^baton_latency_gate_windows{service="web",version="3",verdict="\([a-z]*\)"} [0-9]*$/\1/p' \
+		"$T/m.healthy" | tr '\n' ' ' | sed 's/ $//')"
 cat "$T/text.healthy"
 check "healthy: status shows v3's counts" \
 	grep -Eq "http \(measure-http\): [0-9]+ responses, success 100.0%: 2xx [0-9]+ 3xx 0 4xx 0 5xx 0" \

@@ -68,6 +68,10 @@ static void test_http_success_rolls_back(void **state)
 	EXPECT(s, http_ev(v2, 1204, 124, 0, 0), "");
 	assert_string_equal(s->ro.gate_last, "fail: web v2 success 89.7% < 99% over 1204 responses "
 					     "(min-success-rate)");
+	/* Windows judged so far (/metrics): one pass, three fails, one inconclusive. */
+	assert_int_equal(s->ro.gate_windows[0], 1);
+	assert_int_equal(s->ro.gate_windows[1], 3);
+	assert_int_equal(s->ro.gate_windows[2], 1);
 	EXPECT(s, http_ev(v2, 1204, 124, 0, 0),
 	       "policy; deploy-done rolled-back; ro-timer off; stop-checks v2; unplace v2; "
 	       "watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
