@@ -515,8 +515,8 @@ static __always_inline int is_status_line(const __u8 *b)
  * status line under way; once its class is known, count it.  A status line
  * split over writes is put together here (st->sl), up to HTTP_SL_LEN bytes.
  */
-static __always_inline void http_collect(struct drain_sk *st, struct http_counts *hs,
-					 const __u8 *b, __u32 n)
+static __always_inline void http_collect(struct drain_sk *st, struct http_counts *hs, const __u8 *b,
+					 __u32 n)
 {
 	__u32 i, idx;
 	int cls;
@@ -579,10 +579,11 @@ int drain_msg(struct sk_msg_md *msg)
 	hs = bpf_map_lookup_elem(&http_versions, &vk);
 	if (!ds) {
 		if (!hs)
-			return SK_PASS; /* neither asked to close nor measured: leaves at the next pass
-					 */
+			/* neither asked to close nor measured: leaves at the next pass */
+			return SK_PASS;
 		if (st->state == DS_HEADERS)
-			st->state = DS_WAIT; /* its drain ended mid-head: the next response is new */
+			/* its drain ended mid-head: the next response is new */
+			st->state = DS_WAIT;
 	}
 	first = false;
 	if (st->state == DS_WAIT) {
@@ -596,7 +597,8 @@ int drain_msg(struct sk_msg_md *msg)
 			st->sl_len = 0;
 			st->sl_on = hs != NULL;
 		} else if (!(hs && st->sl_on)) {
-			return SK_PASS; /* no request since the last response began: not a new one */
+			/* no request since the last response began: not a new one */
+			return SK_PASS;
 		}
 	}
 	n = msg->size;

@@ -619,7 +619,8 @@ static struct http_counts hcounts(struct fixture *f, __u32 version)
 
 static void measure_counts(void **state)
 {
-	static const char req2[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char req2[] =
+	    "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
 	static const char r404[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
 	struct fixture *f = *state;
 	struct http_counts c;

@@ -202,8 +202,9 @@ static void http_settings(void **state)
 	assert_int_equal(cfg->services[0].min_success_bp, 0);
 	assert_true(cfg->services[0].max_error_ratio == 0);
 	config_free(cfg);
-	assert_int_equal(load("", "strategy = canary\nmeasure-http = yes\nmin-success-rate = 99.5%\n"
-				  "max-error-ratio = 2\nconfidence = 99%\n"),
+	assert_int_equal(load("",
+			      "strategy = canary\nmeasure-http = yes\nmin-success-rate = 99.5%\n"
+			      "max-error-ratio = 2\nconfidence = 99%\n"),
 			 0);
 	assert_true(cfg->services[0].measure_http);
 	assert_int_equal(cfg->services[0].min_success_bp, 9950);
