@@ -352,7 +352,8 @@ static int adopted_cookies(__u64 *cookies, int max)
 				int fd = v->inst[j / s->conf.nlisten].lfd[j % s->conf.nlisten];
 
 				len = sizeof(__u64);
-				if (fd >= 0 && !getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookies[n], &len))
+				if (fd >= 0 &&
+				    !getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookies[n], &len))
 					n++;
 			}
 		}
@@ -389,12 +390,14 @@ void adopt_track_prune(void)
 		keep = false;
 		if (!cgroup_path_of(extra[i], top, sizeof(top)))
 			for (j = 0; j < n && !keep; j++)
-				keep = ids[j] == extra[i] ||
-				       (!cgroup_path_of(ids[j], p, sizeof(p)) && at_or_below(p, top));
+				keep =
+				    ids[j] == extra[i] ||
+				    (!cgroup_path_of(ids[j], p, sizeof(p)) && at_or_below(p, top));
 		if (!keep && !dp_track_uncover(extra[i]))
-			log_info("the track program left cgroup id %llu: no adopted listener there any "
-				 "more",
-				 (unsigned long long)extra[i]);
+			log_info(
+			    "the track program left cgroup id %llu: no adopted listener there any "
+			    "more",
+			    (unsigned long long)extra[i]);
 	}
 }
 

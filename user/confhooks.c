@@ -411,7 +411,8 @@ int set_min_success_rate(struct parser *p, const char *key, const char *val)
 	if (parse_percent_bp(val, &bp, msg, sizeof(msg)) < 0)
 		return perr(p, "%s: %s", key, msg);
 	if (!bp || bp > 10000)
-		return perr(p, "%s must be above 0%% and at most 100%% (e.g. 99%%), or off, not %.*s",
+		return perr(p,
+			    "%s must be above 0%% and at most 100%% (e.g. 99%%), or off, not %.*s",
 			    key, ECHO_MAX, val);
 	p->svc->min_success_bp = bp;
 	return 0;

@@ -16,7 +16,8 @@ struct bpf_link;
 struct drain {
 	struct drain_bpf *skel;
 	struct bpf_link *iter;
-	struct bpf_link *est[DRAIN_MAX_CGROUPS]; /* http_est, attached at measure-http's first use */
+	/* http_est, attached at measure-http's first use */
+	struct bpf_link *est[DRAIN_MAX_CGROUPS];
 	__u64 est_id[DRAIN_MAX_CGROUPS];
 	int nest;
 	int iter_fd; /* the pass under way, or -1 */

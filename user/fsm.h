@@ -83,7 +83,7 @@ struct fsm_lat_sample {
 	bool cmp_baseline; /* it is a fresh baseline started for the rollout */
 	unsigned long long cmp_n, cmp_p99_us;
 	/* measure-http (min-success-rate, max-error-ratio): final responses and 5xx among them */
-	bool http;		       /* the new version's status is counted */
+	bool http; /* the new version's status is counted */
 	unsigned long long http_n, http_5xx;
 	bool http_cmp; /* max-error-ratio: the compared version's (cmp_num) status is counted */
 	unsigned long long cmp_http_n, cmp_http_5xx;

@@ -135,11 +135,12 @@ static void short_text(const struct service_conf *c, const struct fsm_lat_sample
 		snprintf(buf, len, "%llu of min-samples %u HTTP responses counted", l->http_n,
 			 c->min_samples);
 	else if (c->max_error_ratio > 0 && !(l->http_cmp && l->cmp_http_n >= c->min_samples))
-		snprintf(buf, len, "v%d (compared with) %llu of min-samples %u HTTP responses counted",
+		snprintf(buf, len,
+			 "v%d (compared with) %llu of min-samples %u HTTP responses counted",
 			 l->cmp_num, l->cmp_http_n, c->min_samples);
 	else
-		snprintf(buf, len, "v%d (compared with) %llu of min-samples %u requests", l->cmp_num,
-			 l->cmp_n, c->min_samples);
+		snprintf(buf, len, "v%d (compared with) %llu of min-samples %u requests",
+			 l->cmp_num, l->cmp_n, c->min_samples);
 }
 
 static void inconclusive(struct fsm *f, struct version *v, const struct fsm_lat_sample *l)
@@ -208,7 +209,8 @@ static void http_gates(const struct service_conf *c, const struct version *v,
 		}
 	}
 	if (c->min_success_bp && http_success_below(&w, c->min_success_bp)) {
-		snprintf(why, wlen, "%s success %.1f%% < %.4g%% over %llu responses (min-success-rate)",
+		snprintf(why, wlen,
+			 "%s success %.1f%% < %.4g%% over %llu responses (min-success-rate)",
 			 vname(v), http_success_pct(&w), c->min_success_bp / 100.0, w.n);
 		return;
 	}

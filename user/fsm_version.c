@@ -370,7 +370,8 @@ void fsm_on_vtimer(struct fsm *f, struct version *v)
 			int j = v->inst[mute].probe_addr;
 
 			snprintf(mutes, sizeof(mutes),
-				 " (instance %d sent READY=1 but accepted no connection on %s)", mute,
+				 " (instance %d sent READY=1 but accepted no connection on %s)",
+				 mute,
 				 j >= 0 && j < c->nlisten ? c->listen[j].text : "its listeners");
 		}
 		snprintf(why, sizeof(why),

@@ -137,7 +137,6 @@ json_t *httpstat_json(const struct version *v)
 	return j;
 }
 
-
 void httpstat_metrics(FILE *f)
 {
 	static const char name[] = "baton_version_http_responses_total";

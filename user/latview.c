@@ -165,7 +165,6 @@ json_t *latview_json(const struct version *v)
 			 stats_json(&lv->last[LAT_ACCEPT]));
 }
 
-
 /* Prometheus' bucket bounds: powers of two from 128 us to 16.8 s (all bucket bounds of ours). */
 #define PROM_FIRST 7
 #define PROM_LAST  24

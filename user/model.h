@@ -161,21 +161,21 @@ struct version {
 	int bad_intervals;
 	char errors_last[160];
 	struct gate_state gate[MAX_GATES]; /* Prometheus gates, while under rollout */
-	struct lat_view lat;	   /* latview.c: its latency, per interval and per gate window */
+	struct lat_view lat; /* latview.c: its latency, per interval and per gate window */
 	/* httpstat.c: measure-http counts while it is under analysis */
-	bool http_on;			/* its responses' status classes are counted */
-	struct http_counts http;	/* since counting began, last read */
-	struct http_counts http_base;	/* at its gate window's opening (latview.c) */
-	struct http_counts http_cmp;	/* the compared version's, then */
-	struct acceptq acceptq;	   /* acceptq.c: whether it accepts */
-	__u64 lost_seen;	   /* connections lost to dead processes, already reported */
-	__u64 oom_seen;		   /* its cgroup's memory.events oom_kill, already reported */
-	bool resetting;		   /* drain-reset under way: signalled once it is done */
-	bool http_draining;	   /* drain-http: its connections are asked to close */
-	long long hd_live0;	   /* exec.c: its live connections when drain-http began */
-	struct track_reset *reset; /* exec.c's cursor of that reset */
-	bool freed;		   /* freed: events still queued for it are ignored */
-	struct version *next_dead; /* freed versions, released after the epoll batch */
+	bool http_on;		      /* its responses' status classes are counted */
+	struct http_counts http;      /* since counting began, last read */
+	struct http_counts http_base; /* at its gate window's opening (latview.c) */
+	struct http_counts http_cmp;  /* the compared version's, then */
+	struct acceptq acceptq;	      /* acceptq.c: whether it accepts */
+	__u64 lost_seen;	      /* connections lost to dead processes, already reported */
+	__u64 oom_seen;		      /* its cgroup's memory.events oom_kill, already reported */
+	bool resetting;		      /* drain-reset under way: signalled once it is done */
+	bool http_draining;	      /* drain-http: its connections are asked to close */
+	long long hd_live0;	      /* exec.c: its live connections when drain-http began */
+	struct track_reset *reset;    /* exec.c's cursor of that reset */
+	bool freed;		      /* freed: events still queued for it are ignored */
+	struct version *next_dead;    /* freed versions, released after the epoll batch */
 	struct evsrc ev;
 };
 

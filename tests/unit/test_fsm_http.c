@@ -62,8 +62,7 @@ static void test_http_success_rolls_back(void **state)
 	EXPECT(s, http_ev(v2, 1204, 124, 0, 0), "");
 	EXPECT(s, http_ev(v2, 1000, 10, 0, 0), "");
 	assert_int_equal(s->ro.gate_bad, 0);
-	assert_string_equal(s->ro.gate_last,
-			    "pass: sample; success 99.0% over 1000 responses");
+	assert_string_equal(s->ro.gate_last, "pass: sample; success 99.0% over 1000 responses");
 	EXPECT(s, http_ev(v2, 1204, 124, 0, 0), "");
 	EXPECT(s, http_ev(v2, 1204, 124, 0, 0), "");
 	assert_string_equal(s->ro.gate_last, "fail: web v2 success 89.7% < 99% over 1204 responses "
@@ -75,8 +74,9 @@ static void test_http_success_rolls_back(void **state)
 	EXPECT(s, http_ev(v2, 1204, 124, 0, 0),
 	       "policy; deploy-done rolled-back; ro-timer off; stop-checks v2; unplace v2; "
 	       "watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
-	assert_string_equal(text_of(FA_DEPLOY_DONE), "rolled back to v1: web v2 success 89.7% < 99% "
-						     "over 1204 responses (min-success-rate)");
+	assert_string_equal(text_of(FA_DEPLOY_DONE),
+			    "rolled back to v1: web v2 success 89.7% < 99% "
+			    "over 1204 responses (min-success-rate)");
 	assert_int_equal(s->rollbacks[RB_HTTP], 1);
 	assert_int_equal(s->rollbacks[RB_LATENCY], 0);
 	service_free(s);
@@ -96,24 +96,27 @@ static void test_http_error_ratio(void **state)
 	ready_new(s, v2, "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
 	/* The baseline not counted yet, then short of min-samples: inconclusive. */
 	EXPECT(s, http_ev(v2, 1000, 100, 0, 0), "");
-	assert_string_equal(s->ro.gate_last, "inconclusive: v3 (compared with) 0 of min-samples 100 "
-					     "HTTP responses counted in 1000 ms");
+	assert_string_equal(s->ro.gate_last,
+			    "inconclusive: v3 (compared with) 0 of min-samples 100 "
+			    "HTTP responses counted in 1000 ms");
 	EXPECT(s, http_ev(v2, 1000, 100, 99, 1), "");
 	assert_int_equal(s->ro.gate_bad, 0);
 	/* 3% against 1%: above 2 x, but not at 95% confidence (p 0.11). */
 	EXPECT(s, http_ev(v2, 1000, 30, 1000, 10), "");
 	assert_int_equal(s->ro.gate_bad, 0);
-	assert_string_equal(s->ro.gate_last,
-			    "pass: sample; success 97.0% over 1000 responses; 5xx rate 3% within 2 x "
-			    "baseline v3's 1% at 95% confidence (p 0.11) over 1000 and 1000 responses");
+	assert_string_equal(
+	    s->ro.gate_last,
+	    "pass: sample; success 97.0% over 1000 responses; 5xx rate 3% within 2 x "
+	    "baseline v3's 1% at 95% confidence (p 0.11) over 1000 and 1000 responses");
 	for (k = 0; k < 2; k++)
 		EXPECT(s, http_ev(v2, 1000, 100, 1000, 10), "");
 	EXPECT(s, http_ev(v2, 1000, 100, 1000, 10),
 	       "policy; deploy-done rolled-back; ro-timer off; stop-checks v2; unplace v2; "
 	       "watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000");
-	assert_string_equal(text_of(FA_DEPLOY_DONE),
-			    "rolled back to v1: web v2 5xx rate 10% > 2 x baseline v3's 1% at 95% "
-			    "confidence (p 1.1e-12) over 1000 and 1000 responses (max-error-ratio)");
+	assert_string_equal(
+	    text_of(FA_DEPLOY_DONE),
+	    "rolled back to v1: web v2 5xx rate 10% > 2 x baseline v3's 1% at 95% "
+	    "confidence (p 1.1e-12) over 1000 and 1000 responses (max-error-ratio)");
 	assert_int_equal(s->rollbacks[RB_HTTP], 1);
 	service_free(s);
 }

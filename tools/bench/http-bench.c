@@ -143,7 +143,8 @@ int main(int argc, char **argv)
 			break;
 	}
 	if (i < argc || rounds < 5 || nc < 1 || nc > MAX_C || !(secs > 0)) {
-		fprintf(stderr, "usage: http-bench [--rounds R>=5] [--seconds S] [--clients 1..%d]\n",
+		fprintf(stderr,
+			"usage: http-bench [--rounds R>=5] [--seconds S] [--clients 1..%d]\n",
 			MAX_C);
 		return 2;
 	}
@@ -172,7 +173,8 @@ int main(int argc, char **argv)
 			s[r][i] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 			if (s[r][i] < 0)
 				die("accept");
-			/* As servers and wrk do: no Nagle wait between a small write and the next. */
+			/* As servers and wrk do: no Nagle wait between a small write and the next.
+			 */
 			if (setsockopt(s[r][i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
 			    setsockopt(c[r][i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
 				die("TCP_NODELAY");
