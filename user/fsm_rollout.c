@@ -503,6 +503,7 @@ void fsm_deploy(struct fsm *f, const struct fsm_event *e)
 	const struct deploy_opts *o = e->have_opts ? &e->opts : NULL;
 
 	memset(ro, 0, sizeof(*ro));
+	ro->hook_pidfd = -1; /* 0 would name stdin: no hook runs */
 	ro->t_start = f->now;
 	ro->newv = v->vslot;
 	ro->new_num = v->num;

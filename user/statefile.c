@@ -85,6 +85,7 @@ static json_t *state_rollout(struct service *s)
 {
 	struct rollout *ro = &s->ro;
 	json_t *steps = json_array(), *j;
+	bool hook = ro->hook_running && ro->hook_pidfd > 0;
 	int k;
 
 	for (k = 0; k < ro->nsteps; k++)
@@ -97,8 +98,8 @@ static json_t *state_rollout(struct service *s)
 		      "newv", ro->newv, "oldv", ro->oldv, "new_num", ro->new_num, "old_num",
 		      ro->old_num, "t_start", (json_int_t)ro->t_start, "ready_ms",
 		      (json_int_t)ro->ready_ms, "hook", ro->hook, "hook_pid",
-		      ro->hook_pidfd >= 0 ? ro->hook_pid : 0, "hook_starttime",
-		      (json_int_t)(ro->hook_pidfd >= 0 ? proc_starttime(ro->hook_pid) : 0));
+		      hook ? ro->hook_pid : 0, "hook_starttime",
+		      (json_int_t)(hook ? proc_starttime(ro->hook_pid) : 0));
 	if (j && ro->base_num)
 		json_object_set_new(j, "base_num", json_integer(ro->base_num));
 	if (j)

@@ -279,6 +279,8 @@ static void test_bluegreen(void **state)
 	assert_int_equal(v2->weight, WEIGHT_MAX);
 	assert_int_equal(v1->phase, VP_DRAINING);
 	assert_int_equal(s->rollouts[RR_COMPLETED], 2);
+	/* No hook ran: no descriptor is its (0 would be stdin, and the state file read /proc/0). */
+	assert_int_equal(s->ro.hook_pidfd, -1);
 	/* It overstays drain-timeout: SIGTERM was its signal, so kill-after, then SIGKILL. */
 	now += 3000;
 	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v1}), "vtimer v1 +1000");
