@@ -5,163 +5,21 @@
  * through the instance's own socket (FA_ACCEPT_PROBE), and only that probe's
  * pass (FE_READY) does, within ready-timeout.  Each step's exact actions.
  */
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "fsm_harness.h"
 
-#include <cmocka.h>
+#define EV(t, v_, i) ((struct fsm_event){.type = (t), .v = (v_), .inst = (i)})
 
-#include "fsm.h"
-#include "log.h"
-
-static struct fsm_out out;
-static long long now = 1000000;
-static char *cmd[] = {"/bin/true", NULL};
-static struct client *const C1 = (struct client *)0x1;
-
-/* Blue-green, 2 instances ready by notify, no health checks, drain-delay 0. */
+/* Blue-green, 2 instances, readiness as the test asks, no health checks. */
 static struct service *service_new(enum ready_kind ready)
 {
-	struct service *s = calloc(1, sizeof(*s));
+	struct service *s = service_base();
 
-	snprintf(s->conf.name, sizeof(s->conf.name), "web");
-	s->conf.nlisten = 1;
 	snprintf(s->conf.listen[0].text, sizeof(s->conf.listen[0].text), "127.0.0.1:8080");
 	s->conf.instances = 2;
 	s->conf.ready = ready;
-	s->conf.ready_timeout_ms = 5000;
-	s->conf.drain = DRAIN_SIGNAL_THEN_WAIT;
-	s->conf.exit_signal = SIGTERM;
-	s->conf.drain_timeout_ms = 3000;
-	s->conf.kill_after_ms = 1000;
-	s->conf.strategy = STRATEGY_BLUEGREEN;
 	s->conf.nsteps = 1;
 	s->conf.steps[0] = WEIGHT_MAX;
-	s->conf.health = HEALTH_NONE;
-	s->conf.max_error_bp = ERROR_RATE_OFF;
-	s->conf.health_threshold = 3;
-	s->conf.hook_timeout_ms = 4000;
-	s->active = s->previous = s->starting = -1;
-	s->ro.newv = s->ro.oldv = -1;
-	s->next_num = 1;
 	return s;
-}
-
-static struct version *made[8];
-static int nmade;
-
-static void service_free(struct service *s)
-{
-	int i;
-
-	for (i = 0; i < nmade; i++)
-		free(made[i]);
-	nmade = 0;
-	free(s);
-}
-
-static struct version *version_make(struct service *s)
-{
-	struct version *v = calloc(1, sizeof(*v));
-	int i;
-
-	for (i = 0; s->slot[i]; i++)
-		;
-	v->svc = s;
-	v->vslot = i;
-	v->num = s->next_num++;
-	v->ninst = s->conf.instances;
-	v->spec.argv[0] = cmd[0];
-	v->zero_to_signal_us = -1;
-	s->slot[i] = v;
-	made[nmade++] = v;
-	return v;
-}
-
-/* The actions of the last step as one line: "accept-probe v2/1; ...". */
-static const char *render(void)
-{
-	static char buf[4096];
-	size_t n = 0;
-	int i;
-
-	buf[0] = '\0';
-	for (i = 0; i < out.n && n < sizeof(buf) - 64; i++) {
-		const struct fsm_action *a = &out.a[i];
-
-		n += snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? "; " : "",
-			      fsm_act_names[a->type]);
-		if (a->v)
-			n += snprintf(buf + n, sizeof(buf) - n, " v%d", a->v->num);
-		switch (a->type) {
-		case FA_ACCEPT_PROBE:
-		case FA_STOP_CHECKS:
-		case FA_RELEASE:
-			if (a->inst >= 0)
-				n += snprintf(buf + n, sizeof(buf) - n, "/%d", a->inst);
-			break;
-		case FA_SIGNAL:
-			n += snprintf(buf + n, sizeof(buf) - n, " %s", signal_name((int)a->arg));
-			break;
-		case FA_WATCH:
-			n += snprintf(buf + n, sizeof(buf) - n, " %s", a->arg ? "on" : "off");
-			break;
-		case FA_VTIMER:
-		case FA_RO_TIMER:
-			if (a->arg)
-				n += snprintf(buf + n, sizeof(buf) - n, " %+lld", a->arg - now);
-			else
-				n += snprintf(buf + n, sizeof(buf) - n, " off");
-			break;
-		case FA_DEPLOY_DONE:
-			n += snprintf(buf + n, sizeof(buf) - n, " %s", a->ok ? "ok" : "failed");
-			break;
-		default:
-			break;
-		}
-	}
-	return buf;
-}
-
-static const char *step(struct service *s, struct fsm_event e)
-{
-	const char *broken;
-
-	out.n = 0;
-	out.overflow = false;
-	fsm_step(s, &e, now, &out);
-	broken = fsm_check(s, &out);
-	if (broken)
-		fail_msg("after %s: %s (actions: %s)", fsm_ev_names[e.type], broken, render());
-	return render();
-}
-
-static const char *text_of(enum fsm_act t)
-{
-	int i;
-
-	for (i = 0; i < out.n; i++)
-		if (out.a[i].type == t)
-			return out.a[i].text;
-	return "";
-}
-
-#define EXPECT(s, e, want) assert_string_equal(step(s, e), want)
-#define EV(t, v_, i)	   ((struct fsm_event){.type = (t), .v = (v_), .inst = (i)})
-
-static void spawned(struct version *v)
-{
-	int i;
-
-	for (i = 0; i < v->ninst; i++) {
-		v->inst[i].alive = true;
-		v->inst[i].pid = 100 * v->num + i;
-	}
-	v->nalive = v->ninst;
 }
 
 /*

@@ -56,7 +56,7 @@ static void test_surge_one(void **state)
 	/* The last one: v2 has all, the last old instance drains as a version does. */
 	EXPECT(s, ev(FE_READY, nv, 3),
 	       "stop-checks v2; vtimer v2 off; policy; deploy-done ok; ro-timer off; unplace v1; "
-	       "watch v1; release v1; signal-inst v1/0 SIGTERM; vtimer v1 +3000");
+	       "watch v1 off; release v1; signal-inst v1/0 SIGTERM; vtimer v1 +3000");
 	assert_int_equal(nv->weight, WEIGHT_MAX);
 	assert_int_equal(s->active, nv->vslot);
 	assert_int_equal(s->ro.stage, RO_NONE);
@@ -132,7 +132,7 @@ static void test_ready_timeout_rolls_back(void **state)
 	EXPECT(s, ev(FE_VTIMER, nv, -1), "");
 	now += 1;
 	EXPECT(s, ev(FE_VTIMER, nv, -1),
-	       "stop-checks v2/1; vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; "
+	       "stop-checks v2/1; vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2 off; "
 	       "release v2; signal v2 SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; "
 	       "ready-checks v1");
 	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
@@ -199,21 +199,22 @@ static void test_pause_promote_abort(void **state)
 	EXPECT(s, ev(FE_RO_TIMER, NULL, -1),
 	       "place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off");
 	start_spawned();
-	EXPECT(s, ((struct fsm_event){.type = FE_PAUSE, .c = C1}), "reply");
+	EXPECT(s, ((struct fsm_event){.type = FE_PAUSE, .c = C1}), "reply ok");
 	EXPECT(s,
 	       ((struct fsm_event){
 		   .type = FE_WEIGHT, .c = C1, .nweights = 1, .wnum = {2}, .wbp = {5000}}),
-	       "reply");
+	       "reply err");
 	EXPECT(s, ev(FE_READY, nv, 1), "policy; ro-timer +2000");
 	assert_int_equal(nv->serve_n, 2);
 	EXPECT(s, ((struct fsm_event){.type = FE_PROMOTE, .c = C1}),
-	       "inst-conns v1; ro-timer off; reply");
+	       "inst-conns v1; ro-timer off; reply ok");
 	step(s, conns(ov, 1, -1, 1, 1));
 	assert_true(ov->inst[0].retiring);
-	EXPECT(
-	    s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
-	    "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
-	    "SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; ready-checks v1; reply");
+	EXPECT(s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
+	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2 off; release v2; "
+	       "signal v2 "
+	       "SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; ready-checks v1; reply "
+	       "ok");
 	assert_int_equal(s->rollbacks[RB_OPERATOR], 1);
 	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
 	start_spawned();
@@ -312,7 +313,7 @@ static void test_http_drain_per_instance(void **state)
 	start_spawned();
 	step(s, ev(FE_READY, nv, 0));
 	EXPECT(s, conns(ov, 9, 2, 5, 7),
-	       "policy; unplace-inst v1/1; http-drain v1/1 on; ro-timer +100");
+	       "policy; unplace-inst v1/1; http-drain v1/1 begin; ro-timer +100");
 	assert_true(ov->inst[1].http_draining);
 	assert_false(ov->http_draining); /* the version is not drained: it serves */
 	now += 100;
@@ -333,11 +334,11 @@ static void test_http_drain_per_instance(void **state)
 	start_spawned();
 	step(s, ev(FE_READY, nv, 2));
 	EXPECT(s, conns(ov, 9, -1, -1, 7),
-	       "policy; unplace-inst v1/3; http-drain v1/3 on; ro-timer +100");
+	       "policy; unplace-inst v1/3; http-drain v1/3 begin; ro-timer +100");
 	step(s, ((struct fsm_event){.type = FE_ABORT, .c = C1}));
 	assert_false(ov->inst[3].retiring);
 	assert_false(ov->inst[3].http_draining);
-	assert_non_null(strstr(render(), "http-drain v1/3 back; place-inst v1/3"));
+	assert_non_null(strstr(render(), "http-drain v1/3 cancel; place-inst v1/3"));
 	service_free(s);
 }
 
@@ -387,8 +388,8 @@ static void test_wait_then_signal_rollback(void **state)
 	EXPECT(s, conns(ov, 3, 4, 1, 6), "policy; unplace-inst v1/2; ro-timer +100");
 	/* v2 drains as wait-then-signal says (watched); instance 2 is placed again. */
 	EXPECT(s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
-	       "vtimer v2 off; policy; stop-checks v2; unplace v2; vtimer v2 +3000; watch v2; "
-	       "place-inst v1/2; ro-timer off; ro-timer off; reply");
+	       "vtimer v2 off; policy; stop-checks v2; unplace v2; vtimer v2 +3000; watch v2 on; "
+	       "place-inst v1/2; ro-timer off; ro-timer off; reply ok");
 	assert_false(ov->inst[2].retiring);
 	assert_int_equal(s->ro.stage, RO_NONE);
 	assert_int_equal(ov->weight, WEIGHT_MAX);
@@ -417,10 +418,11 @@ static void test_restart_placed_for_probe(void **state)
 	step(s, conns(ov, 5, 1, 5, 5));
 	EXPECT(s, ev(FE_EXIT, ov, 1),
 	       "stop-checks v1/1; place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off");
-	EXPECT(
-	    s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
-	    "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
-	    "SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; ready-checks v1; reply");
+	EXPECT(s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
+	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2 off; release v2; "
+	       "signal v2 "
+	       "SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; ready-checks v1; reply "
+	       "ok");
 	start_spawned();
 	EXPECT(s, ev(FE_READY, ov, 1), "place-inst v1/1; ro-timer off");
 	assert_int_equal(s->ro.stage, RO_NONE);
@@ -460,10 +462,11 @@ static void test_drain_delay(void **state)
 	now += 1000;
 	/* Within the delay: the rollback gives instance 0 its place back, nothing restarts. */
 	EXPECT(s, ((struct fsm_event){.type = FE_ABORT, .c = C1}),
-	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
+	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2 off; release v2; "
+	       "signal v2 "
 	       "SIGTERM; vtimer v2 +3000; place-inst v1/0; spawn-inst v1/1; place-inst v1/1; "
 	       "ready-checks v1; ro-timer "
-	       "off; reply");
+	       "off; reply ok");
 	assert_false(ov->inst[0].retiring);
 	start_spawned();
 	EXPECT(s, ev(FE_READY, ov, 1), "place-inst v1/1; ro-timer off");
@@ -527,12 +530,12 @@ static void test_finish_follows_drain_policy(void **state)
 	       "policy; unplace-inst v1/1; release v1/1; signal-inst v1/1 SIGTERM; ro-timer +3000; "
 	       "stop-checks v2; "
 	       "vtimer v2 off; policy; deploy-done ok; ro-timer off; unplace v1; vtimer v1 +3000; "
-	       "watch v1; vtimer v1 +100");
+	       "watch v1 on; vtimer v1 +100");
 	assert_int_equal(s->ro.stage, RO_NONE);
 	assert_int_equal(nv->weight, WEIGHT_MAX);
 	assert_int_equal(ov->phase, VP_DRAIN_WAIT);
 	EXPECT(s, ((struct fsm_event){.type = FE_ZERO, .v = ov}),
-	       "watch v1; release v1; signal-inst v1/0 SIGTERM; signal-inst v1/2 SIGTERM; "
+	       "watch v1 off; release v1; signal-inst v1/0 SIGTERM; signal-inst v1/2 SIGTERM; "
 	       "signal-inst v1/3 SIGTERM; vtimer v1 +1000");
 	assert_int_equal(max_procs, 8);
 	service_free(s);
@@ -574,7 +577,7 @@ static void test_left_instances_own_count(void **state)
 	       "vtimer v1 +2800");
 	/* The version's 0: every instance was told already, none twice. */
 	EXPECT(s, ((struct fsm_event){.type = FE_ZERO, .v = ov}),
-	       "watch v1; release v1; vtimer v1 +1000");
+	       "watch v1 off; release v1; vtimer v1 +1000");
 	service_free(s);
 }
 
@@ -600,7 +603,7 @@ static void test_left_instances_timeout(void **state)
 	EXPECT(s, conns(ov, 3, -1, 5, 5), "vtimer v1 +50");
 	now += 50;
 	EXPECT(s, ev(FE_VTIMER, ov, -1),
-	       "watch v1; release v1; signal-inst v1/0 SIGTERM; signal-inst v1/2 SIGTERM; "
+	       "watch v1 off; release v1; signal-inst v1/0 SIGTERM; signal-inst v1/2 SIGTERM; "
 	       "signal-inst v1/3 SIGTERM; vtimer v1 +1000");
 	service_free(s);
 }
@@ -645,10 +648,11 @@ static void test_restart_restores_old_slots(void **state)
 	 */
 	ov->inst[3].cookie[0] = 77;
 	ov->inst[3].lfd[0] = -1;
-	EXPECT(s, ((struct fsm_event){.type = FE_RESTORED}),
-	       "policy; place-inst v1/0; place-inst v1/2; vtimer v2 off; policy; stop-checks v2; "
-	       "unplace v2; watch v2; release v2; signal v2 SIGTERM; vtimer v2 +3000; spawn-inst "
-	       "v1/1; place-inst v1/1; ready-checks v1; ro-timer +3000");
+	EXPECT(
+	    s, ((struct fsm_event){.type = FE_RESTORED}),
+	    "policy; place-inst v1/0; place-inst v1/2; vtimer v2 off; policy; stop-checks v2; "
+	    "unplace v2; watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000; spawn-inst "
+	    "v1/1; place-inst v1/1; ready-checks v1; ro-timer +3000");
 	assert_int_equal(s->rollbacks[RB_RESTART], 1);
 	assert_true(ov->inst[3].retiring);
 	start_spawned();

@@ -8,173 +8,61 @@
  * that change nothing, the window's bound, the JSON the state file keeps,
  * and the keep-versions bounds of the config parser.
  */
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
-#include <cmocka.h>
-
-#include "fsm.h"
+#include "fsm_harness.h"
 #include "history.h"
-#include "log.h"
 
-static struct fsm_out out;
-static long long now = 1000000;
 static const time_t WALL = 1796000000;
-static struct client *const C1 = (struct client *)0x1, *const C2 = (struct client *)0x2;
 
-/* One instance, ready by notify, blue-green, signal-then-wait, drain-delay 0. */
+/* One instance, ready by notify, blue-green, run as nobody with one variable; 5 kept. */
 static struct service *service_new(void)
 {
-	struct service *s = calloc(1, sizeof(*s));
+	struct service *s = service_base();
 	static char *env[] = {"E2E=1", NULL};
 
-	snprintf(s->conf.name, sizeof(s->conf.name), "web");
 	snprintf(s->conf.user, sizeof(s->conf.user), "nobody");
 	s->conf.env[0] = env[0];
-	s->conf.nlisten = 1;
-	s->conf.instances = 1;
-	s->conf.ready = READY_NOTIFY;
-	s->conf.ready_timeout_ms = 5000;
-	s->conf.drain = DRAIN_SIGNAL_THEN_WAIT;
-	s->conf.exit_signal = SIGTERM;
-	s->conf.drain_timeout_ms = 3000;
-	s->conf.kill_after_ms = 1000;
-	s->conf.strategy = STRATEGY_BLUEGREEN;
-	s->conf.health = HEALTH_NONE;
-	s->conf.health_threshold = 3;
-	s->conf.max_error_bp = ERROR_RATE_OFF;
-	s->conf.hook_timeout_ms = 4000;
 	s->conf.keep_versions = 5;
-	s->active = s->previous = s->starting = -1;
-	s->ro.newv = s->ro.oldv = -1;
-	s->next_num = 1;
+	hide_progress = true;
+	trees_linger = true; /* the tests end processes by FE_EXIT alone */
+	step_wall = WALL + 1000;
 	return s;
 }
 
-static struct version *made[64];
-static int nmade;
-
-static void service_free(struct service *s)
+/* The service, its versions' spawn descriptions and its records. */
+static void service_done(struct service *s)
 {
 	int i;
 
-	for (i = 0; i < nmade; i++) {
-		spawn_desc_free(&made[i]->spec);
-		free(made[i]);
-	}
-	nmade = 0;
+	for (i = 0; i < nmade; i++)
+		if (made[i] && made[i]->svc == s)
+			spawn_desc_free(&made[i]->spec);
 	history_clear(s);
-	free(s);
+	service_free(s);
 }
 
 /*
  * What version_new and deploy() do, without sockets: a free slot, the next
  * number, the spawn description (from the record with from), the record.
  */
-static struct version *version_make(struct service *s, const char *path, int from)
+static struct version *version_rec(struct service *s, const char *path, int from)
 {
-	struct version *v = calloc(1, sizeof(*v));
+	struct version *v = version_slot(s);
 	char *argv[] = {(char *)path, "--port", "8080", NULL};
-	int i;
 
-	for (i = 0; s->slot[i]; i++)
-		;
-	v->svc = s;
-	v->vslot = i;
-	v->num = s->next_num++;
-	v->ninst = s->conf.instances;
-	v->zero_to_signal_us = -1;
 	if (from)
 		assert_int_equal(spawn_desc_copy(&v->spec, &history_find(s, from)->spec), 0);
 	else
 		assert_int_equal(spawn_desc_from_conf(&v->spec, &s->conf, argv, NULL), 0);
-	s->slot[i] = v;
-	made[nmade++] = v;
 	assert_int_equal(history_record(s, v, from, WALL + v->num), 0);
 	return v;
-}
-
-static const char *render(void)
-{
-	static char buf[4096];
-	size_t n = 0;
-	int i;
-
-	buf[0] = '\0';
-	for (i = 0; i < out.n && n < sizeof(buf) - 64; i++) {
-		const struct fsm_action *a = &out.a[i];
-
-		if (a->type == FA_PROGRESS)
-			continue;
-		n += snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? "; " : "",
-			      fsm_act_names[a->type]);
-		if (a->v)
-			n += snprintf(buf + n, sizeof(buf) - n, " v%d", a->v->num);
-		switch (a->type) {
-		case FA_SIGNAL:
-			n += snprintf(buf + n, sizeof(buf) - n, " %s", signal_name((int)a->arg));
-			break;
-		case FA_VTIMER:
-		case FA_RO_TIMER:
-			if (a->arg)
-				n += snprintf(buf + n, sizeof(buf) - n, " %+lld", a->arg - now);
-			else
-				n += snprintf(buf + n, sizeof(buf) - n, " off");
-			break;
-		case FA_WATCH:
-			if (!a->arg)
-				n += snprintf(buf + n, sizeof(buf) - n, " off");
-			break;
-		case FA_REDEPLOY:
-			n += snprintf(buf + n, sizeof(buf) - n, " v%lld", a->arg);
-			break;
-		case FA_REPLY:
-		case FA_DEPLOY_DONE:
-			n += snprintf(buf + n, sizeof(buf) - n, " %s", a->ok ? "ok" : "err");
-			break;
-		default:
-			break;
-		}
-	}
-	return buf;
-}
-
-static const char *step(struct service *s, struct fsm_event e)
-{
-	const char *broken;
-
-	out.n = 0;
-	out.overflow = false;
-	e.wall = WALL + 1000;
-	fsm_step(s, &e, now, &out);
-	broken = fsm_check(s, &out);
-	if (broken)
-		fail_msg("after %s: %s (actions: %s)", fsm_ev_names[e.type], broken, render());
-	return render();
-}
-
-#define EXPECT(s, e, want) assert_string_equal(step(s, e), want)
-
-static const char *text_of(enum fsm_act t)
-{
-	int i;
-
-	for (i = 0; i < out.n; i++)
-		if (out.a[i].type == t)
-			return out.a[i].text;
-	return "";
 }
 
 /* A version deployed (from a record with from), started and ready: it has the traffic. */
 static struct version *deploy_ready(struct service *s, const char *path, int from, struct client *c)
 {
-	struct version *v = version_make(s, path, from);
+	struct version *v = version_rec(s, path, from);
 	int i;
 
 	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v, .c = c});
@@ -229,19 +117,20 @@ static void test_records(void **state)
 	assert_int_equal(r->ended, 0);
 	/* A deploy that fails before taking traffic: failed, never served. */
 	{
-		struct version *v3 = version_make(s, "/srv/v3", 0);
+		struct version *v3 = version_rec(s, "/srv/v3", 0);
 
 		step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v3, .c = C1});
-		EXPECT(s, ((struct fsm_event){.type = FE_SPAWNED, .v = v3, .why = "no such file"}),
-		       "deploy-done err; ro-timer off; unplace v3; policy; release v3; signal v3 "
-		       "SIGTERM; vtimer v3 +1000");
+		EXPECT(
+		    s, ((struct fsm_event){.type = FE_SPAWNED, .v = v3, .why = "no such file"}),
+		    "deploy-done failed; ro-timer off; unplace v3; policy; release v3; signal v3 "
+		    "SIGTERM; vtimer v3 +1000");
 	}
 	r = history_find(s, 3);
 	assert_int_equal(r->end, VR_FAILED);
 	assert_string_equal(r->how, "no such file");
 	assert_false(r->served);
 	assert_int_equal(end_of(s, 2), VR_ACTIVE);
-	service_free(s);
+	service_done(s);
 }
 
 /* The previous version exited: rollback starts it again from its record as v3. */
@@ -260,7 +149,7 @@ static void test_rollback_after_exit(void **state)
 	assert_int_equal(s->active, v2->vslot);
 	assert_int_equal(s->ro.stage, RO_NONE);
 	/* exec.c: v3 from v1's record, the client waiting; a blue-green rollout. */
-	v3 = version_make(s, NULL, 1);
+	v3 = version_rec(s, NULL, 1);
 	assert_string_equal(v3->spec.argv[0], "/srv/v1");
 	assert_string_equal(v3->spec.user, "nobody");
 	EXPECT(s, ((struct fsm_event){.type = FE_DEPLOY, .v = v3, .c = C2}),
@@ -279,7 +168,7 @@ static void test_rollback_after_exit(void **state)
 	/* Rolling back again goes to v2 (the last that served before v3), as v4. */
 	exits(s, v2);
 	EXPECT(s, ((struct fsm_event){.type = FE_ROLLBACK, .c = C2}), "redeploy v2");
-	service_free(s);
+	service_done(s);
 }
 
 /* --to v1 from v3: v1's record, whatever came between. */
@@ -296,7 +185,7 @@ static void test_rollback_to(void **state)
 	exits(s, v2);
 	EXPECT(s, ((struct fsm_event){.type = FE_ROLLBACK, .c = C2, .to = 1}), "redeploy v1");
 	EXPECT(s, ((struct fsm_event){.type = FE_ROLLBACK, .c = C2, .to = 2}), "redeploy v2");
-	service_free(s);
+	service_done(s);
 }
 
 /* A version still draining unsignalled (drain-delay) takes the traffic back at once. */
@@ -322,7 +211,7 @@ static void test_rollback_to_draining(void **state)
 	assert_string_equal(history_find(s, 3)->how, "rolled back to v1: by baton rollback");
 	assert_int_equal(end_of(s, 1), VR_ACTIVE);
 	assert_string_equal(history_find(s, 1)->how, "active again (rolled back from v3)");
-	service_free(s);
+	service_done(s);
 }
 
 /*
@@ -343,7 +232,7 @@ static void test_rollback_to_signalled_instance(void **state)
 	v1->inst[0].retiring = true;
 	v1->inst[0].retire_step = 1; /* SIGTERM sent */
 	EXPECT(s, ((struct fsm_event){.type = FE_ROLLBACK, .c = C2}), "redeploy v1");
-	service_free(s);
+	service_done(s);
 }
 
 /* "Previous" is the version that served last before the current one, not the last deployed. */
@@ -368,7 +257,7 @@ static void test_previous_is_last_active(void **state)
 	exits(s, v2);
 	assert_int_equal(s->active, v3->vslot);
 	EXPECT(s, ((struct fsm_event){.type = FE_ROLLBACK, .c = C2}), "redeploy v1");
-	service_free(s);
+	service_done(s);
 }
 
 /*
@@ -385,7 +274,7 @@ static void test_keep_warm(void **state)
 	s->conf.keep_warm = true;
 	s->conf.rollback_window_ms = 600000;
 	v1 = deploy_ready(s, "/srv/v1", 0, NULL);
-	v2 = version_make(s, "/srv/v2", 0);
+	v2 = version_rec(s, "/srv/v2", 0);
 	step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
 	v2->inst[0].alive = true;
 	v2->nalive = 1;
@@ -410,7 +299,7 @@ static void test_keep_warm(void **state)
 	EXPECT(s, ((struct fsm_event){.type = FE_VTIMER, .v = v1}),
 	       "unplace v1; watch v1 off; release v1; signal v1 SIGTERM; vtimer v1 +3000");
 	assert_false(v1->placed);
-	service_free(s);
+	service_done(s);
 
 	/* A warm version's instance that exits leaves the map with it. */
 	s = service_new();
@@ -420,9 +309,9 @@ static void test_keep_warm(void **state)
 	v1 = deploy_ready(s, "/srv/v1", 0, NULL);
 	v2 = deploy_ready(s, "/srv/v2", 0, NULL);
 	EXPECT(s, ((struct fsm_event){.type = FE_EXIT, .v = v1, .inst = 0, .why = "killed"}),
-	       "stop-checks v1; unplace-inst v1; release v1");
+	       "stop-checks v1/0; unplace-inst v1/0; release v1/0");
 	assert_int_equal(s->active, v2->vslot);
-	service_free(s);
+	service_done(s);
 }
 
 /* Snapshot of what a refusal must leave as it was. */
@@ -479,14 +368,14 @@ static void test_bad_rollbacks(void **state)
 		"v2 is the current version");
 	/* --to while a rollout runs: refused; it is not aborted either. */
 	{
-		struct version *v3 = version_make(s, "/srv/v3", 0);
+		struct version *v3 = version_rec(s, "/srv/v3", 0);
 
 		step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v3, .c = C1});
 		refused(s, (struct fsm_event){.type = FE_ROLLBACK, .c = C2, .to = 1},
 			"the rollout of v3 is in progress");
 	}
 	assert_int_equal(s->active, v2->vslot);
-	service_free(s);
+	service_done(s);
 
 	/* An adopted version that exited cannot be started again. */
 
@@ -496,7 +385,7 @@ static void test_bad_rollbacks(void **state)
 	deploy_ready(s, "/srv/v2", 0, NULL);
 	exits(s, v1);
 	refused(s, (struct fsm_event){.type = FE_ROLLBACK, .c = C2}, "v1 was adopted");
-	service_free(s);
+	service_done(s);
 }
 
 /* keep-versions bounds the window; the active version's record is never dropped. */
@@ -520,7 +409,7 @@ static void test_window_bound(void **state)
 	assert_int_equal(s->vrec[2].num, 6);
 	/* Failed deploys do not push the active version out. */
 	for (i = 0; i < 4; i++) {
-		struct version *f = version_make(s, "/srv/bad", 0);
+		struct version *f = version_rec(s, "/srv/bad", 0);
 
 		step(s, (struct fsm_event){.type = FE_DEPLOY, .v = f});
 		step(s, (struct fsm_event){.type = FE_SPAWNED, .v = f, .why = "bad"});
@@ -528,7 +417,7 @@ static void test_window_bound(void **state)
 	assert_int_equal(s->nvrec, 3);
 	assert_non_null(history_find(s, 6));
 	assert_int_equal(end_of(s, 6), VR_ACTIVE);
-	service_free(s);
+	service_done(s);
 }
 
 /* The state file's form: read back, the same; a malformed one changes nothing. */
@@ -574,8 +463,8 @@ static void test_json(void **state)
 	json_decref(j);
 	free(a);
 	free(b);
-	service_free(s);
-	service_free(t);
+	service_done(s);
+	service_done(t);
 }
 
 /* keep-versions in the config: default 5, 2..20, else one line naming the fix. */
