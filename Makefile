@@ -136,7 +136,7 @@ FSM_OBJS  := fsm fsm_confirm fsm_gate fsm_gates fsm_ops fsm_rollout fsm_version 
 $(BUILD)/test_fsm: tests/unit/test_fsm.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) $(BUILD)/log.o \
 		   $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -lm -o $@
+	$(Q)$(CC) $(CFLAGS) $(filter-out %.h,$^) $(LDFLAGS) -linih -lcmocka -lm -o $@
 
 # The hold tests and measure-http's gate tests share tests/unit/fsm_hold_harness.h.
 $(BUILD)/test_fsm_hold $(BUILD)/test_fsm_http: $(BUILD)/test_%: tests/unit/test_%.c \
@@ -151,7 +151,7 @@ $(BUILD)/test_fsm_ready: tests/unit/test_fsm_ready.c $(patsubst %,$(BUILD)/%.o,$
 			 $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
 			 $(BUILD)/confval.o
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -lm -o $@
+	$(Q)$(CC) $(CFLAGS) $(filter-out %.h,$^) $(LDFLAGS) -linih -lcmocka -lm -o $@
 
 # The config parser reads max-surge and max-unavailable with rollconf.c.
 $(BUILD)/test_config $(BUILD)/test_fsm $(BUILD)/test_fsm_rolling $(BUILD)/test_fsm_hold $(BUILD)/test_fsm_http $(BUILD)/test_fsm_ready $(BUILD)/test_proc: $(BUILD)/rollconf.o
@@ -161,19 +161,25 @@ $(BUILD)/test_fsm_rolling: tests/unit/test_fsm_rolling.c $(patsubst %,$(BUILD)/%
 			   $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
 			   $(BUILD)/confval.o
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -lm -o $@
+	$(Q)$(CC) $(CFLAGS) $(filter-out %.h,$^) $(LDFLAGS) -linih -lcmocka -lm -o $@
 
 $(BUILD)/test_fsm_rollhold: tests/unit/test_fsm_rollhold.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
 			    $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o \
 			    $(BUILD)/confval.o $(BUILD)/rollconf.o
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -lcmocka -lm -o $@
+	$(Q)$(CC) $(CFLAGS) $(filter-out %.h,$^) $(LDFLAGS) -linih -lcmocka -lm -o $@
+
+# The state-machine tests share tests/unit/fsm_harness.h, the rolling ones rolling_harness.h too.
+FSM_TESTS := test_fsm test_fsm_hold test_fsm_http test_fsm_ready test_fsm_rolling test_fsm_rollhold \
+	     test_history
+$(patsubst %,$(BUILD)/%,$(FSM_TESTS)): tests/unit/fsm_harness.h
+$(BUILD)/test_fsm_rolling $(BUILD)/test_fsm_rollhold: tests/unit/rolling_harness.h
 
 $(BUILD)/test_history: tests/unit/test_history.c $(patsubst %,$(BUILD)/%.o,$(FSM_OBJS)) \
 			$(BUILD)/histjson.o $(BUILD)/log.o $(BUILD)/config.o $(BUILD)/confkeys.o \
 			$(BUILD)/confhooks.o $(BUILD)/confval.o $(BUILD)/rollconf.o
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -linih -ljansson -lcmocka -lm -o $@
+	$(Q)$(CC) $(CFLAGS) $(filter-out %.h,$^) $(LDFLAGS) -linih -ljansson -lcmocka -lm -o $@
 
 $(BUILD)/test_proc: tests/unit/test_proc.c $(BUILD)/proc.o $(BUILD)/config.o $(BUILD)/confkeys.o $(BUILD)/confhooks.o $(BUILD)/confval.o
 	$(call msg,CC,$@)

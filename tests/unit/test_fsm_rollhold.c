@@ -265,7 +265,8 @@ static void test_http_success_rolls_back(void **state)
 	    s->ro.gate_last,
 	    "fail: web v2 success 90.0% < 99% over 200 responses (min-success-rate)");
 	EXPECT(s, http_lat(nv, 200, 20, 0, 0),
-	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
+	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2 off; release v2; "
+	       "signal v2 "
 	       "SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; ready-checks v1");
 	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
 	assert_int_equal(s->ro.batch, 1);
@@ -319,7 +320,7 @@ static void test_http_healthy_completes(void **state)
 	start_spawned();
 	EXPECT(s, ev(FE_READY, nv, 3),
 	       "stop-checks v2; vtimer v2 off; policy; deploy-done ok; ro-timer off; unplace v1; "
-	       "watch v1; release v1; signal-inst v1/0 SIGTERM; vtimer v1 +3000");
+	       "watch v1 off; release v1; signal-inst v1/0 SIGTERM; vtimer v1 +3000");
 	assert_int_equal(s->ro.stage, RO_NONE);
 	assert_int_equal(s->rollbacks[RB_HTTP], 0);
 	service_free(s);
@@ -357,7 +358,7 @@ static void test_http_timeout_and_promote(void **state)
 	nv = nv_;
 	http_batch_one(s, ov, nv);
 	EXPECT(s, http_lat(nv, 30, 0, 0, 0), "");
-	EXPECT(s, promote(), "place-inst v2/1; spawn-inst v2/1; ready-checks v2; reply");
+	EXPECT(s, promote(), "place-inst v2/1; spawn-inst v2/1; ready-checks v2; reply ok");
 	assert_int_equal(s->ro.batch, 2);
 	assert_false(s->ro.gate_holding);
 	service_free(s);
@@ -427,7 +428,7 @@ static void test_gate_holds_batch(void **state)
 	step(s, gate(nv, GV_FAIL));
 	assert_int_equal(s->ro.stage, RO_ROLLING);
 	EXPECT(s, gate(nv, GV_FAIL),
-	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; "
+	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2 off; "
 	       "release v2; signal v2 SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; "
 	       "ready-checks v1");
 	assert_int_equal(s->ro.stage, RO_ROLLING_BACK);
@@ -460,7 +461,8 @@ static void test_gate_timeout(void **state)
 	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "");
 	now += 1;
 	EXPECT(s, ev(FE_RO_TIMER, NULL, -1),
-	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
+	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2 off; release v2; "
+	       "signal v2 "
 	       "SIGTERM; vtimer v2 +3000; spawn-inst v1/2; place-inst v1/2; ready-checks v1; "
 	       "ro-timer off");
 	assert_int_equal(s->rollbacks[RB_GATE], 1);
@@ -486,7 +488,7 @@ static void test_approve(void **state)
 	now += 4000;
 	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "");
 	EXPECT(s, promote(),
-	       "place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off; reply");
+	       "place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off; reply ok");
 	assert_int_equal(s->ro.released, 2);
 	start_spawned();
 	EXPECT(s, ev(FE_READY, nv, 1), "policy; inst-conns v1");
@@ -496,7 +498,8 @@ static void test_approve(void **state)
 	EXPECT(s, ev(FE_EXIT, ov, 2), "stop-checks v1/2; ro-timer +5000");
 	now += APPROVAL_TIMEOUT;
 	EXPECT(s, ev(FE_RO_TIMER, NULL, -1),
-	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release v2; signal v2 "
+	       "vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2 off; release v2; "
+	       "signal v2 "
 	       "SIGTERM; vtimer v2 +3000; spawn-inst v1/0; place-inst v1/0; ready-checks v1; "
 	       "spawn-inst v1/2; place-inst v1/2; "
 	       "ready-checks v1; ro-timer off");
@@ -519,11 +522,11 @@ static void test_approve_paused(void **state)
 	nv = nv_;
 	batch_one(s, ov, nv, 3);
 	EXPECT(s, ev(FE_EXIT, ov, 3), "stop-checks v1/3; ro-timer +5000");
-	EXPECT(s, ((struct fsm_event){.type = FE_PAUSE, .c = C1}), "ro-timer off; reply");
+	EXPECT(s, ((struct fsm_event){.type = FE_PAUSE, .c = C1}), "ro-timer off; reply ok");
 	now += 10 * APPROVAL_TIMEOUT;
 	EXPECT(s, ev(FE_RO_TIMER, NULL, -1), "");
 	assert_int_equal(s->ro.stage, RO_ROLLING);
-	EXPECT(s, promote(), "place-inst v2/1; spawn-inst v2/1; ready-checks v2; reply");
+	EXPECT(s, promote(), "place-inst v2/1; spawn-inst v2/1; ready-checks v2; reply ok");
 	service_free(s);
 }
 
@@ -570,7 +573,7 @@ static void test_confirm_batches(void **state)
 	}
 	EXPECT(s, ev(FE_READY, nv, 3),
 	       "stop-checks v2; vtimer v2 off; policy; deploy-done ok; ro-timer off; unplace v1; "
-	       "watch v1; release v1; signal-inst v1/3 SIGTERM; vtimer v1 +3000");
+	       "watch v1 off; release v1; signal-inst v1/3 SIGTERM; vtimer v1 +3000");
 	assert_int_equal(s->ro.stage, RO_NONE);
 	assert_int_equal(s->active, nv->vslot);
 	assert_int_equal(s->rollouts[RR_COMPLETED], 2); /* v1's first start, then v2 */
@@ -592,7 +595,8 @@ static void test_confirm_timeout(void **state)
 	EXPECT(s, ev(FE_EXIT, ov, 1), "stop-checks v1/1; ro-timer +4000");
 	now += CONFIRM_TIMEOUT;
 	EXPECT(s, ev(FE_RO_TIMER, NULL, -1),
-	       "confirm stop; vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2; release "
+	       "confirm stop; vtimer v2 off; policy; stop-checks v2; unplace v2; watch v2 off; "
+	       "release "
 	       "v2; signal v2 SIGTERM; vtimer v2 +3000; spawn-inst v1/1; place-inst v1/1; "
 	       "ready-checks v1; ro-timer "
 	       "off");
@@ -629,9 +633,9 @@ static void test_order_in_place(void **state)
 	assert_true(s->ro.gate_hold);
 	EXPECT(s, gate(nv, GV_PASS), "ro-timer +5000");
 	assert_int_equal(s->ro.approve_deadline, now + APPROVAL_TIMEOUT);
-	EXPECT(s, promote(), "confirm confirm-step; ro-timer +4000; reply");
+	EXPECT(s, promote(), "confirm confirm-step; ro-timer +4000; reply ok");
 	/* promote again does not confirm: only the webhook's 2xx does. */
-	EXPECT(s, promote(), "reply");
+	EXPECT(s, promote(), "reply ok");
 	EXPECT(s, confirmed(WH_CONFIRM_STEP), "confirm stop; inst-conns v1; ro-timer off");
 	EXPECT(s, conns(ov, -1, 2, 2, 2),
 	       "policy; unplace-inst v1/1; release v1/1; signal-inst v1/1 SIGTERM; ro-timer +3000");
@@ -658,7 +662,7 @@ static void test_promote_releases_gate(void **state)
 	batch_one(s, ov, nv, 2);
 	EXPECT(s, ev(FE_EXIT, ov, 2), "stop-checks v1/2; ro-timer +10000");
 	EXPECT(s, promote(),
-	       "place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off; reply");
+	       "place-inst v2/1; spawn-inst v2/1; ready-checks v2; ro-timer off; reply ok");
 	assert_false(s->ro.gate_hold);
 	service_free(s);
 }
@@ -696,9 +700,9 @@ static void test_after_switch(void **state)
 		}
 		start_spawned();
 		/* The last one: all to v2; old instance 3 out of the map, unsignalled; the hook. */
-		EXPECT(
-		    s, ev(FE_READY, nv, 3),
-		    "stop-checks v2; vtimer v2 off; policy; unplace v1; run-hook; ro-timer +4000");
+		EXPECT(s, ev(FE_READY, nv, 3),
+		       "stop-checks v2; vtimer v2 off; policy; unplace v1; run-hook after-switch; "
+		       "ro-timer +4000");
 		assert_int_equal(s->ro.stage, RO_AFTER_SWITCH);
 		assert_int_equal(nv->weight, WEIGHT_MAX);
 		assert_true(ov->inst[3].alive);
@@ -706,7 +710,7 @@ static void test_after_switch(void **state)
 			EXPECT(
 			    s, ((struct fsm_event){.type = FE_HOOK_DONE, .ok = true}),
 			    "ro-timer off; stop-checks v2; vtimer v2 off; deploy-done ok; ro-timer "
-			    "off; watch v1; release v1; signal-inst v1/3 SIGTERM; vtimer v1 "
+			    "off; watch v1 off; release v1; signal-inst v1/3 SIGTERM; vtimer v1 "
 			    "+3000");
 			assert_int_equal(s->ro.stage, RO_NONE);
 		} else {
@@ -715,8 +719,8 @@ static void test_after_switch(void **state)
 			    ((struct fsm_event){
 				.type = FE_HOOK_DONE, .ok = false, .why = "exit 1"}),
 			    "ro-timer off; vtimer v2 off; policy; stop-checks v2; unplace v2; "
-			    "watch "
-			    "v2; release v2; signal v2 SIGTERM; vtimer v2 +3000; place-inst v1/3; "
+			    "watch v2 off; release v2; signal v2 SIGTERM; vtimer v2 +3000; "
+			    "place-inst v1/3; "
 			    "spawn-inst v1/0; place-inst v1/0; ready-checks v1; spawn-inst v1/1; "
 			    "place-inst v1/1; ready-checks v1; "
 			    "spawn-inst v1/2; place-inst v1/2; ready-checks v1");
