@@ -149,6 +149,7 @@ static void inconclusive(struct fsm *f, struct version *v, const struct fsm_lat_
 	struct rollout *ro = &f->s->ro;
 	const char *dry = c->gate_dry_run ? " (dry-run)" : "";
 	char why[280], sh[120];
+	enum rb_reason reason = RB_LATENCY;
 
 	ro->gate_windows[2]++;
 	short_text(c, l, sh, sizeof(sh));
@@ -157,16 +158,22 @@ static void inconclusive(struct fsm *f, struct version *v, const struct fsm_lat_
 	if (ro->gate_pass || ro->gate_timed_out ||
 	    f->now - ro->gate_step_t < (long long)c->analysis_timeout_ms)
 		return;
-	if (l->n < c->min_samples)
+	/* Named for the gates that lacked data: only HTTP gates set, or HTTP responses missing. */
+	if (l->n < c->min_samples) {
 		snprintf(sh, sizeof(sh), "%llu requests", l->n);
-	else if ((c->min_success_bp || c->max_error_ratio > 0) && l->http_n < c->min_samples)
+	} else if ((c->min_success_bp || c->max_error_ratio > 0) && l->http_n < c->min_samples) {
 		snprintf(sh, sizeof(sh), "%llu HTTP responses counted", l->http_n);
-	else if (c->max_error_ratio > 0 && !(l->http_cmp && l->cmp_http_n >= c->min_samples))
+		reason = RB_HTTP;
+	} else if (c->max_error_ratio > 0 && !(l->http_cmp && l->cmp_http_n >= c->min_samples)) {
 		snprintf(sh, sizeof(sh), "v%d it is compared with had %llu HTTP responses counted",
 			 l->cmp_num, l->cmp_http_n);
-	else
+		reason = RB_HTTP;
+	} else {
 		snprintf(sh, sizeof(sh), "v%d it is compared with had %llu requests", l->cmp_num,
 			 l->cmp_n);
+	}
+	if (!c->max_p99_ms && !c->max_accept_p99_ms && !(c->max_p99_ratio > 0))
+		reason = RB_HTTP;
 	snprintf(why, sizeof(why),
 		 "%s inconclusive: %s in %.1f s, fewer than min-samples %u within "
 		 "analysis-timeout %u ms",
@@ -177,7 +184,7 @@ static void inconclusive(struct fsm *f, struct version *v, const struct fsm_lat_
 		log_warnx("%s: would roll back (dry-run): %s", c->name, why);
 		return;
 	}
-	fsm_rollout_fail(f, RB_LATENCY, why);
+	fsm_rollout_fail(f, reason, why);
 }
 
 /*

@@ -121,6 +121,61 @@ static void test_http_error_ratio(void **state)
 	service_free(s);
 }
 
+/*
+ * Windows that stay inconclusive past analysis-timeout roll back with the
+ * reason of the gates that lacked data: http when only HTTP gates are set or
+ * HTTP responses were missing, latency when requests were.
+ */
+static void test_http_inconclusive_reason(void **state)
+{
+	static const struct {
+		unsigned max_p99_ms;
+		unsigned long long n, http_n;
+		enum rb_reason want;
+		const char *why;
+	} cases[] = {
+	    {0, 400, 40, RB_HTTP, "40 HTTP responses counted"},
+	    {0, 40, 40, RB_HTTP, "40 requests"},
+	    {100, 400, 40, RB_HTTP, "40 HTTP responses counted"},
+	    {100, 40, 40, RB_LATENCY, "40 requests"},
+	};
+	char want[300];
+	size_t k;
+
+	(void)state;
+	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		struct service *s = http_service(9900, 0);
+		struct fsm_event e;
+		struct version *v2;
+		int i;
+
+		s->conf.max_p99_ms = cases[k].max_p99_ms;
+		first_version(s);
+		v2 = version_make(s);
+		step(s, (struct fsm_event){.type = FE_DEPLOY, .v = v2, .c = C1});
+		ready_new(s, v2,
+			  "vtimer v2 off; health-checks v2; policy; ro-timer +2000; progress");
+		e = http_ev(v2, cases[k].http_n, 0, 0, 0);
+		e.lat.n = cases[k].n;
+		for (i = 0; i < 10; i++) {
+			EXPECT(s, e, "");
+			now += 1000;
+		}
+		/* 10 s after the step began: analysis-timeout. */
+		assert_string_equal(step(s, e), "policy; deploy-done rolled-back; ro-timer off; "
+						"stop-checks v2; unplace v2; watch v2 off; "
+						"release v2; signal v2 SIGTERM; vtimer v2 +3000");
+		snprintf(want, sizeof(want),
+			 "rolled back to v1: web v2 inconclusive: %s in 1.0 s, fewer than "
+			 "min-samples 100 within analysis-timeout 10000 ms",
+			 cases[k].why);
+		assert_string_equal(text_of(FA_DEPLOY_DONE), want);
+		assert_int_equal(s->rollbacks[cases[k].want], 1);
+		assert_int_equal(s->rollbacks[RB_HTTP] + s->rollbacks[RB_LATENCY], 1);
+		service_free(s);
+	}
+}
+
 /* gate-mode = dry-run: a failing success rate reported with what it would do, nothing done. */
 static void test_http_dry_run(void **state)
 {
@@ -149,6 +204,7 @@ int main(void)
 	    cmocka_unit_test(test_http_success_rolls_back),
 	    cmocka_unit_test(test_http_error_ratio),
 	    cmocka_unit_test(test_http_dry_run),
+	    cmocka_unit_test(test_http_inconclusive_reason),
 	};
 
 	log_init("test_fsm_http", 0);
