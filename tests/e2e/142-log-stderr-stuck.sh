@@ -8,6 +8,7 @@
 # kill-after bound of a hung version fires on time.  The lines that did not
 # fit are dropped and counted (baton_log_lines_dropped_total); once the
 # reader goes on, the log says how many, and the lines after follow in order.
+# At exit with stderr stuck again, the agent waits for it 1 s, no more.
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 M=http://127.0.0.1:9464/metrics
@@ -54,8 +55,10 @@ t0=$(ms)
 out=$(python3 "$HERE/log-flood.py" "$T/control.sock" 3000)
 t1=$(ms)
 echo "log-flood: $out (requests, slowest reply in s), $((t1 - t0)) ms in all"
-check "3000 requests answered, each in under 1 s" \
-	awk -v o="$out" -v b="$(slow 1)" 'BEGIN { split(o, a, " "); exit !(a[1] == 3000 && a[2] < b) }'
+# Before the writer thread, the first of them got no reply at all (the loop
+# waited in write(2) for good); 3 s leaves room for a loaded machine.
+check "3000 requests answered, each in under 3 s" \
+	awk -v o="$out" -v b="$(slow 3)" 'BEGIN { split(o, a, " "); exit !(a[1] == 3000 && a[2] < b) }'
 d1=$(metric baton_log_lines_dropped_total)
 echo "dropped so far: $d1"
 check "log lines were dropped and counted" test "${d1:-0}" -gt 0
@@ -64,17 +67,25 @@ t0=$(ms)
 "$BATON" status >/dev/null
 t1=$(ms)
 echo "baton status: $((t1 - t0)) ms"
-check "baton status answers within 2 s" test $((t1 - t0)) -lt $((2000 * SLOW))
+# (an ASan CLI takes 0.5-1.2 s here; before, no reply within its 10 s)
+check "baton status answers within 3 s" test $((t1 - t0)) -lt $((3000 * SLOW))
 
-# v2 replaces the hung v1: its drain ends with the kill-after bound, on time.
+# v2 replaces the hung v1: its drain ends with the kill-after bound, on time
+# (by the agent's own clock: its events in RUN-DIR/events.jsonl, written by
+# their own thread, have the times; the test's clock adds a loaded machine).
 v1=$(version_pids 1)
+t0=$(ms)
 check "deploy of v2" "$BATON" deploy web -- "$T/demo.sh"
-t0=$(ms) # v1's drain started as the deploy returned
 wait_gone 10 $v1
 t1=$(ms)
-echo "v1 gone $((t1 - t0)) ms after the deploy returned (drain-timeout 1 s + kill-after 1 s)"
-check "v1 killed at its bound (2 s), not later than 1.5 s past it" \
-	test $((t1 - t0)) -ge 1800 -a $((t1 - t0)) -lt $((3500 * SLOW))
+ev() { jq -s -c "[.[] | select(.version == $1 and .event == \"$2\")][0]" "$T/run/events.jsonl"; }
+for _ in $(seq "$(slow 50)"); do [ "$(ev 1 drained)" != null ] && break; sleep 0.1; done
+drain_ms=$(jq -n --argjson a "$(ev 1 draining)" --argjson b "$(ev 1 drained)" '$b.time_ms - $a.time_ms')
+echo "v1 gone $((t1 - t0)) ms after the deploy started; drained $drain_ms ms after its drain" \
+	"started: $(ev 1 drained | jq -r .reason)"
+# (0.4 s late measured under ASan with a load average of 11 on 2 cores)
+check "v1 killed at its bound (1 s drain-timeout + 1 s kill-after), at most 1 s late" \
+	test "${drain_ms:-0}" -ge 2000 -a "${drain_ms:-0}" -lt $((2000 + 1000 * SLOW))
 # v3 replaces v2, which drains on SIGTERM as a graceful server does.
 v2=$(version_pids 2)
 t0=$(ms)
@@ -108,4 +119,27 @@ check "the lines are in order" sh -c "echo $order | tr ' ' '\n' | sort -n -c && 
 check "no line cut or mixed with another" sh -c "! grep -E 'pinned|unpinned' '$T/agent.log' |
 	grep -v -E '^baton: web: (clients in 10\.[0-9.]+/[0-9]+ pinned to v[0-9]+|unpinned 10\.[0-9.]+/[0-9]+)\$'"
 check "the agent still runs" kill -0 "$AGENT"
+
+# At exit, lines still queued get a bounded time (1 s): a stuck stderr does not hold the agent.
+kill -STOP "$CAT"
+python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_NONBLOCK)
+try:
+    while True:
+        os.write(fd, b"filler: the pipe is full\n")
+except BlockingIOError:
+    pass' "$T/err.fifo"
+python3 "$HERE/log-flood.py" "$T/control.sock" 40 >/dev/null
+t0=$(ms)
+kill -TERM "$AGENT"
+wait_gone 10 "$AGENT"
+t1=$(ms)
+echo "the agent exited $((t1 - t0)) ms after SIGTERM with its stderr stuck"
+# Measured: 1.1-1.2 s without sanitizers (the queue's 1 s + 0.15 s of exit),
+# 2.1-7.8 s under ASan (LeakSanitizer's exit scan, a load average of 12 on 2
+# cores); before the writer thread it never exited.  The 1 s itself is
+# asserted to the millisecond by tests/unit/test_logq.c.
+check "the agent exits in under 10 s with stderr stuck" test $((t1 - t0)) -lt $((10000 * SLOW))
+kill -CONT "$CAT"
 exit 0
