@@ -56,9 +56,10 @@ out=$(python3 "$HERE/log-flood.py" "$T/control.sock" 3000)
 t1=$(ms)
 echo "log-flood: $out (requests, slowest reply in s), $((t1 - t0)) ms in all"
 # Before the writer thread, the first of them got no reply at all (the loop
-# waited in write(2) for good); 3 s leaves room for a loaded machine.
-check "3000 requests answered, each in under 3 s" \
-	awk -v o="$out" -v b="$(slow 3)" 'BEGIN { split(o, a, " "); exit !(a[1] == 3000 && a[2] < b) }'
+# waited in write(2) for good); 4 s leaves room for a loaded machine (1.7 s
+# measured at worst, under ASan with a load average of 12 on 2 cores).
+check "3000 requests answered, each in under 4 s" \
+	awk -v o="$out" -v b="$(slow 4)" 'BEGIN { split(o, a, " "); exit !(a[1] == 3000 && a[2] < b) }'
 d1=$(metric baton_log_lines_dropped_total)
 echo "dropped so far: $d1"
 check "log lines were dropped and counted" test "${d1:-0}" -gt 0
@@ -67,12 +68,12 @@ t0=$(ms)
 "$BATON" status >/dev/null
 t1=$(ms)
 echo "baton status: $((t1 - t0)) ms"
-# (an ASan CLI takes 0.5-1.2 s here; before, no reply within its 10 s)
-check "baton status answers within 3 s" test $((t1 - t0)) -lt $((3000 * SLOW))
+# (an ASan CLI took 0.5-3.0 s here under load; before, no reply within its 10 s)
+check "baton status answers within 5 s" test $((t1 - t0)) -lt $((5000 * SLOW))
 
 # v2 replaces the hung v1: its drain ends with the kill-after bound, on time
-# (by the agent's own clock: its events in RUN-DIR/events.jsonl, written by
-# their own thread, have the times; the test's clock adds a loaded machine).
+# (by the agent's own clock: its "drained" event in RUN-DIR/events.jsonl, written by
+# its own thread, says how long after switch-out; the test's clock adds a loaded machine).
 v1=$(version_pids 1)
 t0=$(ms)
 check "deploy of v2" "$BATON" deploy web -- "$T/demo.sh"
@@ -80,9 +81,10 @@ wait_gone 10 $v1
 t1=$(ms)
 ev() { jq -s -c "[.[] | select(.version == $1 and .event == \"$2\")][0]" "$T/run/events.jsonl"; }
 for _ in $(seq "$(slow 50)"); do [ "$(ev 1 drained)" != null ] && break; sleep 0.1; done
-drain_ms=$(jq -n --argjson a "$(ev 1 draining)" --argjson b "$(ev 1 drained)" '$b.time_ms - $a.time_ms')
-echo "v1 gone $((t1 - t0)) ms after the deploy started; drained $drain_ms ms after its drain" \
-	"started: $(ev 1 drained | jq -r .reason)"
+reason=$(ev 1 drained | jq -r .reason)
+# "stopped 2.013 s after switch-out": the agent's own measure, in ms.
+drain_ms=$(sed -n 's/^stopped \([0-9]*\)\.\([0-9]\{3\}\) s after switch-out.*/\1\2/p' <<<"$reason" | sed 's/^0*//')
+echo "v1 gone $((t1 - t0)) ms after the deploy started; the agent says: $reason"
 # (0.4 s late measured under ASan with a load average of 11 on 2 cores)
 check "v1 killed at its bound (1 s drain-timeout + 1 s kill-after), at most 1 s late" \
 	test "${drain_ms:-0}" -ge 2000 -a "${drain_ms:-0}" -lt $((2000 + 1000 * SLOW))
