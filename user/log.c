@@ -23,8 +23,8 @@
 
 int log_verbose;
 static const char *log_prog = "baton";
-static int log_prefix;	 /* journald's <N> level prefix, only when stderr is the journal */
-static log_sink_fn sink; /* journal.c's native socket, when on */
+static int log_prefix;		/* journald's <N> level prefix, only when stderr is the journal */
+static log_sink_fn sink;	/* journal.c's native socket, when on */
 static log_stderr_fn to_stderr; /* logq.c's writer, once the loop runs */
 static void (*stderr_done)(void);
 

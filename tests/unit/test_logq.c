@@ -85,7 +85,8 @@ static size_t fill(void)
 static int push_line(const char *what, int i)
 {
 	char line[128];
-	int n = snprintf(line, sizeof(line), "baton: %s %04d ..........................\n", what, i);
+	int n =
+	    snprintf(line, sizeof(line), "baton: %s %04d ..........................\n", what, i);
 
 	return logq_push(line, (size_t)n);
 }
