@@ -45,7 +45,7 @@ USER_SRCS += user/sockcg.c user/acceptq.c
 # The rollback window (issue 18, part 2).
 USER_SRCS += user/history.c user/histjson.c user/fsm_history.c user/clihistory.c
 # Holds in status, their deadlines across a restart (issue 20).
-USER_SRCS += user/statushold.c user/stateholds.c user/evlog.c user/journal.c
+USER_SRCS += user/statushold.c user/stateholds.c user/evlog.c user/journal.c user/logq.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/%.o,$(USER_SRCS))
 SKELS     := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 TESTS     := $(BUILD)/test_config $(BUILD)/test_health $(BUILD)/test_steer $(BUILD)/test_proc
@@ -57,7 +57,7 @@ TESTS     += $(BUILD)/test_lathist
 TESTS     += $(BUILD)/test_conflat
 TESTS     += $(BUILD)/test_history
 TESTS     += $(BUILD)/test_latrank $(BUILD)/test_httpgate
-TESTS     += $(BUILD)/test_evlog $(BUILD)/test_journal
+TESTS     += $(BUILD)/test_evlog $(BUILD)/test_journal $(BUILD)/test_logq
 
 all: $(BUILD)/baton $(BUILD)/demo-server $(TESTS)
 
@@ -112,6 +112,11 @@ $(BUILD)/test_latrank: tests/unit/test_latrank.c $(BUILD)/latrank.o
 $(BUILD)/test_evlog: tests/unit/test_evlog.c $(BUILD)/evlog.o $(BUILD)/log.o
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDFLAGS) -lcmocka -o $@
+
+# The log's stderr writer, with a 1 KiB queue: drops, the line that says so, order.
+$(BUILD)/test_logq: tests/unit/test_logq.c user/logq.c user/logq.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -DLOGQ_MAX=1024 tests/unit/test_logq.c user/logq.c $(LDFLAGS) -pthread -lcmocka -o $@
 
 # journald's native protocol against a fake journal socket (issue 20).
 $(BUILD)/test_journal: tests/unit/test_journal.c $(BUILD)/journal.o $(BUILD)/log.o

@@ -79,6 +79,7 @@ for s in $suites; do
 		run acceptq "$B/test_acceptq"
 		run evlog "$B/test_evlog"
 		run journal "$B/test_journal"
+		run logq "$B/test_logq"
 		run docs tests/unit/docs_check.sh "$B"
 		;;
 	bpf)

@@ -30,6 +30,7 @@
 #include "events.h"
 #include "listen.h"
 #include "log.h"
+#include "logq.h"
 #include "loop.h"
 #include "metrics.h"
 #include "notify.h"
@@ -185,6 +186,14 @@ static int refuse_start(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	return 1;
+}
+
+#define LOG_CLOSE_WAIT_MS 1000 /* at the end, for stderr's writer to take the last lines */
+
+/* Before fatal's exit: what waits for stderr gets a bounded time. */
+static void log_flush_at_exit(void)
+{
+	logq_stop(LOG_CLOSE_WAIT_MS);
 }
 
 static void on_signal(void)
@@ -458,6 +467,13 @@ int agent_main(const struct agent_opts *o)
 		log_info("agent running: %d service(s), control %s, maps in %s", ns,
 			 cfg->agent.control, cfg->agent.bpf_dir);
 	}
+	/* From here a stderr nobody reads stops only the log's writer thread (logq.c). */
+	r = logq_start(2, log_stderr_is_journal() ? "<4>baton: " : "baton: ");
+	if (r)
+		log_warnx("cannot start the log's writer thread (%s): lines go to stderr at once",
+			  strerror(-r));
+	else
+		log_set_stderr(logq_push, log_flush_at_exit);
 
 	while (!quit) {
 		n = loop_wait(evs, 64);
@@ -492,6 +508,7 @@ int agent_main(const struct agent_opts *o)
 	cg_close(stop_children);
 	dp_close(stop_children);
 	loop_close();
+	logq_stop(LOG_CLOSE_WAIT_MS);
 	return 0;
 fail:
 	json_decref(st);

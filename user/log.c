@@ -5,7 +5,10 @@
  * strerror(errno); the x variants do not.  When stderr is the journal and
  * the agent asked (log_journal), each line goes to the journal's own socket
  * instead, with its fields (journal.c, the sink), and to stderr only when the
- * journal does not take it at once.
+ * journal does not take it at once.  Once the agent's loop runs, a line for
+ * stderr is handed to a writer thread (logq.c, log_set_stderr) instead of
+ * written here: a stderr nobody reads must not stop the loop.  Before that
+ * (start-up, its errors) and in the CLI, lines are written at once.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,8 +23,10 @@
 
 int log_verbose;
 static const char *log_prog = "baton";
-static int log_prefix;	 /* journald's <N> level prefix, only when stderr is the journal */
-static log_sink_fn sink; /* journal.c's native socket, when on */
+static int log_prefix;		/* journald's <N> level prefix, only when stderr is the journal */
+static log_sink_fn sink;	/* journal.c's native socket, when on */
+static log_stderr_fn to_stderr; /* logq.c's writer, once the loop runs */
+static void (*stderr_done)(void);
 
 /* Whether stderr is the journal's stream: JOURNAL_STREAM names its device and inode. */
 static bool stderr_is_journal(void)
@@ -51,6 +56,38 @@ void log_set_sink(log_sink_fn fn)
 	sink = fn;
 }
 
+void log_set_stderr(log_stderr_fn push, void (*done)(void))
+{
+	to_stderr = push;
+	stderr_done = done;
+}
+
+/* One whole line (with its '\n') to stderr: the writer's queue, or at once. */
+static void emit(const char *line, size_t len)
+{
+	if (to_stderr && to_stderr(line, len) != -ENOTCONN)
+		return; /* queued, or dropped and counted */
+	fwrite(line, 1, len, stderr);
+}
+
+__attribute__((format(printf, 1, 2))) static void emitf(const char *fmt, ...)
+{
+	char line[1400];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) { /* cut: still one line */
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	emit(line, (size_t)n);
+}
+
 static void vlog(int prio, const char *const *fields, int nfields, const char *fmt, va_list ap,
 		 int with_errno)
 {
@@ -71,18 +108,17 @@ static void vlog(int prio, const char *const *fields, int nfields, const char *f
 			return;
 		}
 		if (!fell_back)
-			fprintf(stderr,
-				"<4>%s: the journal's socket did not take a line (%s): lines go "
-				"to stderr until it does\n",
-				log_prog, strerror(-r));
+			emitf("<4>%s: the journal's socket did not take a line (%s): lines go "
+			      "to stderr until it does\n",
+			      log_prog, strerror(-r));
 		fell_back = true;
 	}
 	if (log_prefix)
 		snprintf(pfx, sizeof(pfx), "<%d>", prio);
 	if (with_errno)
-		fprintf(stderr, "%s%s: %s: %s\n", pfx, log_prog, buf, strerror(saved));
+		emitf("%s%s: %s: %s\n", pfx, log_prog, buf, strerror(saved));
 	else
-		fprintf(stderr, "%s%s: %s\n", pfx, log_prog, buf);
+		emitf("%s%s: %s\n", pfx, log_prog, buf);
 	errno = saved;
 }
 
@@ -118,6 +154,8 @@ void fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(2, NULL, 0, fmt, ap, 1);
 	va_end(ap);
+	if (stderr_done)
+		stderr_done();
 	exit(1);
 }
 
@@ -128,6 +166,8 @@ void fatalx(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(2, NULL, 0, fmt, ap, 0);
 	va_end(ap);
+	if (stderr_done)
+		stderr_done();
 	exit(1);
 }
 
@@ -146,6 +186,13 @@ int log_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
 		return 0;
 	if (level == LIBBPF_INFO && log_verbose < 1)
 		return 0;
-	fprintf(stderr, "%s%s: libbpf: ", log_prefix ? "<7>" : "", log_prog);
-	return vfprintf(stderr, fmt, ap);
+	char msg[1024];
+	size_t len;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	len = strlen(msg);
+	if (len && msg[len - 1] == '\n')
+		msg[len - 1] = 0;
+	emitf("%s%s: libbpf: %s\n", log_prefix ? "<7>" : "", log_prog, msg);
+	return (int)len;
 }

@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 /* 0: warnings and info; 1 (-v): debug; 2 (-vv): libbpf debug too. */
 extern int log_verbose;
@@ -24,6 +25,15 @@ bool log_stderr_is_journal(void);
 typedef int (*log_sink_fn)(int prio, const char *ident, const char *msg, const char *const *fields,
 			   int n);
 void log_set_sink(log_sink_fn fn);
+/*
+ * Where a line for stderr goes instead of a write (logq.c's queue, once the
+ * agent's loop runs): push takes one whole line with its '\n' and returns
+ * 0 (queued), -ENOBUFS (dropped, counted) or -ENOTCONN (not running: the
+ * line is written at once).  done: before fatal's exit, what is queued gets
+ * a bounded time.  NULL, NULL: written at once (the CLI, start-up).
+ */
+typedef int (*log_stderr_fn)(const char *line, size_t len);
+void log_set_stderr(log_stderr_fn push, void (*done)(void));
 /* A line at prio with journal fields ("KEY=VALUE"; on stderr only the line). */
 void log_fields(int prio, const char *const *fields, int n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -13,6 +13,7 @@
 #include "httpstat.h"
 #include "latview.h"
 #include "evlog.h"
+#include "logq.h"
 #include "fsm.h"
 #include "metrics.h"
 #include "versions.h"
@@ -172,6 +173,10 @@ static char *metrics_text(size_t *len)
 		    "Events the event log's file missed: its writer was too slow and the queue "
 		    "in memory full.");
 	fprintf(f, "baton_events_dropped_total %llu\n", evlog_dropped());
+	metric_head(f, "baton_log_lines_dropped_total", "counter",
+		    "Log lines stderr missed: it was not read fast enough and the queue in memory "
+		    "was full.");
+	fprintf(f, "baton_log_lines_dropped_total %llu\n", logq_dropped());
 
 	/* Per version, from the kernel's counters. */
 	static const struct {

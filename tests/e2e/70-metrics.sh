@@ -23,6 +23,7 @@ check_eq "5 steered by weight" 5 "$(metric 'baton_steer_selected_total{service="
 check_eq "the first version counts as a completed rollout" 1 \
 	"$(metric 'baton_rollouts_total{service="web",result="completed"}')"
 check_eq "no event was dropped from the event log's file" 0 "$(metric baton_events_dropped_total)"
+check_eq "no log line was dropped from stderr" 0 "$(metric baton_log_lines_dropped_total)"
 check "the content type is Prometheus text 0.0.4" grep -qi "content-type: text/plain; version=0.0.4" \
 	<<<"$(curl -si "$M")"
 check_eq "other paths: 404" 404 "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9464/)"

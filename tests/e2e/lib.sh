@@ -119,8 +119,14 @@ write_conf() {
 
 # start_agent: run the agent in the background, wait (bounded) until it answers
 # and every instance of the first version is ready.
+# AGENT_STDERR: the agent's stderr there instead (a FIFO), its stdout still in agent.log.
 start_agent() {
-	"$BATON" agent -d ${E2E_AGENT_VERBOSE:-} -f "$T/web.conf" >>"$T/agent.log" 2>&1 &
+	if [ -n "${AGENT_STDERR:-}" ]; then
+		"$BATON" agent -d ${E2E_AGENT_VERBOSE:-} -f "$T/web.conf" >>"$T/agent.log" \
+			2>"$AGENT_STDERR" &
+	else
+		"$BATON" agent -d ${E2E_AGENT_VERBOSE:-} -f "$T/web.conf" >>"$T/agent.log" 2>&1 &
+	fi
 	AGENT=$!
 	disown "$AGENT" # ended by PID in cleanup; no job-control noise
 	local i
