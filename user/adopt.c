@@ -121,6 +121,19 @@ static int adopt_collect(struct service *s, pid_t pid, struct adopted_sock *out,
 		return -1;
 	}
 	np = process_tree(pid, pids, ADOPT_MAX_PIDS);
+	/*
+	 * The agent holds copies of the listeners it serves: adopted, they would
+	 * make a version of the agent, and its drain would signal and kill it
+	 * (and, for a process that runs it, every process of the tree).
+	 */
+	for (k = 0; k < np; k++)
+		if (pids[k] == getpid()) {
+			snprintf(err, errlen,
+				 "process %d is %s: give the pid of the server to adopt", (int)pid,
+				 k ? "an ancestor of this agent (the agent is in its process tree)"
+				   : "this agent");
+			return -1;
+		}
 	for (k = 0; k < np; k++) {
 		int pidfd = (int)syscall(SYS_pidfd_open, pids[k], 0);
 		struct dirent *de;

@@ -6,6 +6,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "dp.h"
 #include "history.h"
 #include "log.h"
+#include "loop.h"
 #include "proc.h"
 #include "restore.h"
 #include "statefile.h"
@@ -65,6 +67,18 @@ static int listener_from(struct instance *in, __u64 cookie)
 	}
 	closedir(d);
 	return fd;
+}
+
+/*
+ * A time of the state file is CLOCK_MONOTONIC ms: never negative, and no
+ * further ahead than one timeout (unsigned ms) puts it.  Any other value is
+ * a corrupt file: the restore rules' arithmetic on it would overflow
+ * (t_switch + drain-delay, a deadline minus now), or a version's timer
+ * would be armed for ever.
+ */
+static bool time_ok(long long t)
+{
+	return t >= 0 && t <= now_ms() + (long long)UINT_MAX;
 }
 
 static bool holds_listeners(enum vphase p)
@@ -145,6 +159,8 @@ static struct version *version_restore(struct service *s, json_t *jv, char *err,
 	v->deadline = json_integer_value(json_object_get(jv, "deadline"));
 	if (v->num < 1 || v->vslot < 0 || v->vslot >= MAX_VERSIONS || s->slot[v->vslot] ||
 	    (int)v->phase < VP_STARTING || v->phase > VP_ABORTING || v->weight > WEIGHT_MAX ||
+	    !time_ok(v->t_start) || !time_ok(v->t_switch) || !time_ok(v->t_signal) ||
+	    !time_ok(v->deadline) ||
 	    !json_is_array(insts) || json_array_size(insts) > MAX_INSTANCES ||
 	    !json_array_size(json_object_get(jv, "argv")) ||
 	    json_array_size(json_object_get(jv, "argv")) > MAX_ARGS) {
@@ -270,11 +286,16 @@ static void rollout_resume(struct service *s, json_t *jr)
 	/* The baseline, when it still runs (ro_base finds it by number, else there is none). */
 	ro->base_num = json_integer_value(json_object_get(jr, "base_num"));
 	state_holds_restore(s, json_object_get(jr, "holds"));
+	/* Its deadlines past their timeouts are bounded by the rules (fsm_holds_restored). */
 	if (ro->newv < -1 || ro->newv >= MAX_VERSIONS || ro->oldv < -1 ||
-	    ro->oldv >= MAX_VERSIONS || !ro->nsteps || ro->step < 0 || ro->step >= ro->nsteps) {
+	    ro->oldv >= MAX_VERSIONS || !ro->nsteps || ro->step < 0 || ro->step >= ro->nsteps ||
+	    ro->bake_end < 0 || ro->bake_left < 0 || ro->t_start < 0 || ro->ready_ms < 0 ||
+	    s->ro_deadline < 0 || ro->confirm_deadline < 0 || ro->gate_deadline < 0 ||
+	    ro->gate_step_t < 0 || ro->approve_deadline < 0) {
 		log_warnx("%s: the state file has a bad rollout entry; ignoring it", s->conf.name);
 		ro->stage = RO_NONE;
 		ro->newv = ro->oldv = -1;
+		s->ro_deadline = 0;
 		return;
 	}
 	/* A slot that now holds another version is not the one the rollout meant. */

@@ -167,6 +167,7 @@ void state_save(void)
 	char path[300], tmp[310];
 	char *text = state_text();
 	size_t len;
+	bool ok;
 	int fd;
 
 	if (!text)
@@ -179,8 +180,11 @@ void state_save(void)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	len = strlen(text);
-	if (fd < 0 || write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1 ||
-	    close(fd) < 0 || rename(tmp, path) < 0) {
+	ok = fd >= 0 && write(fd, text, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
+	/* Closed on every path: a failed write is tried again at every loop turn. */
+	if (fd >= 0 && close(fd) < 0)
+		ok = false;
+	if (!ok || rename(tmp, path) < 0) {
 		log_warn("cannot write the state file %s", path);
 		if (fd >= 0)
 			unlink(tmp);
