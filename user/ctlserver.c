@@ -360,6 +360,8 @@ void on_client(struct client *c, unsigned events)
 		c->len -= line + 1;
 		if (!req) {
 			reply_err(c, "bad request: not JSON (%s)", jerr.text);
+			if (c->closed)
+				return; /* too far behind in its replies: closed by reply_err */
 			continue;
 		}
 		handle_request(c, req);
