@@ -103,6 +103,8 @@ echo "kvm: $kver (${vmlinuz#"$repo"/}) under ${accel[1]%%,*}, BATON_SLOW=$slow, 
 	"TESTS=\"${TESTS:-bpf e2e}\"${E2E:+ E2E=\"$E2E\"}"
 start=$(date +%s)
 console=$scratch/console.log
+# Made here: the tail below must not start before qemu's shell opens it.
+: >"$console"
 nice -n 10 qemu-system-x86_64 "${accel[@]}" -smp "${KVM_CPUS:-2}" -m "${KVM_MEM:-2048}" \
 	-nographic -no-reboot -nic none \
 	-kernel "$vmlinuz" -initrd "$initrd" \
