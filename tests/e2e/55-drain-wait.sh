@@ -85,6 +85,8 @@ cpu() { awk '{print $14 + $15}' "/proc/$AGENT/stat"; }
 c0=$(cpu)
 sleep 3
 c1=$(cpu)
-check "idle agent used $((c1 - c0)) clock ticks in 3 s with 2000 live connections (<= 1)" \
-	test $((c1 - c0)) -le 1
+# CPU time is a bound on speed: 1 tick (10 ms) on the host, scaled under
+# emulation (10 ticks used in the 6.1 VM at load average 13 to 26).
+check "idle agent used $((c1 - c0)) clock ticks in 3 s with 2000 live connections (<= $(slow 1))" \
+	test $((c1 - c0)) -le "$(slow 1)"
 kill "$EXTRA_PIDS"
