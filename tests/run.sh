@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Run every test suite against the binaries in $1 and print one closing line,
-# "N passed, N failed", counting individual tests.  Needs root (network
-# namespaces, BPF).  TESTS="unit bpf e2e" selects suites (steer, migrate,
+# "N passed, N failed", counting individual tests; each suite's line ends
+# with its time in seconds (CI's time budget is planned from them).  Needs
+# root (network namespaces, BPF).  TESTS="unit bpf e2e" selects suites (steer, migrate,
 # instconns, drain, features: one of bpf's suites alone); E2E="name ..." selects
 # end-to-end scripts; LOG_DIR=DIR keeps the whole log of each failed suite there.
 set -u
@@ -21,7 +22,7 @@ grep -q ' /sys/fs/bpf bpf ' /proc/self/mounts || mount -t bpf bpf /sys/fs/bpf ||
 
 # Count a cmocka binary's or a script's own "N passed, N failed" summary.
 count() {
-	local name=$1 log=$2 rc=$3 p f
+	local name=$1 log=$2 rc=$3 secs=$4 p f
 	# cmocka prints one summary per group: add them up.
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log" | awk '{s+=$1} END {if (NR) print s}')
 	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:/\1/p' "$log" | awk '{s+=$1} END {if (NR) print s}')
@@ -34,15 +35,15 @@ count() {
 	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
 	pass=$((pass + p)) fail=$((fail + f))
 	[ "$f" = 0 ] || failed+=("$name")
-	printf '%-28s %4d passed, %d failed\n' "$name" "$p" "$f"
+	printf '%-28s %4d passed, %d failed (%d s)\n' "$name" "$p" "$f" "$secs"
 }
 
 run() {
 	local name=$1; shift
-	local log=/tmp/baton-test-$name.$$.log
+	local log=/tmp/baton-test-$name.$$.log start=$SECONDS
 	"$@" >"$log" 2>&1
 	local rc=$? before=$fail
-	count "$name" "$log" "$rc"
+	count "$name" "$log" "$rc" $((SECONDS - start))
 	if [ "$fail" != "$before" ]; then
 		# LOG_DIR (the VM run sets it): keep a failed suite's whole log.
 		[ -n "${LOG_DIR:-}" ] && cp "$log" "$LOG_DIR/$name.log"

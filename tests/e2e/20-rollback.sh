@@ -7,8 +7,12 @@
 . "$(dirname "$0")/lib.sh"
 
 # v1 drains idle keep-alive connections for up to 5 s after its exit signal.
+# drain-delay scales: the first rollback must come within it, and under
+# emulation, and on this host at load average 26, a deploy and two CLI
+# calls outlasted 3 s.
+DELAY=$(slow 5)
 EXEC="$DEMO --drain-idle-ms 5000" write_conf "instances = 1" "ready = notify" "ready-timeout = $(slow 5)s" \
-	"drain-policy = signal-then-wait" "drain-delay = 3s" \
+	"drain-policy = signal-then-wait" "drain-delay = ${DELAY}s" \
 	"drain-timeout = 3s" "kill-after = 1s"
 start_agent || exit 1
 URL=http://127.0.0.1:8080/
@@ -19,16 +23,20 @@ out=$("$BATON" rollback web 2>&1)
 check_eq "rollback within drain-delay succeeds" "web: v1 active again, draining v2" "$out"
 check "new connections reach v1 after rollback" only_version "$URL" v1 10
 check "new IPv6 connections reach v1 after rollback" only_version "http://[::1]:8080/" v1 5
-# drain-delay 3 s + drain-timeout 3 s + kill-after 1 s bound v2's exit.
+# drain-delay 5 s (scaled) + drain-timeout 3 s + kill-after 1 s bound v2's exit.
 # shellcheck disable=SC2086
-check "v2 exits after its drain" wait_gone 8 $v2pids
+check "v2 exits after its drain" wait_gone 10 $v2pids
 
 # An idle keep-alive connection on v1 keeps it running after its exit signal.
 exec 5<>/dev/tcp/127.0.0.1/8080
 printf 'GET / HTTP/1.1\r\nHost: t\r\n\r\n' >&5
+signalled() { grep -c "web v1: draining, sending SIGTERM" "$T/agent.log"; }
+before=$(signalled)
 check "v3 deploy" "$BATON" deploy web -- "$DEMO"
 v1pids=$(version_pids 1)
-sleep 3.5 # past drain-delay: v1 has its exit signal, and still runs
+# Past drain-delay: v1 has its exit signal, and still runs.
+for _ in $(seq $((DELAY * 20 + 20))); do [ "$(signalled)" -gt "$before" ] && break; sleep 0.1; done
+check "v1 got its exit signal at drain-delay" test "$(signalled)" -gt "$before"
 out=$("$BATON" rollback web 2>&1); rc=$?
 check "rollback after the exit signal succeeds ($out)" test $rc -eq 0
 check "and starts v1 again as v4" grep -q "^web: v4 (v1 started again) active" <<<"$out"
