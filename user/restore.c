@@ -160,8 +160,8 @@ static struct version *version_restore(struct service *s, json_t *jv, char *err,
 	if (v->num < 1 || v->vslot < 0 || v->vslot >= MAX_VERSIONS || s->slot[v->vslot] ||
 	    (int)v->phase < VP_STARTING || v->phase > VP_ABORTING || v->weight > WEIGHT_MAX ||
 	    !time_ok(v->t_start) || !time_ok(v->t_switch) || !time_ok(v->t_signal) ||
-	    !time_ok(v->deadline) ||
-	    !json_is_array(insts) || json_array_size(insts) > MAX_INSTANCES ||
+	    !time_ok(v->deadline) || !json_is_array(insts) ||
+	    json_array_size(insts) > MAX_INSTANCES ||
 	    !json_array_size(json_object_get(jv, "argv")) ||
 	    json_array_size(json_object_get(jv, "argv")) > MAX_ARGS) {
 		snprintf(err, errlen, "%s: the state file has a bad version entry", s->conf.name);
