@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "evlog.h"
+#include "joinwait.h"
 #include "log.h"
 
 /* The loop's side. */
@@ -239,7 +240,6 @@ int evlog_push(const char *line, size_t len)
 
 void evlog_close(int wait_ms)
 {
-	struct timespec ts;
 	struct pollfd p;
 	int waited = 0;
 
@@ -254,14 +254,7 @@ void evlog_close(int wait_ms)
 	close(wfd); /* the writer reads what is left, then EOF */
 	wfd = -1;
 	if (writer_on) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += wait_ms / 1000;
-		ts.tv_nsec += (wait_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		if (pthread_timedjoin_np(writer, NULL, &ts)) {
+		if (join_within(writer, wait_ms)) {
 			log_warnx("event log: %s did not take the last events within %d ms; left "
 				  "behind",
 				  path, wait_ms);

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "joinwait.h"
 #include "logq.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -122,7 +123,6 @@ int logq_start(int fd, const char *pfx)
 
 void logq_stop(int wait_ms)
 {
-	struct timespec ts;
 
 	pthread_mutex_lock(&mu);
 	if (!running) {
@@ -132,14 +132,7 @@ void logq_stop(int wait_ms)
 	stopping = true;
 	pthread_cond_signal(&cv);
 	pthread_mutex_unlock(&mu);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += wait_ms / 1000;
-	ts.tv_nsec += (wait_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	if (pthread_timedjoin_np(writer, NULL, &ts)) {
+	if (join_within(writer, wait_ms)) {
 		/* Blocked in write(2): left behind; exit ends it. */
 		pthread_detach(writer);
 		pthread_mutex_lock(&mu);
