@@ -123,7 +123,6 @@ int logq_start(int fd, const char *pfx)
 
 void logq_stop(int wait_ms)
 {
-
 	pthread_mutex_lock(&mu);
 	if (!running) {
 		pthread_mutex_unlock(&mu);
