@@ -250,8 +250,12 @@ static int parse_client(const char *name, int argc, char **argv, struct client_o
 	return 0;
 }
 
-/* Send a request, print progress lines, return the final reply (or NULL). */
-static json_t *call(const char *control, json_t *req, int timeout_ms)
+/*
+ * Send a request, print progress lines, return the final reply (or NULL
+ * after printing why; but when timeout_ms passed without a line, only
+ * *timed_out is set).
+ */
+static json_t *call_quiet(const char *control, json_t *req, int timeout_ms, bool *timed_out)
 {
 	static char buf[CTL_MAX_REPLY];
 	size_t have = 0;
@@ -275,8 +279,15 @@ static json_t *call(const char *control, json_t *req, int timeout_ms)
 	for (;;) {
 		j = ctl_recv(fd, buf, sizeof(buf), &have, timeout_ms, err, sizeof(err));
 		if (!j) {
-			fprintf(stderr, "baton: %s\n", err);
+			/* Its caller says what a timeout means. */
+			*timed_out = errno == ETIMEDOUT;
+			if (!*timed_out)
+				fprintf(stderr, "baton: %s\n", err);
 			break;
+		}
+		if (json_object_get(j, "alive")) { /* the heartbeat of long_call */
+			json_decref(j);
+			continue;
 		}
 		if (json_object_get(j, "progress")) {
 			fprintf(stderr, "%s\n", str(j, "progress"));
@@ -287,6 +298,17 @@ static json_t *call(const char *control, json_t *req, int timeout_ms)
 	}
 	close(fd);
 	return j;
+}
+
+/* call_quiet, saying a timeout too. */
+static json_t *call(const char *control, json_t *req, int timeout_ms)
+{
+	bool timed_out = false;
+	json_t *r = call_quiet(control, req, timeout_ms, &timed_out);
+
+	if (timed_out)
+		fprintf(stderr, "baton: no reply from the agent within %d ms\n", timeout_ms);
+	return r;
 }
 
 /* 0 if the reply says ok; else print its error and return 1. */
@@ -306,6 +328,57 @@ static int check_reply(const char *what, json_t *r)
 json_t *cli_call(const char *control, json_t *req, int timeout_ms)
 {
 	return call(control, req, timeout_ms);
+}
+
+/*
+ * A request whose answer may take as long as a rollout (a deploy's bakes and
+ * approvals, a rollback): the agent bounds every stage itself, so only its
+ * silence is bounded here.  It is asked for a heartbeat every
+ * CLI_HEARTBEAT_MS, and no line at all for BATON_AGENT_TIMEOUT seconds
+ * (default CLI_AGENT_TIMEOUT_S; 0: wait as long as it takes) means it is
+ * stopped or hung.  A shorter bound asks for heartbeats more often.
+ */
+#define CLI_HEARTBEAT_MS      5000
+#define CLI_AGENT_TIMEOUT_S   60
+#define CLI_AGENT_TIMEOUT_MIN 3
+#define CLI_AGENT_TIMEOUT_MAX 86400
+
+json_t *cli_long_call(const char *control, json_t *req)
+{
+	const char *env = getenv("BATON_AGENT_TIMEOUT");
+	long s = CLI_AGENT_TIMEOUT_S;
+	bool timed_out = false;
+	char *end;
+	json_t *r;
+	long hb;
+
+	if (env && env[0]) {
+		errno = 0;
+		s = strtol(env, &end, 10);
+		if (errno || *end || (s > 0 && s < CLI_AGENT_TIMEOUT_MIN) || s < 0 ||
+		    s > CLI_AGENT_TIMEOUT_MAX) {
+			fprintf(stderr,
+				"baton: BATON_AGENT_TIMEOUT=%s: want whole seconds from %d to %d, "
+				"or 0 to wait as long as it takes\n",
+				env, CLI_AGENT_TIMEOUT_MIN, CLI_AGENT_TIMEOUT_MAX);
+			json_decref(req);
+			return NULL;
+		}
+	}
+	/* At least 3 lines within the bound, however short it is set. */
+	hb = s ? s * 1000 / 4 : CLI_HEARTBEAT_MS;
+	hb = hb < CTL_HEARTBEAT_MIN_MS ? CTL_HEARTBEAT_MIN_MS
+	     : hb > CLI_HEARTBEAT_MS   ? CLI_HEARTBEAT_MS
+				       : hb;
+	json_object_set_new(req, "heartbeat_ms", json_integer(hb));
+	r = call_quiet(control, req, s ? (int)(s * 1000) : -1, &timed_out);
+	if (timed_out)
+		fprintf(stderr,
+			"baton: no word from the agent in %ld s (asked for one every %.1f s): it "
+			"is stopped or hung; what it was doing goes on if it resumes (see: baton "
+			"status; BATON_AGENT_TIMEOUT sets this bound)\n",
+			s, hb / 1000.0);
+	return r;
 }
 
 int cli_check_reply(const char *what, json_t *r)
@@ -459,8 +532,7 @@ send:
 		if (o.pause)
 			json_object_set_new(req, "pause_ms", json_integer(pause));
 	}
-	/* The agent bounds every stage of the rollout; this only guards a hung agent. */
-	r = call(o.control, req, 7 * 24 * 3600 * 1000);
+	r = cli_long_call(o.control, req);
 	if (check_reply("deploy failed", r))
 		return 1;
 	prev = json_object_get(r, "previous");

@@ -37,6 +37,9 @@ void cli_print_share(int tty, long long weight);
 const char *cli_state_colour(int tty, const char *state);
 /* cli.c: send req, print progress lines, return the final reply or NULL (said on stderr). */
 json_t *cli_call(const char *control, json_t *req, int timeout_ms);
+/* A request answered when a rollout ends (deploy, rollback): only the agent's silence is bounded.
+ */
+json_t *cli_long_call(const char *control, json_t *req);
 /* 0 if reply r says ok; else its error printed ("baton: WHAT: ...") and r freed: 1. */
 int cli_check_reply(const char *what, json_t *r);
 /* clienv.c: deploy --env into the request, checked as the agent checks it; 0, or 2 (said why). */

@@ -167,7 +167,8 @@ int cmd_help(int argc, char **argv)
 	for (i = 0; i < sizeof(helps) / sizeof(helps[0]); i++)
 		printf("  %s\n", helps[i].usage);
 	printf("\nThe control socket is %s unless -s SOCKET or $BATON_CONTROL says\n"
-	       "otherwise.  baton help COMMAND explains one command.\n",
+	       "otherwise.  deploy and rollback give up on an agent silent for\n"
+	       "$BATON_AGENT_TIMEOUT seconds (60).  baton help COMMAND explains one command.\n",
 	       DEFAULT_CONTROL);
 	return 0;
 }

@@ -183,7 +183,7 @@ int cmd_rollback(int argc, char **argv)
 	if (to)
 		json_object_set_new(req, "to", json_integer(to));
 	/* A version that exited starts again: the agent bounds that rollout as a deploy's. */
-	r = cli_call(control, req, 7 * 24 * 3600 * 1000);
+	r = cli_long_call(control, req);
 	if (cli_check_reply("rollback", r))
 		return 1;
 	if (json_object_get(r, "message")) {

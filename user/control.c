@@ -178,6 +178,7 @@ json_t *ctl_recv(int fd, char *buf, size_t buflen, size_t *have, int timeout_ms,
 			if (left <= 0 || poll(&p, 1, (int)left) == 0) {
 				snprintf(err, errlen, "no reply from the agent within %d ms",
 					 timeout_ms);
+				errno = ETIMEDOUT;
 				return NULL;
 			}
 		}

@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,19 +226,45 @@ static void refuse(int fd, const char *msg)
 	close(fd);
 }
 
-/* Deadline for the request being read: CTL_READ_TIMEOUT_MS from its first byte. */
-static void client_timer(struct client *c, bool on)
+/*
+ * The client's timer: the deadline for the request being read
+ * (CTL_READ_TIMEOUT_MS from its first byte, CT_READ), else its heartbeat
+ * if its last request asked for one (CT_HEARTBEAT, periodic), else none.
+ */
+static void client_timer(struct client *c, bool reading)
 {
+	int mode = reading ? CT_READ : c->heartbeat_ms ? CT_HEARTBEAT : CT_OFF;
 	struct itimerspec its = {0};
+	int ms = mode == CT_READ ? CTL_READ_TIMEOUT_MS : c->heartbeat_ms;
 
-	if (on == c->timer_armed)
+	if (mode == (int)c->timer)
 		return;
-	if (on) {
-		its.it_value.tv_sec = CTL_READ_TIMEOUT_MS / 1000;
-		its.it_value.tv_nsec = (CTL_READ_TIMEOUT_MS % 1000) * 1000000L;
+	if (mode != CT_OFF) {
+		its.it_value.tv_sec = ms / 1000;
+		its.it_value.tv_nsec = (ms % 1000) * 1000000L;
 	}
+	if (mode == CT_HEARTBEAT)
+		its.it_interval = its.it_value;
 	timerfd_settime(c->tfd, 0, &its, NULL);
-	c->timer_armed = on;
+	c->timer = mode;
+}
+
+/* A request's "heartbeat_ms": 0 when absent or valid (then kept), -1 after a reply saying why. */
+static int client_heartbeat(struct client *c, json_t *req)
+{
+	json_t *hb = json_object_get(req, "heartbeat_ms");
+	json_int_t ms;
+
+	if (!hb)
+		return 0;
+	ms = json_is_integer(hb) ? json_integer_value(hb) : -1;
+	if (ms < CTL_HEARTBEAT_MIN_MS || ms > CTL_HEARTBEAT_MAX_MS) {
+		reply_err(c, "bad request: heartbeat_ms must be an integer from %d to %d",
+			  CTL_HEARTBEAT_MIN_MS, CTL_HEARTBEAT_MAX_MS);
+		return -1;
+	}
+	c->heartbeat_ms = (int)ms;
+	return 0;
 }
 
 void on_control(void)
@@ -296,8 +323,17 @@ void on_control(void)
 
 void on_client_timer(struct client *c)
 {
+	uint64_t n;
+
 	if (c->closed)
 		return;
+	/* Periodic: what is read is how many times it fired; the last line says enough. */
+	if (read(c->tfd, &n, sizeof(n)) < 0 && errno == EAGAIN)
+		return;
+	if (c->timer == CT_HEARTBEAT) {
+		reply(c, json_pack("{s:b}", "alive", 1));
+		return;
+	}
 	log_warnx("control: uid %d pid %d sent no complete request within %d ms; closing",
 		  (int)c->uid, (int)c->pid, CTL_READ_TIMEOUT_MS);
 	reply_err(c, "timeout: no complete request line within %d ms", CTL_READ_TIMEOUT_MS);
@@ -358,8 +394,10 @@ void on_client(struct client *c, unsigned events)
 		req = json_loadb(c->buf, line, 0, &jerr);
 		memmove(c->buf, nl + 1, c->len - line - 1);
 		c->len -= line + 1;
-		if (!req) {
-			reply_err(c, "bad request: not JSON (%s)", jerr.text);
+		if (!req || client_heartbeat(c, req) < 0) {
+			if (!req)
+				reply_err(c, "bad request: not JSON (%s)", jerr.text);
+			json_decref(req);
 			if (c->closed)
 				return; /* too far behind in its replies: closed by reply_err */
 			continue;

@@ -30,8 +30,9 @@ struct client {
 	bool readonly; /* a control-group member, not root */
 	uid_t uid;
 	pid_t pid;
-	int tfd; /* read deadline: a request must be complete in time */
-	bool timer_armed;
+	int tfd; /* read deadline: a request must be complete in time; or the heartbeat */
+	enum { CT_OFF, CT_READ, CT_HEARTBEAT } timer;
+	int heartbeat_ms; /* asked for by its last request (CTL_HEARTBEAT_*), or 0 */
 	double tokens;	  /* rate limit: requests left in the bucket */
 	long long refill; /* ms of the last refill */
 	struct evsrc ev, tev;
