@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "bytes.skel.h"
@@ -18,17 +19,49 @@
 
 #define NEEDS "the sock_recv_length and sock_send_length tracepoints (Linux 6.3 or later)"
 
+/* The kernel's BTF has both tracepoints: 0, or -EOPNOTSUPP with err. */
+static int tracepoints_known(const char *service, char *err, size_t errlen)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	int r = 0;
+
+	if (libbpf_get_error(vmlinux)) {
+		snprintf(err, errlen,
+			 "%s: byte-counts = yes needs %s, and this kernel has no BTF to find them "
+			 "in (/sys/kernel/btf/vmlinux); remove byte-counts from the service",
+			 service, NEEDS);
+		return -EOPNOTSUPP;
+	}
+	if (btf__find_by_name_kind(vmlinux, "btf_trace_sock_recv_length", BTF_KIND_TYPEDEF) < 0 ||
+	    btf__find_by_name_kind(vmlinux, "btf_trace_sock_send_length", BTF_KIND_TYPEDEF) < 0) {
+		snprintf(err, errlen,
+			 "%s: byte-counts = yes needs %s, which this kernel lacks; remove "
+			 "byte-counts from the service",
+			 service, NEEDS);
+		r = -EOPNOTSUPP;
+	}
+	btf__free(vmlinux);
+	return r;
+}
+
 int bytes_probe(const char *service, char *err, size_t errlen)
 {
-	struct bytes_bpf *skel = bytes_bpf__open();
+	struct bytes_bpf *skel;
 	struct bpf_link *rx = NULL, *tx = NULL;
+	libbpf_print_fn_t print;
 	struct bpf_map *m;
-	int r;
+	int r = tracepoints_known(service, err, errlen);
 
+	if (r)
+		return r;
+	/* The refusal is one line: libbpf's own account of the failure is not printed. */
+	print = libbpf_set_print(NULL);
+	skel = bytes_bpf__open();
 	if (!skel) {
 		r = -errno;
 		snprintf(err, errlen, "%s: byte-counts: cannot open the bytes program: %s",
 			 service, strerror(errno));
+		libbpf_set_print(print);
 		return r;
 	}
 	/* Nothing pinned: the probe's maps go with it. */
@@ -55,6 +88,7 @@ out:
 	bpf_link__destroy(tx);
 	bpf_link__destroy(rx);
 	bytes_bpf__destroy(skel);
+	libbpf_set_print(print);
 	return r ? -EOPNOTSUPP : 0;
 }
 

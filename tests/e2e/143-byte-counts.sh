@@ -58,9 +58,13 @@ bytes_of() { "$BATON" status "$1" --json | jq -c ".[0].versions[] | select(.vers
 if [ "$have" != true ]; then
 	echo "this kernel lacks sock_recv_length / sock_send_length: the refusals"
 	write_conf "instances = 1" "ready = notify" "byte-counts = yes"
-	expect_err "the agent refuses byte-counts at start" \
-		"web: byte-counts = yes needs the sock_recv_length and sock_send_length tracepoints (Linux 6.3 or later).*remove byte-counts" \
-		"$BATON" agent -d -f "$T/web.conf"
+	out=$("$BATON" agent -d -f "$T/web.conf" 2>&1); rc=$?
+	pat="^baton: web: byte-counts = yes needs the sock_recv_length and sock_send_length tracepoints (Linux 6.3 or later), which this kernel lacks; remove byte-counts from the service$"
+	if [ $rc != 0 ] && [ "$(wc -l <<<"$out")" = 1 ] && grep -q "$pat" <<<"$out"; then
+		ok "the agent refuses byte-counts at start, in one line: $out"
+	else
+		not_ok "the agent refuses byte-counts at start, in one line: rc=$rc, output: $out"
+	fi
 	check "and did not start (nothing answers on its control socket)" \
 		bash -c "! \"$BATON\" status --json >/dev/null 2>&1"
 	check "and pinned nothing" bash -c "[ ! -e '$BPFDIR/conns' ]"
@@ -68,12 +72,13 @@ if [ "$have" != true ]; then
 	start_agent || exit 1
 	write_conf "instances = 1" "ready = notify" "byte-counts = yes"
 	add_other
-	expect_err "a reload that turns byte-counts on is refused" \
-		"reload refused: web: byte-counts = yes needs the sock_recv_length and sock_send_length tracepoints (Linux 6.3 or later).*remove byte-counts" \
+	expect_err "a reload that turns byte-counts on (and adds a service) is refused" \
+		"reload refused: web: byte-counts = yes needs the sock_recv_length and sock_send_length tracepoints (Linux 6.3 or later), which this kernel lacks; remove byte-counts from the service" \
 		"$BATON" reload
 	check_eq "the running configuration stays: one service" 1 "$("$BATON" status --json | jq length)"
 	check_eq "web counts no bytes" null "$(bytes_of web 1)"
 	check_eq "still served" v1 "$(served_by http://127.0.0.1:8080/)"
+	check_eq "the agent logged no libbpf message" 0 "$(grep -c libbpf "$T/agent.log")"
 	exit 0
 fi
 
