@@ -57,7 +57,8 @@ ready = notify
 byte-counts = $1
 EOC
 }
-conf yes
+# BYTES_KEY=0: the configuration has no byte-counts line (a build without it), phase 1 only.
+if [ "${BYTES_KEY:-1}" = 0 ]; then conf no && sed -i '/^byte-counts/d' "$T/web.conf"; else conf no; fi
 "$B/baton" agent -d -f "$T/web.conf" >"$T/agent.log" 2>&1 &
 AGENT=$!
 for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:8080/ && break; sleep 0.1; done
@@ -66,34 +67,41 @@ OTHER=$!
 for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:8099/ && break; sleep 0.1; done
 sysctl -qw kernel.bpf_stats_enabled=1
 
-# stats NAME: "run_cnt run_time_ns" of the loaded program of that name (0 0: none).
-stats() { bpftool -j prog show | jq -r --arg n "$1" '[.[] | select(.name == $n)] | if length == 0 then "0 0" else "\(map(.run_cnt // 0) | add) \(map(.run_time_ns // 0) | add)" end'; }
-snap() { echo "$(stats bytes_rx) $(stats bytes_tx) $(stats track)"; }
+# This agent's programs, by id (other agents on the host have programs named alike).
+TRACK=$(bpftool -j link show pinned "$PIN/track_link" | jq -r .prog_id)
+tp_ids() { bpftool -j link show | jq -r --arg t "$1" '.[] | select(.tp_name == $t) | .prog_id'; }
+# stats ID: "run_cnt run_time_ns" of that program (0 0: none).
+stats() { [ -z "$1" ] && { echo "0 0"; return; }; bpftool -j prog show id "$1" | jq -r '"\(.run_cnt // 0) \(.run_time_ns // 0)"'; }
+RX= TX=
+snap() { echo "$(stats "$RX") $(stats "$TX") $(stats "$TRACK")"; }
 # report LABEL BEFORE AFTER REQUESTS
 report() {
 	local b=($2) a=($3) n=$4
 	awk -v l="$1" -v n="$n" -v rc=$((a[0] - b[0])) -v rt=$((a[1] - b[1])) \
 		-v tc=$((a[2] - b[2])) -v tt=$((a[3] - b[3])) -v kc=$((a[4] - b[4])) -v kt=$((a[5] - b[5])) 'BEGIN {
-		printf "%s: %d requests; bytes_rx %d runs, %.1f ns/run; bytes_tx %d runs, %.1f ns/run; track %d runs, %.1f ns/run\n",
-			l, n, rc, rc ? rt / rc : 0, tc, tc ? tt / tc : 0, kc, kc ? kt / kc : 0 }'
+		printf "%s: %d requests; bytes_rx %d runs (%.2f/request), %.1f ns/run; bytes_tx %d runs, %.1f ns/run; track %d runs (%.2f/request), %.1f ns/run\n",
+			l, n, rc, n ? rc / n : 0, rc ? rt / rc : 0, tc, tc ? tt / tc : 0, kc, n ? kc / n : 0, kc ? kt / kc : 0 }'
 }
 reqs() { awk '/requests in/ {print $1}' "$1"; }
+# load NAME PORT [wrk options]: D seconds of wrk, the programs' deltas reported.
+load() {
+	local name=$1 port=$2 s0 s1
+	shift 2
+	s0=$(snap)
+	wrk -t1 -c20 -d"${D}s" "$@" "http://127.0.0.1:$port/" >"$T/w"
+	s1=$(snap)
+	report "$name" "$s0" "$s1" "$(reqs "$T/w")"
+}
 
-s0=$(snap)
-wrk -t1 -c20 -d"${D}s" http://127.0.0.1:8080/ >"$T/w1"
-s1=$(snap)
-report "keep-alive, byte-counts on" "$s0" "$s1" "$(reqs "$T/w1")"
-wrk -t1 -c20 -d"${D}s" http://127.0.0.1:8099/ >"$T/w2"
-s2=$(snap)
-report "keep-alive, a server baton does not serve (miss path)" "$s1" "$s2" "$(reqs "$T/w2")"
-wrk -t1 -c20 -d"${D}s" -H "Connection: close" http://127.0.0.1:8080/ >"$T/w3"
-s3=$(snap)
-report "connection per request, byte-counts on" "$s2" "$s3" "$(reqs "$T/w3")"
-conf no
+load "connection per request, byte-counts off" 8080 -H "Connection: close"
+echo "track: $(bpftool -j prog show id "$TRACK" | jq -r '"\(.bytes_xlated) bytes xlated, \(.bytes_jited) jited"')"
+[ "${BYTES_KEY:-1}" = 0 ] && exit 0
+echo "tracepoint links with byte-counts off: $(tp_ids sock_recv_length | wc -l)"
+conf yes
 "$B/baton" reload
-echo "tracepoint links after byte-counts off: $(bpftool -j link show | jq '[.[] | select(.tp_name == "sock_recv_length" or .tp_name == "sock_send_length")] | length')"
-s4=$(snap)
-wrk -t1 -c20 -d"${D}s" -H "Connection: close" http://127.0.0.1:8080/ >"$T/w4"
-s5=$(snap)
-report "connection per request, byte-counts off" "$s4" "$s5" "$(reqs "$T/w4")"
-echo "track: $(bpftool -j prog show | jq -r '.[] | select(.name == "track") | "\(.bytes_xlated) bytes xlated, \(.bytes_jited) jited"' | tail -1)"
+RX=$(tp_ids sock_recv_length) TX=$(tp_ids sock_send_length)
+echo "tracepoint links with byte-counts on: $(echo $RX $TX | wc -w)"
+load "connection per request, byte-counts on" 8080 -H "Connection: close"
+load "keep-alive, byte-counts on (each request: the server's recv and send counted, wrk's miss)" 8080
+load "keep-alive, a server baton does not serve (every run a miss)" 8099
+"$B/baton" status web | grep -E "bytes|^web"
