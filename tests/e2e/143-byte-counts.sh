@@ -6,7 +6,8 @@
 # a canary at 50% (per-connection steering, so both versions serve), reads
 # each whole response, and sums per version (each body names its version)
 # what it sent and what it received: status --json and /metrics must show
-# exactly those sums, live (read while the versions run).  Connections to a
+# exactly those sums, live (read while the versions run), and after an agent
+# restart (kill -9) the totals stay and grow.  Connections to a
 # service without byte-counts and to a port baton does not serve count
 # nothing; the tracepoint programs are attached only while a service has
 # byte-counts on.  On a kernel without the tracepoints (decided by baton
@@ -130,6 +131,18 @@ for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:8099/ && break; sle
 for _ in $(seq 10); do curl -s -o /dev/null http://127.0.0.1:8099/; done
 check_eq "connections to both count nothing for web" "$before" \
 	"$("$BATON" status web --json | jq -c '[.[0].versions[].bytes]')"
+
+# An agent restart keeps the totals (pinned) and counts on.
+kill -9 "$AGENT"
+while kill -0 "$AGENT" 2>/dev/null; do sleep 0.05; done
+check_eq "after an agent kill: both versions' totals are what they were" "$before" \
+	"$(start_agent >/dev/null && "$BATON" status web --json | jq -c '[.[0].versions[].bytes]')"
+client 127.0.0.1 8080 10 >"$T/c2"
+for v in 1 2; do
+	want=$(printf '{"received":%d,"sent":%d}' "$(($(sum "$T/c" v$v 2) + $(sum "$T/c2" v$v 2)))" \
+		"$(($(sum "$T/c" v$v 3) + $(sum "$T/c2" v$v 3)))")
+	check_eq "the restarted agent counts on: v$v" "$want" "$(bytes_of web $v)"
+done
 
 # byte-counts off by reload: the programs detach, nothing is counted.
 check "promote --full" "$BATON" promote web --full
