@@ -522,8 +522,8 @@ int steer(struct sk_reuseport_md *md)
 		if (vslot < MAX_VERSIONS) {
 			r = select_version(md, group, svc, vslot, spread / WEIGHT_MAX);
 			if (r >= 0) {
-				placed(st, msk, &key, svc, gi->service, svc->v[vslot].version, 1,
-				       r, seg);
+				placed(st, msk, &key, svc, gi->service, svc->v[vslot].version, 1, r,
+				       seg);
 				/* Selected a live socket of this client's pinned version. */
 				return SK_PASS;
 			}

@@ -59,8 +59,8 @@ int bytes_probe(const char *service, char *err, size_t errlen)
 	skel = bytes_bpf__open();
 	if (!skel) {
 		r = -errno;
-		snprintf(err, errlen, "%s: byte-counts: cannot open the bytes program: %s",
-			 service, strerror(errno));
+		snprintf(err, errlen, "%s: byte-counts: cannot open the bytes program: %s", service,
+			 strerror(errno));
 		libbpf_set_print(print);
 		return r;
 	}

@@ -283,10 +283,10 @@ json_t *status_json(struct service *s)
 			struct byte_counts b;
 
 			json_object_set_new(jv, "bytes",
-					    dp_bytes(v, &b)
-						? json_null()
-						: json_pack("{s:I, s:I}", "received", (json_int_t)b.rx,
-							    "sent", (json_int_t)b.tx));
+					    dp_bytes(v, &b) ? json_null()
+							    : json_pack("{s:I, s:I}", "received",
+									(json_int_t)b.rx, "sent",
+									(json_int_t)b.tx));
 		}
 		json_object_set_new(jv, "latency", latview_json(v));
 		json_object_set_new(jv, "http", httpstat_json(v));
