@@ -352,17 +352,20 @@ static int bytes_ready(void)
 
 /*
  * The tracepoint programs run for every recvmsg/sendmsg of the host:
- * attached while some service counts bytes, and only then.
+ * attached while some version of a service with byte-counts runs, and
+ * only then.  v is being registered (live: not in its slot yet) or
+ * forgotten (not live: maybe still in it).
  */
-static void bytes_follow(void)
+static void bytes_follow(const struct version *v, bool live)
 {
 	struct service *s;
 	char err[300];
-	bool any = false;
-	int i;
+	bool any = live && v->svc->conf.byte_counts;
+	int i, j;
 
 	for (i = 0; (s = service_at(i)) && !any; i++)
-		any = !s->gone && s->conf.byte_counts;
+		for (j = 0; j < MAX_VERSIONS && !any; j++)
+			any = !s->gone && s->conf.byte_counts && s->slot[j] && s->slot[j] != v;
 	if (by_state <= 0 || (!any && !by.rx))
 		return;
 	if (bytes_attach(&by, any, err, sizeof(err)))
@@ -378,7 +381,7 @@ static void bytes_measure(const struct version *v)
 		bytes_register(&by, v->svc->id, v->num, false);
 	else if (by_state > 0)
 		bytes_forget(&by, v->svc->id, v->num);
-	bytes_follow();
+	bytes_follow(v, true);
 }
 
 int dp_bytes(const struct version *v, struct byte_counts *b)
@@ -457,7 +460,7 @@ int dp_forget(const struct version *v)
 	latency_forget(&lat, v->svc->id, v->num);
 	if (by_state > 0) {
 		bytes_forget(&by, v->svc->id, v->num);
-		bytes_follow();
+		bytes_follow(v, false);
 	}
 	return track_forget(&tr, v->svc->id, v->num);
 }
