@@ -150,3 +150,18 @@ sed -i '/^byte-counts/d' "$T/web.conf"
 check "reload without byte-counts" "$BATON" reload
 check_eq "no service counts bytes: the tracepoint programs are detached" 0 "$(bytes_links)"
 check_eq "web counts no bytes now" null "$(bytes_of web 2)"
+
+# A service with byte-counts added by reload attaches them; removing it
+# detaches them once its last version is gone.
+sed -i '/^\[service other\]/a byte-counts = yes' "$T/web.conf"
+check "reload: other counts bytes" "$BATON" reload
+check_eq "other counts from zero" '{"received":0,"sent":0}' "$(bytes_of other 1)"
+check_eq "the tracepoint programs are attached again" 2 "$(bytes_links)"
+sed -i '/^\[service other\]/,$d' "$T/web.conf"
+check "reload: other removed" "$BATON" reload
+for _ in $(seq "$(slow 100)"); do
+	[ "$("$BATON" status --json | jq length)" = 1 ] && break
+	sleep 0.1
+done
+check_eq "other is gone" 1 "$("$BATON" status --json | jq length)"
+check_eq "and the tracepoint programs with it" 0 "$(bytes_links)"
