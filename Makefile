@@ -32,8 +32,8 @@ endif
 .PHONY: all deps test test-unit demo bench clean install
 .PHONY: fuzz fuzz-build test-kernel
 
-BPF_PROGS := steer track drain latency
-USER_SRCS := user/adopt.c user/agent.c user/cgroup.c user/checks.c user/cli.c user/clievents.c user/clienv.c user/clihelp.c user/clilat.c user/clistatus.c user/config.c user/confhooks.c user/confkeys.c user/confval.c user/control.c \
+BPF_PROGS := steer track drain latency bytes
+USER_SRCS := user/adopt.c user/agent.c user/bytes.c user/cgroup.c user/checks.c user/cli.c user/clievents.c user/clienv.c user/clihelp.c user/clilat.c user/clistatus.c user/config.c user/confhooks.c user/confkeys.c user/confval.c user/control.c \
 	     user/ctlserver.c user/dp.c user/drain.c user/events.c user/exec.c user/features.c user/fsm.c user/fsm_baseline.c user/fsm_confirm.c user/fsm_gate.c user/fsm_gates.c user/fsm_ops.c user/fsm_rollout.c \
 	     user/fsm_version.c user/health.c user/httpdrain.c user/httpgate.c user/httpstat.c user/lathist.c user/latency.c user/latrank.c user/latview.c user/listen.c user/log.c user/loop.c \
 	     user/main.c user/metrics.c user/model.c user/notify.c user/orphan.c user/proc.c user/promgate.c user/reload.c \
@@ -223,7 +223,8 @@ test: deps
 
 # The BPF suites and e2e tests in a VM booted with another kernel (tests/kvm/run.sh):
 # KERNEL=6.1 (Debian's package, fetched with apt-get download into build/kernel)
-# or KERNEL=path/to/vmlinuz; TESTS= and E2E= as for tests/run.sh.  KVM_E2E is
+# or KERNEL=path/to/vmlinuz; KVM_TESTS= and E2E= as tests/run.sh's TESTS= and E2E= (TESTS=
+# on make's command line would replace the test binaries' list below).  KVM_E2E is
 # the core subset (CI runs the part of it that fits its time: .ci/run); in
 # the VM 5 deploys of each kind (DEPLOYS=) in 10-deploy-under-load, and 25
 # agent restarts in 64-agent-restart (RESTARTS=), prove what their 20 and

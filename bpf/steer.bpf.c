@@ -326,10 +326,11 @@ static __always_inline void count_placed(struct steer_stats *st, int migrating, 
  */
 static __always_inline void record(struct steer_stats *st, struct bpf_sock *msk,
 				   const struct conn_key *k, __u32 service, __u32 version,
-				   __u32 inst)
+				   __u32 inst, __u8 flags)
 {
 	struct conn_owner own = {.service = (__u16)service,
 				 .inst = (__u8)(inst + 1),
+				 .flags = flags,
 				 .version = version},
 			  *cur, old;
 	struct version_counts *c;
@@ -375,10 +376,13 @@ static __always_inline void record(struct steer_stats *st, struct bpf_sock *msk,
  * habit: such segments are rare, and inlined at each placement it added
  * some 500 instructions around the SYN path.
  */
-static __noinline void refresh(const struct conn_key *k, __u32 service, __u32 version, __u32 inst)
+static __noinline void refresh(const struct conn_key *k, __u32 service, __u32 version, __u32 inst,
+			       __u8 flags)
 {
-	struct conn_owner own = {
-	    .service = (__u16)service, .inst = (__u8)(inst + 1), .version = version};
+	struct conn_owner own = {.service = (__u16)service,
+				 .inst = (__u8)(inst + 1),
+				 .flags = flags,
+				 .version = version};
 
 	decision_refresh(k, &own);
 }
@@ -386,19 +390,21 @@ static __noinline void refresh(const struct conn_key *k, __u32 service, __u32 ve
 /*
  * Count a placement, and record it when the connection's 4-tuple is known;
  * for a segment that is not a SYN (st is NULL: it counts nothing) see
- * refresh().
+ * refresh().  The decision carries the service's OWN_* flags (byte-counts:
+ * track gives the connection byte storage).
  */
 static __always_inline void placed(struct steer_stats *st, struct bpf_sock *msk,
-				   const struct conn_key *k, __u32 service, __u32 version,
-				   int pinned, int sel, int seg)
+				   const struct conn_key *k, const struct steer_service *svc,
+				   __u32 service, __u32 version, int pinned, int sel, int seg)
 {
 	__u32 inst = sel & SEL_INST;
+	__u8 flags = svc->flags & OWN_BYTES;
 
 	if (k->family) {
 		if (seg == SEG_OTHER)
-			refresh(k, service, version, inst);
+			refresh(k, service, version, inst, flags);
 		else
-			record(st, msk, k, service, version, inst);
+			record(st, msk, k, service, version, inst, flags);
 	}
 	count_placed(st, msk != NULL, pinned, (sel & SEL_FALLBACK) != 0);
 }
@@ -516,7 +522,7 @@ int steer(struct sk_reuseport_md *md)
 		if (vslot < MAX_VERSIONS) {
 			r = select_version(md, group, svc, vslot, spread / WEIGHT_MAX);
 			if (r >= 0) {
-				placed(st, msk, &key, gi->service, svc->v[vslot].version, 1, r,
+				placed(st, msk, &key, svc, gi->service, svc->v[vslot].version, 1, r,
 				       seg);
 				/* Selected a live socket of this client's pinned version. */
 				return SK_PASS;
@@ -539,8 +545,8 @@ int steer(struct sk_reuseport_md *md)
 	vslot = steer_pick_version(svc, point);
 	r = select_version(md, group, svc, vslot, spread / WEIGHT_MAX);
 	if (r >= 0) {
-		placed(st, msk, &key, gi->service, svc->v[vslot & (MAX_VERSIONS - 1)].version, 0, r,
-		       seg);
+		placed(st, msk, &key, svc, gi->service, svc->v[vslot & (MAX_VERSIONS - 1)].version,
+		       0, r, seg);
 		/* Selected a live socket of the version the weights chose. */
 		return SK_PASS;
 	}
@@ -551,8 +557,8 @@ int steer(struct sk_reuseport_md *md)
 			continue;
 		r = select_version(md, group, svc, i, spread / WEIGHT_MAX);
 		if (r >= 0) {
-			placed(st, msk, &key, gi->service, svc->v[i].version, 0, r | SEL_FALLBACK,
-			       seg);
+			placed(st, msk, &key, svc, gi->service, svc->v[i].version, 0,
+			       r | SEL_FALLBACK, seg);
 			/* Selected a live socket of another active version. */
 			return SK_PASS;
 		}

@@ -18,6 +18,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "bytes.bpf.h"
 #include "conns.bpf.h"
 #include "latency.bpf.h"
 
@@ -95,6 +96,8 @@ static __always_inline void established(struct bpf_sock_ops *skops)
 	__sync_fetch_and_add(&c->live, 1);
 	inst_count(&own, 1);
 	latency_begin(skops, &own);
+	if (own.flags & OWN_BYTES)
+		bytes_begin(skops, &own); /* its service counts bytes (steer's decision says) */
 	/* Ask for state changes on this socket, to see its close. */
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }

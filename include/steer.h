@@ -80,6 +80,14 @@ struct steer_version {
 };
 
 /*
+ * steer_service.flags: the service counts payload bytes per version
+ * (byte-counts = yes): steer copies it into the connection's decision
+ * (conn_owner.flags, the same bit, OWN_BYTES), so that track needs no
+ * lookup to know.
+ */
+#define STEER_F_BYTES 0x1
+
+/*
  * services: the whole steering policy of a service, replaced in one map
  * update (a no-prealloc hash, so readers see the old or the new value, never
  * a mix).  Weights of all slots add up to WEIGHT_MAX, or to 0 while nothing
@@ -87,7 +95,7 @@ struct steer_version {
  */
 struct steer_service {
 	__u32 mode;  /* enum steer_mode */
-	__u32 flags; /* reserved, 0 */
+	__u32 flags; /* STEER_F_*; other bits 0 */
 	struct steer_version v[MAX_VERSIONS];
 };
 

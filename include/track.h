@@ -59,10 +59,13 @@ struct conn_key {
  */
 struct conn_owner {
 	__u16 service;
-	__u8 inst; /* instance + 1; 0: not known */
-	__u8 pad;  /* 0 */
+	__u8 inst;  /* instance + 1; 0: not known */
+	__u8 flags; /* OWN_*, from the service's policy when steer decided; older builds wrote 0 */
 	__u32 version;
 };
+
+/* conn_owner.flags: the service counts payload bytes (byte-counts; include/bytes.h). */
+#define OWN_BYTES 0x1
 
 _Static_assert(sizeof(struct conn_owner) == 8, "conn_owner keeps its size: pinned maps hold it");
 _Static_assert(MAX_SERVICES <= 0xffff && MAX_INSTANCES < 0xff, "conn_owner's fields hold them");

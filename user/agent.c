@@ -23,6 +23,7 @@
 
 #include "adopt.h"
 #include "agent.h"
+#include "bytes_user.h"
 #include "cgroup.h"
 #include "checks.h"
 #include "ctlserver.h"
@@ -333,7 +334,8 @@ static int preflight(const struct agent_opts *o, json_t **stp)
 				return refuse_start("%s: %s", cfg->services[i].name, err);
 			}
 	if (features_check(cfg->agent.bpf_dir, err, sizeof(err)) ||
-	    http_drain_config_check(cfg, err, sizeof(err))) {
+	    http_drain_config_check(cfg, err, sizeof(err)) ||
+	    bytes_config_check(cfg, err, sizeof(err))) {
 		json_decref(st);
 		return refuse_start("%s", err);
 	}

@@ -97,7 +97,8 @@ static const struct help helps[] = {
      "steering counters, and the response time p50/p90/p99 of the last second of\n"
      "each version the kernel measures (latency = on, or auto with a latency gate\n"
      "such as max-p99; [agent] latency = off measures none), and with measure-http\n"
-     "the status classes of the responses of the versions under analysis.  A\n"
+     "the status classes of the responses of the versions under analysis, and with\n"
+     "byte-counts = yes the payload bytes each version received and sent.  A\n"
      "rollout shows its gates' last verdicts and what it is held for (a webhook's\n"
      "2xx, baton promote, its gates), until when, and the last answer.  --json\n"
      "prints the agent's answer for scripts."},

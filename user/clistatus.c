@@ -254,6 +254,12 @@ void cli_print_table(json_t *services)
 					json_object_get(v, "accept_queue")),
 				    json_integer_value(json_object_get(v, "not_accepting_ms")) /
 					1000.0);
+			if (json_is_object(json_object_get(v, "bytes")))
+				printf("%-12s bytes received %lld, sent %lld\n", "",
+				       (long long)json_integer_value(json_object_get(
+					   json_object_get(v, "bytes"), "received")),
+				       (long long)json_integer_value(
+					   json_object_get(json_object_get(v, "bytes"), "sent")));
 			cli_print_latency(v);
 			cli_print_http(v);
 		}

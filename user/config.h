@@ -169,7 +169,8 @@ struct service_conf {
 	    drain_http; /* default false (off); close: draining connections get Connection: close */
 	int backlog;	/* listen backlog, default 1024 */
 
-	bool adopt; /* versions are started outside baton and adopted (baton adopt) */
+	bool adopt;	  /* versions are started outside baton and adopted (baton adopt) */
+	bool byte_counts; /* byte-counts = yes: payload bytes per version (bytes.c) */
 
 	/* Limits of each version's cgroup (0: none); each needs its cgroup v2 controller. */
 	unsigned long long memory_max; /* memory-max, bytes */

@@ -496,6 +496,17 @@ static int set_drain_http(struct parser *p, const char *key, const char *val)
 	return 0;
 }
 
+static int set_byte_counts(struct parser *p, const char *key, const char *val)
+{
+	if (!strcmp(val, "yes"))
+		p->svc->byte_counts = true;
+	else if (!strcmp(val, "no"))
+		p->svc->byte_counts = false;
+	else
+		return perr(p, "%s must be yes or no, not \"%.*s\"", key, ECHO_MAX, val);
+	return 0;
+}
+
 static int set_steering(struct parser *p, const char *key, const char *val)
 {
 	if (!strcmp(val, "sticky"))
@@ -766,6 +777,7 @@ const struct key_def conf_keys[] = {
     {"drain-reset", SECT_SERVICE, false, set_drain_reset},
     {"drain-http", SECT_SERVICE, false, set_drain_http},
     {"adopt", SECT_SERVICE, false, set_adopt},
+    {"byte-counts", SECT_SERVICE, false, set_byte_counts},
     {"backlog", SECT_SERVICE, false, set_backlog},
     {"memory-max", SECT_SERVICE, false, set_memory_max},
     {"cpu-max", SECT_SERVICE, false, set_cpu_max},

@@ -12,18 +12,23 @@
 
 #include <bpf/bpf.h>
 
+#include "bytes_user.h"
 #include "dp.h"
 #include "latency_user.h"
 #include "drain_user.h"
 #include "listen.h"
 #include "log.h"
 #include "orphan.h"
+#include "services.h"
 
 static struct steer st;
 static struct track tr;
 static struct latency lat = {.hist_fd = -1};
 static bool lat_on = true; /* [agent] latency */
 static bool lat_wanted;	   /* a version was measured: the latency programs follow track */
+/* byte-counts' programs: loaded at the first version counted; 1 loaded, -1 could not be. */
+static struct bytes by = {.fd = -1};
+static int by_state;
 /* drain-http's program: loaded at its first use; 1 loaded, -1 could not be. */
 static struct drain dr;
 static int dr_state;
@@ -229,6 +234,9 @@ void dp_close(bool unpin)
 	if (dr_state > 0)
 		drain_close(&dr);
 	dr_state = 0;
+	if (by_state > 0)
+		bytes_close(&by);
+	by_state = 0;
 	latency_close(&lat);
 	track_close(&tr);
 	steer_close(&st);
@@ -326,8 +334,66 @@ int dp_attach(int fd)
 	return steer_attach(&st, fd);
 }
 
+static int bytes_ready(void)
+{
+	char err[300];
+
+	if (by_state)
+		return by_state > 0 ? 0 : -EOPNOTSUPP;
+	/* The agent checked the kernel at start and at reload (bytes_config_check). */
+	if (bytes_open(&by, dir_path, err, sizeof(err))) {
+		log_warnx("byte-counts: %s; bytes are not counted", err);
+		by_state = -1;
+		return -EOPNOTSUPP;
+	}
+	by_state = 1;
+	return 0;
+}
+
+/*
+ * The tracepoint programs run for every recvmsg/sendmsg of the host:
+ * attached while some version of a service with byte-counts runs, and
+ * only then.  v is being registered (live: not in its slot yet) or
+ * forgotten (not live: maybe still in it).
+ */
+static void bytes_follow(const struct version *v, bool live)
+{
+	struct service *s;
+	char err[300];
+	bool any = live && v->svc->conf.byte_counts;
+	int i, j;
+
+	for (i = 0; (s = service_at(i)) && !any; i++)
+		for (j = 0; j < MAX_VERSIONS && !any; j++)
+			any = !s->gone && s->conf.byte_counts && s->slot[j] && s->slot[j] != v;
+	if (by_state <= 0 || (!any && !by.rx))
+		return;
+	if (bytes_attach(&by, any, err, sizeof(err)))
+		log_warnx("byte-counts: %s; bytes are not counted", err);
+	else if (any != (by.rx != NULL))
+		log_warnx("byte-counts: the tracepoint programs did not follow the setting");
+}
+
+/* byte-counts on: count v's bytes (kept if counted already); off: forget them. */
+static void bytes_measure(const struct version *v)
+{
+	if (v->svc->conf.byte_counts && !bytes_ready())
+		bytes_register(&by, v->svc->id, v->num, false);
+	else if (by_state > 0)
+		bytes_forget(&by, v->svc->id, v->num);
+	bytes_follow(v, true);
+}
+
+int dp_bytes(const struct version *v, struct byte_counts *b)
+{
+	if (by_state <= 0 || !v->svc->conf.byte_counts)
+		return -ENOTSUP;
+	return bytes_read(&by, v->svc->id, v->num, b);
+}
+
 void dp_measure(const struct version *v)
 {
+	bytes_measure(v);
 	/* Registered: track gives its new connections latency state; else none. */
 	if (lat_on && LATENCY_MEASURED(&v->svc->conf)) {
 		latency_register(&lat, v->svc->id, v->num);
@@ -343,6 +409,9 @@ void dp_measure(const struct version *v)
 
 int dp_register(const struct version *v)
 {
+	/* A new version's bytes start at zero, whatever an earlier one of its number left. */
+	if (by_state > 0)
+		bytes_forget(&by, v->svc->id, v->num);
 	dp_measure(v);
 	return track_register(&tr, v->svc->id, v->num);
 }
@@ -389,6 +458,10 @@ int dp_reset_begin(const struct version *v, struct track_reset **r)
 int dp_forget(const struct version *v)
 {
 	latency_forget(&lat, v->svc->id, v->num);
+	if (by_state > 0) {
+		bytes_forget(&by, v->svc->id, v->num);
+		bytes_follow(v, false);
+	}
 	return track_forget(&tr, v->svc->id, v->num);
 }
 
@@ -544,7 +617,9 @@ int dp_pin_del_version(const struct version *v)
 
 int dp_policy(struct service *s)
 {
-	struct steer_service p = {.mode = s->conf.steering};
+	/* byte-counts: steer marks the decisions, and track gives those connections storage. */
+	struct steer_service p = {.mode = s->conf.steering,
+				  .flags = s->conf.byte_counts ? STEER_F_BYTES : 0};
 	int i, r;
 
 	for (i = 0; i < MAX_VERSIONS; i++) {

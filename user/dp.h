@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <linux/types.h>
 
+#include "bytes.h"
 #include "drain.h"
 #include "latency.h"
 #include "model.h"
@@ -83,6 +84,12 @@ void dp_reattach(struct service *s, int j);
 /* A version's connection counters: register, read, watch for zero, reset, forget. */
 int dp_register(const struct version *v);
 int dp_counts(const struct version *v, struct version_counts *n);
+/*
+ * A version's payload bytes received and sent (byte-counts): since its
+ * first registration, kept over reloads and agent restarts; -ENOTSUP when
+ * its service does not count bytes.
+ */
+int dp_bytes(const struct version *v, struct byte_counts *b);
 /* A version's latency histograms since it was registered; -ENOTSUP when not measured. */
 int dp_latency(const struct version *v, struct lat_hist *h);
 /* Counters of a version taken over: kept when the maps survived, new when they did not. */

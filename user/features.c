@@ -24,6 +24,7 @@
 #include <linux/bpf.h>
 
 #include "cli.h"
+#include "bytes_user.h"
 #include "drain_user.h"
 
 /* Raw instructions for the probe programs (the kernel's filter.h spelling). */
@@ -208,9 +209,15 @@ static int tracepoint(struct probe_ctx *ctx, const char *typedef_name)
 		    prog, NINSNS(prog));
 }
 
-static int probe_recv_length(struct probe_ctx *ctx)
+/* byte-counts' own programs, loaded and attached for a moment (nothing pinned). */
+static int probe_byte_counts(struct probe_ctx *ctx)
 {
-	return tracepoint(ctx, "btf_trace_sock_recv_length");
+	if (!tracepoint(ctx, "btf_trace_sock_recv_length") ||
+	    !tracepoint(ctx, "btf_trace_sock_send_length"))
+		return 0;
+	if (bytes_probe("this kernel", ctx->why, sizeof(ctx->why)))
+		return 0;
+	return 1;
 }
 
 /* drain-http's own programs, loaded (nothing pinned or attached to a socket). */
@@ -309,8 +316,9 @@ static const struct feature features[] = {
      probe_iter_tcp},
     {"drain-http programs", "6.0",
      "drain-http (its programs load; the iterator may update a sockhash)", 0, probe_drain},
-    {"sock_recv_length tracepoint", "6.3", "per-version byte counts (planned)", 0,
-     probe_recv_length},
+    {"sock_{recv,send}_length", "6.3",
+     "byte-counts: payload bytes per version (refused in one line without them)", 0,
+     probe_byte_counts},
     {"bpf_sock_destroy", "6.5", "closing idle connections of a drained version (planned)", 0,
      probe_sock_destroy},
 };

@@ -243,6 +243,29 @@ static char *metrics_text(size_t *len)
 			}
 	}
 
+	/* Per version, from the byte-counts programs (services without it have no line). */
+	static const char *const bm[][2] = {
+	    {"baton_version_bytes_received_total",
+	     "Payload bytes the version's server read from its connections (byte-counts)."},
+	    {"baton_version_bytes_sent_total",
+	     "Payload bytes the version's server wrote to its connections (byte-counts)."},
+	};
+	for (k = 0; k < 2; k++) {
+		metric_head(f, bm[k][0], "counter", bm[k][1]);
+		for (i = 0; (s = service_at(i)); i++)
+			for (j = 0; j < MAX_VERSIONS; j++) {
+				struct version *v = s->slot[j];
+				struct byte_counts b;
+
+				if (!v || s->gone || dp_bytes(v, &b))
+					continue;
+				fprintf(f, "%s{service=\"", bm[k][0]);
+				metrics_put_label(f, s->conf.name);
+				fprintf(f, "\",version=\"v%d\"} %llu\n", v->num,
+					(unsigned long long)(k ? b.tx : b.rx));
+			}
+	}
+
 	/* Per version, from its cgroup (versions without one have no line). */
 	static const char *const tm[][3] = {
 	    {"baton_version_processes", "gauge",

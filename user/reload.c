@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes_user.h"
 #include "dp.h"
 #include "listen.h"
 #include "log.h"
@@ -115,7 +116,8 @@ int reload(char *msg, size_t msglen)
 		goto fail;
 	}
 	/* Check everything before changing anything. */
-	if (http_drain_config_check(nc, err, sizeof(err))) {
+	if (http_drain_config_check(nc, err, sizeof(err)) ||
+	    bytes_config_check(nc, err, sizeof(err))) {
 		snprintf(msg, msglen, "reload refused: %.1000s", err);
 		goto fail;
 	}
@@ -177,7 +179,7 @@ int reload(char *msg, size_t msglen)
 		}
 		memcpy(&s->conf, &nc->services[k], sizeof(s->conf));
 		dp_policy(s); /* the steering mode may have changed */
-		/* latency on/off: for the versions' connections made from now. */
+		/* latency, byte-counts on/off: for the versions' connections made from now. */
 		for (i = 0; i < MAX_VERSIONS; i++)
 			if (s->slot[i])
 				dp_measure(s->slot[i]);

@@ -278,6 +278,16 @@ json_t *status_json(struct service *s)
 		for (k = 0; v->spec.env[k]; k++)
 			json_array_append_new(argv, json_string(v->spec.env[k]));
 		json_object_set_new(jv, "env", argv);
+		{
+			/* byte-counts: the server's payload bytes; null when not counted. */
+			struct byte_counts b;
+
+			json_object_set_new(jv, "bytes",
+					    dp_bytes(v, &b) ? json_null()
+							    : json_pack("{s:I, s:I}", "received",
+									(json_int_t)b.rx, "sent",
+									(json_int_t)b.tx));
+		}
 		json_object_set_new(jv, "latency", latview_json(v));
 		json_object_set_new(jv, "http", httpstat_json(v));
 		json_object_set_new(jv, "accept_queue", json_integer(v->acceptq.queue));

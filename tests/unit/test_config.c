@@ -940,7 +940,11 @@ static void load_applies_defaults(void **state)
 	assert_int_equal(s->kill_after_ms, 5000);
 	assert_false(s->drain_reset);
 	assert_false(s->drain_http);
+	assert_false(s->byte_counts);
 	assert_int_equal(s->backlog, 1024);
+	config_free(cfg);
+	assert_load_ok(SVC("web", "8080") "byte-counts = yes\n");
+	assert_true(cfg->services[0].byte_counts);
 	config_free(cfg);
 }
 
@@ -1662,6 +1666,8 @@ static void error_enums(void **state)
 			  "web.conf:4: drain-policy must be wait-then-signal or signal-then-wait");
 	assert_load_error(SVC("web", "80") "drain-reset = maybe\n",
 			  "web.conf:4: drain-reset must be yes or no, not \"maybe\"");
+	assert_load_error(SVC("web", "80") "byte-counts = on\n",
+			  "web.conf:4: byte-counts must be yes or no, not \"on\"");
 	assert_load_error(SVC("web", "80") "drain-http = yes\n",
 			  "web.conf:4: drain-http must be close or off, not \"yes\"");
 	assert_load_error(SVC("web", "80") "exit-signal = SIGSEGV\n",
