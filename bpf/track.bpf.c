@@ -8,11 +8,13 @@
  * the handshake completes (PASSIVE_ESTABLISHED: the connection exists,
  * accepted or still queued) the decision moves to `conns` and the version's
  * live count goes up, and so does its instance's (inst_live: the instance
- * whose listener steer chose); when the socket reaches TCP_CLOSE they go
- * down, and if the server side aborted it (sent a RST), the version's
- * resets go up.  When the exit of the process holding a connection closes
- * it, the version's lost goes up.  A connection without a decision is not
- * baton's and is never counted.
+ * whose listener steer chose).  They go down when the owner closes it (it
+ * leaves ESTABLISHED / CLOSE_WAIT for FIN_WAIT1 / LAST_ACK, see
+ * owner_done()), else when the socket reaches TCP_CLOSE (an abort, or a
+ * half-closed connection's end); if the server side aborted it (sent a
+ * RST), the version's resets go up.  When the exit of the process holding
+ * a connection closes it, the version's lost goes up.  A connection
+ * without a decision is not baton's and is never counted.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -26,6 +28,8 @@
 #define AF_INET6 10
 /* task_struct.flags: the task is in do_exit() (include/linux/sched.h). */
 #define PF_EXITING 0x00000004
+/* sock.sk_shutdown: no more receiving (include/net/sock.h). */
+#define RCV_SHUTDOWN 1
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -187,36 +191,54 @@ static __always_inline int other_netns(struct bpf_sock_ops *skops)
 	return netns_cookie && bpf_get_netns_cookie(skops) != netns_cookie;
 }
 
-/* A counted connection left ESTABLISHED / CLOSE_WAIT for FIN_WAIT1 or LAST_ACK. */
-static __always_inline void closing(struct bpf_sock_ops *skops)
+/*
+ * Has the owner given this connection up, as it leaves ESTABLISHED /
+ * CLOSE_WAIT for FIN_WAIT1 / LAST_ACK (only its close() or shutdown()
+ * makes that move, see closed_by_exit())?  close() sets sk_shutdown to
+ * SHUTDOWN_MASK before the state changes (__tcp_close()); shutdown(SHUT_WR)
+ * adds SEND_SHUTDOWN to what is there, and RCV_SHUTDOWN is there only if
+ * the client's FIN came (CLOSE_WAIT) or the owner shut reading down
+ * before.  With both, no byte can come in or go out but what is queued
+ * already: the connection is done, and the version no longer serves it,
+ * whether or not its process still holds the descriptor.  With
+ * SEND_SHUTDOWN alone (a half-close out of ESTABLISHED: nginx's and
+ * lighttpd's lingering close, a server that answers before it has read
+ * the whole request) the owner still reads what the client sends, for as
+ * long as the client sends: the connection stays counted until TCP_CLOSE.
+ * Measured on 6.18 (tests/bpf/test_instconns.c, group "close").
+ */
+static __always_inline int owner_done(const struct bpf_sock_ops *skops)
 {
-	struct conn_key k = {};
-	struct conn_owner *o;
+	struct bpf_sock *sk = skops->sk;
+	struct tcp_sock *tp;
 
-	if (!closed_by_exit(skops) || other_netns(skops) || key_of(skops, &k))
-		return;
-	o = bpf_map_lookup_elem(&conns, &k);
-	if (o)
-		count_lost(o);
+	if (!sk)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	return (tp->inet_conn.icsk_inet.sk.sk_shutdown & RCV_SHUTDOWN) != 0;
 }
 
-static __always_inline void closed(struct bpf_sock_ops *skops)
+/*
+ * Connection k, counted, is closed: count it (resets when this side
+ * aborted it at TCP_CLOSE, lost when its process's exit closed it), and
+ * report its version's last.  Only the caller whose delete succeeds counts
+ * the close: 0 then, else -1.
+ */
+static __always_inline int count_closed(struct bpf_sock_ops *skops, const struct conn_key *k)
 {
-	struct conn_key k = {};
 	struct conn_owner own, *o;
 	struct version_counts *c;
 
-	if (key_of(skops, &k))
-		return;
-	o = bpf_map_lookup_elem(&conns, &k);
+	o = bpf_map_lookup_elem(&conns, k);
 	if (!o)
-		return;
+		return -1;
 	own = *o;
-	/* Only the caller whose delete succeeds counts the close. */
-	if (bpf_map_delete_elem(&conns, &k))
-		return;
+	if (bpf_map_delete_elem(&conns, k))
+		return -1;
 	/* Before conn_leave: whoever sees live reach 0 also sees this reset. */
-	if (aborted_here(skops)) {
+	if (skops->args[1] == BPF_TCP_CLOSE && aborted_here(skops)) {
 		c = counts_of(&own);
 		if (c)
 			__sync_fetch_and_add(&c->resets, 1);
@@ -225,18 +247,56 @@ static __always_inline void closed(struct bpf_sock_ops *skops)
 		count_lost(&own);
 	inst_count(&own, -1);
 	conn_leave(&own, 1);
+	return 0;
 }
 
 /*
- * Runs per served connection (BPF run-time statistics, make bench): eight.
- * Three before the handshake completes, which every sock_ops program gets
- * and cannot turn off (TIMEOUT_INIT and RWND_INIT for the request,
- * NEEDS_ECN on the listener), PASSIVE_ESTABLISHED, and the state changes
- * once it asks for them: SYN_RECV -> ESTABLISHED (the kernel sets the state
- * after this callback), then the close's, e.g. FIN_WAIT1, FIN_WAIT2, CLOSE.
- * Only PASSIVE_ESTABLISHED, CLOSE and a move out of ESTABLISHED / CLOSE_WAIT
- * can count; every other run returns on the op and its arguments alone,
- * before any helper call.
+ * A connection left ESTABLISHED / CLOSE_WAIT for FIN_WAIT1 or LAST_ACK: if
+ * the owner is done with it and it was counted, it is closed now, and its
+ * later state changes (FIN_WAIT2, CLOSE, ...) have nothing left to count:
+ * they no longer run this program.  That flag is the socket's, not this
+ * program's: another sock_ops program that asked for state changes on
+ * baton's connections stops getting them here too.
+ */
+static __always_inline void closing(struct bpf_sock_ops *skops)
+{
+	struct conn_key k = {};
+	__u32 from = skops->args[0], to = skops->args[1];
+
+	if (from != BPF_TCP_ESTABLISHED && from != BPF_TCP_CLOSE_WAIT)
+		return;
+	if (to != BPF_TCP_FIN_WAIT1 && to != BPF_TCP_LAST_ACK)
+		return;
+	if (other_netns(skops) || key_of(skops, &k) || !owner_done(skops))
+		return; /* a half-close: counted at TCP_CLOSE */
+	if (count_closed(skops, &k))
+		return;
+	bpf_sock_ops_cb_flags_set(skops,
+				  skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+static __always_inline void closed(struct bpf_sock_ops *skops)
+{
+	struct conn_key k = {};
+
+	if (!key_of(skops, &k))
+		count_closed(skops, &k);
+}
+
+/*
+ * Runs per served connection (BPF run-time statistics, make bench): six
+ * when the server closes first, as most do.  Three before the handshake
+ * completes, which every sock_ops program gets and cannot turn off
+ * (TIMEOUT_INIT and RWND_INIT for the request, NEEDS_ECN on the listener),
+ * PASSIVE_ESTABLISHED, and the state changes once it asks for them:
+ * SYN_RECV -> ESTABLISHED (the kernel sets the state after this callback),
+ * then the owner's close, which turns them off again (closing()).  A
+ * connection the client closes first runs once more (ESTABLISHED ->
+ * CLOSE_WAIT: seven), an abort (straight to CLOSE) six too, and a
+ * half-close runs on to TCP_CLOSE (FIN_WAIT1, FIN_WAIT2, CLOSE: eight, as
+ * every connection did before).  Only PASSIVE_ESTABLISHED, CLOSE and a
+ * move out of ESTABLISHED / CLOSE_WAIT can count; every other run returns
+ * on the op and its arguments alone, before any helper call.
  */
 SEC("sockops")
 int track(struct bpf_sock_ops *skops)
@@ -248,7 +308,7 @@ int track(struct bpf_sock_ops *skops)
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] != BPF_TCP_CLOSE)
-			closing(skops); /* nothing to do unless its process exits */
+			closing(skops); /* counts only the owner's close */
 		else if (!other_netns(skops))
 			closed(skops);
 		break;
