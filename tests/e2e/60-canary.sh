@@ -8,9 +8,12 @@
 # requests throughout.
 . "$(dirname "$0")/lib.sh"
 
+# health-timeout bounds time: scaled.  A check that outlives it is abandoned,
+# and the server's late answer meets the check's closed socket: a RST back to
+# the server, which counts in TcpEstabResets below.
 write_conf "instances = 2" "ready = http" "health-path = /healthz" "health-interval = 200ms" \
-	"ready-timeout = $(slow 5)s" "drain-policy = signal-then-wait" "drain-timeout = 5s" \
-	"kill-after = 2s" "backlog = 4096"
+	"health-timeout = $(slow 1)s" "ready-timeout = $(slow 5)s" "drain-policy = signal-then-wait" \
+	"drain-timeout = 5s" "kill-after = 2s" "backlog = 4096"
 start_agent || exit 1
 URL=http://127.0.0.1:8080/
 # Many client addresses: all of 127/8 is local; IPv6 needs addresses on lo.
