@@ -223,7 +223,8 @@ test: deps
 
 # The BPF suites and e2e tests in a VM booted with another kernel (tests/kvm/run.sh):
 # KERNEL=6.1 (Debian's package, fetched with apt-get download into build/kernel)
-# or KERNEL=path/to/vmlinuz; TESTS= and E2E= as for tests/run.sh.  KVM_E2E is
+# or KERNEL=path/to/vmlinuz; KVM_TESTS= and E2E= as TESTS= and E2E= of tests/run.sh (TESTS=
+# would name this Makefile's test binaries).  KVM_E2E is
 # the core subset (CI runs the part of it that fits its time: .ci/run); in
 # the VM 5 deploys of each kind (DEPLOYS=) in 10-deploy-under-load, and 25
 # agent restarts in 64-agent-restart (RESTARTS=), prove what their 20 and
