@@ -19,7 +19,9 @@
  * so in detail, and shuts down its side with a FIN; a server that still
  * sends after that can get a RST when the agent closes.  A response that is
  * not HTTP is reported at once, without draining, as such a server may never
- * close.  A TCP check exchanges no data, so its close is always a FIN.
+ * close.  A check ended early (at health-timeout, or when a rollout stops
+ * checking) drops what already came before it closes.  A TCP check exchanges
+ * no data, so its close is always a FIN.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -426,9 +428,20 @@ int hc_step(struct hcheck *h)
 
 void hc_end(struct hcheck *h)
 {
+	char sink[4096];
+	int i;
+
 	/* state, not fd, says whether a socket is open: a zeroed struct has fd 0. */
-	if (h->state != HCS_NONE && h->fd >= 0)
+	if (h->state != HCS_NONE && h->fd >= 0) {
+		/*
+		 * A check ended before its answer was read (health-timeout, or a
+		 * rollout that stops checking): drop what already came, so that
+		 * close() sends a FIN and not a RST.  Bounded, never blocks.
+		 */
+		for (i = 0; i < 16 && recv(h->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+			;
 		close(h->fd);
+	}
 	h->fd = -1;
 	h->state = HCS_NONE;
 }

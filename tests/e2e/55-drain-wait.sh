@@ -34,16 +34,16 @@ for f in connect read write timeout non2xx; do
 done
 for _ in $(seq "$(slow 40)"); do grep -q "web v1: last connection closed" "$T/agent.log" && break; sleep 0.05; done
 # The signal goes out in the loop turn the kernel's event wakes (the ring
-# buffer's fd): the agent's own share is that turn's CPU before it, which a
-# loaded machine does not stretch; the wall-clock figure, from the kernel's
-# timestamp, adds the scheduler's wake-up (make bench's switch part measures
-# it on a quiet machine; 7.9 ms here once at load 19).
+# buffer's fd): the agent's own share of the delay is that turn's CPU before
+# it; the wall-clock figure, from the kernel's timestamp, adds the
+# scheduler's wake-up (make bench's switch part measures it on a quiet
+# machine; 7.9 ms here once at load 19).  That CPU is checked in step 3,
+# against a baseline of the same run.
 line=$(grep -m1 "web v1: last connection closed; signalled" "$T/agent.log")
 us=$(sed -n 's/.*signalled \([0-9]*\) us later.*/\1/p' <<<"$line")
 cpu=$(sed -n 's/.*(\([0-9]*\) us of the agent.s CPU in that loop turn).*/\1/p' <<<"$line")
-echo "v1 signalled ${us:-?} us after wrk's last close"
-check "v1 signalled in the loop turn that saw wrk's last close, ${cpu:-?} us of its CPU into it (< $(slow 1000))" \
-	test "${cpu:-999999}" -lt "$(slow 1000)"
+echo "v1 signalled ${us:-?} us after wrk's last close, ${cpu:-?} us of the agent's CPU into the loop turn"
+check "v1 signalled in the loop turn that saw wrk's last close" test -n "$cpu"
 
 # 2. v2 holds a connection forever and ignores its exit signal.
 exec 5<>/dev/tcp/127.0.0.1/8080
@@ -73,7 +73,7 @@ exec 5>&-
 #    connection, so the 2000 must add next to nothing.  Work per connection on
 #    each of its 3 wake-ups a second (one map lookup, about 1 us) would add
 #    18 ms.
-cpu_ns() { cat /proc/"$AGENT"/task/*/schedstat 2>/dev/null | awk '{n += $1} END {print n + 0}'; }
+cpu_ns() { cat /proc/"$AGENT"/task/*/schedstat 2>/dev/null | awk '{n += $1} END {printf "%.0f\n", n}'; }
 idle_window() {
 	local c0
 	field 3 live >/dev/null
@@ -83,6 +83,16 @@ idle_window() {
 }
 check_eq "v3 has no connection yet" 0 "$(field 3 live)"
 us0=$(idle_window)
+# Step 1's bound: the turn that signals did less work before the signal than
+# the idle agent does in 3 s (its timers, nothing to do).  Measured: the turn
+# 0.2-0.8 ms, the idle agent 8-15 ms on the host (ASan); 1.2 ms and 99 ms in
+# the VM under TCG.  A fixed bound on CPU time is one on speed: under TCG the
+# guest charges a running thread the time the host took its vCPU away (17.7 ms
+# against the 10 ms bound this replaced, once, in a starved VM).  Both figures
+# come from this agent in this run, so they slow down together; 20 ms of CPU
+# added before the zero events' handling fails it (tried on the host).
+check "v1's signal turn used ${cpu:-?} us of CPU before the signal, < the idle agent's ${us0} us in 3 s" \
+	test "${cpu:-999999999}" -lt "$us0"
 python3 - "$T/hold.ready" "$(slow 30)" <<'PY' &
 import resource, socket, sys, time
 resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
