@@ -65,16 +65,27 @@ for mode in ${MODES:-keepalive close}; do
 		TcpExtListenDrops TcpExtTCPAbortOnData TcpExtTCPAbortOnClose TcpExtTCPAbortOnTimeout; do
 		check_eq "$mode: $k" 0 "$(nstat_delta "$T/nstat.before" "$T/nstat.after" $k)"
 	done
-	# Every RST the namespace sent is accounted for: none by a server, none
-	# aborting an established connection.  A client kernel may answer a
-	# stale segment for a connection it no longer has with a bare RST
-	# (seen 0-5 times per run on loopback, where client and server share
-	# the port space); that resets nothing, and the connect goes on.
+	# Every RST the namespace sent is accounted for: none aborting a
+	# connection, from a server or a client.  A bare RST (no ACK) is a
+	# kernel's answer to a segment for a connection it no longer has.  On
+	# loopback, segments sent from different CPUs can arrive out of order
+	# (each CPU has its own backlog), so a stale ACK can arrive after its
+	# connection ended on both sides: the client's kernel answers one it
+	# cannot match (seen 0-5 times per run on the host, tens under qemu
+	# TCG), and so does the server's when it closed last (LAST_ACK ended)
+	# and the ACK finds only the listener (seen 2-3 times per run in Debian
+	# 12's kernel in a VM at load 4-13; each answered a stale ACK, older
+	# timestamp, that arrived after the other side was in TIME_WAIT).  Such
+	# an RST resets nothing; one that hit a live connection would show in
+	# the counters checked above (TcpEstabResets, TcpAttemptFails) and in
+	# wrk's errors, all zero.
 	rsts=$(nstat_delta "$T/nstat.before" "$T/nstat.after" TcpOutRsts)
-	check_eq "$mode: no RST sent by a server" 0 "$(rst_count "$T/rst.$mode" server 8080)"
+	check_eq "$mode: no server aborted a connection" 0 "$(rst_count "$T/rst.$mode" server-abort 8080)"
 	check_eq "$mode: no client aborted a connection" 0 "$(rst_count "$T/rst.$mode" client-abort 8080)"
-	bare=$(rst_count "$T/rst.$mode" client-bare 8080)
-	check "$mode: the capture accounts for every RST counted ($rsts counted, $bare bare client RSTs)" \
+	sbare=$(rst_count "$T/rst.$mode" server-bare 8080)
+	cbare=$(rst_count "$T/rst.$mode" client-bare 8080)
+	check "$mode: the capture accounts for every RST counted ($rsts counted; bare answers to stale segments: $sbare from the server, $cbare from clients)" \
 		test "$rsts" -le "$(wc -l <"$T/rst.$mode")"
+	[ "$sbare" = 0 ] || { echo "bare RSTs from the server:"; grep "\.8080 > .*Flags \[R\]," "$T/rst.$mode"; }
 done
 "$BATON" status web

@@ -196,10 +196,14 @@ rst_start() {
 	return 1
 }
 rst_stop() { sleep 0.2; kill "$RSTCAP" 2>/dev/null; wait "$RSTCAP" 2>/dev/null; }
-# rst_count FILE server|client-abort|client-bare PORT
+# rst_count FILE server-abort|server-bare|client-abort|client-bare PORT: RSTs
+# from the server's PORT or from a client, with ACK (an abort: close() with
+# unread data, SO_LINGER 0) or bare (the kernel's answer to an ACK-bearing
+# segment that found no socket of its connection).
 rst_count() {
 	case $2 in
-	server) grep -c "\.$3 > .*Flags \[R" "$1" ;;
+	server-abort) grep -c "\.$3 > .*Flags \[R\.\]" "$1" ;;
+	server-bare) grep -c "\.$3 > .*Flags \[R\]," "$1" ;;
 	client-abort) grep -v "\.$3 > " "$1" | grep -c "Flags \[R\.\]" ;;
 	client-bare) grep -v "\.$3 > " "$1" | grep -c "Flags \[R\]," ;;
 	esac
