@@ -422,7 +422,7 @@ int steer(struct sk_reuseport_md *md)
 	struct client_addr cl = {};
 	struct conn_key key = {};
 	__u32 group, spread, point, vslot, i;
-	int have_client, r, seg = SEG_SYN;
+	int have_client, r, seg = SEG_SYN, pinned = 0;
 
 	if (!sk)
 		/* No listener to identify the group by; cannot happen for TCP.  Refuse. */
@@ -522,10 +522,9 @@ int steer(struct sk_reuseport_md *md)
 		if (vslot < MAX_VERSIONS) {
 			r = select_version(md, group, svc, vslot, spread / WEIGHT_MAX);
 			if (r >= 0) {
-				placed(st, msk, &key, svc, gi->service, svc->v[vslot].version, 1, r,
-				       seg);
-				/* Selected a live socket of this client's pinned version. */
-				return SK_PASS;
+				/* A live socket of this client's pinned version. */
+				pinned = 1;
+				goto place;
 			}
 			/* The pinned version has no live socket: the weights decide. */
 		}
@@ -544,12 +543,8 @@ int steer(struct sk_reuseport_md *md)
 		point = spread % WEIGHT_MAX;
 	vslot = steer_pick_version(svc, point);
 	r = select_version(md, group, svc, vslot, spread / WEIGHT_MAX);
-	if (r >= 0) {
-		placed(st, msk, &key, svc, gi->service, svc->v[vslot & (MAX_VERSIONS - 1)].version,
-		       0, r, seg);
-		/* Selected a live socket of the version the weights chose. */
-		return SK_PASS;
-	}
+	if (r >= 0)
+		goto place; /* a live socket of the version the weights chose */
 
 	/* That version has no live socket: any other version with weight. */
 	for (i = 0; i < MAX_VERSIONS; i++) {
@@ -557,10 +552,10 @@ int steer(struct sk_reuseport_md *md)
 			continue;
 		r = select_version(md, group, svc, i, spread / WEIGHT_MAX);
 		if (r >= 0) {
-			placed(st, msk, &key, svc, gi->service, svc->v[i].version, 0,
-			       r | SEL_FALLBACK, seg);
-			/* Selected a live socket of another active version. */
-			return SK_PASS;
+			/* A live socket of another active version. */
+			vslot = i;
+			r |= SEL_FALLBACK;
+			goto place;
 		}
 	}
 drop:
@@ -573,4 +568,13 @@ drop:
 	 * while it runs a version; see tests/bpf/test_steer.c.
 	 */
 	return SK_DROP;
+place:
+	/*
+	 * One place for the three placements above, so that the program holds
+	 * one copy of the recording code, not one per placement.
+	 */
+	placed(st, msk, &key, svc, gi->service, svc->v[vslot & (MAX_VERSIONS - 1)].version, pinned,
+	       r, seg);
+	/* Selected a live socket of the version chosen above (pin, weights or fallback). */
+	return SK_PASS;
 }
