@@ -15,17 +15,28 @@ URL=http://127.0.0.1:8080/
 cycles=0 bad_start=0
 
 restart() {
+	local t0=$SECONDS
 	kill -9 "$AGENT"
 	# (disowned by start_agent: wait for it by polling; a dying agent still owns its socket)
 	wait_gone 5 "$AGENT"
 	cycles=$((cycles + 1))
 	start_agent >/dev/null || { bad_start=$((bad_start + 1)); echo "restart $cycles failed"; }
+	echo "restart $cycles: $((SECONDS - t0)) s (at $((SECONDS - start)) s)"
 }
-# RESTARTS (at least 25; the VM run takes fewer): 20 of them go to the canary
-# parts, the rest to plain restarts, with a deploy at every 5th.
+# RESTARTS: 20 of them go to the canary parts (3 while it waits for promote,
+# 1 after a promote, 1 after the last, 8 while it bakes, 7 at the end), the
+# rest to plain restarts, with a deploy at every 5th.  Fewer than 25 (the VM
+# run under emulation, where a restart takes 5-10 s): 2 while it bakes and
+# none at the end, so 7 to the canary parts; at least 5 plain ones, so that
+# the agent still dies once with a deploy's drain under way.
 RESTARTS=${RESTARTS:-50}
-[ "$RESTARTS" -ge 25 ] || { echo "RESTARTS must be 25 or more"; exit 1; }
-PLAIN=$((RESTARTS - 20))
+if [ "$RESTARTS" -ge 25 ]; then
+	BAKE_KILLS=8 CANARY=20
+else
+	BAKE_KILLS=2 CANARY=7
+fi
+PLAIN=$((RESTARTS - CANARY))
+[ "$PLAIN" -ge 5 ] || { echo "RESTARTS must be 12 or more"; exit 1; }
 rollout_field() { "$BATON" status web --json | jq -r ".[0].rollout.$1"; }
 weight_of() { "$BATON" status web --json | jq -r ".[0].versions[] | select(.version == $1) | .weight"; }
 
@@ -34,6 +45,12 @@ weight_of() { "$BATON" status web --json | jq -r ".[0].versions[] | select(.vers
 # bounded, the test checks that both loads are still running after the last
 # restart, then ends them by PID.
 LOAD_S=3600
+# The clients run at nice 10: on a node the load comes from other machines,
+# here it shares 2 CPUs with the agent, and at nice 0 a restarting agent got
+# a tenth of a CPU (0.45 s of CPU took 4-5 s to answer under this load; far
+# longer under emulation, where the load fills both vCPUs).  The servers
+# run at the agent's priority; what the test asserts does not change.
+WRK_NICE=10
 start=$SECONDS
 nstat_snap "$T/nstat.before"
 wrk_start "$T/wrk.ka" -t1 -c20 -d${LOAD_S}s --timeout 5s "$URL"
@@ -62,6 +79,7 @@ check_eq "drains under way when the agent died finished" 0 "$bad_drain"
 check "new connections reach v$expect" only_version "$URL" "v$expect" 10
 
 # 2. Killed while a canary waits for promote, three times, then promoted.
+echo "part 2 at $((SECONDS - start)) s"
 "$BATON" deploy web --steps 20,50 --bake 0 -- "$DEMO" >/dev/null 2>&1 &
 for _ in $(seq "$(slow 100)"); do [ "$(rollout_field waiting_for_promote)" = true ] && break; sleep 0.1; done
 new=$((expect + 1))
@@ -78,11 +96,12 @@ expect=$new
 restart
 
 # 3. Killed while a canary bakes: the bake goes on and the rollout completes.
+echo "part 3 at $((SECONDS - start)) s"
 old=$(version_pids "$expect")
 "$BATON" deploy web --steps 20,50 --bake 2s -- "$DEMO" >/dev/null 2>&1 &
 for _ in $(seq "$(slow 100)"); do [ "$(rollout_field step)" = 1 ] && break; sleep 0.1; done
 new=$((expect + 1))
-for i in $(seq 8); do restart; sleep 0.3; done
+for i in $(seq "$BAKE_KILLS"); do restart; sleep 0.3; done
 for _ in $(seq "$(slow 100)"); do [ "$(active_version)" = "$new" ] && break; sleep 0.1; done
 check_eq "the baking rollout completed across restarts" "$new" "$(active_version)"
 check_eq "v$new has 100%" 10000 "$(weight_of $new)"

@@ -211,9 +211,14 @@ rst_count() {
 
 # wrk_start OUT [wrk args...]: background load, bounded by -d; stop with wrk_stop.
 # cleanup ends any still running (by PID: LOAD_PIDS).
+# WRK_NICE=N: wrk runs at nice N (nice execs it: $WRK is still wrk's PID).
 wrk_start() {
 	local out=$1; shift
-	wrk "$@" >"$out" 2>&1 &
+	if [ -n "${WRK_NICE:-}" ]; then
+		nice -n "$WRK_NICE" wrk "$@" >"$out" 2>&1 &
+	else
+		wrk "$@" >"$out" 2>&1 &
+	fi
 	WRK=$!
 	LOAD_PIDS="${LOAD_PIDS:-} $WRK"
 }
