@@ -162,11 +162,10 @@ static int follow(struct latency *l, __u64 id, char *err, size_t errlen)
 static bool lsm_refused(void)
 {
 	const struct bpf_insn insns[] = {
-		{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0},
-		{.code = BPF_JMP | BPF_EXIT},
+	    {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0},
+	    {.code = BPF_JMP | BPF_EXIT},
 	};
-	LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = BPF_LSM_MAC,
-		    .attach_btf_id = 1);
+	LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = BPF_LSM_MAC, .attach_btf_id = 1);
 	int fd = bpf_prog_load(BPF_PROG_TYPE_LSM, NULL, "GPL", insns, 2, &o);
 
 	if (fd >= 0)
@@ -198,9 +197,10 @@ static void graft_open(struct latency *l)
 		return;
 	}
 	/* latency's maps, by fd: the same ones whatever is pinned where. */
-	bpf_object__for_each_map(m, l->gskel->obj) {
+	for (m = bpf_object__next_map(l->gskel->obj, NULL); m;
+	     m = bpf_object__next_map(l->gskel->obj, m)) {
 		const struct bpf_map *own =
-			bpf_object__find_map_by_name(l->skel->obj, bpf_map__name(m));
+		    bpf_object__find_map_by_name(l->skel->obj, bpf_map__name(m));
 
 		r = own ? bpf_map__set_pin_path(m, NULL) : -ENOENT;
 		if (!r)

@@ -25,9 +25,9 @@ struct latency {
 	int ncg;
 	struct latgraft_bpf *gskel; /* the sock_graft program, on this one's maps */
 	struct bpf_link *graft;	    /* sock_graft (NULL: no accept waits) */
-	bool graft_tried;	/* attached (or failed to) at the first latency_follow */
-	int hist_fd;		/* -1: not loaded */
-	bool measure;		/* false: latency = off, the map only (to forget) */
+	bool graft_tried;	    /* attached (or failed to) at the first latency_follow */
+	int hist_fd;		    /* -1: not loaded */
+	bool measure;		    /* false: latency = off, the map only (to forget) */
 	int ncpu;
 	struct lat_hist *buf; /* one value per possible CPU, for lookups */
 };
