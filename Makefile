@@ -32,7 +32,7 @@ endif
 .PHONY: all deps test test-unit demo bench clean install
 .PHONY: fuzz fuzz-build test-kernel
 
-BPF_PROGS := steer track drain latency bytes
+BPF_PROGS := steer track drain latency latgraft bytes
 USER_SRCS := user/adopt.c user/agent.c user/bytes.c user/cgroup.c user/checks.c user/cli.c user/clievents.c user/clienv.c user/clihelp.c user/clilat.c user/clistatus.c user/config.c user/confhooks.c user/confkeys.c user/confval.c user/control.c \
 	     user/ctlserver.c user/dp.c user/drain.c user/events.c user/exec.c user/features.c user/fsm.c user/fsm_baseline.c user/fsm_confirm.c user/fsm_gate.c user/fsm_gates.c user/fsm_ops.c user/fsm_rollout.c \
 	     user/fsm_version.c user/health.c user/httpdrain.c user/httpgate.c user/httpstat.c user/lathist.c user/latency.c user/latrank.c user/latview.c user/listen.c user/log.c user/loop.c \

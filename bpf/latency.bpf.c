@@ -11,8 +11,9 @@
  *    slow path) to the connection's next outgoing segment carrying data
  *    (cgroup_skb/egress: every packet a socket of the cgroup sends);
  *  - accept wait: from the completed handshake (track) to accept()
- *    handing the connection to the server (the sock_graft LSM hook; needs
- *    "bpf" among the active LSMs, else accept waits are not measured).
+ *    handing the connection to the server (the sock_graft LSM hook, in
+ *    latgraft.bpf.c; needs "bpf" among the active LSMs, else accept waits
+ *    are not measured).
  *
  * Why these hooks: the two cgroup_skb programs are attached to the same
  * cgroups as track (the agent's, where it makes every listener, whose
@@ -29,10 +30,18 @@
  * not attached (no kprobe PMU).  cgroup_skb with socket storage and direct
  * packet reads: Linux 5.2.
  */
+/*
+ * No CO-RE: the cgroup_skb programs read only __sk_buff and bpf_sock (UAPI
+ * context structs the verifier rewrites; their layout is ABI) and packet
+ * bytes, so the object has no CO-RE relocations and libbpf loads it without
+ * reading and parsing the kernel's BTF (5.5 MB on 6.18: most of an agent
+ * start's CPU time).  The accept-wait program needs that BTF for its attach
+ * point: it is its own object (latgraft.bpf.c), loaded at the first
+ * latency_follow, when something is measured.
+ */
+#define BPF_NO_PRESERVE_ACCESS_INDEX
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
-#include <bpf/bpf_tracing.h>
 
 #include "latency.bpf.h"
 
@@ -102,24 +111,4 @@ int lat_tx(struct __sk_buff *skb)
 		lat_record(ls, LAT_RESPONSE, now - ls->req_ns);
 	ls->req_ns = 0;
 	return 1;
-}
-
-/*
- * accept() hands the connection to the server: inet_accept() grafts it onto
- * its new socket, and the sock_graft LSM hook sees that (void hook: 0).
- */
-SEC("lsm/sock_graft")
-int BPF_PROG(lat_graft, struct sock *sk, struct socket *parent)
-{
-	struct lat_sock *ls;
-	__u64 now;
-
-	ls = bpf_sk_storage_get(&lat_socks, sk, 0, 0);
-	if (!ls || !ls->est_ns)
-		return 0;
-	now = bpf_ktime_get_ns();
-	if (now > ls->est_ns)
-		lat_record(ls, LAT_ACCEPT, now - ls->est_ns);
-	ls->est_ns = 0;
-	return 0;
 }

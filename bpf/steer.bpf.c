@@ -9,6 +9,15 @@
  * kernel hash over every socket in the group, including ones baton has not
  * placed (a new version still starting, or a stray process's socket).
  */
+/*
+ * No CO-RE: steer reads only UAPI structs (sk_reuseport_md, bpf_sock: the
+ * verifier rewrites context accesses, their layout is ABI) and packet bytes
+ * (tcphdr: the wire format), so vmlinux.h's offsets hold on every kernel.
+ * Without preserve_access_index the object has no CO-RE relocations and
+ * libbpf does not read and parse the kernel's BTF (5.5 MB on 6.18) to load
+ * it: that parse was most of an agent start's CPU time.
+ */
+#define BPF_NO_PRESERVE_ACCESS_INDEX
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>

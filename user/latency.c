@@ -12,6 +12,7 @@
 #include <bpf/libbpf.h>
 
 #include "latency.skel.h"
+#include "latgraft.skel.h"
 #include "lathist.h"
 #include "latency_user.h"
 #include "log.h"
@@ -57,25 +58,6 @@ int latency_open(struct latency *l, const char *pin_dir, bool measure, char *err
 		goto fail;
 	}
 	r = latency_bpf__load(l->skel);
-	if (r) {
-		/*
-		 * The accept-wait program is a BPF LSM one (a trampoline): some
-		 * kernels refuse those.  Response times need only the rest.
-		 */
-		latency_bpf__destroy(l->skel);
-		l->skel = latency_bpf__open_opts(&opts);
-		if (!l->skel) {
-			r = -errno;
-			snprintf(err, errlen, "cannot open the latency program: %s",
-				 strerror(errno));
-			goto fail;
-		}
-		bpf_program__set_autoload(l->skel->progs.lat_graft, false);
-		r = latency_bpf__load(l->skel);
-		if (!r)
-			log_warnx("accept waits are not measured: this kernel refuses BPF LSM "
-				  "programs (sock_graft); response times are");
-	}
 	if (r) {
 		snprintf(err, errlen,
 			 "cannot load the latency program: %s (needs cgroup_skb programs and "
@@ -170,6 +152,87 @@ static int follow(struct latency *l, __u64 id, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Whether the kernel refuses every BPF LSM program: EPERM before it looks at
+ * the hook (as the 6.18 development host does), asked with a 2-instruction
+ * program naming no hook (BTF id 1), so without the kernel's BTF that the
+ * real program makes libbpf parse.  Any other answer (EINVAL where LSM
+ * programs load): the real program says.
+ */
+static bool lsm_refused(void)
+{
+	const struct bpf_insn insns[] = {
+	    {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0},
+	    {.code = BPF_JMP | BPF_EXIT},
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = BPF_LSM_MAC, .attach_btf_id = 1);
+	int fd = bpf_prog_load(BPF_PROG_TYPE_LSM, NULL, "GPL", insns, 2, &o);
+
+	if (fd >= 0)
+		close(fd);
+	return fd < 0 && errno == EPERM;
+}
+
+/*
+ * Load and attach the accept-wait program (latgraft.bpf.c) on latency's
+ * maps.  Its own object, loaded only now: a BPF LSM program makes libbpf
+ * parse the kernel's BTF, which latency's other programs no longer need.
+ * Without it (a kernel that refuses BPF LSM programs, or "bpf" not among
+ * the active LSMs) only accept waits go unmeasured.
+ */
+static void graft_open(struct latency *l)
+{
+	struct bpf_map *m;
+	int r;
+
+	if (lsm_refused()) {
+		log_warnx("accept waits are not measured: this kernel refuses BPF LSM "
+			  "programs (sock_graft); response times are");
+		return;
+	}
+	l->gskel = latgraft_bpf__open();
+	if (!l->gskel) {
+		log_warnx("accept waits are not measured: cannot open the sock_graft program: %s",
+			  strerror(errno));
+		return;
+	}
+	/* latency's maps, by fd: the same ones whatever is pinned where. */
+	for (m = bpf_object__next_map(l->gskel->obj, NULL); m;
+	     m = bpf_object__next_map(l->gskel->obj, m)) {
+		const struct bpf_map *own =
+		    bpf_object__find_map_by_name(l->skel->obj, bpf_map__name(m));
+
+		r = own ? bpf_map__set_pin_path(m, NULL) : -ENOENT;
+		if (!r)
+			r = bpf_map__reuse_fd(m, bpf_map__fd(own));
+		if (r) {
+			log_warnx("accept waits are not measured: cannot share map %s: %s",
+				  bpf_map__name(m), strerror(-r));
+			goto fail;
+		}
+	}
+	/* The kernel's refusal is the answer here, not a problem: libbpf's messages at -v. */
+	log_libbpf_quiet(true);
+	r = latgraft_bpf__load(l->gskel);
+	log_libbpf_quiet(false);
+	if (r) {
+		log_warnx("accept waits are not measured: this kernel refuses BPF LSM "
+			  "programs (sock_graft); response times are");
+		goto fail;
+	}
+	l->graft = bpf_program__attach(l->gskel->progs.lat_graft);
+	if (!l->graft) {
+		log_warnx("accept waits are not measured: cannot attach to the sock_graft "
+			  "LSM hook: %s (is \"bpf\" in the kernel's lsm= list?)",
+			  strerror(errno));
+		goto fail;
+	}
+	return;
+fail:
+	latgraft_bpf__destroy(l->gskel);
+	l->gskel = NULL;
+}
+
 int latency_follow(struct latency *l, const __u64 *ids, int n, char *err, size_t errlen)
 {
 	int i, j, r = 0, e;
@@ -182,15 +245,7 @@ int latency_follow(struct latency *l, const __u64 *ids, int n, char *err, size_t
 	 */
 	if (!l->graft_tried) {
 		l->graft_tried = true;
-		/* Without the BPF LSM (not among the active LSMs) only accept waits go unmeasured.
-		 */
-		l->graft = bpf_program__autoload(l->skel->progs.lat_graft)
-			       ? bpf_program__attach(l->skel->progs.lat_graft)
-			       : NULL;
-		if (!l->graft && bpf_program__autoload(l->skel->progs.lat_graft))
-			log_warnx("accept waits are not measured: cannot attach to the sock_graft "
-				  "LSM hook: %s (is \"bpf\" in the kernel's lsm= list?)",
-				  strerror(errno));
+		graft_open(l);
 	}
 	/* Attachments to cgroups track left go (track_scope moved its main one). */
 	for (i = 0; i < l->ncg;) {
@@ -213,6 +268,7 @@ int latency_follow(struct latency *l, const __u64 *ids, int n, char *err, size_t
 void latency_close(struct latency *l)
 {
 	bpf_link__destroy(l->graft);
+	latgraft_bpf__destroy(l->gskel);
 	while (l->ncg > 0)
 		unfollow(l, l->ncg - 1);
 	latency_bpf__destroy(l->skel);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Loads bpf/latency.bpf.c and reads its per-version histograms. */
+/* Loads bpf/latency.bpf.c (and latgraft.bpf.c) and reads its per-version histograms. */
 #ifndef BATON_LATENCY_USER_H
 #define BATON_LATENCY_USER_H
 
@@ -11,6 +11,7 @@
 #include "track_user.h"
 
 struct latency_bpf;
+struct latgraft_bpf;
 struct bpf_link;
 
 /* cgroups the cgroup_skb programs follow track to: its main one and adopted servers'. */
@@ -22,10 +23,11 @@ struct latency {
 	struct bpf_link *rx[LAT_MAX_CGROUPS], *tx[LAT_MAX_CGROUPS];
 	__u64 cg_id[LAT_MAX_CGROUPS];
 	int ncg;
-	struct bpf_link *graft; /* sock_graft (NULL: no accept waits) */
-	bool graft_tried;	/* attached (or failed to) at the first latency_follow */
-	int hist_fd;		/* -1: not loaded */
-	bool measure;		/* false: latency = off, the map only (to forget) */
+	struct latgraft_bpf *gskel; /* the sock_graft program, on this one's maps */
+	struct bpf_link *graft;	    /* sock_graft (NULL: no accept waits) */
+	bool graft_tried;	    /* attached (or failed to) at the first latency_follow */
+	int hist_fd;		    /* -1: not loaded */
+	bool measure;		    /* false: latency = off, the map only (to forget) */
 	int ncpu;
 	struct lat_hist *buf; /* one value per possible CPU, for lookups */
 };
