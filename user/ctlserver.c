@@ -230,6 +230,8 @@ static void refuse(int fd, const char *msg)
  * The client's timer: the deadline for the request being read
  * (CTL_READ_TIMEOUT_MS from its first byte, CT_READ), else its heartbeat
  * if its last request asked for one (CT_HEARTBEAT, periodic), else none.
+ * Re-armed when the mode or the interval changes: a later request on the
+ * same connection may ask for another heartbeat_ms.
  */
 static void client_timer(struct client *c, bool reading)
 {
@@ -237,7 +239,7 @@ static void client_timer(struct client *c, bool reading)
 	struct itimerspec its = {0};
 	int ms = mode == CT_READ ? CTL_READ_TIMEOUT_MS : c->heartbeat_ms;
 
-	if (mode == (int)c->timer)
+	if (mode == (int)c->timer && (mode == CT_OFF || ms == c->timer_ms))
 		return;
 	if (mode != CT_OFF) {
 		its.it_value.tv_sec = ms / 1000;
@@ -247,6 +249,7 @@ static void client_timer(struct client *c, bool reading)
 		its.it_interval = its.it_value;
 	timerfd_settime(c->tfd, 0, &its, NULL);
 	c->timer = mode;
+	c->timer_ms = ms;
 }
 
 /* A request's "heartbeat_ms": 0 when absent or valid (then kept), -1 after a reply saying why. */

@@ -32,6 +32,7 @@ struct client {
 	pid_t pid;
 	int tfd; /* read deadline: a request must be complete in time; or the heartbeat */
 	enum { CT_OFF, CT_READ, CT_HEARTBEAT } timer;
+	int timer_ms;	  /* the interval tfd is armed with (timer != CT_OFF) */
 	int heartbeat_ms; /* asked for by its last request (CTL_HEARTBEAT_*), or 0 */
 	double tokens;	  /* rate limit: requests left in the bucket */
 	long long refill; /* ms of the last refill */

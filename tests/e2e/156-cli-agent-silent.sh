@@ -78,7 +78,10 @@ import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(5)
 s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode() + b"\n")
+for i, line in enumerate(sys.argv[2].split("\n")):
+    if i:
+        time.sleep(0.3)
+    s.sendall(line.encode() + b"\n")
 end, got = time.time() + float(sys.argv[3]), b""
 while time.time() < end:
     try:
@@ -101,6 +104,13 @@ out=$(ask '{"cmd":"status","service":"web","heartbeat_ms":1000}' "$(slow 3).5")
 check "a status answered once" test "$(grep -c '"services"\|"name"' <<<"$out")" -ge 1
 n=$(grep -cx '{"alive":true}' <<<"$out")
 check "then a heartbeat every second ($n in $(slow 3).5 s)" test "$n" -ge 2 -a "$n" -le $((TO + 1))
+# A second request on the same connection asking another interval gets it.
+out=$(ask '{"cmd":"status","service":"web","heartbeat_ms":60000}
+{"cmd":"status","service":"web","heartbeat_ms":1000}' "$(slow 3).5")
+check "two statuses answered" test "$(grep -c '"services"\|"name"' <<<"$out")" -ge 2
+n=$(grep -cx '{"alive":true}' <<<"$out")
+check "then a heartbeat every second, as the second asked ($n in $(slow 3).5 s)" \
+	test "$n" -ge 2 -a "$n" -le $((TO + 1))
 check_eq "none without asking" 0 \
 	"$(ask '{"cmd":"status","service":"web"}' 2.5 | grep -cx '{"alive":true}')"
 check "the agent runs" kill -0 "$AGENT"
