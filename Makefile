@@ -30,7 +30,7 @@ endif
 .DELETE_ON_ERROR:
 .SECONDARY:
 .PHONY: all deps test test-unit demo bench clean install
-.PHONY: fuzz fuzz-build test-kernel
+.PHONY: fuzz fuzz-build test-kernel bench-bins
 
 BPF_PROGS := steer track drain latency latgraft bytes
 USER_SRCS := user/adopt.c user/agent.c user/bytes.c user/cgroup.c user/checks.c user/cli.c user/clievents.c user/clienv.c user/clihelp.c user/clilat.c user/clistatus.c user/config.c user/confhooks.c user/confkeys.c user/confval.c user/control.c \
@@ -218,7 +218,7 @@ deps:
 
 # The tests run the ASan+UBSan build of everything.
 test: deps
-	$(Q)$(MAKE) --no-print-directory SANITIZE=1 all
+	$(Q)$(MAKE) --no-print-directory SANITIZE=1 all bench-bins
 	$(Q)tests/run.sh $(BUILD)/san
 
 # The BPF suites and e2e tests in a VM booted with another kernel (tests/kvm/run.sh):
@@ -251,6 +251,9 @@ bench:
 	$(Q)tools/deps.sh bench
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
 	$(Q)tools/bench/run.sh $(BUILD) $(PART)
+
+# The bench's programs, built by make test too, so that a change that breaks them fails there.
+bench-bins: $(BENCH_BINS)
 
 $(BUILD)/steer-bench: tools/bench/steer-bench.c $(BUILD)/steer.o $(BUILD)/track.o $(BUILD)/log.o $(SKELS)
 	$(call msg,CC,$@)
