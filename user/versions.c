@@ -72,6 +72,7 @@ void version_free(struct version *v)
 			ep_del(v->inst[i].pidfd);
 			close(v->inst[i].pidfd);
 		}
+		proc_exec_close(&v->inst[i].execfd);
 		if (v->inst[i].probe_fd >= 0) {
 			dp_probe_del(v, v->inst[i].probe_addr, &v->inst[i].probe_src);
 			close(v->inst[i].probe_fd);
@@ -80,6 +81,7 @@ void version_free(struct version *v)
 		if (k->pidfd >= 0) {
 			/* An exec check still running: killed, reaped once it is gone. */
 			ep_del(k->pidfd);
+			proc_exec_close(&k->execfd);
 			reap_later(k->pid, k->pidfd);
 			k->pidfd = -1;
 		}
@@ -117,10 +119,10 @@ struct version *version_alloc(struct service *s, char *err, size_t errlen)
 	v->cg_fd = v->cg_wd = -1;
 	v->zero_to_signal_us = -1;
 	for (i = 0; i < MAX_INSTANCES; i++) {
-		v->inst[i].pidfd = -1;
+		v->inst[i].pidfd = v->inst[i].execfd = -1;
 		v->inst[i].probe_fd = -1;
 		v->inst[i].chk.hc.fd = -1;
-		v->inst[i].chk.pidfd = -1;
+		v->inst[i].chk.pidfd = v->inst[i].chk.execfd = -1;
 		for (j = 0; j < MAX_LISTEN; j++)
 			v->inst[i].lfd[j] = -1;
 	}
@@ -514,6 +516,7 @@ int version_spawn_one(struct version *v, int i, char *err, size_t errlen)
 	char names[MAX_LISTEN * 40] = "";
 	int fds[MAX_LISTEN];
 	int j, r, cgp = -1;
+	struct spawned sp;
 	struct spawn_req req = {
 	    .argv = v->spec.argv,
 	    .env = v->spec.env,
@@ -549,11 +552,19 @@ int version_spawn_one(struct version *v, int i, char *err, size_t errlen)
 	}
 	for (j = 0; j < c->nlisten; j++)
 		fds[j] = in->lfd[j];
-	r = proc_spawn(&req, &in->pid, &in->pidfd, err, errlen);
+	/*
+	 * Returns before the child's exec: a failure there (user, cgroup,
+	 * workdir, exec) is this instance exiting, "cannot start ..." (proc.h),
+	 * and the state machine fails the start with it.
+	 */
+	r = proc_spawn(&req, &sp, err, errlen);
 	if (cgp >= 0)
 		close(cgp);
 	if (r)
 		return r;
+	in->pid = sp.pid;
+	in->pidfd = sp.pidfd;
+	in->execfd = sp.execfd;
 	in->alive = true;
 	in->starttime = proc_starttime(in->pid);
 	in->exit_desc[0] = '\0';
@@ -635,11 +646,11 @@ void on_exit_of(struct version *v, int i)
 	struct instance *in = &v->inst[i];
 	struct fsm_event e = {.type = FE_EXIT, .v = v, .inst = i};
 	int status = 0, r;
-	char desc[64];
+	char desc[EXIT_DESC_MAX];
 
 	if (v->freed)
 		return;
-	r = proc_reap(in->pidfd, &status, desc, sizeof(desc));
+	r = proc_reap(in->pidfd, &in->execfd, &status, desc, sizeof(desc));
 	if (r == -ECHILD)
 		/* Started by an earlier agent: not ours to reap, but it is gone. */
 		snprintf(desc, sizeof(desc),
