@@ -453,7 +453,9 @@ static void perform(struct service *s, const struct fsm_action *a)
 			log_info("%s: started %d instance(s) of %s", vname(v), v->ninst,
 				 v->spec.argv[0]);
 		}
-		enqueue(s, &e);
+		/* ready = none: FE_SPAWNED once every instance exec'd (versions.c). */
+		if (!e.ok || !version_spawn_waits(v))
+			enqueue(s, &e);
 		/* A tree already empty (all died at once, or none started) gives no cgroup event.
 		 */
 		tree_check(v);

@@ -102,6 +102,9 @@ struct instance {
 	pid_t pid;
 	int pidfd;
 	int execfd; /* its exec pipe (proc.h), until reaped; -1 for one of an earlier agent */
+	struct evsrc exec_ev; /* ready = none: the exec pipe, watched until the exec */
+	bool exec_watched;
+	bool execd; /* ready = none: its exec happened (or could not be watched) */
 	bool ready;
 	bool notified; /* ready = notify: sent READY=1, its accepting not yet seen */
 	bool alive;
@@ -158,6 +161,9 @@ struct version {
 	long long t_start, t_switch, t_signal;
 	long long zero_to_signal_us; /* last close (kernel time) to exit signal; -1: not by zero */
 	long long zero_turn_cpu_us;  /* of which the agent's CPU in that loop turn */
+	/* ready = none: FE_SPAWNED waits for every instance's exec, until spawn_deadline (ms) */
+	bool spawn_wait;
+	long long spawn_deadline;
 	/* Kernel-observed errors while under rollout, per health-interval. */
 	long long next_sample;
 	bool sampled;
