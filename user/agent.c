@@ -244,6 +244,9 @@ static void dispatch(const struct epoll_event *e)
 	case EV_PIDFD:
 		on_exit_of(ev->p, ev->idx);
 		break;
+	case EV_EXEC:
+		on_exec(ev->p, ev->idx);
+		break;
 	case EV_TIMER:
 		on_timer(ev->p);
 		break;

@@ -144,6 +144,7 @@ static void check_start_at(struct version *v, int i, bool for_ready, int j)
 	if (kind == HEALTH_EXEC) {
 		char pid_env[40], kind_env[40];
 		char *env2[] = {pid_env, kind_env, NULL};
+		struct spawned sp;
 		struct spawn_req req = {
 		    .argv = c->health_argv,
 		    .env = v->spec.env, /* the version's own: deploy --env included */
@@ -158,11 +159,15 @@ static void check_start_at(struct version *v, int i, bool for_ready, int j)
 		snprintf(pid_env, sizeof(pid_env), "BATON_PID=%d", v->inst[i].pid);
 		snprintf(kind_env, sizeof(kind_env), "BATON_CHECK=%s",
 			 for_ready ? "ready" : "health");
-		if (proc_spawn(&req, &k->pid, &k->pidfd, err, sizeof(err))) {
+		/* A failure before its exec is its exit, "cannot start ...": a failed check. */
+		if (proc_spawn(&req, &sp, err, sizeof(err))) {
 			k->pidfd = -1;
 			check_result(v, i, false, err);
 			return;
 		}
+		k->pid = sp.pid;
+		k->pidfd = sp.pidfd;
+		k->execfd = sp.execfd;
 		ep_add(k->pidfd, &k->ev, EV_CHECK, v, i, EPOLLIN);
 		return;
 	}
@@ -190,13 +195,13 @@ static void check_start_at(struct version *v, int i, bool for_ready, int j)
 void on_check(struct version *v, int i)
 {
 	struct check *k = &v->inst[i].chk;
-	char detail[sizeof(k->hc.detail)], desc[64];
+	char detail[sizeof(k->hc.detail)], desc[EXIT_DESC_MAX];
 	int status = 0, r;
 
 	if (v->freed)
 		return;
 	if (k->pidfd >= 0) {
-		if (proc_reap(k->pidfd, &status, desc, sizeof(desc)) <= 0)
+		if (proc_reap(k->pidfd, &k->execfd, &status, desc, sizeof(desc)) <= 0)
 			return;
 		ep_del(k->pidfd);
 		close(k->pidfd);

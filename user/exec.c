@@ -157,18 +157,23 @@ static void run_hook(struct service *s, enum hook_point h)
 	    .workdir = c->workdir,
 	};
 	struct fsm_event e = {.type = FE_HOOK_DONE, .ok = false};
+	struct spawned sp;
 
 	snprintf(hook_env, sizeof(hook_env), "BATON_HOOK=%s", hook_name(h));
 	if (ro->old_num)
 		snprintf(prev_env, sizeof(prev_env), "BATON_PREVIOUS_VERSION=v%d", ro->old_num);
 	else
 		snprintf(prev_env, sizeof(prev_env), "BATON_PREVIOUS_VERSION=");
-	if (proc_spawn(&req, &ro->hook_pid, &ro->hook_pidfd, err, sizeof(err))) {
+	/* A failure before its exec is its exit, "cannot start ...": the hook failed. */
+	if (proc_spawn(&req, &sp, err, sizeof(err))) {
 		ro->hook_pidfd = -1;
 		e.why = err;
 		enqueue(s, &e);
 		return;
 	}
+	ro->hook_pid = sp.pid;
+	ro->hook_pidfd = sp.pidfd;
+	ro->hook_execfd = sp.execfd;
 	ep_add(ro->hook_pidfd, &ro->hook_ev, EV_HOOK, s, 0, EPOLLIN);
 	log_info("%s: running the %s hook %s (pid %d)", c->name, hook_name(h), c->hook[h][0],
 		 ro->hook_pid);
@@ -181,6 +186,7 @@ static void kill_hook(struct service *s)
 	if (ro->hook_pidfd < 0)
 		return;
 	ep_del(ro->hook_pidfd);
+	proc_exec_close(&ro->hook_execfd);
 	reap_later(ro->hook_pid, ro->hook_pidfd);
 	ro->hook_pidfd = -1;
 	log_warnx("%s: killed the %s hook (pid %d)", s->conf.name, hook_name(ro->hook),
@@ -447,7 +453,9 @@ static void perform(struct service *s, const struct fsm_action *a)
 			log_info("%s: started %d instance(s) of %s", vname(v), v->ninst,
 				 v->spec.argv[0]);
 		}
-		enqueue(s, &e);
+		/* ready = none: FE_SPAWNED once every instance exec'd (versions.c). */
+		if (!e.ok || !version_spawn_waits(v))
+			enqueue(s, &e);
 		/* A tree already empty (all died at once, or none started) gives no cgroup event.
 		 */
 		tree_check(v);
@@ -707,10 +715,11 @@ void on_hook(struct service *s)
 {
 	struct rollout *ro = &s->ro;
 	struct fsm_event e = {.type = FE_HOOK_DONE};
-	char desc[64];
+	char desc[EXIT_DESC_MAX];
 	int status = 0;
 
-	if (ro->hook_pidfd < 0 || proc_reap(ro->hook_pidfd, &status, desc, sizeof(desc)) <= 0)
+	if (ro->hook_pidfd < 0 ||
+	    proc_reap(ro->hook_pidfd, &ro->hook_execfd, &status, desc, sizeof(desc)) <= 0)
 		return;
 	ep_del(ro->hook_pidfd);
 	close(ro->hook_pidfd);

@@ -504,6 +504,7 @@ void fsm_deploy(struct fsm *f, const struct fsm_event *e)
 
 	memset(ro, 0, sizeof(*ro));
 	ro->hook_pidfd = -1; /* 0 would name stdin: no hook runs */
+	ro->hook_execfd = -1;
 	ro->t_start = f->now;
 	ro->newv = v->vslot;
 	ro->new_num = v->num;

@@ -31,6 +31,7 @@ enum ev_type {
 	EV_LATENCY,	   /* read every version's latency (latview.c) */
 	EV_ACCEPTQ,	   /* read every version's accept queues (acceptq.c) */
 	EV_EVENTS_OUT,	   /* the event log writer's pipe has room (events.c) */
+	EV_EXEC,	   /* ready = none: an instance's exec pipe (versions.c) */
 };
 
 struct evsrc {

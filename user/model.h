@@ -31,6 +31,8 @@
 #define READY_RETRY_MS 100 /* a failed http/exec readiness check is repeated after this */
 #define HISTORY	       8
 #define ADOPT_TREE_MAX 64 /* processes of an adopted server's tree remembered */
+/* How a process ended: "exited with status 1", or "cannot start PATH: chdir: ..." (proc.h). */
+#define EXIT_DESC_MAX 256
 
 enum vphase {
 	VP_STARTING,
@@ -73,7 +75,8 @@ struct check {
 	int addr;  /* tcp/http: the listen address checked now; a check passes on all of them */
 	pid_t pid; /* exec: the check process, until reaped */
 	int pidfd;
-	int fails; /* consecutive failures */
+	int execfd; /* its exec pipe (proc.h), until reaped */
+	int fails;  /* consecutive failures */
 	unsigned long passes, failures;
 	char last[128];
 	struct evsrc ev;
@@ -98,10 +101,14 @@ struct gate_state {
 struct instance {
 	pid_t pid;
 	int pidfd;
+	int execfd; /* its exec pipe (proc.h), until reaped; -1 for one of an earlier agent */
+	struct evsrc exec_ev; /* ready = none: the exec pipe, watched until the exec */
+	bool exec_watched;
+	bool execd; /* ready = none: its exec happened (or could not be watched) */
 	bool ready;
 	bool notified; /* ready = notify: sent READY=1, its accepting not yet seen */
 	bool alive;
-	char exit_desc[64];
+	char exit_desc[EXIT_DESC_MAX];
 	int lfd[MAX_LISTEN];	      /* the agent's copies of this instance's listeners */
 	__u64 cookie[MAX_LISTEN];     /* their SO_COOKIE, to find them again after a restart */
 	unsigned long long starttime; /* /proc/PID/stat start time: guards against pid reuse */
@@ -154,6 +161,9 @@ struct version {
 	long long t_start, t_switch, t_signal;
 	long long zero_to_signal_us; /* last close (kernel time) to exit signal; -1: not by zero */
 	long long zero_turn_cpu_us;  /* of which the agent's CPU in that loop turn */
+	/* ready = none: FE_SPAWNED waits for every instance's exec, until spawn_deadline (ms) */
+	bool spawn_wait;
+	long long spawn_deadline;
 	/* Kernel-observed errors while under rollout, per health-interval. */
 	long long next_sample;
 	bool sampled;
@@ -268,6 +278,7 @@ struct rollout {
 	bool hook_running; /* the state machine's view: a hook runs (exec.c has its pid) */
 	pid_t hook_pid;
 	int hook_pidfd;
+	int hook_execfd; /* its exec pipe (proc.h), until reaped */
 	struct evsrc hook_ev;
 	char hook_err[200]; /* after-drain failure, reported at the end */
 	/* Holds (fsm_confirm.c): a confirmation webhook's 2xx, an approval. */

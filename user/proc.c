@@ -91,7 +91,26 @@ void proc_kill_reap(pid_t pid, int pidfd)
 		;
 }
 
-int proc_reap(int pidfd, int *status, char *desc, size_t desclen)
+/*
+ * What a child that failed before its execve wrote to its exec pipe: the
+ * whole "cannot start ..." line (one write, under PIPE_BUF, made before its
+ * _exit, so it is there once its pidfd is readable), into desc.  0 when
+ * there is none: the exec happened (EOF) or the child was killed first.
+ */
+static int exec_failure(int execfd, char *desc, size_t desclen)
+{
+	ssize_t n;
+
+	if (execfd < 0 || desclen < 2)
+		return 0;
+	n = read(execfd, desc, desclen - 1);
+	if (n <= 0)
+		return 0;
+	desc[n] = '\0';
+	return 1;
+}
+
+int proc_reap(int pidfd, int *execfd, int *status, char *desc, size_t desclen)
 {
 	siginfo_t si;
 
@@ -102,13 +121,23 @@ int proc_reap(int pidfd, int *status, char *desc, size_t desclen)
 		return 0;
 	if (si.si_code == CLD_EXITED) {
 		*status = si.si_status;
-		snprintf(desc, desclen, "exited with status %d", si.si_status);
+		if (!exec_failure(execfd ? *execfd : -1, desc, desclen))
+			snprintf(desc, desclen, "exited with status %d", si.si_status);
 	} else {
 		*status = 128 + si.si_status;
 		snprintf(desc, desclen, "killed by %s%s", signal_name(si.si_status),
 			 si.si_code == CLD_DUMPED ? " (core dumped)" : "");
 	}
+	proc_exec_close(execfd);
 	return 1;
+}
+
+void proc_exec_close(int *execfd)
+{
+	if (execfd && *execfd >= 0) {
+		close(*execfd);
+		*execfd = -1;
+	}
 }
 
 int proc_notify_ready(const char *msg, size_t len)
@@ -131,16 +160,33 @@ int proc_notify_ready(const char *msg, size_t len)
 	return 0;
 }
 
-/* In the child: report errno to the parent over the exec pipe and die. */
-static void __attribute__((noreturn)) child_fail(int pipefd, const char *what)
+/*
+ * In the child: report what failed to the parent over the exec pipe, as the
+ * whole line proc_reap() gives for this exit, and die.  One write of less
+ * than PIPE_BUF: atomic, and it cannot block on a pipe nobody has written to.
+ */
+static void __attribute__((noreturn))
+child_fail_text(int pipefd, const char *argv0, const char *text)
 {
-	char msg[256];
-	int n = snprintf(msg, sizeof(msg), "%s: %s", what, strerror(errno));
+	char msg[512];
+	int n = snprintf(msg, sizeof(msg), "cannot start %s: %s", argv0, text);
 
+	if (n >= (int)sizeof(msg))
+		n = (int)sizeof(msg) - 1;
 	if (write(pipefd, msg, n > 0 ? (size_t)n : 0) < 0) {
 		/* nothing more we can do */
 	}
 	_exit(127);
+}
+
+/* The same, for a step that failed with errno. */
+static void __attribute__((noreturn))
+child_fail(const struct spawn_req *r, int pipefd, const char *what)
+{
+	char text[256];
+
+	snprintf(text, sizeof(text), "%s: %s", what, strerror(errno));
+	child_fail_text(pipefd, r->argv[0], text);
 }
 
 static int env_has(char *const *env, const char *prefix)
@@ -201,9 +247,9 @@ static int clear_caps(void)
 	return (int)syscall(SYS_capset, &hdr, data);
 }
 
-static void __attribute__((noreturn))
-child(const struct spawn_req *r, const struct passwd *pw, int last_cap, int pipefd)
+static void __attribute__((noreturn)) child(const struct spawn_req *r, int last_cap, int pipefd)
 {
+	struct passwd *pw = NULL;
 	char what[96];
 	char *envp[ENV_MAX + 1];
 	char fds_env[32], pid_env[32], ver_env[32], inst_env[32];
@@ -226,7 +272,7 @@ child(const struct spawn_req *r, const struct passwd *pw, int last_cap, int pipe
 		int len = snprintf(me, sizeof(me), "%d", (int)getpid());
 
 		if (write(r->cg_procs, me, (size_t)len) != len)
-			child_fail(pipefd, "join the version's cgroup");
+			child_fail(r, pipefd, "join the version's cgroup");
 	}
 	/* The agent blocks signals for its signalfd; children start clean. */
 	sigemptyset(&all);
@@ -234,7 +280,7 @@ child(const struct spawn_req *r, const struct passwd *pw, int last_cap, int pipe
 	for (i = 1; i < NSIG; i++)
 		signal(i, SIG_DFL);
 	if (setsid() < 0)
-		child_fail(pipefd, "setsid");
+		child_fail(r, pipefd, "setsid");
 
 	/*
 	 * Lift the sockets and the error pipe above the range they go to, then
@@ -245,23 +291,48 @@ child(const struct spawn_req *r, const struct passwd *pw, int last_cap, int pipe
 	for (i = 0; i < r->nfds; i++) {
 		tmp[i] = fcntl(r->fds[i], F_DUPFD_CLOEXEC, hi);
 		if (tmp[i] < 0)
-			child_fail(pipefd, "dup");
+			child_fail(r, pipefd, "dup");
 	}
 	fd = fcntl(pipefd, F_DUPFD_CLOEXEC, hi);
 	if (fd < 0)
-		child_fail(pipefd, "dup");
+		child_fail(r, pipefd, "dup");
 	for (i = 0; i < r->nfds; i++)
 		if (dup2(tmp[i], 3 + i) < 0)
-			child_fail(fd, "dup2");
+			child_fail(r, fd, "dup2");
 	if (dup3(fd, 3 + r->nfds, O_CLOEXEC) < 0)
-		child_fail(fd, "dup3");
+		child_fail(r, fd, "dup3");
 	pipefd = 3 + r->nfds;
 	if (syscall(SYS_close_range, pipefd + 1, ~0U, 0) < 0)
-		child_fail(pipefd, "close_range");
+		child_fail(r, pipefd, "close_range");
 	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || dup2(fd, 0) < 0)
-		child_fail(pipefd, "/dev/null");
+		child_fail(r, pipefd, "/dev/null");
 	close(fd);
+
+	/*
+	 * The user's entry, looked up here and not in the agent: an NSS
+	 * lookup (LDAP, sssd) may take as long as its server does, and the
+	 * agent's loop waits on nothing.  Safe after fork: the agent's other
+	 * threads (logq.c, evlog.c) never call NSS, and glibc's fork leaves
+	 * malloc and stdio usable in the child (initgroups below did so
+	 * already).  The config checked the user exists; this is the race.
+	 */
+	if (r->user && r->user[0]) {
+		char text[128];
+
+		errno = 0;
+		pw = getpwnam(r->user);
+		if (!pw) {
+			/* getpwnam(3): these errno values, or none, say "no such user". */
+			if (!errno || errno == ENOENT || errno == ESRCH || errno == EBADF ||
+			    errno == EPERM)
+				snprintf(text, sizeof(text), "user %s does not exist", r->user);
+			else
+				snprintf(text, sizeof(text), "look up user %s: %s", r->user,
+					 strerror(errno));
+			child_fail_text(pipefd, r->argv[0], text);
+		}
+	}
 
 	/*
 	 * A PATH from the config or the agent replaces the default rather than
@@ -313,65 +384,62 @@ child(const struct spawn_req *r, const struct passwd *pw, int last_cap, int pipe
 		  SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
 		      SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED,
 		  0, 0, 0) < 0)
-		child_fail(pipefd, "set securebits (noroot, no ambient raise)");
+		child_fail(r, pipefd, "set securebits (noroot, no ambient raise)");
 	if (drop_bounding_set(last_cap, what, sizeof(what)) < 0)
-		child_fail(pipefd, what);
+		child_fail(r, pipefd, what);
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
-		child_fail(pipefd, "clear ambient capabilities");
+		child_fail(r, pipefd, "clear ambient capabilities");
 	if (pw) {
 		if (initgroups(pw->pw_name, pw->pw_gid) < 0)
-			child_fail(pipefd, "initgroups");
+			child_fail(r, pipefd, "initgroups");
 		if (setgid(pw->pw_gid) < 0)
-			child_fail(pipefd, "setgid");
+			child_fail(r, pipefd, "setgid");
 		if (setuid(pw->pw_uid) < 0)
-			child_fail(pipefd, "setuid");
+			child_fail(r, pipefd, "setuid");
 	}
 	/*
 	 * setuid() away from root clears permitted and effective, never
 	 * inheritable, and a child without a user is still root: clear all three.
 	 */
 	if (clear_caps() < 0)
-		child_fail(pipefd, "clear capabilities (capset)");
+		child_fail(r, pipefd, "clear capabilities (capset)");
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		child_fail(pipefd, "set no_new_privs");
+		child_fail(r, pipefd, "set no_new_privs");
 	/* As the child's user, so a directory it may not enter fails here. */
 	if (chdir(r->workdir && r->workdir[0] ? r->workdir : "/") < 0)
-		child_fail(pipefd, "chdir");
+		child_fail(r, pipefd, "chdir");
 	execve(r->argv[0], r->argv, envp);
-	child_fail(pipefd, "exec");
+	child_fail(r, pipefd, "exec");
 }
 
-int proc_spawn(const struct spawn_req *r, pid_t *pid, int *pidfd, char *err, size_t errlen)
+int proc_spawn(const struct spawn_req *r, struct spawned *out, char *err, size_t errlen)
 {
-	struct passwd *pw = NULL;
 	int pfd[2];
-	char msg[256];
-	ssize_t n;
 	pid_t p;
-	int fd, last_cap = cap_last_cap();
+	int fd, e, last_cap = cap_last_cap();
 
-	if (r->user && r->user[0]) {
-		pw = getpwnam(r->user);
-		if (!pw) {
-			snprintf(err, errlen, "user %s does not exist", r->user);
-			return -ENOENT;
-		}
-	}
 	/* Check here what execve would fail on, so the error is a sentence. */
 	if (access(r->argv[0], X_OK) < 0) {
-		int e = errno;
-
+		e = errno;
 		snprintf(err, errlen, "%s: %s", r->argv[0], strerror(e));
 		return -e;
 	}
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
-		return -errno;
+		e = errno;
+		snprintf(err, errlen, "pipe: %s", strerror(e));
+		return -e;
+	}
+	/* Only the parent's end: the child's write must not fail for want of room. */
+	if (fcntl(pfd[0], F_SETFL, O_NONBLOCK) < 0) {
+		e = errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		snprintf(err, errlen, "pipe: %s", strerror(e));
+		return -e;
 	}
 	p = fork();
 	if (p < 0) {
-		int e = errno;
-
+		e = errno;
 		close(pfd[0]);
 		close(pfd[1]);
 		snprintf(err, errlen, "fork: %s", strerror(e));
@@ -379,31 +447,29 @@ int proc_spawn(const struct spawn_req *r, pid_t *pid, int *pidfd, char *err, siz
 	}
 	if (p == 0) {
 		close(pfd[0]);
-		child(r, pw, last_cap, pfd[1]);
+		child(r, last_cap, pfd[1]);
 	}
 	close(pfd[1]);
-	/* EOF: the exec succeeded (the pipe is CLOEXEC); text: what failed. */
-	n = read(pfd[0], msg, sizeof(msg) - 1);
-	close(pfd[0]);
 	fd = pidfd_open(p);
 	if (fd < 0) {
-		int e = errno;
-
+		e = errno;
+		/* A child cannot have been reaped yet: the wait is the kernel's teardown. */
 		kill(p, SIGKILL);
-		waitpid(p, NULL, 0);
+		while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
+			;
+		close(pfd[0]);
 		snprintf(err, errlen, "pidfd_open: %s (baton needs Linux 5.3 or later)",
 			 strerror(e));
 		return -e;
 	}
-	if (n > 0) {
-		msg[n] = '\0';
-		waitid(P_PIDFD, fd, &(siginfo_t){0}, WEXITED);
-		close(fd);
-		snprintf(err, errlen, "cannot start %s: %s", r->argv[0], msg);
-		return -EIO;
-	}
-	*pid = p;
-	*pidfd = fd;
+	/*
+	 * Nothing here waits for the child's exec: what fails in it (its user,
+	 * cgroup, groups, workdir, the exec itself) is on the exec pipe when
+	 * proc_reap() sees it exit.
+	 */
+	out->pid = p;
+	out->pidfd = fd;
+	out->execfd = pfd[0];
 	return 0;
 }
 

@@ -24,19 +24,39 @@ struct spawn_req {
 	int cg_procs;
 };
 
+/* A child proc_spawn() started. */
+struct spawned {
+	pid_t pid;
+	int pidfd;  /* readable once it exits */
+	int execfd; /* its exec pipe's read end (non-blocking, close-on-exec): for proc_reap() */
+};
+
 /*
- * Start one instance.  Returns 0 with *pid and a pidfd, or -errno with a
- * one-line reason in err (exec failures are reported here, not later).
+ * Start one child and return at once: it never waits for the child.  What
+ * the agent can tell now (argv[0] not executable, no pipe, no fork, no
+ * pidfd) is -errno with a one-line reason in err, and no child.  Else 0 and
+ * out: what fails in the child before its execve (its user, cgroup, groups,
+ * workdir, the exec) is written to its exec pipe before it exits 127, and
+ * proc_reap() describes that exit as "cannot start ARGV0: WHAT FAILED".
+ * The caller keeps execfd until proc_reap() closes it, or closes it with
+ * proc_exec_close() when it kills the child without reaping it.
  */
-int proc_spawn(const struct spawn_req *r, pid_t *pid, int *pidfd, char *err, size_t errlen);
+int proc_spawn(const struct spawn_req *r, struct spawned *out, char *err, size_t errlen);
 int proc_signal(int pidfd, int sig);
 /*
  * SIGKILL a child and its process group (it leads its own session), then
  * reap it: a hook or check whose result no longer matters.
  */
 void proc_kill_reap(pid_t pid, int pidfd);
-/* Reap an exited child by pidfd; returns 1 with a description, 0 if it still runs. */
-int proc_reap(int pidfd, int *status, char *desc, size_t desclen);
+/*
+ * Reap an exited child by pidfd; returns 1 with a description, 0 if it still
+ * runs, -errno.  With execfd (from proc_spawn, or NULL / -1: not known, as
+ * for a child of an earlier agent), a child that never reached its execve is
+ * "cannot start ...", its status 127; at 1, *execfd is closed and set to -1.
+ */
+int proc_reap(int pidfd, int *execfd, int *status, char *desc, size_t desclen);
+/* Close *execfd if open and set it to -1. */
+void proc_exec_close(int *execfd);
 /*
  * Whether an sd_notify datagram of len bytes (not NUL-terminated) says the
  * sender is ready: 1 if one of its newline-separated assignments is exactly

@@ -260,7 +260,7 @@ static void rollout_resume(struct service *s, json_t *jr)
 	size_t k;
 
 	memset(ro, 0, sizeof(*ro));
-	ro->hook_pidfd = -1;
+	ro->hook_pidfd = ro->hook_execfd = -1;
 	ro->newv = ro->oldv = -1;
 	ro->stage = json_integer_value(json_object_get(jr, "stage"));
 	if (ro->stage == RO_NONE || ro->stage > RO_ROLLING_BACK) {

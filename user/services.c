@@ -240,7 +240,7 @@ struct service *service_add(const struct service_conf *c, json_t *js, char *err,
 	}
 	s->active = s->previous = s->starting = -1;
 	s->ro.newv = s->ro.oldv = -1;
-	s->ro.hook_pidfd = -1;
+	s->ro.hook_pidfd = s->ro.hook_execfd = -1;
 	s->next_num = 1;
 	s->ro_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (s->ro_tfd < 0 || ep_add(s->ro_tfd, &s->ro_ev, EV_RO_TIMER, s, 0, EPOLLIN)) {

@@ -6,6 +6,7 @@
  * machine (fsm.c), which decides what follows.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,9 @@ void version_free(struct version *v)
 			ep_del(v->inst[i].pidfd);
 			close(v->inst[i].pidfd);
 		}
+		if (v->inst[i].exec_watched)
+			ep_del(v->inst[i].execfd);
+		proc_exec_close(&v->inst[i].execfd);
 		if (v->inst[i].probe_fd >= 0) {
 			dp_probe_del(v, v->inst[i].probe_addr, &v->inst[i].probe_src);
 			close(v->inst[i].probe_fd);
@@ -80,6 +84,7 @@ void version_free(struct version *v)
 		if (k->pidfd >= 0) {
 			/* An exec check still running: killed, reaped once it is gone. */
 			ep_del(k->pidfd);
+			proc_exec_close(&k->execfd);
 			reap_later(k->pid, k->pidfd);
 			k->pidfd = -1;
 		}
@@ -117,10 +122,10 @@ struct version *version_alloc(struct service *s, char *err, size_t errlen)
 	v->cg_fd = v->cg_wd = -1;
 	v->zero_to_signal_us = -1;
 	for (i = 0; i < MAX_INSTANCES; i++) {
-		v->inst[i].pidfd = -1;
+		v->inst[i].pidfd = v->inst[i].execfd = -1;
 		v->inst[i].probe_fd = -1;
 		v->inst[i].chk.hc.fd = -1;
-		v->inst[i].chk.pidfd = -1;
+		v->inst[i].chk.pidfd = v->inst[i].chk.execfd = -1;
 		for (j = 0; j < MAX_LISTEN; j++)
 			v->inst[i].lfd[j] = -1;
 	}
@@ -514,6 +519,7 @@ int version_spawn_one(struct version *v, int i, char *err, size_t errlen)
 	char names[MAX_LISTEN * 40] = "";
 	int fds[MAX_LISTEN];
 	int j, r, cgp = -1;
+	struct spawned sp;
 	struct spawn_req req = {
 	    .argv = v->spec.argv,
 	    .env = v->spec.env,
@@ -549,18 +555,85 @@ int version_spawn_one(struct version *v, int i, char *err, size_t errlen)
 	}
 	for (j = 0; j < c->nlisten; j++)
 		fds[j] = in->lfd[j];
-	r = proc_spawn(&req, &in->pid, &in->pidfd, err, errlen);
+	/*
+	 * Returns before the child's exec: a failure there (user, cgroup,
+	 * workdir, exec) is this instance exiting, "cannot start ..." (proc.h),
+	 * and the state machine fails the start with it.
+	 */
+	r = proc_spawn(&req, &sp, err, errlen);
 	if (cgp >= 0)
 		close(cgp);
 	if (r)
 		return r;
+	in->pid = sp.pid;
+	in->pidfd = sp.pidfd;
+	in->execfd = sp.execfd;
 	in->alive = true;
 	in->starttime = proc_starttime(in->pid);
 	in->exit_desc[0] = '\0';
 	v->nalive++;
 	ep_add(in->pidfd, &in->ev, EV_PIDFD, v, i, EPOLLIN);
+	/*
+	 * ready = none counts an instance ready once started: its exec, not
+	 * its fork.  Its exec pipe says when (EPOLLHUP at the exec; text, with
+	 * its exit, if it failed).  One that cannot be watched counts at once.
+	 */
+	in->exec_watched = false;
+	in->execd = true;
+	if (c->ready == READY_NONE && in->execfd >= 0 &&
+	    !ep_add(in->execfd, &in->exec_ev, EV_EXEC, v, i, EPOLLIN)) {
+		in->exec_watched = true;
+		in->execd = false;
+	}
 	log_debug("%s: instance %d started, pid %d", vname(v), i, in->pid);
 	return 0;
+}
+
+static bool version_execd(const struct version *v)
+{
+	int i;
+
+	for (i = 0; i < v->ninst; i++)
+		if (!v->inst[i].execd)
+			return false;
+	return true;
+}
+
+bool version_spawn_waits(struct version *v)
+{
+	if (v->svc->conf.ready != READY_NONE || v->adopted || version_execd(v))
+		return false;
+	v->spawn_wait = true;
+	v->spawn_deadline = now_ms() + v->svc->conf.ready_timeout_ms;
+	timerfd_at(v->tfd, v->spawn_deadline);
+	return true;
+}
+
+/* The start FA_SPAWN left open: every instance exec'd, or not in time. */
+static void spawn_done(struct version *v, bool ok, const char *why)
+{
+	struct fsm_event e = {.type = FE_SPAWNED, .v = v, .ok = ok, .why = why};
+
+	v->spawn_wait = false;
+	fsm_feed(v->svc, &e);
+}
+
+void on_exec(struct version *v, int i)
+{
+	struct instance *in = &v->inst[i];
+	struct pollfd p = {.fd = in->execfd, .events = POLLIN};
+
+	if (v->freed || !in->exec_watched || in->execfd < 0 || poll(&p, 1, 0) <= 0)
+		return;
+	ep_del(in->execfd);
+	in->exec_watched = false;
+	/* Text: it failed; its exit (proc_reap) reads it and fails the start. */
+	if (p.revents & POLLIN)
+		return;
+	proc_exec_close(&in->execfd);
+	in->execd = true;
+	if (v->spawn_wait && version_execd(v))
+		spawn_done(v, true, NULL);
 }
 
 int version_spawn(struct version *v, char *err, size_t errlen)
@@ -635,11 +708,17 @@ void on_exit_of(struct version *v, int i)
 	struct instance *in = &v->inst[i];
 	struct fsm_event e = {.type = FE_EXIT, .v = v, .inst = i};
 	int status = 0, r;
-	char desc[64];
+	char desc[EXIT_DESC_MAX];
 
 	if (v->freed)
 		return;
-	r = proc_reap(in->pidfd, &status, desc, sizeof(desc));
+	r = proc_reap(in->pidfd, &in->execfd, &status, desc, sizeof(desc));
+	if (r > 0 || r == -ECHILD) {
+		if (in->exec_watched)
+			ep_del(in->execfd);
+		in->exec_watched = false;
+		proc_exec_close(&in->execfd);
+	}
 	if (r == -ECHILD)
 		/* Started by an earlier agent: not ours to reap, but it is gone. */
 		snprintf(desc, sizeof(desc),
@@ -654,6 +733,12 @@ void on_exit_of(struct version *v, int i)
 	snprintf(in->exit_desc, sizeof(in->exit_desc), "%s", desc);
 	report_lost(v, i, desc);
 	e.why = desc;
+	/* ready = none, its start still open: it did not start ("cannot start ..."). */
+	if (v->spawn_wait) {
+		spawn_done(v, false, desc);
+		if (v->freed)
+			return;
+	}
 	/* The rest of its tree may be gone already: said first, the exit then ends it. */
 	tree_check(v);
 	if (!v->freed)
@@ -677,6 +762,26 @@ void on_timer(struct version *v)
 	if (v->freed || read(v->tfd, &n, sizeof(n)) < 0)
 		return;
 	now = now_ms();
+	/* A start given up (the deploy failed or was aborted): the timer is the state machine's. */
+	if (v->spawn_wait &&
+	    !(v->phase == VP_STARTING || (v->phase == VP_ACTIVE && s->starting == v->vslot)))
+		v->spawn_wait = false;
+	if (v->spawn_wait) {
+		char why[160];
+
+		if (now < v->spawn_deadline) {
+			timerfd_at(v->tfd, v->spawn_deadline);
+			return;
+		}
+		for (i = 0; i < v->ninst && v->inst[i].execd; i++)
+			;
+		snprintf(why, sizeof(why),
+			 "instance %d (pid %d) had not started its program within ready-timeout "
+			 "%u ms",
+			 i, i < v->ninst ? v->inst[i].pid : 0, c->ready_timeout_ms);
+		spawn_done(v, false, why);
+		return;
+	}
 	if (v->phase == VP_STARTING || (v->phase == VP_ACTIVE && s->starting == v->vslot) ||
 	    fsm_rolling_ticks(s, v)) {
 		/* rolling: the new version's serving instances are health-checked meanwhile */

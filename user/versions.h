@@ -83,6 +83,13 @@ void instance_notified(struct version *v, int i);
 
 /* Events: an instance exited, the version's timer fired, a watched version reached 0. */
 void on_exit_of(struct version *v, int i);
+/*
+ * ready = none: after FA_SPAWN, whether FE_SPAWNED waits for every
+ * instance's exec (on_exec feeds it then, on_timer a failure at
+ * ready-timeout): true when it does.
+ */
+bool version_spawn_waits(struct version *v);
+void on_exec(struct version *v, int i);
 void on_timer(struct version *v);
 void on_zero(const struct track_event *e);
 

@@ -3,6 +3,7 @@
 # Readiness by TCP probe through the new version's own socket (the old
 # version shares the port and accepts at once), and the drain bound: a
 # version that ignores its exit signal is killed at drain-timeout + kill-after.
+# With ready = none, a program that cannot start still fails the deploy.
 . "$(dirname "$0")/lib.sh"
 
 write_conf "instances = 2" "ready = tcp" "ready-timeout = 2s" "drain-timeout = 2s" \
@@ -59,3 +60,13 @@ ms=$((10#${ms:-0}))
 check "it is killed at drain-timeout + kill-after (${ms} ms after its switch-out, want 2000..$((2000 + $(slow 600))))" \
 	test $ms -ge 2000 -a $ms -le $((2000 + $(slow 600)))
 grep -q "sending SIGKILL" "$T/agent.log" && ok "agent logged the SIGKILL" || not_ok "no SIGKILL log"
+
+# ready = none counts an instance ready once its program runs, not once forked:
+# one whose execve fails in the child (no shebang, not ELF; the agent's access()
+# check passes) fails the deploy with the reason, and v2 keeps the traffic.
+printf 'not a program\n' >"$T/not-a-program"
+chmod 755 "$T/not-a-program"
+expect_err "ready = none: a program that cannot start fails the deploy" \
+	"deploy failed: cannot start $T/not-a-program: exec: Exec format error" \
+	"$BATON" deploy web -- "$T/not-a-program"
+check_eq "ready = none: v2 stays active" 2 "$(active_version)"

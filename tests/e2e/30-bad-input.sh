@@ -57,6 +57,13 @@ expect_err "deploy: ready timeout" "not ready within ready-timeout 1000 ms" \
 	"$BATON" deploy web -- "$DEMO" --ready-delay-ms 3000
 expect_err "deploy: exits before ready" "exited with status 3 before it was ready" \
 	"$BATON" deploy web -- "$DEMO" --fail-ready
+# Executable to the agent's access() check, but its execve fails in the child (no
+# shebang, not ELF): the agent does not wait for that; the instance's exit says it.
+printf 'not a program\n' >"$T/not-a-program"
+chmod 755 "$T/not-a-program"
+expect_err "deploy: exec fails in the child" \
+	"cannot start $T/not-a-program: exec: Exec format error before it was ready" \
+	"$BATON" deploy web -- "$T/not-a-program"
 expect_err "unknown command" "unknown command" "$BATON" frobnicate
 check "help for one command" grep -q "^usage: baton deploy SERVICE" <<<"$("$BATON" help deploy)"
 expect_err "help for an unknown command" 'no help for "nope"' "$BATON" help nope

@@ -46,6 +46,16 @@ check_eq "nothing was started (only v2 runs)" "2" \
 check "v2 still serves" only_version "$URL" v2 5
 rm -f "$T/rc.before-start"
 
+# A hook that cannot start (its execve fails in the child: no shebang, not ELF).
+cp "$T/hook.sh" "$T/hook.sh.good"
+printf 'not a program\n' >"$T/hook.sh"
+out=$("$BATON" deploy web -- "$DEMO" 2>&1); rc=$?
+check "a before-start hook that cannot start fails the deploy" test $rc -ne 0
+check "and says why" grep -q "before-start hook failed: cannot start $T/hook.sh: exec: Exec format error" <<<"$out"
+check_eq "nothing was started (only v2 runs)" "2" \
+	"$("$BATON" status web --json | jq -r '[.[0].versions[].version] | map(tostring) | join(" ")')"
+cat "$T/hook.sh.good" >"$T/hook.sh"
+
 # after-switch fails (then: hangs past hook-timeout) while wrk runs.
 for mode in fail hang; do
 	: >"$T/hooks.log"

@@ -4,9 +4,10 @@
  * it runs, read back from /proc/PID/{status,fd,environ}: its uid, gids and
  * supplementary groups, no capability in any set (bounding set included),
  * no_new_privs, umask 022, exactly fds 0-2 plus its listening sockets, and
- * exactly the environment baton gives it.  Also: failures of the child's
- * setup come back as one line.  And proc_notify_ready() on sd_notify
- * messages.  Needs root (it starts children as nobody).
+ * exactly the environment baton gives it.  Also: proc_spawn() returns
+ * without waiting for the child's exec, and failures of the child's setup
+ * come back as one line when it is reaped.  And proc_notify_ready() on
+ * sd_notify messages.  Needs root (it starts children as nobody).
  *
  * gcc -std=gnu11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -fsanitize=address,undefined \
  *     -Iinclude -Iuser -o /tmp/test_proc tests/unit/test_proc.c user/proc.c \
@@ -18,6 +19,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -53,6 +55,7 @@
 /* The child of the running test, killed and reaped by its teardown. */
 static pid_t kid = -1;
 static int kid_pidfd = -1;
+static int kid_execfd = -1;
 static int socks[2] = {-1, -1};
 static char tmpdir[PATH_MAX];
 static char err[512];
@@ -98,19 +101,49 @@ static void wait_sleeping(pid_t pid)
 	fail_msg("child %d not in nanosleep after 3 s (syscall %ld)", (int)pid, nr);
 }
 
-static int spawn(const struct spawn_req *r)
+/* Start r's child as kid, returning at once: 0, or proc_spawn's error (err says it). */
+static int spawn_nowait(const struct spawn_req *r)
 {
+	struct spawned sp;
 	int rc;
 
 	memset(err, 0, sizeof(err));
-	rc = proc_spawn(r, &kid, &kid_pidfd, err, sizeof(err));
+	rc = proc_spawn(r, &sp, err, sizeof(err));
 	if (rc) {
 		kid = -1;
-		kid_pidfd = -1;
-	} else {
-		wait_sleeping(kid);
+		kid_pidfd = kid_execfd = -1;
+		return rc;
 	}
+	kid = sp.pid;
+	kid_pidfd = sp.pidfd;
+	kid_execfd = sp.execfd;
+	return 0;
+}
+
+static int spawn(const struct spawn_req *r)
+{
+	int rc = spawn_nowait(r);
+
+	if (!rc)
+		wait_sleeping(kid);
 	return rc;
+}
+
+/* Wait (bounded) for kid to exit and reap it: proc_reap's description in err, its status. */
+static int reap_kid(void)
+{
+	struct pollfd p = {.fd = kid_pidfd, .events = POLLIN};
+	int status = -1;
+
+	if (poll(&p, 1, 5000) != 1)
+		fail_msg("child %d still runs after 5 s", (int)kid);
+	memset(err, 0, sizeof(err));
+	assert_int_equal(proc_reap(kid_pidfd, &kid_execfd, &status, err, sizeof(err)), 1);
+	assert_int_equal(kid_execfd, -1); /* closed by the reap */
+	close(kid_pidfd);
+	kid = -1;
+	kid_pidfd = -1;
+	return status;
 }
 
 static int kid_teardown(void **state)
@@ -122,6 +155,7 @@ static int kid_teardown(void **state)
 		proc_kill_reap(kid, kid_pidfd);
 	if (kid_pidfd >= 0)
 		close(kid_pidfd);
+	proc_exec_close(&kid_execfd);
 	kid = -1;
 	kid_pidfd = -1;
 	for (i = 0; i < 2; i++) {
@@ -534,12 +568,20 @@ static int tmp_teardown(void **state)
 	return 0;
 }
 
-static void assert_one_line_failure(int rc, const char *want)
+/*
+ * What fails in the child is not proc_spawn's error: the child exits 127
+ * and its reap says, in one line, what the user is told.
+ */
+static void assert_one_line_failure(const struct spawn_req *r, const char *want)
 {
-	if (rc != -EIO || !strstr(err, want) || strchr(err, '\n'))
-		fail_msg("proc_spawn returned %d, error \"%s\", wanted -EIO and \"%s\"", rc, err,
-			 want);
-	assert_int_equal(kid, -1);
+	int rc = spawn_nowait(r), status;
+
+	if (rc)
+		fail_msg("proc_spawn returned %d (\"%s\"): the child's failure is its exit", rc,
+			 err);
+	status = reap_kid();
+	if (status != 127 || strcmp(err, want))
+		fail_msg("reaped with status %d, \"%s\"; wanted 127 and \"%s\"", status, err, want);
 }
 
 /* The workdir is entered as the child's user. */
@@ -553,13 +595,13 @@ static void workdir_denied_to_user(void **state)
 	assert_int_equal(mkdir(dir, 0700), 0);
 	r.user = TEST_USER;
 	r.workdir = dir;
-	assert_one_line_failure(spawn(&r), "cannot start /bin/sleep: chdir: Permission denied");
+	assert_one_line_failure(&r, "cannot start /bin/sleep: chdir: Permission denied");
 }
 
 /* root may execute it (the parent's access() check passes), the user may not. */
 static void exec_denied_to_user(void **state)
 {
-	char path[PATH_MAX + 16];
+	char path[PATH_MAX + 16], want[PATH_MAX + 64];
 	char *argv[] = {path, NULL};
 	struct spawn_req r = {.argv = argv, .service = "web", .instance = -1, .user = TEST_USER};
 	int fd;
@@ -571,7 +613,78 @@ static void exec_denied_to_user(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "#!/bin/sh\nexit 0\n", 17), 17);
 	close(fd);
-	assert_one_line_failure(spawn(&r), ": exec: Permission denied");
+	snprintf(want, sizeof(want), "cannot start %s: exec: Permission denied", path);
+	assert_one_line_failure(&r, want);
+}
+
+/* A user gone since the config was checked: looked up in the child, said at its exit. */
+static void user_gone(void **state)
+{
+	struct spawn_req r = {.argv = sleep_argv,
+			      .service = "web",
+			      .instance = -1,
+			      .user = "baton-test-no-such-user"};
+
+	(void)state;
+	assert_one_line_failure(
+	    &r, "cannot start /bin/sleep: user baton-test-no-such-user does not exist");
+}
+
+/* What the agent can tell before the fork is still proc_spawn's own error, and no child. */
+static void not_executable_refused(void **state)
+{
+	static char *const argv[] = {"/nonexistent/baton-test", NULL};
+	struct spawn_req r = {.argv = argv, .service = "web", .instance = -1};
+
+	(void)state;
+	assert_int_equal(spawn_nowait(&r), -ENOENT);
+	assert_string_equal(err, "/nonexistent/baton-test: No such file or directory");
+	assert_int_equal(kid, -1);
+}
+
+/*
+ * proc_spawn never waits for the child: here the child blocks before its
+ * exec, writing its pid to a "cgroup.procs" that is a full pipe, as it
+ * would on a stuck cgroup write (or an NSS lookup, or a chdir into a hung
+ * mount).  proc_spawn returns at once; the child runs until killed, and its
+ * reap then says it was killed, not that it could not start.
+ */
+static void spawn_does_not_wait(void **state)
+{
+	struct spawn_req r = {.argv = sleep_argv, .service = "web", .instance = -1};
+	struct timespec t0, t1;
+	char fill[4096];
+	int full[2], status = 0, rc;
+	long long ms;
+
+	(void)state;
+	memset(fill, 'x', sizeof(fill));
+	assert_int_equal(pipe2(full, O_CLOEXEC | O_NONBLOCK), 0);
+	while (write(full[1], fill, sizeof(fill)) > 0)
+		;
+	assert_int_equal(errno, EAGAIN);
+	/* Blocking again: the child's write of its pid waits for room that never comes. */
+	assert_int_equal(fcntl(full[1], F_SETFL, 0), 0);
+	r.in_cgroup = true;
+	r.cg_procs = full[1];
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = spawn_nowait(&r);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	close(full[1]);
+	if (rc)
+		fail_msg("proc_spawn: %s", err);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000LL + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	if (ms > 500)
+		fail_msg("proc_spawn took %lld ms with a child blocked before its exec", ms);
+	/* Still blocked a while later: it had not failed and gone either. */
+	usleep(200000);
+	assert_int_equal(proc_reap(kid_pidfd, &kid_execfd, &status, err, sizeof(err)), 0);
+	assert_true(kid_execfd >= 0);
+	assert_int_equal(proc_signal(kid_pidfd, SIGKILL), 0);
+	status = reap_kid();
+	close(full[0]);
+	assert_int_equal(status, 128 + SIGKILL);
+	assert_string_equal(err, "killed by SIGKILL");
 }
 
 /*
@@ -593,8 +706,9 @@ static void hardening_failure_reported(void **state)
 		struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
 		struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
 		struct spawn_req r = {.argv = sleep_argv, .service = "web", .instance = -1};
-		pid_t cp;
-		int cfd, rc;
+		struct spawned sp;
+		struct pollfd pl;
+		int rc, st;
 
 		close(pfd[0]);
 		if (syscall(SYS_capget, &hdr, d) < 0)
@@ -602,14 +716,22 @@ static void hardening_failure_reported(void **state)
 		d[CAP_TO_INDEX(CAP_SETPCAP)].effective &= ~CAP_TO_MASK(CAP_SETPCAP);
 		if (syscall(SYS_capset, &hdr, d) < 0)
 			_exit(3);
-		rc = proc_spawn(&r, &cp, &cfd, buf, sizeof(buf));
+		rc = proc_spawn(&r, &sp, buf, sizeof(buf));
 		if (rc == 0) {
-			proc_kill_reap(cp, cfd);
-			snprintf(buf, sizeof(buf), "started anyway");
+			/* It fails in the child: its reap says so, status 127. */
+			pl = (struct pollfd){.fd = sp.pidfd, .events = POLLIN};
+			if (poll(&pl, 1, 5000) != 1) {
+				proc_kill_reap(sp.pid, sp.pidfd);
+				snprintf(buf, sizeof(buf), "started anyway");
+				rc = -1;
+			} else if (proc_reap(sp.pidfd, &sp.execfd, &st, buf, sizeof(buf)) != 1 ||
+				   st != 127) {
+				rc = -1;
+			}
 		}
 		if (write(pfd[1], buf, strlen(buf)) < 0)
 			_exit(4);
-		_exit(rc == -EIO ? 0 : 1);
+		_exit(rc == 0 ? 0 : 1);
 	}
 	close(pfd[1]);
 	n = read(pfd[0], buf, sizeof(buf) - 1);
@@ -694,6 +816,9 @@ int main(void)
 	const struct CMUnitTest fail_tests[] = {
 	    cmocka_unit_test_setup_teardown(workdir_denied_to_user, tmp_setup, tmp_teardown),
 	    cmocka_unit_test_setup_teardown(exec_denied_to_user, tmp_setup, tmp_teardown),
+	    cmocka_unit_test_teardown(user_gone, kid_teardown),
+	    cmocka_unit_test_teardown(not_executable_refused, kid_teardown),
+	    cmocka_unit_test_teardown(spawn_does_not_wait, kid_teardown),
 	    cmocka_unit_test(hardening_failure_reported),
 	};
 	const struct CMUnitTest notify_tests[] = {
