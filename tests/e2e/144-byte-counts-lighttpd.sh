@@ -22,16 +22,7 @@ fi
 mkdir -p "$T/www"
 printf 'hello from lighttpd\n' >"$T/www/small.html"
 head -c $((300 * 1024)) /dev/urandom >"$T/www/large.bin"
-cat >"$T/lighttpd.conf" <<EOC
-server.document-root = "$T/www"
-server.port = 8080
-server.bind = "127.0.0.1"
-\$SERVER["socket"] == "[::1]:8080" { }
-server.systemd-socket-activation = "enable"
-server.max-keep-alive-requests = 100
-server.errorlog = "$T/lighttpd.err"
-server.network-backend = "sendfile"
-EOC
+lighttpd_activated_conf "server.max-keep-alive-requests = 100" 'server.network-backend = "sendfile"'
 LIGHTTPD="/usr/sbin/lighttpd -D -f $T/lighttpd.conf"
 EXEC=$LIGHTTPD write_conf "ready = tcp" "exit-signal = SIGINT" "drain-timeout = 8s" \
 	"kill-after = 3s" "byte-counts = yes"

@@ -25,18 +25,9 @@ LOAD_S=$((DEPLOYS * 50 + 20))
 
 mkdir -p "$T/www"
 printf 'hello from lighttpd\n' >"$T/www/index.html"
-cat >"$T/lighttpd.conf" <<EOC
-server.document-root = "$T/www"
-server.port = 8080
-server.bind = "127.0.0.1"
-\$SERVER["socket"] == "[::1]:8080" { }
-server.systemd-socket-activation = "enable"
-server.max-keep-alive-requests = 1000000
-server.max-keep-alive-idle = 60
-server.max-connections = 4096
-server.feature-flags += ("server.graceful-shutdown-timeout" => 8)
-server.errorlog = "$T/lighttpd.err"
-EOC
+lighttpd_activated_conf "server.max-keep-alive-requests = 1000000" \
+	"server.max-keep-alive-idle = 60" "server.max-connections = 4096" \
+	'server.feature-flags += ("server.graceful-shutdown-timeout" => 8)'
 SRV="/usr/sbin/lighttpd -D -f $T/lighttpd.conf"
 EXEC=$SRV write_conf "instances = 4" "ready = tcp" "exit-signal = SIGINT" \
 	"drain-timeout = ${DRAIN_S}s" "kill-after = 3s" "drain-http = close" \

@@ -143,6 +143,21 @@ start_agent() {
 	return 1
 }
 
+# lighttpd_activated_conf [LINE...]: $T/lighttpd.conf for lighttpd from Debian,
+# socket-activated by baton on 127.0.0.1:8080 and [::1]:8080 (the config's
+# listen lines), serving $T/www, with LINEs added.
+lighttpd_activated_conf() {
+	{
+		echo "server.document-root = \"$T/www\""
+		echo "server.port = 8080"
+		echo "server.bind = \"127.0.0.1\""
+		echo "\$SERVER[\"socket\"] == \"[::1]:8080\" { }"
+		echo "server.systemd-socket-activation = \"enable\""
+		echo "server.errorlog = \"$T/lighttpd.err\""
+		printf '%s\n' "$@"
+	} >"$T/lighttpd.conf"
+}
+
 # Version that serves a new connection: "v3".
 served_by() { curl -s --max-time "$(slow 2)" "$1" | sed -n 's/^version=\([^ ]*\) .*/\1/p'; }
 
