@@ -261,6 +261,14 @@ static int tree_runs(struct version *v)
 {
 	int i, r;
 
+	/*
+	 * An instance not reaped yet is a process of its tree, and one just
+	 * forked may not be in its cgroup or lead its process group yet:
+	 * proc_spawn() returns before the child's first step.
+	 */
+	for (i = 0; i < v->ninst && !v->adopted; i++)
+		if (v->inst[i].pidfd >= 0)
+			return 1;
 	if (v->cg_fd >= 0) {
 		r = cg_populated(v->cg_fd);
 		return r < 0 ? -1 : r;
